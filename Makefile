@@ -1,0 +1,145 @@
+# SPDX-License-Identifier: BSD-3-Clause
+# mikkoo: PgQ -> RabbitMQ relay and operator tools.
+#
+#   make                 build everything into $(O) (default build/)
+#   make check           unit tests + the bats suite on throwaway real servers
+#   make check-asan      the same, built with ASan+UBSan into build-asan/
+#   make test            what CI runs: install deps, build, check-asan
+#   make demo            the end-to-end demo on throwaway servers
+#   make install         PREFIX=/usr/local DESTDIR=
+#
+# Local overrides go in config.mk (not tracked).  V=1 shows full commands.
+
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share/mikkoo
+O       ?= build
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+
+-include config.mk
+
+VERSION := 0.1.0
+
+PKGS = libpq librabbitmq jansson yaml-0.1
+# Recursively expanded on purpose: pkg-config only runs when something is
+# compiled, so "make deps" works before the -dev packages exist.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+
+HARDEN_CFLAGS  = -fstack-protector-strong -D_FORTIFY_SOURCE=2
+HARDEN_LDFLAGS = -Wl,-z,relro,-z,now
+ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
+	-Wno-missing-field-initializers -Icommon \
+	-DMIKKOO_VERSION='"$(VERSION)"' $(HARDEN_CFLAGS) $(PKG_CFLAGS) \
+	$(CPPFLAGS) $(CFLAGS) $(SAN)
+ALL_LDFLAGS = $(HARDEN_LDFLAGS) $(LDFLAGS) $(SAN)
+
+ASAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
+
+ifneq ($(V),1)
+Q = @
+QCC = @echo '   CC     $@';
+QAR = @echo '   AR     $@';
+QLD = @echo '   LD     $@';
+endif
+
+CMDS       := $(notdir $(wildcard cmd/*))
+COMMON_SRC := $(wildcard common/*.c)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(O)/%.o)
+LIB        := $(O)/libmikkoo.a
+BINS       := $(CMDS:%=$(O)/bin/%)
+UNIT_SRC   := $(wildcard test/unit/test-*.c)
+UNITS      := $(UNIT_SRC:test/unit/%.c=$(O)/test/%)
+TOOL_SRC   := $(wildcard test/tools/*.c bench/*.c)
+TOOLS      := $(patsubst %.c,$(O)/%,$(TOOL_SRC))
+MANS       := $(wildcard man/*.[1-9])
+
+all: $(BINS)
+
+$(O)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(QCC)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIB): $(COMMON_OBJ)
+	$(QAR)rm -f $@ && $(AR) rcs $@.tmp $^ && mv $@.tmp $@
+
+# One rule per command: every .c under cmd/NAME/ links into bin/NAME.
+define cmd_rule
+$(O)/bin/$(1): $(patsubst %.c,$(O)/%.o,$(wildcard cmd/$(1)/*.c)) $(LIB)
+	@mkdir -p $$(dir $$@)
+	$$(QLD)$$(CC) -o $$@ $$^ $$(ALL_LDFLAGS) $$(PKG_LIBS) -lm
+endef
+$(foreach c,$(CMDS),$(eval $(call cmd_rule,$(c))))
+
+$(O)/test/%: $(O)/test/unit/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(QLD)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
+
+$(O)/test/tools/%: $(O)/test/tools/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(QLD)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
+$(O)/bench/%: $(O)/bench/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(QLD)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
+
+units: $(UNITS)
+tools: $(TOOLS)
+
+# The suite: unit binaries and bats files, on real servers started by
+# test/run itself.  MIKKOO_BIN tells the tests which build to exercise.
+check: all units tools
+	$(Q)MIKKOO_BUILD=$(abspath $(O)) test/run $(TESTS)
+
+check-asan:
+	$(Q)$(MAKE) --no-print-directory O=build-asan CFLAGS='-O1 -g' \
+		SAN='$(ASAN_FLAGS)' check
+
+check-valgrind: all units tools
+	$(Q)MIKKOO_BUILD=$(abspath $(O)) MIKKOO_WRAP='valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --track-fds=no' test/run $(TESTS)
+
+lint-man:
+	$(Q)mandoc -Tlint -Wwarning $(MANS)
+
+format-check:
+	$(Q)clang-format --dry-run --Werror common/*.[ch] cmd/*/*.c
+
+deps:
+	$(Q)scripts/install-deps
+
+# CI's entry point: a clean Debian 12 machine to a green suite.
+test: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory check-asan
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)MIKKOO_BUILD=$(abspath $(O)) scripts/demo
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all tools
+	$(Q)MIKKOO_BUILD=$(abspath $(O)) bench/run
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)
+	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)/
+	install -m 644 sql/mikkoo.sql $(DESTDIR)$(DATADIR)/
+	for m in $(MANS); do \
+		s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s; \
+		install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
+
+uninstall:
+	rm -f $(CMDS:%=$(DESTDIR)$(BINDIR)/%) $(DESTDIR)$(DATADIR)/mikkoo.sql
+	for m in $(MANS); do s=$${m##*.}; \
+		rm -f $(DESTDIR)$(MANDIR)/man$$s/$$(basename $$m); done
+	-rmdir $(DESTDIR)$(DATADIR)
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+.PHONY: all units tools check check-asan check-valgrind lint-man \
+	format-check deps test demo bench install uninstall clean
+
+-include $(COMMON_OBJ:.o=.d) $(wildcard $(O)/cmd/*/*.d $(O)/test/*/*.d $(O)/bench/*.d)

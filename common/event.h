@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * event: map one PgQ event row to one AMQP message.  Pure: no I/O, no
+ * clock, no randomness (the caller passes the per-publish values in
+ * struct mk_map_ctx), so every rule below is unit-tested.
+ *
+ * Owns: the mapping of the original mikkoo, with our deliberate
+ * differences (see mikkoo(7)):
+ *   exchange     = ev_extra1 (NULL: bad data; "" is the default exchange)
+ *   routing key  = ev_type   (NULL: bad data)
+ *   body         = ev_data, bytes unchanged (NULL: empty body)
+ *   content_type = ev_extra2 when non-empty
+ *   app_id "mikkoo", correlation_id (ctx), timestamp = ev_time seconds,
+ *   delivery_mode 2 when ctx->persistent
+ *   headers      = ev_extra4 (a JSON object) when non-empty
+ *   ev_extra3    = JSON object of properties; whitelisted keys (app_id,
+ *                  content_encoding, content_type, correlation_id,
+ *                  delivery_mode, expiration, headers, message_id,
+ *                  priority, timestamp, type, user_id) replace the
+ *                  automatic values; "headers" replaces ev_extra4's table
+ *                  wholesale; null unsets; other keys are ignored.
+ *   then headers origin (ctx), sequence (int64, ctx), timestamp
+ *   ("2017-02-23T06:17:14.471682+00:00", always 6 fractional digits) and
+ *   txid (int64) are added unless present (user values win), and
+ *   event_id (int64 ev_id) is always set by us (returns are matched on it).
+ * JSON values become AMQP field values: string S, integer I (fits 32
+ * bits) else l, real d, true/false t, null V, object F, array A.
+ *
+ * Bad data (never retried; the caller dead-letters the event): malformed
+ * or non-object JSON in ev_extra3/ev_extra4, wrong property types or
+ * ranges, NULL exchange or routing key, names or keys over 255 bytes,
+ * nesting deeper than ctx->max_depth, more than ctx->max_headers headers,
+ * an event larger than ctx->max_event_bytes, user_id different from
+ * ctx->user (unless ctx->allow_user_id), CC/BCC headers when
+ * ctx->deny_cc_bcc.  event_map() then returns -1, e->code EX_DATAERR and
+ * e->msg a precise reason, e.g.
+ *   "ev_extra3 is not valid JSON: '}' expected near end of file at line 1,
+ *    column 9"
+ *   "ev_extra3 property 'delivery_mode' must be 1 or 2, not \"2\""
+ *   "ev_extra1 (exchange) is NULL"
+ *
+ * Memory: struct mk_message borrows the event's and ctx's bytes, and owns
+ * what it builds (an amqp_pool_t and parsed JSON).  message_reset()
+ * between events keeps the pool's blocks, so the per-event cost is not a
+ * malloc storm; message_release() frees everything.
+ */
+#ifndef MIKKOO_EVENT_H
+#define MIKKOO_EVENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <amqp.h>
+#include <jansson.h>
+
+#include "err.h"
+
+/* A PgQ event as read from pgq.get_batch_events; strings are borrowed. */
+struct mk_event {
+	long long ev_id;
+	long long ev_time_us;   /* microseconds since 1970-01-01 UTC */
+	long long ev_txid;
+	int ev_retry;           /* SQL NULL is 0 */
+	const char *ev_type;    /* NULL for SQL NULL; the same below */
+	size_t ev_type_len;
+	const char *ev_data;
+	size_t ev_data_len;
+	const char *extra[4];   /* ev_extra1 .. ev_extra4 */
+	size_t extra_len[4];
+};
+
+/* Everything a mapping needs that is not in the event. */
+struct mk_map_ctx {
+	const char *app_id;       /* "mikkoo" */
+	const char *origin;       /* the relay host's FQDN */
+	const char *user;         /* the AMQP user, for the user_id check */
+	bool persistent;
+	bool allow_user_id;       /* false: user_id must equal user */
+	bool deny_cc_bcc;         /* true: CC/BCC headers are bad data */
+	int max_depth;            /* JSON nesting, e.g. 32 */
+	int max_headers;          /* entries in the top-level table */
+	size_t max_event_bytes;   /* ev_data + extras */
+	long long sequence;       /* header "sequence" for this publish */
+	char correlation_id[37];  /* UUIDv4 text for this publish */
+};
+
+struct mk_message {
+	amqp_bytes_t exchange;
+	amqp_bytes_t routing_key;
+	amqp_bytes_t body;
+	amqp_basic_properties_t props;
+	/* private */
+	amqp_pool_t pool;
+	json_t *json[2];
+	char timestamp_hdr[40];
+};
+
+void message_init(struct mk_message *m);
+void message_reset(struct mk_message *m);
+void message_release(struct mk_message *m);
+
+/* Map ev into m (reset first).  0, or -1 with a bad-data reason in e. */
+int event_map(const struct mk_event *ev, const struct mk_map_ctx *ctx,
+	      struct mk_message *m, struct mk_err *e);
+
+/*
+ * Format ev_time like the original's header: "YYYY-MM-DDTHH:MM:SS.ffffff
+ * +00:00" (no space before +).  buf must hold 33 bytes.
+ */
+void event_iso_time(long long time_us, char *buf, size_t bufsz);
+
+/* The event_id header of a (returned) message; -1 if absent. */
+long long event_id_of(const amqp_basic_properties_t *props);
+
+#endif
