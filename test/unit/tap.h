@@ -14,16 +14,14 @@ static int tap_n, tap_failed;
 
 #define ok(cond, ...) \
 	do { \
+		int pass_ = (cond) ? 1 : 0; /* evaluated once */ \
 		tap_n++; \
-		if (cond) { \
-			printf("ok %d - ", tap_n); \
-		} else { \
+		if (!pass_) \
 			tap_failed++; \
-			printf("not ok %d - ", tap_n); \
-		} \
+		printf("%sok %d - ", pass_ ? "" : "not ", tap_n); \
 		printf(__VA_ARGS__); \
 		printf("\n"); \
-		if (!(cond)) \
+		if (!pass_) \
 			printf("#   %s:%d: %s\n", __FILE__, __LINE__, #cond); \
 	} while (0)
 

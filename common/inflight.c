@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* inflight: publisher-confirm bookkeeping for a window of publishes. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inflight.h"
+
+int
+inflight_init(struct inflight *q, size_t cap)
+{
+	memset(q, 0, sizeof(*q));
+	q->s = calloc(cap, sizeof(*q->s));
+	if (q->s == NULL)
+		return -1;
+	q->cap = cap;
+	return 0;
+}
+
+void
+inflight_release(struct inflight *q)
+{
+	free(q->s);
+	memset(q, 0, sizeof(*q));
+}
+
+void
+inflight_clear(struct inflight *q)
+{
+	q->head = q->count = q->gen_count = q->pending = 0;
+	q->floor = 0;
+	q->gen++;
+}
+
+static struct inflight_slot *
+at(struct inflight *q, size_t i)
+{
+	return &q->s[(q->head + i) % q->cap];
+}
+
+void
+inflight_add(struct inflight *q, uint64_t tag, long long ev_id, int ev_retry)
+{
+	struct inflight_slot *s;
+
+	if (q->gen_count == 0) {
+		q->gen_start = q->count;
+		q->gen_tag = tag;
+		q->floor = tag - 1;
+	}
+	s = at(q, q->count);
+	s->tag = tag;
+	s->ev_id = ev_id;
+	s->ev_retry = ev_retry;
+	s->gen = q->gen;
+	s->state = INFLIGHT_PENDING;
+	s->returned = false;
+	s->reason[0] = '\0';
+	q->count++;
+	q->gen_count++;
+	q->pending++;
+}
+
+/* The slot of tag in the current generation, or NULL. */
+static struct inflight_slot *
+by_tag(struct inflight *q, uint64_t tag)
+{
+	uint64_t off;
+
+	if (q->gen_count == 0 || tag < q->gen_tag)
+		return NULL;
+	off = tag - q->gen_tag;
+	if (off >= q->gen_count)
+		return NULL;
+	return at(q, q->gen_start + (size_t)off);
+}
+
+static void
+resolve(struct inflight *q, struct inflight_slot *s, bool ok,
+	const char *reason)
+{
+	if (s->state != INFLIGHT_PENDING)
+		return;
+	if (ok && s->returned)
+		ok = false;     /* returned, then acked: not delivered */
+	s->state = ok ? INFLIGHT_OK : INFLIGHT_FAILED;
+	if (!ok && !s->returned && reason)
+		snprintf(s->reason, sizeof(s->reason), "%s", reason);
+	q->pending--;
+}
+
+static void
+settle(struct inflight *q, uint64_t tag, bool multiple, bool ok,
+       const char *reason)
+{
+	struct inflight_slot *s;
+	uint64_t t;
+
+	if (!multiple) {
+		s = by_tag(q, tag);
+		if (s)
+			resolve(q, s, ok, reason);
+		return;
+	}
+	/*
+	 * Everything up to tag; the floor makes repeated multiples cheap.
+	 * Slots below gen_tag were popped, so they are resolved too.
+	 */
+	t = q->floor + 1 > q->gen_tag ? q->floor + 1 : q->gen_tag;
+	for (; t <= tag; t++) {
+		s = by_tag(q, t);
+		if (s == NULL)
+			break;
+		resolve(q, s, ok, reason);
+	}
+	if (tag > q->floor)
+		q->floor = tag;
+}
+
+void
+inflight_ack(struct inflight *q, uint64_t tag, bool multiple)
+{
+	settle(q, tag, multiple, true, NULL);
+}
+
+void
+inflight_nack(struct inflight *q, uint64_t tag, bool multiple,
+	      const char *reason)
+{
+	settle(q, tag, multiple, false, reason);
+}
+
+bool
+inflight_return(struct inflight *q, long long ev_id, const char *reason)
+{
+	size_t i;
+
+	for (i = 0; i < q->count; i++) {
+		struct inflight_slot *s = at(q, i);
+
+		if (s->ev_id == ev_id && s->state == INFLIGHT_PENDING &&
+		    s->gen == q->gen && !s->returned) {
+			s->returned = true;
+			snprintf(s->reason, sizeof(s->reason), "%s", reason);
+			return true;
+		}
+	}
+	return false;
+}
+
+void
+inflight_fail_all(struct inflight *q, const char *reason)
+{
+	size_t i;
+
+	for (i = 0; i < q->count; i++)
+		resolve(q, at(q, i), false, reason);
+	q->gen++;
+	q->gen_count = 0;
+}
+
+int
+inflight_pop(struct inflight *q, struct inflight_done *d)
+{
+	struct inflight_slot *s;
+
+	if (q->count == 0)
+		return 0;
+	s = at(q, 0);
+	if (s->state == INFLIGHT_PENDING)
+		return 0;
+	d->ev_id = s->ev_id;
+	d->ev_retry = s->ev_retry;
+	d->ok = s->state == INFLIGHT_OK;
+	d->reason = s->reason;
+	q->head = (q->head + 1) % q->cap;
+	q->count--;
+	if (s->gen == q->gen) {
+		/* The oldest slot of the current generation (gen_start is 0
+		 * then: an older generation never follows a newer one). */
+		q->gen_count--;
+		q->gen_tag++;
+	} else if (q->gen_start > 0) {
+		q->gen_start--;
+	}
+	return 1;
+}

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * inflight: the window of published events waiting for their confirm.
+ *
+ * Owns: a ring of at most cap slots in publish order, each with its
+ * delivery tag, ev_id, ev_retry and outcome.  Pure bookkeeping: no I/O.
+ * Rules (RabbitMQ publisher confirms):
+ *   - an ack resolves its tag (or every tag up to it when multiple);
+ *     an event is delivered only if acked and not returned before;
+ *   - a nack fails its tag(s);
+ *   - a basic.return (matched by ev_id: it carries no tag) marks the
+ *     event failed; its ack, which follows, does not undo that;
+ *   - a channel close fails every unresolved slot, and delivery tags
+ *     start again at 1 on the new channel (a new generation).
+ * Events leave in publish order through inflight_pop once resolved, so
+ * the caller sees outcomes in ev_id order.  Acks cost O(1) amortized.
+ */
+#ifndef MIKKOO_INFLIGHT_H
+#define MIKKOO_INFLIGHT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define INFLIGHT_REASON_MAX 200
+
+enum inflight_state {
+	INFLIGHT_PENDING,
+	INFLIGHT_OK,
+	INFLIGHT_FAILED,
+};
+
+struct inflight_slot {
+	uint64_t tag;
+	long long ev_id;
+	int ev_retry;
+	unsigned gen;
+	enum inflight_state state;
+	bool returned;
+	char reason[INFLIGHT_REASON_MAX];
+};
+
+struct inflight {
+	struct inflight_slot *s;
+	size_t cap;
+	size_t head;            /* oldest slot */
+	size_t count;
+	unsigned gen;
+	size_t gen_start;       /* ring offset (from head) of this gen's
+				   first slot; valid while gen_count > 0 */
+	size_t gen_count;       /* slots of the current generation */
+	uint64_t gen_tag;       /* tag of this gen's first slot */
+	uint64_t floor;         /* every tag <= floor of this gen resolved */
+	size_t pending;         /* unresolved slots */
+};
+
+struct inflight_done {
+	long long ev_id;
+	int ev_retry;
+	bool ok;
+	const char *reason;     /* borrowed until the next call */
+};
+
+int inflight_init(struct inflight *q, size_t cap);
+void inflight_release(struct inflight *q);
+/* Forget everything (after a connection loss the batch is abandoned). */
+void inflight_clear(struct inflight *q);
+
+static inline bool
+inflight_full(const struct inflight *q)
+{
+	return q->count == q->cap;
+}
+
+/* Unresolved publishes. */
+static inline size_t
+inflight_pending(const struct inflight *q)
+{
+	return q->pending;
+}
+
+static inline size_t
+inflight_count(const struct inflight *q)
+{
+	return q->count;
+}
+
+/* A publish with delivery tag tag; the caller checks inflight_full. */
+void inflight_add(struct inflight *q, uint64_t tag, long long ev_id,
+		  int ev_retry);
+void inflight_ack(struct inflight *q, uint64_t tag, bool multiple);
+void inflight_nack(struct inflight *q, uint64_t tag, bool multiple,
+		   const char *reason);
+/* false when no pending slot has that ev_id (a stray return). */
+bool inflight_return(struct inflight *q, long long ev_id,
+		     const char *reason);
+void inflight_fail_all(struct inflight *q, const char *reason);
+
+/* 1 and *d when the oldest slot is resolved (and removed), else 0. */
+int inflight_pop(struct inflight *q, struct inflight_done *d);
+
+#endif
