@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* mikkoo-relay: relay PgQ events to RabbitMQ with publisher confirms. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "relay.h"
+#include "sig.h"
+#include "supervise.h"
+
+#define USAGE "usage: mikkoo-relay [-fnqvV] -c FILE [-w QUEUE] [--ready-fd N]"
+
+static const char help[] =
+	USAGE "\n"
+	"\n"
+	"Relay events from PgQ queues to RabbitMQ: one worker process per\n"
+	"queue in the configuration, in the foreground, logging to stderr.\n"
+	"An event leaves PgQ only once RabbitMQ confirmed it or it was\n"
+	"stored in mikkoo.dead_letter.\n"
+	"\n"
+	"  -c, --config FILE    the YAML configuration (see mikkoo.yaml(5))\n"
+	"  -n, --check          check the configuration and exit\n"
+	"  -w, --worker QUEUE   run only this queue's worker, in this process\n"
+	"      --ready-fd N     write a newline to fd N once ready (s6)\n"
+	"      --notify-fd N    the same as --ready-fd\n"
+	"  -f, --foreground     accepted for compatibility (always foreground)\n"
+	"      --log-time       start log lines with an RFC 3339 UTC time\n"
+	"  -v, --verbose        more log lines (debug)\n"
+	"  -q, --quiet          warnings and errors only\n"
+	"  -h, --help           show this help and exit\n"
+	"  -V, --version        show the version and exit\n"
+	"\n"
+	"Signals: TERM/INT finish the open batch (or give it up after 5 s;\n"
+	"PgQ hands it out again) and exit 0; a second TERM stops at once;\n"
+	"HUP reloads the configuration.\n"
+	"Exit status: 0 stopped on request, 64 usage, 69 a server was\n"
+	"unavailable at start, 77 login or permission refused, 78 bad\n"
+	"configuration.  See mikkoo-relay(1).\n";
+
+enum { OPT_READY_FD = 256, OPT_LOG_TIME };
+
+static const struct option longopts[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "check", no_argument, NULL, 'n' },
+	{ "worker", required_argument, NULL, 'w' },
+	{ "ready-fd", required_argument, NULL, OPT_READY_FD },
+	{ "notify-fd", required_argument, NULL, OPT_READY_FD },
+	{ "foreground", no_argument, NULL, 'f' },
+	{ "log-time", no_argument, NULL, OPT_LOG_TIME },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int
+usage_error(const char *msg)
+{
+	log_error("%s", msg);
+	fprintf(stderr, "%s\ntry 'mikkoo-relay --help' for more\n", USAGE);
+	return EX_USAGE;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *path = NULL, *worker = NULL;
+	int level = MK_LOG_INFO, ready_fd = -1, opt, rc;
+	bool check = false;
+	struct mk_config cfg;
+	struct mk_err e;
+	char *end;
+	size_t i;
+
+	log_init("mikkoo-relay");
+	while ((opt = getopt_long(argc, argv, "c:nw:fvqhV", longopts,
+				  NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'n':
+			check = true;
+			break;
+		case 'w':
+			worker = optarg;
+			break;
+		case OPT_READY_FD:
+			errno = 0;
+			ready_fd = (int)strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || ready_fd < 0)
+				return usage_error("--ready-fd needs a file "
+						   "descriptor number");
+			break;
+		case 'f':
+			break;
+		case OPT_LOG_TIME:
+			log_set_time(true);
+			break;
+		case 'v':
+			level = MK_LOG_DEBUG;
+			break;
+		case 'q':
+			level = MK_LOG_WARNING;
+			break;
+		case 'h':
+			fputs(help, stdout);
+			return fflush(stdout) == 0 ? 0 : EX_IOERR;
+		case 'V':
+			printf("mikkoo-relay %s\n", MIKKOO_VERSION);
+			return fflush(stdout) == 0 ? 0 : EX_IOERR;
+		default:
+			return usage_error("unknown option");
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument");
+	if (path == NULL)
+		return usage_error("no configuration file: use -c FILE");
+	log_set_level((enum mk_log_level)level);
+
+	if (config_load(path, &cfg, &e) < 0) {
+		log_error("%s", e.msg);
+		/* For a daemon a missing file is a configuration error: s6's
+		 * finish scripts stop retrying on 78. */
+		return EX_CONFIG;
+	}
+	if (worker && config_worker(&cfg, worker) == NULL) {
+		log_error("no worker '%s' in '%s'", worker, path);
+		config_release(&cfg);
+		return EX_CONFIG;
+	}
+	if (check) {
+		for (i = 0; i < cfg.nnotices; i++)
+			log_warn("%s", cfg.notices[i]);
+		config_release(&cfg);
+		puts("configuration OK");
+		return fflush(stdout) == 0 ? 0 : EX_IOERR;
+	}
+
+	if (worker) {
+		struct relay_opts ro = {
+			.config_path = path,
+			.cfg = &cfg,
+			.queue = worker,
+			.ready_fd = ready_fd,
+			.reload = true,
+			.drain_seconds = 5,
+		};
+
+		for (i = 0; i < cfg.nnotices; i++)
+			log_warn("%s", cfg.notices[i]);
+		if (sig_install(false) < 0) {
+			log_error("cannot set up signals: %s", strerror(errno));
+			config_release(&cfg);
+			return EX_OSERR;
+		}
+		rc = relay_run(&ro, &e);
+		config_release(&cfg);
+		sig_close();
+	} else {
+		struct supervise_opts so = {
+			.config_path = path,
+			.cfg = &cfg,
+			.ready_fd = ready_fd,
+			.drain_seconds = 5,
+		};
+
+		for (i = 0; i < cfg.nnotices; i++)
+			log_warn("%s", cfg.notices[i]);
+		rc = supervise_run(&so, &e);
+		sig_close();
+	}
+	if (rc < 0) {
+		if (e.msg[0])
+			log_error("%s", e.msg);
+		return e.code;
+	}
+	return 0;
+}

@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * broker: the relay's RabbitMQ connection (rabbitmq-c 0.11).
+ *
+ * Owns: the connection and its two channels (1 publishes in confirm
+ * mode; 2 probes exchanges with passive declares, so a missing exchange
+ * closes the probe channel instead of the publishing one and the
+ * pipeline of confirms survives), delivery tags, the connection.blocked
+ * state, and the cache of exchanges known to exist.
+ * Never: knows PostgreSQL, logs, decides an event's fate: it reports
+ * ack / nack / return / channel-closed to a callback and the relay
+ * decides.  The module is named broker, not amqp, so its header cannot
+ * shadow rabbitmq-c's <amqp.h>.
+ *
+ * Deadlines: connect, handshake and RPCs are bounded by the configured
+ * timeout; a silent peer is detected by heartbeats (rabbitmq-c checks
+ * them inside publish and frame waits) and TCP_USER_TIMEOUT.
+ * Errors: EX_UNAVAILABLE (network, closed connection: reconnect later),
+ * EX_NOPERM (login refused, vhost not allowed), EX_CONFIG (TLS files).
+ */
+#ifndef MIKKOO_BROKER_H
+#define MIKKOO_BROKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <amqp.h>
+
+#include "err.h"
+#include "event.h"
+#include "url.h"
+
+struct broker;
+
+enum broker_ev_kind {
+	BROKER_ACK,             /* tag, multiple */
+	BROKER_NACK,            /* tag, multiple */
+	BROKER_RETURN,          /* ev_id, code, text */
+	BROKER_CHANNEL_CLOSED,  /* code, text: every unconfirmed tag failed;
+				   tags restart at 1 on the new channel */
+};
+
+struct broker_ev {
+	enum broker_ev_kind kind;
+	uint64_t tag;
+	bool multiple;
+	long long ev_id;
+	int code;
+	const char *text;       /* borrowed for the callback's duration */
+};
+
+typedef void (*broker_cb)(void *arg, const struct broker_ev *ev);
+
+struct broker_opts {
+	const struct mk_amqp_url *url;
+	const char *display;    /* masked URL, for messages */
+	const char *name;       /* connection_name shown by RabbitMQ */
+	int heartbeat;          /* seconds; 0 disables */
+	double timeout;         /* connect/handshake/RPC deadline, seconds */
+};
+
+int broker_connect(struct broker **out, const struct broker_opts *o,
+		   struct mk_err *e);
+/* Close (best effort, bounded) and free; NULL is fine. */
+void broker_free(struct broker *b);
+
+/* Publish m on channel 1 (mandatory); *tag is its delivery tag. */
+int broker_publish(struct broker *b, const struct mk_message *m,
+		   uint64_t *tag, struct mk_err *e);
+
+/*
+ * Wait up to timeout_ms for frames, then handle everything already
+ * received without waiting again; cb is called for each ack, nack,
+ * return and publishing-channel close.  Returns 0, or -1 when the
+ * connection is gone (e says why, e.g. "connection closed by RabbitMQ:
+ * 320 CONNECTION_FORCED - ...").
+ */
+int broker_poll(struct broker *b, int timeout_ms, broker_cb cb, void *arg,
+		struct mk_err *e);
+
+/*
+ * Does the exchange exist?  Cached: found exchanges for a minute, missing
+ * ones for a second.  The default exchange ("") always exists.  On
+ * *exists == false, why holds the broker's reply ("404 NOT_FOUND - no
+ * exchange 'x' in vhost '/'").  -1 only when the connection is gone.
+ */
+int broker_exchange_exists(struct broker *b, amqp_bytes_t name, bool *exists,
+			   char *why, size_t whysz, struct mk_err *e);
+
+/* The broker asked us to stop publishing (resource alarm). */
+bool broker_blocked(const struct broker *b);
+const char *broker_blocked_reason(const struct broker *b);
+
+/* The user we logged in as (for the user_id check). */
+const char *broker_user(const struct broker *b);
+
+#endif

@@ -1,0 +1,836 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* relay: the PgQ batch -> RabbitMQ confirm loop of one worker. */
+#include <errno.h>
+#include <signal.h>
+#include <math.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "event.h"
+#include "ids.h"
+#include "inflight.h"
+#include "log.h"
+#include "pgq.h"
+#include "relay.h"
+#include "sig.h"
+#include "statsd.h"
+
+#define BACKOFF_MIN 1.0
+#define BACKOFF_MAX 30.0
+#define CONFIRM_TIMEOUT 60.0    /* no confirm progress: connection dead */
+#define FAIL_FLUSH 1000         /* settle failures at this many */
+#define FAIL_LOG_MAX 10         /* per-event failure lines per batch */
+#define POLL_EVERY 32           /* publishes between non-blocking polls */
+
+struct failure {
+	long long ev_id;
+	bool dead;
+	char *reason;
+};
+
+struct counters {
+	long long batches, events, processed, failed, dead, retried;
+	long long empty, reconnects;
+};
+
+struct relay {
+	const struct relay_opts *o;
+	const struct mk_config *cfg;    /* o->cfg, or own_cfg after reload */
+	struct mk_config own_cfg;
+	bool own;
+	const struct mk_worker_config *w;
+	struct pgq_conn pg;
+	struct broker *mq;
+	struct statsd *sd;
+	struct inflight q;
+	struct mk_message msg;
+	struct mk_map_ctx ctx;
+	char origin[256];
+
+	struct failure *fail;
+	size_t nfail, capfail;
+	long long batch_id;
+	size_t batch_failed_logged, batch_failed;
+
+	bool started, locked, lock_logged, blocked_logged;
+	bool mq_broken;                 /* the last error came from RabbitMQ */
+	double backoff;
+	double last_progress;
+	double stop_deadline;
+	double next_stats;
+	struct counters total, last;
+	struct mk_err e;
+};
+
+enum { BATCH_EMPTY = 0, BATCH_DONE = 1, BATCH_STOPPED = 2 };
+
+static double
+now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static bool
+stop_now(struct relay *r)
+{
+	int n = sig_term_count();
+
+	if (n == 0)
+		return false;
+	if (r->stop_deadline == 0)
+		r->stop_deadline = now_mono() + r->o->drain_seconds;
+	return n >= 2 || now_mono() >= r->stop_deadline;
+}
+
+static void
+find_origin(char *buf, size_t sz)
+{
+	struct addrinfo hints, *ai = NULL;
+
+	if (gethostname(buf, sz) != 0) {
+		snprintf(buf, sz, "localhost");
+		return;
+	}
+	buf[sz - 1] = '\0';
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_flags = AI_CANONNAME;
+	hints.ai_family = AF_UNSPEC;
+	/* Like Python's socket.getfqdn(): the canonical name if any. */
+	if (getaddrinfo(buf, NULL, &hints, &ai) == 0 && ai &&
+	    ai->ai_canonname)
+		snprintf(buf, sz, "%s", ai->ai_canonname);
+	if (ai)
+		freeaddrinfo(ai);
+}
+
+/* Interruptible sleep that keeps the AMQP connection's heartbeats. */
+static void
+idle(struct relay *r, double seconds);
+
+/* ---- failures ----------------------------------------------------- */
+
+static int
+fail_add(struct relay *r, long long ev_id, bool dead, const char *reason)
+{
+	if (r->nfail == r->capfail) {
+		size_t cap = r->capfail ? r->capfail * 2 : 256;
+		struct failure *f = realloc(r->fail, cap * sizeof(*f));
+
+		if (f == NULL)
+			return mk_err_set(&r->e, EX_OSERR, "out of memory");
+		r->fail = f;
+		r->capfail = cap;
+	}
+	r->fail[r->nfail].ev_id = ev_id;
+	r->fail[r->nfail].dead = dead;
+	r->fail[r->nfail].reason = strdup(reason);
+	if (r->fail[r->nfail].reason == NULL)
+		return mk_err_set(&r->e, EX_OSERR, "out of memory");
+	r->nfail++;
+	return 0;
+}
+
+static void
+fail_clear(struct relay *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->nfail; i++)
+		free(r->fail[i].reason);
+	r->nfail = 0;
+}
+
+/*
+ * Decide a failed event's fate and remember it for the settle.  Bad
+ * data is dead at once; a refused event is retried until it has failed
+ * max_failures + 1 times (ev_retry counts earlier failures).
+ */
+static int
+event_failed(struct relay *r, long long ev_id, int ev_retry, bool bad_data,
+	     const char *reason)
+{
+	const struct mk_worker_config *w = r->w;
+	bool dead = bad_data || ev_retry >= w->max_failures;
+	char full[INFLIGHT_REASON_MAX + 128];
+
+	if (bad_data)
+		snprintf(full, sizeof(full), "%s", reason);
+	else if (dead)
+		snprintf(full, sizeof(full), "%s (attempt %d, max_failures "
+			 "%d)", reason, ev_retry + 1, w->max_failures);
+	else
+		snprintf(full, sizeof(full), "%s", reason);
+	r->batch_failed++;
+	if (r->batch_failed_logged < FAIL_LOG_MAX) {
+		r->batch_failed_logged++;
+		if (dead)
+			log_warn("ev_id %lld: %s: moved to mikkoo.dead_letter",
+				 ev_id, full);
+		else
+			log_warn("ev_id %lld: %s: retry %d of %d in %ds",
+				 ev_id, full, ev_retry + 1, w->max_failures,
+				 w->retry_delay);
+	}
+	if (dead)
+		r->total.dead++;
+	else
+		r->total.retried++;
+	r->total.failed++;
+	return fail_add(r, ev_id, dead, full);
+}
+
+static int
+settle(struct relay *r)
+{
+	struct pgq_failure *pf;
+	size_t i;
+	int rc;
+
+	if (r->nfail == 0)
+		return 0;
+	pf = calloc(r->nfail, sizeof(*pf));
+	if (pf == NULL)
+		return mk_err_set(&r->e, EX_OSERR, "out of memory");
+	for (i = 0; i < r->nfail; i++) {
+		pf[i].ev_id = r->fail[i].ev_id;
+		pf[i].dead = r->fail[i].dead;
+		pf[i].reason = r->fail[i].reason;
+	}
+	rc = pgq_settle(&r->pg, r->batch_id, r->w->queue,
+			r->w->consumer_name, r->w->retry_delay, pf, r->nfail,
+			&r->e);
+	free(pf);
+	if (rc == 0)
+		fail_clear(r);
+	return rc;
+}
+
+/* ---- confirms ----------------------------------------------------- */
+
+static void
+on_broker(void *arg, const struct broker_ev *ev)
+{
+	struct relay *r = arg;
+	char why[INFLIGHT_REASON_MAX];
+
+	r->last_progress = now_mono();
+	switch (ev->kind) {
+	case BROKER_ACK:
+		inflight_ack(&r->q, ev->tag, ev->multiple);
+		break;
+	case BROKER_NACK:
+		inflight_nack(&r->q, ev->tag, ev->multiple,
+			      "nacked by RabbitMQ");
+		break;
+	case BROKER_RETURN:
+		snprintf(why, sizeof(why), "returned by RabbitMQ: %s",
+			 ev->text);
+		if (!inflight_return(&r->q, ev->ev_id, why))
+			log_warn("a returned message matches no event in "
+				 "flight (event_id %lld): %s", ev->ev_id,
+				 ev->text);
+		break;
+	case BROKER_CHANNEL_CLOSED:
+		snprintf(why, sizeof(why), "channel closed by RabbitMQ: %s",
+			 ev->text);
+		log_warn("%s: %zu unconfirmed events failed", why,
+			 inflight_pending(&r->q));
+		inflight_fail_all(&r->q, why);
+		break;
+	}
+}
+
+/* Hand resolved events their fate, oldest first. */
+static int
+drain_done(struct relay *r)
+{
+	struct inflight_done d;
+
+	while (inflight_pop(&r->q, &d)) {
+		if (d.ok) {
+			r->total.processed++;
+			continue;
+		}
+		if (event_failed(r, d.ev_id, d.ev_retry, false, d.reason) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+broker_failed(struct relay *r)
+{
+	r->mq_broken = true;
+	return -1;
+}
+
+static int
+poll_broker(struct relay *r, int timeout_ms)
+{
+	if (broker_poll(r->mq, timeout_ms, on_broker, r, &r->e) < 0)
+		return broker_failed(r);
+	return drain_done(r);
+}
+
+/* Wait until fewer than want events are unresolved (0: all). */
+static int
+wait_confirms(struct relay *r, size_t want)
+{
+	while (inflight_pending(&r->q) > want || inflight_full(&r->q)) {
+		if (poll_broker(r, 200) < 0)
+			return -1;
+		if (inflight_pending(&r->q) <= want && !inflight_full(&r->q))
+			break;
+		if (stop_now(r))
+			return BATCH_STOPPED;
+		if (!broker_blocked(r->mq) &&
+		    now_mono() - r->last_progress > CONFIRM_TIMEOUT) {
+			mk_err_set(&r->e, EX_UNAVAILABLE, "no publisher "
+				   "confirm from RabbitMQ for %.0f s",
+				   CONFIRM_TIMEOUT);
+			return broker_failed(r);
+		}
+	}
+	return 0;
+}
+
+/* ---- one event ---------------------------------------------------- */
+
+static int
+relay_event(struct relay *r, const struct mk_event *ev, size_t size,
+	    unsigned *since_poll)
+{
+	const struct mk_worker_config *w = r->w;
+	struct mk_err me;
+	char why[256], reason[INFLIGHT_REASON_MAX];
+	bool exists;
+	uint64_t tag;
+	int rc;
+
+	r->total.events++;
+	if (size > w->max_event_bytes) {
+		snprintf(reason, sizeof(reason), "event is %zu bytes, over "
+			 "max_event_bytes (%zu)", size, w->max_event_bytes);
+		return event_failed(r, ev->ev_id, ev->ev_retry, true, reason);
+	}
+	r->ctx.sequence = ids_sequence();
+	ids_uuid4(r->ctx.correlation_id);
+	if (event_map(ev, &r->ctx, &r->msg, &me) < 0)
+		return event_failed(r, ev->ev_id, ev->ev_retry, true, me.msg);
+
+	if (broker_exchange_exists(r->mq, r->msg.exchange, &exists, why,
+				   sizeof(why), &r->e) < 0)
+		return broker_failed(r);
+	if (!exists) {
+		snprintf(reason, sizeof(reason), "exchange '%.*s' cannot be "
+			 "published to: %s", (int)r->msg.exchange.len,
+			 (const char *)r->msg.exchange.bytes, why);
+		return event_failed(r, ev->ev_id, ev->ev_retry, false, reason);
+	}
+
+	while (broker_blocked(r->mq)) {
+		if (!r->blocked_logged) {
+			log_warn("RabbitMQ blocked publishing (%s): waiting",
+				 broker_blocked_reason(r->mq));
+			r->blocked_logged = true;
+		}
+		if (poll_broker(r, 200) < 0)
+			return -1;
+		if (stop_now(r))
+			return BATCH_STOPPED;
+		r->last_progress = now_mono();
+	}
+	if (r->blocked_logged) {
+		log_info("RabbitMQ unblocked publishing");
+		r->blocked_logged = false;
+	}
+	if (inflight_full(&r->q)) {
+		rc = wait_confirms(r, r->q.cap - 1);
+		if (rc != 0)
+			return rc;
+	}
+	if (broker_publish(r->mq, &r->msg, &tag, &r->e) < 0)
+		return broker_failed(r);
+	if (inflight_pending(&r->q) == 0)
+		r->last_progress = now_mono();
+	inflight_add(&r->q, tag, ev->ev_id, ev->ev_retry);
+	if (++*since_poll >= POLL_EVERY) {
+		*since_poll = 0;
+		return poll_broker(r, 0);
+	}
+	return 0;
+}
+
+/* ---- one batch ---------------------------------------------------- */
+
+static void
+batch_abandon(struct relay *r)
+{
+	pgq_batch_abandon(&r->pg);
+	inflight_clear(&r->q);
+	fail_clear(r);
+}
+
+static int
+relay_batch(struct relay *r)
+{
+	const struct mk_worker_config *w = r->w;
+	struct mk_event ev;
+	unsigned since_poll = 0;
+	size_t size;
+	long long before;
+	int rc;
+
+	if (pgq_next_batch(&r->pg, w->queue, w->consumer_name, &r->batch_id,
+			   &r->e) < 0)
+		return -1;
+	if (r->batch_id < 0)
+		return BATCH_EMPTY;
+	if (pgq_batch_open(&r->pg, r->batch_id, w->max_event_bytes,
+			   &r->e) < 0)
+		return -1;
+	r->batch_failed = r->batch_failed_logged = 0;
+	before = r->total.events;
+	r->last_progress = now_mono();
+	log_set_context("queue '%s' batch %lld", w->queue, r->batch_id);
+
+	for (;;) {
+		rc = pgq_fetch(&r->pg, w->batch_chunk, &ev, &size, &r->e);
+		if (rc < 0)
+			goto fail;
+		if (rc == 0)
+			break;
+		if (rc == 2) {
+			if (r->nfail >= FAIL_FLUSH && settle(r) < 0)
+				goto fail;
+			continue;
+		}
+		rc = relay_event(r, &ev, size, &since_poll);
+		if (rc < 0)
+			goto fail;
+		if (rc == BATCH_STOPPED || stop_now(r))
+			goto stopped;
+	}
+	rc = wait_confirms(r, 0);
+	if (rc < 0)
+		goto fail;
+	if (rc == BATCH_STOPPED)
+		goto stopped;
+	if (drain_done(r) < 0 || settle(r) < 0)
+		goto fail;
+	if (pgq_batch_finish(&r->pg, r->batch_id, &r->e) < 0)
+		goto fail;
+	r->total.batches++;
+	if (r->batch_failed > r->batch_failed_logged)
+		log_warn("%zu more failed events in this batch (not logged "
+			 "one by one)", r->batch_failed -
+			 r->batch_failed_logged);
+	log_debug("finished: %lld events, %zu failed",
+		  r->total.events - before, r->batch_failed);
+	log_set_context("queue '%s'", w->queue);
+	return BATCH_DONE;
+stopped:
+	log_info("stop requested: batch abandoned unfinished; PgQ will hand "
+		 "it out again");
+	batch_abandon(r);
+	log_set_context("queue '%s'", w->queue);
+	return BATCH_STOPPED;
+fail:
+	batch_abandon(r);
+	log_set_context("queue '%s'", w->queue);
+	return -1;
+}
+
+/* ---- connections -------------------------------------------------- */
+
+static void
+disconnect(struct relay *r, bool pg, bool mq)
+{
+	if (pg)
+		pgq_disconnect(&r->pg);
+	if (mq) {
+		broker_free(r->mq);
+		r->mq = NULL;
+	}
+	if (pg)
+		r->locked = false;
+}
+
+static int
+check_schema(struct relay *r)
+{
+	PGresult *res = PQexec(r->pg.pg, "SELECT to_regclass("
+			       "'mikkoo.dead_letter') IS NOT NULL");
+	int ok = PQresultStatus(res) == PGRES_TUPLES_OK &&
+		PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+
+	PQclear(res);
+	if (!ok)
+		return mk_err_set(&r->e, EX_CONFIG, "table mikkoo.dead_letter "
+				  "does not exist in '%s': install "
+				  "mikkoo.sql first (psql -f mikkoo.sql)",
+				  r->w->postgres_display);
+	return 0;
+}
+
+static int
+connect_pg(struct relay *r)
+{
+	const struct mk_worker_config *w = r->w;
+	bool created;
+
+	if (pgq_connect(&r->pg, w->postgres_url, w->postgres_display,
+			"mikkoo-relay", w->connect_timeout, &r->e) < 0)
+		return -1;
+	if (check_schema(r) < 0)
+		goto fail;
+	if (pgq_create_queue(&r->pg, w->queue, &created, &r->e) < 0)
+		goto fail;
+	if (created)
+		log_info("created PgQ queue '%s'", w->queue);
+	if (pgq_register(&r->pg, w->queue, w->consumer_name, &created,
+			 &r->e) < 0)
+		goto fail;
+	if (created)
+		log_info("registered PgQ consumer '%s' (it sees events from "
+			 "now on)", w->consumer_name);
+	return 0;
+fail:
+	pgq_disconnect(&r->pg);
+	return -1;
+}
+
+static int
+connect_mq(struct relay *r)
+{
+	const struct mk_worker_config *w = r->w;
+	char name[128];
+	struct broker_opts bo = {
+		.url = &w->amqp,
+		.display = w->amqp_display,
+		.name = name,
+		.heartbeat = w->heartbeat,
+		.timeout = w->connect_timeout,
+	};
+
+	snprintf(name, sizeof(name), "mikkoo-relay %s", w->queue);
+	if (broker_connect(&r->mq, &bo, &r->e) < 0)
+		return -1;
+	r->ctx.user = broker_user(r->mq);
+	return 0;
+}
+
+static int
+ensure_connected(struct relay *r)
+{
+	if (!pgq_alive(&r->pg)) {
+		if (r->pg.pg)
+			disconnect(r, true, false);
+		if (connect_pg(r) < 0)
+			return -1;
+		if (r->started)
+			log_info("reconnected to PostgreSQL");
+	}
+	if (r->mq == NULL) {
+		if (connect_mq(r) < 0)
+			return -1;
+		if (r->started)
+			log_info("reconnected to RabbitMQ");
+	}
+	return 0;
+}
+
+/* Take the single-instance lock, or say once that we wait for it. */
+static int
+ensure_locked(struct relay *r)
+{
+	const struct mk_worker_config *w = r->w;
+	bool got;
+
+	if (r->locked)
+		return 1;
+	if (pgq_try_lock(&r->pg, w->queue, w->consumer_name, &got,
+			 &r->e) < 0)
+		return -1;
+	if (!got) {
+		if (!r->lock_logged)
+			log_warn("another mikkoo-relay is consuming queue '%s' "
+				 "as '%s': waiting for it to stop", w->queue,
+				 w->consumer_name);
+		r->lock_logged = true;
+		return 0;
+	}
+	if (r->lock_logged)
+		log_info("lock acquired: consuming queue '%s'", w->queue);
+	r->locked = true;
+	r->lock_logged = false;
+	return 1;
+}
+
+static void
+idle(struct relay *r, double seconds)
+{
+	double end = now_mono() + seconds;
+
+	while (sig_term_count() == 0 && !(r->o->reload && sig_hup_pending())) {
+		double left = end - now_mono();
+
+		if (left <= 0)
+			break;
+		if (left > 0.25)
+			left = 0.25;
+		if (r->mq) {
+			if (broker_poll(r->mq, (int)(left * 1000), on_broker, r,
+					&r->e) < 0) {
+				log_warn("%s: reconnecting", r->e.msg);
+				disconnect(r, false, true);
+			}
+		} else {
+			struct timespec ts = { 0, (long)(left * 1e9) };
+
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+static void
+ready(struct relay *r)
+{
+	const struct mk_worker_config *w = r->w;
+
+	r->started = true;
+	log_info("ready: relaying queue '%s' (consumer '%s') to '%s', "
+		 "%d publishes in flight, %s", w->queue, w->consumer_name,
+		 w->amqp_display, w->window,
+		 w->persistent ? "persistent" : "transient");
+	if (r->o->ready_fd >= 0) {
+		(void)!write(r->o->ready_fd, "\n", 1);
+		close(r->o->ready_fd);
+	}
+}
+
+static void
+stats(struct relay *r, bool force)
+{
+	struct counters *t = &r->total, *l = &r->last;
+	double now = now_mono();
+
+	if (!force && now < r->next_stats)
+		return;
+	r->next_stats = now + r->cfg->poll_interval;
+	log_info("stats: batches=%lld events=%lld processed=%lld failed=%lld "
+		 "retried=%lld dead=%lld empty_polls=%lld reconnects=%lld",
+		 t->batches, t->events, t->processed, t->failed, t->retried,
+		 t->dead, t->empty, t->reconnects);
+	statsd_count(r->sd, "processed", t->processed - l->processed);
+	statsd_count(r->sd, "failed", t->failed - l->failed);
+	statsd_count(r->sd, "batches", t->batches - l->batches);
+	statsd_count(r->sd, "empty_queue", t->empty - l->empty);
+	statsd_count(r->sd, "dead_lettered", t->dead - l->dead);
+	if (pgq_alive(&r->pg))
+		statsd_gauge(r->sd, "pending_events",
+			     pgq_pending(&r->pg, r->w->queue,
+					 r->w->consumer_name));
+	*l = *t;
+}
+
+/* ---- the worker ---------------------------------------------------- */
+
+static void
+log_notices(const struct mk_config *cfg, const char *queue)
+{
+	size_t i;
+
+	/* Notices name their worker; show only ours and the global ones. */
+	for (i = 0; i < cfg->nnotices; i++)
+		if (strstr(cfg->notices[i], "worker '") == NULL ||
+		    strstr(cfg->notices[i], queue) != NULL)
+			log_warn("%s", cfg->notices[i]);
+}
+
+static void
+apply_worker(struct relay *r)
+{
+	const struct mk_worker_config *w = r->w;
+	char why[256];
+
+	r->ctx.app_id = "mikkoo";
+	r->ctx.origin = r->origin;
+	r->ctx.persistent = w->persistent;
+	r->ctx.allow_user_id = false;
+	r->ctx.deny_cc_bcc = false;
+	r->ctx.max_depth = 32;
+	r->ctx.max_headers = 1024;
+	r->ctx.max_event_bytes = w->max_event_bytes;
+	statsd_close(r->sd);
+	why[0] = '\0';
+	r->sd = statsd_open(&r->cfg->statsd, w->queue, why, sizeof(why));
+	if (r->sd == NULL && why[0])
+		log_warn("statsd disabled: %s", why);
+}
+
+static void
+reload(struct relay *r)
+{
+	struct mk_config nc;
+	const struct mk_worker_config *nw;
+	struct mk_err me;
+	bool same;
+
+	if (config_load(r->o->config_path, &nc, &me) < 0) {
+		log_error("reload failed: %s: keeping the running "
+			  "configuration", me.msg);
+		return;
+	}
+	nw = config_worker(&nc, r->w->queue);
+	if (nw == NULL) {
+		log_error("reload failed: worker '%s' is no longer in '%s': "
+			  "keeping the running configuration", r->w->queue,
+			  r->o->config_path);
+		config_release(&nc);
+		return;
+	}
+	log_notices(&nc, nw->queue);
+	same = config_worker_equal(nw, r->w) && nw->window == r->w->window;
+	if (!same)
+		disconnect(r, true, true);
+	if (r->own)
+		config_release(&r->own_cfg);
+	r->own_cfg = nc;
+	r->own = true;
+	r->cfg = &r->own_cfg;
+	r->w = config_worker(r->cfg, nw->queue);
+	if ((size_t)r->w->window != r->q.cap) {
+		inflight_release(&r->q);
+		if (inflight_init(&r->q, (size_t)r->w->window) < 0)
+			abort();        /* a few kilobytes: nothing to save */
+	}
+	apply_worker(r);
+	log_info("configuration reloaded%s", same ? "" : ": reconnecting");
+}
+
+static void
+backoff(struct relay *r)
+{
+	log_warn("%s: retrying in %.0f s", r->e.msg, r->backoff);
+	r->total.reconnects++;
+	idle(r, r->backoff);
+	r->backoff = fmin(r->backoff * 2, BACKOFF_MAX);
+}
+
+/* After a failed batch or connect: drop what broke. */
+static void
+drop_broken(struct relay *r)
+{
+	if (r->pg.pg && !pgq_alive(&r->pg))
+		disconnect(r, true, false);
+	if (r->mq_broken)
+		disconnect(r, false, true);
+	r->mq_broken = false;
+}
+
+static void
+cleanup(struct relay *r)
+{
+	disconnect(r, true, true);
+	fail_clear(r);
+	free(r->fail);
+	inflight_release(&r->q);
+	message_release(&r->msg);
+	statsd_close(r->sd);
+	if (r->own)
+		config_release(&r->own_cfg);
+}
+
+int
+relay_run(const struct relay_opts *o, struct mk_err *e)
+{
+	struct relay r;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	r.o = o;
+	r.cfg = o->cfg;
+	r.w = config_worker(o->cfg, o->queue);
+	if (r.w == NULL)
+		return mk_err_set(e, EX_CONFIG, "no worker '%s' in '%s'",
+				  o->queue, o->config_path);
+	log_set_context("queue '%s'", r.w->queue);
+	find_origin(r.origin, sizeof(r.origin));
+	message_init(&r.msg);
+	if (inflight_init(&r.q, (size_t)r.w->window) < 0)
+		return mk_err_set(e, EX_OSERR, "out of memory");
+	r.backoff = BACKOFF_MIN;
+	apply_worker(&r);
+	log_info("mikkoo-relay %s starting: consumer '%s', postgres '%s', "
+		 "rabbitmq '%s'", MIKKOO_VERSION, r.w->consumer_name,
+		 r.w->postgres_display, r.w->amqp_display);
+	if (r.w->unregister)
+		log_warn("unregister is on: the consumer is dropped at "
+			 "shutdown, and events inserted while the relay is "
+			 "stopped will be skipped");
+
+	if (ensure_connected(&r) < 0) {
+		*e = r.e;
+		cleanup(&r);
+		return -1;
+	}
+	ready(&r);
+	r.next_stats = now_mono() + r.cfg->poll_interval;
+
+	while (sig_term_count() == 0) {
+		if (o->reload && sig_hup_take())
+			reload(&r);
+		stats(&r, false);
+		if (ensure_connected(&r) < 0) {
+			drop_broken(&r);
+			backoff(&r);
+			continue;
+		}
+		rc = ensure_locked(&r);
+		if (rc <= 0) {
+			if (rc < 0) {
+				drop_broken(&r);
+				backoff(&r);
+			} else {
+				idle(&r, r.w->wait_duration);
+			}
+			continue;
+		}
+		rc = relay_batch(&r);
+		if (rc < 0) {
+			drop_broken(&r);
+			backoff(&r);
+		} else if (rc == BATCH_EMPTY) {
+			r.total.empty++;
+			r.backoff = BACKOFF_MIN;
+			idle(&r, r.w->wait_duration);
+		} else if (rc == BATCH_DONE) {
+			r.backoff = BACKOFF_MIN;
+		} else {
+			break;
+		}
+	}
+
+	log_info("stopping on %s", sig_term_signo() == SIGINT ? "SIGINT"
+		 : "SIGTERM");
+	if (r.w->unregister && pgq_alive(&r.pg)) {
+		if (pgq_unregister(&r.pg, r.w->queue, r.w->consumer_name,
+				   &r.e) < 0)
+			log_warn("%s", r.e.msg);
+		else
+			log_warn("unregistered consumer '%s' (unregister is "
+				 "on)", r.w->consumer_name);
+	}
+	stats(&r, true);
+	cleanup(&r);
+	return 0;
+}

@@ -1,0 +1,415 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* supervise: fork, watch and restart one relay process per queue. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "relay.h"
+#include "sig.h"
+#include "supervise.h"
+
+#define RESTART_MIN 1.0
+#define RESTART_MAX 60.0
+#define STABLE_AFTER 60.0
+
+struct child {
+	char *queue;
+	pid_t pid;              /* 0: not running */
+	int ready_rd;           /* -1: closed */
+	bool ready, ever_ready;
+	bool remove;            /* gone from the config: do not restart */
+	bool restart_now;       /* changed by a reload: restart at once */
+	double started, restart_at, backoff;
+};
+
+struct sup {
+	struct supervise_opts *o;
+	struct mk_config cfg;
+	struct child *c;
+	size_t n;
+	bool stopping;
+	double kill_at;
+	int exit_code;
+	struct mk_err err;
+};
+
+static double
+now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+start_child(struct sup *s, struct child *c)
+{
+	struct relay_opts ro;
+	struct mk_err e;
+	int p[2];
+	size_t i;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		log_error("worker '%s': cannot create a pipe: %s", c->queue,
+			  strerror(errno));
+		c->restart_at = now_mono() + RESTART_MAX;
+		return;
+	}
+	pid = fork();
+	if (pid < 0) {
+		log_error("worker '%s': cannot fork: %s", c->queue,
+			  strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		c->restart_at = now_mono() + c->backoff;
+		return;
+	}
+	if (pid == 0) {
+		/* The child: nothing of the parent's plumbing stays open. */
+		sig_reset();
+		sig_close();
+		close(p[0]);
+		for (i = 0; i < s->n; i++)
+			if (s->c[i].ready_rd >= 0)
+				close(s->c[i].ready_rd);
+		if (s->o->ready_fd >= 0)
+			close(s->o->ready_fd);
+		if (sig_install(false) < 0)
+			_exit(EX_OSERR);
+		memset(&ro, 0, sizeof(ro));
+		ro.config_path = s->o->config_path;
+		ro.cfg = &s->cfg;
+		ro.queue = c->queue;
+		ro.ready_fd = p[1];
+		ro.reload = false;
+		ro.drain_seconds = s->o->drain_seconds;
+		if (relay_run(&ro, &e) < 0) {
+			log_error("%s", e.msg);
+			exit(e.code);
+		}
+		exit(0);
+	}
+	close(p[1]);
+	c->pid = pid;
+	c->ready_rd = p[0];
+	c->ready = false;
+	c->restart_now = false;
+	c->started = now_mono();
+	log_debug("worker '%s' started (pid %d)", c->queue, (int)pid);
+}
+
+static int
+add_child(struct sup *s, const char *queue)
+{
+	struct child *c = realloc(s->c, (s->n + 1) * sizeof(*c));
+
+	if (c == NULL)
+		return -1;
+	s->c = c;
+	c = &s->c[s->n++];
+	memset(c, 0, sizeof(*c));
+	c->queue = strdup(queue);
+	c->ready_rd = -1;
+	c->backoff = RESTART_MIN;
+	return c->queue ? 0 : -1;
+}
+
+static void
+kill_all(struct sup *s, int signo)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		if (s->c[i].pid > 0)
+			kill(s->c[i].pid, signo);
+}
+
+static void
+begin_stop(struct sup *s, int code)
+{
+	if (!s->stopping) {
+		s->stopping = true;
+		s->exit_code = code;
+		s->kill_at = now_mono() + s->o->drain_seconds + 5;
+	}
+	kill_all(s, SIGTERM);
+}
+
+static bool
+fatal_at_start(int code)
+{
+	return code == EX_USAGE || code == EX_CONFIG || code == EX_NOPERM ||
+	       code == EX_UNAVAILABLE || code == EX_SOFTWARE;
+}
+
+static void
+child_exited(struct sup *s, struct child *c, int status)
+{
+	double ran = now_mono() - c->started;
+	int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	char how[64];
+
+	if (WIFSIGNALED(status))
+		snprintf(how, sizeof(how), "killed by signal %d",
+			 WTERMSIG(status));
+	else
+		snprintf(how, sizeof(how), "exited with status %d", code);
+	c->pid = 0;
+	if (c->ready_rd >= 0) {
+		close(c->ready_rd);
+		c->ready_rd = -1;
+	}
+	if (s->stopping) {
+		if (code != 0)
+			log_warn("worker '%s' %s", c->queue, how);
+		return;
+	}
+	if (c->remove) {
+		log_info("worker '%s' stopped: removed from the configuration",
+			 c->queue);
+		return;
+	}
+	if (c->restart_now) {
+		log_info("worker '%s' restarting with the new configuration",
+			 c->queue);
+		start_child(s, c);
+		return;
+	}
+	if (!c->ever_ready && code > 0 && fatal_at_start(code)) {
+		log_error("worker '%s' could not start (%s): stopping",
+			  c->queue, how);
+		begin_stop(s, code);
+		return;
+	}
+	c->backoff = ran > STABLE_AFTER ? RESTART_MIN
+		: fmin(c->backoff * 2, RESTART_MAX);
+	c->restart_at = now_mono() + c->backoff;
+	log_warn("worker '%s' %s: restarting in %.0f s", c->queue, how,
+		 c->backoff);
+}
+
+static void
+reap(struct sup *s)
+{
+	int status;
+	pid_t pid;
+	size_t i;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (i = 0; i < s->n; i++)
+			if (s->c[i].pid == pid) {
+				child_exited(s, &s->c[i], status);
+				break;
+			}
+	}
+}
+
+static void
+reload(struct sup *s)
+{
+	struct mk_config nc;
+	struct mk_err e;
+	size_t i, j;
+
+	if (config_load(s->o->config_path, &nc, &e) < 0) {
+		log_error("reload failed: %s: keeping the running "
+			  "configuration", e.msg);
+		return;
+	}
+	for (i = 0; i < nc.nnotices; i++)
+		log_warn("%s", nc.notices[i]);
+	for (i = 0; i < s->n; i++) {
+		struct child *c = &s->c[i];
+		const struct mk_worker_config *nw = config_worker(&nc,
+								  c->queue);
+		const struct mk_worker_config *ow = config_worker(&s->cfg,
+								  c->queue);
+
+		if (c->remove)
+			continue;
+		if (nw == NULL) {
+			c->remove = true;
+			if (c->pid > 0)
+				kill(c->pid, SIGTERM);
+		} else if (ow == NULL || !config_worker_equal(nw, ow) ||
+			   nw->window != ow->window) {
+			c->restart_now = true;
+			c->backoff = RESTART_MIN;
+			if (c->pid > 0)
+				kill(c->pid, SIGTERM);
+			else
+				c->restart_at = 0;
+		}
+	}
+	for (j = 0; j < nc.nworkers; j++) {
+		bool known = false;
+
+		for (i = 0; i < s->n; i++)
+			if (!s->c[i].remove &&
+			    strcmp(s->c[i].queue, nc.workers[j].queue) == 0)
+				known = true;
+		if (!known && add_child(s, nc.workers[j].queue) == 0)
+			s->c[s->n - 1].restart_at = 0;
+	}
+	config_release(&s->cfg);
+	s->cfg = nc;
+	log_info("configuration reloaded");
+}
+
+static void
+read_ready(struct sup *s, struct child *c)
+{
+	char buf[16];
+	ssize_t n = read(c->ready_rd, buf, sizeof(buf));
+
+	if (n > 0) {
+		if (!c->ready)
+			log_debug("worker '%s' ready", c->queue);
+		c->ready = c->ever_ready = true;
+		return;
+	}
+	if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+		close(c->ready_rd);
+		c->ready_rd = -1;
+	}
+	(void)s;
+}
+
+static void
+maybe_ready(struct sup *s)
+{
+	size_t i;
+
+	if (s->o->ready_fd < 0)
+		return;
+	for (i = 0; i < s->n; i++)
+		if (!s->c[i].remove && !s->c[i].ever_ready)
+			return;
+	(void)!write(s->o->ready_fd, "\n", 1);
+	close(s->o->ready_fd);
+	s->o->ready_fd = -1;
+	log_info("ready: %zu worker%s running", s->n, s->n == 1 ? "" : "s");
+}
+
+static bool
+any_alive(struct sup *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		if (s->c[i].pid > 0)
+			return true;
+	return false;
+}
+
+int
+supervise_run(struct supervise_opts *o, struct mk_err *e)
+{
+	struct sup s;
+	struct pollfd *pfd = NULL;
+	int sigfd, last_terms = 0;
+	size_t i;
+
+	memset(&s, 0, sizeof(s));
+	s.o = o;
+	s.cfg = *o->cfg;
+	memset(o->cfg, 0, sizeof(*o->cfg));
+	sigfd = sig_install(true);
+	if (sigfd < 0) {
+		config_release(&s.cfg);
+		return mk_err_set(e, EX_OSERR, "cannot set up signals: %s",
+				  strerror(errno));
+	}
+	for (i = 0; i < s.cfg.nworkers; i++)
+		if (add_child(&s, s.cfg.workers[i].queue) < 0) {
+			config_release(&s.cfg);
+			return mk_err_set(e, EX_OSERR, "out of memory");
+		}
+	log_info("mikkoo-relay %s: starting %zu worker%s", MIKKOO_VERSION,
+		 s.n, s.n == 1 ? "" : "s");
+
+	for (;;) {
+		double now = now_mono(), wait = 1.0;
+		size_t nfd = 0;
+		int terms = sig_term_count();
+
+		if (terms > last_terms) {
+			if (last_terms == 0)
+				log_info("stopping on %s: waiting for the "
+					 "workers", sig_term_signo() == SIGINT
+					 ? "SIGINT" : "SIGTERM");
+			last_terms = terms;
+			begin_stop(&s, 0);
+		}
+		if (sig_hup_take() && !s.stopping)
+			reload(&s);
+		reap(&s);
+		if (s.stopping) {
+			if (!any_alive(&s))
+				break;
+			if (now >= s.kill_at) {
+				log_warn("workers did not stop in time: "
+					 "SIGKILL (their batches are read "
+					 "again next time)");
+				kill_all(&s, SIGKILL);
+				s.kill_at = now + 3600;
+			}
+		} else {
+			for (i = 0; i < s.n; i++) {
+				struct child *c = &s.c[i];
+
+				if (c->pid == 0 && !c->remove &&
+				    c->restart_at <= now)
+					start_child(&s, c);
+				if (c->pid == 0 && !c->remove)
+					wait = fmin(wait, c->restart_at - now);
+			}
+			maybe_ready(&s);
+		}
+
+		free(pfd);
+		pfd = calloc(s.n + 1, sizeof(*pfd));
+		if (pfd == NULL)
+			abort();
+		pfd[nfd].fd = sigfd;
+		pfd[nfd++].events = POLLIN;
+		for (i = 0; i < s.n; i++)
+			if (s.c[i].ready_rd >= 0) {
+				pfd[nfd].fd = s.c[i].ready_rd;
+				pfd[nfd++].events = POLLIN;
+			}
+		if (wait < 0.01)
+			wait = 0.01;
+		if (poll(pfd, nfd, (int)(wait * 1000)) > 0) {
+			sig_drain();
+			for (i = 0; i < s.n; i++) {
+				size_t k;
+
+				for (k = 1; k < nfd; k++)
+					if (pfd[k].fd == s.c[i].ready_rd &&
+					    pfd[k].revents)
+						read_ready(&s, &s.c[i]);
+			}
+		}
+	}
+	free(pfd);
+	for (i = 0; i < s.n; i++)
+		free(s.c[i].queue);
+	free(s.c);
+	config_release(&s.cfg);
+	if (s.exit_code != 0)
+		return mk_err_set(e, s.exit_code, "%s", "");  /* the worker said why */
+	log_info("stopped");
+	return 0;
+}
