@@ -188,6 +188,8 @@ open_socket(struct broker *b, const struct broker_opts *o, struct mk_err *e)
 		    amqp_ssl_socket_set_cacert(s, u->cacertfile))
 			return mk_err_set(e, EX_CONFIG, "cannot load CA file "
 					  "'%s'", u->cacertfile);
+		if (u->key_password)
+			amqp_ssl_socket_set_key_passwd(s, u->key_password);
 		if (u->certfile && u->keyfile &&
 		    amqp_ssl_socket_set_key(s, u->certfile, u->keyfile))
 			return mk_err_set(e, EX_CONFIG, "cannot load client "

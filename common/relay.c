@@ -433,8 +433,9 @@ relay_batch(struct relay *r)
 		log_warn("%zu more failed events in this batch (not logged "
 			 "one by one)", r->batch_failed -
 			 r->batch_failed_logged);
-	log_debug("finished: %lld events, %zu failed",
-		  r->total.events - before, r->batch_failed);
+	if (r->total.events > before)
+		log_debug("finished: %lld events, %zu failed",
+			  r->total.events - before, r->batch_failed);
 	log_set_context("queue '%s'", w->queue);
 	return BATCH_DONE;
 stopped:

@@ -38,6 +38,7 @@ struct mk_amqp_url {
 	char *cacertfile;       /* NULL: not given */
 	char *certfile;
 	char *keyfile;
+	char *key_password;     /* for an encrypted keyfile (config only) */
 	int verify;             /* -1 not given, 0 verify_none, 1 verify_peer */
 	char *sni;              /* server_name_indication */
 };

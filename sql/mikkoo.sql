@@ -28,6 +28,8 @@
 -- needs SELECT and DELETE on mikkoo.audit; mikkoo-replay needs
 -- pgq_writer plus SELECT and DELETE on mikkoo.dead_letter.
 
+SET client_min_messages = warning;
+
 BEGIN;
 
 CREATE SCHEMA IF NOT EXISTS mikkoo;

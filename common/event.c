@@ -1,0 +1,572 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* event: the pure PgQ event -> AMQP message mapping. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "event.h"
+
+#define SHORTSTR_MAX 255
+
+static const char *const extra_name[4] = {
+	"ev_extra1", "ev_extra2", "ev_extra3", "ev_extra4",
+};
+
+void
+message_init(struct mk_message *m)
+{
+	memset(m, 0, sizeof(*m));
+	init_amqp_pool(&m->pool, 4096);
+}
+
+void
+message_reset(struct mk_message *m)
+{
+	recycle_amqp_pool(&m->pool);
+	json_decref(m->json[0]);
+	json_decref(m->json[1]);
+	m->json[0] = m->json[1] = NULL;
+	memset(&m->props, 0, sizeof(m->props));
+	m->exchange = m->routing_key = m->body = amqp_empty_bytes;
+}
+
+void
+message_release(struct mk_message *m)
+{
+	message_reset(m);
+	empty_amqp_pool(&m->pool);
+}
+
+static long long
+floor_div(long long a, long long b)
+{
+	long long q = a / b;
+
+	if ((a % b != 0) && ((a < 0) != (b < 0)))
+		q--;
+	return q;
+}
+
+void
+event_iso_time(long long time_us, char *buf, size_t bufsz)
+{
+	long long sec = floor_div(time_us, 1000000);
+	long long usec = time_us - sec * 1000000;
+	time_t t = (time_t)sec;
+	struct tm tm;
+	size_t n;
+
+	if (gmtime_r(&t, &tm) == NULL) {
+		snprintf(buf, bufsz, "invalid time");
+		return;
+	}
+	n = strftime(buf, bufsz, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, bufsz - n, ".%06lld+00:00", usec);
+}
+
+static const char *
+type_name(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_STRING:
+		return "a string";
+	case JSON_INTEGER:
+		return "an integer";
+	case JSON_REAL:
+		return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return "a boolean";
+	case JSON_NULL:
+		return "null";
+	}
+	return "unknown";
+}
+
+/* The value as short JSON text for a reason: escaped, at most ~64 bytes. */
+static void
+show(const json_t *v, char *buf, size_t sz)
+{
+	char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+
+	if (s == NULL) {
+		snprintf(buf, sz, "?");
+		return;
+	}
+	if (strlen(s) > 64)
+		snprintf(buf, sz, "%.60s...", s);
+	else
+		snprintf(buf, sz, "%s", s);
+	free(s);
+}
+
+static int
+bad(struct mk_err *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int
+bad(struct mk_err *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e == NULL)
+		return -1;
+	e->code = EX_DATAERR;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int
+oom(struct mk_err *e)
+{
+	return mk_err_set(e, EX_OSERR, "out of memory mapping an event");
+}
+
+static bool
+present(const char *s, size_t len)
+{
+	return s != NULL && len > 0;
+}
+
+/* Parse ev_extraN (n = 2 or 3) into m->json[n - 2]; it must be an object. */
+static int
+parse_object(struct mk_message *m, const struct mk_event *ev, int n,
+	     json_t **out, struct mk_err *e)
+{
+	json_error_t jerr;
+	json_t *v;
+
+	v = json_loadb(ev->extra[n], ev->extra_len[n], JSON_REJECT_DUPLICATES,
+		       &jerr);
+	if (v == NULL)
+		return bad(e, "%s is not valid JSON: %s at line %d, column %d",
+			   extra_name[n], jerr.text, jerr.line, jerr.column);
+	m->json[n - 2] = v;
+	if (!json_is_object(v))
+		return bad(e, "%s is not a JSON object (it is %s)",
+			   extra_name[n], type_name(v));
+	*out = v;
+	return 0;
+}
+
+static amqp_bytes_t
+jbytes(const json_t *s)
+{
+	amqp_bytes_t b;
+
+	b.bytes = (void *)json_string_value(s);
+	b.len = json_string_length(s);
+	return b;
+}
+
+struct conv {
+	struct mk_message *m;
+	const struct mk_map_ctx *ctx;
+	const char *where;      /* "ev_extra4" or "ev_extra3 'headers'" */
+	struct mk_err *e;
+};
+
+static int to_table(struct conv *c, json_t *obj, amqp_table_t *t, int depth,
+		    int reserve, bool top);
+
+static int
+to_field(struct conv *c, json_t *v, amqp_field_value_t *f, int depth)
+{
+	json_int_t i;
+	size_t n, k;
+
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		f->kind = AMQP_FIELD_KIND_UTF8;
+		f->value.bytes = jbytes(v);
+		return 0;
+	case JSON_INTEGER:
+		i = json_integer_value(v);
+		if (i >= INT32_MIN && i <= INT32_MAX) {
+			f->kind = AMQP_FIELD_KIND_I32;
+			f->value.i32 = (int32_t)i;
+		} else {
+			f->kind = AMQP_FIELD_KIND_I64;
+			f->value.i64 = (int64_t)i;
+		}
+		return 0;
+	case JSON_REAL:
+		f->kind = AMQP_FIELD_KIND_F64;
+		f->value.f64 = json_real_value(v);
+		return 0;
+	case JSON_TRUE:
+	case JSON_FALSE:
+		f->kind = AMQP_FIELD_KIND_BOOLEAN;
+		f->value.boolean = json_is_true(v);
+		return 0;
+	case JSON_NULL:
+		f->kind = AMQP_FIELD_KIND_VOID;
+		return 0;
+	case JSON_OBJECT:
+		f->kind = AMQP_FIELD_KIND_TABLE;
+		return to_table(c, v, &f->value.table, depth + 1, 0, false);
+	case JSON_ARRAY:
+		if (depth + 1 > c->ctx->max_depth)
+			return bad(c->e, "%s: headers are nested deeper than "
+				   "%d levels", c->where, c->ctx->max_depth);
+		n = json_array_size(v);
+		f->kind = AMQP_FIELD_KIND_ARRAY;
+		f->value.array.num_entries = (int)n;
+		f->value.array.entries = n == 0 ? NULL
+			: amqp_pool_alloc(&c->m->pool, n * sizeof(*f));
+		if (n && f->value.array.entries == NULL)
+			return oom(c->e);
+		for (k = 0; k < n; k++)
+			if (to_field(c, json_array_get(v, k),
+				     &f->value.array.entries[k], depth + 1))
+				return -1;
+		return 0;
+	}
+	return bad(c->e, "%s: unsupported JSON value", c->where);
+}
+
+/*
+ * Convert a JSON object into an AMQP table, leaving reserve free entries
+ * at the end for the automatic headers.  The user's "event_id" is left
+ * out at the top level: the relay always sets its own.
+ */
+static int
+to_table(struct conv *c, json_t *obj, amqp_table_t *t, int depth,
+	 int reserve, bool top)
+{
+	size_t n = obj ? json_object_size(obj) : 0;
+	const char *key;
+	json_t *v;
+	int i = 0;
+
+	if (depth > c->ctx->max_depth)
+		return bad(c->e, "%s: headers are nested deeper than %d levels",
+			   c->where, c->ctx->max_depth);
+	if (top && n > (size_t)c->ctx->max_headers)
+		return bad(c->e, "%s: %zu headers, over the limit of %d",
+			   c->where, n, c->ctx->max_headers);
+	t->num_entries = 0;
+	t->entries = amqp_pool_alloc(&c->m->pool,
+				     (n + (size_t)reserve + 1) *
+				     sizeof(*t->entries));
+	if (t->entries == NULL)
+		return oom(c->e);
+	json_object_foreach(obj, key, v) {
+		size_t klen = strlen(key);
+
+		if (klen > SHORTSTR_MAX)
+			return bad(c->e, "%s: header name '%.40s...' is %zu "
+				   "bytes, over %d", c->where, key, klen,
+				   SHORTSTR_MAX);
+		if (top && strcmp(key, "event_id") == 0)
+			continue;
+		if (top && c->ctx->deny_cc_bcc &&
+		    (strcmp(key, "CC") == 0 || strcmp(key, "BCC") == 0))
+			return bad(c->e, "%s: header '%s' (sender-selected "
+				   "routing) is not allowed", c->where, key);
+		t->entries[i].key.bytes = (void *)key;
+		t->entries[i].key.len = klen;
+		if (to_field(c, v, &t->entries[i].value, depth))
+			return -1;
+		i++;
+	}
+	t->num_entries = i;
+	return 0;
+}
+
+static void
+add_header(amqp_table_t *t, const char *key, amqp_field_value_t v)
+{
+	t->entries[t->num_entries].key = amqp_cstring_bytes(key);
+	t->entries[t->num_entries].value = v;
+	t->num_entries++;
+}
+
+static bool
+has_key(json_t *obj, const char *key)
+{
+	return obj != NULL && json_object_get(obj, key) != NULL;
+}
+
+/* Properties ev_extra3 may set, and how. */
+enum ptype { P_STR, P_EXPIRATION, P_MODE, P_PRIORITY, P_TIMESTAMP,
+	     P_HEADERS };
+
+static const struct prop {
+	const char *name;
+	enum ptype type;
+	amqp_flags_t flag;
+	size_t off;             /* of the amqp_bytes_t or integer member */
+} prop_table[] = {
+	{ "app_id", P_STR, AMQP_BASIC_APP_ID_FLAG,
+	  offsetof(amqp_basic_properties_t, app_id) },
+	{ "content_encoding", P_STR, AMQP_BASIC_CONTENT_ENCODING_FLAG,
+	  offsetof(amqp_basic_properties_t, content_encoding) },
+	{ "content_type", P_STR, AMQP_BASIC_CONTENT_TYPE_FLAG,
+	  offsetof(amqp_basic_properties_t, content_type) },
+	{ "correlation_id", P_STR, AMQP_BASIC_CORRELATION_ID_FLAG,
+	  offsetof(amqp_basic_properties_t, correlation_id) },
+	{ "delivery_mode", P_MODE, AMQP_BASIC_DELIVERY_MODE_FLAG, 0 },
+	{ "expiration", P_EXPIRATION, AMQP_BASIC_EXPIRATION_FLAG,
+	  offsetof(amqp_basic_properties_t, expiration) },
+	{ "headers", P_HEADERS, AMQP_BASIC_HEADERS_FLAG, 0 },
+	{ "message_id", P_STR, AMQP_BASIC_MESSAGE_ID_FLAG,
+	  offsetof(amqp_basic_properties_t, message_id) },
+	{ "priority", P_PRIORITY, AMQP_BASIC_PRIORITY_FLAG, 0 },
+	{ "timestamp", P_TIMESTAMP, AMQP_BASIC_TIMESTAMP_FLAG, 0 },
+	{ "type", P_STR, AMQP_BASIC_TYPE_FLAG,
+	  offsetof(amqp_basic_properties_t, type) },
+	{ "user_id", P_STR, AMQP_BASIC_USER_ID_FLAG,
+	  offsetof(amqp_basic_properties_t, user_id) },
+};
+
+#define NPROPS (sizeof(prop_table) / sizeof(prop_table[0]))
+
+static int
+set_prop(struct mk_message *m, const struct prop *p, json_t *v,
+	 json_t **hdrs, bool *hdrs_set, struct mk_err *e)
+{
+	amqp_basic_properties_t *pr = &m->props;
+	char shown[80];
+	json_int_t i;
+
+	if (json_is_null(v)) {
+		pr->_flags &= ~p->flag;
+		if (p->type == P_HEADERS) {
+			*hdrs = NULL;
+			*hdrs_set = true;
+		}
+		return 0;
+	}
+	show(v, shown, sizeof(shown));
+	switch (p->type) {
+	case P_STR:
+		if (!json_is_string(v))
+			return bad(e, "ev_extra3 property '%s' must be a "
+				   "string, not %s", p->name, shown);
+		if (json_string_length(v) > SHORTSTR_MAX)
+			return bad(e, "ev_extra3 property '%s' is %zu bytes, "
+				   "over %d", p->name, json_string_length(v),
+				   SHORTSTR_MAX);
+		*(amqp_bytes_t *)((char *)pr + p->off) = jbytes(v);
+		break;
+	case P_EXPIRATION:
+		if (json_is_integer(v) && json_integer_value(v) >= 0) {
+			char *s = amqp_pool_alloc(&m->pool, 24);
+
+			if (s == NULL)
+				return oom(e);
+			snprintf(s, 24, "%" JSON_INTEGER_FORMAT,
+				 json_integer_value(v));
+			pr->expiration = amqp_cstring_bytes(s);
+		} else if (json_is_string(v) &&
+			   json_string_length(v) <= SHORTSTR_MAX) {
+			pr->expiration = jbytes(v);
+		} else {
+			return bad(e, "ev_extra3 property 'expiration' must be "
+				   "milliseconds as a string or a non-negative "
+				   "integer, not %s", shown);
+		}
+		break;
+	case P_MODE:
+		i = json_is_integer(v) ? json_integer_value(v) : 0;
+		if (i != 1 && i != 2)
+			return bad(e, "ev_extra3 property 'delivery_mode' must "
+				   "be 1 or 2, not %s", shown);
+		pr->delivery_mode = (uint8_t)i;
+		break;
+	case P_PRIORITY:
+		i = json_is_integer(v) ? json_integer_value(v) : -1;
+		if (i < 0 || i > 255)
+			return bad(e, "ev_extra3 property 'priority' must be "
+				   "an integer from 0 to 255, not %s", shown);
+		pr->priority = (uint8_t)i;
+		break;
+	case P_TIMESTAMP:
+		i = json_is_integer(v) ? json_integer_value(v) : -1;
+		if (i < 0)
+			return bad(e, "ev_extra3 property 'timestamp' must be "
+				   "a non-negative integer (epoch seconds), "
+				   "not %s", shown);
+		pr->timestamp = (uint64_t)i;
+		break;
+	case P_HEADERS:
+		if (!json_is_object(v))
+			return bad(e, "ev_extra3 property 'headers' must be "
+				   "an object, not %s", shown);
+		*hdrs = v;
+		*hdrs_set = true;
+		return 0;
+	}
+	pr->_flags |= p->flag;
+	return 0;
+}
+
+static int
+check_name(const char *what, const char *s, size_t len, struct mk_err *e)
+{
+	if (s == NULL)
+		return bad(e, "%s is NULL", what);
+	if (len > SHORTSTR_MAX)
+		return bad(e, "%s is %zu bytes, over %d", what, len,
+			   SHORTSTR_MAX);
+	return 0;
+}
+
+int
+event_map(const struct mk_event *ev, const struct mk_map_ctx *ctx,
+	  struct mk_message *m, struct mk_err *e)
+{
+	amqp_basic_properties_t *pr = &m->props;
+	json_t *hdrs = NULL, *extra3 = NULL;
+	bool hdrs_from3 = false;
+	struct conv c = { m, ctx, "ev_extra4", e };
+	amqp_field_value_t v;
+	size_t total, i;
+	const char *key;
+	json_t *val;
+
+	message_reset(m);
+	total = ev->ev_type_len + ev->ev_data_len;
+	for (i = 0; i < 4; i++)
+		total += ev->extra_len[i];
+	if (total > ctx->max_event_bytes)
+		return bad(e, "event is %zu bytes, over max_event_bytes (%zu)",
+			   total, ctx->max_event_bytes);
+	if (check_name("ev_extra1 (exchange)", ev->extra[0], ev->extra_len[0],
+		       e) < 0 ||
+	    check_name("ev_type (routing key)", ev->ev_type, ev->ev_type_len,
+		       e) < 0)
+		return -1;
+	m->exchange.bytes = (void *)ev->extra[0];
+	m->exchange.len = ev->extra_len[0];
+	m->routing_key.bytes = (void *)ev->ev_type;
+	m->routing_key.len = ev->ev_type_len;
+	if (ev->ev_data) {
+		m->body.bytes = (void *)ev->ev_data;
+		m->body.len = ev->ev_data_len;
+	}
+
+	pr->_flags = AMQP_BASIC_APP_ID_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG |
+		AMQP_BASIC_TIMESTAMP_FLAG;
+	pr->app_id = amqp_cstring_bytes(ctx->app_id);
+	pr->correlation_id = amqp_cstring_bytes(ctx->correlation_id);
+	pr->timestamp = (uint64_t)floor_div(ev->ev_time_us, 1000000);
+	if (ctx->persistent) {
+		pr->_flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
+		pr->delivery_mode = 2;
+	}
+	if (present(ev->extra[1], ev->extra_len[1])) {
+		if (ev->extra_len[1] > SHORTSTR_MAX)
+			return bad(e, "ev_extra2 (content type) is %zu bytes, "
+				   "over %d", ev->extra_len[1], SHORTSTR_MAX);
+		pr->_flags |= AMQP_BASIC_CONTENT_TYPE_FLAG;
+		pr->content_type.bytes = (void *)ev->extra[1];
+		pr->content_type.len = ev->extra_len[1];
+	}
+	/* Parsed only when present: most events have neither. */
+	if (present(ev->extra[3], ev->extra_len[3]) &&
+	    parse_object(m, ev, 3, &hdrs, e) < 0)
+		return -1;
+	if (present(ev->extra[2], ev->extra_len[2])) {
+		if (parse_object(m, ev, 2, &extra3, e) < 0)
+			return -1;
+		json_object_foreach(extra3, key, val) {
+			for (i = 0; i < NPROPS; i++)
+				if (strcmp(key, prop_table[i].name) == 0)
+					break;
+			if (i == NPROPS)
+				continue;       /* unknown keys are ignored */
+			if (set_prop(m, &prop_table[i], val, &hdrs, &hdrs_from3,
+				     e) < 0)
+				return -1;
+		}
+	}
+	if (hdrs_from3)
+		c.where = "ev_extra3 'headers'";
+	if (pr->_flags & AMQP_BASIC_USER_ID_FLAG && !ctx->allow_user_id &&
+	    (ctx->user == NULL || pr->user_id.len != strlen(ctx->user) ||
+	     memcmp(pr->user_id.bytes, ctx->user, pr->user_id.len) != 0))
+		return bad(e, "ev_extra3 property 'user_id' '%.*s' is not the "
+			   "relay's RabbitMQ user; RabbitMQ would refuse it",
+			   (int)(pr->user_id.len > 64 ? 64 : pr->user_id.len),
+			   (const char *)pr->user_id.bytes);
+
+	if (to_table(&c, hdrs, &pr->headers, 1, 5, true) < 0)
+		return -1;
+	if (!has_key(hdrs, "origin")) {
+		v.kind = AMQP_FIELD_KIND_UTF8;
+		v.value.bytes = amqp_cstring_bytes(ctx->origin);
+		add_header(&pr->headers, "origin", v);
+	}
+	if (!has_key(hdrs, "sequence")) {
+		v.kind = AMQP_FIELD_KIND_I64;
+		v.value.i64 = ctx->sequence;
+		add_header(&pr->headers, "sequence", v);
+	}
+	if (!has_key(hdrs, "timestamp")) {
+		event_iso_time(ev->ev_time_us, m->timestamp_hdr,
+			       sizeof(m->timestamp_hdr));
+		v.kind = AMQP_FIELD_KIND_UTF8;
+		v.value.bytes = amqp_cstring_bytes(m->timestamp_hdr);
+		add_header(&pr->headers, "timestamp", v);
+	}
+	if (!has_key(hdrs, "txid")) {
+		v.kind = AMQP_FIELD_KIND_I64;
+		v.value.i64 = ev->ev_txid;
+		add_header(&pr->headers, "txid", v);
+	}
+	v.kind = AMQP_FIELD_KIND_I64;
+	v.value.i64 = ev->ev_id;
+	add_header(&pr->headers, "event_id", v);
+	pr->_flags |= AMQP_BASIC_HEADERS_FLAG;
+	return 0;
+}
+
+long long
+event_id_of(const amqp_basic_properties_t *props)
+{
+	const amqp_field_value_t *v;
+	int i;
+
+	if (!(props->_flags & AMQP_BASIC_HEADERS_FLAG))
+		return -1;
+	for (i = 0; i < props->headers.num_entries; i++) {
+		const amqp_table_entry_t *t = &props->headers.entries[i];
+
+		if (t->key.len != 8 || memcmp(t->key.bytes, "event_id", 8))
+			continue;
+		v = &t->value;
+		switch (v->kind) {
+		case AMQP_FIELD_KIND_I64:
+			return v->value.i64;
+		case AMQP_FIELD_KIND_U64:
+			return (long long)v->value.u64;
+		case AMQP_FIELD_KIND_I32:
+			return v->value.i32;
+		case AMQP_FIELD_KIND_U32:
+			return v->value.u32;
+		case AMQP_FIELD_KIND_I16:
+			return v->value.i16;
+		case AMQP_FIELD_KIND_U16:
+			return v->value.u16;
+		case AMQP_FIELD_KIND_I8:
+			return v->value.i8;
+		case AMQP_FIELD_KIND_U8:
+			return v->value.u8;
+		default:
+			return -1;
+		}
+	}
+	return -1;
+}

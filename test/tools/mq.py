@@ -1,0 +1,203 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""mq.py: a small, independent AMQP peer for mikkoo's tests (pika).
+
+Reads the broker URL from $MIKKOO_AMQP_URL.  Messages are printed as one
+compact JSON object per line with the properties that are set and the
+AMQP type letter of each top-level header, so tests can tell a 64-bit
+integer ("l") from a string ("S").
+"""
+import argparse
+import base64
+import json
+import os
+import struct
+import sys
+import time
+
+import pika
+from pika import data as pika_data
+
+PROPS = ("app_id", "content_type", "content_encoding", "correlation_id",
+         "delivery_mode", "expiration", "message_id", "priority",
+         "timestamp", "type", "user_id", "reply_to", "cluster_id")
+
+
+def connect():
+    params = pika.URLParameters(os.environ["MIKKOO_AMQP_URL"])
+    return pika.BlockingConnection(params)
+
+
+def plain(value):
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"b64": base64.b64encode(value).decode()}
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+_orig_decode_value = pika_data.decode_value
+
+
+def _decode_table_with_types(encoded, offset):
+    result = {}
+    types = {}
+    tablesize = struct.unpack_from(">I", encoded, offset)[0]
+    offset += 4
+    limit = offset + tablesize
+    while offset < limit:
+        key, offset = pika_data.decode_short_string(encoded, offset)
+        types[key] = chr(encoded[offset])
+        value, offset = _orig_decode_value(encoded, offset)
+        result[key] = value
+    return result, offset, types
+
+
+def message(method, props, body):
+    out = {"exchange": method.exchange, "routing_key": method.routing_key,
+           "redelivered": method.redelivered}
+    try:
+        out["body"] = body.decode("utf-8")
+    except UnicodeDecodeError:
+        out["body_b64"] = base64.b64encode(body).decode()
+    p = {}
+    for name in PROPS:
+        v = getattr(props, name, None)
+        if v is not None:
+            p[name] = plain(v)
+    if props.headers is not None:
+        p["headers"] = plain(props.headers)
+    out["properties"] = p
+    out["header_types"] = getattr(props, "_mq_types", {})
+    return out
+
+
+# Wrap BasicProperties.decode to keep the header type letters.
+_orig_props_decode = pika.spec.BasicProperties.decode
+
+
+def _props_decode(self, encoded, offset=0):
+    types = {}
+    orig_table = pika_data.decode_table
+
+    def capture(enc, off):
+        value, new_off, t = _decode_table_with_types(enc, off)
+        types.update(t)
+        return value, new_off
+
+    pika.spec.data.decode_table = capture
+    try:
+        r = _orig_props_decode(self, encoded, offset)
+    finally:
+        pika.spec.data.decode_table = orig_table
+    self._mq_types = types
+    return r
+
+
+pika.spec.BasicProperties.decode = _props_decode
+
+
+def cmd_declare_exchange(ch, a):
+    ch.exchange_declare(a.name, exchange_type=a.type,
+                        durable=not a.transient)
+
+
+def cmd_delete_exchange(ch, a):
+    ch.exchange_delete(a.name)
+
+
+def cmd_declare_queue(ch, a):
+    args = json.loads(a.arguments) if a.arguments else None
+    ch.queue_declare(a.name, durable=not a.transient, arguments=args)
+    for b in a.bind or []:
+        ex, _, key = b.partition(":")
+        ch.queue_bind(a.name, ex, routing_key=key or "#")
+
+
+def cmd_delete_queue(ch, a):
+    ch.queue_delete(a.name)
+
+
+def cmd_purge(ch, a):
+    ch.queue_purge(a.name)
+
+
+def cmd_count(ch, a):
+    q = ch.queue_declare(a.name, passive=True)
+    print(q.method.message_count)
+
+
+def cmd_get(ch, a):
+    got = 0
+    deadline = time.monotonic() + a.timeout
+    while a.count is None or got < a.count:
+        method, props, body = ch.basic_get(a.name, auto_ack=False)
+        if method is None:
+            if a.count is None or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+            continue
+        sys.stdout.write(json.dumps(message(method, props, body),
+                                    separators=(",", ":")) + "\n")
+        sys.stdout.flush()
+        ch.basic_ack(method.delivery_tag)
+        got += 1
+    if a.count is not None and got < a.count:
+        print("mq.py: got %d of %d messages from '%s' in %gs"
+              % (got, a.count, a.name, a.timeout), file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_publish(ch, a):
+    ch.confirm_delivery()
+    props = pika.BasicProperties(**json.loads(a.properties)) \
+        if a.properties else None
+    ch.basic_publish(a.exchange, a.routing_key, a.body.encode(),
+                     properties=props, mandatory=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(prog="mq.py")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("declare-exchange")
+    s.add_argument("name")
+    s.add_argument("--type", default="topic")
+    s.add_argument("--transient", action="store_true")
+    s = sub.add_parser("delete-exchange")
+    s.add_argument("name")
+    s = sub.add_parser("declare-queue")
+    s.add_argument("name")
+    s.add_argument("--bind", action="append")
+    s.add_argument("--arguments")
+    s.add_argument("--transient", action="store_true")
+    for n in ("delete-queue", "purge", "count"):
+        s = sub.add_parser(n)
+        s.add_argument("name")
+    s = sub.add_parser("get")
+    s.add_argument("name")
+    s.add_argument("--count", type=int)
+    s.add_argument("--timeout", type=float, default=10)
+    s = sub.add_parser("publish")
+    s.add_argument("exchange")
+    s.add_argument("routing_key")
+    s.add_argument("body")
+    s.add_argument("--properties")
+    a = ap.parse_args()
+    conn = connect()
+    try:
+        rc = globals()["cmd_" + a.cmd.replace("-", "_")](conn.channel(), a)
+    finally:
+        conn.close()
+    return rc or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
