@@ -146,8 +146,9 @@ parse_object(struct mk_message *m, const struct mk_event *ev, int n,
 	json_error_t jerr;
 	json_t *v;
 
-	v = json_loadb(ev->extra[n], ev->extra_len[n], JSON_REJECT_DUPLICATES,
-		       &jerr);
+	/* DECODE_ANY: a scalar gets "not an object", not "invalid JSON". */
+	v = json_loadb(ev->extra[n], ev->extra_len[n],
+		       JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (v == NULL)
 		return bad(e, "%s is not valid JSON: %s at line %d, column %d",
 			   extra_name[n], jerr.text, jerr.line, jerr.column);

@@ -147,7 +147,7 @@ teardown() {
 	get_messages 3
 	assert_equal "$(jq -r .body "$BATS_TEST_TMPDIR/msgs.jsonl" | paste -sd,)" \
 		"good-1,good-2,good-3"
-	wait_for 60 test "$(dead_count)" -eq 2
+	wait_for 60 dead_count_is 2
 	run dead_letters
 	assert_line --regexp "^[0-9]+\|2\|returned by RabbitMQ: 312 NO_ROUTE \(attempt 3, max_failures 2\)$"
 	assert_line --regexp "^[0-9]+\|2\|exchange 'nope_$Q' cannot be published to: 404 NOT_FOUND - no exchange 'nope_$Q' in vhost '/' \(attempt 3, max_failures 2\)$"
@@ -176,7 +176,7 @@ k|no-exchange|nope_$Q"
 	COMMIT;" >/dev/null
 	get_messages 1
 	msgs | jq -e '.body == "fine"'
-	wait_for 20 test "$(dead_count)" -eq 6
+	wait_for 20 dead_count_is 6
 	run sql "SELECT ev_data || ' ' || coalesce(ev_retry::text, 'first') || ': ' || reason
 		 FROM mikkoo.dead_letter WHERE queue = '$Q' ORDER BY ev_id"
 	assert_line --index 0 --regexp "^e3-bad first: ev_extra3 is not valid JSON: .*line 1"
@@ -218,13 +218,13 @@ k|no-exchange|nope_$Q"
 	sql "SELECT count(pgq.insert_event('$Q', 'k', g::text, '$EX', NULL, NULL,
 		NULL)) FROM generate_series(1, 20000) g" >/dev/null
 	relay_start
-	wait_for 30 test "$(mq count "$MQ")" -gt 200
+	wait_for 30 mq_count_ge 201
 	relay_stop TERM
 	assert_equal "$daemon_status" 0
 	run grep -E "stopping on SIGTERM" "$BATS_TEST_TMPDIR/relay.err"
 	assert_success
 	relay_start
-	wait_for 60 test "$(mq count "$MQ")" -ge 20000
+	wait_for 60 mq_count_ge 20000
 	relay_stop
 	mq get "$MQ" --timeout 5 | jq -r .body | sort -n >"$BATS_TEST_TMPDIR/got"
 	# every event at least once; duplicates only from the open batch

@@ -28,10 +28,15 @@ setup_relay_queue() {
 	write_config "$CONF"
 }
 
-# write_config FILE [EXTRA_WORKER_YAML_LINES...]
+# write_config FILE [KEY: VALUE...]: a one-worker config for $Q; the
+# extra worker settings replace the test defaults of the same key.
 write_config() {
-	local f=$1
+	local f=$1 l k
 	shift
+	local -A set=()
+	for l in "$@"; do
+		set[${l%%:*}]=1
+	done
 	{
 		echo "Application:"
 		echo "  workers:"
@@ -39,10 +44,10 @@ write_config() {
 		echo "      postgres_url: $MIKKOO_PG_URL"
 		echo "      rabbitmq_url: $MIKKOO_AMQP_URL"
 		echo "      consumer_name: $CONSUMER"
-		echo "      wait_duration: 0.1"
-		echo "      retry_delay: 1"
-		echo "      max_failures: 2"
-		local l
+		for l in "wait_duration: 0.1" "retry_delay: 1" "max_failures: 2"; do
+			k=${l%%:*}
+			[ -n "${set[$k]:-}" ] || echo "      $l"
+		done
 		for l in "$@"; do
 			echo "      $l"
 		done
@@ -85,4 +90,13 @@ dead_letters() {
 
 dead_count() {
 	sql "SELECT count(*) FROM mikkoo.dead_letter WHERE queue = '$Q'"
+}
+
+# Predicates for wait_for: they re-read the state on every poll.
+dead_count_is() {
+	[ "$(dead_count)" -eq "$1" ]
+}
+
+mq_count_ge() {
+	[ "$(mq count "$MQ")" -ge "$1" ]
 }

@@ -46,6 +46,19 @@ def plain(value):
 _orig_decode_value = pika_data.decode_value
 
 
+def _decode_value(encoded, offset):
+    # pika 1.2 truncates floats and doubles to integers; decode them here.
+    kind = encoded[offset:offset + 1]
+    if kind == b"d":
+        return struct.unpack_from(">d", encoded, offset + 1)[0], offset + 9
+    if kind == b"f":
+        return struct.unpack_from(">f", encoded, offset + 1)[0], offset + 5
+    return _orig_decode_value(encoded, offset)
+
+
+pika_data.decode_value = _decode_value
+
+
 def _decode_table_with_types(encoded, offset):
     result = {}
     types = {}
@@ -55,7 +68,7 @@ def _decode_table_with_types(encoded, offset):
     while offset < limit:
         key, offset = pika_data.decode_short_string(encoded, offset)
         types[key] = chr(encoded[offset])
-        value, offset = _orig_decode_value(encoded, offset)
+        value, offset = pika_data.decode_value(encoded, offset)
         result[key] = value
     return result, offset, types
 
@@ -86,9 +99,17 @@ _orig_props_decode = pika.spec.BasicProperties.decode
 def _props_decode(self, encoded, offset=0):
     types = {}
     orig_table = pika_data.decode_table
+    depth = [0]
 
     def capture(enc, off):
-        value, new_off, t = _decode_table_with_types(enc, off)
+        # type letters of the top-level table only
+        if depth[0]:
+            return orig_table(enc, off)
+        depth[0] += 1
+        try:
+            value, new_off, t = _decode_table_with_types(enc, off)
+        finally:
+            depth[0] -= 1
         types.update(t)
         return value, new_off
 

@@ -1,0 +1,17 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-3-Clause
+# The C unit tests (test/unit/test-*.c), one bats test per binary.
+
+load helpers/common
+
+unit() {
+	run "$MIKKOO_BUILD/test/$1"
+	echo "$output"
+	assert_success
+	refute_line --regexp '^not ok'
+	assert_line --regexp '^1\.\.[1-9]'
+}
+
+@test "unit: inflight (confirm tracker, against a model)" {
+	unit test-inflight
+}
