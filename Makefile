@@ -141,6 +141,9 @@ uninstall:
 clean:
 	rm -rf build build-asan build-fuzz
 
+# Keep objects make sees as intermediate (unit tests, tools).
+.SECONDARY:
+
 .PHONY: all units tools check check-asan check-valgrind lint-man \
 	format-check deps test demo bench install uninstall clean
 

@@ -103,10 +103,14 @@ YAML
 	run -78 mikkoo-relay -n -c "$CONF"
 	assert_output --partial "$CONF:10:15: key 'Application/workers/$Q/window'"
 
-	write_config "$CONF" "max_failures: 3"
+	write_config "$CONF"
+	echo "      max_failures: 3" >>"$CONF"
 	run -78 mikkoo-relay -n -c "$CONF"
-	assert_output --partial "$CONF:10:7: "
-	assert_output --partial "max_failures"
+	assert_output --partial "$CONF:10:7: key 'Application/workers/$Q/max_failures' is repeated (first on line 9)"
+
+	write_config "$CONF" "retry_interval: 3"
+	run -78 mikkoo-relay -n -c "$CONF"
+	assert_output --partial "$CONF:10:7: key 'Application/workers/$Q/retry_interval' says again what line 8 said: give only one"
 
 
 	printf 'Application:\n  workers:\n    q: [\n' >"$CONF"
