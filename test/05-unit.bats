@@ -15,3 +15,7 @@ unit() {
 @test "unit: inflight (confirm tracker, against a model)" {
 	unit test-inflight
 }
+
+@test "unit: event (the PgQ event -> AMQP message mapping)" {
+	unit test-event
+}
