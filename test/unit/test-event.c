@@ -226,7 +226,7 @@ reason(struct mk_event e)
 static void
 bad_data(void)
 {
-	char big[300], deep[200], key[300], *huge;
+	char big[300], deep[200], key[320], *huge;
 	int i;
 
 	is_str(reason(ev("k", "b", NULL, NULL, NULL, NULL)),
@@ -292,11 +292,9 @@ bad_data(void)
 	is_str(reason(ev("k", "b", "x", NULL, NULL, big)),
 	       "ev_extra4: headers are nested deeper than 32 levels",
 	       "depth limit");
-	memset(key, 'k', 256);
-	snprintf(key + 256, 44, "\":1}");
-	memmove(key + 2, key, 260);
-	key[0] = '{';
-	key[1] = '"';
+	memset(big, 'k', 256);
+	big[256] = '\0';
+	snprintf(key, sizeof(key), "{\"%s\":1}", big);
 	has_str(reason(ev("k", "b", "x", NULL, NULL, key)),
 		"bytes, over 255", "256-byte header name");
 	ctx.deny_cc_bcc = true;
