@@ -19,3 +19,7 @@ unit() {
 @test "unit: event (the PgQ event -> AMQP message mapping)" {
 	unit test-event
 }
+
+@test "unit: config (the YAML file, defaults, errors with locations)" {
+	unit test-config
+}

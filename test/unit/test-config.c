@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Unit tests for config: the YAML file, its defaults and its errors. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "tap.h"
+
+static const char seed[] =
+	"Application:\n"
+	"\n"
+	"  poll_interval: 10\n"
+	"  sentry_dsn: [YOUR SENTRY DSN]\n"
+	"\n"
+	"  statsd:\n"
+	"    enabled: true\n"
+	"    host: localhost\n"
+	"    port: 8125\n"
+	"\n"
+	"  workers:\n"
+	"    test:\n"
+	"      confirm: False\n"
+	"      consumer_name: my_consumer\n"
+	"      max_failures: 5\n"
+	"      postgres_url: postgresql://localhost:5432/postgres\n"
+	"      rabbitmq_url: amqp://localhost:5672/%2f\n"
+	"      retry_delay: 5\n"
+	"      unregister: False\n"
+	"      wait_duration: 5\n"
+	"\n"
+	"Daemon:\n"
+	"  user: mikkoo\n"
+	"  pidfile: /var/run/mikkoo\n"
+	"\n"
+	"Logging:\n"
+	"  version: 1\n"
+	"  formatters:\n"
+	"    verbose:\n"
+	"      format: '%(levelname) -10s %(asctime)s'\n"
+	"  root:\n"
+	"    handlers: [console]\n";
+
+static int
+load(const char *text, struct mk_config *cfg, struct mk_err *e)
+{
+	return config_load_buffer("t.yml", text, strlen(text), cfg, e);
+}
+
+/* The error message for text, or "(loaded)". */
+static const char *
+error_of(const char *text)
+{
+	static char buf[1100];
+	struct mk_config cfg;
+	struct mk_err e;
+
+	if (load(text, &cfg, &e) == 0) {
+		config_release(&cfg);
+		return "(loaded)";
+	}
+	snprintf(buf, sizeof(buf), "%s%s", e.code == EX_CONFIG ? ""
+		 : "(wrong code) ", e.msg);
+	return buf;
+}
+
+#define WORKER(body) \
+	"Application:\n  workers:\n    q:\n" \
+	"      postgres_url: postgresql://u:S3cr3t-CANARY@h/db\n" body
+
+static void
+seed_example(void)
+{
+	struct mk_config cfg;
+	struct mk_err e;
+	const struct mk_worker_config *w;
+
+	ok(load(seed, &cfg, &e) == 0, "the seed README example loads");
+	is_int(cfg.poll_interval, 10, "poll_interval");
+	ok(cfg.statsd.enabled && cfg.statsd.port == 8125 &&
+	   strcmp(cfg.statsd.host, "localhost") == 0, "statsd");
+	is_str(cfg.daemon_user, "mikkoo", "Daemon/user kept");
+	is_str(cfg.daemon_pidfile, "/var/run/mikkoo", "Daemon/pidfile");
+	is_int(cfg.nworkers, 1, "one worker");
+	w = config_worker(&cfg, "test");
+	ok(w != NULL, "worker 'test'");
+	if (w == NULL)
+		return;
+	is_str(w->consumer_name, "my_consumer", "consumer_name");
+	is_int(w->max_failures, 5, "max_failures");
+	is_int(w->retry_delay, 5, "retry_delay");
+	ok(w->wait_duration == 5.0, "wait_duration");
+	ok(!w->unregister && w->confirm == false, "booleans in Python case");
+	is_str(w->amqp.host, "localhost", "amqp host");
+	is_str(w->amqp.vhost, "/", "%2f vhost");
+	is_str(w->amqp_display, "amqp://localhost:5672/%2f", "display");
+	ok(w->persistent && w->window == 1000 && w->batch_chunk == 1000 &&
+	   w->max_event_bytes == 8 * 1024 * 1024 && w->heartbeat == 30,
+	   "our defaults");
+	is_int(cfg.nnotices, 3, "three notices");
+	has_str(cfg.notices[0], "t.yml:4: 'sentry_dsn' is ignored",
+		"sentry notice");
+	has_str(cfg.notices[1], "t.yml:13: worker 'test': 'confirm: false' "
+		"is ignored", "confirm notice");
+	has_str(cfg.notices[2], "t.yml:26: 'Logging' is ignored", "Logging");
+	ok(config_worker(&cfg, "nope") == NULL, "unknown worker is NULL");
+	config_release(&cfg);
+}
+
+static void
+map_form(void)
+{
+	struct mk_config cfg, cfg2;
+	struct mk_err e;
+	const struct mk_worker_config *w;
+	static const char text[] =
+		WORKER("      rabbitmq:\n"
+		       "        host: mq.example.com\n"
+		       "        vhost: /prod\n"
+		       "        username: app\n"
+		       "        password: S3cr3t-CANARY\n"
+		       "        heartbeat_interval: 15\n"
+		       "        socket_timeout: 2.5\n"
+		       "        ssl_options:\n"
+		       "          ca_certs: /ca.pem\n"
+		       "          ciphers: HIGH\n"
+		       "      retry_interval: 7\n"
+		       "      unregister: yes\n"
+		       "      persistent: off\n");
+
+	ok(load(text, &cfg, &e) == 0, "3.x rabbitmq mapping loads");
+	w = &cfg.workers[0];
+	ok(w->amqp.tls && w->amqp.port == 5671 && w->amqp.verify == 1,
+	   "ssl_options: amqps on 5671, verifying");
+	is_str(w->amqp.cacertfile, "/ca.pem", "ca_certs");
+	is_str(w->amqp_display, "amqps://app:***@mq.example.com:5671/%2fprod",
+	       "masked display of the mapping");
+	is_str(w->postgres_display, "postgresql://u:***@h/db",
+	       "masked postgres display");
+	is_int(w->heartbeat, 15, "heartbeat_interval");
+	ok(w->connect_timeout == 2.5, "socket_timeout");
+	is_int(w->retry_delay, 7, "retry_interval alias");
+	ok(w->unregister && !w->persistent, "yes/off spellings");
+	has_str(cfg.notices[0], "'Application/workers/q/rabbitmq/ssl_options/"
+		"ciphers' is ignored", "unsupported TLS option notice");
+	has_str(cfg.notices[1], "'unregister: true' drops", "unregister");
+	ok(load(text, &cfg2, &e) == 0 &&
+	   config_worker_equal(&cfg.workers[0], &cfg2.workers[0]),
+	   "equal to itself");
+	cfg2.workers[0].max_failures++;
+	ok(!config_worker_equal(&cfg.workers[0], &cfg2.workers[0]),
+	   "a changed setting is not equal");
+	config_release(&cfg2);
+	config_release(&cfg);
+}
+
+static void
+errors(void)
+{
+	char *big;
+	size_t i;
+	const char *m;
+
+	is_str(error_of(""), "t.yml: the configuration is empty", "empty");
+	is_str(error_of("- a\n"), "t.yml:1:1: the top level must be a mapping "
+	       "with an 'Application' section", "not a mapping");
+	is_str(error_of("Daemon: {user: x}\n"), "t.yml: no workers: add "
+	       "queues under 'Application/workers'", "no workers");
+	has_str(error_of("Application:\n  workers: [\n"), "t.yml:3:1: YAML "
+		"syntax error: ", "syntax error located");
+	has_str(error_of("Application:\n\tworkers: {}\n"), "YAML syntax error",
+		"tab indentation");
+	is_str(error_of("Application:\n  workers: {}\n"), "t.yml:2:12: key "
+	       "'Application/workers' must name at least one queue",
+	       "empty workers");
+	is_str(error_of("Applicaton: {}\n"), "t.yml:1:1: key 'Applicaton' is "
+	       "unknown (did you mean 'Application'?)", "top-level typo");
+	is_str(error_of(WORKER("      rabbitmq_url: amqp://h/\n"
+			       "      max_failurs: 3\n")),
+	       "t.yml:6:7: key 'Application/workers/q/max_failurs' is unknown "
+	       "(did you mean 'max_failures'?)", "worker typo suggestion");
+	is_str(error_of(WORKER("      rabbitmq_url: amqp://h/\n"
+			       "      frobnicate: 3\n")),
+	       "t.yml:6:7: key 'Application/workers/q/frobnicate' is unknown",
+	       "no suggestion when nothing is close");
+	is_str(error_of(WORKER("      rabbitmq_url: amqp://h/\n"
+			       "      max_failures: \"3\"\n")),
+	       "t.yml:6:21: key 'Application/workers/q/max_failures' must be "
+	       "an integer, not the string \"3\"", "quoted number");
+	is_str(error_of(WORKER("      rabbitmq_url: amqp://h/\n"
+			       "      window: 0\n")),
+	       "t.yml:6:15: key 'Application/workers/q/window' must be from 1 "
+	       "to 65535, not 0", "range");
+	is_str(error_of(WORKER("      rabbitmq_url: amqp://h/\n"
+			       "      max_failures: -1\n")),
+	       "t.yml:6:21: key 'Application/workers/q/max_failures' must be "
+	       "from 0 to 1000000, not -1", "negative");
+	has_str(error_of(WORKER("      rabbitmq_url: amqp://h/\n"
+				"      max_failures: 99999999999999999999\n")),
+		"must be an integer from 0 to 1000000", "huge number");
+	is_str(error_of(WORKER("      rabbitmq_url: amqp://h/\n"
+			       "      persistent: maybe\n")),
+	       "t.yml:6:19: key 'Application/workers/q/persistent' must be "
+	       "true or false, not 'maybe'", "bad boolean");
+	is_str(error_of(WORKER("      rabbitmq_url: amqp://h/\n"
+			       "      wait_duration: [1]\n")),
+	       "t.yml:6:22: key 'Application/workers/q/wait_duration' must be "
+	       "a number, not a sequence", "sequence for a number");
+	is_str(error_of("Application:\n  workers:\n    q:\n"
+			"      rabbitmq_url: amqp://h/\n"),
+	       "t.yml:3:5: worker 'q': postgres_url is required",
+	       "postgres_url required");
+	is_str(error_of(WORKER("")), "t.yml:3:5: worker 'q': rabbitmq_url (or "
+	       "a rabbitmq mapping) is required", "rabbitmq required");
+	is_str(error_of(WORKER("      rabbitmq_url: amqp://h/\n"
+			       "      rabbitmq: {host: h}\n")),
+	       "t.yml:6:7: key 'Application/workers/q/rabbitmq' says again "
+	       "what line 5 said: give only one", "both rabbitmq forms");
+	is_str(error_of(WORKER("      postgresql_url: x\n"
+			       "      rabbitmq_url: amqp://h/\n")),
+	       "t.yml:5:7: key 'Application/workers/q/postgresql_url' says "
+	       "again what line 4 said: give only one", "postgres aliases");
+	is_str(error_of(WORKER("      rabbitmq_url: amqp://h/\n"
+			       "      rabbitmq_url: amqp://h/\n")),
+	       "t.yml:6:7: key 'Application/workers/q/rabbitmq_url' is "
+	       "repeated (first on line 5)", "repeated key");
+	is_str(error_of("Application:\n  workers:\n    'a b': {}\n"),
+	       "t.yml:3:5: key under 'Application/workers' must be a queue "
+	       "name (1 to 63 of A-Z a-z 0-9 _ . : -)", "bad queue name");
+	is_str(error_of("Application:\n  workers:\n    q: 5\n"),
+	       "t.yml:3:8: worker 'q' must be a mapping of settings",
+	       "worker not a mapping");
+	is_str(error_of(WORKER("      rabbitmq_url: amqp://h/\n"
+			       "      consumer_name: \"x'; drop\"\n")),
+	       "t.yml:6:22: key 'Application/workers/q/consumer_name': 'x'; "
+	       "drop' is not a valid name (1 to 63 of A-Z a-z 0-9 _ . : -)",
+	       "bad consumer name");
+	m = error_of(WORKER("      rabbitmq_url: amqp://u:S3cr3t-CANARY@h:0/\n"));
+	is_str(m, "t.yml:5:21: key 'Application/workers/q/rabbitmq_url': bad "
+	       "URL 'amqp://u:***@h:0/': port out of range", "bad URL");
+	ok(strstr(m, "CANARY") == NULL, "no password in the URL error");
+	m = error_of(WORKER("      rabbitmq: {password: S3cr3t-CANARY, "
+			    "port: 0}\n"));
+	ok(strstr(m, "CANARY") == NULL && strstr(m, "port") != NULL,
+	   "no password in a rabbitmq mapping error");
+	big = malloc(2 * 1024 * 1024);
+	for (i = 0; i < 2 * 1024 * 1024 - 1; i++)
+		big[i] = i % 80 == 79 ? '\n' : '#';
+	big[i] = '\0';
+	is_str(error_of(big), "t.yml: configuration is 2097151 bytes, over "
+	       "the limit of 1 MiB", "size cap");
+	free(big);
+}
+
+static void
+file_errors(void)
+{
+	struct mk_config cfg;
+	struct mk_err e;
+
+	ok(config_load("/nonexistent/m.yml", &cfg, &e) < 0 &&
+	   e.code == EX_NOINPUT, "missing file is EX_NOINPUT");
+	is_str(e.msg, "cannot open '/nonexistent/m.yml': No such file or "
+	       "directory", "missing file message");
+}
+
+int
+main(void)
+{
+	seed_example();
+	map_form();
+	errors();
+	file_errors();
+	return tap_done();
+}
