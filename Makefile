@@ -92,12 +92,17 @@ tools: $(TOOLS)
 
 # The suite: unit binaries and bats files, on real servers started by
 # test/run itself.  MIKKOO_BIN tells the tests which build to exercise.
-check: all units tools
-	$(Q)MIKKOO_BUILD=$(abspath $(O)) test/run $(TESTS)
+# PLAIN_BIN: an unsanitized build for the valgrind tests (valgrind cannot
+# run ASan binaries).
+PLAIN_BIN ?= $(abspath $(O))/bin
 
-check-asan:
+check: all units tools
+	$(Q)MIKKOO_BUILD=$(abspath $(O)) MIKKOO_PLAIN_BIN=$(PLAIN_BIN) \
+		test/run $(TESTS)
+
+check-asan: all
 	$(Q)$(MAKE) --no-print-directory O=build-asan CFLAGS='-O1 -g' \
-		SAN='$(ASAN_FLAGS)' check
+		SAN='$(ASAN_FLAGS)' PLAIN_BIN=$(abspath $(O))/bin check
 
 check-valgrind: all units tools
 	$(Q)MIKKOO_BUILD=$(abspath $(O)) MIKKOO_WRAP='valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --track-fds=no' test/run $(TESTS)
