@@ -273,3 +273,25 @@ k|no-exchange|nope_$Q"
 	relay_stop
 	assert_equal "$daemon_status" 0
 }
+
+@test "--daemon detaches with a locked pidfile and stops on SIGTERM" {
+	pidfile="$BATS_TEST_TMPDIR/mikkoo.pid"
+	printf 'Daemon:\n  pidfile: %s\n' "$pidfile" >>"$CONF"
+	# stderr is kept by the daemon: send it to a file, as a user would
+	mikkoo-relay --daemon -c "$CONF" 2>"$BATS_TEST_TMPDIR/daemon.err"
+	pid=$(cat "$pidfile")
+	echo "$pid" >"$BATS_TEST_TMPDIR/relay.pid"   # teardown kills it
+	echo relay >>"$BATS_TEST_TMPDIR/daemons"
+	touch "$BATS_TEST_TMPDIR/relay.err"
+	kill -0 "$pid"
+	insert_event "'k'" "'daemon'" "'$EX'" NULL NULL NULL
+	get_messages 1
+	msgs | jq -e '.body == "daemon"'
+	# a second copy is refused while the first holds the lock
+	run -75 mikkoo-relay --daemon -c "$CONF" 2>&1
+	assert_output --partial "pidfile '$pidfile' is locked: mikkoo-relay is already running (pid $pid)"
+	kill -TERM "$pid"
+	wait_for 15 _gone "$pid"
+	[ ! -e "$pidfile" ]
+	grep -q "stopping on SIGTERM" "$BATS_TEST_TMPDIR/daemon.err"
+}

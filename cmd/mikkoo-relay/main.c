@@ -7,12 +7,13 @@
 #include <string.h>
 
 #include "config.h"
+#include "daemon.h"
 #include "log.h"
 #include "relay.h"
 #include "sig.h"
 #include "supervise.h"
 
-#define USAGE "usage: mikkoo-relay [-fnqvV] -c FILE [-w QUEUE] [--ready-fd N]"
+#define USAGE "usage: mikkoo-relay [-fnqvV] -c FILE [-w QUEUE] [--ready-fd N] [--daemon]"
 
 static const char help[] =
 	USAGE "\n"
@@ -27,7 +28,8 @@ static const char help[] =
 	"  -w, --worker QUEUE   run only this queue's worker, in this process\n"
 	"      --ready-fd N     write a newline to fd N once ready (s6)\n"
 	"      --notify-fd N    the same as --ready-fd\n"
-	"  -f, --foreground     accepted for compatibility (always foreground)\n"
+	"  -f, --foreground     accepted for compatibility (the default)\n"
+	"      --daemon         detach, write Daemon/pidfile, run as Daemon/user\n"
 	"      --log-time       start log lines with an RFC 3339 UTC time\n"
 	"  -v, --verbose        more log lines (debug)\n"
 	"  -q, --quiet          warnings and errors only\n"
@@ -41,7 +43,7 @@ static const char help[] =
 	"unavailable at start, 77 login or permission refused, 78 bad\n"
 	"configuration.  See mikkoo-relay(1).\n";
 
-enum { OPT_READY_FD = 256, OPT_LOG_TIME };
+enum { OPT_READY_FD = 256, OPT_LOG_TIME, OPT_DAEMON };
 
 static const struct option longopts[] = {
 	{ "config", required_argument, NULL, 'c' },
@@ -50,6 +52,7 @@ static const struct option longopts[] = {
 	{ "ready-fd", required_argument, NULL, OPT_READY_FD },
 	{ "notify-fd", required_argument, NULL, OPT_READY_FD },
 	{ "foreground", no_argument, NULL, 'f' },
+	{ "daemon", no_argument, NULL, OPT_DAEMON },
 	{ "log-time", no_argument, NULL, OPT_LOG_TIME },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
@@ -71,7 +74,7 @@ main(int argc, char **argv)
 {
 	const char *path = NULL, *worker = NULL;
 	int level = MK_LOG_INFO, ready_fd = -1, opt, rc;
-	bool check = false;
+	bool check = false, detach = false;
 	struct mk_config cfg;
 	struct mk_err e;
 	char *end;
@@ -98,6 +101,9 @@ main(int argc, char **argv)
 						   "descriptor number");
 			break;
 		case 'f':
+			break;
+		case OPT_DAEMON:
+			detach = true;
 			break;
 		case OPT_LOG_TIME:
 			log_set_time(true);
@@ -143,6 +149,12 @@ main(int argc, char **argv)
 		return fflush(stdout) == 0 ? 0 : EX_IOERR;
 	}
 
+	if (detach && daemon_detach(cfg.daemon_pidfile, cfg.daemon_user,
+				    &e) < 0) {
+		log_error("%s", e.msg);
+		config_release(&cfg);
+		return e.code;
+	}
 	if (worker) {
 		struct relay_opts ro = {
 			.config_path = path,
@@ -176,6 +188,7 @@ main(int argc, char **argv)
 		rc = supervise_run(&so, &e);
 		sig_close();
 	}
+	daemon_cleanup();
 	if (rc < 0) {
 		if (e.msg[0])
 			log_error("%s", e.msg);
