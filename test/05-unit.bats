@@ -23,3 +23,7 @@ unit() {
 @test "unit: config (the YAML file, defaults, errors with locations)" {
 	unit test-config
 }
+
+@test "unit: url (AMQP URL parsing, password masking)" {
+	unit test-url
+}
