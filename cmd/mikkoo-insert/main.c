@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* mikkoo-insert: insert events into PgQ, one from flags or many as JSON lines. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "insert.h"
+#include "jsonl.h"
+#include "log.h"
+#include "tool.h"
+
+#define USAGE \
+	"usage: mikkoo-insert [conn] -q QUEUE -e EXCHANGE -r KEY [-b BODY]\n" \
+	"                     [-t TYPE] [-P K=V]... [-H K=V]... [--audit]\n" \
+	"       mikkoo-insert [conn] [-q QUEUE] --jsonl [--batch N] < FILE"
+
+static const char help[] =
+	USAGE "\n"
+	"\n"
+	"Insert events into a PgQ queue with mikkoo's mapping.  With --jsonl,\n"
+	"read one event per line from standard input:\n"
+	"  {\"queue\":..,\"exchange\":..,\"routing_key\":..,\"body\":..,\n"
+	"   \"content_type\":..,\"properties\":{..},\"headers\":{..},\"audit\":true}\n"
+	"Each chunk of --batch lines is one transaction; a bad line inserts\n"
+	"nothing of its chunk.  One result line per input line on stdout:\n"
+	"  {\"line\":1,\"ev_id\":42,\"queue\":\"orders\"}\n"
+	"\n"
+	TOOL_CONN_HELP
+	"  -q, --queue QUEUE    the PgQ queue (default: the worker's)\n"
+	"  -e, --exchange NAME  ev_extra1: the exchange ('' is the default one)\n"
+	"  -r, --routing-key K  ev_type: the routing key\n"
+	"  -b, --body TEXT      ev_data: the body ('-' reads standard input)\n"
+	"  -t, --content-type T ev_extra2\n"
+	"  -P, --property K=V   a property in ev_extra3 (V is JSON or text)\n"
+	"  -H, --header K=V     a header in ev_extra4 (V is JSON or text)\n"
+	"      --audit          also write a mikkoo.audit row (message_id)\n"
+	"      --jsonl          read events as JSON lines from stdin\n"
+	"      --batch N        lines per transaction (default 1000)\n"
+	"      --max-line N     longest input line in bytes (default 1 MiB)\n"
+	"      --strict         stop at the first bad line\n"
+	"  -n, --dry-run        check and show, insert nothing\n"
+	"  -h, --help           show this help and exit\n"
+	"  -V, --version        show the version and exit\n"
+	"\n"
+	"Exit status: 0 all inserted, 64 usage, 65 a bad line or a refused\n"
+	"chunk, 69 PostgreSQL unreachable, 74 output failed, 77 login refused,\n"
+	"78 bad config.  See mikkoo-insert(1).\n";
+
+enum { OPT_AUDIT = 256, OPT_JSONL, OPT_BATCH, OPT_MAX_LINE, OPT_STRICT };
+
+static const struct option longopts[] = {
+	TOOL_CONN_OPTS,
+	{ "queue", required_argument, NULL, 'q' },
+	{ "exchange", required_argument, NULL, 'e' },
+	{ "routing-key", required_argument, NULL, 'r' },
+	{ "body", required_argument, NULL, 'b' },
+	{ "content-type", required_argument, NULL, 't' },
+	{ "property", required_argument, NULL, 'P' },
+	{ "header", required_argument, NULL, 'H' },
+	{ "audit", no_argument, NULL, OPT_AUDIT },
+	{ "jsonl", no_argument, NULL, OPT_JSONL },
+	{ "batch", required_argument, NULL, OPT_BATCH },
+	{ "max-line", required_argument, NULL, OPT_MAX_LINE },
+	{ "strict", no_argument, NULL, OPT_STRICT },
+	{ "dry-run", no_argument, NULL, 'n' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int
+usage_error(const char *msg)
+{
+	log_error("%s", msg);
+	fprintf(stderr, "%s\ntry 'mikkoo-insert --help' for more\n", USAGE);
+	return EX_USAGE;
+}
+
+/* K=V into obj: V as JSON when it parses, else as text. */
+static int
+add_pair(json_t *obj, const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	json_t *v;
+	char *k;
+
+	if (eq == NULL || eq == kv)
+		return -1;
+	v = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
+	if (v == NULL)
+		v = json_string(eq + 1);
+	k = strndup(kv, (size_t)(eq - kv));
+	json_object_set_new(obj, k, v);
+	free(k);
+	return 0;
+}
+
+static char *
+read_all(FILE *f)
+{
+	size_t n = 0, cap = 0, got;
+	char *buf = NULL, *b;
+
+	do {
+		if (n + 4096 > cap) {
+			cap = cap ? cap * 2 : 65536;
+			b = realloc(buf, cap);
+			if (b == NULL) {
+				free(buf);
+				return NULL;
+			}
+			buf = b;
+		}
+		got = fread(buf + n, 1, cap - n - 1, f);
+		n += got;
+	} while (got > 0);
+	buf[n] = '\0';
+	return buf;
+}
+
+/*
+ * A chunk of --batch records is one transaction: with a bad line in it,
+ * none of it is inserted.  -1 only when the connection is gone.
+ */
+static int
+end_chunk(struct inserter *in, bool chunk_bad, long first, long last,
+	  int *bad)
+{
+	struct mk_err e;
+
+	if (chunk_bad) {
+		if (inserter_pending(in))
+			log_error("lines %ld-%ld not inserted: their chunk has "
+				  "a bad line", first, last);
+		inserter_discard(in);
+		return 0;
+	}
+	if (inserter_flush(in, stdout, &e) == 0)
+		return 0;
+	log_error("%s", e.msg);
+	if (e.code != EX_DATAERR)
+		return -1;
+	(*bad)++;
+	return 0;
+}
+
+static long
+number(const char *s, long lo, long hi)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	return (errno || *end || end == s || v < lo || v > hi) ? -1 : v;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct tool_conn t = { .prog = "mikkoo-insert" };
+	const char *queue = NULL, *exchange = NULL, *rk = NULL, *body = NULL;
+	const char *ctype = NULL;
+	json_t *props = json_object(), *hdrs = json_object(), *rec = NULL;
+	bool audit = false, jsonl = false, dry = false, strict = false;
+	long batch = 1000, max_line = JSONL_MAX_LINE_DEFAULT;
+	struct pgq_conn pg = { 0 };
+	struct inserter in;
+	struct jsonl_reader rd;
+	struct mk_err e;
+	char *stdin_body = NULL;
+	long chunk_start = 1, in_chunk = 0;
+	bool chunk_bad = false;
+	int opt, rc = 0, bad = 0;
+
+	log_init("mikkoo-insert");
+	while ((opt = getopt_long(argc, argv, "d:c:w:q:e:r:b:t:P:H:nhV",
+				  longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'd': t.dbname = optarg; break;
+		case 'c': t.config = optarg; break;
+		case 'w': t.worker = optarg; break;
+		case 'q': queue = optarg; break;
+		case 'e': exchange = optarg; break;
+		case 'r': rk = optarg; break;
+		case 'b': body = optarg; break;
+		case 't': ctype = optarg; break;
+		case 'P':
+			if (add_pair(props, optarg) < 0)
+				return usage_error("-P needs KEY=VALUE");
+			break;
+		case 'H':
+			if (add_pair(hdrs, optarg) < 0)
+				return usage_error("-H needs KEY=VALUE");
+			break;
+		case OPT_AUDIT: audit = true; break;
+		case OPT_JSONL: jsonl = true; break;
+		case OPT_STRICT: strict = true; break;
+		case OPT_BATCH:
+			if ((batch = number(optarg, 1, 100000)) < 0)
+				return usage_error("--batch must be 1 to 100000");
+			break;
+		case OPT_MAX_LINE:
+			if ((max_line = number(optarg, 64, 1L << 30)) < 0)
+				return usage_error("--max-line must be 64 to 1 GiB");
+			break;
+		case 'n': dry = true; break;
+		case 'h':
+			fputs(help, stdout);
+			return fflush(stdout) == 0 ? 0 : EX_IOERR;
+		case 'V':
+			printf("mikkoo-insert %s\n", MIKKOO_VERSION);
+			return fflush(stdout) == 0 ? 0 : EX_IOERR;
+		default:
+			return usage_error("unknown option");
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument");
+	if (jsonl && (exchange || rk || body || ctype || audit ||
+		      json_object_size(props) || json_object_size(hdrs)))
+		return usage_error("--jsonl takes the events from stdin: no "
+				   "-e, -r, -b, -t, -P, -H or --audit");
+	if (!jsonl && (exchange == NULL || rk == NULL))
+		return usage_error("give -e EXCHANGE and -r ROUTING_KEY, or "
+				   "--jsonl");
+	if (tool_setup(&t, &e) < 0) {
+		log_error("%s", e.msg);
+		return e.code;
+	}
+	if (queue == NULL)
+		queue = tool_queue(&t);
+	if (!dry && tool_pg(&t, &pg, &e) < 0) {
+		log_error("%s", e.msg);
+		rc = e.code;
+		goto out;
+	}
+	inserter_init(&in, dry ? NULL : &pg);
+
+	if (!jsonl) {
+		if (body && strcmp(body, "-") == 0) {
+			stdin_body = read_all(stdin);
+			body = stdin_body;
+		}
+		rec = json_pack("{s:s,s:s,s:s?,s:s?,s:O,s:O,s:b}", "exchange",
+				exchange, "routing_key", rk, "body", body,
+				"content_type", ctype, "properties", props,
+				"headers", hdrs, "audit", audit);
+		if (rec == NULL || inserter_add(&in, 1, rec, queue, &e) < 0) {
+			log_error("%s", rec ? e.msg : "arguments are not "
+				  "valid UTF-8");
+			rc = EX_DATAERR;
+		} else if (inserter_flush(&in, stdout, &e) < 0) {
+			log_error("%s", e.msg);
+			rc = e.code;
+		}
+		goto done;
+	}
+
+	jsonl_reader_init(&rd, stdin, "<stdin>", (size_t)max_line);
+	for (;;) {
+		int r = jsonl_read(&rd, &rec, &e);
+
+		if (r == 0)
+			break;
+		if (r < 0 && (e.code == EX_IOERR || e.code == EX_OSERR)) {
+			log_error("%s", e.msg);
+			rc = e.code;
+			break;
+		}
+		if (in_chunk++ == 0)
+			chunk_start = rd.line;
+		if (r > 0 && inserter_add(&in, rd.line, rec, queue, &e) < 0)
+			mk_err_prefix(&e, "<stdin>:%ld:1", rd.line);
+		else if (r > 0)
+			e.msg[0] = '\0';
+		json_decref(rec);
+		rec = NULL;
+		if (e.msg[0]) {
+			log_error("%s", e.msg);
+			bad++;
+			chunk_bad = true;
+		}
+		if (in_chunk == batch || (chunk_bad && strict)) {
+			if (end_chunk(&in, chunk_bad, chunk_start, rd.line,
+				      &bad) < 0) {
+				rc = EX_UNAVAILABLE;
+				break;
+			}
+			in_chunk = 0;
+			chunk_bad = false;
+			if (bad && strict)
+				break;
+		}
+	}
+	if (rc == 0 && in_chunk > 0 &&
+	    end_chunk(&in, chunk_bad, chunk_start, rd.line, &bad) < 0)
+		rc = EX_UNAVAILABLE;
+	jsonl_reader_release(&rd);
+	if (rc == 0 && bad)
+		rc = EX_DATAERR;
+	if (in.inserted || in.failed || bad)
+		log_info("%zu events inserted%s", in.inserted,
+			 bad ? "; see the errors above" : "");
+done:
+	inserter_release(&in);
+	if (jsonl_finish(stdout, &e) < 0 && rc == 0) {
+		log_error("%s", e.msg);
+		rc = e.code;
+	}
+out:
+	json_decref(rec);
+	json_decref(props);
+	json_decref(hdrs);
+	free(stdin_body);
+	pgq_disconnect(&pg);
+	tool_release(&t);
+	return rc;
+}
