@@ -120,7 +120,7 @@ jsonl_write(FILE *f, const json_t *v)
 
 	if (regular < 0)
 		regular = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode);
-	if (json_dumpf(v, f, JSON_COMPACT) == 0)
+	if (json_dumpf(v, f, JSON_COMPACT | JSON_REAL_PRECISION(15)) == 0)
 		putc('\n', f);
 	/* A pipe reader (jq, head) sees each record when it is made. */
 	if (!regular)

@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* mikkoo-replay: put dead letters back into their PgQ queues. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonl.h"
+#include "log.h"
+#include "replay.h"
+#include "tool.h"
+
+#define USAGE \
+	"usage: mikkoo-replay [conn] [-n] (FILTERS | --all | --stdin)"
+
+static const char help[] =
+	USAGE "\n"
+	"\n"
+	"Re-insert dead letters (rows of mikkoo.dead_letter) into their PgQ\n"
+	"queues with their original type, data and extras, deleting each\n"
+	"dead letter in the same transaction.  Dry-run first: -n shows what\n"
+	"would be replayed and changes nothing.  One line per dead letter:\n"
+	"  {\"id\":7,\"queue\":\"orders\",\"old_ev_id\":812,\"ev_id\":9051}\n"
+	"\n"
+	TOOL_CONN_HELP
+	"  -n, --dry-run          show what would be replayed, change nothing\n"
+	"  -q, --queue QUEUE      dead letters of this PgQ queue\n"
+	"      --consumer NAME    dead letters of this consumer\n"
+	"      --id N             this dead letter (repeatable)\n"
+	"      --since TIME       failed at or after TIME\n"
+	"      --until TIME       failed before TIME\n"
+	"      --routing-key KEY  this ev_type only\n"
+	"      --reason-like PAT  reason LIKE PAT, e.g. '%NO_ROUTE%'\n"
+	"      --all              every dead letter (no filter given)\n"
+	"      --stdin            the dead letters named by JSON lines on\n"
+	"                         stdin (their \"id\"), e.g. from\n"
+	"                         mikkoo-inspect dead | jq -c 'select(...)'\n"
+	"      --batch N          dead letters per transaction (default 500)\n"
+	"  -h, --help             show this help and exit\n"
+	"  -V, --version          show the version and exit\n"
+	"\n"
+	"Exit status: 0 ok, 64 usage, 65 a bad input line or an id that is\n"
+	"not a dead letter, 69 PostgreSQL unreachable, 74 output failed, 77\n"
+	"login refused, 78 bad config.  See mikkoo-replay(1).\n";
+
+enum { OPT_CONSUMER = 256, OPT_SINCE, OPT_UNTIL, OPT_RK, OPT_REASON,
+       OPT_ID, OPT_ALL, OPT_STDIN, OPT_BATCH };
+
+static const struct option longopts[] = {
+	TOOL_CONN_OPTS,
+	{ "dry-run", no_argument, NULL, 'n' },
+	{ "queue", required_argument, NULL, 'q' },
+	{ "consumer", required_argument, NULL, OPT_CONSUMER },
+	{ "id", required_argument, NULL, OPT_ID },
+	{ "since", required_argument, NULL, OPT_SINCE },
+	{ "until", required_argument, NULL, OPT_UNTIL },
+	{ "routing-key", required_argument, NULL, OPT_RK },
+	{ "reason-like", required_argument, NULL, OPT_REASON },
+	{ "all", no_argument, NULL, OPT_ALL },
+	{ "stdin", no_argument, NULL, OPT_STDIN },
+	{ "batch", required_argument, NULL, OPT_BATCH },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int
+usage_error(const char *msg)
+{
+	log_error("%s", msg);
+	fprintf(stderr, "%s\ntry 'mikkoo-replay --help' for more\n", USAGE);
+	return EX_USAGE;
+}
+
+static void
+missing(long long id, void *arg)
+{
+	(void)arg;
+	log_error("dead letter %lld not found (replayed already?)", id);
+}
+
+static long
+positive(const char *s)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	return (errno || *end || end == s || v <= 0) ? -1 : v;
+}
+
+/* --stdin: ids from JSON lines, a chunk per transaction. */
+static int
+from_stdin(struct pgq_conn *pg, bool dry, long batch,
+	   struct replay_stats *st, int *bad, struct mk_err *e)
+{
+	struct jsonl_reader rd;
+	long long *ids = calloc((size_t)batch, sizeof(*ids));
+	size_t n = 0;
+	json_t *rec, *id;
+	int r, rc = 0;
+
+	if (ids == NULL)
+		return mk_err_set(e, EX_OSERR, "out of memory");
+	jsonl_reader_init(&rd, stdin, "<stdin>", 0);
+	while ((r = jsonl_read(&rd, &rec, e)) != 0) {
+		if (r < 0) {
+			if (e->code == EX_IOERR || e->code == EX_OSERR) {
+				rc = -1;
+				break;
+			}
+			log_error("%s", e->msg);
+			(*bad)++;
+			continue;
+		}
+		id = json_object_get(rec, "id");
+		if (json_is_integer(id) && json_integer_value(id) > 0) {
+			ids[n++] = json_integer_value(id);
+		} else {
+			log_error("<stdin>:%ld:1: a record needs \"id\", a dead "
+				  "letter's id (as mikkoo-inspect dead prints "
+				  "it)", rd.line);
+			(*bad)++;
+		}
+		json_decref(rec);
+		if ((long)n == batch) {
+			rc = replay_ids(pg, ids, n, dry, stdout, st, missing,
+					NULL, e);
+			n = 0;
+			if (rc < 0)
+				break;
+		}
+	}
+	if (rc == 0 && n > 0)
+		rc = replay_ids(pg, ids, n, dry, stdout, st, missing, NULL, e);
+	jsonl_reader_release(&rd);
+	free(ids);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct tool_conn t = { .prog = "mikkoo-replay" };
+	struct dead_filter f = { 0 };
+	struct replay_stats st = { 0 };
+	struct pgq_conn pg = { 0 };
+	bool dry = false, all = false, use_stdin = false;
+	long batch = 500;
+	char *ids = NULL;
+	struct mk_err e;
+	int opt, rc = 0, bad = 0;
+
+	log_init("mikkoo-replay");
+	while ((opt = getopt_long(argc, argv, "d:c:w:nq:hV", longopts,
+				  NULL)) != -1) {
+		switch (opt) {
+		case 'd': t.dbname = optarg; break;
+		case 'c': t.config = optarg; break;
+		case 'w': t.worker = optarg; break;
+		case 'n': dry = true; break;
+		case 'q': f.queue = optarg; break;
+		case OPT_CONSUMER: f.consumer = optarg; break;
+		case OPT_SINCE: f.since = optarg; break;
+		case OPT_UNTIL: f.until = optarg; break;
+		case OPT_RK: f.routing_key = optarg; break;
+		case OPT_REASON: f.reason_like = optarg; break;
+		case OPT_ALL: all = true; break;
+		case OPT_STDIN: use_stdin = true; break;
+		case OPT_ID:
+			if (dead_add_id(&ids, optarg) < 0)
+				return usage_error("--id needs a positive "
+						   "integer");
+			break;
+		case OPT_BATCH:
+			if ((batch = positive(optarg)) < 0 ||
+			    batch > 100000)
+				return usage_error("--batch must be 1 to "
+						   "100000");
+			break;
+		case 'h':
+			fputs(help, stdout);
+			return fflush(stdout) == 0 ? 0 : EX_IOERR;
+		case 'V':
+			printf("mikkoo-replay %s\n", MIKKOO_VERSION);
+			return fflush(stdout) == 0 ? 0 : EX_IOERR;
+		default:
+			return usage_error("unknown option");
+		}
+	}
+	f.ids = ids;
+	if (optind < argc && strcmp(argv[optind], "-") == 0) {
+		use_stdin = true;
+		optind++;
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument");
+	if (use_stdin && (dead_filtered(&f) || all))
+		return usage_error("--stdin takes the dead letters from stdin: "
+				   "no filters or --all with it");
+	if (!use_stdin && !dead_filtered(&f) && !all)
+		return usage_error("refusing to replay every dead letter: give "
+				   "a filter, --stdin, or --all");
+	if (tool_setup(&t, &e) < 0 || tool_pg(&t, &pg, &e) < 0) {
+		log_error("%s", e.msg);
+		rc = e.code;
+		goto out;
+	}
+	if (use_stdin) {
+		if (from_stdin(&pg, dry, batch, &st, &bad, &e) < 0) {
+			log_error("%s", e.msg);
+			rc = e.code;
+		}
+	} else {
+		if (replay_filter(&pg, &f, (int)batch, dry, stdout, &st,
+				  &e) < 0) {
+			log_error("%s", e.msg);
+			rc = e.code;
+		}
+		if (ids && rc == 0) {
+			/* Ids asked for by --id and not replayed. */
+			long asked = dead_count_ids(ids);
+
+			if (asked > st.replayed) {
+				st.missing = asked - st.replayed;
+				log_error("%ld of the --id dead letters were not "
+					  "found (replayed already?)",
+					  st.missing);
+			}
+		}
+	}
+	if (dry)
+		log_info("would replay %ld dead letter%s (dry run: nothing "
+			 "changed)", st.replayed, st.replayed == 1 ? "" : "s");
+	else
+		log_info("replayed %ld dead letter%s into their PgQ queues",
+			 st.replayed, st.replayed == 1 ? "" : "s");
+	if (rc == 0 && (bad || st.missing))
+		rc = EX_DATAERR;
+out:
+	pgq_disconnect(&pg);
+	tool_release(&t);
+	free(ids);
+	if (jsonl_finish(stdout, &e) < 0 && rc == 0) {
+		log_error("%s", e.msg);
+		rc = e.code;
+	}
+	return rc;
+}

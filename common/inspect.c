@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* inspect: read-only queue status, pending, retry and dead-letter views. */
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inspect.h"
+#include "jsonl.h"
+
+#define TIME(col) \
+	"to_char(" col " AT TIME ZONE 'UTC', " \
+	"'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
+/* Run sql and write each row as a record, one row in memory at a time. */
+static int
+stream(struct pgq_conn *c, const char *sql, int n, const char *const *v,
+       FILE *out, long *count, struct mk_err *e)
+{
+	PGresult *r;
+	int rc = 0;
+
+	if (!PQsendQueryParams(c->pg, sql, n, NULL, v, NULL, NULL, 0))
+		return mk_err_set(e, EX_UNAVAILABLE, "%s",
+				  PQerrorMessage(c->pg));
+	PQsetSingleRowMode(c->pg);
+	while ((r = PQgetResult(c->pg)) != NULL) {
+		ExecStatusType st = PQresultStatus(r);
+
+		if (st == PGRES_SINGLE_TUPLE) {
+			json_t *o = jsonl_row(r, 0);
+
+			jsonl_write(out, o);
+			json_decref(o);
+			(*count)++;
+		} else if (st != PGRES_TUPLES_OK && rc == 0) {
+			const char *m = PQresultErrorField(r,
+				PG_DIAG_MESSAGE_PRIMARY);
+
+			rc = mk_err_set(e, PQstatus(c->pg) == CONNECTION_OK
+					? EX_SOFTWARE : EX_UNAVAILABLE, "%s",
+					m ? m : PQerrorMessage(c->pg));
+		}
+		PQclear(r);
+	}
+	return rc;
+}
+
+static int
+one_row(struct pgq_conn *c, const char *sql, int n, const char *const *v,
+	PGresult **out, struct mk_err *e)
+{
+	PGresult *r = PQexecParams(c->pg, sql, n, NULL, v, NULL, NULL, 0);
+
+	*out = NULL;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+
+		mk_err_set(e, EX_SOFTWARE, "%s", m ? m : PQerrorMessage(c->pg));
+		PQclear(r);
+		return -1;
+	}
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return 0;
+	}
+	*out = r;
+	return 1;
+}
+
+static int
+status(struct pgq_conn *c, const struct inspect_opts *o, bool has_dead,
+       FILE *out, long *count, struct mk_err *e)
+{
+#define STATUS_SQL(dead) \
+		"SELECT c.queue_name AS queue, c.consumer_name AS consumer," \
+		" extract(epoch FROM c.lag)::float8 AS lag_seconds," \
+		" extract(epoch FROM c.last_seen)::float8 AS last_seen_seconds,"\
+		" c.last_tick, c.current_batch, c.next_tick, c.pending_events,"\
+		" (SELECT count(*) FROM pgq.retry_queue r" \
+		"  JOIN pgq.subscription s ON s.sub_id = r.ev_owner" \
+		"  JOIN pgq.consumer k ON k.co_id = s.sub_consumer" \
+		"  JOIN pgq.queue q ON q.queue_id = s.sub_queue" \
+		"  WHERE q.queue_name = c.queue_name" \
+		"  AND k.co_name = c.consumer_name) AS retry_events, " \
+		dead " AS dead_letters," \
+		" extract(epoch FROM q.ticker_lag)::float8" \
+		"  AS ticker_lag_seconds," \
+		" q.ev_per_sec AS events_per_second" \
+		" FROM pgq.get_consumer_info($1) c, pgq.get_queue_info($1) q" \
+		" WHERE $2::text IS NULL OR c.consumer_name = $2" \
+		" ORDER BY c.consumer_name"
+	static const char with_dead[] = STATUS_SQL(
+		"(SELECT count(*) FROM mikkoo.dead_letter d"
+		" WHERE d.queue = c.queue_name AND d.consumer = c.consumer_name)");
+	static const char without[] = STATUS_SQL("NULL::int8");
+	const char *v[] = { o->queue, o->consumer };
+	long before = *count;
+
+	if (stream(c, has_dead ? with_dead : without, 2, v, out, count, e) < 0)
+		return -1;
+	if (o->consumer && *count == before)
+		return mk_err_set(e, EX_NOINPUT, "consumer '%s' is not "
+				  "registered on queue '%s'", o->consumer,
+				  o->queue);
+	return 0;
+}
+
+static int
+pending(struct pgq_conn *c, const struct inspect_opts *o, FILE *out,
+	long *count, struct mk_err *e)
+{
+	static const char subq[] =
+		"SELECT q.queue_id, q.queue_data_pfx, s.sub_id, s.sub_last_tick"
+		" FROM pgq.queue q JOIN pgq.subscription s"
+		"  ON s.sub_queue = q.queue_id"
+		" JOIN pgq.consumer k ON k.co_id = s.sub_consumer"
+		" WHERE q.queue_name = $1 AND k.co_name = $2";
+	const char *consumer = o->consumer ? o->consumer : "mikkoo";
+	const char *v[] = { o->queue, consumer }, *pv[4];
+	char sql[2048], *schema = NULL, *table = NULL, *pfx, *dot;
+	char lim[32];
+	PGresult *r;
+	int rc;
+
+	rc = one_row(c, subq, 2, v, &r, e);
+	if (rc <= 0)
+		return rc < 0 ? -1 : mk_err_set(e, EX_NOINPUT, "consumer '%s' "
+						"is not registered on queue "
+						"'%s'", consumer, o->queue);
+	/* The event table's name comes from pgq's catalog; quote it. */
+	pfx = strdup(PQgetvalue(r, 0, 1));
+	dot = pfx ? strchr(pfx, '.') : NULL;
+	if (dot) {
+		*dot = '\0';
+		schema = PQescapeIdentifier(c->pg, pfx, strlen(pfx));
+		table = PQescapeIdentifier(c->pg, dot + 1, strlen(dot + 1));
+	}
+	if (schema == NULL || table == NULL) {
+		rc = mk_err_set(e, EX_SOFTWARE, "unexpected pgq table name");
+		goto out;
+	}
+	snprintf(lim, sizeof(lim), "%ld", o->limit);
+	snprintf(sql, sizeof(sql),
+		 "SELECT ev.ev_id, " TIME("ev.ev_time") " AS ev_time,"
+		 " ev.ev_txid, ev.ev_retry, ev.ev_type, ev.ev_data,"
+		 " ev.ev_extra1, ev.ev_extra2, ev.ev_extra3, ev.ev_extra4"
+		 " FROM %s.%s ev, pgq.tick t"
+		 " WHERE t.tick_queue = $1::int4 AND t.tick_id = $2::int8"
+		 " AND ev.ev_txid >= txid_snapshot_xmin(t.tick_snapshot)"
+		 " AND NOT txid_visible_in_snapshot(ev.ev_txid, t.tick_snapshot)"
+		 " AND txid_visible_in_snapshot(ev.ev_txid,"
+		 "  txid_current_snapshot())"
+		 " AND (ev.ev_owner IS NULL OR ev.ev_owner = $3::int4)"
+		 " ORDER BY ev.ev_id LIMIT nullif($4::int8, 0)", schema, table);
+	pv[0] = PQgetvalue(r, 0, 0);
+	pv[1] = PQgetvalue(r, 0, 3);
+	pv[2] = PQgetvalue(r, 0, 2);
+	pv[3] = lim;
+	rc = stream(c, sql, 4, pv, out, count, e);
+out:
+	PQfreemem(schema);
+	PQfreemem(table);
+	free(pfx);
+	PQclear(r);
+	return rc;
+}
+
+static int
+retry(struct pgq_conn *c, const struct inspect_opts *o, FILE *out,
+      long *count, struct mk_err *e)
+{
+	static const char sql[] =
+		"SELECT r.ev_id, " TIME("r.ev_time") " AS ev_time, r.ev_retry,"
+		" " TIME("r.ev_retry_after") " AS retry_after,"
+		" r.ev_type, r.ev_data, r.ev_extra1, r.ev_extra2, r.ev_extra3,"
+		" r.ev_extra4"
+		" FROM pgq.retry_queue r"
+		" JOIN pgq.subscription s ON s.sub_id = r.ev_owner"
+		" JOIN pgq.consumer k ON k.co_id = s.sub_consumer"
+		" JOIN pgq.queue q ON q.queue_id = s.sub_queue"
+		" WHERE q.queue_name = $1 AND k.co_name = $2"
+		" ORDER BY r.ev_retry_after, r.ev_id LIMIT nullif($3::int8, 0)";
+	char lim[32];
+	const char *v[] = { o->queue, o->consumer ? o->consumer : "mikkoo",
+			    lim };
+
+	snprintf(lim, sizeof(lim), "%ld", o->limit);
+	return stream(c, sql, 3, v, out, count, e);
+}
+
+static int
+dead(struct pgq_conn *c, const struct inspect_opts *o, FILE *out,
+     long *count, struct mk_err *e)
+{
+	static const char sql[] =
+		"SELECT " DEAD_COLUMNS " FROM mikkoo.dead_letter WHERE "
+		DEAD_WHERE " ORDER BY id LIMIT nullif($8::int8, 0)";
+	const char *v[DEAD_NPARAMS + 1];
+	char lim[32];
+
+	snprintf(lim, sizeof(lim), "%ld", o->limit);
+	dead_params(&o->dead, v);
+	v[DEAD_NPARAMS] = lim;
+	return stream(c, sql, DEAD_NPARAMS + 1, v, out, count, e);
+}
+
+int
+inspect_run(struct pgq_conn *c, enum inspect_what what,
+	    const struct inspect_opts *o, FILE *out, long *count,
+	    struct mk_err *e)
+{
+	const char *v[] = { o->queue };
+	bool has_dead;
+	PGresult *r;
+	int rc;
+
+	*count = 0;
+	/* Read only, rolled back: inspecting can never move a consumer. */
+	r = PQexec(c->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+	rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0
+		: mk_err_set(e, EX_UNAVAILABLE, "%s", PQerrorMessage(c->pg));
+	PQclear(r);
+	if (rc < 0)
+		return -1;
+	if (what != INSPECT_DEAD || o->queue) {
+		rc = one_row(c, "SELECT 1 FROM pgq.queue WHERE queue_name = $1",
+			     1, v, &r, e);
+		PQclear(r);
+		if (rc == 0)
+			rc = mk_err_set(e, EX_NOINPUT, "no PgQ queue '%s'",
+					o->queue);
+		if (rc < 0)
+			goto out;
+	}
+	rc = one_row(c, "SELECT 1 WHERE to_regclass('mikkoo.dead_letter')"
+		     " IS NOT NULL", 0, NULL, &r, e);
+	PQclear(r);
+	if (rc < 0)
+		goto out;
+	has_dead = rc > 0;
+	if (what == INSPECT_DEAD && !has_dead) {
+		rc = mk_err_set(e, EX_NOINPUT, "table mikkoo.dead_letter does "
+				"not exist: install mikkoo.sql");
+		goto out;
+	}
+	switch (what) {
+	case INSPECT_STATUS:
+		rc = status(c, o, has_dead, out, count, e);
+		break;
+	case INSPECT_PENDING:
+		rc = pending(c, o, out, count, e);
+		break;
+	case INSPECT_RETRY:
+		rc = retry(c, o, out, count, e);
+		break;
+	case INSPECT_DEAD:
+		rc = dead(c, o, out, count, e);
+		break;
+	}
+out:
+	r = PQexec(c->pg, "ROLLBACK");
+	PQclear(r);
+	return rc < 0 ? -1 : 0;
+}
