@@ -1,0 +1,113 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-3-Clause
+# sql/mikkoo.sql through psql: the original's functions, their bugs fixed.
+
+load helpers/common
+load helpers/relay
+
+setup_file() {
+	install_schema
+}
+
+setup() {
+	Q=$(mk_name)
+	pgq_create_queue "$Q"
+}
+
+# The event as PgQ stored it: type|data|extra1|extra2|extra3|extra4
+stored() {
+	local pfx
+	pfx=$(sql "SELECT queue_data_pfx FROM pgq.queue WHERE queue_name = '$Q'")
+	sql "SELECT ev_type, ev_data, ev_extra1, coalesce(ev_extra2, 'NULL'),
+	     coalesce(ev_extra3, 'NULL'), coalesce(ev_extra4, 'NULL')
+	     FROM $pfx WHERE ev_id = $1"
+}
+
+@test "installing twice is fine and quiet" {
+	run psql -qX -v ON_ERROR_STOP=1 -f "$MIKKOO_TOP/sql/mikkoo.sql"
+	assert_success
+	assert_output ""
+}
+
+@test "insert_event, 7 arguments: passes everything through" {
+	id=$(sql "SELECT mikkoo.insert_event('$Q', 'ex', 'rk', 'body',
+		'text/plain', '{\"type\":\"t\"}', '{\"h\":1}')")
+	run stored "$id"
+	assert_output 'rk|body|ex|text/plain|{"type":"t"}|{"h":1}'
+	# NULL optional arguments insert (the original's STRICT inserted
+	# nothing, silently)
+	id=$(sql "SELECT mikkoo.insert_event('$Q', 'ex', 'rk', 'b', NULL, NULL, NULL)")
+	run stored "$id"
+	assert_output 'rk|b|ex|NULL|NULL|NULL'
+}
+
+@test "insert_event, 5 arguments: a message_id and a pgq_queue header" {
+	id=$(sql "SELECT mikkoo.insert_event('$Q', 'ex', 'rk', 'b', NULL)")
+	run stored "$id"
+	assert_output --regexp "^rk\|b\|ex\|NULL\|\{\"message_id\" : \"[0-9a-f-]{36}\"\}\|\{\"pgq_queue\" : \"$Q\"\}$"
+}
+
+@test "insert_audited_event: the event and its audit row, atomically" {
+	id=$(sql "SELECT mikkoo.insert_audited_event('$Q', 'ex', 'rk', 'payload',
+		'application/json')")
+	run sql "SELECT event_id, queue, exchange, routing_key, payload,
+		content_type, properties::json->>'message_id' = message_id::text,
+		headers FROM mikkoo.audit WHERE event_id = $id AND queue = '$Q'"
+	assert_output "$id|$Q|ex|rk|payload|application/json|t|{\"pgq_queue\" : \"$Q\"}"
+	# rolled back: neither the event nor the row
+	sql "BEGIN; SELECT mikkoo.insert_audited_event('$Q', 'ex', 'rk', 'gone',
+		NULL); ROLLBACK;" >/dev/null
+	assert_equal "$(sql "SELECT count(*) FROM mikkoo.audit WHERE payload = 'gone'")" 0
+	# delete_audit_record
+	mid=$(sql "SELECT message_id FROM mikkoo.audit WHERE event_id = $id AND queue = '$Q'")
+	assert_equal "$(sql "SELECT mikkoo.delete_audit_record('$mid')")" t
+	assert_equal "$(sql "SELECT mikkoo.delete_audit_record('$mid')")" f
+}
+
+@test "JSON is built properly: a queue name with a quote and a backslash" {
+	q='a"b\c'
+	sql "SELECT pgq.create_queue('$q')" >/dev/null
+	id=$(sql "SELECT mikkoo.insert_event('$q', 'ex', 'rk', 'b', NULL)")
+	pfx=$(sql "SELECT queue_data_pfx FROM pgq.queue WHERE queue_name = '$q'")
+	run sql "SELECT (ev_extra4::json)->>'pgq_queue' FROM $pfx WHERE ev_id = $id"
+	assert_output "$q"
+	sql "SELECT pgq.drop_queue('$q')" >/dev/null
+}
+
+@test "NULL queue, exchange or routing key raise instead of inserting nothing" {
+	run sql "SELECT mikkoo.insert_event('$Q', NULL, 'rk', 'b', NULL)"
+	assert_failure
+	assert_output --partial "mikkoo: exchange must not be NULL"
+	run sql "SELECT mikkoo.insert_audited_event('$Q', 'ex', NULL, 'b', NULL)"
+	assert_output --partial "mikkoo: routing key must not be NULL"
+	run sql "SELECT mikkoo.insert_audited_event('$Q', 'ex', 'rk', NULL, NULL)"
+	assert_output --partial "payload of an audited event must not be NULL"
+}
+
+@test "search_path is pinned: a caller's schema cannot hijack the helpers" {
+	sql "CREATE SCHEMA IF NOT EXISTS evil;
+	     CREATE OR REPLACE FUNCTION evil.json_build_object(text, text)
+	     RETURNS json LANGUAGE sql AS \$\$ SELECT '{\"hijacked\":1}'::json \$\$;" >/dev/null
+	# the trap works where search_path is not pinned
+	run psql -qXAt -c "SET search_path = evil, public;
+		SELECT json_build_object('pgq_queue', 'x'::text)"
+	assert_output '{"hijacked":1}'
+	id=$(psql -qXAt -v ON_ERROR_STOP=1 -c "SET search_path = evil, public;
+		SELECT mikkoo.insert_event('$Q', 'ex', 'rk', 'b', NULL)")
+	run stored "$id"
+	refute_output --partial hijacked
+	sql "DROP SCHEMA evil CASCADE" >/dev/null
+}
+
+@test "a role with only EXECUTE can insert audited events" {
+	role="p_$$"
+	sql "DROP ROLE IF EXISTS $role; CREATE ROLE $role LOGIN PASSWORD 'pw';
+	     GRANT USAGE ON SCHEMA mikkoo TO $role;" >/dev/null
+	run env PGUSER="$role" PGPASSWORD=pw psql -qXAt -v ON_ERROR_STOP=1 \
+		-c "SELECT mikkoo.insert_audited_event('$Q', 'ex', 'rk', 'b', NULL)"
+	assert_success
+	run env PGUSER="$role" PGPASSWORD=pw psql -qXAt -c "SELECT count(*) FROM mikkoo.audit"
+	assert_failure
+	assert_output --partial "permission denied"
+	sql "DROP OWNED BY $role; DROP ROLE $role" >/dev/null
+}
