@@ -545,3 +545,69 @@ broker_user(const struct broker *b)
 {
 	return b->user;
 }
+
+int
+broker_consume(struct broker *b, const char *queue, int prefetch,
+	       struct mk_err *e)
+{
+	amqp_rpc_reply_t r;
+
+	amqp_basic_qos(b->conn, PUB_CH, 0, (uint16_t)prefetch, 0);
+	if (rpc_error(b, amqp_get_rpc_reply(b->conn), PUB_CH, "basic.qos",
+		      e) < 0)
+		return -1;
+	amqp_basic_consume(b->conn, PUB_CH, amqp_cstring_bytes(queue),
+			   amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+	r = amqp_get_rpc_reply(b->conn);
+	if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+	    r.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
+	    ((amqp_channel_close_t *)r.reply.decoded)->reply_code == 404) {
+		rpc_error(b, r, PUB_CH, "basic.consume", e);
+		return mk_err_set(e, EX_NOINPUT, "no RabbitMQ queue '%s' on "
+				  "'%s'", queue, b->display);
+	}
+	return rpc_error(b, r, PUB_CH, "basic.consume", e);
+}
+
+int
+broker_get(struct broker *b, int timeout_ms, struct broker_msg *m,
+	   struct mk_err *e)
+{
+	struct timeval tv;
+	amqp_envelope_t env;
+	amqp_rpc_reply_t r;
+
+	tv.tv_sec = timeout_ms / 1000;
+	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	amqp_maybe_release_buffers(b->conn);
+	r = amqp_consume_message(b->conn, &env, &tv, 0);
+	if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+	    r.library_error == AMQP_STATUS_TIMEOUT)
+		return 0;
+	if (r.reply_type != AMQP_RESPONSE_NORMAL)
+		return mk_err_set(e, EX_UNAVAILABLE, "RabbitMQ '%s': %s",
+				  b->display, r.reply_type ==
+				  AMQP_RESPONSE_LIBRARY_EXCEPTION
+				  ? amqp_error_string2(r.library_error)
+				  : "unexpected reply while consuming");
+	m->tag = env.delivery_tag;
+	m->has_id = (env.message.properties._flags &
+		     AMQP_BASIC_MESSAGE_ID_FLAG) &&
+		env.message.properties.message_id.len < sizeof(m->message_id);
+	m->message_id[0] = '\0';
+	if (m->has_id)
+		snprintf(m->message_id, sizeof(m->message_id), "%.*s",
+			 (int)env.message.properties.message_id.len,
+			 (const char *)env.message.properties.message_id.bytes);
+	amqp_destroy_envelope(&env);
+	return 1;
+}
+
+int
+broker_ack(struct broker *b, uint64_t tag, bool multiple, struct mk_err *e)
+{
+	if (amqp_basic_ack(b->conn, PUB_CH, tag, multiple) != AMQP_STATUS_OK)
+		return mk_err_set(e, EX_UNAVAILABLE, "RabbitMQ '%s': cannot "
+				  "acknowledge", b->display);
+	return 0;
+}

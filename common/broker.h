@@ -87,6 +87,23 @@ int broker_poll(struct broker *b, int timeout_ms, broker_cb cb, void *arg,
 int broker_exchange_exists(struct broker *b, amqp_bytes_t name, bool *exists,
 			   char *why, size_t whysz, struct mk_err *e);
 
+/* Consuming (mikkoo-audit): a delivery's tag and message_id. */
+struct broker_msg {
+	uint64_t tag;
+	bool has_id;
+	char message_id[256];
+};
+
+/* basic.consume on channel 1 with manual acks; EX_NOINPUT when the
+ * queue does not exist. */
+int broker_consume(struct broker *b, const char *queue, int prefetch,
+		   struct mk_err *e);
+/* The next delivery: 1, 0 when none came within timeout_ms, -1 error. */
+int broker_get(struct broker *b, int timeout_ms, struct broker_msg *m,
+	       struct mk_err *e);
+int broker_ack(struct broker *b, uint64_t tag, bool multiple,
+	       struct mk_err *e);
+
 /* The broker asked us to stop publishing (resource alarm). */
 bool broker_blocked(const struct broker *b);
 const char *broker_blocked_reason(const struct broker *b);

@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* audit: match a confirming queue against mikkoo.audit. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit.h"
+#include "jsonl.h"
+
+#define CHUNK 500
+
+static bool
+is_uuid(const char *s)
+{
+	int i;
+
+	if (strlen(s) != 36)
+		return false;
+	for (i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return false;
+		} else if (!isxdigit((unsigned char)s[i])) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Delete the rows of ids (a uuid[] literal), commit, then ack every
+ * delivery up to tag: in that order, so a crash never loses a row.
+ */
+static int
+settle(struct pgq_conn *pg, struct broker *mq, const char *ids, size_t n,
+       uint64_t tag, struct audit_stats *st, struct mk_err *e)
+{
+	const char *v[] = { ids };
+	PGresult *r;
+
+	if (n > 0) {
+		r = PQexecParams(pg->pg, "DELETE FROM mikkoo.audit"
+				 " WHERE message_id = ANY($1::uuid[])",
+				 1, NULL, v, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			mk_err_set(e, PQstatus(pg->pg) == CONNECTION_OK
+				   ? EX_SOFTWARE : EX_UNAVAILABLE,
+				   "deleting audit rows: %s",
+				   PQerrorMessage(pg->pg));
+			PQclear(r);
+			return -1;
+		}
+		st->confirmed += atol(PQcmdTuples(r));
+		PQclear(r);
+	}
+	return tag ? broker_ack(mq, tag, true, e) : 0;
+}
+
+static int
+drain(struct pgq_conn *pg, struct broker *mq, const struct audit_opts *o,
+      struct audit_stats *st, struct mk_err *e)
+{
+	struct broker_msg m;
+	char *ids = malloc(CHUNK * 38 + 3);
+	size_t n = 0, len = 0;
+	uint64_t last = 0;
+	int rc;
+
+	if (ids == NULL)
+		return mk_err_set(e, EX_OSERR, "out of memory");
+	if (broker_consume(mq, o->amqp_queue, CHUNK, e) < 0)
+		goto fail;
+	ids[len++] = '{';
+	for (;;) {
+		rc = broker_get(mq, o->idle_ms, &m, e);
+		if (rc < 0)
+			goto fail;
+		if (rc > 0) {
+			st->consumed++;
+			last = m.tag;
+			if (m.has_id && is_uuid(m.message_id)) {
+				len += (size_t)sprintf(ids + len, "%s%s",
+						       n ? "," : "",
+						       m.message_id);
+				n++;
+			} else {
+				st->unaudited++;
+			}
+		}
+		if (rc == 0 || n == CHUNK || (last && st->consumed % CHUNK
+					       == 0) || (o->max_messages &&
+					       st->consumed >= o->max_messages)) {
+			long before = st->confirmed;
+
+			ids[len] = '}';
+			ids[len + 1] = '\0';
+			if (settle(pg, mq, ids, n, last, st, e) < 0)
+				goto fail;
+			st->unaudited += (long)n - (st->confirmed - before);
+			n = 0;
+			len = 1;
+			last = 0;
+		}
+		if (rc == 0 || (o->max_messages &&
+				st->consumed >= o->max_messages))
+			break;
+	}
+	free(ids);
+	return 0;
+fail:
+	free(ids);
+	return -1;
+}
+
+static int
+report(struct pgq_conn *pg, const struct audit_opts *o, FILE *out,
+       struct audit_stats *st, struct mk_err *e)
+{
+	static const char sql[] =
+		"SELECT a.message_id::text AS message_id, a.event_id,"
+		" a.queue, a.exchange, a.routing_key,"
+		" to_char(a.published_at AT TIME ZONE 'UTC',"
+		"  'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS published_at,"
+		" round(extract(epoch FROM now() - a.published_at))::int8"
+		"  AS age_seconds,"
+		" d.id AS dead_letter_id, d.reason AS dead_letter_reason"
+		" FROM mikkoo.audit a LEFT JOIN mikkoo.dead_letter d"
+		"  ON d.queue = a.queue AND d.ev_id = a.event_id"
+		" WHERE a.published_at < now() - make_interval(secs => $1)"
+		" AND ($2::text IS NULL OR a.queue = $2)"
+		" ORDER BY a.published_at, a.event_id";
+	char grace[32];
+	const char *v[] = { grace, o->pgq_queue };
+	PGresult *r;
+	int i;
+
+	snprintf(grace, sizeof(grace), "%.3f", o->grace);
+	r = PQexecParams(pg->pg, sql, 2, NULL, v, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		mk_err_set(e, EX_SOFTWARE, "reading mikkoo.audit: %s",
+			   PQerrorMessage(pg->pg));
+		PQclear(r);
+		return -1;
+	}
+	for (i = 0; i < PQntuples(r); i++) {
+		json_t *rec = jsonl_row(r, i);
+
+		jsonl_write(out, rec);
+		json_decref(rec);
+	}
+	st->missing = PQntuples(r);
+	PQclear(r);
+	return 0;
+}
+
+int
+audit_run(struct pgq_conn *pg, struct broker *mq, const struct audit_opts *o,
+	  FILE *out, struct audit_stats *st, struct mk_err *e)
+{
+	memset(st, 0, sizeof(*st));
+	if (o->amqp_queue && drain(pg, mq, o, st, e) < 0)
+		return -1;
+	return report(pg, o, out, st, e);
+}
