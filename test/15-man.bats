@@ -21,7 +21,10 @@ load helpers/common
 @test "every long option of --help is in the man page" {
 	for b in "$MIKKOO_BUILD"/bin/*; do
 		n=$(basename "$b")
-		for opt in $("$b" --help | grep -oE -- '--[a-z][a-z-]+' | sort -u); do
+		run -0 "$b" --help
+		run -0 "$b" --version
+		"$b" --help >"$BATS_TEST_TMPDIR/help"
+		for opt in $(grep -oE -- '--[a-z][a-z-]+' "$BATS_TEST_TMPDIR/help" | sort -u); do
 			grep -q -- "Fl -${opt#--}" "$MIKKOO_TOP/man/$n.1" ||
 				fail "$n: $opt is not in man/$n.1"
 		done

@@ -114,6 +114,8 @@ JSON
 	assert_output --partial "give -e EXCHANGE and -r ROUTING_KEY, or --jsonl"
 	run -64 mikkoo-insert --jsonl -e x
 	run -64 mikkoo-insert -q "$Q" -e x -r k -P nokey
+	# usage errors after something was built leak nothing (ASan: 86)
+	run -64 mikkoo-insert -q "$Q" -e x -r k -P a=1 -H b=2 --bogus
 	run --separate-stderr mikkoo-insert -q "$Q" --jsonl -n <<<'{"exchange":"x","routing_key":"k"}'
 	assert_success
 	assert_output "{\"line\":1,\"ev_id\":null,\"queue\":\"$Q\",\"dry_run\":true}"

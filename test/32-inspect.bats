@@ -101,6 +101,7 @@ consumer_state() {
 	run -64 mikkoo-inspect -q "$Q" bogus
 	assert_output --partial "the view is status, pending, retry or dead"
 	run -64 mikkoo-inspect -q "$Q" status --since 2020-01-01
+	run -64 mikkoo-inspect -q "$Q" --id 1 --id 2 bogus
 	run -64 mikkoo-inspect pending
 	assert_output --partial "which queue? give -q QUEUE"
 }

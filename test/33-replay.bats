@@ -71,6 +71,7 @@ teardown() {
 	run -64 mikkoo-replay
 	assert_output --partial "refusing to replay every dead letter: give a filter, --stdin, or --all"
 	run -64 mikkoo-replay --stdin --all
+	run -64 mikkoo-replay --id 1 --id 2 --stdin
 	# each of the three dead letters went back exactly once
 	pfx=$(sql "SELECT queue_data_pfx FROM pgq.queue WHERE queue_name = '$Q'")
 	assert_equal "$(sql "SELECT string_agg(ev_data, ',' ORDER BY ev_id) FROM $pfx")" "two,one,three"

@@ -157,6 +157,13 @@ number(const char *s, long lo, long hi)
 	return (errno || *end || end == s || v < lo || v > hi) ? -1 : v;
 }
 
+/* Usage errors jump to one place, which frees what was built so far. */
+#define USAGE_ERROR(msg) \
+	do { \
+		uerr = (msg); \
+		goto usage; \
+	} while (0)
+
 int
 main(int argc, char **argv)
 {
@@ -173,6 +180,7 @@ main(int argc, char **argv)
 	char *stdin_body = NULL;
 	long chunk_start = 1, in_chunk = 0;
 	bool chunk_bad = false;
+	const char *uerr = NULL;
 	int opt, rc = 0, bad = 0;
 
 	log_init("mikkoo-insert");
@@ -189,42 +197,44 @@ main(int argc, char **argv)
 		case 't': ctype = optarg; break;
 		case 'P':
 			if (add_pair(props, optarg) < 0)
-				return usage_error("-P needs KEY=VALUE");
+				USAGE_ERROR("-P needs KEY=VALUE");
 			break;
 		case 'H':
 			if (add_pair(hdrs, optarg) < 0)
-				return usage_error("-H needs KEY=VALUE");
+				USAGE_ERROR("-H needs KEY=VALUE");
 			break;
 		case OPT_AUDIT: audit = true; break;
 		case OPT_JSONL: jsonl = true; break;
 		case OPT_STRICT: strict = true; break;
 		case OPT_BATCH:
 			if ((batch = number(optarg, 1, 100000)) < 0)
-				return usage_error("--batch must be 1 to 100000");
+				USAGE_ERROR("--batch must be 1 to 100000");
 			break;
 		case OPT_MAX_LINE:
 			if ((max_line = number(optarg, 64, 1L << 30)) < 0)
-				return usage_error("--max-line must be 64 to 1 GiB");
+				USAGE_ERROR("--max-line must be 64 to 1 GiB");
 			break;
 		case 'n': dry = true; break;
 		case 'h':
 			fputs(help, stdout);
-			return fflush(stdout) == 0 ? 0 : EX_IOERR;
+			rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
+			goto out;
 		case 'V':
 			printf("mikkoo-insert %s\n", MIKKOO_VERSION);
-			return fflush(stdout) == 0 ? 0 : EX_IOERR;
+			rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
+			goto out;
 		default:
-			return usage_error("unknown option");
+			USAGE_ERROR("unknown option");
 		}
 	}
 	if (optind < argc)
-		return usage_error("unexpected argument");
+		USAGE_ERROR("unexpected argument");
 	if (jsonl && (exchange || rk || body || ctype || audit ||
 		      json_object_size(props) || json_object_size(hdrs)))
-		return usage_error("--jsonl takes the events from stdin: no "
+		USAGE_ERROR("--jsonl takes the events from stdin: no "
 				   "-e, -r, -b, -t, -P, -H or --audit");
 	if (!jsonl && (exchange == NULL || rk == NULL))
-		return usage_error("give -e EXCHANGE and -r ROUTING_KEY, or "
+		USAGE_ERROR("give -e EXCHANGE and -r ROUTING_KEY, or "
 				   "--jsonl");
 	if (tool_setup(&t, &e) < 0) {
 		log_error("%s", e.msg);
@@ -310,6 +320,9 @@ done:
 		log_error("%s", e.msg);
 		rc = e.code;
 	}
+	goto out;
+usage:
+	rc = usage_error(uerr);
 out:
 	json_decref(rec);
 	json_decref(props);

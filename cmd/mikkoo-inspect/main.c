@@ -69,6 +69,13 @@ usage_error(const char *msg)
 	return EX_USAGE;
 }
 
+/* Usage errors jump to one place, which frees what was built so far. */
+#define USAGE_ERROR(msg) \
+	do { \
+		uerr = (msg); \
+		goto usage; \
+	} while (0)
+
 int
 main(int argc, char **argv)
 {
@@ -78,6 +85,7 @@ main(int argc, char **argv)
 	struct pgq_conn pg = { 0 };
 	char *ids = NULL, *end;
 	struct mk_err e;
+	const char *uerr = NULL;
 	long count;
 	int opt, rc = 0;
 
@@ -96,24 +104,26 @@ main(int argc, char **argv)
 		case OPT_REASON: o.dead.reason_like = optarg; break;
 		case OPT_ID:
 			if (dead_add_id(&ids, optarg) < 0)
-				return usage_error("--id needs a positive "
+				USAGE_ERROR("--id needs a positive "
 						   "integer");
 			break;
 		case 'l':
 			errno = 0;
 			o.limit = strtol(optarg, &end, 10);
 			if (errno || *end || end == optarg || o.limit < 1)
-				return usage_error("--limit needs a positive "
+				USAGE_ERROR("--limit needs a positive "
 						   "integer");
 			break;
 		case 'h':
 			fputs(help, stdout);
-			return fflush(stdout) == 0 ? 0 : EX_IOERR;
+			rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
+			goto out;
 		case 'V':
 			printf("mikkoo-inspect %s\n", MIKKOO_VERSION);
-			return fflush(stdout) == 0 ? 0 : EX_IOERR;
+			rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
+			goto out;
 		default:
-			return usage_error("unknown option");
+			USAGE_ERROR("unknown option");
 		}
 	}
 	if (optind < argc) {
@@ -125,30 +135,27 @@ main(int argc, char **argv)
 		for (i = 0; i < 4 && strcmp(argv[optind], names[i]); i++)
 			;
 		if (i == 4)
-			return usage_error("the view is status, pending, "
+			USAGE_ERROR("the view is status, pending, "
 					   "retry or dead");
 		what = (enum inspect_what)i;
 		if (++optind < argc)
-			return usage_error("unexpected argument");
+			USAGE_ERROR("unexpected argument");
 	}
 	o.dead.ids = ids;
 	if (what != INSPECT_DEAD && (dead_filtered(&o.dead) && (o.dead.since
 	    || o.dead.until || o.dead.routing_key || o.dead.reason_like ||
 	    ids)))
-		return usage_error("--since, --until, --routing-key, "
+		USAGE_ERROR("--since, --until, --routing-key, "
 				   "--reason-like and --id are for 'dead'");
 	if (tool_setup(&t, &e) < 0) {
 		log_error("%s", e.msg);
-		free(ids);
-		return e.code;
+		rc = e.code;
+		goto out;
 	}
 	if (o.queue == NULL)
 		o.queue = tool_queue(&t);
-	if (o.queue == NULL && what != INSPECT_DEAD) {
-		tool_release(&t);
-		free(ids);
-		return usage_error("which queue? give -q QUEUE");
-	}
+	if (o.queue == NULL && what != INSPECT_DEAD)
+		USAGE_ERROR("which queue? give -q QUEUE");
 	o.dead.queue = o.queue;
 	o.dead.consumer = o.consumer;
 	if (tool_pg(&t, &pg, &e) < 0 ||
@@ -156,6 +163,10 @@ main(int argc, char **argv)
 		log_error("%s", e.msg);
 		rc = e.code;
 	}
+	goto out;
+usage:
+	rc = usage_error(uerr);
+out:
 	pgq_disconnect(&pg);
 	tool_release(&t);
 	free(ids);

@@ -140,6 +140,13 @@ from_stdin(struct pgq_conn *pg, bool dry, long batch,
 	return rc;
 }
 
+/* Usage errors jump to one place, which frees what was built so far. */
+#define USAGE_ERROR(msg) \
+	do { \
+		uerr = (msg); \
+		goto usage; \
+	} while (0)
+
 int
 main(int argc, char **argv)
 {
@@ -151,6 +158,7 @@ main(int argc, char **argv)
 	long batch = 500;
 	char *ids = NULL;
 	struct mk_err e;
+	const char *uerr = NULL;
 	int opt, rc = 0, bad = 0;
 
 	log_init("mikkoo-replay");
@@ -171,23 +179,25 @@ main(int argc, char **argv)
 		case OPT_STDIN: use_stdin = true; break;
 		case OPT_ID:
 			if (dead_add_id(&ids, optarg) < 0)
-				return usage_error("--id needs a positive "
+				USAGE_ERROR("--id needs a positive "
 						   "integer");
 			break;
 		case OPT_BATCH:
 			if ((batch = positive(optarg)) < 0 ||
 			    batch > 100000)
-				return usage_error("--batch must be 1 to "
+				USAGE_ERROR("--batch must be 1 to "
 						   "100000");
 			break;
 		case 'h':
 			fputs(help, stdout);
-			return fflush(stdout) == 0 ? 0 : EX_IOERR;
+			rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
+			goto out;
 		case 'V':
 			printf("mikkoo-replay %s\n", MIKKOO_VERSION);
-			return fflush(stdout) == 0 ? 0 : EX_IOERR;
+			rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
+			goto out;
 		default:
-			return usage_error("unknown option");
+			USAGE_ERROR("unknown option");
 		}
 	}
 	f.ids = ids;
@@ -196,12 +206,12 @@ main(int argc, char **argv)
 		optind++;
 	}
 	if (optind < argc)
-		return usage_error("unexpected argument");
+		USAGE_ERROR("unexpected argument");
 	if (use_stdin && (dead_filtered(&f) || all))
-		return usage_error("--stdin takes the dead letters from stdin: "
+		USAGE_ERROR("--stdin takes the dead letters from stdin: "
 				   "no filters or --all with it");
 	if (!use_stdin && !dead_filtered(&f) && !all)
-		return usage_error("refusing to replay every dead letter: give "
+		USAGE_ERROR("refusing to replay every dead letter: give "
 				   "a filter, --stdin, or --all");
 	if (tool_setup(&t, &e) < 0 || tool_pg(&t, &pg, &e) < 0) {
 		log_error("%s", e.msg);
@@ -239,6 +249,9 @@ main(int argc, char **argv)
 			 st.replayed, st.replayed == 1 ? "" : "s");
 	if (rc == 0 && (bad || st.missing))
 		rc = EX_DATAERR;
+	goto out;
+usage:
+	rc = usage_error(uerr);
 out:
 	pgq_disconnect(&pg);
 	tool_release(&t);
