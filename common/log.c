@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* log: single-line records on stderr. */
 #include <errno.h>
+#include <sysexits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -102,6 +103,20 @@ log_msg(enum mk_log_level level, const char *fmt, ...)
 	/* One write(2) per record keeps lines from several processes whole. */
 	(void)!write(STDERR_FILENO, line, n);
 	errno = saved;
+}
+
+int
+log_usage_error(const char *usage, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_msg(MK_LOG_ERROR, "%s", msg);
+	fprintf(stderr, "%s\ntry '%s --help' for more\n", usage, log_prog);
+	return EX_USAGE;
 }
 
 char *

@@ -46,6 +46,13 @@ void log_msg(enum mk_log_level level, const char *fmt, ...)
 	} while (0)
 
 /*
+ * A usage error at the edge of a command: "PROG: error: ...", the usage
+ * lines, "try 'PROG --help' for more".  Returns EX_USAGE (64).
+ */
+int log_usage_error(const char *usage, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/*
  * Copy len bytes of src into dst as printable text: \n \r \t \\ and other
  * control bytes as \xNN; when dst is too small the copy ends in "...".
  * Always NUL-terminates; returns dst.  For event fields in log lines.

@@ -58,14 +58,6 @@ static const struct option longopts[] = {
 };
 
 static int
-usage_error(const char *msg)
-{
-	log_error("%s", msg);
-	fprintf(stderr, "%s\ntry 'mikkoo-audit --help' for more\n", USAGE);
-	return EX_USAGE;
-}
-
-static int
 seconds(const char *s, double *out)
 {
 	char *end;
@@ -91,7 +83,8 @@ main(int argc, char **argv)
 	int opt, rc = 0;
 
 	log_init("mikkoo-audit");
-	while ((opt = getopt_long(argc, argv, "d:c:w:a:q:g:hV", longopts,
+	opterr = 0;       /* our own messages, one line each */
+	while ((opt = getopt_long(argc, argv, ":d:c:w:a:q:g:hV", longopts,
 				  NULL)) != -1) {
 		switch (opt) {
 		case 'd': t.dbname = optarg; break;
@@ -102,18 +95,18 @@ main(int argc, char **argv)
 		case OPT_NO_DRAIN: no_drain = true; break;
 		case 'g':
 			if (seconds(optarg, &o.grace) < 0)
-				return usage_error("--grace needs seconds");
+				return log_usage_error(USAGE, "--grace needs seconds");
 			break;
 		case OPT_IDLE:
 			if (seconds(optarg, &d) < 0 || d > 3600)
-				return usage_error("--idle needs seconds");
+				return log_usage_error(USAGE, "--idle needs seconds");
 			o.idle_ms = (int)(d * 1000);
 			break;
 		case OPT_MAX:
 			errno = 0;
 			o.max_messages = strtol(optarg, &end, 10);
 			if (errno || *end || o.max_messages < 1)
-				return usage_error("--max needs a positive "
+				return log_usage_error(USAGE, "--max needs a positive "
 						   "integer");
 			break;
 		case 'h':
@@ -122,14 +115,18 @@ main(int argc, char **argv)
 		case 'V':
 			printf("mikkoo-audit %s\n", MIKKOO_VERSION);
 			return fflush(stdout) == 0 ? 0 : EX_IOERR;
+		case ':':
+			return log_usage_error(USAGE, "option '%s' needs a value",
+				argv[optind - 1]);
 		default:
-			return usage_error("unknown option");
+			return log_usage_error(USAGE, "unknown option '%s'",
+				argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		return usage_error("unexpected argument");
+		return log_usage_error(USAGE, "unexpected argument");
 	if (no_drain == (o.amqp_queue != NULL))
-		return usage_error(no_drain ? "--no-drain and -a exclude each "
+		return log_usage_error(USAGE, no_drain ? "--no-drain and -a exclude each "
 				   "other" : "give the confirming queue with "
 				   "-a QUEUE (or --no-drain)");
 	if (tool_setup(&t, &e) < 0 || tool_pg(&t, &pg, &e) < 0)

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* mikkoo-insert: insert events into PgQ, one from flags or many as JSON lines. */
+/* mikkoo-insert: events into PgQ, one from flags or many as JSON lines. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -69,14 +69,6 @@ static const struct option longopts[] = {
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
 };
-
-static int
-usage_error(const char *msg)
-{
-	log_error("%s", msg);
-	fprintf(stderr, "%s\ntry 'mikkoo-insert --help' for more\n", USAGE);
-	return EX_USAGE;
-}
 
 /* K=V into obj: V as JSON when it parses, else as text. */
 static int
@@ -158,9 +150,9 @@ number(const char *s, long lo, long hi)
 }
 
 /* Usage errors jump to one place, which frees what was built so far. */
-#define USAGE_ERROR(msg) \
+#define USAGE_ERROR(...) \
 	do { \
-		uerr = (msg); \
+		snprintf(uerr, sizeof(uerr), __VA_ARGS__); \
 		goto usage; \
 	} while (0)
 
@@ -180,11 +172,12 @@ main(int argc, char **argv)
 	char *stdin_body = NULL;
 	long chunk_start = 1, in_chunk = 0;
 	bool chunk_bad = false;
-	const char *uerr = NULL;
+	char uerr[256];
 	int opt, rc = 0, bad = 0;
 
 	log_init("mikkoo-insert");
-	while ((opt = getopt_long(argc, argv, "d:c:w:q:e:r:b:t:P:H:nhV",
+	opterr = 0;       /* our own messages, one line each */
+	while ((opt = getopt_long(argc, argv, ":d:c:w:q:e:r:b:t:P:H:nhV",
 				  longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'd': t.dbname = optarg; break;
@@ -223,8 +216,12 @@ main(int argc, char **argv)
 			printf("mikkoo-insert %s\n", MIKKOO_VERSION);
 			rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
 			goto out;
+		case ':':
+			USAGE_ERROR("option '%s' needs a value",
+				argv[optind - 1]);
 		default:
-			USAGE_ERROR("unknown option");
+			USAGE_ERROR("unknown option '%s'",
+				argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
@@ -322,7 +319,7 @@ done:
 	}
 	goto out;
 usage:
-	rc = usage_error(uerr);
+	rc = log_usage_error(USAGE, "%s", uerr);
 out:
 	json_decref(rec);
 	json_decref(props);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* mikkoo-inspect: a PgQ queue's status, pending events, retries and dead letters. */
+/* mikkoo-inspect: a queue's status, pending events, retries, dead letters. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -61,18 +61,10 @@ static const struct option longopts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static int
-usage_error(const char *msg)
-{
-	log_error("%s", msg);
-	fprintf(stderr, "%s\ntry 'mikkoo-inspect --help' for more\n", USAGE);
-	return EX_USAGE;
-}
-
 /* Usage errors jump to one place, which frees what was built so far. */
-#define USAGE_ERROR(msg) \
+#define USAGE_ERROR(...) \
 	do { \
-		uerr = (msg); \
+		snprintf(uerr, sizeof(uerr), __VA_ARGS__); \
 		goto usage; \
 	} while (0)
 
@@ -85,12 +77,13 @@ main(int argc, char **argv)
 	struct pgq_conn pg = { 0 };
 	char *ids = NULL, *end;
 	struct mk_err e;
-	const char *uerr = NULL;
+	char uerr[256];
 	long count;
 	int opt, rc = 0;
 
 	log_init("mikkoo-inspect");
-	while ((opt = getopt_long(argc, argv, "d:c:w:q:l:hV", longopts,
+	opterr = 0;       /* our own messages, one line each */
+	while ((opt = getopt_long(argc, argv, ":d:c:w:q:l:hV", longopts,
 				  NULL)) != -1) {
 		switch (opt) {
 		case 'd': t.dbname = optarg; break;
@@ -122,8 +115,12 @@ main(int argc, char **argv)
 			printf("mikkoo-inspect %s\n", MIKKOO_VERSION);
 			rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
 			goto out;
+		case ':':
+			USAGE_ERROR("option '%s' needs a value",
+				argv[optind - 1]);
 		default:
-			USAGE_ERROR("unknown option");
+			USAGE_ERROR("unknown option '%s'",
+				argv[optind - 1]);
 		}
 	}
 	if (optind < argc) {
@@ -165,7 +162,7 @@ main(int argc, char **argv)
 	}
 	goto out;
 usage:
-	rc = usage_error(uerr);
+	rc = log_usage_error(USAGE, "%s", uerr);
 out:
 	pgq_disconnect(&pg);
 	tool_release(&t);

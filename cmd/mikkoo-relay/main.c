@@ -13,7 +13,8 @@
 #include "sig.h"
 #include "supervise.h"
 
-#define USAGE "usage: mikkoo-relay [-fnqvV] -c FILE [-w QUEUE] [--ready-fd N] [--daemon]"
+#define USAGE \
+	"usage: mikkoo-relay [-fnqvV] -c FILE [-w QUEUE] [--ready-fd N] [--daemon]"
 
 static const char help[] =
 	USAGE "\n"
@@ -61,14 +62,6 @@ static const struct option longopts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static int
-usage_error(const char *msg)
-{
-	log_error("%s", msg);
-	fprintf(stderr, "%s\ntry 'mikkoo-relay --help' for more\n", USAGE);
-	return EX_USAGE;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -81,7 +74,8 @@ main(int argc, char **argv)
 	size_t i;
 
 	log_init("mikkoo-relay");
-	while ((opt = getopt_long(argc, argv, "c:nw:fvqhV", longopts,
+	opterr = 0;       /* our own messages, one line each */
+	while ((opt = getopt_long(argc, argv, ":c:nw:fvqhV", longopts,
 				  NULL)) != -1) {
 		switch (opt) {
 		case 'c':
@@ -97,7 +91,7 @@ main(int argc, char **argv)
 			errno = 0;
 			ready_fd = (int)strtol(optarg, &end, 10);
 			if (errno || *end || end == optarg || ready_fd < 0)
-				return usage_error("--ready-fd needs a file "
+				return log_usage_error(USAGE, "--ready-fd needs a file "
 						   "descriptor number");
 			break;
 		case 'f':
@@ -120,14 +114,18 @@ main(int argc, char **argv)
 		case 'V':
 			printf("mikkoo-relay %s\n", MIKKOO_VERSION);
 			return fflush(stdout) == 0 ? 0 : EX_IOERR;
+		case ':':
+			return log_usage_error(USAGE, "option '%s' needs a value",
+				argv[optind - 1]);
 		default:
-			return usage_error("unknown option");
+			return log_usage_error(USAGE, "unknown option '%s'",
+				argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		return usage_error("unexpected argument");
+		return log_usage_error(USAGE, "unexpected argument");
 	if (path == NULL)
-		return usage_error("no configuration file: use -c FILE");
+		return log_usage_error(USAGE, "no configuration file: use -c FILE");
 	log_set_level((enum mk_log_level)level);
 
 	if (config_load(path, &cfg, &e) < 0) {

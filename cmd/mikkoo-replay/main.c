@@ -65,14 +65,6 @@ static const struct option longopts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static int
-usage_error(const char *msg)
-{
-	log_error("%s", msg);
-	fprintf(stderr, "%s\ntry 'mikkoo-replay --help' for more\n", USAGE);
-	return EX_USAGE;
-}
-
 static void
 missing(long long id, void *arg)
 {
@@ -141,9 +133,9 @@ from_stdin(struct pgq_conn *pg, bool dry, long batch,
 }
 
 /* Usage errors jump to one place, which frees what was built so far. */
-#define USAGE_ERROR(msg) \
+#define USAGE_ERROR(...) \
 	do { \
-		uerr = (msg); \
+		snprintf(uerr, sizeof(uerr), __VA_ARGS__); \
 		goto usage; \
 	} while (0)
 
@@ -158,11 +150,12 @@ main(int argc, char **argv)
 	long batch = 500;
 	char *ids = NULL;
 	struct mk_err e;
-	const char *uerr = NULL;
+	char uerr[256];
 	int opt, rc = 0, bad = 0;
 
 	log_init("mikkoo-replay");
-	while ((opt = getopt_long(argc, argv, "d:c:w:nq:hV", longopts,
+	opterr = 0;       /* our own messages, one line each */
+	while ((opt = getopt_long(argc, argv, ":d:c:w:nq:hV", longopts,
 				  NULL)) != -1) {
 		switch (opt) {
 		case 'd': t.dbname = optarg; break;
@@ -196,8 +189,12 @@ main(int argc, char **argv)
 			printf("mikkoo-replay %s\n", MIKKOO_VERSION);
 			rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
 			goto out;
+		case ':':
+			USAGE_ERROR("option '%s' needs a value",
+				argv[optind - 1]);
 		default:
-			USAGE_ERROR("unknown option");
+			USAGE_ERROR("unknown option '%s'",
+				argv[optind - 1]);
 		}
 	}
 	f.ids = ids;
@@ -251,7 +248,7 @@ main(int argc, char **argv)
 		rc = EX_DATAERR;
 	goto out;
 usage:
-	rc = usage_error(uerr);
+	rc = log_usage_error(USAGE, "%s", uerr);
 out:
 	pgq_disconnect(&pg);
 	tool_release(&t);
