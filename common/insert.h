@@ -11,6 +11,11 @@
  * like mikkoo.insert_audited_event.  The mapping is mikkoo's:
  * ev_type = routing key, ev_data = body, ev_extra1 = exchange,
  * ev_extra2 = content type, ev_extra3 = properties, ev_extra4 = headers.
+ *
+ * Speed: a chunk travels as binary text[] parameters (nothing for the
+ * server to parse) and is inserted through pgq.insert_event (so a
+ * least-privilege writer can use the tool); while the server inserts one
+ * chunk, the next is read and checked (one chunk in flight).
  * Never: prints (results go to the FILE the caller gives).
  */
 #ifndef MIKKOO_INSERT_H
@@ -24,14 +29,16 @@
 #include "err.h"
 #include "pgq.h"
 
+struct insert_chunk;
+
 struct inserter {
 	struct pgq_conn *pg;    /* NULL for a dry run */
-	json_t *rows;           /* the pending chunk */
-	long first_line;
+	struct insert_chunk *cur;       /* being filled */
+	struct insert_chunk *sent;      /* in flight, or NULL */
 	size_t inserted, failed;
 };
 
-void inserter_init(struct inserter *in, struct pgq_conn *pg);
+int inserter_init(struct inserter *in, struct pgq_conn *pg);
 void inserter_release(struct inserter *in);
 
 /*
@@ -42,19 +49,25 @@ void inserter_release(struct inserter *in);
 int inserter_add(struct inserter *in, long line, json_t *rec,
 		 const char *default_queue, struct mk_err *e);
 
-/* Records waiting in the chunk. */
+/* Records waiting in the chunk being filled. */
 size_t inserter_pending(const struct inserter *in);
+/* Line of the first record of that chunk. */
+long inserter_first_line(const struct inserter *in);
 
-/* Drop the chunk (a bad line in it: nothing of it is inserted). */
+/* Drop the chunk being filled (a bad line in it). */
 void inserter_discard(struct inserter *in);
 
 /*
- * Insert the chunk in one transaction and write one result line per
- * record to out: {"line":N,"ev_id":ID,"queue":Q[,"message_id":U]}
- * (dry run: "ev_id":null,"dry_run":true).  -1 with EX_DATAERR when the
- * server refused the chunk (nothing of it inserted; reading may go on),
- * or EX_UNAVAILABLE when the connection is gone.
+ * Send the chunk being filled (one transaction), after collecting the
+ * result of the one in flight, whose lines are then written to out:
+ * {"line":N,"ev_id":ID,"queue":Q[,"message_id":U]} (dry run: "ev_id":
+ * null,"dry_run":true).  -1 with EX_DATAERR when the server refused the
+ * chunk whose result was collected (nothing of it inserted; going on is
+ * fine), or EX_UNAVAILABLE when the connection is gone.
  */
 int inserter_flush(struct inserter *in, FILE *out, struct mk_err *e);
+
+/* Collect the chunk in flight; same results and errors. */
+int inserter_finish(struct inserter *in, FILE *out, struct mk_err *e);
 
 #endif

@@ -113,29 +113,39 @@ read_all(FILE *f)
 }
 
 /*
- * A chunk of --batch records is one transaction: with a bad line in it,
- * none of it is inserted.  -1 only when the connection is gone.
+ * After a flush or the final collect: a refused chunk is reported and
+ * counted (the others go on); anything else ends the run.  0, or the
+ * exit code to end with.
  */
 static int
-end_chunk(struct inserter *in, bool chunk_bad, long first, long last,
-	  int *bad)
+settled(int r, struct mk_err *e, int *bad)
+{
+	if (r == 0)
+		return 0;
+	log_error("%s", e->msg);
+	if (e->code != EX_DATAERR)
+		return e->code;
+	(*bad)++;
+	return 0;
+}
+
+/*
+ * A chunk of --batch records is one transaction: with a bad line in it,
+ * none of it is inserted.
+ */
+static int
+end_chunk(struct inserter *in, bool chunk_bad, long last, int *bad)
 {
 	struct mk_err e;
 
 	if (chunk_bad) {
 		if (inserter_pending(in))
 			log_error("lines %ld-%ld not inserted: their chunk has "
-				  "a bad line", first, last);
+				  "a bad line", inserter_first_line(in), last);
 		inserter_discard(in);
 		return 0;
 	}
-	if (inserter_flush(in, stdout, &e) == 0)
-		return 0;
-	log_error("%s", e.msg);
-	if (e.code != EX_DATAERR)
-		return -1;
-	(*bad)++;
-	return 0;
+	return settled(inserter_flush(in, stdout, &e), &e, bad);
 }
 
 static long
@@ -170,7 +180,7 @@ main(int argc, char **argv)
 	struct jsonl_reader rd;
 	struct mk_err e;
 	char *stdin_body = NULL;
-	long chunk_start = 1, in_chunk = 0;
+	long in_chunk = 0;
 	bool chunk_bad = false;
 	char uerr[256];
 	int opt, rc = 0, bad = 0;
@@ -244,7 +254,11 @@ main(int argc, char **argv)
 		rc = e.code;
 		goto out;
 	}
-	inserter_init(&in, dry ? NULL : &pg);
+	if (inserter_init(&in, dry ? NULL : &pg) < 0) {
+		log_error("out of memory");
+		rc = EX_OSERR;
+		goto out;
+	}
 
 	if (!jsonl) {
 		if (body && strcmp(body, "-") == 0) {
@@ -259,7 +273,8 @@ main(int argc, char **argv)
 			log_error("%s", rec ? e.msg : "arguments are not "
 				  "valid UTF-8");
 			rc = EX_DATAERR;
-		} else if (inserter_flush(&in, stdout, &e) < 0) {
+		} else if (inserter_flush(&in, stdout, &e) < 0 ||
+			   inserter_finish(&in, stdout, &e) < 0) {
 			log_error("%s", e.msg);
 			rc = e.code;
 		}
@@ -277,8 +292,7 @@ main(int argc, char **argv)
 			rc = e.code;
 			break;
 		}
-		if (in_chunk++ == 0)
-			chunk_start = rd.line;
+		in_chunk++;
 		if (r > 0 && inserter_add(&in, rd.line, rec, queue, &e) < 0)
 			mk_err_prefix(&e, "<stdin>:%ld:1", rd.line);
 		else if (r > 0)
@@ -291,20 +305,19 @@ main(int argc, char **argv)
 			chunk_bad = true;
 		}
 		if (in_chunk == batch || (chunk_bad && strict)) {
-			if (end_chunk(&in, chunk_bad, chunk_start, rd.line,
-				      &bad) < 0) {
-				rc = EX_UNAVAILABLE;
+			rc = end_chunk(&in, chunk_bad, rd.line, &bad);
+			if (rc != 0)
 				break;
-			}
 			in_chunk = 0;
 			chunk_bad = false;
 			if (bad && strict)
 				break;
 		}
 	}
-	if (rc == 0 && in_chunk > 0 &&
-	    end_chunk(&in, chunk_bad, chunk_start, rd.line, &bad) < 0)
-		rc = EX_UNAVAILABLE;
+	if (rc == 0 && in_chunk > 0)
+		rc = end_chunk(&in, chunk_bad, rd.line, &bad);
+	if (rc == 0)
+		rc = settled(inserter_finish(&in, stdout, &e), &e, &bad);
 	jsonl_reader_release(&rd);
 	if (rc == 0 && bad)
 		rc = EX_DATAERR;
