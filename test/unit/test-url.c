@@ -58,10 +58,32 @@ parse_ok(void)
 	ok(url_amqp_parse("amqp://h/?socket_timeout=3", &u, &e) == 0 &&
 	   u.timeout == 3, "socket_timeout alias");
 	url_amqp_release(&u);
+	ok(url_amqp_parse("amqps://h/?verify=verify_peer", &u, &e) == 0 &&
+	   u.verify == 1, "verify=verify_peer");
+	url_amqp_release(&u);
+	ok(url_amqp_parse("amqp://h/?verify=verify_none", &u, &e) == 0 &&
+	   u.verify == 0, "verify=verify_none");
+	url_amqp_release(&u);
 	ok(url_amqp_parse("amqp://u:p@ss@h/", &u, &e) == 0, "unescaped @");
 	is_str(u.password, "p@ss", "password up to the last @");
 	is_str(u.host, "h", "host after the last @");
 	url_amqp_release(&u);
+}
+
+static void
+decode(void)
+{
+	char *d;
+
+	d = url_decode("a%2Fb%2fc%40", 12);
+	is_str(d, "a/b/c@", "url_decode");
+	free(d);
+	d = url_decode("abc%2fxyz", 6);
+	is_str(d, "abc/", "url_decode stops at len");
+	free(d);
+	ok(url_decode("a%zz", 4) == NULL, "url_decode: %%zz refused");
+	ok(url_decode("a%2", 3) == NULL, "url_decode: short escape refused");
+	ok(url_decode("a%00b", 5) == NULL, "url_decode: NUL refused");
 }
 
 static void
@@ -93,6 +115,7 @@ main(void)
 	char *big;
 
 	parse_ok();
+	decode();
 	parse_bad("http://u:" CANARY "@h/", "bad URL 'http://u:***@h/': the "
 		  "scheme must be amqp:// or amqps://", "bad scheme");
 	parse_bad("amqp://u:" CANARY "@h:0/", "bad URL 'amqp://u:***@h:0/': "
@@ -131,6 +154,8 @@ main(void)
 	     "libpq conninfo");
 	mask("password = '" CANARY " x\\'y' user=u",
 	     "password = *** user=u", "quoted conninfo password");
+	mask("password='S3cr3t CANARY\\'x' user=u", "password=*** user=u",
+	     "quoted conninfo password, no spaces");
 	mask("amqp://h:5672/%2f", "amqp://h:5672/%2f", "no password");
 	mask("postgresql://u@h/db", "postgresql://u@h/db", "user only");
 	mask("dbname=x", "dbname=x", "conninfo without password");
