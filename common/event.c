@@ -58,14 +58,16 @@ event_iso_time(long long time_us, char *buf, size_t bufsz)
 	long long usec = time_us - sec * 1000000;
 	time_t t = (time_t)sec;
 	struct tm tm;
-	size_t n;
 
+	/* Cannot fail for 64-bit time_t: the year always fits an int. */
 	if (gmtime_r(&t, &tm) == NULL) {
 		snprintf(buf, bufsz, "invalid time");
 		return;
 	}
-	n = strftime(buf, bufsz, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, bufsz - n, ".%06lld+00:00", usec);
+	/* Not strftime: its %Y does not pad years before 1000. */
+	snprintf(buf, bufsz, "%04lld-%02d-%02dT%02d:%02d:%02d.%06lld+00:00",
+		 (long long)tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+		 tm.tm_hour, tm.tm_min, tm.tm_sec, usec);
 }
 
 static const char *
@@ -91,21 +93,125 @@ type_name(const json_t *v)
 	return "unknown";
 }
 
-/* The value as short JSON text for a reason: escaped, at most ~64 bytes. */
+/*
+ * UTF-8 length of the character at p (n bytes left), 0 if it is not one.
+ * Strict like PostgreSQL: no overlong forms, surrogates or > U+10FFFF,
+ * because reasons end up in mikkoo.dead_letter's text column.
+ */
+static size_t
+utf8_len(const unsigned char *p, size_t n)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t len, k;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	if (p[0] == 0xe0)
+		lo = 0xa0;
+	else if (p[0] == 0xed)
+		hi = 0x9f;
+	else if (p[0] == 0xf0)
+		lo = 0x90;
+	else if (p[0] == 0xf4)
+		hi = 0x8f;
+	if (n < len || p[1] < lo || p[1] > hi)
+		return 0;
+	for (k = 2; k < len; k++)
+		if (p[k] < 0x80 || p[k] > 0xbf)
+			return 0;
+	return len;
+}
+
+/*
+ * Copy at most max bytes of s into buf as text that is safe in a log
+ * line and a PostgreSQL text column: control characters become \uXXXX
+ * (\n, \r, \t), bytes that are not UTF-8 become \xXX, and with
+ * quote_marks '"' and '\' are escaped as in JSON.  A cut never splits a
+ * character and is marked "...".
+ */
+static void
+quote(char *buf, size_t sz, const char *s, size_t len, size_t max,
+      bool quote_marks)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, o = 0, n;
+	char unit[8];
+
+	while (i < len) {
+		n = utf8_len(p + i, len - i);
+		if (n == 0)
+			snprintf(unit, sizeof(unit), "\\x%02x", p[i]);
+		else if (p[i] == '\n')
+			strcpy(unit, "\\n");
+		else if (p[i] == '\r')
+			strcpy(unit, "\\r");
+		else if (p[i] == '\t')
+			strcpy(unit, "\\t");
+		else if (p[i] < 0x20 || p[i] == 0x7f)
+			snprintf(unit, sizeof(unit), "\\u%04x", p[i]);
+		else if (quote_marks && (p[i] == '"' || p[i] == '\\'))
+			snprintf(unit, sizeof(unit), "\\%c", p[i]);
+		else
+			unit[0] = '\0';
+		if (n == 0)
+			n = 1;
+		/* room for this unit, a later "..." and the NUL */
+		if (i + n > max || o + (unit[0] ? strlen(unit) : n) + 4 > sz) {
+			memcpy(buf + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (unit[0]) {
+			memcpy(buf + o, unit, strlen(unit));
+			o += strlen(unit);
+		} else {
+			memcpy(buf + o, p + i, n);
+			o += n;
+		}
+		i += n;
+	}
+	buf[o] = '\0';
+}
+
+#define SHOW_MAX 64
+
+struct dump {
+	char text[SHOW_MAX + 32];
+	size_t len;
+};
+
+/* Collect the start of a dump; -1 stops jansson once enough is seen. */
+static int
+dump_some(const char *buffer, size_t size, void *data)
+{
+	struct dump *d = data;
+	size_t room = sizeof(d->text) - d->len;
+
+	memcpy(d->text + d->len, buffer, size < room ? size : room);
+	d->len += size < room ? size : room;
+	return size < room ? 0 : -1;
+}
+
+/*
+ * A JSON value as short JSON text for a reason: at most ~64 bytes, never
+ * dumping more than that of a big value (only called on the error path).
+ */
 static void
 show(const json_t *v, char *buf, size_t sz)
 {
-	char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+	struct dump d;
 
-	if (s == NULL) {
-		snprintf(buf, sz, "?");
-		return;
-	}
-	if (strlen(s) > 64)
-		snprintf(buf, sz, "%.60s...", s);
-	else
-		snprintf(buf, sz, "%s", s);
-	free(s);
+	d.len = 0;
+	json_dump_callback(v, dump_some, &d, JSON_ENCODE_ANY | JSON_COMPACT);
+	quote(buf, sz, d.text, d.len, SHOW_MAX, false);
 }
 
 static int
@@ -126,6 +232,18 @@ bad(struct mk_err *e, const char *fmt, ...)
 	return -1;
 }
 
+/* "ev_extra3 property 'NAME' must be MUST, not VALUE" */
+static int
+bad_prop(struct mk_err *e, const char *name, const char *must,
+	 const json_t *v)
+{
+	char shown[SHOW_MAX + 16];
+
+	show(v, shown, sizeof(shown));
+	return bad(e, "ev_extra3 property '%s' must be %s, not %s", name,
+		   must, shown);
+}
+
 static int
 oom(struct mk_err *e)
 {
@@ -138,20 +256,28 @@ present(const char *s, size_t len)
 	return s != NULL && len > 0;
 }
 
-/* Parse ev_extraN (n = 2 or 3) into m->json[n - 2]; it must be an object. */
+/* Parse ev->extra[n] (2: ev_extra3, 3: ev_extra4) into m->json[n - 2]. */
 static int
 parse_object(struct mk_message *m, const struct mk_event *ev, int n,
 	     json_t **out, struct mk_err *e)
 {
+	char text[JSON_ERROR_TEXT_LENGTH * 4];
 	json_error_t jerr;
 	json_t *v;
 
-	/* DECODE_ANY: a scalar gets "not an object", not "invalid JSON". */
+	/*
+	 * DECODE_ANY: a scalar gets "not an object", not "invalid JSON".
+	 * Without JSON_ALLOW_NUL, jansson refuses \u0000 and invalid UTF-8.
+	 */
 	v = json_loadb(ev->extra[n], ev->extra_len[n],
 		       JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-	if (v == NULL)
+	if (v == NULL) {
+		/* jansson quotes the bad token raw: it may hold a ^A */
+		quote(text, sizeof(text), jerr.text, strlen(jerr.text),
+		      JSON_ERROR_TEXT_LENGTH, false);
 		return bad(e, "%s is not valid JSON: %s at line %d, column %d",
-			   extra_name[n], jerr.text, jerr.line, jerr.column);
+			   extra_name[n], text, jerr.line, jerr.column);
+	}
 	m->json[n - 2] = v;
 	if (!json_is_object(v))
 		return bad(e, "%s is not a JSON object (it is %s)",
@@ -174,6 +300,8 @@ struct conv {
 	struct mk_message *m;
 	const struct mk_map_ctx *ctx;
 	const char *where;      /* "ev_extra4" or "ev_extra3 'headers'" */
+	long long ev_id;
+	bool has_event_id;      /* the user's table had one, now ours */
 	struct mk_err *e;
 };
 
@@ -238,14 +366,16 @@ to_field(struct conv *c, json_t *v, amqp_field_value_t *f, int depth)
 
 /*
  * Convert a JSON object into an AMQP table, leaving reserve free entries
- * at the end for the automatic headers.  The user's "event_id" is left
- * out at the top level: the relay always sets its own.
+ * at the end for the automatic headers.  At the top level, a user's
+ * "event_id" keeps its place but gets our value: the relay matches
+ * returned messages on it, so it must never be the user's.
  */
 static int
 to_table(struct conv *c, json_t *obj, amqp_table_t *t, int depth,
 	 int reserve, bool top)
 {
 	size_t n = obj ? json_object_size(obj) : 0;
+	char shown[SHOW_MAX + 16];
 	const char *key;
 	json_t *v;
 	int i = 0;
@@ -253,33 +383,42 @@ to_table(struct conv *c, json_t *obj, amqp_table_t *t, int depth,
 	if (depth > c->ctx->max_depth)
 		return bad(c->e, "%s: headers are nested deeper than %d levels",
 			   c->where, c->ctx->max_depth);
+	/* The user's entries; the automatic ones come on top (event.h). */
 	if (top && n > (size_t)c->ctx->max_headers)
 		return bad(c->e, "%s: %zu headers, over the limit of %d",
 			   c->where, n, c->ctx->max_headers);
 	t->num_entries = 0;
-	t->entries = amqp_pool_alloc(&c->m->pool,
-				     (n + (size_t)reserve + 1) *
+	t->entries = NULL;
+	if (n + (size_t)reserve == 0)
+		return 0;
+	t->entries = amqp_pool_alloc(&c->m->pool, (n + (size_t)reserve) *
 				     sizeof(*t->entries));
 	if (t->entries == NULL)
 		return oom(c->e);
 	json_object_foreach(obj, key, v) {
 		size_t klen = strlen(key);
+		amqp_table_entry_t *te = &t->entries[i++];
 
-		if (klen > SHORTSTR_MAX)
-			return bad(c->e, "%s: header name '%.40s...' is %zu "
-				   "bytes, over %d", c->where, key, klen,
+		if (klen > SHORTSTR_MAX) {
+			quote(shown, sizeof(shown), key, klen, 40, true);
+			return bad(c->e, "%s: header name \"%s\" is %zu bytes, "
+				   "over %d", c->where, shown, klen,
 				   SHORTSTR_MAX);
-		if (top && strcmp(key, "event_id") == 0)
+		}
+		te->key.bytes = (void *)key;
+		te->key.len = klen;
+		if (top && strcmp(key, "event_id") == 0) {
+			te->value.kind = AMQP_FIELD_KIND_I64;
+			te->value.value.i64 = c->ev_id;
+			c->has_event_id = true;
 			continue;
+		}
 		if (top && c->ctx->deny_cc_bcc &&
 		    (strcmp(key, "CC") == 0 || strcmp(key, "BCC") == 0))
 			return bad(c->e, "%s: header '%s' (sender-selected "
 				   "routing) is not allowed", c->where, key);
-		t->entries[i].key.bytes = (void *)key;
-		t->entries[i].key.len = klen;
-		if (to_field(c, v, &t->entries[i].value, depth))
+		if (to_field(c, v, &te->value, depth))
 			return -1;
-		i++;
 	}
 	t->num_entries = i;
 	return 0;
@@ -333,13 +472,38 @@ static const struct prop {
 
 #define NPROPS (sizeof(prop_table) / sizeof(prop_table[0]))
 
+/*
+ * RabbitMQ closes the channel for an expiration that is not a decimal
+ * number of milliseconds up to this (erlang:send_after's limit): refuse
+ * it here as bad data instead of failing every event in flight.
+ */
+#define EXPIRATION_MAX 4294967295LL
+
+static bool
+expiration_ok(const char *s, size_t len)
+{
+	long long ms = 0;
+	size_t k;
+
+	if (len == 0 || len > SHORTSTR_MAX)
+		return false;
+	for (k = 0; k < len; k++) {
+		if (s[k] < '0' || s[k] > '9')
+			return false;
+		ms = ms * 10 + (s[k] - '0');
+		if (ms > EXPIRATION_MAX)
+			return false;
+	}
+	return true;
+}
+
 static int
 set_prop(struct mk_message *m, const struct prop *p, json_t *v,
 	 json_t **hdrs, bool *hdrs_set, struct mk_err *e)
 {
 	amqp_basic_properties_t *pr = &m->props;
-	char shown[80];
 	json_int_t i;
+	char *s;
 
 	if (json_is_null(v)) {
 		pr->_flags &= ~p->flag;
@@ -349,12 +513,10 @@ set_prop(struct mk_message *m, const struct prop *p, json_t *v,
 		}
 		return 0;
 	}
-	show(v, shown, sizeof(shown));
 	switch (p->type) {
 	case P_STR:
 		if (!json_is_string(v))
-			return bad(e, "ev_extra3 property '%s' must be a "
-				   "string, not %s", p->name, shown);
+			return bad_prop(e, p->name, "a string", v);
 		if (json_string_length(v) > SHORTSTR_MAX)
 			return bad(e, "ev_extra3 property '%s' is %zu bytes, "
 				   "over %d", p->name, json_string_length(v),
@@ -362,49 +524,46 @@ set_prop(struct mk_message *m, const struct prop *p, json_t *v,
 		*(amqp_bytes_t *)((char *)pr + p->off) = jbytes(v);
 		break;
 	case P_EXPIRATION:
-		if (json_is_integer(v) && json_integer_value(v) >= 0) {
-			char *s = amqp_pool_alloc(&m->pool, 24);
-
+		i = json_is_integer(v) ? json_integer_value(v) : -1;
+		if (i >= 0 && i <= EXPIRATION_MAX) {
+			s = amqp_pool_alloc(&m->pool, 16);
 			if (s == NULL)
 				return oom(e);
-			snprintf(s, 24, "%" JSON_INTEGER_FORMAT,
-				 json_integer_value(v));
+			snprintf(s, 16, "%" JSON_INTEGER_FORMAT, i);
 			pr->expiration = amqp_cstring_bytes(s);
 		} else if (json_is_string(v) &&
-			   json_string_length(v) <= SHORTSTR_MAX) {
+			   expiration_ok(json_string_value(v),
+					 json_string_length(v))) {
 			pr->expiration = jbytes(v);
 		} else {
-			return bad(e, "ev_extra3 property 'expiration' must be "
-				   "milliseconds as a string or a non-negative "
-				   "integer, not %s", shown);
+			return bad_prop(e, "expiration", "milliseconds from 0 "
+					"to 4294967295 (digits in a string, or "
+					"an integer)", v);
 		}
 		break;
 	case P_MODE:
 		i = json_is_integer(v) ? json_integer_value(v) : 0;
 		if (i != 1 && i != 2)
-			return bad(e, "ev_extra3 property 'delivery_mode' must "
-				   "be 1 or 2, not %s", shown);
+			return bad_prop(e, "delivery_mode", "1 or 2", v);
 		pr->delivery_mode = (uint8_t)i;
 		break;
 	case P_PRIORITY:
 		i = json_is_integer(v) ? json_integer_value(v) : -1;
 		if (i < 0 || i > 255)
-			return bad(e, "ev_extra3 property 'priority' must be "
-				   "an integer from 0 to 255, not %s", shown);
+			return bad_prop(e, "priority", "an integer from 0 to "
+					"255", v);
 		pr->priority = (uint8_t)i;
 		break;
 	case P_TIMESTAMP:
 		i = json_is_integer(v) ? json_integer_value(v) : -1;
 		if (i < 0)
-			return bad(e, "ev_extra3 property 'timestamp' must be "
-				   "a non-negative integer (epoch seconds), "
-				   "not %s", shown);
+			return bad_prop(e, "timestamp", "a non-negative "
+					"integer (epoch seconds)", v);
 		pr->timestamp = (uint64_t)i;
 		break;
 	case P_HEADERS:
 		if (!json_is_object(v))
-			return bad(e, "ev_extra3 property 'headers' must be "
-				   "an object, not %s", shown);
+			return bad_prop(e, "headers", "an object", v);
 		*hdrs = v;
 		*hdrs_set = true;
 		return 0;
@@ -431,13 +590,15 @@ event_map(const struct mk_event *ev, const struct mk_map_ctx *ctx,
 	amqp_basic_properties_t *pr = &m->props;
 	json_t *hdrs = NULL, *extra3 = NULL;
 	bool hdrs_from3 = false;
-	struct conv c = { m, ctx, "ev_extra4", e };
+	struct conv c = { m, ctx, "ev_extra4", ev->ev_id, false, e };
+	char shown[SHOW_MAX + 16];
 	amqp_field_value_t v;
 	size_t total, i;
 	const char *key;
 	json_t *val;
 
 	message_reset(m);
+	/* ev_type too, as in the relay's size check before fetching */
 	total = ev->ev_type_len + ev->ev_data_len;
 	for (i = 0; i < 4; i++)
 		total += ev->extra_len[i];
@@ -458,11 +619,14 @@ event_map(const struct mk_event *ev, const struct mk_map_ctx *ctx,
 		m->body.len = ev->ev_data_len;
 	}
 
-	pr->_flags = AMQP_BASIC_APP_ID_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG |
-		AMQP_BASIC_TIMESTAMP_FLAG;
+	pr->_flags = AMQP_BASIC_APP_ID_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG;
 	pr->app_id = amqp_cstring_bytes(ctx->app_id);
 	pr->correlation_id = amqp_cstring_bytes(ctx->correlation_id);
-	pr->timestamp = (uint64_t)floor_div(ev->ev_time_us, 1000000);
+	/* AMQP's timestamp is unsigned: no property before 1970 (event.h) */
+	if (ev->ev_time_us >= 0) {
+		pr->_flags |= AMQP_BASIC_TIMESTAMP_FLAG;
+		pr->timestamp = (uint64_t)(ev->ev_time_us / 1000000);
+	}
 	if (ctx->persistent) {
 		pr->_flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
 		pr->delivery_mode = 2;
@@ -497,11 +661,13 @@ event_map(const struct mk_event *ev, const struct mk_map_ctx *ctx,
 		c.where = "ev_extra3 'headers'";
 	if (pr->_flags & AMQP_BASIC_USER_ID_FLAG && !ctx->allow_user_id &&
 	    (ctx->user == NULL || pr->user_id.len != strlen(ctx->user) ||
-	     memcmp(pr->user_id.bytes, ctx->user, pr->user_id.len) != 0))
-		return bad(e, "ev_extra3 property 'user_id' '%.*s' is not the "
-			   "relay's RabbitMQ user; RabbitMQ would refuse it",
-			   (int)(pr->user_id.len > 64 ? 64 : pr->user_id.len),
-			   (const char *)pr->user_id.bytes);
+	     memcmp(pr->user_id.bytes, ctx->user, pr->user_id.len) != 0)) {
+		/* RabbitMQ would close the channel (PRECONDITION_FAILED) */
+		quote(shown, sizeof(shown), pr->user_id.bytes, pr->user_id.len,
+		      SHOW_MAX, true);
+		return bad(e, "ev_extra3 property 'user_id' must be the "
+			   "relay's RabbitMQ user, not \"%s\"", shown);
+	}
 
 	if (to_table(&c, hdrs, &pr->headers, 1, 5, true) < 0)
 		return -1;
@@ -527,9 +693,11 @@ event_map(const struct mk_event *ev, const struct mk_map_ctx *ctx,
 		v.value.i64 = ev->ev_txid;
 		add_header(&pr->headers, "txid", v);
 	}
-	v.kind = AMQP_FIELD_KIND_I64;
-	v.value.i64 = ev->ev_id;
-	add_header(&pr->headers, "event_id", v);
+	if (!c.has_event_id) {
+		v.kind = AMQP_FIELD_KIND_I64;
+		v.value.i64 = ev->ev_id;
+		add_header(&pr->headers, "event_id", v);
+	}
 	pr->_flags |= AMQP_BASIC_HEADERS_FLAG;
 	return 0;
 }

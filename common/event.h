@@ -10,19 +10,28 @@
  *   routing key  = ev_type   (NULL: bad data)
  *   body         = ev_data, bytes unchanged (NULL: empty body)
  *   content_type = ev_extra2 when non-empty
- *   app_id "mikkoo", correlation_id (ctx), timestamp = ev_time seconds,
+ *   app_id "mikkoo", correlation_id (ctx), timestamp = ev_time seconds
+ *   (floor; none before 1970, as AMQP's timestamp is unsigned),
  *   delivery_mode 2 when ctx->persistent
  *   headers      = ev_extra4 (a JSON object) when non-empty
- *   ev_extra3    = JSON object of properties; whitelisted keys (app_id,
+ *   ev_extra3    = JSON object of properties when non-empty (NULL and ''
+ *                  are absent, as for ev_extra4); whitelisted keys (app_id,
  *                  content_encoding, content_type, correlation_id,
  *                  delivery_mode, expiration, headers, message_id,
  *                  priority, timestamp, type, user_id) replace the
  *                  automatic values; "headers" replaces ev_extra4's table
- *                  wholesale; null unsets; other keys are ignored.
+ *                  wholesale; null unsets (for headers: the user's,
+ *                  not the automatic ones); other keys are ignored.
+ *                  ev_extra4 must be valid even when replaced.
  *   then headers origin (ctx), sequence (int64, ctx), timestamp
  *   ("2017-02-23T06:17:14.471682+00:00", always 6 fractional digits) and
  *   txid (int64) are added unless present (user values win), and
- *   event_id (int64 ev_id) is always set by us (returns are matched on it).
+ *   event_id (int64 ev_id) is always set by us (returns are matched on it;
+ *   a user's event_id keeps its place in the table but gets our value).
+ * Property types in ev_extra3: strings of at most 255 bytes; expiration
+ * milliseconds 0..4294967295 as digits in a string or an integer
+ * (RabbitMQ closes the channel for anything else); delivery_mode 1 or 2;
+ * priority 0..255; timestamp a non-negative integer; headers an object.
  * JSON values become AMQP field values: string S, integer I (fits 32
  * bits) else l, real d, true/false t, null V, object F, array A.
  *
@@ -38,6 +47,10 @@
  *    column 9"
  *   "ev_extra3 property 'delivery_mode' must be 1 or 2, not \"2\""
  *   "ev_extra1 (exchange) is NULL"
+ *
+ * Values quoted in a reason are JSON-escaped, cut to about 64 bytes,
+ * and always valid UTF-8 without control characters (safe for a log line
+ * and mikkoo.dead_letter's text column).
  *
  * Memory: struct mk_message borrows the event's and ctx's bytes, and owns
  * what it builds (an amqp_pool_t and parsed JSON).  message_reset()
@@ -77,9 +90,14 @@ struct mk_map_ctx {
 	bool persistent;
 	bool allow_user_id;       /* false: user_id must equal user */
 	bool deny_cc_bcc;         /* true: CC/BCC headers are bad data */
-	int max_depth;            /* JSON nesting, e.g. 32 */
-	int max_headers;          /* entries in the top-level table */
-	size_t max_event_bytes;   /* ev_data + extras */
+	int max_depth;            /* headers nesting (table = 1), e.g. 32 */
+	/*
+	 * The user's top-level headers (ev_extra4 or ev_extra3's
+	 * "headers", a user event_id included); the automatic ones come on
+	 * top, so a message has at most max_headers + 5.
+	 */
+	int max_headers;
+	size_t max_event_bytes;   /* ev_type + ev_data + extras, as pgq.c */
 	long long sequence;       /* header "sequence" for this publish */
 	char correlation_id[37];  /* UUIDv4 text for this publish */
 };

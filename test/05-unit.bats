@@ -20,6 +20,10 @@ unit() {
 	unit test-event
 }
 
+@test "unit: ids (UUIDv4 correlation ids, the sequence header)" {
+	unit test-ids
+}
+
 @test "unit: config (the YAML file, defaults, errors with locations)" {
 	unit test-config
 }
