@@ -205,7 +205,11 @@ open_socket(struct broker *b, const struct broker_opts *o, struct mk_err *e)
 	}
 	st = amqp_socket_open_noblock(s, u->host, u->port, &tv);
 	if (st != AMQP_STATUS_OK)
-		return mk_err_set(e, u->tls && st == AMQP_STATUS_SSL_ERROR
+		/* A certificate we must not trust is a refusal, not an
+		 * outage: retrying will not help. */
+		return mk_err_set(e, st == AMQP_STATUS_SSL_ERROR ||
+				  st == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED ||
+				  st == AMQP_STATUS_SSL_PEER_VERIFY_FAILED
 				  ? EX_NOPERM : EX_UNAVAILABLE,
 				  "cannot connect to RabbitMQ '%s': %s",
 				  o->display, amqp_error_string2(st));

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <yaml.h>
 
@@ -23,6 +24,7 @@ enum ktype {
 	K_DOUBLE,
 	K_BOOL,
 	K_SIZE,         /* integer bytes */
+	K_STRLIST,      /* a sequence of strings: exchanges */
 	K_AMQP_URL,     /* rabbitmq_url: parsed into w->amqp */
 	K_RABBITMQ,     /* the 3.x rabbitmq: mapping */
 	K_SSL,          /* rabbitmq/ssl_options */
@@ -31,6 +33,7 @@ enum ktype {
 	K_SECTION,      /* a mapping walked with its own table */
 	K_IGNORED,      /* any node; a notice says it does not apply */
 	K_UNSUPPORTED,  /* accepted with a notice (TLS options we lack) */
+	K_PWFILE,       /* rabbitmq/password_file */
 };
 
 /* Which struct a key writes to. */
@@ -100,7 +103,8 @@ static const struct key rabbitmq_keys[] = {
 	{ "port", K_INT, A(port), 1, 65535, NULL, NULL },
 	{ "vhost", K_STR, A(vhost), 0, 0, NULL, NULL },
 	{ "username", K_STR, A(user), 0, 0, NULL, NULL },
-	{ "password", K_STR, A(password), 0, 0, NULL, NULL },
+	{ "password", K_STR, A(password), 0, 0, "password", NULL },
+	{ "password_file", K_PWFILE, T_AMQP, 0, 0, 0, "password", NULL },
 	{ "heartbeat_interval", K_INT, A(heartbeat), 0, 65535, NULL, NULL },
 	{ "socket_timeout", K_DOUBLE, A(timeout), 0.1, 3600, NULL, NULL },
 	{ "frame_max", K_INT, A(frame_max), 4096, 2147483647, NULL, NULL },
@@ -128,6 +132,9 @@ static const struct key worker_keys[] = {
 	  512.0 * 1024 * 1024, NULL, NULL },
 	{ "window", K_INT, W(window), 1, 65535, NULL, NULL },
 	{ "batch_chunk", K_INT, W(batch_chunk), 1, 100000, NULL, NULL },
+	{ "exchanges", K_STRLIST, W(exchanges), 0, 0, NULL, NULL },
+	{ "allow_sender_routing", K_BOOL, W(allow_sender_routing), 0, 0, NULL,
+	  NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
 };
 
@@ -142,6 +149,7 @@ struct ctx {
 	bool amqp_url_set;
 	int amqp_line;
 	bool ssl;
+	char shown[48];         /* a rejected value, masked (see shown()) */
 };
 
 static int
@@ -300,6 +308,21 @@ valid_name(const char *s)
 	return true;
 }
 
+/*
+ * A rejected scalar as it may appear in a message: a URL with a password
+ * misplaced under another key must not leak, so it goes through
+ * url_mask(), and it is cut to 40 bytes.
+ */
+static const char *
+shown(struct ctx *c, const char *s)
+{
+	char *m = url_mask(s);
+
+	snprintf(c->shown, sizeof(c->shown), "%.40s", m ? m : "?");
+	free(m);
+	return c->shown;
+}
+
 static int
 parse_number(struct ctx *c, const yaml_node_t *v, const struct key *k,
 	     bool integer, double *out)
@@ -313,7 +336,8 @@ parse_number(struct ctx *c, const yaml_node_t *v, const struct key *k,
 	s = scalar(v);
 	if (!plain(v))
 		return at(c, v, "key '%s' must be %s, not the string \"%s\"",
-			  c->path, integer ? "an integer" : "a number", s);
+			  c->path, integer ? "an integer" : "a number",
+			  shown(c, s));
 	errno = 0;
 	if (integer) {
 		long long ll = strtoll(s, &end, 10);
@@ -324,11 +348,11 @@ parse_number(struct ctx *c, const yaml_node_t *v, const struct key *k,
 	}
 	if (errno || end == s || *end || !isfinite(d))
 		return at(c, v, "key '%s' must be %s from %.15g to %.15g, not "
-			  "'%.40s'", c->path, integer ? "an integer"
-			  : "a number", k->lo, k->hi, s);
+			  "'%s'", c->path, integer ? "an integer"
+			  : "a number", k->lo, k->hi, shown(c, s));
 	if (d < k->lo || d > k->hi)
 		return at(c, v, "key '%s' must be from %.15g to %.15g, not %s",
-			  c->path, k->lo, k->hi, s);
+			  c->path, k->lo, k->hi, shown(c, s));
 	*out = d;
 	return 0;
 }
@@ -352,11 +376,75 @@ parse_bool(struct ctx *c, const yaml_node_t *v, bool *out)
 			if (strcasecmp(s, no[i]) == 0)
 				return *out = false, 0;
 	}
-	return at(c, v, "key '%s' must be true or false, not '%.40s'",
-		  c->path, s);
+	return at(c, v, "key '%s' must be true or false, not '%s'",
+		  c->path, shown(c, s));
 }
 
 static int walk(struct ctx *c, const yaml_node_t *map, const struct key *tab);
+
+/* Its first line is the password; loose permissions get a notice. */
+static int
+read_password_file(struct ctx *c, const yaml_node_t *kn, const yaml_node_t *v)
+{
+	struct mk_amqp_url *u = &c->w->amqp;
+	char buf[1024];
+	struct stat st;
+	FILE *f;
+
+	if (want_scalar(c, v, "a file name") < 0)
+		return -1;
+	f = fopen(scalar(v), "r");
+	if (f == NULL)
+		return at(c, v, "key '%s': cannot open '%s': %s", c->path,
+			  scalar(v), strerror(errno));
+	if (fgets(buf, sizeof(buf), f) == NULL)
+		buf[0] = '\0';
+	if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
+		notice(c, kn, "password file '%s' is readable by group or "
+		       "others: chmod 600 it", scalar(v));
+	fclose(f);
+	buf[strcspn(buf, "\r\n")] = '\0';
+	if (u->password) {
+		explicit_bzero(u->password, strlen(u->password));
+		free(u->password);
+	}
+	u->password = strdup(buf);
+	explicit_bzero(buf, sizeof(buf));
+	return u->password ? 0 : mk_err_set(c->e, EX_OSERR, "out of memory");
+}
+
+/* exchanges: a sequence of names ("" is the default exchange). */
+static int
+set_list(struct ctx *c, const yaml_node_t *v)
+{
+	struct mk_worker_config *w = c->w;
+	yaml_node_item_t *it;
+	size_t n;
+
+	if (v->type != YAML_SEQUENCE_NODE)
+		return at(c, v, "key '%s' must be a list of exchange names",
+			  c->path);
+	n = (size_t)(v->data.sequence.items.top -
+		     v->data.sequence.items.start);
+	w->exchanges = calloc(n + 1, sizeof(*w->exchanges));
+	if (w->exchanges == NULL)
+		return mk_err_set(c->e, EX_OSERR, "out of memory");
+	for (it = v->data.sequence.items.start;
+	     it < v->data.sequence.items.top; it++) {
+		yaml_node_t *x = yaml_document_get_node(&c->doc, *it);
+
+		if (x->type != YAML_SCALAR_NODE)
+			return at(c, x, "key '%s' must be a list of exchange "
+				  "names", c->path);
+		if (x->data.scalar.length > 255)
+			return at(c, x, "key '%s': an exchange name is at most "
+				  "255 bytes", c->path);
+		w->exchanges[w->nexchanges] = strdup(scalar(x));
+		if (w->exchanges[w->nexchanges++] == NULL)
+			return mk_err_set(c->e, EX_OSERR, "out of memory");
+	}
+	return 0;
+}
 
 static int
 set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
@@ -368,6 +456,9 @@ set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 
 	switch (k->type) {
 	case K_STR:
+		if (k->target == T_AMQP &&
+		    k->off == offsetof(struct mk_amqp_url, password))
+			c->w->amqp.password_given = true;
 		return set_string(c, v, dst);
 	case K_NAME:
 		if (set_string(c, v, dst) < 0)
@@ -412,6 +503,8 @@ set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 				      "inserted while the relay is down are "
 				      "skipped", c->w->queue);
 		return 0;
+	case K_STRLIST:
+		return set_list(c, v);
 	case K_AMQP_URL:
 		if (set_string(c, v, &c->w->amqp_display) < 0)
 			return -1;
@@ -444,6 +537,8 @@ set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 	case K_UNSUPPORTED:
 		return notice(c, kn, "'%s' is ignored: not supported by "
 			      "mikkoo-relay's TLS client", c->path);
+	case K_PWFILE:
+		return read_password_file(c, kn, v);
 	}
 	return 0;
 }
@@ -594,6 +689,15 @@ finish_worker(struct ctx *c, const yaml_node_t *kn)
 	if (!c->amqp_url_set && !c->amqp_map)
 		return at(c, kn, "worker '%s': rabbitmq_url (or a rabbitmq "
 			  "mapping) is required", w->queue);
+	if (u->password == NULL && getenv("MIKKOO_RABBITMQ_PASSWORD"))
+		u->password = strdup(getenv("MIKKOO_RABBITMQ_PASSWORD"));
+	if (c->amqp_url_set && !u->password_given &&
+	    getenv("MIKKOO_RABBITMQ_PASSWORD")) {
+		/* the URL had no password: the environment's, not guest */
+		explicit_bzero(u->password, strlen(u->password));
+		free(u->password);
+		u->password = strdup(getenv("MIKKOO_RABBITMQ_PASSWORD"));
+	}
 	if (c->amqp_map) {
 		u->tls = c->ssl;
 		if (u->host == NULL)
@@ -773,9 +877,26 @@ out:
 	return rc;
 }
 
+/* Does any worker keep a password in the file itself? */
+static bool
+holds_password(const struct mk_config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nworkers; i++) {
+		const struct mk_worker_config *w = &cfg->workers[i];
+
+		if (strcmp(w->postgres_display, w->postgres_url) != 0 ||
+		    (w->amqp.password_given && w->amqp.password[0]))
+			return true;
+	}
+	return false;
+}
+
 int
 config_load(const char *path, struct mk_config *cfg, struct mk_err *e)
 {
+	struct stat st;
 	FILE *f;
 	char *buf;
 	size_t n;
@@ -798,6 +919,26 @@ config_load(const char *path, struct mk_config *cfg, struct mk_err *e)
 				strerror(errno));
 	} else {
 		rc = config_load_buffer(path, buf, n, cfg, e);
+	}
+	if (rc == 0 && fstat(fileno(f), &st) == 0 && (st.st_mode & 077) &&
+	    holds_password(cfg)) {
+		/* libpq's rule for .pgpass, as a notice: refusing would break
+		 * configurations that worked with the Python mikkoo. */
+		char *line;
+
+		if (asprintf(&line, "%s: holds passwords and is readable by "
+			     "group or others: chmod 600 %s", path, path) > 0) {
+			char **p = realloc(cfg->notices, (cfg->nnotices + 2) *
+					   sizeof(*p));
+
+			if (p) {
+				cfg->notices = p;
+				p[cfg->nnotices++] = line;
+				p[cfg->nnotices] = NULL;
+			} else {
+				free(line);
+			}
+		}
 	}
 	fclose(f);
 	free(buf);
@@ -827,6 +968,9 @@ config_release(struct mk_config *cfg)
 		wipe_free(w->amqp_display);     /* raw URL until masked */
 		free(w->postgres_display);
 		free(w->consumer_name);
+		for (size_t k = 0; k < w->nexchanges; k++)
+			free(w->exchanges[k]);
+		free(w->exchanges);
 	}
 	free(cfg->workers);
 	for (i = 0; i < cfg->nnotices; i++)
@@ -857,6 +1001,20 @@ same(const char *a, const char *b)
 	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
 }
 
+static bool
+same_list(const struct mk_worker_config *a, const struct mk_worker_config *b)
+{
+	size_t i;
+
+	if ((a->exchanges == NULL) != (b->exchanges == NULL) ||
+	    a->nexchanges != b->nexchanges)
+		return false;
+	for (i = 0; i < a->nexchanges; i++)
+		if (strcmp(a->exchanges[i], b->exchanges[i]) != 0)
+			return false;
+	return true;
+}
+
 bool
 config_worker_equal(const struct mk_worker_config *a,
 		    const struct mk_worker_config *b)
@@ -883,5 +1041,7 @@ config_worker_equal(const struct mk_worker_config *a,
 	       a->max_event_bytes == b->max_event_bytes &&
 	       a->window == b->window && a->batch_chunk == b->batch_chunk &&
 	       a->heartbeat == b->heartbeat &&
-	       a->connect_timeout == b->connect_timeout;
+	       a->connect_timeout == b->connect_timeout &&
+	       a->allow_sender_routing == b->allow_sender_routing &&
+	       same_list(a, b);
 }

@@ -19,17 +19,26 @@
  *         postgres_url | postgresql_url: postgresql://...   (required)
  *         rabbitmq_url: amqp://...                           (1.x form)
  *         rabbitmq: {host, port, vhost, username, password,  (3.x form)
- *                    heartbeat_interval, socket_timeout, frame_max,
+ *                    password_file, heartbeat_interval, socket_timeout,
+ *                    frame_max,
  *                    ssl_options: {ca_certs, certfile, keyfile,
  *                                  password, verify, server_hostname,
  *                                  protocol, ca_path, ca_data, ciphers}}
  *         confirm, consumer_name, max_failures, retry_delay |
  *         retry_interval, unregister, wait_duration,
- *         persistent, max_event_bytes, window, batch_chunk
+ *         persistent, max_event_bytes, window, batch_chunk,
+ *         exchanges (a list: the only exchanges events may name),
+ *         allow_sender_routing (CC/BCC headers; default false)
  *   Daemon: {user, pidfile}
  *   Logging: ...                   # accepted, ignored with a notice
  *
  * Exactly one of rabbitmq_url / rabbitmq per worker (neither: an error).
+ * The RabbitMQ password comes from the URL or mapping, else from
+ * rabbitmq: password_file (its first line), else from the environment
+ * variable MIKKOO_RABBITMQ_PASSWORD, else "guest".  PostgreSQL passwords
+ * are libpq's business (~/.pgpass, PGPASSWORD, PGPASSFILE).  A file that
+ * holds a password and is readable by group or others gets a notice,
+ * as libpq gives for .pgpass.
  * Unknown or misspelt keys are errors, except under Logging and
  * sentry_dsn, whose values are never looked at.  Booleans take YAML 1.1
  * spellings (true/false/yes/no/on/off, any case), as PyYAML did.
@@ -68,6 +77,9 @@ struct mk_worker_config {
 	size_t max_event_bytes; /* default 8 MiB, 1 KiB..512 MiB */
 	int window;             /* publishes in flight, default 1000, 1..65535 */
 	int batch_chunk;        /* rows per FETCH, default 1000, 1..100000 */
+	char **exchanges;       /* allowlist (exchanges: [..]); NULL: any */
+	size_t nexchanges;
+	bool allow_sender_routing; /* CC/BCC headers; default false */
 	int heartbeat;          /* seconds, default 30 (0 disables) */
 	double connect_timeout; /* seconds, default 10 */
 	int line;               /* where the worker was defined, for errors */

@@ -583,6 +583,18 @@ check_name(const char *what, const char *s, size_t len, struct mk_err *e)
 	return 0;
 }
 
+static bool
+allowed(const struct mk_map_ctx *ctx, const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < ctx->nexchanges; i++)
+		if (strlen(ctx->exchanges[i]) == len &&
+		    memcmp(ctx->exchanges[i], name, len) == 0)
+			return true;
+	return false;
+}
+
 int
 event_map(const struct mk_event *ev, const struct mk_map_ctx *ctx,
 	  struct mk_message *m, struct mk_err *e)
@@ -610,6 +622,12 @@ event_map(const struct mk_event *ev, const struct mk_map_ctx *ctx,
 	    check_name("ev_type (routing key)", ev->ev_type, ev->ev_type_len,
 		       e) < 0)
 		return -1;
+	if (ctx->exchanges && !allowed(ctx, ev->extra[0], ev->extra_len[0])) {
+		quote(shown, sizeof(shown), ev->extra[0], ev->extra_len[0],
+		      SHOW_MAX, true);
+		return bad(e, "ev_extra1 (exchange) \"%s\" is not in the "
+			   "worker's exchanges list", shown);
+	}
 	m->exchange.bytes = (void *)ev->extra[0];
 	m->exchange.len = ev->extra_len[0];
 	m->routing_key.bytes = (void *)ev->ev_type;

@@ -41,8 +41,9 @@
  * nesting deeper than ctx->max_depth, more than ctx->max_headers headers,
  * an event larger than ctx->max_event_bytes, user_id different from
  * ctx->user (unless ctx->allow_user_id), CC/BCC headers when
- * ctx->deny_cc_bcc.  event_map() then returns -1, e->code EX_DATAERR and
- * e->msg a precise reason, e.g.
+ * ctx->deny_cc_bcc, an exchange not in ctx->exchanges (when set).
+ * event_map() then returns -1, e->code EX_DATAERR and e->msg a precise
+ * reason, e.g.
  *   "ev_extra3 is not valid JSON: '}' expected near end of file at line 1,
  *    column 9"
  *   "ev_extra3 property 'delivery_mode' must be 1 or 2, not \"2\""
@@ -90,6 +91,8 @@ struct mk_map_ctx {
 	bool persistent;
 	bool allow_user_id;       /* false: user_id must equal user */
 	bool deny_cc_bcc;         /* true: CC/BCC headers are bad data */
+	char *const *exchanges;   /* allowlist, or NULL for any exchange */
+	size_t nexchanges;
 	int max_depth;            /* headers nesting (table = 1), e.g. 32 */
 	/*
 	 * The user's top-level headers (ev_extra4 or ev_extra3's

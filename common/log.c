@@ -66,20 +66,37 @@ log_set_context(const char *fmt, ...)
 void
 log_msg(enum mk_log_level level, const char *fmt, ...)
 {
-	char line[4096], msg[3584];
-	size_t n = 0, i;
+	static const char hex[] = "0123456789abcdef";
+	char line[4096], raw[3072], msg[3584];
+	size_t n = 0, i, o = 0;
 	va_list ap;
 	int saved = errno;
 
 	if (level > log_level)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
-	/* A message built from data must not break the one-line rule. */
-	for (i = 0; msg[i]; i++)
-		if (msg[i] == '\n' || msg[i] == '\r')
-			msg[i] = ' ';
+	/*
+	 * Messages carry data (exchange names, broker replies, server
+	 * errors): no control byte may reach the log as is, so a record is
+	 * always one line and never a terminal escape sequence (CWE-117).
+	 */
+	for (i = 0; raw[i] && o + 5 < sizeof(msg); i++) {
+		unsigned char c = (unsigned char)raw[i];
+
+		if (c >= 0x20 && c != 0x7f) {
+			msg[o++] = (char)c;
+		} else if (c == '\n' || c == '\r' || c == '\t') {
+			msg[o++] = ' ';
+		} else {
+			msg[o++] = '\\';
+			msg[o++] = 'x';
+			msg[o++] = hex[c >> 4];
+			msg[o++] = hex[c & 15];
+		}
+	}
+	msg[o] = '\0';
 
 	if (log_time) {
 		struct timespec ts;

@@ -36,7 +36,10 @@ conn_error_code(const char *msg)
 	static const char *const perm[] = {
 		"authentication failed", "no pg_hba.conf entry",
 		"does not exist", "permission denied", "password is required",
-		"not permitted to log in", NULL,
+		"not permitted to log in",
+		/* TLS: a server we must not talk to */
+		"certificate verify failed", "does not match host name",
+		"server certificate", NULL,
 	};
 	static const char *const conf[] = {
 		"invalid connection option", "invalid URI",

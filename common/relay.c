@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* relay: the PgQ batch -> RabbitMQ confirm loop of one worker. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <math.h>
 #include <netdb.h>
@@ -114,6 +115,47 @@ find_origin(char *buf, size_t sz)
 /* Interruptible sleep that keeps the AMQP connection's heartbeats. */
 static void
 idle(struct relay *r, double seconds);
+
+/* ---- test-only fault points ---------------------------------------- */
+
+#ifdef MIKKOO_TEST_HOOKS
+/*
+ * MIKKOO_FAULT=POINT[:N] kills the worker with SIGKILL at POINT (the
+ * N-th time it is reached; the first without N): after_publish,
+ * after_confirm, before_finish, after_finish.  With MIKKOO_FAULT_ONCE
+ * set to a path, only the process that creates that file dies, so the
+ * restarted worker goes on.  Only in test builds (make check-asan): the
+ * fault suite proves nothing is lost at each point.
+ */
+static void
+fault_point(const char *point)
+{
+	static const char *spec;
+	static long seen;
+	const char *colon;
+	size_t len;
+
+	if (spec == NULL)
+		spec = getenv("MIKKOO_FAULT") ? getenv("MIKKOO_FAULT") : "";
+	colon = strchr(spec, ':');
+	len = colon ? (size_t)(colon - spec) : strlen(spec);
+	if (len == 0 || strlen(point) != len || strncmp(spec, point, len))
+		return;
+	if (++seen < (colon ? atol(colon + 1) : 1))
+		return;
+	if (getenv("MIKKOO_FAULT_ONCE")) {
+		int fd = open(getenv("MIKKOO_FAULT_ONCE"),
+			      O_CREAT | O_EXCL | O_WRONLY, 0600);
+
+		if (fd < 0)
+			return;
+		close(fd);
+	}
+	raise(SIGKILL);
+}
+#else
+#define fault_point(p) ((void)0)
+#endif
 
 /* ---- failures ----------------------------------------------------- */
 
@@ -272,11 +314,29 @@ broker_failed(struct relay *r)
 	return -1;
 }
 
+/*
+ * connection.blocked may arrive while we wait for confirms as well as
+ * before a publish: say so once per change, wherever it is seen.
+ */
+static void
+note_blocked(struct relay *r)
+{
+	if (broker_blocked(r->mq) && !r->blocked_logged) {
+		log_warn("RabbitMQ blocked publishing (%s): waiting",
+			 broker_blocked_reason(r->mq));
+		r->blocked_logged = true;
+	} else if (!broker_blocked(r->mq) && r->blocked_logged) {
+		log_info("RabbitMQ unblocked publishing");
+		r->blocked_logged = false;
+	}
+}
+
 static int
 poll_broker(struct relay *r, int timeout_ms)
 {
 	if (broker_poll(r->mq, timeout_ms, on_broker, r, &r->e) < 0)
 		return broker_failed(r);
+	note_blocked(r);
 	return drain_done(r);
 }
 
@@ -337,20 +397,11 @@ relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 	}
 
 	while (broker_blocked(r->mq)) {
-		if (!r->blocked_logged) {
-			log_warn("RabbitMQ blocked publishing (%s): waiting",
-				 broker_blocked_reason(r->mq));
-			r->blocked_logged = true;
-		}
 		if (poll_broker(r, 200) < 0)
 			return -1;
 		if (stop_now(r))
 			return BATCH_STOPPED;
 		r->last_progress = now_mono();
-	}
-	if (r->blocked_logged) {
-		log_info("RabbitMQ unblocked publishing");
-		r->blocked_logged = false;
 	}
 	if (inflight_full(&r->q)) {
 		rc = wait_confirms(r, r->q.cap - 1);
@@ -359,6 +410,7 @@ relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 	}
 	if (broker_publish(r->mq, &r->msg, &tag, &r->e) < 0)
 		return broker_failed(r);
+	fault_point("after_publish");
 	if (inflight_pending(&r->q) == 0)
 		r->last_progress = now_mono();
 	inflight_add(&r->q, tag, ev->ev_id, ev->ev_retry);
@@ -424,10 +476,13 @@ relay_batch(struct relay *r)
 		goto fail;
 	if (rc == BATCH_STOPPED)
 		goto stopped;
+	fault_point("after_confirm");
 	if (drain_done(r) < 0 || settle(r) < 0)
 		goto fail;
+	fault_point("before_finish");
 	if (pgq_batch_finish(&r->pg, r->batch_id, &r->e) < 0)
 		goto fail;
+	fault_point("after_finish");
 	r->total.batches++;
 	if (r->batch_failed > r->batch_failed_logged)
 		log_warn("%zu more failed events in this batch (not logged "
@@ -667,7 +722,10 @@ apply_worker(struct relay *r)
 	r->ctx.origin = r->origin;
 	r->ctx.persistent = w->persistent;
 	r->ctx.allow_user_id = false;
-	r->ctx.deny_cc_bcc = false;
+	/* CC/BCC let a database writer route anywhere: off unless allowed. */
+	r->ctx.deny_cc_bcc = !w->allow_sender_routing;
+	r->ctx.exchanges = w->exchanges;
+	r->ctx.nexchanges = w->nexchanges;
 	r->ctx.max_depth = 32;
 	r->ctx.max_headers = 1024;
 	r->ctx.max_event_bytes = w->max_event_bytes;
@@ -733,8 +791,10 @@ drop_broken(struct relay *r)
 {
 	if (r->pg.pg && !pgq_alive(&r->pg))
 		disconnect(r, true, false);
-	if (r->mq_broken)
+	if (r->mq_broken) {
 		disconnect(r, false, true);
+		r->blocked_logged = false;   /* a new connection starts free */
+	}
 	r->mq_broken = false;
 }
 

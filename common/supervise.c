@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,7 +59,7 @@ start_child(struct sup *s, struct child *c)
 	struct mk_err e;
 	int p[2];
 	size_t i;
-	pid_t pid;
+	pid_t pid, parent = getpid();
 
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		log_error("worker '%s': cannot create a pipe: %s", c->queue,
@@ -76,6 +77,14 @@ start_child(struct sup *s, struct child *c)
 		return;
 	}
 	if (pid == 0) {
+		/*
+		 * A worker never outlives its supervisor: if the parent is
+		 * killed (SIGKILL by a supervisor's timeout), TERM drains the
+		 * worker as if asked.
+		 */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 ||
+		    getppid() != parent)
+			_exit(0);
 		/* The child: nothing of the parent's plumbing stays open. */
 		sig_reset();
 		sig_close();

@@ -133,6 +133,21 @@ mask_pairs(struct sbuf *b, const char *s, size_t n, bool query)
 	}
 }
 
+/* RFC 3986: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
+static bool
+valid_scheme(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n == 0 || !isalpha((unsigned char)s[0]))
+		return false;
+	for (i = 1; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '+' &&
+		    s[i] != '-' && s[i] != '.')
+			return false;
+	return true;
+}
+
 char *
 url_mask(const char *s)
 {
@@ -140,6 +155,21 @@ url_mask(const char *s)
 	const char *scheme = strstr(s, "://");
 	const char *auth, *end, *at, *colon, *q;
 
+	if (scheme != NULL && !valid_scheme(s, (size_t)(scheme - s)))
+		scheme = NULL;
+	at = scheme == NULL ? strchr(s, '@') : NULL;
+	q = strchr(s, '=');
+	if (at != NULL && (q == NULL || at < q)) {
+		/*
+		 * Not a URL, and an '@' before any conninfo "key=":
+		 * perhaps "user:secret@host" with the scheme forgotten.
+		 * Keep only what follows the last '@'.
+		 */
+		at = strrchr(s, '@');
+		sb_str(&b, "***");
+		sb_str(&b, at);
+		return b.p;
+	}
 	if (scheme == NULL) {
 		/* libpq key=value conninfo, or something else entirely */
 		mask_pairs(&b, s, strlen(s), false);
@@ -193,8 +223,20 @@ static int
 fail(struct mk_amqp_url *u, struct mk_err *e, const char *s,
      const char *why)
 {
-	char *m = url_mask(s);
+	const char *at = strrchr(s, '@'), *sep = strstr(s, "://");
+	char *m;
 
+	/*
+	 * An AMQP URL is never conninfo; without a "scheme://" to anchor
+	 * the mask, userinfo may be anywhere: show only what follows the
+	 * last '@'.
+	 */
+	if (at != NULL && (sep == NULL || !valid_scheme(s, (size_t)(sep - s)))) {
+		mk_err_set(e, EX_CONFIG, "bad URL '***%s': %s", at, why);
+		url_amqp_release(u);
+		return -1;
+	}
+	m = url_mask(s);
 	mk_err_set(e, EX_CONFIG, "bad URL '%s': %s", m ? m : "?", why);
 	free(m);
 	url_amqp_release(u);
@@ -342,6 +384,7 @@ url_amqp_parse(const char *s, struct mk_amqp_url *u, struct mk_err *e)
 		u->user = url_decode(p, (size_t)((colon ? colon : at) - p));
 		u->password = colon ? url_decode(colon + 1,
 			(size_t)(at - colon - 1)) : strdup("");
+		u->password_given = colon != NULL;
 		if (u->user == NULL || u->password == NULL)
 			return fail(u, e, s, "bad percent-escape in the user "
 				    "or password");

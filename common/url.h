@@ -31,6 +31,7 @@ struct mk_amqp_url {
 	char *vhost;
 	char *user;
 	char *password;
+	bool password_given;    /* in the URL, not the guest default */
 	int heartbeat;          /* -1: not given */
 	double timeout;         /* seconds; -1: not given */
 	int frame_max;          /* -1: not given */
@@ -56,7 +57,8 @@ void url_amqp_release(struct mk_amqp_url *u);
  * becomes "***", and so does the value of password= in a libpq key=value
  * conninfo (quoted values too) or in a URL query (?password=...).
  * Anything unparsable is masked conservatively (everything after "://" up
- * to the last '@' before the host).  Returns a new string; caller frees.
+ * to the last '@' before the host; with no valid "scheme://" and no '=',
+ * everything up to the last '@').  Returns a new string; caller frees.
  * Never returns NULL except on allocation failure.
  */
 char *url_mask(const char *s);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "config.h"
 #include "daemon.h"
@@ -147,6 +148,8 @@ main(int argc, char **argv)
 		return fflush(stdout) == 0 ? 0 : EX_IOERR;
 	}
 
+	/* No core file or same-user ptrace: memory holds passwords. */
+	(void)prctl(PR_SET_DUMPABLE, 0);
 	if (detach && daemon_detach(cfg.daemon_pidfile, cfg.daemon_user,
 				    &e) < 0) {
 		log_error("%s", e.msg);
