@@ -90,6 +90,32 @@ $(O)/bench/%: $(O)/bench/%.o $(LIB)
 units: $(UNITS)
 tools: $(TOOLS)
 
+# libFuzzer targets (clang): the mapping, the config and URL parsers, the
+# JSON-lines reader, the confirm tracker.  make fuzz runs each for
+# FUZZ_SECONDS on a copy of the committed seed corpus; the suite runs a
+# short round (test/85-fuzz.bats).
+FUZZ_SRC     := $(wildcard fuzz/fuzz-*.c)
+FUZZ_SECONDS ?= 60
+FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all
+
+$(O)/fuzz/%: fuzz/%.c fuzz/canary.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(QLD)$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB) \
+		$(ALL_LDFLAGS) $(PKG_LIBS) -lm
+
+fuzzers: $(FUZZ_SRC:fuzz/%.c=$(O)/fuzz/%)
+
+fuzz-build:
+	$(Q)$(MAKE) --no-print-directory O=build-fuzz CC=clang CFLAGS='-O1 -g -Wno-unknown-warning-option' \
+		SAN='-fsanitize=fuzzer-no-link $(FUZZ_SAN)' fuzzers
+
+fuzz: fuzz-build
+	$(Q)for f in build-fuzz/fuzz/fuzz-*; do n=$${f##*/}; \
+		mkdir -p build-fuzz/corpus/$$n && \
+		cp -n fuzz/corpus/$$n/* build-fuzz/corpus/$$n/ 2>/dev/null; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			build-fuzz/corpus/$$n || exit 1; done
+
 # The suite: unit binaries and bats files, on real servers started by
 # test/run itself.  MIKKOO_BIN tells the tests which build to exercise.
 # PLAIN_BIN: an unsanitized build for the valgrind tests (valgrind cannot
@@ -98,10 +124,12 @@ PLAIN_BIN ?= $(abspath $(O))/bin
 
 check: all units tools
 	$(Q)MIKKOO_BUILD=$(abspath $(O)) MIKKOO_PLAIN_BIN=$(PLAIN_BIN) \
-		test/run $(TESTS)
+		MIKKOO_FUZZ_BIN=$(abspath build-fuzz)/fuzz test/run $(TESTS)
 
-check-asan: all
-	$(Q)$(MAKE) --no-print-directory O=build-asan CFLAGS='-O1 -g' \
+# The test build also has the relay's fault points (MIKKOO_FAULT).
+check-asan: all fuzz-build
+	$(Q)$(MAKE) --no-print-directory O=build-asan \
+		CFLAGS='-O1 -g -DMIKKOO_TEST_HOOKS' \
 		SAN='$(ASAN_FLAGS)' PLAIN_BIN=$(abspath $(O))/bin check
 
 check-valgrind: all units tools
@@ -149,7 +177,8 @@ clean:
 # Keep objects make sees as intermediate (unit tests, tools).
 .SECONDARY:
 
-.PHONY: all units tools check check-asan check-valgrind lint-man \
+# fuzzers and fuzz-build are phony so they always check the fuzz build
+.PHONY: all units tools fuzzers fuzz-build fuzz check check-asan check-valgrind lint-man \
 	format-check deps test demo bench install uninstall clean
 
 -include $(COMMON_OBJ:.o=.d) $(wildcard $(O)/cmd/*/*.d $(O)/test/*/*.d $(O)/bench/*.d)

@@ -120,6 +120,9 @@ main(void)
 		  "scheme must be amqp:// or amqps://", "bad scheme");
 	parse_bad("amqp://u:" CANARY "@h:0/", "bad URL 'amqp://u:***@h:0/': "
 		  "port out of range", "port 0");
+	/* found by fuzz-url: scheme forgotten, password before the '@' */
+	parse_bad("guest:" CANARY "@h:5672/", "bad URL '***@h:5672/': the "
+		  "scheme must be amqp:// or amqps://", "no scheme");
 	parse_bad("amqp://u:" CANARY "@h:65536/", "port out of range",
 		  "port 65536");
 	parse_bad("amqp://u:" CANARY "@h:abc/", "port out of range",
