@@ -71,3 +71,22 @@ SH
 	daemon_stop d
 	assert_equal "$daemon_status" 7
 }
+
+@test "a start/stop cycle leaves no process behind" {
+	dir=$(mktemp -d /tmp/mikkoo-cycle.XXXXXX)
+	run "$MIKKOO_TOP/test/servers/start" "$dir"
+	assert_success
+	pids=$(cat "$dir"/*.pid)
+	run "$MIKKOO_TOP/test/servers/stop" "$dir"
+	assert_success
+	for p in $pids; do
+		# gone, or a zombie about to be reaped
+		if kill -0 "$p" 2>/dev/null; then
+			[ "$(ps -o stat= -p "$p")" = Z ] ||
+				fail "process $p ($(ps -o cmd= -p "$p")) survived stop"
+		fi
+	done
+	run pgrep -f "$dir"
+	assert_failure
+	[ ! -e "$dir" ]
+}

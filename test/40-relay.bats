@@ -295,3 +295,14 @@ k|no-exchange|nope_$Q"
 	[ ! -e "$pidfile" ]
 	grep -q "stopping on SIGTERM" "$BATS_TEST_TMPDIR/daemon.err"
 }
+
+@test "workers do not outlive a killed supervisor" {
+	relay_start
+	parent=$(daemon_pid relay)
+	child=$(pgrep -P "$parent")
+	[ -n "$child" ]
+	kill -KILL "$parent"
+	wait_for 15 _gone "$child"
+	# the worker drained on its way out
+	grep -q "queue '$Q': stopping on SIGTERM" "$BATS_TEST_TMPDIR/relay.err"
+}

@@ -101,10 +101,11 @@ common_teardown() {
 	while read -r name; do
 		if [ -f "$d/$name.pid" ]; then
 			pid=$(cat "$d/$name.pid")
+			# children first: once the parent is gone they are
+			# no longer its children
+			pkill -KILL -P "$pid" 2>/dev/null || true
 			kill -KILL "$pid" 2>/dev/null || true
 			wait "$pid" 2>/dev/null || true
-			# a worker child may outlive its killed parent
-			pkill -KILL -P "$pid" 2>/dev/null || true
 		fi
 		if [ -n "${BATS_TEST_COMPLETED:-}" ]; then
 			continue

@@ -52,6 +52,7 @@ write_config() {
 			echo "      $l"
 		done
 	} >"$f"
+	chmod 600 "$f"   # it holds passwords, as an operator's would
 }
 
 # insert_event TYPE DATA EXTRA1 EXTRA2 EXTRA3 EXTRA4 (SQL literals)

@@ -15,6 +15,14 @@ as_srv() {
 	setpriv --reuid="$SRV_USER" --regid="$SRV_USER" --init-groups -- "$@"
 }
 
+# Start a daemon in the background as the server user: "spawn_srv cmd &".
+# It execs, so $! is the daemon's own PID (with a plain function call
+# it would be a subshell's, and stopping "by PID" would orphan the
+# daemon).
+spawn_srv() {
+	exec setpriv --reuid="$SRV_USER" --regid="$SRV_USER" --init-groups -- "$@"
+}
+
 ensure_user() {
 	id -u "$SRV_USER" >/dev/null 2>&1 && return 0
 	useradd --system --no-create-home --home-dir /nonexistent \

@@ -155,6 +155,20 @@ def cmd_count(ch, a):
     print(q.method.message_count)
 
 
+def cmd_wait_count(ch, a):
+    """Poll the queue depth until it reaches N; print the wall time."""
+    deadline = time.monotonic() + a.timeout
+    while time.monotonic() < deadline:
+        q = ch.queue_declare(a.name, passive=True)
+        if q.method.message_count >= a.n:
+            print("%.3f" % time.time())
+            return 0
+        time.sleep(0.02)
+    print("mq.py: '%s' did not reach %d messages in %gs"
+          % (a.name, a.n, a.timeout), file=sys.stderr)
+    return 1
+
+
 def cmd_get(ch, a):
     got = 0
     deadline = time.monotonic() + a.timeout
@@ -206,6 +220,10 @@ def main():
     s.add_argument("name")
     s.add_argument("--count", type=int)
     s.add_argument("--timeout", type=float, default=10)
+    s = sub.add_parser("wait-count")
+    s.add_argument("name")
+    s.add_argument("n", type=int)
+    s.add_argument("--timeout", type=float, default=600)
     s = sub.add_parser("publish")
     s.add_argument("exchange")
     s.add_argument("routing_key")
