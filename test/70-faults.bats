@@ -42,7 +42,7 @@ teardown() {
 # reset (RST), HUP heal.
 proxy_start() {
 	local out="$BATS_TEST_TMPDIR/proxy-$1.out"
-	/usr/bin/python3 "$MIKKOO_TOP/test/tools/faultproxy.py" 0 "$2" >"$out" 2>&1 &
+	/usr/bin/python3 "$MIKKOO_TOP/test/tools/faultproxy.py" 0 "$2" >"$out" 2>&1 3>&- &
 	echo $! >"$BATS_TEST_TMPDIR/proxy-$1.pid"
 	wait_for 10 grep -q '^ready ' "$out"
 	PROXY_PORT=$(sed -n 's/^ready //p' "$out")

@@ -20,6 +20,12 @@ as_srv() {
 # it would be a subshell's, and stopping "by PID" would orphan the
 # daemon).
 spawn_srv() {
+	local fd
+	# A server outlives the test that (re)started it: it must not hold
+	# the test runner's pipes (bats would wait for it forever).
+	for fd in $(ls "/proc/$BASHPID/fd"); do
+		[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+	done
 	exec setpriv --reuid="$SRV_USER" --regid="$SRV_USER" --init-groups -- "$@"
 }
 
