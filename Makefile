@@ -135,6 +135,10 @@ check-asan: all fuzz-build
 check-valgrind: all units tools
 	$(Q)MIKKOO_BUILD=$(abspath $(O)) MIKKOO_WRAP='valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --track-fds=no' test/run $(TESTS)
 
+# Ten minutes of random faults under the oracle (not part of check).
+soak: all tools
+	$(Q)MIKKOO_BUILD=$(abspath $(O)) test/soak $(SOAK_SECONDS)
+
 lint-man:
 	$(Q)mandoc -Tlint -Wwarning $(MANS)
 
@@ -178,7 +182,7 @@ clean:
 .SECONDARY:
 
 # fuzzers and fuzz-build are phony so they always check the fuzz build
-.PHONY: all units tools fuzzers fuzz-build fuzz check check-asan check-valgrind lint-man \
+.PHONY: all units tools fuzzers fuzz-build fuzz check check-asan check-valgrind soak lint-man \
 	format-check deps test demo bench install uninstall clean
 
 -include $(COMMON_OBJ:.o=.d) $(wildcard $(O)/cmd/*/*.d $(O)/test/*/*.d $(O)/bench/*.d)
