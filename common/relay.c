@@ -122,7 +122,8 @@ idle(struct relay *r, double seconds);
 /*
  * MIKKOO_FAULT=POINT[:N] kills the worker with SIGKILL at POINT (the
  * N-th time it is reached; the first without N): after_publish,
- * after_confirm, before_finish, after_finish.  With MIKKOO_FAULT_ONCE
+ * after_confirm, before_finish, after_finish (these three count only
+ * batches with events).  With MIKKOO_FAULT_ONCE
  * set to a path, only the process that creates that file dies, so the
  * restarted worker goes on.  Only in test builds (make check-asan): the
  * fault suite proves nothing is lost at each point.
@@ -476,13 +477,16 @@ relay_batch(struct relay *r)
 		goto fail;
 	if (rc == BATCH_STOPPED)
 		goto stopped;
-	fault_point("after_confirm");
+	if (r->total.events > before)
+		fault_point("after_confirm");
 	if (drain_done(r) < 0 || settle(r) < 0)
 		goto fail;
-	fault_point("before_finish");
+	if (r->total.events > before)
+		fault_point("before_finish");
 	if (pgq_batch_finish(&r->pg, r->batch_id, &r->e) < 0)
 		goto fail;
-	fault_point("after_finish");
+	if (r->total.events > before)
+		fault_point("after_finish");
 	r->total.batches++;
 	if (r->batch_failed > r->batch_failed_logged)
 		log_warn("%zu more failed events in this batch (not logged "

@@ -15,17 +15,23 @@ as_srv() {
 	setpriv --reuid="$SRV_USER" --regid="$SRV_USER" --init-groups -- "$@"
 }
 
+# A server outlives the test that (re)started it: it must not hold the
+# test runner's pipes (bats would wait for it forever).  Closes every fd
+# above 2 of the calling (sub)shell.
+close_fds() {
+	local fd
+	for fd in $(ls "/proc/$BASHPID/fd"); do
+		[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+	done
+	return 0
+}
+
 # Start a daemon in the background as the server user: "spawn_srv cmd &".
 # It execs, so $! is the daemon's own PID (with a plain function call
 # it would be a subshell's, and stopping "by PID" would orphan the
 # daemon).
 spawn_srv() {
-	local fd
-	# A server outlives the test that (re)started it: it must not hold
-	# the test runner's pipes (bats would wait for it forever).
-	for fd in $(ls "/proc/$BASHPID/fd"); do
-		[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-	done
+	close_fds
 	exec setpriv --reuid="$SRV_USER" --regid="$SRV_USER" --init-groups -- "$@"
 }
 
