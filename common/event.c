@@ -51,23 +51,61 @@ floor_div(long long a, long long b)
 	return q;
 }
 
+/* n as exactly w decimal digits (n >= 0, n < 10^w) */
+static char *
+digits(char *p, long long n, int w)
+{
+	int i;
+
+	for (i = w - 1; i >= 0; i--) {
+		p[i] = (char)('0' + n % 10);
+		n /= 10;
+	}
+	return p + w;
+}
+
+/*
+ * Every published event formats its time: arithmetic instead of
+ * gmtime_r + snprintf (a quarter of the relay's instructions per event
+ * before).  Days to a proleptic Gregorian date as in Howard Hinnant's
+ * "chrono-Compatible Low-Level Date Algorithms" (civil_from_days).
+ */
 void
 event_iso_time(long long time_us, char *buf, size_t bufsz)
 {
 	long long sec = floor_div(time_us, 1000000);
 	long long usec = time_us - sec * 1000000;
-	time_t t = (time_t)sec;
-	struct tm tm;
+	long long days = floor_div(sec, 86400), sod = sec - days * 86400;
+	long long z = days + 719468, era = floor_div(z, 146097);
+	long long doe = z - era * 146097;
+	long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	long long mp = (5 * doy + 2) / 153;
+	long long d = doy - (153 * mp + 2) / 5 + 1;
+	long long m = mp < 10 ? mp + 3 : mp - 9;
+	long long y = yoe + era * 400 + (m <= 2);
+	char *p = buf;
 
-	/* Cannot fail for 64-bit time_t: the year always fits an int. */
-	if (gmtime_r(&t, &tm) == NULL) {
-		snprintf(buf, bufsz, "invalid time");
+	if (y < 0 || y > 9999 || bufsz < 33) {
+		snprintf(buf, bufsz, "%04lld-%02lld-%02lldT%02lld:%02lld:"
+			 "%02lld.%06lld+00:00", y, m, d, sod / 3600,
+			 sod / 60 % 60, sod % 60, usec);
 		return;
 	}
-	/* Not strftime: its %Y does not pad years before 1000. */
-	snprintf(buf, bufsz, "%04lld-%02d-%02dT%02d:%02d:%02d.%06lld+00:00",
-		 (long long)tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-		 tm.tm_hour, tm.tm_min, tm.tm_sec, usec);
+	p = digits(p, y, 4);
+	*p++ = '-';
+	p = digits(p, m, 2);
+	*p++ = '-';
+	p = digits(p, d, 2);
+	*p++ = 'T';
+	p = digits(p, sod / 3600, 2);
+	*p++ = ':';
+	p = digits(p, sod / 60 % 60, 2);
+	*p++ = ':';
+	p = digits(p, sod % 60, 2);
+	*p++ = '.';
+	p = digits(p, usec, 6);
+	memcpy(p, "+00:00", 7);
 }
 
 static const char *

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "err.h"
 #include "event.h"
@@ -745,6 +746,30 @@ limits(void)
 	ctx.max_headers = 1024;
 }
 
+/* The arithmetic calendar against libc's, over years 1 to 9999. */
+static void
+iso_time_vs_gmtime(void)
+{
+	char b[40], want[40];
+	long long t, step = 7919LL * 3600 + 1234567, bad = 0, n = 0;
+	struct tm tm;
+	time_t s;
+
+	for (t = -62135596800LL; t < 253402300800LL; t += step, n++) {
+		s = (time_t)t;
+		gmtime_r(&s, &tm);
+		snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02d."
+			 "%06lld+00:00", tm.tm_year + 1900, tm.tm_mon + 1,
+			 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+			 n % 1000000);
+		event_iso_time(t * 1000000 + n % 1000000, b, sizeof(b));
+		if (strcmp(b, want) != 0 && bad++ == 0)
+			fprintf(stderr, "# %s != %s\n", b, want);
+	}
+	ok(bad == 0, "the same as gmtime_r for %lld times from year 1 to "
+	   "9999 (%lld differ)", n, bad);
+}
+
 static void
 iso_time(void)
 {
@@ -773,6 +798,7 @@ iso_time(void)
 	is_str(b, "9999-12-31T23:59:59.999999+00:00", "year 9999");
 	event_iso_time(951782400123456LL, b, sizeof(b));
 	is_str(b, "2000-02-29T00:00:00.123456+00:00", "a leap day");
+	iso_time_vs_gmtime();
 }
 
 static void
