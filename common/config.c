@@ -177,30 +177,35 @@ static int
 notice(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Append line (taken over) to cfg->notices; -1 (line freed) on OOM. */
 static int
-notice(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
+add_notice(struct mk_config *cfg, char *line)
 {
-	struct mk_config *cfg = c->cfg;
-	char msg[512], *line;
-	char **p;
-	va_list ap;
-	int len;
+	char **p = realloc(cfg->notices, (cfg->nnotices + 2) * sizeof(*p));
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	len = asprintf(&line, "%s:%zu: %s", c->name,
-		       n ? n->start_mark.line + 1 : 0, msg);
-	if (len < 0)
-		return mk_err_set(c->e, EX_OSERR, "out of memory");
-	p = realloc(cfg->notices, (cfg->nnotices + 2) * sizeof(*p));
 	if (p == NULL) {
 		free(line);
-		return mk_err_set(c->e, EX_OSERR, "out of memory");
+		return -1;
 	}
 	cfg->notices = p;
 	p[cfg->nnotices++] = line;
 	p[cfg->nnotices] = NULL;
+	return 0;
+}
+
+static int
+notice(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
+{
+	char msg[512], *line;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (asprintf(&line, "%s:%zu: %s", c->name,
+		     n ? n->start_mark.line + 1 : 0, msg) < 0 ||
+	    add_notice(c->cfg, line) < 0)
+		return mk_err_set(c->e, EX_OSERR, "out of memory");
 	return 0;
 }
 
@@ -311,12 +316,12 @@ valid_name(const char *s)
 /*
  * A rejected scalar as it may appear in a message: a URL with a password
  * misplaced under another key must not leak, so it goes through
- * url_mask(), and it is cut to 40 bytes.
+ * url_mask_strict(), and it is cut to 40 bytes.
  */
 static const char *
 shown(struct ctx *c, const char *s)
 {
-	char *m = url_mask(s);
+	char *m = url_mask_strict(s);
 
 	snprintf(c->shown, sizeof(c->shown), "%.40s", m ? m : "?");
 	free(m);
@@ -382,6 +387,18 @@ parse_bool(struct ctx *c, const yaml_node_t *v, bool *out)
 
 static int walk(struct ctx *c, const yaml_node_t *map, const struct key *tab);
 
+/* Replace u->password with a copy of s, wiping the old one. */
+static int
+set_password(struct ctx *c, struct mk_amqp_url *u, const char *s)
+{
+	if (u->password) {
+		explicit_bzero(u->password, strlen(u->password));
+		free(u->password);
+	}
+	u->password = strdup(s);
+	return u->password ? 0 : mk_err_set(c->e, EX_OSERR, "out of memory");
+}
+
 /* Its first line is the password; loose permissions get a notice. */
 static int
 read_password_file(struct ctx *c, const yaml_node_t *kn, const yaml_node_t *v)
@@ -390,6 +407,7 @@ read_password_file(struct ctx *c, const yaml_node_t *kn, const yaml_node_t *v)
 	char buf[1024];
 	struct stat st;
 	FILE *f;
+	int rc;
 
 	if (want_scalar(c, v, "a file name") < 0)
 		return -1;
@@ -404,13 +422,9 @@ read_password_file(struct ctx *c, const yaml_node_t *kn, const yaml_node_t *v)
 		       "others: chmod 600 it", scalar(v));
 	fclose(f);
 	buf[strcspn(buf, "\r\n")] = '\0';
-	if (u->password) {
-		explicit_bzero(u->password, strlen(u->password));
-		free(u->password);
-	}
-	u->password = strdup(buf);
+	rc = set_password(c, u, buf);
 	explicit_bzero(buf, sizeof(buf));
-	return u->password ? 0 : mk_err_set(c->e, EX_OSERR, "out of memory");
+	return rc;
 }
 
 /* exchanges: a sequence of names ("" is the default exchange). */
@@ -678,6 +692,7 @@ finish_worker(struct ctx *c, const yaml_node_t *kn)
 {
 	struct mk_worker_config *w = c->w;
 	struct mk_amqp_url *u = &w->amqp;
+	const char *env;
 	char *vh;
 
 	if (w->postgres_url == NULL)
@@ -689,15 +704,16 @@ finish_worker(struct ctx *c, const yaml_node_t *kn)
 	if (!c->amqp_url_set && !c->amqp_map)
 		return at(c, kn, "worker '%s': rabbitmq_url (or a rabbitmq "
 			  "mapping) is required", w->queue);
-	if (u->password == NULL && getenv("MIKKOO_RABBITMQ_PASSWORD"))
-		u->password = strdup(getenv("MIKKOO_RABBITMQ_PASSWORD"));
-	if (c->amqp_url_set && !u->password_given &&
-	    getenv("MIKKOO_RABBITMQ_PASSWORD")) {
-		/* the URL had no password: the environment's, not guest */
-		explicit_bzero(u->password, strlen(u->password));
-		free(u->password);
-		u->password = strdup(getenv("MIKKOO_RABBITMQ_PASSWORD"));
-	}
+	/*
+	 * Neither the URL nor the mapping gave a password, nor did a
+	 * password_file (the URL parser's "" is not a choice): the
+	 * environment's, if set, else guest below.
+	 */
+	env = getenv("MIKKOO_RABBITMQ_PASSWORD");
+	if (env && !u->password_given &&
+	    (c->amqp_url_set || u->password == NULL) &&
+	    set_password(c, u, env) < 0)
+		return -1;
 	if (c->amqp_map) {
 		u->tls = c->ssl;
 		if (u->host == NULL)
@@ -927,18 +943,8 @@ config_load(const char *path, struct mk_config *cfg, struct mk_err *e)
 		char *line;
 
 		if (asprintf(&line, "%s: holds passwords and is readable by "
-			     "group or others: chmod 600 %s", path, path) > 0) {
-			char **p = realloc(cfg->notices, (cfg->nnotices + 2) *
-					   sizeof(*p));
-
-			if (p) {
-				cfg->notices = p;
-				p[cfg->nnotices++] = line;
-				p[cfg->nnotices] = NULL;
-			} else {
-				free(line);
-			}
-		}
+			     "group or others: chmod 600 %s", path, path) > 0)
+			(void)add_notice(cfg, line);    /* OOM: no notice */
 	}
 	fclose(f);
 	free(buf);

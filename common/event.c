@@ -626,9 +626,10 @@ allowed(const struct mk_map_ctx *ctx, const char *name, size_t len)
 {
 	size_t i;
 
+	/* per event: no strlen of every entry */
 	for (i = 0; i < ctx->nexchanges; i++)
-		if (strlen(ctx->exchanges[i]) == len &&
-		    memcmp(ctx->exchanges[i], name, len) == 0)
+		if (strncmp(ctx->exchanges[i], name, len) == 0 &&
+		    ctx->exchanges[i][len] == '\0')
 			return true;
 	return false;
 }

@@ -440,6 +440,7 @@ relay_batch(struct relay *r)
 	unsigned since_poll = 0;
 	size_t size;
 	long long before;
+	bool had_events;
 	int rc;
 
 	if (pgq_next_batch(&r->pg, w->queue, w->consumer_name, &r->batch_id,
@@ -477,15 +478,16 @@ relay_batch(struct relay *r)
 		goto fail;
 	if (rc == BATCH_STOPPED)
 		goto stopped;
-	if (r->total.events > before)
+	had_events = r->total.events > before;
+	if (had_events)
 		fault_point("after_confirm");
 	if (drain_done(r) < 0 || settle(r) < 0)
 		goto fail;
-	if (r->total.events > before)
+	if (had_events)
 		fault_point("before_finish");
 	if (pgq_batch_finish(&r->pg, r->batch_id, &r->e) < 0)
 		goto fail;
-	if (r->total.events > before)
+	if (had_events)
 		fault_point("after_finish");
 	r->total.batches++;
 	if (r->batch_failed > r->batch_failed_logged)

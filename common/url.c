@@ -148,8 +148,14 @@ valid_scheme(const char *s, size_t n)
 	return true;
 }
 
-char *
-url_mask(const char *s)
+/*
+ * url_mask(), where conninfo false means s is not libpq key=value
+ * conninfo (an AMQP URL, a misplaced config value): then, without a
+ * valid "scheme://" to anchor the mask, any '@' hides all before the
+ * last one.
+ */
+static char *
+mask(const char *s, bool conninfo)
 {
 	struct sbuf b = { 0 };
 	const char *scheme = strstr(s, "://");
@@ -159,15 +165,26 @@ url_mask(const char *s)
 		scheme = NULL;
 	at = scheme == NULL ? strchr(s, '@') : NULL;
 	q = strchr(s, '=');
-	if (at != NULL && (q == NULL || at < q)) {
+	if (at != NULL && (!conninfo || q == NULL || at < q)) {
 		/*
 		 * Not a URL, and an '@' before any conninfo "key=":
 		 * perhaps "user:secret@host" with the scheme forgotten.
 		 * Keep only what follows the last '@'.
 		 */
+		struct sbuf t = { 0 };
+
 		at = strrchr(s, '@');
 		sb_str(&b, "***");
-		sb_str(&b, at);
+		/* and password= pairs after it, conninfo or query style */
+		mask_pairs(&t, at, strlen(at), false);
+		if (t.p != NULL)
+			mask_pairs(&b, t.p, t.len, true);
+		if (t.p == NULL || b.p == NULL) {     /* out of memory */
+			free(t.p);
+			free(b.p);
+			return NULL;
+		}
+		free(t.p);
 		return b.p;
 	}
 	if (scheme == NULL) {
@@ -219,24 +236,24 @@ url_mask(const char *s)
 	return b.p;
 }
 
+char *
+url_mask(const char *s)
+{
+	return mask(s, true);
+}
+
+char *
+url_mask_strict(const char *s)
+{
+	return mask(s, false);
+}
+
 static int
 fail(struct mk_amqp_url *u, struct mk_err *e, const char *s,
      const char *why)
 {
-	const char *at = strrchr(s, '@'), *sep = strstr(s, "://");
-	char *m;
+	char *m = url_mask_strict(s);
 
-	/*
-	 * An AMQP URL is never conninfo; without a "scheme://" to anchor
-	 * the mask, userinfo may be anywhere: show only what follows the
-	 * last '@'.
-	 */
-	if (at != NULL && (sep == NULL || !valid_scheme(s, (size_t)(sep - s)))) {
-		mk_err_set(e, EX_CONFIG, "bad URL '***%s': %s", at, why);
-		url_amqp_release(u);
-		return -1;
-	}
-	m = url_mask(s);
 	mk_err_set(e, EX_CONFIG, "bad URL '%s': %s", m ? m : "?", why);
 	free(m);
 	url_amqp_release(u);

@@ -57,11 +57,19 @@ void url_amqp_release(struct mk_amqp_url *u);
  * becomes "***", and so does the value of password= in a libpq key=value
  * conninfo (quoted values too) or in a URL query (?password=...).
  * Anything unparsable is masked conservatively (everything after "://" up
- * to the last '@' before the host; with no valid "scheme://" and no '=',
- * everything up to the last '@').  Returns a new string; caller frees.
+ * to the last '@' before the host; with no valid "scheme://" and no '='
+ * before the first '@', everything up to the last '@').  Returns a new string; caller frees.
  * Never returns NULL except on allocation failure.
  */
 char *url_mask(const char *s);
+
+/*
+ * As url_mask(), for text that is not libpq conninfo (a bad AMQP URL, a
+ * config value rejected under another key): without a valid "scheme://",
+ * everything before the last '@' becomes "***" whatever else the text
+ * holds, and password= pairs after it too.
+ */
+char *url_mask_strict(const char *s);
 
 /* Percent-decode src into a new string; NULL on a bad escape or NUL byte. */
 char *url_decode(const char *src, size_t len);

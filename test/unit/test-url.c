@@ -109,6 +109,16 @@ mask(const char *in, const char *want, const char *name)
 	free(m);
 }
 
+static void
+mask_strict(const char *in, const char *want, const char *name)
+{
+	char *m = url_mask_strict(in);
+
+	is_str(m, want, name);
+	ok(m && strstr(m, CANARY) == NULL, "%s: no password", name);
+	free(m);
+}
+
 int
 main(void)
 {
@@ -120,6 +130,9 @@ main(void)
 		  "scheme must be amqp:// or amqps://", "bad scheme");
 	parse_bad("amqp://u:" CANARY "@h:0/", "bad URL 'amqp://u:***@h:0/': "
 		  "port out of range", "port 0");
+	/* a conninfo-looking AMQP URL: the '@' hides, password= too */
+	parse_bad("user=u@h password=" CANARY, "bad URL '***@h password=***': "
+		  "the scheme must be amqp:// or amqps://", "conninfo as URL");
 	/* found by fuzz-url: scheme forgotten, password before the '@' */
 	parse_bad("guest:" CANARY "@h:5672/", "bad URL '***@h:5672/': the "
 		  "scheme must be amqp:// or amqps://", "no scheme");
@@ -162,5 +175,15 @@ main(void)
 	mask("amqp://h:5672/%2f", "amqp://h:5672/%2f", "no password");
 	mask("postgresql://u@h/db", "postgresql://u@h/db", "user only");
 	mask("dbname=x", "dbname=x", "conninfo without password");
+	/* '@' before any "key=": userinfo with the scheme forgotten */
+	mask("u:" CANARY "@h password=" CANARY, "***@h password=***",
+	     "no scheme, '@' first");
+	/* found by fuzz-config: '=' first, yet not conninfo */
+	mask_strict("po+=x" CANARY "ql://u:" CANARY "@h/db", "***@h/db",
+		    "strict: invalid scheme");
+	mask_strict("amqp://u:" CANARY "@h/", "amqp://u:***@h/",
+		    "strict: a URL as url_mask");
+	mask_strict("host=h password=" CANARY, "host=h password=***",
+		    "strict: no '@', pairs still masked");
 	return tap_done();
 }
