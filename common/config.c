@@ -149,7 +149,7 @@ struct ctx {
 	bool amqp_url_set;
 	int amqp_line;
 	bool ssl;
-	char shown[48];         /* a rejected value, masked (see shown()) */
+	char shown[128];        /* a rejected value, masked (see shown()) */
 };
 
 static int
@@ -316,14 +316,14 @@ valid_name(const char *s)
 /*
  * A rejected scalar as it may appear in a message: a URL with a password
  * misplaced under another key must not leak, so it goes through
- * url_mask_strict(), and it is cut to 40 bytes.
+ * url_mask_strict(), and it is cut to 120 bytes.
  */
 static const char *
 shown(struct ctx *c, const char *s)
 {
 	char *m = url_mask_strict(s);
 
-	snprintf(c->shown, sizeof(c->shown), "%.40s", m ? m : "?");
+	snprintf(c->shown, sizeof(c->shown), "%.120s", m ? m : "?");
 	free(m);
 	return c->shown;
 }
@@ -414,12 +414,12 @@ read_password_file(struct ctx *c, const yaml_node_t *kn, const yaml_node_t *v)
 	f = fopen(scalar(v), "r");
 	if (f == NULL)
 		return at(c, v, "key '%s': cannot open '%s': %s", c->path,
-			  scalar(v), strerror(errno));
+			  shown(c, scalar(v)), strerror(errno));
 	if (fgets(buf, sizeof(buf), f) == NULL)
 		buf[0] = '\0';
 	if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
 		notice(c, kn, "password file '%s' is readable by group or "
-		       "others: chmod 600 it", scalar(v));
+		       "others: chmod 600 it", shown(c, scalar(v)));
 	fclose(f);
 	buf[strcspn(buf, "\r\n")] = '\0';
 	rc = set_password(c, u, buf);
@@ -478,9 +478,9 @@ set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 		if (set_string(c, v, dst) < 0)
 			return -1;
 		if (!valid_name(*(char **)dst))
-			return at(c, v, "key '%s': '%.64s' is not a valid "
+			return at(c, v, "key '%s': '%s' is not a valid "
 				  "name (1 to 63 of A-Z a-z 0-9 _ . : -)",
-				  c->path, *(char **)dst);
+				  c->path, shown(c, *(char **)dst));
 		return 0;
 	case K_INT:
 		if (parse_number(c, v, k, true, &d) < 0)
@@ -559,6 +559,22 @@ set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 
 static int walk_workers(struct ctx *c, const yaml_node_t *map);
 
+/*
+ * Extend the path for messages with key name.  A URL with a password
+ * written as a key (a mistake, but one the message must not repeat)
+ * is masked like a rejected value.
+ */
+static void
+append_key(struct ctx *c, size_t plen, const char *name)
+{
+	bool risky = strchr(name, '@') || strchr(name, '=');
+	char *m = risky ? url_mask_strict(name) : NULL;
+
+	snprintf(c->path + plen, sizeof(c->path) - plen, "%s%s",
+		 plen ? "/" : "", !risky ? name : m ? m : "?");
+	free(m);
+}
+
 /* Read map's keys through table tab; unknown and repeated keys fail. */
 static int
 walk(struct ctx *c, const yaml_node_t *map, const struct key *tab)
@@ -583,8 +599,7 @@ walk(struct ctx *c, const yaml_node_t *map, const struct key *tab)
 			return at(c, kn, "key under '%s' is not a string",
 				  c->path[0] ? c->path : "the top level");
 		name = scalar(kn);
-		snprintf(c->path + plen, sizeof(c->path) - plen, "%s%s",
-			 plen ? "/" : "", name);
+		append_key(c, plen, name);
 		for (q = map->data.mapping.pairs.start; q < p; q++) {
 			yaml_node_t *prev = yaml_document_get_node(&c->doc,
 								   q->key);

@@ -339,8 +339,16 @@ parse_query(struct mk_amqp_url *u, const char *q, const char *s,
 			else
 				bad = 1;
 		} else {
+			/*
+			 * The masker reads a '?' before an '@' as part of
+			 * a password, so a name holding '@' may be one.
+			 */
+			char *mk = strchr(k, '@') ? url_mask_strict(k) : NULL;
+
 			snprintf(why, sizeof(why), "unknown query parameter "
-				 "'%.40s'", k);
+				 "'%.40s'", !strchr(k, '@') ? k : mk ? mk
+				 : "?");
+			free(mk);
 			free(k);
 			free(v);
 			return fail(u, e, s, why);

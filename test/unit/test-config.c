@@ -243,6 +243,18 @@ errors(void)
 			    "port: 0}\n"));
 	ok(strstr(m, "CANARY") == NULL && strstr(m, "port") != NULL,
 	   "no password in a rabbitmq mapping error");
+	/* a URL with a password written as a key, or as a name */
+	m = error_of("Application: {amqp://u:S3cr3t-CANARY@h: 1}\n");
+	is_str(m, "t.yml:1:15: key 'Application/amqp://u:***@h' is unknown",
+	       "a URL as a key is masked");
+	m = error_of(WORKER("      rabbitmq_url: amqp://h/\n"
+			    "      consumer_name: amqp://u:S3cr3t-CANARY@h\n"));
+	ok(strstr(m, "CANARY") == NULL && strstr(m, "not a valid name"),
+	   "a URL as a name is masked");
+	m = error_of(WORKER("      rabbitmq: {password_file: "
+			    "x://u:S3cr3t-CANARY@h}\n"));
+	ok(strstr(m, "CANARY") == NULL && strstr(m, "cannot open"),
+	   "a URL as a password file name is masked");
 	big = malloc(2 * 1024 * 1024);
 	for (i = 0; i < 2 * 1024 * 1024 - 1; i++)
 		big[i] = i % 80 == 79 ? '\n' : '#';

@@ -146,6 +146,9 @@ main(void)
 		  "vhost", "NUL in the vhost");
 	parse_bad("amqp://u:" CANARY "@h/?heartbeet=1", "unknown query "
 		  "parameter 'heartbeet'", "unknown query key");
+	/* found by fuzz-url: a '?' in the password makes a query name */
+	parse_bad("amqp://h?#:" CANARY "@h::x=1", "unknown query parameter "
+		  "'***@h::x'", "query name holding a password");
 	parse_bad("amqp://u:" CANARY "@h/?heartbeat=x", "bad value for query "
 		  "parameter 'heartbeat'", "bad heartbeat");
 	parse_bad("amqp://u:" CANARY "@h/?verify=maybe", "bad value for query "
