@@ -36,6 +36,7 @@ struct broker {
 	uint64_t last_tag;
 	bool probe_open;
 	bool blocked;
+	bool corked;            /* TCP_CORK set by a run of publishes */
 	char blocked_reason[128];
 	struct cache_slot cache[CACHE_SLOTS];
 };
@@ -298,6 +299,24 @@ fail:
 	return -1;
 }
 
+/*
+ * rabbitmq-c writes every frame with its own send(), three per message,
+ * and on loopback each send that pushes a segment also runs RabbitMQ's
+ * receive path in our time slice.  A run of publishes is corked so
+ * they leave in full segments; anything that then waits for an answer
+ * (a poll for confirms, an RPC, a close) uncorks first, or the kernel
+ * would hold the data up to 200 ms.
+ */
+static void
+cork(struct broker *b, bool on)
+{
+	int fd = amqp_get_sockfd(b->conn), v = on;
+
+	if (fd >= 0 && b->corked != on &&
+	    setsockopt(fd, IPPROTO_TCP, TCP_CORK, &v, sizeof(v)) == 0)
+		b->corked = on;
+}
+
 void
 broker_free(struct broker *b)
 {
@@ -305,8 +324,10 @@ broker_free(struct broker *b)
 		return;
 	if (b->conn) {
 		/* Bounded by the RPC timeout set at connect. */
-		if (amqp_get_socket(b->conn) && amqp_get_sockfd(b->conn) >= 0)
+		if (amqp_get_socket(b->conn) && amqp_get_sockfd(b->conn) >= 0) {
+			cork(b, false);
 			amqp_connection_close(b->conn, AMQP_REPLY_SUCCESS);
+		}
 		amqp_destroy_connection(b->conn);
 	}
 	free(b->display);
@@ -319,6 +340,7 @@ broker_publish(struct broker *b, const struct mk_message *m, uint64_t *tag,
 {
 	int st;
 
+	cork(b, true);
 	st = amqp_basic_publish(b->conn, PUB_CH, m->exchange, m->routing_key,
 				1, 0, &m->props, m->body);
 	if (st != AMQP_STATUS_OK)
@@ -439,6 +461,7 @@ broker_poll(struct broker *b, int timeout_ms, broker_cb cb, void *arg,
 	amqp_frame_t f;
 	int st;
 
+	cork(b, false);
 	tv.tv_sec = timeout_ms / 1000;
 	tv.tv_usec = (timeout_ms % 1000) * 1000;
 	for (;;) {
@@ -497,6 +520,7 @@ broker_exchange_exists(struct broker *b, amqp_bytes_t name, bool *exists,
 			snprintf(why, whysz, "%s", s->why);
 		return 0;
 	}
+	cork(b, false);
 	if (!b->probe_open && open_probe_channel(b, e) < 0)
 		return -1;
 	amqp_exchange_declare(b->conn, PROBE_CH, name, amqp_cstring_bytes(""),

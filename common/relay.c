@@ -2,9 +2,9 @@
 /* relay: the PgQ batch -> RabbitMQ confirm loop of one worker. */
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <math.h>
 #include <netdb.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -650,8 +650,10 @@ idle(struct relay *r, double seconds)
 		if (left > 0.25)
 			left = 0.25;
 		if (r->mq) {
-			if (broker_poll(r->mq, (int)(left * 1000), on_broker, r,
-					&r->e) < 0) {
+			/* rounded up: a 0 ms poll under 1 ms before the
+			 * end would spin until it */
+			if (broker_poll(r->mq, (int)ceil(left * 1000),
+					on_broker, r, &r->e) < 0) {
 				log_warn("%s: reconnecting", r->e.msg);
 				disconnect(r, false, true);
 			}
