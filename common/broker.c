@@ -580,6 +580,7 @@ broker_consume(struct broker *b, const char *queue, int prefetch,
 {
 	amqp_rpc_reply_t r;
 
+	cork(b, false);
 	amqp_basic_qos(b->conn, PUB_CH, 0, (uint16_t)prefetch, 0);
 	if (rpc_error(b, amqp_get_rpc_reply(b->conn), PUB_CH, "basic.qos",
 		      e) < 0)
@@ -605,6 +606,7 @@ broker_get(struct broker *b, int timeout_ms, struct broker_msg *m,
 	amqp_envelope_t env;
 	amqp_rpc_reply_t r;
 
+	cork(b, false);
 	tv.tv_sec = timeout_ms / 1000;
 	tv.tv_usec = (timeout_ms % 1000) * 1000;
 	amqp_maybe_release_buffers(b->conn);
@@ -634,6 +636,7 @@ broker_get(struct broker *b, int timeout_ms, struct broker_msg *m,
 int
 broker_ack(struct broker *b, uint64_t tag, bool multiple, struct mk_err *e)
 {
+	cork(b, false);
 	if (amqp_basic_ack(b->conn, PUB_CH, tag, multiple) != AMQP_STATUS_OK)
 		return mk_err_set(e, EX_UNAVAILABLE, "RabbitMQ '%s': cannot "
 				  "acknowledge", b->display);

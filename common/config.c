@@ -315,16 +315,13 @@ valid_name(const char *s)
 
 /*
  * A rejected scalar as it may appear in a message: a URL with a password
- * misplaced under another key must not leak, so it goes through
- * url_mask_strict(), and it is cut to 120 bytes.
+ * misplaced under another key must not leak, so it is masked, and cut to
+ * fit c->shown.
  */
 static const char *
 shown(struct ctx *c, const char *s)
 {
-	char *m = url_mask_strict(s);
-
-	snprintf(c->shown, sizeof(c->shown), "%.120s", m ? m : "?");
-	free(m);
+	url_mask_strict_to(c->shown, sizeof(c->shown), s);
 	return c->shown;
 }
 
@@ -567,12 +564,9 @@ static int walk_workers(struct ctx *c, const yaml_node_t *map);
 static void
 append_key(struct ctx *c, size_t plen, const char *name)
 {
-	bool risky = strchr(name, '@') || strchr(name, '=');
-	char *m = risky ? url_mask_strict(name) : NULL;
-
-	snprintf(c->path + plen, sizeof(c->path) - plen, "%s%s",
-		 plen ? "/" : "", !risky ? name : m ? m : "?");
-	free(m);
+	if (plen && plen + 1 < sizeof(c->path))
+		c->path[plen++] = '/';
+	url_mask_strict_to(c->path + plen, sizeof(c->path) - plen, name);
 }
 
 /* Read map's keys through table tab; unknown and repeated keys fail. */

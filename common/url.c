@@ -248,6 +248,15 @@ url_mask_strict(const char *s)
 	return mask(s, false);
 }
 
+void
+url_mask_strict_to(char *buf, size_t sz, const char *s)
+{
+	char *m = mask(s, false);
+
+	snprintf(buf, sz, "%s", m ? m : "?");
+	free(m);
+}
+
 static int
 fail(struct mk_amqp_url *u, struct mk_err *e, const char *s,
      const char *why)
@@ -340,15 +349,14 @@ parse_query(struct mk_amqp_url *u, const char *q, const char *s,
 				bad = 1;
 		} else {
 			/*
-			 * The masker reads a '?' before an '@' as part of
-			 * a password, so a name holding '@' may be one.
+			 * Masked: the masker reads a '?' before an '@' as
+			 * part of a password, so this name may hold one.
 			 */
-			char *mk = strchr(k, '@') ? url_mask_strict(k) : NULL;
+			char name[41];
 
+			url_mask_strict_to(name, sizeof(name), k);
 			snprintf(why, sizeof(why), "unknown query parameter "
-				 "'%.40s'", !strchr(k, '@') ? k : mk ? mk
-				 : "?");
-			free(mk);
+				 "'%s'", name);
 			free(k);
 			free(v);
 			return fail(u, e, s, why);

@@ -58,8 +58,8 @@ void url_amqp_release(struct mk_amqp_url *u);
  * conninfo (quoted values too) or in a URL query (?password=...).
  * Anything unparsable is masked conservatively (everything after "://" up
  * to the last '@' before the host; with no valid "scheme://" and no '='
- * before the first '@', everything up to the last '@').  Returns a new string; caller frees.
- * Never returns NULL except on allocation failure.
+ * before the first '@', everything up to the last '@').  Returns a new
+ * string; caller frees.  Never returns NULL except on allocation failure.
  */
 char *url_mask(const char *s);
 
@@ -70,6 +70,12 @@ char *url_mask(const char *s);
  * holds, and password= pairs after it too.
  */
 char *url_mask_strict(const char *s);
+
+/*
+ * url_mask_strict(s) into buf, cut to fit ("?" if memory ran out): how a
+ * value or a name from the input is quoted inside an error message.
+ */
+void url_mask_strict_to(char *buf, size_t sz, const char *s);
 
 /* Percent-decode src into a new string; NULL on a bad escape or NUL byte. */
 char *url_decode(const char *src, size_t len);
