@@ -61,6 +61,7 @@ struct relay {
 	bool started, locked, lock_logged, blocked_logged;
 	bool mq_broken;                 /* the last error came from RabbitMQ */
 	double backoff;
+	double failed_at;               /* first failure of a streak; 0 none */
 	double last_progress;
 	double stop_deadline;
 	double next_stats;
@@ -300,6 +301,13 @@ drain_done(struct relay *r)
 	while (inflight_pop(&r->q, &d)) {
 		if (d.ok) {
 			r->total.processed++;
+			if (r->failed_at > 0) {
+				/* the time a failover cost, as seen here */
+				log_info("relaying again: first publish "
+					 "confirmed %.1f s after the failure",
+					 now_mono() - r->failed_at);
+				r->failed_at = 0;
+			}
 			continue;
 		}
 		if (event_failed(r, d.ev_id, d.ev_retry, false, d.reason) < 0)
@@ -656,6 +664,8 @@ idle(struct relay *r, double seconds)
 					on_broker, r, &r->e) < 0) {
 				log_warn("%s: reconnecting", r->e.msg);
 				disconnect(r, false, true);
+				if (r->failed_at == 0)
+					r->failed_at = now_mono();
 			}
 		} else {
 			struct timespec ts = { 0, (long)(left * 1e9) };
@@ -788,6 +798,8 @@ static void
 backoff(struct relay *r)
 {
 	log_warn("%s: retrying in %.0f s", r->e.msg, r->backoff);
+	if (r->failed_at == 0)
+		r->failed_at = now_mono();
 	r->total.reconnects++;
 	idle(r, r->backoff);
 	r->backoff = fmin(r->backoff * 2, BACKOFF_MAX);
