@@ -550,7 +550,7 @@ connect_pg(struct relay *r)
 	bool created;
 
 	if (pgq_connect(&r->pg, w->postgres_url, w->postgres_display,
-			"mikkoo-relay", w->connect_timeout, &r->e) < 0)
+			"mikkoo-relay", w->amqp.timeout, &r->e) < 0)
 		return -1;
 	if (check_schema(r) < 0)
 		goto fail;
@@ -579,8 +579,8 @@ connect_mq(struct relay *r)
 		.url = &w->amqp,
 		.display = w->amqp_display,
 		.name = name,
-		.heartbeat = w->heartbeat,
-		.timeout = w->connect_timeout,
+		.heartbeat = w->amqp.heartbeat,
+		.timeout = w->amqp.timeout,
 	};
 
 	snprintf(name, sizeof(name), "mikkoo-relay %s", w->queue);
@@ -708,16 +708,14 @@ stats(struct relay *r, bool force)
 
 /* ---- the worker ---------------------------------------------------- */
 
-static void
-log_notices(const struct mk_config *cfg, const char *queue)
+void
+relay_log_notices(const struct mk_config *cfg, const char *queue)
 {
 	size_t i;
 
-	/* Notices name their worker; show only ours and the global ones. */
 	for (i = 0; i < cfg->nnotices; i++)
-		if (strstr(cfg->notices[i], "worker '") == NULL ||
-		    strstr(cfg->notices[i], queue) != NULL)
-			log_warn("%s", cfg->notices[i]);
+		if (config_notice_for(&cfg->notices[i], queue))
+			log_warn("%s", cfg->notices[i].text);
 }
 
 static void
@@ -732,8 +730,8 @@ apply_worker(struct relay *r)
 	r->ctx.allow_user_id = false;
 	/* CC/BCC let a database writer route anywhere: off unless allowed. */
 	r->ctx.deny_cc_bcc = !w->allow_sender_routing;
-	r->ctx.exchanges = w->exchanges;
-	r->ctx.nexchanges = w->nexchanges;
+	r->ctx.exchanges = w->exchanges.v;
+	r->ctx.nexchanges = w->exchanges.n;
 	r->ctx.max_depth = 32;
 	r->ctx.max_headers = 1024;
 	r->ctx.max_event_bytes = w->max_event_bytes;
@@ -749,8 +747,8 @@ reload(struct relay *r)
 {
 	struct mk_config nc;
 	const struct mk_worker_config *nw;
+	struct config_diff d;
 	struct mk_err me;
-	bool same;
 
 	if (config_load(r->o->config_path, &nc, &me) < 0) {
 		log_error("reload failed: %s: keeping the running "
@@ -765,9 +763,11 @@ reload(struct relay *r)
 		config_release(&nc);
 		return;
 	}
-	log_notices(&nc, nw->queue);
-	same = config_worker_equal(nw, r->w) && nw->window == r->w->window;
-	if (!same)
+	/* A supervised worker's notices were logged by its parent. */
+	if (!r->o->supervised)
+		relay_log_notices(&nc, nw->queue);
+	config_diff(r->cfg, &nc, nw->queue, &d);
+	if (d.restart)
 		disconnect(r, true, true);
 	if (r->own)
 		config_release(&r->own_cfg);
@@ -781,7 +781,16 @@ reload(struct relay *r)
 			abort();        /* a few kilobytes: nothing to save */
 	}
 	apply_worker(r);
-	log_info("configuration reloaded%s", same ? "" : ": reconnecting");
+	if (d.notice && !r->o->supervised)
+		log_warn("reload: %s changed: takes effect when mikkoo-relay "
+			 "is started again", d.notice_keys);
+	if (d.restart)
+		log_info("configuration reloaded: reconnecting (%s changed)",
+			 d.restart_keys);
+	else if (d.live)
+		log_info("configuration reloaded: %s applied", d.live_keys);
+	else
+		log_info("configuration reloaded: no change");
 }
 
 static void

@@ -27,7 +27,9 @@ struct relay_opts {
 	const struct mk_config *cfg;
 	const char *queue;        /* the worker to run */
 	int ready_fd;             /* "\n" then close when ready; -1 none */
-	bool reload;              /* handle SIGHUP here (--worker mode) */
+	bool reload;              /* re-read config_path on SIGHUP */
+	bool supervised;          /* a child of supervise: its parent logs
+				     the config's notices */
 	double drain_seconds;     /* stop deadline for the open batch */
 };
 
@@ -38,5 +40,8 @@ struct relay_opts {
  * After a successful start, lost connections are retried forever.
  */
 int relay_run(const struct relay_opts *o, struct mk_err *e);
+
+/* Log cfg's notices for worker queue (NULL: all of them). */
+void relay_log_notices(const struct mk_config *cfg, const char *queue);
 
 #endif

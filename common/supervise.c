@@ -101,7 +101,8 @@ start_child(struct sup *s, struct child *c)
 		ro.cfg = &s->cfg;
 		ro.queue = c->queue;
 		ro.ready_fd = p[1];
-		ro.reload = false;
+		ro.reload = true;
+		ro.supervised = true;
 		ro.drain_seconds = s->o->drain_seconds;
 		if (relay_run(&ro, &e) < 0) {
 			log_error("%s", e.msg);
@@ -228,16 +229,20 @@ static void
 reload(struct sup *s)
 {
 	struct mk_config nc;
+	struct config_diff d;
 	struct mk_err e;
-	size_t i, j;
+	size_t i, j, restarted = 0, told = 0;
 
 	if (config_load(s->o->config_path, &nc, &e) < 0) {
 		log_error("reload failed: %s: keeping the running "
 			  "configuration", e.msg);
 		return;
 	}
-	for (i = 0; i < nc.nnotices; i++)
-		log_warn("%s", nc.notices[i]);
+	relay_log_notices(&nc, NULL);
+	config_diff(&s->cfg, &nc, NULL, &d);
+	if (d.notice)
+		log_warn("reload: %s changed: takes effect when mikkoo-relay "
+			 "is started again", d.notice_keys);
 	for (i = 0; i < s->n; i++) {
 		struct child *c = &s->c[i];
 		const struct mk_worker_config *nw = config_worker(&nc,
@@ -251,14 +256,25 @@ reload(struct sup *s)
 			c->remove = true;
 			if (c->pid > 0)
 				kill(c->pid, SIGTERM);
-		} else if (ow == NULL || !config_worker_equal(nw, ow) ||
-			   nw->window != ow->window) {
+			continue;
+		}
+		if (ow)
+			config_diff(&s->cfg, &nc, c->queue, &d);
+		if (ow == NULL || d.restart) {
+			if (ow)
+				log_info("worker '%s': %s changed: restarting",
+					 c->queue, d.restart_keys);
 			c->restart_now = true;
 			c->backoff = RESTART_MIN;
+			restarted++;
 			if (c->pid > 0)
 				kill(c->pid, SIGTERM);
 			else
 				c->restart_at = 0;
+		} else if (d.live && c->pid > 0) {
+			/* it re-reads the file and applies them itself */
+			kill(c->pid, SIGHUP);
+			told++;
 		}
 	}
 	for (j = 0; j < nc.nworkers; j++) {
@@ -273,7 +289,9 @@ reload(struct sup *s)
 	}
 	config_release(&s->cfg);
 	s->cfg = nc;
-	log_info("configuration reloaded");
+	log_info("configuration reloaded: %zu worker%s restarted, %zu "
+		 "told to apply changes", restarted, restarted == 1 ? "" : "s",
+		 told);
 }
 
 static void
