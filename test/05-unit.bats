@@ -31,3 +31,7 @@ unit() {
 @test "unit: url (AMQP URL parsing, password masking)" {
 	unit test-url
 }
+
+@test "unit: fate (every cause, below, at and past max_failures)" {
+	unit test-fate
+}

@@ -72,7 +72,6 @@ main(int argc, char **argv)
 	struct mk_config cfg;
 	struct mk_err e;
 	char *end;
-	size_t i;
 
 	log_init("mikkoo-relay");
 	opterr = 0;       /* our own messages, one line each */
@@ -141,8 +140,7 @@ main(int argc, char **argv)
 		return EX_CONFIG;
 	}
 	if (check) {
-		for (i = 0; i < cfg.nnotices; i++)
-			log_warn("%s", cfg.notices[i]);
+		relay_log_notices(&cfg, NULL);
 		config_release(&cfg);
 		puts("configuration OK");
 		return fflush(stdout) == 0 ? 0 : EX_IOERR;
@@ -166,8 +164,7 @@ main(int argc, char **argv)
 			.drain_seconds = 5,
 		};
 
-		for (i = 0; i < cfg.nnotices; i++)
-			log_warn("%s", cfg.notices[i]);
+		relay_log_notices(&cfg, worker);
 		if (sig_install(false) < 0) {
 			log_error("cannot set up signals: %s", strerror(errno));
 			config_release(&cfg);
@@ -184,8 +181,7 @@ main(int argc, char **argv)
 			.drain_seconds = 5,
 		};
 
-		for (i = 0; i < cfg.nnotices; i++)
-			log_warn("%s", cfg.notices[i]);
+		relay_log_notices(&cfg, NULL);
 		rc = supervise_run(&so, &e);
 		sig_close();
 	}
