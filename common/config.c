@@ -25,7 +25,8 @@ enum ktype {
 	K_BOOL,
 	K_SIZE,         /* integer bytes */
 	K_STRLIST,      /* a sequence of strings: exchanges */
-	K_AMQP_URL,     /* rabbitmq_url: parsed into w->amqp */
+	K_AMQP_URL,     /* rabbitmq_url: parsed into w->amqp; or a list */
+	K_HOSTS,        /* rabbitmq/host: one, or a list */
 	K_RABBITMQ,     /* the 3.x rabbitmq: mapping */
 	K_SSL,          /* rabbitmq/ssl_options */
 	K_STATSD,
@@ -116,7 +117,7 @@ static const struct key ssl_keys[] = {
 
 /* The password default comes last: see finish_worker. */
 static const struct key rabbitmq_keys[] = {
-	{ "host", K_STR, A(host), DEF("localhost"), RESTART },
+	{ "host", K_HOSTS, A(host), DEF("localhost"), RESTART },
 	{ "port", K_INT, A(port), RANGE(1, 65535), DEF("5672"), RESTART },
 	{ "vhost", K_STR, A(vhost), DEF("/"), RESTART },
 	{ "username", K_STR, A(user), DEF("guest"), RESTART },
@@ -493,6 +494,52 @@ set_list(struct ctx *c, const yaml_node_t *v)
 	return 0;
 }
 
+/*
+ * A list of RabbitMQ nodes: of URLs (rabbitmq_url) or of hosts (the
+ * map's host).  The first item goes where a lone one would; the others
+ * are kept as written in more_nodes, URLs parsed now (so an error names
+ * its item) into nodes[1..], which finish_worker completes.
+ */
+static int
+set_nodes(struct ctx *c, const yaml_node_t *v, bool urls)
+{
+	struct mk_worker_config *w = c->w;
+	yaml_node_item_t *it;
+	size_t n, i = 0;
+
+	n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+	if (n == 0)
+		return at(c, v, "key '%s' must list at least one %s", c->path,
+			  urls ? "URL" : "host");
+	if (n > CONFIG_MAX_NODES)
+		return at(c, v, "key '%s' lists %zu nodes: at most %d", c->path,
+			  n, CONFIG_MAX_NODES);
+	w->more_nodes.v = calloc(n, sizeof(*w->more_nodes.v));
+	w->nodes = calloc(n, sizeof(*w->nodes));
+	if (w->more_nodes.v == NULL || w->nodes == NULL)
+		return mk_err_set(c->e, EX_OSERR, "out of memory");
+	for (it = v->data.sequence.items.start;
+	     it < v->data.sequence.items.top; it++, i++) {
+		yaml_node_t *x = yaml_document_get_node(&c->doc, *it);
+		char **dst = i == 0 ? (urls ? &w->rabbitmq_url : &w->amqp.host)
+			: &w->more_nodes.v[w->more_nodes.n];
+
+		if (set_string(c, x, dst) < 0)
+			return -1;
+		if (i > 0)
+			w->more_nodes.n++;
+		if (!urls)
+			continue;
+		if (url_amqp_parse(*dst, i == 0 ? &w->amqp : &w->nodes[i].url,
+				   c->e) < 0)
+			return at(c, x, "key '%s', item %zu: %s", c->path,
+				  i + 1, c->e->msg);
+	}
+	if (urls)
+		c->amqp_url_set = true;
+	return 0;
+}
+
 static int
 set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 	  const yaml_node_t *v)
@@ -553,12 +600,18 @@ set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 	case K_STRLIST:
 		return set_list(c, v);
 	case K_AMQP_URL:
+		if (v->type == YAML_SEQUENCE_NODE)
+			return set_nodes(c, v, true);
 		if (set_string(c, v, dst) < 0)
 			return -1;
 		if (url_amqp_parse(scalar(v), &c->w->amqp, c->e) < 0)
 			return at(c, v, "key '%s': %s", c->path, c->e->msg);
 		c->amqp_url_set = true;
 		return 0;
+	case K_HOSTS:
+		if (v->type == YAML_SEQUENCE_NODE)
+			return set_nodes(c, v, false);
+		return set_string(c, v, dst);
 	case K_RABBITMQ:
 		if (v->type != YAML_MAPPING_NODE)
 			return at(c, v, "key '%s' must be a mapping", c->path);
@@ -702,6 +755,7 @@ is_unset(const struct key *k, void *dst)
 	switch (k->type) {
 	case K_STR:
 	case K_NAME:
+	case K_HOSTS:
 		return *(char **)dst == NULL;
 	case K_INT:
 		return *(int *)dst < k->lo;
@@ -723,6 +777,7 @@ set_default(const struct key *k, void *dst, struct mk_err *e)
 	switch (k->type) {
 	case K_STR:
 	case K_NAME:
+	case K_HOSTS:
 		free(*(char **)dst);
 		*(char **)dst = strdup(k->def);
 		if (*(char **)dst == NULL)
@@ -801,6 +856,69 @@ pct_vhost(const char *v)
 	return s;
 }
 
+/* "amqp://user:***@host:port/vhost" for the rabbitmq: map's settings. */
+static char *
+map_display(const struct mk_amqp_url *u)
+{
+	char *vh = pct_vhost(u->vhost), *s;
+
+	if (vh == NULL || asprintf(&s, "%s://%s:***@%s:%d/%s",
+				   u->tls ? "amqps" : "amqp", u->user,
+				   u->host, u->port, vh) < 0)
+		s = NULL;
+	free(vh);
+	return s;
+}
+
+/*
+ * The node list: nodes[0] from amqp; a map's other hosts with its
+ * settings; other URLs completed as the first was (the environment's
+ * password, then the table's defaults, applied through w->amqp so the
+ * table stays the one place they are written).
+ */
+static int
+finish_nodes(struct ctx *c)
+{
+	struct mk_worker_config *w = c->w;
+	const char *env = getenv("MIKKOO_RABBITMQ_PASSWORD");
+	size_t i;
+	int rc = 0;
+
+	w->nnodes = 1 + w->more_nodes.n;
+	if (w->nodes == NULL)
+		w->nodes = calloc(1, sizeof(*w->nodes));
+	if (w->nodes == NULL || url_amqp_copy(&w->nodes[0].url, &w->amqp) < 0
+	    || (w->nodes[0].display = strdup(w->amqp_display)) == NULL)
+		return mk_err_set(c->e, EX_OSERR, "out of memory");
+	for (i = 1; i < w->nnodes && rc == 0; i++) {
+		struct mk_amqp_node *nd = &w->nodes[i];
+
+		if (c->amqp_map) {
+			if (url_amqp_copy(&nd->url, &w->amqp) < 0)
+				return mk_err_set(c->e, EX_OSERR, "out of "
+						  "memory");
+			free(nd->url.host);
+			nd->url.host = strdup(w->more_nodes.v[i - 1]);
+			nd->display = nd->url.host ? map_display(&nd->url)
+				: NULL;
+		} else {
+			struct mk_amqp_url first = w->amqp;
+
+			w->amqp = nd->url;
+			if (env && !w->amqp.password_given)
+				rc = set_password(c, &w->amqp, env);
+			if (rc == 0)
+				rc = apply_defaults(c, rabbitmq_keys, true);
+			nd->url = w->amqp;
+			w->amqp = first;
+			nd->display = url_mask(w->more_nodes.v[i - 1]);
+		}
+		if (rc == 0 && nd->display == NULL)
+			rc = mk_err_set(c->e, EX_OSERR, "out of memory");
+	}
+	return rc;
+}
+
 /* After a worker's keys: required ones, then the defaults of the rest. */
 static int
 finish_worker(struct ctx *c, const yaml_node_t *kn)
@@ -808,7 +926,6 @@ finish_worker(struct ctx *c, const yaml_node_t *kn)
 	struct mk_worker_config *w = c->w;
 	struct mk_amqp_url *u = &w->amqp;
 	const char *env;
-	char *vh;
 
 	if (w->postgres_url == NULL)
 		return at(c, kn, "worker '%s': postgres_url is required",
@@ -837,24 +954,14 @@ finish_worker(struct ctx *c, const yaml_node_t *kn)
 	}
 	if (apply_defaults(c, rabbitmq_keys, true) < 0)
 		return -1;
-	if (c->amqp_map) {
-		vh = pct_vhost(u->vhost);
-		if (vh == NULL ||
-		    asprintf(&w->amqp_display, "%s://%s:***@%s:%d/%s",
-			     u->tls ? "amqps" : "amqp", u->user, u->host,
-			     u->port, vh) < 0) {
-			free(vh);
-			w->amqp_display = NULL;
-			return mk_err_set(c->e, EX_OSERR, "out of memory");
-		}
-		free(vh);
-	} else {
+	if (c->amqp_map)
+		w->amqp_display = map_display(u);
+	else
 		w->amqp_display = url_mask(w->rabbitmq_url);
-	}
 	w->postgres_display = url_mask(w->postgres_url);
 	if (w->amqp_display == NULL || w->postgres_display == NULL)
 		return mk_err_set(c->e, EX_OSERR, "out of memory");
-	return 0;
+	return finish_nodes(c);
 }
 
 static int
@@ -1073,6 +1180,18 @@ config_release(struct mk_config *cfg)
 		wipe_free(w->rabbitmq_url);
 		url_amqp_release(&w->amqp);
 		free(w->amqp_display);
+		for (size_t k = 0; w->nodes && k < w->nnodes; k++) {
+			url_amqp_release(&w->nodes[k].url);
+			free(w->nodes[k].display);
+		}
+		/* a load that failed half way left no count */
+		for (size_t k = w->nnodes; w->nodes && k <= w->more_nodes.n;
+		     k++)
+			url_amqp_release(&w->nodes[k].url);
+		free(w->nodes);
+		for (size_t k = 0; k < w->more_nodes.n; k++)
+			wipe_free(w->more_nodes.v[k]);
+		free(w->more_nodes.v);
 		free(w->postgres_display);
 		free(w->consumer_name);
 		for (size_t k = 0; k < w->exchanges.n; k++)
@@ -1160,9 +1279,15 @@ same_value(const struct key *k, const struct side *x, const struct side *y)
 	const void *a = field_of(k, x), *b = field_of(k, y);
 
 	switch (k->type) {
+	case K_AMQP_URL:        /* the first node, then the others */
+		return same_str(*(char *const *)a, *(char *const *)b) &&
+		       (*(char *const *)a == NULL ||
+			same_list(&x->w->more_nodes, &y->w->more_nodes));
+	case K_HOSTS:
+		return same_str(*(char *const *)a, *(char *const *)b) &&
+		       same_list(&x->w->more_nodes, &y->w->more_nodes);
 	case K_STR:
 	case K_NAME:
-	case K_AMQP_URL:
 	case K_PWFILE:          /* what the file said: the password */
 		return same_str(*(char *const *)a, *(char *const *)b);
 	case K_INT:

@@ -19,8 +19,9 @@
  *     workers:
  *       <pgq queue name>:
  *         postgres_url | postgresql_url: postgresql://...   (required)
- *         rabbitmq_url: amqp://...                           (1.x form)
- *         rabbitmq: {host, port, vhost, username, password,  (3.x form)
+ *         rabbitmq_url: amqp://... | [amqp://..., ...]       (1.x form)
+ *         rabbitmq: {host (one, or a list), port, vhost,      (3.x form)
+ *                    username, password,
  *                    password_file, heartbeat_interval, socket_timeout,
  *                    frame_max,
  *                    ssl_options: {ca_certs, certfile, keyfile,
@@ -35,6 +36,9 @@
  *   Logging: ...                   # accepted, ignored with a notice
  *
  * Exactly one of rabbitmq_url / rabbitmq per worker (neither: an error).
+ * Several RabbitMQ nodes: a list of URLs (each complete in itself), or a
+ * list of hosts sharing the map's port, vhost, credentials and TLS; at
+ * most CONFIG_MAX_NODES.
  * The RabbitMQ password comes from the URL or mapping, else from
  * rabbitmq: password_file (its first line), else from the environment
  * variable MIKKOO_RABBITMQ_PASSWORD, else "guest".  PostgreSQL passwords
@@ -68,6 +72,14 @@ struct mk_strlist {
 	size_t n;
 };
 
+#define CONFIG_MAX_NODES 16
+
+/* One RabbitMQ node a worker may publish to. */
+struct mk_amqp_node {
+	struct mk_amqp_url url;
+	char *display;          /* its masked URL, for log lines */
+};
+
 /*
  * How a running relay takes a changed key on SIGHUP (each key's row in
  * config.c says which; a row without one fails the unit test).
@@ -90,6 +102,15 @@ struct mk_worker_config {
 	 */
 	struct mk_amqp_url amqp;
 	char *amqp_display;     /* masked amqp URL for log lines */
+	/*
+	 * Every RabbitMQ node in the order given, nodes[0] with amqp's
+	 * settings (its own copy); one unless a list was given.  The relay
+	 * tries them in this order (see mikkoo.yaml(5)).
+	 */
+	struct mk_amqp_node *nodes;
+	size_t nnodes;          /* >= 1 */
+	struct mk_strlist more_nodes; /* the list's items after the first,
+				   as written (URLs, or hosts of the map) */
 	char *postgres_display; /* masked postgres_url for log lines */
 	bool confirm;           /* default true; false is accepted but
 				   ignored with a notice: we always confirm */

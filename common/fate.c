@@ -29,6 +29,11 @@ fate_decide(enum fate_cause cause, long long ev_id, int ev_retry,
 		snprintf(f->reason, sizeof(f->reason), "%s", why);
 		return f->verdict = FATE_DEAD;
 	}
+	if (cause == FATE_NACKED) {
+		f->attempt = ev_retry;
+		snprintf(f->reason, sizeof(f->reason), "%s", why);
+		return f->verdict = FATE_REQUEUE;
+	}
 	if (ev_retry >= max_failures) {
 		snprintf(f->reason, sizeof(f->reason), "%s (attempt %d, "
 			 "max_failures %d)", why, f->attempt, max_failures);
@@ -46,6 +51,8 @@ fate_verdict_name(enum fate_verdict v)
 		return "published";
 	case FATE_RETRY:
 		return "retry";
+	case FATE_REQUEUE:
+		return "requeue";
 	case FATE_DEAD:
 		return "dead";
 	}

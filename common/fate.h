@@ -4,10 +4,15 @@
  *
  * Owns: the policy.  An event RabbitMQ acked (and did not return) is
  * published.  Bad data and an oversized event can never become a
- * message: dead at once.  A refusal (nack, return, a closed channel, an
+ * message: dead at once.  A refusal (return, a closed channel, an
  * exchange that cannot be published to) is retried through PgQ until the
  * event has failed max_failures + 1 times (ev_retry counts its earlier
- * failures), then dead.  struct fate is what pgq_settle stores.
+ * failures), then dead.  A nack is requeued: retried through PgQ with
+ * ev_retry unchanged, as often as it takes, because RabbitMQ nacks what
+ * it could not take on (a quorum queue without a majority, a full queue
+ * with reject-publish), which says nothing about the event: a broker
+ * outage must not move events to the dead letters.  struct fate is what
+ * pgq_settle stores.
  * Never: does I/O, logs, allocates.
  */
 #ifndef MIKKOO_FATE_H
@@ -31,13 +36,15 @@ enum fate_cause {
 enum fate_verdict {
 	FATE_PUBLISHED,
 	FATE_RETRY,             /* pgq retry, ev_retry + 1 */
+	FATE_REQUEUE,           /* pgq retry, ev_retry unchanged */
 	FATE_DEAD,              /* into mikkoo.dead_letter */
 };
 
 struct fate {
 	long long ev_id;
 	enum fate_verdict verdict;
-	int attempt;            /* which failure this is: ev_retry + 1 */
+	int attempt;            /* which failure this is: ev_retry + 1
+				   (requeued: ev_retry, not counted) */
 	char reason[FATE_REASON_MAX];   /* "" when published */
 };
 
@@ -51,7 +58,7 @@ enum fate_verdict fate_decide(enum fate_cause cause, long long ev_id,
 			      int ev_retry, int max_failures, const char *why,
 			      struct fate *f);
 
-/* "published", "retry", "dead" */
+/* "published", "retry", "requeue", "dead" */
 const char *fate_verdict_name(enum fate_verdict v);
 
 #endif

@@ -87,7 +87,8 @@ enum pgq_fetch_result pgq_fetch(struct pgq_conn *c, int chunk,
 
 /*
  * In the batch's transaction: put the FATE_RETRY events back with
- * pgq.event_retry_raw (retry_seconds from now, ev_retry + 1) and copy the
+ * pgq.event_retry_raw (retry_seconds from now, ev_retry + 1; FATE_REQUEUE
+ * ones with ev_retry as it was) and copy the
  * FATE_DEAD ones into mikkoo.dead_letter with their reasons, with one
  * scan of the batch.  Must not be called while a FETCH is streaming.
  */

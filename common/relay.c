@@ -18,6 +18,7 @@
 #include "ids.h"
 #include "inflight.h"
 #include "log.h"
+#include "nodes.h"
 #include "pg.h"
 #include "pgq.h"
 #include "relay.h"
@@ -66,8 +67,12 @@ struct relay {
 
 	bool started, locked, lock_logged, blocked_logged;
 	bool mq_broken;                 /* the last error came from RabbitMQ */
+	size_t node;                    /* the RabbitMQ node in use (or last) */
+	size_t next_node;               /* where the next connect starts */
+	bool named;                     /* application_name says the node */
 	double backoff;
 	double failed_at;               /* first failure of a streak; 0 none */
+	double blocked_since;           /* connection.blocked; 0 not blocked */
 	double last_progress;
 	double stop_deadline;
 	double next_stats;
@@ -82,6 +87,13 @@ now_mono(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The RabbitMQ node in use, masked, for log lines. */
+static const char *
+node_display(const struct relay *r)
+{
+	return r->w->nodes[r->node < r->w->nnodes ? r->node : 0].display;
 }
 
 static bool
@@ -199,6 +211,10 @@ event_failed(struct relay *r, long long ev_id, int ev_retry,
 		if (f->verdict == FATE_DEAD)
 			log_warn("ev_id %lld: %s: moved to mikkoo.dead_letter",
 				 ev_id, f->reason);
+		else if (f->verdict == FATE_REQUEUE)
+			log_warn("ev_id %lld: %s: requeued, again in %ds (not "
+				 "counted toward max_failures)", ev_id,
+				 f->reason, w->retry_delay);
 		else
 			log_warn("ev_id %lld: %s: retry %d of %d in %ds",
 				 ev_id, f->reason, f->attempt,
@@ -300,10 +316,31 @@ note_blocked(struct relay *r)
 		log_warn("RabbitMQ blocked publishing (%s): waiting",
 			 broker_blocked_reason(r->mq));
 		r->blocked_logged = true;
+		r->blocked_since = now_mono();
 	} else if (!broker_blocked(r->mq) && r->blocked_logged) {
 		log_info("RabbitMQ unblocked publishing");
 		r->blocked_logged = false;
+		r->blocked_since = 0;
 	}
+}
+
+/*
+ * Blocked past the deadline with other nodes to try: give this one up.
+ * (RabbitMQ's memory and disk alarms block a whole cluster, so another
+ * node may block too; a node that is unwell on its own does not.)  With
+ * one node there is nowhere to go: wait for the alarm to clear.
+ */
+static bool
+blocked_too_long(struct relay *r)
+{
+	if (r->w->nnodes < 2 || r->blocked_since == 0 ||
+	    now_mono() - r->blocked_since <= CONFIRM_TIMEOUT)
+		return false;
+	mk_err_set(&r->e, EX_UNAVAILABLE, "RabbitMQ '%s' has blocked "
+		   "publishing for over %.0f s (%s): trying another node",
+		   node_display(r), CONFIRM_TIMEOUT,
+		   broker_blocked_reason(r->mq));
+	return true;
 }
 
 static enum step
@@ -326,6 +363,8 @@ wait_confirms(struct relay *r, size_t want)
 			break;
 		if (stop_now(r))
 			return STEP_STOP;
+		if (blocked_too_long(r))
+			return broker_failed(r);
 		if (!broker_blocked(r->mq) &&
 		    now_mono() - r->last_progress > CONFIRM_TIMEOUT) {
 			mk_err_set(&r->e, EX_UNAVAILABLE, "no publisher "
@@ -384,6 +423,8 @@ relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 			return STEP_ERROR;
 		if (stop_now(r))
 			return STEP_STOP;
+		if (blocked_too_long(r))
+			return broker_failed(r);
 		r->last_progress = now_mono();
 	}
 	if (inflight_full(&r->q)) {
@@ -535,24 +576,64 @@ fail:
 	return -1;
 }
 
+static void
+node_failed(void *arg, size_t i, size_t n, const struct mk_err *e)
+{
+	(void)arg;
+	log_warn("RabbitMQ node %zu of %zu: %s: trying the next", i + 1, n,
+		 e->msg);
+}
+
 static int
 connect_mq(struct relay *r)
 {
 	const struct mk_worker_config *w = r->w;
 	char name[128];
-	struct broker_opts bo = {
-		.url = &w->amqp,
-		.display = w->amqp_display,
-		.name = name,
-		.heartbeat = w->amqp.heartbeat,
-		.timeout = w->amqp.timeout,
-	};
 
 	snprintf(name, sizeof(name), "mikkoo-relay %s", w->queue);
-	if (broker_connect(&r->mq, &bo, &r->e) < 0)
+	if (r->next_node >= w->nnodes)
+		r->next_node = 0;
+	if (nodes_connect(w->nodes, w->nnodes, r->next_node, name, &r->mq,
+			  &r->node, node_failed, r, &r->e) < 0)
 		return -1;
 	r->ctx.user = broker_user(r->mq);
+	r->named = false;
 	return 0;
+}
+
+/*
+ * Our PostgreSQL session's application_name names the RabbitMQ node in
+ * use ("mikkoo-relay HOST:PORT", no credentials), so mikkoo-inspect
+ * status and pg_stat_activity can tell an operator which node it is.
+ */
+static int
+name_session(struct relay *r)
+{
+	char addr[256], name[64];
+	const char *v[] = { name }, *val;
+	PGresult *res;
+
+	if (r->named || r->mq == NULL || !pgq_alive(&r->pg))
+		return 0;
+	nodes_address(&r->w->nodes[r->node], addr, sizeof(addr));
+	/* PostgreSQL keeps 63 bytes of it */
+	snprintf(name, sizeof(name), "mikkoo-relay %s", addr);
+	if (pg_value(r->pg.pg, "SELECT set_config('application_name', $1, "
+		     "false)", 1, v, "setting application_name", &res, &val,
+		     &r->e) < 0)
+		return -1;
+	PQclear(res);
+	r->named = true;
+	return 0;
+}
+
+/* The node in use failed: drop it; the next connect starts after it. */
+static void
+lose_mq(struct relay *r)
+{
+	if (r->mq)
+		r->next_node = nodes_after(r->node, r->w->nnodes);
+	disconnect(r, false, true);
 }
 
 static int
@@ -563,6 +644,7 @@ ensure_connected(struct relay *r)
 			disconnect(r, true, false);
 		if (connect_pg(r) < 0)
 			return -1;
+		r->named = false;
 		if (r->started) {
 			r->cnt.total.reconnects_pg++;
 			log_info("reconnected to PostgreSQL");
@@ -573,10 +655,15 @@ ensure_connected(struct relay *r)
 			return -1;
 		if (r->started) {
 			r->cnt.total.reconnects_mq++;
-			log_info("reconnected to RabbitMQ");
+			if (r->w->nnodes > 1)
+				log_info("reconnected to RabbitMQ '%s' (node "
+					 "%zu of %zu)", node_display(r),
+					 r->node + 1, r->w->nnodes);
+			else
+				log_info("reconnected to RabbitMQ");
 		}
 	}
-	return 0;
+	return name_session(r);
 }
 
 /* Take the single-instance lock, or say once that we wait for it. */
@@ -624,7 +711,7 @@ idle(struct relay *r, double seconds)
 			if (broker_poll(r->mq, (int)ceil(left * 1000),
 					on_broker, r, &r->e) < 0) {
 				log_warn("%s: reconnecting", r->e.msg);
-				disconnect(r, false, true);
+				lose_mq(r);
 				if (r->failed_at == 0)
 					r->failed_at = now_mono();
 			}
@@ -640,11 +727,15 @@ static void
 ready(struct relay *r)
 {
 	const struct mk_worker_config *w = r->w;
+	char of[48] = "";
 
 	r->started = true;
-	log_info("ready: relaying queue '%s' (consumer '%s') to '%s', "
+	if (w->nnodes > 1)
+		snprintf(of, sizeof(of), " (node %zu of %zu)", r->node + 1,
+			 w->nnodes);
+	log_info("ready: relaying queue '%s' (consumer '%s') to '%s'%s, "
 		 "%d publishes in flight, %s", w->queue, w->consumer_name,
-		 w->amqp_display, w->window,
+		 node_display(r), of, w->window,
 		 w->persistent ? "persistent" : "transient");
 	if (r->o->ready_fd >= 0) {
 		(void)!write(r->o->ready_fd, "\n", 1);
@@ -727,8 +818,10 @@ reload(struct relay *r)
 	if (!r->o->supervised)
 		relay_log_notices(&nc, nw->queue);
 	config_diff(r->cfg, &nc, nw->queue, &d);
-	if (d.restart)
+	if (d.restart) {
 		disconnect(r, true, true);
+		r->node = r->next_node = 0;     /* the list may have changed */
+	}
 	if (r->own)
 		config_release(&r->own_cfg);
 	r->own_cfg = nc;
@@ -770,8 +863,9 @@ drop_broken(struct relay *r)
 	if (r->pg.pg && !pgq_alive(&r->pg))
 		disconnect(r, true, false);
 	if (r->mq_broken) {
-		disconnect(r, false, true);
+		lose_mq(r);
 		r->blocked_logged = false;   /* a new connection starts free */
+		r->blocked_since = 0;
 	}
 	r->mq_broken = false;
 }
@@ -848,6 +942,9 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 	log_info("mikkoo-relay %s starting: consumer '%s', postgres '%s', "
 		 "rabbitmq '%s'", MIKKOO_VERSION, r.w->consumer_name,
 		 r.w->postgres_display, r.w->amqp_display);
+	for (size_t i = 1; i < r.w->nnodes; i++)
+		log_info("RabbitMQ node %zu of %zu: '%s'", i + 1, r.w->nnodes,
+			 r.w->nodes[i].display);
 	if (r.w->unregister)
 		log_warn("unregister is on: the consumer is dropped at "
 			 "shutdown, and events inserted while the relay is "

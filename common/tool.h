@@ -7,9 +7,9 @@
  * configuration (-c FILE, -w QUEUE when it has several workers); the
  * environment variable MIKKOO_POSTGRES_URL; libpq's own defaults (PGHOST,
  * PGUSER, ~/.pgpass, ...).  RabbitMQ (mikkoo-audit): the configuration's
- * worker, or MIKKOO_RABBITMQ_URL.  Passwords belong in files or the
- * environment: one given with -d is visible to every user of the
- * machine, and a warning says so.
+ * worker's nodes, or MIKKOO_RABBITMQ_URL (one URL or several).
+ * Passwords belong in files or the environment: one given with -d is
+ * visible to every user of the machine, and a warning says so.
  * Owns: the loaded configuration, if any.  Never: exits.
  */
 #ifndef MIKKOO_TOOL_H
@@ -47,10 +47,15 @@ void tool_release(struct tool_conn *t);
 /* Connect to PostgreSQL (pgq_connect with the tool's name). */
 int tool_pg(struct tool_conn *t, struct pgq_conn *c, struct mk_err *e);
 
-/* The RabbitMQ URL (*u filled; release with url_amqp_release) and its
- * masked form (caller frees). */
-int tool_amqp(struct tool_conn *t, struct mk_amqp_url *u, char **display,
-	      struct mk_err *e);
+/*
+ * The RabbitMQ nodes to try, in order (a copy: free with
+ * tool_nodes_free): the config worker's, else MIKKOO_RABBITMQ_URL's (one
+ * URL, or several separated by white space; heartbeat 30 s and timeout
+ * 10 s unless a URL says otherwise).
+ */
+int tool_amqp_nodes(struct tool_conn *t, struct mk_amqp_node **nodes,
+		    size_t *n, struct mk_err *e);
+void tool_nodes_free(struct mk_amqp_node *nodes, size_t n);
 
 /* The worker's queue name, or NULL. */
 const char *tool_queue(const struct tool_conn *t);

@@ -9,6 +9,7 @@
 #include "audit.h"
 #include "jsonl.h"
 #include "log.h"
+#include "nodes.h"
 #include "tool.h"
 
 #define USAGE \
@@ -67,6 +68,14 @@ seconds(const char *s, double *out)
 	return (errno || *end || end == s || *out < 0 || *out > 1e7) ? -1 : 0;
 }
 
+static void
+node_failed(void *arg, size_t i, size_t n, const struct mk_err *e)
+{
+	(void)arg;
+	log_warn("RabbitMQ node %zu of %zu: %s: trying the next", i + 1, n,
+		 e->msg);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -75,8 +84,9 @@ main(int argc, char **argv)
 	struct audit_stats st;
 	struct pgq_conn pg = { 0 };
 	struct broker *mq = NULL;
-	struct mk_amqp_url u = { 0 };
-	char *display = NULL, *end;
+	struct mk_amqp_node *nodes = NULL;
+	size_t nnodes = 0, used = 0;
+	char *end;
 	bool no_drain = false;
 	struct mk_err e;
 	double d;
@@ -132,16 +142,13 @@ main(int argc, char **argv)
 	if (tool_setup(&t, &e) < 0 || tool_pg(&t, &pg, &e) < 0)
 		goto fail;
 	if (!no_drain) {
-		struct broker_opts bo = {
-			.url = &u, .name = "mikkoo-audit", .heartbeat = 30,
-			.timeout = 10,
-		};
-
-		if (tool_amqp(&t, &u, &display, &e) < 0)
+		if (tool_amqp_nodes(&t, &nodes, &nnodes, &e) < 0 ||
+		    nodes_connect(nodes, nnodes, 0, "mikkoo-audit", &mq, &used,
+				  node_failed, NULL, &e) < 0)
 			goto fail;
-		bo.display = display;
-		if (broker_connect(&mq, &bo, &e) < 0)
-			goto fail;
+		if (nnodes > 1)
+			log_info("draining through RabbitMQ '%s' (node %zu of "
+				 "%zu)", nodes[used].display, used + 1, nnodes);
 	}
 	if (audit_run(&pg, mq, &o, stdout, &st, &e) < 0)
 		goto fail;
@@ -159,8 +166,7 @@ fail:
 	rc = e.code;
 out:
 	broker_free(mq);
-	url_amqp_release(&u);
-	free(display);
+	tool_nodes_free(nodes, nnodes);
 	pgq_disconnect(&pg);
 	tool_release(&t);
 	if (jsonl_finish(stdout, &e) < 0 && (rc == 0 || rc == MK_EX_NO)) {

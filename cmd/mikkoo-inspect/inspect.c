@@ -71,6 +71,23 @@ static int
 status(struct pgq_conn *c, const struct inspect_opts *o, bool has_dead,
        FILE *out, long *count, struct mk_err *e)
 {
+/*
+ * The relay consuming as (queue, consumer): the session holding its
+ * advisory lock (see pgq_try_lock), and the RabbitMQ node that session's
+ * application_name names ("mikkoo-relay HOST:PORT", set by the relay).
+ */
+#define RELAY_SQL \
+		" LEFT JOIN LATERAL (SELECT l.pid," \
+		"  substring(a.application_name FROM '^mikkoo-relay (.+)$')" \
+		"  AS node FROM pg_locks l" \
+		"  LEFT JOIN pg_stat_activity a ON a.pid = l.pid" \
+		"  WHERE l.locktype = 'advisory' AND l.granted" \
+		"  AND l.database = (SELECT oid FROM pg_database" \
+		"   WHERE datname = current_database())" \
+		"  AND l.classid = hashtext('mikkoo')::oid" \
+		"  AND l.objid = hashtext(c.queue_name || '/'" \
+		"   || c.consumer_name)::oid" \
+		"  AND l.objsubid = 2 LIMIT 1) rl ON true"
 #define STATUS_SQL(dead) \
 		"SELECT c.queue_name AS queue, c.consumer_name AS consumer," \
 		" extract(epoch FROM c.lag)::float8 AS lag_seconds," \
@@ -85,8 +102,11 @@ status(struct pgq_conn *c, const struct inspect_opts *o, bool has_dead,
 		dead " AS dead_letters," \
 		" extract(epoch FROM q.ticker_lag)::float8" \
 		"  AS ticker_lag_seconds," \
-		" q.ev_per_sec AS events_per_second" \
-		" FROM pgq.get_consumer_info($1) c, pgq.get_queue_info($1) q" \
+		" q.ev_per_sec AS events_per_second," \
+		" rl.pid AS relay_pid, rl.node AS rabbitmq_node" \
+		" FROM pgq.get_consumer_info($1) c" \
+		" CROSS JOIN pgq.get_queue_info($1) q" \
+		RELAY_SQL \
 		" WHERE $2::text IS NULL OR c.consumer_name = $2" \
 		" ORDER BY c.consumer_name"
 	static const char with_dead[] = STATUS_SQL(

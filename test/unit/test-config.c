@@ -168,6 +168,109 @@ map_form(void)
 	config_release(&cfg);
 }
 
+static const struct config_diff *diff_of(const char *a, const char *b);
+
+/* Several RabbitMQ nodes: a list of URLs, or the map's list of hosts. */
+static void
+node_lists(void)
+{
+	struct mk_config cfg;
+	struct mk_err e;
+	const struct mk_worker_config *w;
+	const struct config_diff *d;
+
+	ok(load(WORKER("      rabbitmq_url: amqp://h1/\n"), &cfg, &e) == 0,
+	   "one URL");
+	w = &cfg.workers[0];
+	ok(w->nnodes == 1 && w->more_nodes.n == 0, "is one node");
+	is_str(w->nodes[0].url.host, "h1", "node 1 is the URL's");
+	is_str(w->nodes[0].display, "amqp://h1/", "its display");
+	config_release(&cfg);
+
+	ok(load(WORKER("      rabbitmq_url:\n"
+		       "        - amqp://u:S3cr3t-CANARY@h1:5672/%2f\n"
+		       "        - amqps://v:S3cr3t-CANARY@h2/x?heartbeat=5\n"
+		       "        - amqp://h3:5674\n"), &cfg, &e) == 0,
+	   "a list of URLs loads");
+	w = &cfg.workers[0];
+	is_int(w->nnodes, 3, "three nodes");
+	is_str(w->amqp.host, "h1", "amqp is the first");
+	is_str(w->nodes[0].url.host, "h1", "node 1");
+	ok(w->nodes[0].url.password != w->amqp.password &&
+	   strcmp(w->nodes[0].url.password, "S3cr3t-CANARY") == 0,
+	   "node 1 has its own copy of the first URL's settings");
+	ok(w->nodes[1].url.tls && w->nodes[1].url.port == 5671 &&
+	   w->nodes[1].url.heartbeat == 5 && w->nodes[1].url.timeout == 10 &&
+	   w->nodes[1].url.frame_max == 131072, "node 2: its own query, the "
+	   "table's defaults for the rest");
+	is_str(w->nodes[1].url.user, "v", "node 2's user");
+	is_str(w->nodes[1].url.vhost, "x", "node 2's vhost");
+	ok(w->nodes[2].url.port == 5674 && w->nodes[2].url.heartbeat == 30,
+	   "node 3");
+	is_str(w->nodes[0].display, "amqp://u:***@h1:5672/%2f", "display 1");
+	is_str(w->nodes[1].display, "amqps://v:***@h2/x?heartbeat=5",
+	       "display 2, masked");
+	is_str(w->nodes[2].display, "amqp://h3:5674", "display 3");
+	config_release(&cfg);
+
+	ok(load(WORKER("      rabbitmq:\n"
+		       "        host: [a.example, b.example, c.example]\n"
+		       "        port: 5673\n"
+		       "        username: app\n"
+		       "        password: S3cr3t-CANARY\n"
+		       "        ssl_options: {ca_certs: /ca.pem}\n"), &cfg,
+		&e) == 0, "the map with a list of hosts loads");
+	w = &cfg.workers[0];
+	is_int(w->nnodes, 3, "three nodes");
+	is_str(w->amqp.host, "a.example", "amqp is the first host");
+	is_str(w->nodes[2].url.host, "c.example", "node 3's host");
+	ok(w->nodes[2].url.tls && w->nodes[2].url.port == 5673 &&
+	   strcmp(w->nodes[2].url.user, "app") == 0 &&
+	   strcmp(w->nodes[2].url.password, "S3cr3t-CANARY") == 0 &&
+	   strcmp(w->nodes[2].url.cacertfile, "/ca.pem") == 0,
+	   "the other hosts share port, credentials and TLS");
+	is_str(w->nodes[1].display, "amqps://app:***@b.example:5673/%2f",
+	       "display of node 2");
+	config_release(&cfg);
+
+	ok(load(WORKER("      rabbitmq: {host: [solo]}\n"), &cfg, &e) == 0 &&
+	   cfg.workers[0].nnodes == 1, "a list of one host");
+	config_release(&cfg);
+
+	is_str(error_of(WORKER("      rabbitmq_url: []\n")),
+	       "t.yml:5:21: key 'Application/workers/q/rabbitmq_url' must list "
+	       "at least one URL", "an empty list");
+	is_str(error_of(WORKER("      rabbitmq_url:\n        - amqp://h/\n"
+			       "        - amqp://u:S3cr3t-CANARY@h:99999/\n")),
+	       "t.yml:7:11: key 'Application/workers/q/rabbitmq_url', item 2: "
+	       "bad URL 'amqp://u:***@h:99999/': port out of range",
+	       "a bad URL names its item, masked");
+	is_str(error_of(WORKER("      rabbitmq_url: [amqp://h/, [x]]\n")),
+	       "t.yml:5:33: key 'Application/workers/q/rabbitmq_url' must be "
+	       "a string, not a sequence", "an item that is not a string");
+	is_str(error_of(WORKER("      rabbitmq: {host: [a, ~]}\n")),
+	       "t.yml:5:28: key 'Application/workers/q/rabbitmq/host' must be a "
+	       "string, not empty", "an empty host");
+	is_str(error_of(WORKER("      rabbitmq: {host: []}\n")),
+	       "t.yml:5:24: key 'Application/workers/q/rabbitmq/host' must "
+	       "list at least one host", "no host");
+	is_str(error_of(WORKER("      rabbitmq: {host: [a,b,c,d,e,f,g,h,i,j,"
+			       "k,l,m,n,o,p,q]}\n")),
+	       "t.yml:5:24: key 'Application/workers/q/rabbitmq/host' lists 17 "
+	       "nodes: at most 16", "too many");
+
+	d = diff_of(WORKER("      rabbitmq_url: [amqp://a/, amqp://b/]\n"),
+		    WORKER("      rabbitmq_url: [amqp://a/, amqp://c/]\n"));
+	ok(d->restart && strcmp(d->restart_keys, "rabbitmq_url") == 0,
+	   "another second node reconnects");
+	d = diff_of(WORKER("      rabbitmq_url: [amqp://a/, amqp://b/]\n"),
+		    WORKER("      rabbitmq_url: [amqp://a/, amqp://b/]\n"));
+	ok(!d->restart && !d->live, "the same list: no change");
+	d = diff_of(WORKER("      rabbitmq: {host: [a, b]}\n"),
+		    WORKER("      rabbitmq: {host: [a]}\n"));
+	is_str(d->restart_keys, "rabbitmq/host", "a host less reconnects");
+}
+
 /* The key table: the rule a new row must follow, and reload classes. */
 static void
 table(void)
@@ -379,5 +482,6 @@ main(void)
 	file_errors();
 	table();
 	reload_classes();
+	node_lists();
 	return tap_done();
 }

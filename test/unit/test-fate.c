@@ -18,13 +18,17 @@ static const struct row rows[] = {
 	/* confirmed: published, whatever the history */
 	{ FATE_ACKED, 0, 10, NULL, FATE_PUBLISHED, "", 0 },
 	{ FATE_ACKED, 50, 10, "ignored", FATE_PUBLISHED, "", 0 },
-	/* refusals: retried while ev_retry < max_failures */
-	{ FATE_NACKED, 0, 10, "nacked by RabbitMQ", FATE_RETRY,
-	  "nacked by RabbitMQ", 1 },
-	{ FATE_NACKED, 9, 10, "nacked by RabbitMQ", FATE_RETRY,
+	/* a nack is the broker's trouble: requeued, never counted, never
+	   dead, whatever max_failures says */
+	{ FATE_NACKED, 0, 10, "nacked by RabbitMQ", FATE_REQUEUE,
+	  "nacked by RabbitMQ", 0 },
+	{ FATE_NACKED, 9, 10, "nacked by RabbitMQ", FATE_REQUEUE,
+	  "nacked by RabbitMQ", 9 },
+	{ FATE_NACKED, 10, 10, "nacked by RabbitMQ", FATE_REQUEUE,
 	  "nacked by RabbitMQ", 10 },
-	{ FATE_NACKED, 10, 10, "nacked by RabbitMQ", FATE_DEAD,
-	  "nacked by RabbitMQ (attempt 11, max_failures 10)", 11 },
+	{ FATE_NACKED, 500, 10, "nacked by RabbitMQ", FATE_REQUEUE,
+	  "nacked by RabbitMQ", 500 },
+	/* refusals: retried while ev_retry < max_failures */
 	{ FATE_RETURNED, 0, 3, "returned by RabbitMQ: 312 NO_ROUTE",
 	  FATE_RETRY, "returned by RabbitMQ: 312 NO_ROUTE", 1 },
 	{ FATE_RETURNED, 3, 3, "returned by RabbitMQ: 312 NO_ROUTE",
@@ -43,9 +47,12 @@ static const struct row rows[] = {
 	  "published to: 404 NOT_FOUND", 1 },
 	{ FATE_EXCHANGE_REFUSED, 1, 1, "exchange 'x': 404", FATE_DEAD,
 	  "exchange 'x': 404 (attempt 2, max_failures 1)", 2 },
-	/* max_failures 0: the first refusal is the last */
-	{ FATE_NACKED, 0, 0, "nacked by RabbitMQ", FATE_DEAD,
-	  "nacked by RabbitMQ (attempt 1, max_failures 0)", 1 },
+	/* max_failures 0: the first refusal is the last; not a nack's */
+	{ FATE_RETURNED, 0, 0, "returned by RabbitMQ: 312 NO_ROUTE",
+	  FATE_DEAD, "returned by RabbitMQ: 312 NO_ROUTE (attempt 1, "
+	  "max_failures 0)", 1 },
+	{ FATE_NACKED, 0, 0, "nacked by RabbitMQ", FATE_REQUEUE,
+	  "nacked by RabbitMQ", 0 },
 	/* never publishable: dead at once, reason unchanged */
 	{ FATE_BAD_DATA, 0, 10, "ev_extra3 is not a JSON object", FATE_DEAD,
 	  "ev_extra3 is not a JSON object", 1 },
@@ -54,7 +61,8 @@ static const struct row rows[] = {
 	  "(1024)", FATE_DEAD, "event is 2048 bytes, over max_event_bytes "
 	  "(1024)", 1 },
 	/* NULL ev_retry arrives as -1 from nowhere, and no reason at all */
-	{ FATE_NACKED, -1, 10, NULL, FATE_RETRY, "unknown", 1 },
+	{ FATE_RETURNED, -1, 10, NULL, FATE_RETRY, "unknown", 1 },
+	{ FATE_NACKED, -1, 10, NULL, FATE_REQUEUE, "unknown", 0 },
 	{ FATE_BAD_DATA, 0, 10, "", FATE_DEAD, "unknown", 1 },
 };
 
