@@ -28,6 +28,8 @@
 #define BACKOFF_MIN 1.0
 #define BACKOFF_MAX 30.0
 #define CONFIRM_TIMEOUT 60.0    /* no confirm progress: connection dead */
+#define FAILOVER_AFTER 5.0      /* a node up this long is worth leaving
+				   for the next at once when lost */
 #define FAIL_FLUSH 1000         /* settle failures at this many */
 #define FAIL_LOG_MAX 10         /* per-event failure lines per batch */
 #define POLL_EVERY 32           /* publishes between non-blocking polls */
@@ -70,6 +72,9 @@ struct relay {
 	size_t node;                    /* the RabbitMQ node in use (or last) */
 	size_t next_node;               /* where the next connect starts */
 	bool named;                     /* application_name says the node */
+	bool failover_now;              /* lost a node that had worked: try
+					   the next one without backing off */
+	double mq_since;                /* when the node in use connected */
 	double backoff;
 	double failed_at;               /* first failure of a streak; 0 none */
 	double blocked_since;           /* connection.blocked; 0 not blocked */
@@ -591,6 +596,7 @@ connect_mq(struct relay *r)
 	char name[128];
 
 	snprintf(name, sizeof(name), "mikkoo-relay %s", w->queue);
+	r->failover_now = false;        /* this is the attempt */
 	if (r->next_node >= w->nnodes)
 		r->next_node = 0;
 	if (nodes_connect(w->nodes, w->nnodes, r->next_node, name, &r->mq,
@@ -598,6 +604,7 @@ connect_mq(struct relay *r)
 		return -1;
 	r->ctx.user = broker_user(r->mq);
 	r->named = false;
+	r->mq_since = now_mono();
 	return 0;
 }
 
@@ -631,8 +638,13 @@ name_session(struct relay *r)
 static void
 lose_mq(struct relay *r)
 {
-	if (r->mq)
+	if (r->mq) {
 		r->next_node = nodes_after(r->node, r->w->nnodes);
+		/* a node that worked for a while: the others are worth a
+		 * try at once (one that fails at once gets the backoff) */
+		r->failover_now = r->w->nnodes > 1 &&
+			now_mono() - r->mq_since >= FAILOVER_AFTER;
+	}
 	disconnect(r, false, true);
 }
 
@@ -849,9 +861,14 @@ reload(struct relay *r)
 static void
 backoff(struct relay *r)
 {
-	log_warn("%s: retrying in %.0f s", r->e.msg, r->backoff);
 	if (r->failed_at == 0)
 		r->failed_at = now_mono();
+	if (r->failover_now) {
+		r->failover_now = false;
+		log_warn("%s: trying the next RabbitMQ node", r->e.msg);
+		return;
+	}
+	log_warn("%s: retrying in %.0f s", r->e.msg, r->backoff);
 	idle(r, r->backoff);
 	r->backoff = fmin(r->backoff * 2, BACKOFF_MAX);
 }

@@ -30,6 +30,7 @@ static const char help[] =
 	"\n"
 	TOOL_CONN_HELP
 	"                       RabbitMQ: from -c, or $MIKKOO_RABBITMQ_URL\n"
+	"                       (one URL, or several: the first that answers)\n"
 	"  -a, --amqp-queue Q   the confirming queue to drain\n"
 	"      --no-drain       only report (no RabbitMQ needed)\n"
 	"  -q, --queue QUEUE    report rows of this PgQ queue only\n"
