@@ -54,13 +54,6 @@ static const struct cli cli = {
 	"refused, 78 bad config.  See mikkoo-inspect(1).\n",
 };
 
-/* Usage errors jump to one place, which frees what was built so far. */
-#define USAGE_ERROR(...) \
-	do { \
-		snprintf(uerr, sizeof(uerr), __VA_ARGS__); \
-		goto usage; \
-	} while (0)
-
 int
 main(int argc, char **argv)
 {
@@ -71,7 +64,6 @@ main(int argc, char **argv)
 	char *ids = NULL;
 	struct cli_parser p;
 	struct mk_err e;
-	char uerr[256];
 	long count;
 	int opt, rc = 0;
 
@@ -91,11 +83,11 @@ main(int argc, char **argv)
 		case OPT_REASON: o.dead.reason_like = optarg; break;
 		case OPT_ID:
 			if (dead_add_id(&ids, optarg) < 0)
-				USAGE_ERROR("--id needs a positive integer");
+				CLI_FAIL(rc, &cli, "--id needs a positive integer");
 			break;
 		case 'l':
 			if (cli_long(optarg, 1, LONG_MAX, &o.limit) < 0)
-				USAGE_ERROR("--limit needs a positive integer");
+				CLI_FAIL(rc, &cli, "--limit needs a positive integer");
 			break;
 		}
 	}
@@ -108,17 +100,17 @@ main(int argc, char **argv)
 		for (i = 0; i < 4 && strcmp(argv[optind], names[i]); i++)
 			;
 		if (i == 4)
-			USAGE_ERROR("the view is status, pending, "
+			CLI_FAIL(rc, &cli, "the view is status, pending, "
 					   "retry or dead");
 		what = (enum inspect_what)i;
 		if (++optind < argc)
-			USAGE_ERROR("unexpected argument");
+			CLI_FAIL(rc, &cli, "unexpected argument");
 	}
 	o.dead.ids = ids;
 	if (what != INSPECT_DEAD && (dead_filtered(&o.dead) && (o.dead.since
 	    || o.dead.until || o.dead.routing_key || o.dead.reason_like ||
 	    ids)))
-		USAGE_ERROR("--since, --until, --routing-key, "
+		CLI_FAIL(rc, &cli, "--since, --until, --routing-key, "
 				   "--reason-like and --id are for 'dead'");
 	if (tool_setup(&t, &e) < 0) {
 		log_error("%s", e.msg);
@@ -128,7 +120,7 @@ main(int argc, char **argv)
 	if (o.queue == NULL)
 		o.queue = tool_queue(&t);
 	if (o.queue == NULL && what != INSPECT_DEAD)
-		USAGE_ERROR("which queue? give -q QUEUE");
+		CLI_FAIL(rc, &cli, "which queue? give -q QUEUE");
 	o.dead.queue = o.queue;
 	o.dead.consumer = o.consumer;
 	if (tool_pg(&t, &pg, &e) < 0 ||
@@ -136,16 +128,7 @@ main(int argc, char **argv)
 		log_error("%s", e.msg);
 		rc = e.code;
 	}
-	goto out;
-usage:
-	rc = cli_usage(&cli, "%s", uerr);
 out:
-	PQfinish(pg);
-	tool_release(&t);
 	free(ids);
-	if (jsonl_finish(stdout, &e) < 0 && rc == 0) {
-		log_error("%s", e.msg);
-		rc = e.code;
-	}
-	return rc;
+	return tool_end(&t, pg, rc);
 }

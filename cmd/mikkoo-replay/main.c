@@ -111,13 +111,6 @@ from_stdin(PGconn *pg, bool dry, long batch,
 	return rc;
 }
 
-/* Usage errors jump to one place, which frees what was built so far. */
-#define USAGE_ERROR(...) \
-	do { \
-		snprintf(uerr, sizeof(uerr), __VA_ARGS__); \
-		goto usage; \
-	} while (0)
-
 int
 main(int argc, char **argv)
 {
@@ -129,7 +122,6 @@ main(int argc, char **argv)
 	long batch = 500;
 	char *ids = NULL;
 	struct mk_err e;
-	char uerr[256];
 	struct cli_parser p;
 	int opt, rc = 0, bad = 0;
 
@@ -152,11 +144,11 @@ main(int argc, char **argv)
 		case OPT_STDIN: use_stdin = true; break;
 		case OPT_ID:
 			if (dead_add_id(&ids, optarg) < 0)
-				USAGE_ERROR("--id needs a positive integer");
+				CLI_FAIL(rc, &cli, "--id needs a positive integer");
 			break;
 		case OPT_BATCH:
 			if (cli_long(optarg, 1, 100000, &batch) < 0)
-				USAGE_ERROR("--batch must be 1 to 100000");
+				CLI_FAIL(rc, &cli, "--batch must be 1 to 100000");
 			break;
 		}
 	}
@@ -166,12 +158,12 @@ main(int argc, char **argv)
 		optind++;
 	}
 	if (optind < argc)
-		USAGE_ERROR("unexpected argument");
+		CLI_FAIL(rc, &cli, "unexpected argument");
 	if (use_stdin && (dead_filtered(&f) || all))
-		USAGE_ERROR("--stdin takes the dead letters from stdin: "
+		CLI_FAIL(rc, &cli, "--stdin takes the dead letters from stdin: "
 				   "no filters or --all with it");
 	if (!use_stdin && !dead_filtered(&f) && !all)
-		USAGE_ERROR("refusing to replay every dead letter: give "
+		CLI_FAIL(rc, &cli, "refusing to replay every dead letter: give "
 				   "a filter, --stdin, or --all");
 	if (tool_setup(&t, &e) < 0 || tool_pg(&t, &pg, &e) < 0) {
 		log_error("%s", e.msg);
@@ -209,16 +201,7 @@ main(int argc, char **argv)
 			 st.replayed, st.replayed == 1 ? "" : "s");
 	if (rc == 0 && (bad || st.missing))
 		rc = EX_DATAERR;
-	goto out;
-usage:
-	rc = cli_usage(&cli, "%s", uerr);
 out:
-	PQfinish(pg);
-	tool_release(&t);
 	free(ids);
-	if (jsonl_finish(stdout, &e) < 0 && rc == 0) {
-		log_error("%s", e.msg);
-		rc = e.code;
-	}
-	return rc;
+	return tool_end(&t, pg, rc);
 }
