@@ -18,6 +18,7 @@
 #include "ids.h"
 #include "inflight.h"
 #include "log.h"
+#include "mono.h"
 #include "nodes.h"
 #include "pg.h"
 #include "pgq.h"
@@ -84,15 +85,6 @@ struct relay {
 	struct counters cnt;
 	struct mk_err e;
 };
-
-static double
-now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* The RabbitMQ node in use, masked, for log lines. */
 static const char *
