@@ -73,6 +73,7 @@ pgctl() {
 	fault=$(date +%s.%N)
 	pgctl pg-stop "$p" immediate
 	pgctl pg-promote "$s"
+	BACK=$(date +%s.%N)
 	assert_equal "$(pgctl pg-primary)" "$s"
 
 	# the tools, through the same multi-host URL, on the new primary
@@ -101,6 +102,12 @@ pgctl() {
 	echo "$output" | jq -e '.commits_missing == 0 and .commits_twice == 0 and .dead == 0'
 	grep -q "reconnected to PostgreSQL" "$BATS_TEST_TMPDIR/relay.err"
 	report_recovery "$fault" "primary stopped, standby promoted"
+	# pgqd reconnects 60 s after losing its server: ticks pause
+	gap=$(sql "SELECT round(extract(epoch FROM max(d))::numeric, 1) FROM
+		(SELECT tick_time - lag(tick_time) OVER (ORDER BY tick_id) d
+		 FROM pgq.tick t JOIN pgq.queue q ON q.queue_id = t.tick_queue
+		 WHERE q.queue_name = '$Q') x")
+	echo "ticker: longest pause between two ticks of the queue: $gap s" >&3
 	! grep -F "$PGPASSWORD" "$BATS_TEST_TMPDIR/relay.err"
 
 	# the old primary comes back as the new standby (for the next run)

@@ -140,6 +140,7 @@ judge() {
 	sleep 2
 	mqctl rabbitmq-start "$n"
 	judge
+	# BACK unset: the relay had other nodes all along
 	report_recovery "$fault" "SIGKILL of the relay's node"
 }
 
@@ -189,6 +190,7 @@ judge() {
 	mqctl rabbitmq-stop "$n" "$other"
 	sleep 8
 	mqctl rabbitmq-start "$n" "$other"
+	BACK=$(date +%s.%N)
 	judge
 	report_recovery "$fault" "two of three nodes stopped, no majority"
 	grep -q "reconnected to RabbitMQ '" "$BATS_TEST_TMPDIR/relay.err"
@@ -201,6 +203,7 @@ judge() {
 	fault=$(date +%s.%N)
 	mqctl rabbitmq-stop 1 2 3
 	mqctl rabbitmq-start 1 2 3
+	BACK=$(date +%s.%N)
 	judge
 	report_recovery "$fault" "all three nodes stopped and started"
 	run "$RABBITMQCTL" -q cluster_status --formatter json

@@ -77,6 +77,10 @@ finish() {
 	tick=$(sql "SELECT pgq.force_tick('$Q')")
 	wait_for "${CATCH_UP_SECONDS:-120}" caught_up "$tick"
 	relay_stop
+	# MIKKOO_KEEP_LOGS=DIR keeps each test's relay log for a look after
+	[ -z "${MIKKOO_KEEP_LOGS:-}" ] ||
+		cp "$BATS_TEST_TMPDIR/relay.err" \
+			"$MIKKOO_KEEP_LOGS/$(basename "$BATS_TEST_FILENAME" .bats)-$BATS_TEST_NUMBER.err"
 	run oracle check --queue "$Q" --amqp-queue "$AQ" "$@"
 	echo "oracle: $output (producers: $(cat "$BATS_TEST_TMPDIR/produce.out"))" >&3
 	assert_success
@@ -110,7 +114,7 @@ at_random_moments() {
 # the one that counts), from the relay's own "relaying again" lines (run
 # it with --log-time), and how many outages the relay went through.
 # Fails when there is no such line after the fault: the relay must have
-# noticed it.
+# noticed it.  $BACK, if set, is when the servers were back (epoch).
 report_recovery() {
 	local fault=$1 label=$2 log=${3:-$BATS_TEST_TMPDIR/relay.err} t= x n=0
 	while read -r x _; do
@@ -122,5 +126,5 @@ report_recovery() {
 	done < <(grep "relaying again: first publish confirmed" "$log")
 	[ -n "$t" ] || fail "no 'relaying again' line after: $label"
 	RECOVERY_SECONDS=$(awk -v a="$fault" -v b="$t" 'BEGIN { printf "%.1f", b - a }')
-	echo "recovery: $RECOVERY_SECONDS s from the fault to the first confirmed publish after it ($label; $n outage(s) seen by the relay)" >&3
+	echo "recovery: $RECOVERY_SECONDS s from the fault to the first confirmed publish after it ($label; $n outage(s) seen by the relay${BACK:+; servers back $(awk -v a="$fault" -v b="$BACK" 'BEGIN { printf "%.1f", b - a }') s after the fault})" >&3
 }
