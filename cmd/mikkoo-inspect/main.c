@@ -9,12 +9,16 @@
 #include "inspect.h"
 #include "jsonl.h"
 #include "log.h"
+#include "mq.h"
 #include "tool.h"
 
 #define USAGE \
 	"usage: mikkoo-inspect [conn] -q QUEUE [--consumer NAME] " \
 	"[status|pending|retry|dead]\n" \
-	"                      [--limit N] [dead filters]"
+	"                      [--limit N] [dead filters]\n" \
+	"       mikkoo-inspect [conn] --amqp-queue QUEUE [--limit N]\n" \
+	"       mikkoo-inspect [conn] tap -e EXCHANGE [-k KEY]... " \
+	"[--limit N] [--seconds S]"
 
 static const char help[] =
 	USAGE "\n"
@@ -36,15 +40,23 @@ static const char help[] =
 	"      --routing-key KEY  dead: this ev_type only\n"
 	"      --reason-like PAT  dead: reason LIKE PAT (e.g. '%NO_ROUTE%')\n"
 	"      --id N             dead: this dead letter (repeatable)\n"
+	"\n"
+	"RabbitMQ (from -c, or $MIKKOO_RABBITMQ_URL):\n"
+	"  -a, --amqp-queue QUEUE print a queue's messages and leave them in\n"
+	"                         place (RabbitMQ marks them redelivered)\n"
+	"  tap                    print what flows through an exchange:\n"
+	"  -e, --exchange NAME    the exchange to tap\n"
+	"  -k, --binding KEY      binding key (repeatable; default '#')\n"
+	"      --seconds S        stop after S seconds (also --limit, ^C)\n"
 	"  -h, --help             show this help and exit\n"
 	"  -V, --version          show the version and exit\n"
 	"\n"
-	"Exit status: 0 ok, 64 usage, 66 no such queue or consumer, 69\n"
-	"PostgreSQL unreachable, 74 output failed, 77 login refused, 78 bad\n"
+	"Exit status: 0 ok, 64 usage, 66 no such queue, consumer or exchange,\n"
+	"69 PostgreSQL or RabbitMQ unreachable, 74 output failed, 77 login refused, 78 bad\n"
 	"config.  See mikkoo-inspect(1).\n";
 
 enum { OPT_CONSUMER = 256, OPT_SINCE, OPT_UNTIL, OPT_RK, OPT_REASON,
-       OPT_ID };
+       OPT_ID, OPT_SECONDS };
 
 static const struct option longopts[] = {
 	TOOL_CONN_OPTS,
@@ -56,6 +68,10 @@ static const struct option longopts[] = {
 	{ "routing-key", required_argument, NULL, OPT_RK },
 	{ "reason-like", required_argument, NULL, OPT_REASON },
 	{ "id", required_argument, NULL, OPT_ID },
+	{ "amqp-queue", required_argument, NULL, 'a' },
+	{ "exchange", required_argument, NULL, 'e' },
+	{ "binding", required_argument, NULL, 'k' },
+	{ "seconds", required_argument, NULL, OPT_SECONDS },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -75,6 +91,8 @@ main(int argc, char **argv)
 	struct inspect_opts o = { 0 };
 	enum inspect_what what = INSPECT_STATUS;
 	struct pgq_conn pg = { 0 };
+	struct mq_view_opts mo = { 0 };
+	bool tap = false, view = false;
 	char *ids = NULL, *end;
 	struct mk_err e;
 	char uerr[256];
@@ -83,7 +101,7 @@ main(int argc, char **argv)
 
 	log_init("mikkoo-inspect");
 	opterr = 0;       /* our own messages, one line each */
-	while ((opt = getopt_long(argc, argv, ":d:c:w:q:l:hV", longopts,
+	while ((opt = getopt_long(argc, argv, ":d:c:w:q:l:a:e:k:hV", longopts,
 				  NULL)) != -1) {
 		switch (opt) {
 		case 'd': t.dbname = optarg; break;
@@ -99,6 +117,19 @@ main(int argc, char **argv)
 			if (dead_add_id(&ids, optarg) < 0)
 				USAGE_ERROR("--id needs a positive "
 						   "integer");
+			break;
+		case 'a': mo.queue = optarg; break;
+		case 'e': mo.exchange = optarg; break;
+		case 'k':
+			if (mq_add_key(&mo, optarg) < 0)
+				USAGE_ERROR("out of memory");
+			break;
+		case OPT_SECONDS:
+			errno = 0;
+			mo.seconds = strtod(optarg, &end);
+			if (errno || *end || end == optarg || !(mo.seconds > 0)
+			    || mo.seconds > 1e7)
+				USAGE_ERROR("--seconds needs a positive number");
 			break;
 		case 'l':
 			errno = 0;
@@ -125,20 +156,32 @@ main(int argc, char **argv)
 	}
 	if (optind < argc) {
 		static const char *const names[] = {
-			"status", "pending", "retry", "dead",
+			"status", "pending", "retry", "dead", "tap",
 		};
 		int i;
 
-		for (i = 0; i < 4 && strcmp(argv[optind], names[i]); i++)
+		for (i = 0; i < 5 && strcmp(argv[optind], names[i]); i++)
 			;
-		if (i == 4)
+		if (i == 5)
 			USAGE_ERROR("the view is status, pending, "
-					   "retry or dead");
-		what = (enum inspect_what)i;
+					   "retry, dead or tap");
+		tap = i == 4;
+		view = !tap;
+		what = tap ? INSPECT_STATUS : (enum inspect_what)i;
 		if (++optind < argc)
 			USAGE_ERROR("unexpected argument");
 	}
 	o.dead.ids = ids;
+	if (tap || mo.queue || mo.exchange || mo.nkeys || mo.seconds > 0) {
+		mo.limit = o.limit;
+		if (mq_usage(&mo, tap, view, o.queue || o.consumer ||
+			     o.dead.since || o.dead.until ||
+			     o.dead.routing_key || o.dead.reason_like || ids,
+			     uerr, sizeof(uerr)) < 0)
+			goto usage;
+		rc = mq_inspect(&t, &mo, tap);
+		goto out;
+	}
 	if (what != INSPECT_DEAD && (dead_filtered(&o.dead) && (o.dead.since
 	    || o.dead.until || o.dead.routing_key || o.dead.reason_like ||
 	    ids)))
@@ -167,6 +210,7 @@ out:
 	pgq_disconnect(&pg);
 	tool_release(&t);
 	free(ids);
+	free(mo.keys);
 	if (jsonl_finish(stdout, &e) < 0 && rc == 0) {
 		log_error("%s", e.msg);
 		rc = e.code;

@@ -9,10 +9,13 @@
 #include "jsonl.h"
 #include "log.h"
 #include "replay.h"
+#include "resurrect.h"
 #include "tool.h"
 
 #define USAGE \
-	"usage: mikkoo-replay [conn] [-n] (FILTERS | --all | --stdin)"
+	"usage: mikkoo-replay [conn] [-n] (FILTERS | --all | --stdin)\n" \
+	"       mikkoo-replay [conn] [-n] --amqp-queue DLQ [--to-queue] " \
+	"[AMQP FILTERS]"
 
 static const char help[] =
 	USAGE "\n"
@@ -37,15 +40,29 @@ static const char help[] =
 	"                         stdin (their \"id\"), e.g. from\n"
 	"                         mikkoo-inspect dead | jq -c 'select(...)'\n"
 	"      --batch N          dead letters per transaction (default 500)\n"
+	"\n"
+	"RabbitMQ dead letters (from -c, or $MIKKOO_RABBITMQ_URL): re-publish\n"
+	"each to the exchange and routing keys of its first death, with\n"
+	"confirms, and acknowledge it in DLQ only once confirmed:\n"
+	"  -a, --amqp-queue DLQ   the dead-letter queue\n"
+	"      --to-queue         to the queue it died in instead, through the\n"
+	"                         default exchange (no other queue gets it)\n"
+	"      --routing-key KEY  only those first routed with KEY\n"
+	"      --reason WHY       only those that first died so: rejected,\n"
+	"                         expired, maxlen or delivery_limit\n"
+	"      --limit N          at most N messages\n"
+	"      --timeout S        wait S seconds for a confirm (default 30)\n"
 	"  -h, --help             show this help and exit\n"
 	"  -V, --version          show the version and exit\n"
 	"\n"
-	"Exit status: 0 ok, 64 usage, 65 a bad input line or an id that is\n"
-	"not a dead letter, 69 PostgreSQL unreachable, 74 output failed, 77\n"
+	"Exit status: 0 ok, 64 usage, 65 a bad input line, an id that is not\n"
+	"a dead letter, or a message that stayed in DLQ, 66 no such queue, 69\n"
+	"PostgreSQL or RabbitMQ unreachable, 74 output failed, 77\n"
 	"login refused, 78 bad config.  See mikkoo-replay(1).\n";
 
 enum { OPT_CONSUMER = 256, OPT_SINCE, OPT_UNTIL, OPT_RK, OPT_REASON,
-       OPT_ID, OPT_ALL, OPT_STDIN, OPT_BATCH };
+       OPT_ID, OPT_ALL, OPT_STDIN, OPT_BATCH, OPT_REASON_IS, OPT_LIMIT,
+       OPT_TO_QUEUE, OPT_TIMEOUT };
 
 static const struct option longopts[] = {
 	TOOL_CONN_OPTS,
@@ -60,6 +77,11 @@ static const struct option longopts[] = {
 	{ "all", no_argument, NULL, OPT_ALL },
 	{ "stdin", no_argument, NULL, OPT_STDIN },
 	{ "batch", required_argument, NULL, OPT_BATCH },
+	{ "amqp-queue", required_argument, NULL, 'a' },
+	{ "reason", required_argument, NULL, OPT_REASON_IS },
+	{ "limit", required_argument, NULL, OPT_LIMIT },
+	{ "to-queue", no_argument, NULL, OPT_TO_QUEUE },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -146,16 +168,18 @@ main(int argc, char **argv)
 	struct dead_filter f = { 0 };
 	struct replay_stats st = { 0 };
 	struct pgq_conn pg = { 0 };
-	bool dry = false, all = false, use_stdin = false;
+	struct resurrect_opts ro = { .timeout = 30 };
+	bool dry = false, all = false, use_stdin = false, amqp = false;
+	bool batch_given = false;
 	long batch = 500;
-	char *ids = NULL;
+	char *ids = NULL, *end;
 	struct mk_err e;
 	char uerr[256];
 	int opt, rc = 0, bad = 0;
 
 	log_init("mikkoo-replay");
 	opterr = 0;       /* our own messages, one line each */
-	while ((opt = getopt_long(argc, argv, ":d:c:w:nq:hV", longopts,
+	while ((opt = getopt_long(argc, argv, ":d:c:w:nq:a:hV", longopts,
 				  NULL)) != -1) {
 		switch (opt) {
 		case 'd': t.dbname = optarg; break;
@@ -180,6 +204,32 @@ main(int argc, char **argv)
 			    batch > 100000)
 				USAGE_ERROR("--batch must be 1 to "
 						   "100000");
+			batch_given = true;
+			break;
+		case 'a': ro.queue = optarg; break;
+		case OPT_REASON_IS:
+			if (strcmp(optarg, "rejected") && strcmp(optarg,
+			    "expired") && strcmp(optarg, "maxlen") &&
+			    strcmp(optarg, "delivery_limit"))
+				USAGE_ERROR("--reason is rejected, expired, "
+					    "maxlen or delivery_limit");
+			ro.reason = optarg;
+			amqp = true;
+			break;
+		case OPT_LIMIT:
+			if ((ro.limit = positive(optarg)) < 0)
+				USAGE_ERROR("--limit needs a positive integer");
+			amqp = true;
+			break;
+		case OPT_TO_QUEUE: ro.to_queue = amqp = true; break;
+		case OPT_TIMEOUT:
+			errno = 0;
+			ro.timeout = strtod(optarg, &end);
+			if (errno || *end || end == optarg ||
+			    !(ro.timeout > 0) || ro.timeout > 3600)
+				USAGE_ERROR("--timeout needs seconds, up to "
+					    "3600");
+			amqp = true;
 			break;
 		case 'h':
 			fputs(help, stdout);
@@ -196,6 +246,20 @@ main(int argc, char **argv)
 			USAGE_ERROR("unknown option '%s'",
 				argv[optind - 1]);
 		}
+	}
+	if (amqp || ro.queue) {
+		if (ro.queue == NULL)
+			USAGE_ERROR("--reason, --limit, --to-queue and "
+				    "--timeout are for --amqp-queue");
+		if (use_stdin || all || ids || batch_given || f.queue || f.consumer
+		    || f.since || f.until || f.reason_like || optind < argc)
+			USAGE_ERROR("--amqp-queue resurrects RabbitMQ dead "
+				    "letters: no PgQ filters, --all, --stdin "
+				    "or --batch with it");
+		ro.routing_key = f.routing_key;
+		ro.dry_run = dry;
+		rc = resurrect_main(&t, &ro);
+		goto out;
 	}
 	f.ids = ids;
 	if (optind < argc && strcmp(argv[optind], "-") == 0) {
