@@ -31,3 +31,7 @@ unit() {
 @test "unit: url (AMQP URL parsing, password masking)" {
 	unit test-url
 }
+
+@test "unit: delivery (RabbitMQ messages as JSON, x-death, names)" {
+	unit test-delivery
+}

@@ -16,6 +16,8 @@ mq_emit(FILE *out, json_t *rec)
 	errno = 0;
 	jsonl_write(out, rec);
 	json_decref(rec);
+	/* Even into a file: a tap runs until stopped (tail -f its file). */
+	fflush(out);
 	if (!ferror(out))
 		return 1;
 	if (errno != EPIPE)

@@ -42,6 +42,8 @@ def plain(value):
         return [plain(v) for v in value]
     if hasattr(value, "isoformat"):
         return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
     return value
 
 
@@ -237,7 +239,7 @@ def cmd_publish(ch, a):
     props = pika.BasicProperties(**p) if p else None
     body = base64.b64decode(a.body) if a.body_b64 else a.body.encode()
     ch.basic_publish(a.exchange, a.routing_key, body,
-                     properties=props, mandatory=True)
+                     properties=props, mandatory=not a.not_mandatory)
 
 
 def main():
@@ -274,6 +276,8 @@ def main():
     s.add_argument("routing_key")
     s.add_argument("body")
     s.add_argument("--properties")
+    s.add_argument("--not-mandatory", action="store_true",
+                   help="an unroutable message is dropped, not an error")
     s.add_argument("--body-b64", action="store_true",
                    help="the body argument is base64")
     a = ap.parse_args()
