@@ -239,3 +239,21 @@ lines_ge() {
 	assert_equal "$(jq -r .body "$BATS_TEST_TMPDIR/tap.out")" one
 	refute grep -q error "$BATS_TEST_TMPDIR/tap.err"
 }
+
+@test "peek: a stream cannot be peeked (69); a queue we may not read (77)" {
+	mq declare-queue "$N" --arguments '{"x-queue-type":"stream"}'
+	mq publish "" "$N" s1
+	run --separate-stderr mikkoo-inspect -a "$N"
+	assert_equal "$status" 69
+	assert_output ""
+	assert_equal "$stderr" "mikkoo-inspect: error: RabbitMQ 'amqp://mikkoo:***@127.0.0.1:$AMQP_PORT/%2f': basic.get: connection closed by RabbitMQ: 540 NOT_IMPLEMENTED - basic.get not supported by stream queues queue '$N' in vhost '/'"
+	mq delete-queue "$N"
+	mq declare-queue "$N"
+	"$RABBITMQCTL" add_user "u_$N" "pw_$N" >/dev/null
+	"$RABBITMQCTL" set_permissions "u_$N" '^$' '^$' '^$' >/dev/null
+	run --separate-stderr env MIKKOO_RABBITMQ_URL="amqp://u_$N:pw_$N@127.0.0.1:$AMQP_PORT/%2f" \
+		mikkoo-inspect -a "$N"
+	"$RABBITMQCTL" delete_user "u_$N" >/dev/null
+	assert_equal "$status" 77
+	assert_equal "$stderr" "mikkoo-inspect: error: RabbitMQ 'amqp://u_$N:***@127.0.0.1:$AMQP_PORT/%2f': basic.get: channel closed by RabbitMQ: 403 ACCESS_REFUSED - access to queue '$N' in vhost '/' refused for user 'u_$N'"
+}

@@ -12,7 +12,7 @@ peek_run(struct broker *b, const struct mq_view_opts *o, FILE *out,
 	struct mqchan c = { 0 };
 	struct mq_msg m;
 	struct delivery d = { .queue = o->queue };
-	uint32_t ready;
+	uint32_t ready, bound;
 	int rc = 0, got;
 	json_t *rec;
 
@@ -22,7 +22,10 @@ peek_run(struct broker *b, const struct mq_view_opts *o, FILE *out,
 	if (mqchan_open(&c, b, e) < 0 ||
 	    mqchan_count(&c, o->queue, &ready, e) < 0)
 		return -1;
-	while ((uint32_t)*count < ready && (o->limit == 0 || *count < o->limit)
+	/* At least one basic.get even when the count says empty: a stream
+	 * (count 0, no basic.get) or a queue we may not read says so. */
+	bound = ready ? ready : 1;
+	while ((uint32_t)*count < bound && (o->limit == 0 || *count < o->limit)
 	       && sig_term_count() == 0) {
 		got = mqchan_get(&c, o->queue, &m, e);
 		if (got <= 0) {

@@ -270,8 +270,11 @@ resurrect_run(struct broker *b, const struct resurrect_opts *o, FILE *out,
 		return -1;
 	init_amqp_pool(&pool, 4096);
 	/* No more than the queue held at the start: a message that dies
-	 * again at once comes back behind them and is left for next time. */
-	while ((uint32_t)st->read < ready && sig_term_count() == 0) {
+	 * again at once comes back behind them and is left for next time.
+	 * One basic.get at least: a stream (its count is 0) or a queue we
+	 * may not read then says so. */
+	while ((uint32_t)st->read < (ready ? ready : 1) &&
+	       sig_term_count() == 0) {
 		selected = st->resurrected + st->stayed;
 		if (o->limit > 0 && selected >= o->limit)
 			break;
