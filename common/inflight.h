@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fate.h"
+
 #define INFLIGHT_REASON_MAX 200
 
 enum inflight_state {
@@ -36,6 +38,7 @@ struct inflight_slot {
 	int ev_retry;
 	unsigned gen;
 	enum inflight_state state;
+	enum fate_cause cause;  /* once resolved */
 	bool returned;
 	char reason[INFLIGHT_REASON_MAX];
 };
@@ -57,7 +60,8 @@ struct inflight {
 struct inflight_done {
 	long long ev_id;
 	int ev_retry;
-	bool ok;
+	bool ok;                /* cause == FATE_ACKED */
+	enum fate_cause cause;
 	const char *reason;     /* borrowed until the next call */
 };
 

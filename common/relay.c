@@ -12,10 +12,13 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "counters.h"
 #include "event.h"
+#include "fate.h"
 #include "ids.h"
 #include "inflight.h"
 #include "log.h"
+#include "pg.h"
 #include "pgq.h"
 #include "relay.h"
 #include "sig.h"
@@ -28,15 +31,18 @@
 #define FAIL_LOG_MAX 10         /* per-event failure lines per batch */
 #define POLL_EVERY 32           /* publishes between non-blocking polls */
 
-struct failure {
-	long long ev_id;
-	bool dead;
-	char *reason;
+/* What one step of a batch asks of its caller. */
+enum step {
+	STEP_ERROR = -1,        /* a connection broke: abandon the batch */
+	STEP_OK,
+	STEP_STOP,              /* a stop was asked for and is due now */
 };
 
-struct counters {
-	long long batches, events, processed, failed, dead, retried;
-	long long empty, reconnects;
+enum batch_result {
+	BATCH_FAILED = -1,      /* abandoned; r->e says why */
+	BATCH_NONE,             /* PgQ had no batch for us */
+	BATCH_FINISHED,
+	BATCH_STOPPED,          /* abandoned on a stop request */
 };
 
 struct relay {
@@ -53,7 +59,7 @@ struct relay {
 	struct mk_map_ctx ctx;
 	char origin[256];
 
-	struct failure *fail;
+	struct fate *fail;      /* failures waiting for pgq_settle */
 	size_t nfail, capfail;
 	long long batch_id;
 	size_t batch_failed_logged, batch_failed;
@@ -64,11 +70,9 @@ struct relay {
 	double last_progress;
 	double stop_deadline;
 	double next_stats;
-	struct counters total, last;
+	struct counters cnt;
 	struct mk_err e;
 };
-
-enum { BATCH_EMPTY = 0, BATCH_DONE = 1, BATCH_STOPPED = 2 };
 
 static double
 now_mono(void)
@@ -160,100 +164,62 @@ fault_point(const char *point)
 
 /* ---- failures ----------------------------------------------------- */
 
-static int
-fail_add(struct relay *r, long long ev_id, bool dead, const char *reason)
+static void
+fail_clear(struct relay *r)
 {
+	r->nfail = 0;
+}
+
+/*
+ * Decide a failed event's fate (fate.h) and keep it for the settle.
+ * At most FAIL_FLUSH + one chunk of them wait at a time.
+ */
+static int
+event_failed(struct relay *r, long long ev_id, int ev_retry,
+	     enum fate_cause cause, const char *why)
+{
+	const struct mk_worker_config *w = r->w;
+	struct fate *f;
+
 	if (r->nfail == r->capfail) {
 		size_t cap = r->capfail ? r->capfail * 2 : 256;
-		struct failure *f = realloc(r->fail, cap * sizeof(*f));
 
+		f = realloc(r->fail, cap * sizeof(*f));
 		if (f == NULL)
 			return mk_err_set(&r->e, EX_OSERR, "out of memory");
 		r->fail = f;
 		r->capfail = cap;
 	}
-	r->fail[r->nfail].ev_id = ev_id;
-	r->fail[r->nfail].dead = dead;
-	r->fail[r->nfail].reason = strdup(reason);
-	if (r->fail[r->nfail].reason == NULL)
-		return mk_err_set(&r->e, EX_OSERR, "out of memory");
-	r->nfail++;
-	return 0;
-}
-
-static void
-fail_clear(struct relay *r)
-{
-	size_t i;
-
-	for (i = 0; i < r->nfail; i++)
-		free(r->fail[i].reason);
-	r->nfail = 0;
-}
-
-/*
- * Decide a failed event's fate and remember it for the settle.  Bad
- * data is dead at once; a refused event is retried until it has failed
- * max_failures + 1 times (ev_retry counts earlier failures).
- */
-static int
-event_failed(struct relay *r, long long ev_id, int ev_retry, bool bad_data,
-	     const char *reason)
-{
-	const struct mk_worker_config *w = r->w;
-	bool dead = bad_data || ev_retry >= w->max_failures;
-	char full[INFLIGHT_REASON_MAX + 128];
-
-	if (bad_data)
-		snprintf(full, sizeof(full), "%s", reason);
-	else if (dead)
-		snprintf(full, sizeof(full), "%s (attempt %d, max_failures "
-			 "%d)", reason, ev_retry + 1, w->max_failures);
-	else
-		snprintf(full, sizeof(full), "%s", reason);
+	f = &r->fail[r->nfail++];
+	fate_decide(cause, ev_id, ev_retry, w->max_failures, why, f);
 	r->batch_failed++;
 	if (r->batch_failed_logged < FAIL_LOG_MAX) {
 		r->batch_failed_logged++;
-		if (dead)
+		if (f->verdict == FATE_DEAD)
 			log_warn("ev_id %lld: %s: moved to mikkoo.dead_letter",
-				 ev_id, full);
+				 ev_id, f->reason);
 		else
 			log_warn("ev_id %lld: %s: retry %d of %d in %ds",
-				 ev_id, full, ev_retry + 1, w->max_failures,
-				 w->retry_delay);
+				 ev_id, f->reason, f->attempt,
+				 w->max_failures, w->retry_delay);
 	}
-	if (dead)
-		r->total.dead++;
+	if (f->verdict == FATE_DEAD)
+		r->cnt.total.dead++;
 	else
-		r->total.retried++;
-	r->total.failed++;
-	return fail_add(r, ev_id, dead, full);
+		r->cnt.total.retried++;
+	return 0;
 }
 
 static int
 settle(struct relay *r)
 {
-	struct pgq_failure *pf;
-	size_t i;
-	int rc;
-
 	if (r->nfail == 0)
 		return 0;
-	pf = calloc(r->nfail, sizeof(*pf));
-	if (pf == NULL)
-		return mk_err_set(&r->e, EX_OSERR, "out of memory");
-	for (i = 0; i < r->nfail; i++) {
-		pf[i].ev_id = r->fail[i].ev_id;
-		pf[i].dead = r->fail[i].dead;
-		pf[i].reason = r->fail[i].reason;
-	}
-	rc = pgq_settle(&r->pg, r->batch_id, r->w->queue,
-			r->w->consumer_name, r->w->retry_delay, pf, r->nfail,
-			&r->e);
-	free(pf);
-	if (rc == 0)
-		fail_clear(r);
-	return rc;
+	if (pgq_settle(&r->pg, r->batch_id, r->w->queue, r->w->consumer_name,
+		       r->w->retry_delay, r->fail, r->nfail, &r->e) < 0)
+		return -1;
+	fail_clear(r);
+	return 0;
 }
 
 /* ---- confirms ----------------------------------------------------- */
@@ -299,10 +265,10 @@ drain_done(struct relay *r)
 
 	while (inflight_pop(&r->q, &d)) {
 		if (d.ok) {
-			r->total.processed++;
+			r->cnt.total.published++;
 			continue;
 		}
-		if (event_failed(r, d.ev_id, d.ev_retry, false, d.reason) < 0)
+		if (event_failed(r, d.ev_id, d.ev_retry, d.cause, d.reason) < 0)
 			return -1;
 	}
 	return 0;
@@ -312,7 +278,7 @@ static int
 broker_failed(struct relay *r)
 {
 	r->mq_broken = true;
-	return -1;
+	return STEP_ERROR;
 }
 
 /*
@@ -332,26 +298,26 @@ note_blocked(struct relay *r)
 	}
 }
 
-static int
+static enum step
 poll_broker(struct relay *r, int timeout_ms)
 {
 	if (broker_poll(r->mq, timeout_ms, on_broker, r, &r->e) < 0)
 		return broker_failed(r);
 	note_blocked(r);
-	return drain_done(r);
+	return drain_done(r) < 0 ? STEP_ERROR : STEP_OK;
 }
 
 /* Wait until fewer than want events are unresolved (0: all). */
-static int
+static enum step
 wait_confirms(struct relay *r, size_t want)
 {
 	while (inflight_pending(&r->q) > want || inflight_full(&r->q)) {
 		if (poll_broker(r, 200) < 0)
-			return -1;
+			return STEP_ERROR;
 		if (inflight_pending(&r->q) <= want && !inflight_full(&r->q))
 			break;
 		if (stop_now(r))
-			return BATCH_STOPPED;
+			return STEP_STOP;
 		if (!broker_blocked(r->mq) &&
 		    now_mono() - r->last_progress > CONFIRM_TIMEOUT) {
 			mk_err_set(&r->e, EX_UNAVAILABLE, "no publisher "
@@ -360,12 +326,20 @@ wait_confirms(struct relay *r, size_t want)
 			return broker_failed(r);
 		}
 	}
-	return 0;
+	return STEP_OK;
 }
 
 /* ---- one event ---------------------------------------------------- */
 
-static int
+static enum step
+failed_step(struct relay *r, const struct mk_event *ev, enum fate_cause cause,
+	    const char *why)
+{
+	return event_failed(r, ev->ev_id, ev->ev_retry, cause, why) < 0
+		? STEP_ERROR : STEP_OK;
+}
+
+static enum step
 relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 	    unsigned *since_poll)
 {
@@ -374,18 +348,18 @@ relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 	char why[256], reason[INFLIGHT_REASON_MAX];
 	bool exists;
 	uint64_t tag;
-	int rc;
+	enum step rc;
 
-	r->total.events++;
+	r->cnt.total.events++;
 	if (size > w->max_event_bytes) {
 		snprintf(reason, sizeof(reason), "event is %zu bytes, over "
 			 "max_event_bytes (%zu)", size, w->max_event_bytes);
-		return event_failed(r, ev->ev_id, ev->ev_retry, true, reason);
+		return failed_step(r, ev, FATE_OVERSIZED, reason);
 	}
 	r->ctx.sequence = ids_sequence();
 	ids_uuid4(r->ctx.correlation_id);
 	if (event_map(ev, &r->ctx, &r->msg, &me) < 0)
-		return event_failed(r, ev->ev_id, ev->ev_retry, true, me.msg);
+		return failed_step(r, ev, FATE_BAD_DATA, me.msg);
 
 	if (broker_exchange_exists(r->mq, r->msg.exchange, &exists, why,
 				   sizeof(why), &r->e) < 0)
@@ -394,19 +368,19 @@ relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 		snprintf(reason, sizeof(reason), "exchange '%.*s' cannot be "
 			 "published to: %s", (int)r->msg.exchange.len,
 			 (const char *)r->msg.exchange.bytes, why);
-		return event_failed(r, ev->ev_id, ev->ev_retry, false, reason);
+		return failed_step(r, ev, FATE_EXCHANGE_REFUSED, reason);
 	}
 
 	while (broker_blocked(r->mq)) {
 		if (poll_broker(r, 200) < 0)
-			return -1;
+			return STEP_ERROR;
 		if (stop_now(r))
-			return BATCH_STOPPED;
+			return STEP_STOP;
 		r->last_progress = now_mono();
 	}
 	if (inflight_full(&r->q)) {
 		rc = wait_confirms(r, r->q.cap - 1);
-		if (rc != 0)
+		if (rc != STEP_OK)
 			return rc;
 	}
 	if (broker_publish(r->mq, &r->msg, &tag, &r->e) < 0)
@@ -419,7 +393,7 @@ relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 		*since_poll = 0;
 		return poll_broker(r, 0);
 	}
-	return 0;
+	return STEP_OK;
 }
 
 /* ---- one batch ---------------------------------------------------- */
@@ -432,7 +406,7 @@ batch_abandon(struct relay *r)
 	fail_clear(r);
 }
 
-static int
+static enum batch_result
 relay_batch(struct relay *r)
 {
 	const struct mk_worker_config *w = r->w;
@@ -441,44 +415,46 @@ relay_batch(struct relay *r)
 	size_t size;
 	long long before;
 	bool had_events;
-	int rc;
+	enum step st;
 
 	if (pgq_next_batch(&r->pg, w->queue, w->consumer_name, &r->batch_id,
 			   &r->e) < 0)
-		return -1;
+		return BATCH_FAILED;
 	if (r->batch_id < 0)
-		return BATCH_EMPTY;
+		return BATCH_NONE;
 	if (pgq_batch_open(&r->pg, r->batch_id, w->max_event_bytes,
 			   &r->e) < 0)
-		return -1;
+		return BATCH_FAILED;
 	r->batch_failed = r->batch_failed_logged = 0;
-	before = r->total.events;
+	before = r->cnt.total.events;
 	r->last_progress = now_mono();
 	log_set_context("queue '%s' batch %lld", w->queue, r->batch_id);
 
 	for (;;) {
-		rc = pgq_fetch(&r->pg, w->batch_chunk, &ev, &size, &r->e);
-		if (rc < 0)
+		enum pgq_fetch_result f = pgq_fetch(&r->pg, w->batch_chunk,
+						    &ev, &size, &r->e);
+
+		if (f == PGQ_FETCH_ERROR)
 			goto fail;
-		if (rc == 0)
+		if (f == PGQ_FETCH_DONE)
 			break;
-		if (rc == 2) {
+		if (f == PGQ_FETCH_CHUNK_END) {
 			if (r->nfail >= FAIL_FLUSH && settle(r) < 0)
 				goto fail;
 			continue;
 		}
-		rc = relay_event(r, &ev, size, &since_poll);
-		if (rc < 0)
+		st = relay_event(r, &ev, size, &since_poll);
+		if (st == STEP_ERROR)
 			goto fail;
-		if (rc == BATCH_STOPPED || stop_now(r))
+		if (st == STEP_STOP || stop_now(r))
 			goto stopped;
 	}
-	rc = wait_confirms(r, 0);
-	if (rc < 0)
+	st = wait_confirms(r, 0);
+	if (st == STEP_ERROR)
 		goto fail;
-	if (rc == BATCH_STOPPED)
+	if (st == STEP_STOP)
 		goto stopped;
-	had_events = r->total.events > before;
+	had_events = r->cnt.total.events > before;
 	if (had_events)
 		fault_point("after_confirm");
 	if (drain_done(r) < 0 || settle(r) < 0)
@@ -489,16 +465,16 @@ relay_batch(struct relay *r)
 		goto fail;
 	if (had_events)
 		fault_point("after_finish");
-	r->total.batches++;
+	r->cnt.total.batches++;
 	if (r->batch_failed > r->batch_failed_logged)
 		log_warn("%zu more failed events in this batch (not logged "
 			 "one by one)", r->batch_failed -
 			 r->batch_failed_logged);
-	if (r->total.events > before)
+	if (had_events)
 		log_debug("finished: %lld events, %zu failed",
-			  r->total.events - before, r->batch_failed);
+			  r->cnt.total.events - before, r->batch_failed);
 	log_set_context("queue '%s'", w->queue);
-	return BATCH_DONE;
+	return BATCH_FINISHED;
 stopped:
 	log_info("stop requested: batch abandoned unfinished; PgQ will hand "
 		 "it out again");
@@ -508,7 +484,7 @@ stopped:
 fail:
 	batch_abandon(r);
 	log_set_context("queue '%s'", w->queue);
-	return -1;
+	return BATCH_FAILED;
 }
 
 /* ---- connections -------------------------------------------------- */
@@ -527,41 +503,22 @@ disconnect(struct relay *r, bool pg, bool mq)
 }
 
 static int
-check_schema(struct relay *r)
-{
-	PGresult *res = PQexec(r->pg.pg, "SELECT to_regclass("
-			       "'mikkoo.dead_letter') IS NOT NULL");
-	int ok = PQresultStatus(res) == PGRES_TUPLES_OK &&
-		PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
-
-	PQclear(res);
-	if (!ok)
-		return mk_err_set(&r->e, EX_CONFIG, "table mikkoo.dead_letter "
-				  "does not exist in '%s': install "
-				  "mikkoo.sql first (psql -f mikkoo.sql)",
-				  r->w->postgres_display);
-	return 0;
-}
-
-static int
 connect_pg(struct relay *r)
 {
 	const struct mk_worker_config *w = r->w;
-	bool created;
+	bool created, registered;
 
 	if (pgq_connect(&r->pg, w->postgres_url, w->postgres_display,
-			"mikkoo-relay", w->connect_timeout, &r->e) < 0)
+			"mikkoo-relay", w->amqp.timeout, &r->e) < 0)
 		return -1;
-	if (check_schema(r) < 0)
+	if (pg_check_schema(r->pg.pg, w->postgres_display, &r->e) < 0)
 		goto fail;
-	if (pgq_create_queue(&r->pg, w->queue, &created, &r->e) < 0)
+	if (pgq_setup(&r->pg, w->queue, w->consumer_name, &created,
+		      &registered, &r->e) < 0)
 		goto fail;
 	if (created)
 		log_info("created PgQ queue '%s'", w->queue);
-	if (pgq_register(&r->pg, w->queue, w->consumer_name, &created,
-			 &r->e) < 0)
-		goto fail;
-	if (created)
+	if (registered)
 		log_info("registered PgQ consumer '%s' (it sees events from "
 			 "now on)", w->consumer_name);
 	return 0;
@@ -579,8 +536,8 @@ connect_mq(struct relay *r)
 		.url = &w->amqp,
 		.display = w->amqp_display,
 		.name = name,
-		.heartbeat = w->heartbeat,
-		.timeout = w->connect_timeout,
+		.heartbeat = w->amqp.heartbeat,
+		.timeout = w->amqp.timeout,
 	};
 
 	snprintf(name, sizeof(name), "mikkoo-relay %s", w->queue);
@@ -598,14 +555,18 @@ ensure_connected(struct relay *r)
 			disconnect(r, true, false);
 		if (connect_pg(r) < 0)
 			return -1;
-		if (r->started)
+		if (r->started) {
+			r->cnt.total.reconnects_pg++;
 			log_info("reconnected to PostgreSQL");
+		}
 	}
 	if (r->mq == NULL) {
 		if (connect_mq(r) < 0)
 			return -1;
-		if (r->started)
+		if (r->started) {
+			r->cnt.total.reconnects_mq++;
 			log_info("reconnected to RabbitMQ");
+		}
 	}
 	return 0;
 }
@@ -684,40 +645,26 @@ ready(struct relay *r)
 static void
 stats(struct relay *r, bool force)
 {
-	struct counters *t = &r->total, *l = &r->last;
 	double now = now_mono();
 
 	if (!force && now < r->next_stats)
 		return;
 	r->next_stats = now + r->cfg->poll_interval;
-	log_info("stats: batches=%lld events=%lld processed=%lld failed=%lld "
-		 "retried=%lld dead=%lld empty_polls=%lld reconnects=%lld",
-		 t->batches, t->events, t->processed, t->failed, t->retried,
-		 t->dead, t->empty, t->reconnects);
-	statsd_count(r->sd, "processed", t->processed - l->processed);
-	statsd_count(r->sd, "failed", t->failed - l->failed);
-	statsd_count(r->sd, "batches", t->batches - l->batches);
-	statsd_count(r->sd, "empty_queue", t->empty - l->empty);
-	statsd_count(r->sd, "dead_lettered", t->dead - l->dead);
-	if (pgq_alive(&r->pg))
-		statsd_gauge(r->sd, "pending_events",
-			     pgq_pending(&r->pg, r->w->queue,
-					 r->w->consumer_name));
-	*l = *t;
+	counters_report(&r->cnt, pgq_alive(&r->pg)
+			? pgq_pending(&r->pg, r->w->queue, r->w->consumer_name)
+			: -1);
 }
 
 /* ---- the worker ---------------------------------------------------- */
 
-static void
-log_notices(const struct mk_config *cfg, const char *queue)
+void
+relay_log_notices(const struct mk_config *cfg, const char *queue)
 {
 	size_t i;
 
-	/* Notices name their worker; show only ours and the global ones. */
 	for (i = 0; i < cfg->nnotices; i++)
-		if (strstr(cfg->notices[i], "worker '") == NULL ||
-		    strstr(cfg->notices[i], queue) != NULL)
-			log_warn("%s", cfg->notices[i]);
+		if (config_notice_for(&cfg->notices[i], queue))
+			log_warn("%s", cfg->notices[i].text);
 }
 
 static void
@@ -732,8 +679,8 @@ apply_worker(struct relay *r)
 	r->ctx.allow_user_id = false;
 	/* CC/BCC let a database writer route anywhere: off unless allowed. */
 	r->ctx.deny_cc_bcc = !w->allow_sender_routing;
-	r->ctx.exchanges = w->exchanges;
-	r->ctx.nexchanges = w->nexchanges;
+	r->ctx.exchanges = w->exchanges.v;
+	r->ctx.nexchanges = w->exchanges.n;
 	r->ctx.max_depth = 32;
 	r->ctx.max_headers = 1024;
 	r->ctx.max_event_bytes = w->max_event_bytes;
@@ -742,6 +689,7 @@ apply_worker(struct relay *r)
 	r->sd = statsd_open(&r->cfg->statsd, w->queue, why, sizeof(why));
 	if (r->sd == NULL && why[0])
 		log_warn("statsd disabled: %s", why);
+	counters_set_arg(&r->cnt, counters_statsd_sink, r->sd);
 }
 
 static void
@@ -749,8 +697,8 @@ reload(struct relay *r)
 {
 	struct mk_config nc;
 	const struct mk_worker_config *nw;
+	struct config_diff d;
 	struct mk_err me;
-	bool same;
 
 	if (config_load(r->o->config_path, &nc, &me) < 0) {
 		log_error("reload failed: %s: keeping the running "
@@ -765,9 +713,11 @@ reload(struct relay *r)
 		config_release(&nc);
 		return;
 	}
-	log_notices(&nc, nw->queue);
-	same = config_worker_equal(nw, r->w) && nw->window == r->w->window;
-	if (!same)
+	/* A supervised worker's notices were logged by its parent. */
+	if (!r->o->supervised)
+		relay_log_notices(&nc, nw->queue);
+	config_diff(r->cfg, &nc, nw->queue, &d);
+	if (d.restart)
 		disconnect(r, true, true);
 	if (r->own)
 		config_release(&r->own_cfg);
@@ -781,14 +731,22 @@ reload(struct relay *r)
 			abort();        /* a few kilobytes: nothing to save */
 	}
 	apply_worker(r);
-	log_info("configuration reloaded%s", same ? "" : ": reconnecting");
+	if (d.notice && !r->o->supervised)
+		log_warn("reload: %s changed: takes effect when mikkoo-relay "
+			 "is started again", d.notice_keys);
+	if (d.restart)
+		log_info("configuration reloaded: reconnecting (%s changed)",
+			 d.restart_keys);
+	else if (d.live)
+		log_info("configuration reloaded: %s applied", d.live_keys);
+	else
+		log_info("configuration reloaded: no change");
 }
 
 static void
 backoff(struct relay *r)
 {
 	log_warn("%s: retrying in %.0f s", r->e.msg, r->backoff);
-	r->total.reconnects++;
 	idle(r, r->backoff);
 	r->backoff = fmin(r->backoff * 2, BACKOFF_MAX);
 }
@@ -810,7 +768,6 @@ static void
 cleanup(struct relay *r)
 {
 	disconnect(r, true, true);
-	fail_clear(r);
 	free(r->fail);
 	inflight_release(&r->q);
 	message_release(&r->msg);
@@ -819,10 +776,43 @@ cleanup(struct relay *r)
 		config_release(&r->own_cfg);
 }
 
+/*
+ * The first connection.  A configuration or permission problem ends the
+ * worker at once (the supervisor above stops on it); an unavailable
+ * server is fatal only when there is no supervisor to keep the other
+ * workers going: a supervised worker says it is waiting (RELAY_WAITING)
+ * and retries with the usual backoff.  0 connected, 1 stop asked, -1.
+ */
+static int
+first_connect(struct relay *r)
+{
+	bool told = false;
+
+	for (;;) {
+		if (ensure_connected(r) == 0)
+			return 0;
+		if (!r->o->supervised || r->e.code != EX_UNAVAILABLE)
+			return -1;
+		if (!told && r->o->ready_fd >= 0) {
+			char c = RELAY_WAITING;
+
+			(void)!write(r->o->ready_fd, &c, 1);
+			told = true;
+		}
+		drop_broken(r);
+		backoff(r);
+		if (sig_term_count() > 0)
+			return 1;
+		if (r->o->reload && sig_hup_take())
+			reload(r);
+	}
+}
+
 int
 relay_run(const struct relay_opts *o, struct mk_err *e)
 {
 	struct relay r;
+	enum batch_result br;
 	int rc;
 
 	memset(&r, 0, sizeof(r));
@@ -837,6 +827,10 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 	message_init(&r.msg);
 	if (inflight_init(&r.q, (size_t)r.w->window) < 0)
 		return mk_err_set(e, EX_OSERR, "out of memory");
+	counters_init(&r.cnt);
+	if (counters_add_sink(&r.cnt, counters_log_sink, NULL) < 0 ||
+	    counters_add_sink(&r.cnt, counters_statsd_sink, NULL) < 0)
+		abort();        /* a fixed table with room for both */
 	r.backoff = BACKOFF_MIN;
 	apply_worker(&r);
 	log_info("mikkoo-relay %s starting: consumer '%s', postgres '%s', "
@@ -847,10 +841,12 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			 "shutdown, and events inserted while the relay is "
 			 "stopped will be skipped");
 
-	if (ensure_connected(&r) < 0) {
-		*e = r.e;
+	rc = first_connect(&r);
+	if (rc != 0) {
+		if (rc < 0)
+			*e = r.e;
 		cleanup(&r);
-		return -1;
+		return rc < 0 ? -1 : 0;
 	}
 	ready(&r);
 	r.next_stats = now_mono() + r.cfg->poll_interval;
@@ -874,15 +870,15 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			}
 			continue;
 		}
-		rc = relay_batch(&r);
-		if (rc < 0) {
+		br = relay_batch(&r);
+		if (br == BATCH_FAILED) {
 			drop_broken(&r);
 			backoff(&r);
-		} else if (rc == BATCH_EMPTY) {
-			r.total.empty++;
+		} else if (br == BATCH_NONE) {
+			r.cnt.total.empty++;
 			r.backoff = BACKOFF_MIN;
 			idle(&r, r.w->wait_duration);
-		} else if (rc == BATCH_DONE) {
+		} else if (br == BATCH_FINISHED) {
 			r.backoff = BACKOFF_MIN;
 		} else {
 			break;

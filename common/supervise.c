@@ -27,6 +27,7 @@ struct child {
 	pid_t pid;              /* 0: not running */
 	int ready_rd;           /* -1: closed */
 	bool ready, ever_ready;
+	bool waiting;           /* a server was unavailable at its start */
 	bool remove;            /* gone from the config: do not restart */
 	bool restart_now;       /* changed by a reload: restart at once */
 	double started, restart_at, backoff;
@@ -38,6 +39,7 @@ struct sup {
 	struct child *c;
 	size_t n;
 	bool stopping;
+	bool announced;         /* readiness decided (maybe_ready) */
 	double kill_at;
 	int exit_code;
 	struct mk_err err;
@@ -101,7 +103,8 @@ start_child(struct sup *s, struct child *c)
 		ro.cfg = &s->cfg;
 		ro.queue = c->queue;
 		ro.ready_fd = p[1];
-		ro.reload = false;
+		ro.reload = true;
+		ro.supervised = true;
 		ro.drain_seconds = s->o->drain_seconds;
 		if (relay_run(&ro, &e) < 0) {
 			log_error("%s", e.msg);
@@ -113,6 +116,7 @@ start_child(struct sup *s, struct child *c)
 	c->pid = pid;
 	c->ready_rd = p[0];
 	c->ready = false;
+	c->waiting = false;
 	c->restart_now = false;
 	c->started = now_mono();
 	log_debug("worker '%s' started (pid %d)", c->queue, (int)pid);
@@ -228,16 +232,20 @@ static void
 reload(struct sup *s)
 {
 	struct mk_config nc;
+	struct config_diff d;
 	struct mk_err e;
-	size_t i, j;
+	size_t i, j, restarted = 0, told = 0;
 
 	if (config_load(s->o->config_path, &nc, &e) < 0) {
 		log_error("reload failed: %s: keeping the running "
 			  "configuration", e.msg);
 		return;
 	}
-	for (i = 0; i < nc.nnotices; i++)
-		log_warn("%s", nc.notices[i]);
+	relay_log_notices(&nc, NULL);
+	config_diff(&s->cfg, &nc, NULL, &d);
+	if (d.notice)
+		log_warn("reload: %s changed: takes effect when mikkoo-relay "
+			 "is started again", d.notice_keys);
 	for (i = 0; i < s->n; i++) {
 		struct child *c = &s->c[i];
 		const struct mk_worker_config *nw = config_worker(&nc,
@@ -251,14 +259,25 @@ reload(struct sup *s)
 			c->remove = true;
 			if (c->pid > 0)
 				kill(c->pid, SIGTERM);
-		} else if (ow == NULL || !config_worker_equal(nw, ow) ||
-			   nw->window != ow->window) {
+			continue;
+		}
+		if (ow)
+			config_diff(&s->cfg, &nc, c->queue, &d);
+		if (ow == NULL || d.restart) {
+			if (ow)
+				log_info("worker '%s': %s changed: restarting",
+					 c->queue, d.restart_keys);
 			c->restart_now = true;
 			c->backoff = RESTART_MIN;
+			restarted++;
 			if (c->pid > 0)
 				kill(c->pid, SIGTERM);
 			else
 				c->restart_at = 0;
+		} else if (d.live && c->pid > 0) {
+			/* it re-reads the file and applies them itself */
+			kill(c->pid, SIGHUP);
+			told++;
 		}
 	}
 	for (j = 0; j < nc.nworkers; j++) {
@@ -273,21 +292,29 @@ reload(struct sup *s)
 	}
 	config_release(&s->cfg);
 	s->cfg = nc;
-	log_info("configuration reloaded");
+	log_info("configuration reloaded: %zu worker%s restarted, %zu "
+		 "told to apply changes", restarted, restarted == 1 ? "" : "s",
+		 told);
 }
 
 static void
 read_ready(struct sup *s, struct child *c)
 {
 	char buf[16];
-	ssize_t n = read(c->ready_rd, buf, sizeof(buf));
+	ssize_t n = read(c->ready_rd, buf, sizeof(buf)), i;
 
-	if (n > 0) {
-		if (!c->ready)
-			log_debug("worker '%s' ready", c->queue);
-		c->ready = c->ever_ready = true;
-		return;
+	for (i = 0; i < n; i++) {
+		if (buf[i] == RELAY_WAITING) {
+			c->waiting = true;
+		} else if (buf[i] == RELAY_READY) {
+			if (!c->ready)
+				log_debug("worker '%s' ready", c->queue);
+			c->ready = c->ever_ready = true;
+			c->waiting = false;
+		}
 	}
+	if (n > 0)
+		return;
 	if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
 		close(c->ready_rd);
 		c->ready_rd = -1;
@@ -295,20 +322,57 @@ read_ready(struct sup *s, struct child *c)
 	(void)s;
 }
 
+/*
+ * Ready once every worker has started or found a server unavailable and
+ * gone on retrying (so readiness is bounded by the connect timeout, and
+ * says what it can): then at least one must be relaying, else nothing
+ * can start and the relay exits 69 as a lone worker would.
+ */
 static void
 maybe_ready(struct sup *s)
 {
-	size_t i;
+	char waiting[256] = "";
+	size_t i, nready = 0, nwait = 0, n = 0;
 
-	if (s->o->ready_fd < 0)
+	if (s->announced)
 		return;
-	for (i = 0; i < s->n; i++)
-		if (!s->c[i].remove && !s->c[i].ever_ready)
+	for (i = 0; i < s->n; i++) {
+		struct child *c = &s->c[i];
+
+		if (c->remove)
+			continue;
+		n++;
+		if (c->ever_ready) {
+			nready++;
+		} else if (c->waiting) {
+			size_t l = strlen(waiting);
+
+			nwait++;
+			snprintf(waiting + l, sizeof(waiting) - l, "%s'%s'",
+				 l ? ", " : "", c->queue);
+		} else {
 			return;
-	(void)!write(s->o->ready_fd, "\n", 1);
-	close(s->o->ready_fd);
-	s->o->ready_fd = -1;
-	log_info("ready: %zu worker%s running", s->n, s->n == 1 ? "" : "s");
+		}
+	}
+	if (n == 0)
+		return;
+	s->announced = true;
+	if (nready == 0) {
+		log_error("no worker could reach its servers: stopping");
+		begin_stop(s, EX_UNAVAILABLE);
+		return;
+	}
+	if (s->o->ready_fd >= 0) {
+		(void)!write(s->o->ready_fd, "\n", 1);
+		close(s->o->ready_fd);
+		s->o->ready_fd = -1;
+	}
+	if (nwait)
+		log_warn("ready: %zu of %zu workers relaying; %s waiting for "
+			 "%s servers, retrying", nready, n, waiting,
+			 nwait == 1 ? "its" : "their");
+	else
+		log_info("ready: %zu worker%s running", n, n == 1 ? "" : "s");
 }
 
 static bool

@@ -43,8 +43,26 @@ tool_release(struct tool_conn *t)
 	t->w = NULL;
 }
 
+bool
+tool_option(struct tool_conn *t, int opt, const char *arg)
+{
+	switch (opt) {
+	case 'd':
+		t->dbname = arg;
+		return true;
+	case 'c':
+		t->config = arg;
+		return true;
+	case 'w':
+		t->worker = arg;
+		return true;
+	default:
+		return false;
+	}
+}
+
 int
-tool_pg(struct tool_conn *t, struct pgq_conn *c, struct mk_err *e)
+tool_pg(struct tool_conn *t, PGconn **c, struct mk_err *e)
 {
 	const char *url = t->dbname;
 	char *display;
@@ -63,7 +81,7 @@ tool_pg(struct tool_conn *t, struct pgq_conn *c, struct mk_err *e)
 		log_warn("a password given with -d is visible to every user "
 			 "of this machine (ps): prefer ~/.pgpass, PGPASSWORD "
 			 "or MIKKOO_POSTGRES_URL");
-	rc = pgq_connect(c, url, url[0] ? display : "(libpq defaults)",
+	rc = pg_connect(c, url, url[0] ? display : "(libpq defaults)",
 			 t->prog, 10, e);
 	free(display);
 	return rc;

@@ -35,3 +35,7 @@ unit() {
 @test "unit: delivery (RabbitMQ messages as JSON, x-death, names)" {
 	unit test-delivery
 }
+
+@test "unit: fate (every cause, below, at and past max_failures)" {
+	unit test-fate
+}

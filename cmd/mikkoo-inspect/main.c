@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* mikkoo-inspect: a queue's status, pending events, retries, dead letters. */
 #include <errno.h>
-#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "inspect.h"
 #include "jsonl.h"
 #include "log.h"
@@ -20,9 +21,36 @@
 	"       mikkoo-inspect [conn] tap -e EXCHANGE [-k KEY]... " \
 	"[--limit N] [--seconds S]"
 
-static const char help[] =
-	USAGE "\n"
-	"\n"
+enum { OPT_CONSUMER = 256, OPT_SINCE, OPT_UNTIL, OPT_RK, OPT_REASON,
+       OPT_ID, OPT_SECONDS };
+
+static const struct cli_opt opts[] = {
+	TOOL_CONN_OPTS,
+	{ 'q', "queue", "QUEUE", "the PgQ queue (default: the worker's)" },
+	{ OPT_CONSUMER, "consumer", "NAME", "the consumer (status: all; else "
+	  "mikkoo)" },
+	{ 'l', "limit", "N", "at most N records" },
+	{ OPT_SINCE, "since", "TIME", "dead: failed at or after TIME" },
+	{ OPT_UNTIL, "until", "TIME", "dead: failed before TIME" },
+	{ OPT_RK, "routing-key", "KEY", "dead: this ev_type only" },
+	{ OPT_REASON, "reason-like", "PAT", "dead: reason LIKE PAT (e.g. "
+	  "'%NO_ROUTE%')" },
+	{ OPT_ID, "id", "N", "dead: this dead letter (repeatable)" },
+	{ 'a', "amqp-queue", "QUEUE", "RabbitMQ: print a queue's messages, "
+	  "leave them\nin place (they come back marked redelivered)" },
+	{ 'e', "exchange", "NAME", "tap: the exchange" },
+	{ 'k', "binding", "KEY", "tap: a binding key (repeatable; default "
+	  "'#')" },
+	{ OPT_SECONDS, "seconds", "S", "tap: stop after S seconds (also "
+	  "--limit, ^C)" },
+	CLI_STD_OPTS,
+	{ 0 },
+};
+
+static const struct cli cli = {
+	.prog = "mikkoo-inspect",
+	.usage = USAGE,
+	.about =
 	"Show a PgQ queue as JSON lines, without consuming or changing\n"
 	"anything (a read-only transaction, rolled back):\n"
 	"  status   one record per consumer: lag, pending events, open batch,\n"
@@ -31,50 +59,15 @@ static const char help[] =
 	"  retry    the consumer's events waiting in PgQ's retry queue\n"
 	"  dead     rows of mikkoo.dead_letter (all queues without -q)\n"
 	"\n"
-	TOOL_CONN_HELP
-	"  -q, --queue QUEUE      the PgQ queue (default: the worker's)\n"
-	"      --consumer NAME    the consumer (status: all; else mikkoo)\n"
-	"  -l, --limit N          at most N records\n"
-	"      --since TIME       dead: failed at or after TIME\n"
-	"      --until TIME       dead: failed before TIME\n"
-	"      --routing-key KEY  dead: this ev_type only\n"
-	"      --reason-like PAT  dead: reason LIKE PAT (e.g. '%NO_ROUTE%')\n"
-	"      --id N             dead: this dead letter (repeatable)\n"
-	"\n"
-	"RabbitMQ (from -c, or $MIKKOO_RABBITMQ_URL):\n"
-	"  -a, --amqp-queue QUEUE print a queue's messages and leave them in\n"
-	"                         place (RabbitMQ marks them redelivered)\n"
-	"  tap                    print what flows through an exchange:\n"
-	"  -e, --exchange NAME    the exchange to tap\n"
-	"  -k, --binding KEY      binding key (repeatable; default '#')\n"
-	"      --seconds S        stop after S seconds (also --limit, ^C)\n"
-	"  -h, --help             show this help and exit\n"
-	"  -V, --version          show the version and exit\n"
-	"\n"
+	"Or look at RabbitMQ (from -c, or $MIKKOO_RABBITMQ_URL): peek at a\n"
+	"queue with --amqp-queue, or tap an exchange:\n"
+	"  tap      print what is routed through an exchange from now on\n",
+	.opts = opts,
+	.after =
 	"Exit status: 0 ok, 64 usage, 66 no such queue, consumer or exchange,\n"
-	"69 PostgreSQL or RabbitMQ unreachable, 74 output failed, 77 login refused, 78 bad\n"
-	"config.  See mikkoo-inspect(1).\n";
-
-enum { OPT_CONSUMER = 256, OPT_SINCE, OPT_UNTIL, OPT_RK, OPT_REASON,
-       OPT_ID, OPT_SECONDS };
-
-static const struct option longopts[] = {
-	TOOL_CONN_OPTS,
-	{ "queue", required_argument, NULL, 'q' },
-	{ "consumer", required_argument, NULL, OPT_CONSUMER },
-	{ "limit", required_argument, NULL, 'l' },
-	{ "since", required_argument, NULL, OPT_SINCE },
-	{ "until", required_argument, NULL, OPT_UNTIL },
-	{ "routing-key", required_argument, NULL, OPT_RK },
-	{ "reason-like", required_argument, NULL, OPT_REASON },
-	{ "id", required_argument, NULL, OPT_ID },
-	{ "amqp-queue", required_argument, NULL, 'a' },
-	{ "exchange", required_argument, NULL, 'e' },
-	{ "binding", required_argument, NULL, 'k' },
-	{ "seconds", required_argument, NULL, OPT_SECONDS },
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{ NULL, 0, NULL, 0 },
+	"69 PostgreSQL or RabbitMQ unreachable, 70 unexpected SQL error, 74\n"
+	"output failed, 77 login or permission refused, 78 bad config.  See\n"
+	"mikkoo-inspect(1).\n",
 };
 
 /* Usage errors jump to one place, which frees what was built so far. */
@@ -90,23 +83,24 @@ main(int argc, char **argv)
 	struct tool_conn t = { .prog = "mikkoo-inspect" };
 	struct inspect_opts o = { 0 };
 	enum inspect_what what = INSPECT_STATUS;
-	struct pgq_conn pg = { 0 };
+	PGconn *pg = NULL;
 	struct mq_view_opts mo = { 0 };
 	bool tap = false, view = false;
-	char *ids = NULL, *end;
+	char *ids = NULL;
+	struct cli_parser p;
 	struct mk_err e;
 	char uerr[256];
 	long count;
 	int opt, rc = 0;
 
 	log_init("mikkoo-inspect");
-	opterr = 0;       /* our own messages, one line each */
-	while ((opt = getopt_long(argc, argv, ":d:c:w:q:l:a:e:k:hV", longopts,
-				  NULL)) != -1) {
+	cli_init(&p, &cli);
+	while ((opt = cli_next(&p, argc, argv, &rc)) != CLI_END) {
+		if (opt == CLI_EXIT)
+			goto out;
+		if (tool_option(&t, opt, optarg))
+			continue;
 		switch (opt) {
-		case 'd': t.dbname = optarg; break;
-		case 'c': t.config = optarg; break;
-		case 'w': t.worker = optarg; break;
 		case 'q': o.queue = optarg; break;
 		case OPT_CONSUMER: o.consumer = optarg; break;
 		case OPT_SINCE: o.dead.since = optarg; break;
@@ -115,8 +109,11 @@ main(int argc, char **argv)
 		case OPT_REASON: o.dead.reason_like = optarg; break;
 		case OPT_ID:
 			if (dead_add_id(&ids, optarg) < 0)
-				USAGE_ERROR("--id needs a positive "
-						   "integer");
+				USAGE_ERROR("--id needs a positive integer");
+			break;
+		case 'l':
+			if (cli_long(optarg, 1, LONG_MAX, &o.limit) < 0)
+				USAGE_ERROR("--limit needs a positive integer");
 			break;
 		case 'a': mo.queue = optarg; break;
 		case 'e': mo.exchange = optarg; break;
@@ -125,33 +122,9 @@ main(int argc, char **argv)
 				USAGE_ERROR("out of memory");
 			break;
 		case OPT_SECONDS:
-			errno = 0;
-			mo.seconds = strtod(optarg, &end);
-			if (errno || *end || end == optarg || !(mo.seconds > 0)
-			    || mo.seconds > 1e7)
+			if (cli_seconds(optarg, 0.001, 1e7, &mo.seconds) < 0)
 				USAGE_ERROR("--seconds needs a positive number");
 			break;
-		case 'l':
-			errno = 0;
-			o.limit = strtol(optarg, &end, 10);
-			if (errno || *end || end == optarg || o.limit < 1)
-				USAGE_ERROR("--limit needs a positive "
-						   "integer");
-			break;
-		case 'h':
-			fputs(help, stdout);
-			rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
-			goto out;
-		case 'V':
-			printf("mikkoo-inspect %s\n", MIKKOO_VERSION);
-			rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
-			goto out;
-		case ':':
-			USAGE_ERROR("option '%s' needs a value",
-				argv[optind - 1]);
-		default:
-			USAGE_ERROR("unknown option '%s'",
-				argv[optind - 1]);
 		}
 	}
 	if (optind < argc) {
@@ -199,15 +172,15 @@ main(int argc, char **argv)
 	o.dead.queue = o.queue;
 	o.dead.consumer = o.consumer;
 	if (tool_pg(&t, &pg, &e) < 0 ||
-	    inspect_run(&pg, what, &o, stdout, &count, &e) < 0) {
+	    inspect_run(pg, what, &o, stdout, &count, &e) < 0) {
 		log_error("%s", e.msg);
 		rc = e.code;
 	}
 	goto out;
 usage:
-	rc = log_usage_error(USAGE, "%s", uerr);
+	rc = cli_usage(&cli, "%s", uerr);
 out:
-	pgq_disconnect(&pg);
+	PQfinish(pg);
 	tool_release(&t);
 	free(ids);
 	free(mo.keys);
