@@ -30,7 +30,9 @@
  *         retry_interval, unregister, wait_duration,
  *         persistent, max_event_bytes, window, batch_chunk,
  *         exchanges (a list: the only exchanges events may name),
- *         allow_sender_routing (CC/BCC headers; default false)
+ *         allow_sender_routing (CC/BCC headers; default false),
+ *         routes (media type -> exchange, "default" for the rest: where
+ *                 events without an exchange go; see event.h)
  *   Daemon: {user, pidfile}
  *   Logging: ...                   # accepted, ignored with a notice
  *
@@ -52,6 +54,7 @@
 #include <stddef.h>
 
 #include "err.h"
+#include "event.h"
 #include "url.h"
 
 struct mk_statsd_config {
@@ -66,6 +69,13 @@ struct mk_statsd_config {
 struct mk_strlist {
 	char **v;               /* NULL when the key is absent */
 	size_t n;
+};
+
+/* routes: for events without an exchange (event.h struct mk_route). */
+struct mk_routes {
+	struct mk_route *v;     /* in file order; NULL when absent */
+	size_t n;
+	char *fallback;         /* the "default" route; NULL when absent */
 };
 
 /*
@@ -104,6 +114,7 @@ struct mk_worker_config {
 	int batch_chunk;        /* rows per FETCH, default 1000, 1..100000 */
 	struct mk_strlist exchanges; /* allowlist; v NULL: any exchange */
 	bool allow_sender_routing; /* CC/BCC headers; default false */
+	struct mk_routes routes;
 	int line;               /* where the worker was defined, for errors */
 };
 

@@ -39,3 +39,7 @@ unit() {
 @test "unit: fate (every cause, below, at and past max_failures)" {
 	unit test-fate
 }
+
+@test "unit: routes (the routes key, routing by media type)" {
+	unit test-routes
+}
