@@ -289,7 +289,8 @@ value_json(const amqp_field_value_t *v, int depth)
 	case AMQP_FIELD_KIND_F64:
 		return typed("double", "value", real_json(v->value.f64));
 	case AMQP_FIELD_KIND_DECIMAL:
-		return typed("decimal", "value", decimal_json(v->value.decimal));
+		return typed("decimal", "value",
+			     decimal_json(v->value.decimal));
 	case AMQP_FIELD_KIND_UTF8:
 		if (delivery_utf8_ok(v->value.bytes.bytes, v->value.bytes.len))
 			return typed("string", "value",
@@ -596,12 +597,13 @@ death_entry_json(const amqp_table_t *t)
 	if (v && v->kind == AMQP_FIELD_KIND_ARRAY) {
 		keys = json_array();
 		for (k = 0; keys && k < v->value.array.num_entries; k++) {
-			const amqp_field_value_t *e = &v->value.array.entries[k];
+			const amqp_field_value_t *e;
 
+			e = &v->value.array.entries[k];
 			if (e->kind == AMQP_FIELD_KIND_UTF8 ||
 			    e->kind == AMQP_FIELD_KIND_BYTES)
-				json_array_append_new(keys,
-						      text_json(e->value.bytes));
+				json_array_append_new(
+					keys, text_json(e->value.bytes));
 		}
 		json_object_set_new(o, "routing_keys", keys);
 	}
@@ -654,6 +656,7 @@ delivery_json(const struct delivery *d)
 			d->msg->body.len ? d->msg->body.bytes : "",
 			d->msg->body.len));
 	else
-		json_object_set_new(o, "body_base64", base64_json(d->msg->body));
+		json_object_set_new(o, "body_base64",
+				    base64_json(d->msg->body));
 	return o;
 }

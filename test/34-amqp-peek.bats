@@ -83,7 +83,16 @@ publish_n() {
 	mq get "$N" --count 4 >"$BATS_TEST_TMPDIR/after"
 	jq -s -e '[.[] | [.body, .redelivered]] == [["m1",true],["m2",true],
 		["m3",false],["m4",false]]' "$BATS_TEST_TMPDIR/after"
+	# RabbitMQ from the relay's configuration, as the other tools take it
+	printf 'Application:\n  workers:\n    w:\n      postgres_url: %s\n      rabbitmq_url: %s\n' \
+		"$MIKKOO_PG_URL" "$MIKKOO_AMQP_URL" >"$BATS_TEST_TMPDIR/c.yml"
+	chmod 600 "$BATS_TEST_TMPDIR/c.yml"
+	run --separate-stderr env -u MIKKOO_RABBITMQ_URL mikkoo-inspect \
+		-c "$BATS_TEST_TMPDIR/c.yml" -a "$N" --limit 1
+	assert_success
+	echo "$output" | jq -e '.body == "m1"'
 	# an empty queue: nothing, and success
+	mq purge "$N"
 	run --separate-stderr mikkoo-inspect -a "$N"
 	assert_success
 	assert_output ""

@@ -123,7 +123,8 @@ main(int argc, char **argv)
 			break;
 		case OPT_SECONDS:
 			if (cli_seconds(optarg, 0.001, 1e7, &mo.seconds) < 0)
-				USAGE_ERROR("--seconds needs a positive number");
+				USAGE_ERROR("--seconds needs a positive "
+					    "number");
 			break;
 		}
 	}

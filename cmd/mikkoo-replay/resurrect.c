@@ -103,8 +103,8 @@ record(const char *queue, const amqp_basic_properties_t *p,
 	if (cc && cc->num_entries > 0) {
 		a = json_array();
 		for (i = 0; a && i < cc->num_entries; i++)
-			json_array_append_new(a,
-					      bytes_json(cc->entries[i].value.bytes));
+			json_array_append_new(a, bytes_json(
+				cc->entries[i].value.bytes));
 		json_object_set_new(o, "cc", a);
 	}
 	return o;
@@ -237,8 +237,8 @@ one(struct broker *b, struct mqchan *c, const struct resurrect_opts *o,
 	}
 	if (rc == 0) {
 		st->stayed++;
-		return emit(out, rec, w.returned ? "returned" : "refused", w.why,
-			    e);
+		return emit(out, rec, w.returned ? "returned" : "refused",
+			    w.why, e);
 	}
 	if (mqchan_ack(c, m->tag, e) < 0) {
 		/* Confirmed but still in the queue: a second copy later. */

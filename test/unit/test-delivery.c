@@ -86,7 +86,8 @@ test_values(void)
 	check_value(v, "{\"type\":\"int64\",\"value\":-9000000000}", "int64");
 	v.kind = AMQP_FIELD_KIND_U64;
 	v.value.u64 = 18446744073709551615ULL;
-	check_value(v, "{\"type\":\"uint64\",\"value\":\"18446744073709551615\"}",
+	check_value(v, "{\"type\":\"uint64\",\"value\":"
+		    "\"18446744073709551615\"}",
 		    "uint64 past int64 is a string");
 	v.kind = AMQP_FIELD_KIND_I8;
 	v.value.i8 = -5;
@@ -335,6 +336,7 @@ test_record(void)
 	       "\"time\":\"2023-11-14T22:13:20Z\",\"exchange\":\"orders\","
 	       "\"routing_keys\":[\"order.paid\",\"audit\"]}",
 	       "x_death entries decoded");
+	free(s);
 	is_str(json_string_value(json_object_get(j, "body_base64")), "/wE=",
 	       "a binary body is base64");
 	ok(json_object_get(j, "body") == NULL, "and has no body key");

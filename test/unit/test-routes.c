@@ -59,7 +59,8 @@ test_config(void)
 
 	ok(load(HEAD "      routes:\n"
 		"        application/vnd.acme.order+json: orders\n"
-		"        default: other\n", &other, &e) == 0, "changed default");
+		"        default: other\n", &other, &e) == 0,
+	   "changed default");
 	config_diff(&cfg, &other, "q", &d);
 	ok(d.live && !d.restart, "a route change applies live");
 	is_str(d.live_keys, "routes", "named in the reload line");
