@@ -64,6 +64,16 @@ int cli_next(struct cli_parser *p, int argc, char **argv, int *rc);
 int cli_usage(const struct cli *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/*
+ * In a main() that frees what it built at a label 'out': report a usage
+ * error and go there with rc set to EX_USAGE.
+ */
+#define CLI_FAIL(rc, c, ...) \
+	do { \
+		(rc) = cli_usage((c), __VA_ARGS__); \
+		goto out; \
+	} while (0)
+
 /* An integer in lo..hi: 0, or -1 (nothing stored). */
 int cli_long(const char *s, long lo, long hi, long *out);
 /* A number of seconds in lo..hi (decimals allowed): 0, or -1. */

@@ -18,6 +18,7 @@
 #include "ids.h"
 #include "inflight.h"
 #include "log.h"
+#include "mono.h"
 #include "pg.h"
 #include "pgq.h"
 #include "relay.h"
@@ -73,15 +74,6 @@ struct relay {
 	struct counters cnt;
 	struct mk_err e;
 };
-
-static double
-now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static bool
 stop_now(struct relay *r)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "mono.h"
 #include "relay.h"
 #include "sig.h"
 #include "supervise.h"
@@ -44,15 +45,6 @@ struct sup {
 	int exit_code;
 	struct mk_err err;
 };
-
-static double
-now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void
 start_child(struct sup *s, struct child *c)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "jsonl.h"
 #include "tool.h"
 
 int
@@ -120,6 +121,20 @@ tool_amqp(struct tool_conn *t, struct mk_amqp_url *u, char **display,
 		return mk_err_prefix(e, "MIKKOO_RABBITMQ_URL");
 	*display = url_mask(url);
 	return 0;
+}
+
+int
+tool_end(struct tool_conn *t, PGconn *pg, int rc)
+{
+	struct mk_err e;
+
+	PQfinish(pg);
+	tool_release(t);
+	if (jsonl_finish(stdout, &e) < 0 && (rc == 0 || rc == MK_EX_NO)) {
+		log_error("%s", e.msg);
+		return e.code;
+	}
+	return rc;
 }
 
 const char *

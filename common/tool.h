@@ -53,6 +53,14 @@ int tool_pg(struct tool_conn *t, PGconn **c, struct mk_err *e);
 int tool_amqp(struct tool_conn *t, struct mk_amqp_url *u, char **display,
 	      struct mk_err *e);
 
+/*
+ * The end of a tool's main(): close pg (NULL is fine), release t, and
+ * close stdout.  Returns rc, or 74 (EX_IOERR) with a message when the
+ * output could not be written and rc said all was well (0, or the "no"
+ * answer 1, which is only true if the report was complete).
+ */
+int tool_end(struct tool_conn *t, PGconn *pg, int rc);
+
 /* The worker's queue name, or NULL. */
 const char *tool_queue(const struct tool_conn *t);
 

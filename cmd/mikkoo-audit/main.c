@@ -134,11 +134,5 @@ out:
 	broker_free(mq);
 	url_amqp_release(&u);
 	free(display);
-	PQfinish(pg);
-	tool_release(&t);
-	if (jsonl_finish(stdout, &e) < 0 && (rc == 0 || rc == MK_EX_NO)) {
-		log_error("%s", e.msg);
-		rc = e.code;
-	}
-	return rc;
+	return tool_end(&t, pg, rc);
 }

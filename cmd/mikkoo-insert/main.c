@@ -138,13 +138,6 @@ end_chunk(struct inserter *in, bool chunk_bad, long last, int *bad)
 	return settled(inserter_flush(in, stdout, &e), &e, bad);
 }
 
-/* Usage errors jump to one place, which frees what was built so far. */
-#define USAGE_ERROR(...) \
-	do { \
-		snprintf(uerr, sizeof(uerr), __VA_ARGS__); \
-		goto usage; \
-	} while (0)
-
 int
 main(int argc, char **argv)
 {
@@ -161,7 +154,6 @@ main(int argc, char **argv)
 	char *stdin_body = NULL;
 	long in_chunk = 0;
 	bool chunk_bad = false;
-	char uerr[256];
 	struct cli_parser p;
 	int opt, rc = 0, bad = 0;
 
@@ -180,34 +172,34 @@ main(int argc, char **argv)
 		case 't': ctype = optarg; break;
 		case 'P':
 			if (add_pair(props, optarg) < 0)
-				USAGE_ERROR("-P needs KEY=VALUE");
+				CLI_FAIL(rc, &cli, "-P needs KEY=VALUE");
 			break;
 		case 'H':
 			if (add_pair(hdrs, optarg) < 0)
-				USAGE_ERROR("-H needs KEY=VALUE");
+				CLI_FAIL(rc, &cli, "-H needs KEY=VALUE");
 			break;
 		case OPT_AUDIT: audit = true; break;
 		case OPT_JSONL: jsonl = true; break;
 		case OPT_STRICT: strict = true; break;
 		case OPT_BATCH:
 			if (cli_long(optarg, 1, 100000, &batch) < 0)
-				USAGE_ERROR("--batch must be 1 to 100000");
+				CLI_FAIL(rc, &cli, "--batch must be 1 to 100000");
 			break;
 		case OPT_MAX_LINE:
 			if (cli_long(optarg, 64, 1L << 30, &max_line) < 0)
-				USAGE_ERROR("--max-line must be 64 to 1 GiB");
+				CLI_FAIL(rc, &cli, "--max-line must be 64 to 1 GiB");
 			break;
 		case 'n': dry = true; break;
 		}
 	}
 	if (optind < argc)
-		USAGE_ERROR("unexpected argument");
+		CLI_FAIL(rc, &cli, "unexpected argument");
 	if (jsonl && (exchange || rk || body || ctype || audit ||
 		      json_object_size(props) || json_object_size(hdrs)))
-		USAGE_ERROR("--jsonl takes the events from stdin: no "
+		CLI_FAIL(rc, &cli, "--jsonl takes the events from stdin: no "
 				   "-e, -r, -b, -t, -P, -H or --audit");
 	if (!jsonl && (exchange == NULL || rk == NULL))
-		USAGE_ERROR("give -e EXCHANGE and -r ROUTING_KEY, or "
+		CLI_FAIL(rc, &cli, "give -e EXCHANGE and -r ROUTING_KEY, or "
 				   "--jsonl");
 	if (tool_setup(&t, &e) < 0) {
 		log_error("%s", e.msg);
@@ -292,19 +284,10 @@ main(int argc, char **argv)
 			 bad ? "; see the errors above" : "");
 done:
 	inserter_release(&in);
-	if (jsonl_finish(stdout, &e) < 0 && rc == 0) {
-		log_error("%s", e.msg);
-		rc = e.code;
-	}
-	goto out;
-usage:
-	rc = cli_usage(&cli, "%s", uerr);
 out:
 	json_decref(rec);
 	json_decref(props);
 	json_decref(hdrs);
 	free(stdin_body);
-	PQfinish(pg);
-	tool_release(&t);
-	return rc;
+	return tool_end(&t, pg, rc);
 }

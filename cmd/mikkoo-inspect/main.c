@@ -70,13 +70,6 @@ static const struct cli cli = {
 	"mikkoo-inspect(1).\n",
 };
 
-/* Usage errors jump to one place, which frees what was built so far. */
-#define USAGE_ERROR(...) \
-	do { \
-		snprintf(uerr, sizeof(uerr), __VA_ARGS__); \
-		goto usage; \
-	} while (0)
-
 int
 main(int argc, char **argv)
 {
@@ -86,10 +79,10 @@ main(int argc, char **argv)
 	PGconn *pg = NULL;
 	struct mq_view_opts mo = { 0 };
 	bool tap = false, view = false;
+	const char *bad;
 	char *ids = NULL;
 	struct cli_parser p;
 	struct mk_err e;
-	char uerr[256];
 	long count;
 	int opt, rc = 0;
 
@@ -109,22 +102,22 @@ main(int argc, char **argv)
 		case OPT_REASON: o.dead.reason_like = optarg; break;
 		case OPT_ID:
 			if (dead_add_id(&ids, optarg) < 0)
-				USAGE_ERROR("--id needs a positive integer");
+				CLI_FAIL(rc, &cli, "--id needs a positive integer");
 			break;
 		case 'l':
 			if (cli_long(optarg, 1, LONG_MAX, &o.limit) < 0)
-				USAGE_ERROR("--limit needs a positive integer");
+				CLI_FAIL(rc, &cli, "--limit needs a positive integer");
 			break;
 		case 'a': mo.queue = optarg; break;
 		case 'e': mo.exchange = optarg; break;
 		case 'k':
 			if (mq_add_key(&mo, optarg) < 0)
-				USAGE_ERROR("out of memory");
+				CLI_FAIL(rc, &cli, "out of memory");
 			break;
 		case OPT_SECONDS:
 			if (cli_seconds(optarg, 0.001, 1e7, &mo.seconds) < 0)
-				USAGE_ERROR("--seconds needs a positive "
-					    "number");
+				CLI_FAIL(rc, &cli, "--seconds needs a positive "
+					 "number");
 			break;
 		}
 	}
@@ -137,29 +130,29 @@ main(int argc, char **argv)
 		for (i = 0; i < 5 && strcmp(argv[optind], names[i]); i++)
 			;
 		if (i == 5)
-			USAGE_ERROR("the view is status, pending, "
+			CLI_FAIL(rc, &cli, "the view is status, pending, "
 					   "retry, dead or tap");
 		tap = i == 4;
 		view = !tap;
 		what = tap ? INSPECT_STATUS : (enum inspect_what)i;
 		if (++optind < argc)
-			USAGE_ERROR("unexpected argument");
+			CLI_FAIL(rc, &cli, "unexpected argument");
 	}
 	o.dead.ids = ids;
 	if (tap || mo.queue || mo.exchange || mo.nkeys || mo.seconds > 0) {
 		mo.limit = o.limit;
-		if (mq_usage(&mo, tap, view, o.queue || o.consumer ||
-			     o.dead.since || o.dead.until ||
-			     o.dead.routing_key || o.dead.reason_like || ids,
-			     uerr, sizeof(uerr)) < 0)
-			goto usage;
+		bad = mq_usage(&mo, tap, view, o.queue || o.consumer ||
+			       o.dead.since || o.dead.until ||
+			       o.dead.routing_key || o.dead.reason_like || ids);
+		if (bad)
+			CLI_FAIL(rc, &cli, "%s", bad);
 		rc = mq_inspect(&t, &mo, tap);
 		goto out;
 	}
 	if (what != INSPECT_DEAD && (dead_filtered(&o.dead) && (o.dead.since
 	    || o.dead.until || o.dead.routing_key || o.dead.reason_like ||
 	    ids)))
-		USAGE_ERROR("--since, --until, --routing-key, "
+		CLI_FAIL(rc, &cli, "--since, --until, --routing-key, "
 				   "--reason-like and --id are for 'dead'");
 	if (tool_setup(&t, &e) < 0) {
 		log_error("%s", e.msg);
@@ -169,7 +162,7 @@ main(int argc, char **argv)
 	if (o.queue == NULL)
 		o.queue = tool_queue(&t);
 	if (o.queue == NULL && what != INSPECT_DEAD)
-		USAGE_ERROR("which queue? give -q QUEUE");
+		CLI_FAIL(rc, &cli, "which queue? give -q QUEUE");
 	o.dead.queue = o.queue;
 	o.dead.consumer = o.consumer;
 	if (tool_pg(&t, &pg, &e) < 0 ||
@@ -177,17 +170,8 @@ main(int argc, char **argv)
 		log_error("%s", e.msg);
 		rc = e.code;
 	}
-	goto out;
-usage:
-	rc = cli_usage(&cli, "%s", uerr);
 out:
-	PQfinish(pg);
-	tool_release(&t);
 	free(ids);
 	free(mo.keys);
-	if (jsonl_finish(stdout, &e) < 0 && rc == 0) {
-		log_error("%s", e.msg);
-		rc = e.code;
-	}
-	return rc;
+	return tool_end(&t, pg, rc);
 }

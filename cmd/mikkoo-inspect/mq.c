@@ -40,27 +40,22 @@ mq_add_key(struct mq_view_opts *o, const char *key)
 	return 0;
 }
 
-int
-mq_usage(const struct mq_view_opts *o, bool tap, bool view, bool pgq,
-	 char *buf, size_t sz)
+const char *
+mq_usage(const struct mq_view_opts *o, bool tap, bool view, bool pgq)
 {
-	const char *m = NULL;
-
 	if (view)
-		m = "--amqp-queue, -e, -k and --seconds are not for the PgQ "
+		return "--amqp-queue, -e, -k and --seconds are not for the PgQ "
 			"views";
-	else if (pgq)
-		m = "-q, --consumer and the dead filters are for the PgQ views";
-	else if (tap && o->queue)
-		m = "tap reads an exchange: no --amqp-queue with it";
-	else if (tap && o->exchange == NULL)
-		m = "tap needs -e EXCHANGE";
-	else if (!tap && (o->exchange || o->nkeys || o->seconds > 0))
-		m = "-e, -k and --seconds are for tap";
-	if (m == NULL)
-		return 0;
-	snprintf(buf, sz, "%s", m);
-	return -1;
+	if (pgq)
+		return "-q, --consumer and the dead filters are for the PgQ "
+			"views";
+	if (tap && o->queue)
+		return "tap reads an exchange: no --amqp-queue with it";
+	if (tap && o->exchange == NULL)
+		return "tap needs -e EXCHANGE";
+	if (!tap && (o->exchange || o->nkeys || o->seconds > 0))
+		return "-e, -k and --seconds are for tap";
+	return NULL;
 }
 
 static void

@@ -36,10 +36,10 @@ int mq_add_key(struct mq_view_opts *o, const char *key);
 
 /*
  * Are the options a peek or a tap?  view: a PgQ view was named; pgq:
- * PgQ-only options were given.  0, or -1 with a usage message in buf.
+ * PgQ-only options were given.  NULL, or what is wrong (a usage error).
  */
-int mq_usage(const struct mq_view_opts *o, bool tap, bool view, bool pgq,
-	     char *buf, size_t sz);
+const char *mq_usage(const struct mq_view_opts *o, bool tap, bool view,
+		     bool pgq);
 
 /* Connect as the tool says, run the peek or the tap, log the outcome;
  * returns the exit status. */

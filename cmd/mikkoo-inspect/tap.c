@@ -2,24 +2,15 @@
 /* tap: what flows through a RabbitMQ exchange, as JSON lines. */
 #include <math.h>
 #include <string.h>
-#include <time.h>
 
 #include "delivery.h"
+#include "mono.h"
 #include "mq.h"
 #include "mqchan.h"
 #include "sig.h"
 
 /* Unacked deliveries in flight to us: enough to stream, bounded. */
 #define TAP_PREFETCH 100
-
-static double
-now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 int
 tap_run(struct broker *b, const struct mq_view_opts *o, FILE *out,

@@ -133,13 +133,6 @@ from_stdin(PGconn *pg, bool dry, long batch,
 	return rc;
 }
 
-/* Usage errors jump to one place, which frees what was built so far. */
-#define USAGE_ERROR(...) \
-	do { \
-		snprintf(uerr, sizeof(uerr), __VA_ARGS__); \
-		goto usage; \
-	} while (0)
-
 int
 main(int argc, char **argv)
 {
@@ -153,7 +146,6 @@ main(int argc, char **argv)
 	long batch = 500;
 	char *ids = NULL;
 	struct mk_err e;
-	char uerr[256];
 	struct cli_parser p;
 	int opt, rc = 0, bad = 0;
 
@@ -176,11 +168,11 @@ main(int argc, char **argv)
 		case OPT_STDIN: use_stdin = true; break;
 		case OPT_ID:
 			if (dead_add_id(&ids, optarg) < 0)
-				USAGE_ERROR("--id needs a positive integer");
+				CLI_FAIL(rc, &cli, "--id needs a positive integer");
 			break;
 		case OPT_BATCH:
 			if (cli_long(optarg, 1, 100000, &batch) < 0)
-				USAGE_ERROR("--batch must be 1 to 100000");
+				CLI_FAIL(rc, &cli, "--batch must be 1 to 100000");
 			batch_given = true;
 			break;
 		case 'a': ro.queue = optarg; break;
@@ -188,35 +180,36 @@ main(int argc, char **argv)
 			if (strcmp(optarg, "rejected") && strcmp(optarg,
 			    "expired") && strcmp(optarg, "maxlen") &&
 			    strcmp(optarg, "delivery_limit"))
-				USAGE_ERROR("--reason is rejected, expired, "
-					    "maxlen or delivery_limit");
+				CLI_FAIL(rc, &cli, "--reason is rejected, "
+					 "expired, maxlen or delivery_limit");
 			ro.reason = optarg;
 			amqp = true;
 			break;
 		case OPT_LIMIT:
 			if (cli_long(optarg, 1, LONG_MAX, &ro.limit) < 0)
-				USAGE_ERROR("--limit needs a positive integer");
+				CLI_FAIL(rc, &cli, "--limit needs a positive "
+					 "integer");
 			amqp = true;
 			break;
 		case OPT_TO_QUEUE: ro.to_queue = amqp = true; break;
 		case OPT_TIMEOUT:
 			if (cli_seconds(optarg, 0.001, 3600, &ro.timeout) < 0)
-				USAGE_ERROR("--timeout needs seconds, up to "
-					    "3600");
+				CLI_FAIL(rc, &cli, "--timeout needs seconds, up "
+					 "to 3600");
 			amqp = true;
 			break;
 		}
 	}
 	if (amqp || ro.queue) {
 		if (ro.queue == NULL)
-			USAGE_ERROR("--reason, --limit, --to-queue and "
-				    "--timeout are for --amqp-queue");
+			CLI_FAIL(rc, &cli, "--reason, --limit, --to-queue and "
+				 "--timeout are for --amqp-queue");
 		if (use_stdin || all || ids || batch_given || f.queue ||
 		    f.consumer || f.since || f.until || f.reason_like ||
 		    optind < argc)
-			USAGE_ERROR("--amqp-queue resurrects RabbitMQ dead "
-				    "letters: no PgQ filters, --all, --stdin "
-				    "or --batch with it");
+			CLI_FAIL(rc, &cli, "--amqp-queue resurrects RabbitMQ "
+				 "dead letters: no PgQ filters, --all, --stdin "
+				 "or --batch with it");
 		ro.routing_key = f.routing_key;
 		ro.dry_run = dry;
 		rc = resurrect_main(&t, &ro);
@@ -228,12 +221,12 @@ main(int argc, char **argv)
 		optind++;
 	}
 	if (optind < argc)
-		USAGE_ERROR("unexpected argument");
+		CLI_FAIL(rc, &cli, "unexpected argument");
 	if (use_stdin && (dead_filtered(&f) || all))
-		USAGE_ERROR("--stdin takes the dead letters from stdin: "
+		CLI_FAIL(rc, &cli, "--stdin takes the dead letters from stdin: "
 				   "no filters or --all with it");
 	if (!use_stdin && !dead_filtered(&f) && !all)
-		USAGE_ERROR("refusing to replay every dead letter: give "
+		CLI_FAIL(rc, &cli, "refusing to replay every dead letter: give "
 				   "a filter, --stdin, or --all");
 	if (tool_setup(&t, &e) < 0 || tool_pg(&t, &pg, &e) < 0) {
 		log_error("%s", e.msg);
@@ -271,16 +264,7 @@ main(int argc, char **argv)
 			 st.replayed, st.replayed == 1 ? "" : "s");
 	if (rc == 0 && (bad || st.missing))
 		rc = EX_DATAERR;
-	goto out;
-usage:
-	rc = cli_usage(&cli, "%s", uerr);
 out:
-	PQfinish(pg);
-	tool_release(&t);
 	free(ids);
-	if (jsonl_finish(stdout, &e) < 0 && rc == 0) {
-		log_error("%s", e.msg);
-		rc = e.code;
-	}
-	return rc;
+	return tool_end(&t, pg, rc);
 }

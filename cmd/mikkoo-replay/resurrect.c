@@ -3,12 +3,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "delivery.h"
 #include "event.h"
 #include "jsonl.h"
 #include "log.h"
+#include "mono.h"
 #include "mqchan.h"
 #include "resurrect.h"
 #include "sig.h"
@@ -50,15 +50,6 @@ on_broker(void *arg, const struct broker_ev *ev)
 			 "%s", ev->text);
 		break;
 	}
-}
-
-static double
-now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static json_t *
