@@ -194,8 +194,8 @@ main(int argc, char **argv)
 		case OPT_TO_QUEUE: ro.to_queue = amqp = true; break;
 		case OPT_TIMEOUT:
 			if (cli_seconds(optarg, 0.001, 3600, &ro.timeout) < 0)
-				CLI_FAIL(rc, &cli, "--timeout needs seconds, up "
-					 "to 3600");
+				CLI_FAIL(rc, &cli, "--timeout needs seconds "
+					 "(up to 3600)");
 			amqp = true;
 			break;
 		}
