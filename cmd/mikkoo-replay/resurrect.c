@@ -288,8 +288,10 @@ resurrect_run(struct broker *b, const struct resurrect_opts *o, FILE *out,
 	mqchan_close(&c);
 	if (rc == 0 && (st->read > st->resurrected || o->dry_run)) {
 		/* A quorum queue takes a moment to have them ready again. */
-		mqchan_wait_ready(&c, o->queue, o->dry_run ? ready
-				  : ready - (uint32_t)st->resurrected, 2000);
+		uint32_t gone = o->dry_run ? 0 : (uint32_t)st->resurrected;
+
+		mqchan_wait_ready(&c, o->queue, ready > gone ? ready - gone : 0,
+				  2000);
 		mqchan_close(&c);
 	}
 	return rc;
