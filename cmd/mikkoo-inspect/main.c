@@ -21,8 +21,7 @@
 	"       mikkoo-inspect [conn] tap -e EXCHANGE [-k KEY]... " \
 	"[--limit N] [--seconds S]"
 
-enum { OPT_CONSUMER = 256, OPT_SINCE, OPT_UNTIL, OPT_RK, OPT_REASON,
-       OPT_ID, OPT_SECONDS };
+enum { OPT_CONSUMER = 256, OPT_SECONDS };
 
 static const struct cli_opt opts[] = {
 	TOOL_CONN_OPTS,
@@ -30,12 +29,7 @@ static const struct cli_opt opts[] = {
 	{ OPT_CONSUMER, "consumer", "NAME", "the consumer (status: all; else "
 	  "mikkoo)" },
 	{ 'l', "limit", "N", "at most N records" },
-	{ OPT_SINCE, "since", "TIME", "dead: failed at or after TIME" },
-	{ OPT_UNTIL, "until", "TIME", "dead: failed before TIME" },
-	{ OPT_RK, "routing-key", "KEY", "dead: this ev_type only" },
-	{ OPT_REASON, "reason-like", "PAT", "dead: reason LIKE PAT (e.g. "
-	  "'%NO_ROUTE%')" },
-	{ OPT_ID, "id", "N", "dead: this dead letter (repeatable)" },
+	DEAD_FILTER_OPTS,         /* for 'dead' */
 	{ 'a', "amqp-queue", "QUEUE", "RabbitMQ: print a queue's messages, "
 	  "leave them\nin place (they come back marked redelivered)" },
 	{ 'e', "exchange", "NAME", "tap: the exchange" },
@@ -96,12 +90,8 @@ main(int argc, char **argv)
 		switch (opt) {
 		case 'q': o.queue = optarg; break;
 		case OPT_CONSUMER: o.consumer = optarg; break;
-		case OPT_SINCE: o.dead.since = optarg; break;
-		case OPT_UNTIL: o.dead.until = optarg; break;
-		case OPT_RK: o.dead.routing_key = optarg; break;
-		case OPT_REASON: o.dead.reason_like = optarg; break;
-		case OPT_ID:
-			if (dead_add_id(&ids, optarg) < 0)
+		default:
+			if (dead_option(&o.dead, &ids, opt, optarg) < 0)
 				CLI_FAIL(rc, &cli, "--id needs a positive integer");
 			break;
 		case 'l':

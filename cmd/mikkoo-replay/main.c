@@ -18,22 +18,15 @@
 	"       mikkoo-replay [conn] [-n] --amqp-queue DLQ [--to-queue] " \
 	"[AMQP FILTERS]"
 
-enum { OPT_CONSUMER = 256, OPT_SINCE, OPT_UNTIL, OPT_RK, OPT_REASON,
-       OPT_ID, OPT_ALL, OPT_STDIN, OPT_BATCH, OPT_REASON_IS, OPT_LIMIT,
-       OPT_TO_QUEUE, OPT_TIMEOUT };
+enum { OPT_CONSUMER = 256, OPT_ALL, OPT_STDIN, OPT_BATCH, OPT_REASON_IS,
+       OPT_LIMIT, OPT_TO_QUEUE, OPT_TIMEOUT };
 
 static const struct cli_opt opts[] = {
 	TOOL_CONN_OPTS,
 	{ 'n', "dry-run", NULL, "show what would be replayed, change nothing" },
 	{ 'q', "queue", "QUEUE", "dead letters of this PgQ queue" },
 	{ OPT_CONSUMER, "consumer", "NAME", "dead letters of this consumer" },
-	{ OPT_ID, "id", "N", "this dead letter (repeatable)" },
-	{ OPT_SINCE, "since", "TIME", "failed at or after TIME" },
-	{ OPT_UNTIL, "until", "TIME", "failed before TIME" },
-	{ OPT_RK, "routing-key", "KEY", "this ev_type only (with -a: first "
-	  "routed\nwith KEY)" },
-	{ OPT_REASON, "reason-like", "PAT", "reason LIKE PAT, e.g. "
-	  "'%NO_ROUTE%'" },
+	DEAD_FILTER_OPTS,
 	{ OPT_ALL, "all", NULL, "every dead letter (no filter given)" },
 	{ OPT_STDIN, "stdin", NULL, "the dead letters named by JSON lines on\n"
 	  "stdin (their \"id\"), e.g. from\n"
@@ -41,7 +34,7 @@ static const struct cli_opt opts[] = {
 	{ OPT_BATCH, "batch", "N", "dead letters per transaction (default "
 	  "500)" },
 	{ 'a', "amqp-queue", "DLQ", "resurrect this RabbitMQ dead-letter "
-	  "queue" },
+	  "queue\n(--routing-key: only those first routed so)" },
 	{ OPT_TO_QUEUE, "to-queue", NULL, "-a: to the queue each died in, "
 	  "through the\ndefault exchange (no other queue gets it)" },
 	{ OPT_REASON_IS, "reason", "WHY", "-a: only those that first died "
@@ -160,14 +153,11 @@ main(int argc, char **argv)
 		case 'n': dry = true; break;
 		case 'q': f.queue = optarg; break;
 		case OPT_CONSUMER: f.consumer = optarg; break;
-		case OPT_SINCE: f.since = optarg; break;
-		case OPT_UNTIL: f.until = optarg; break;
-		case OPT_RK: f.routing_key = optarg; break;
-		case OPT_REASON: f.reason_like = optarg; break;
+
 		case OPT_ALL: all = true; break;
 		case OPT_STDIN: use_stdin = true; break;
-		case OPT_ID:
-			if (dead_add_id(&ids, optarg) < 0)
+		default:
+			if (dead_option(&f, &ids, opt, optarg) < 0)
 				CLI_FAIL(rc, &cli, "--id needs a positive integer");
 			break;
 		case OPT_BATCH:
