@@ -135,6 +135,7 @@ static const struct key worker_keys[] = {
 	{ "exchanges", K_STRLIST, W(exchanges), 0, 0, NULL, NULL },
 	{ "allow_sender_routing", K_BOOL, W(allow_sender_routing), 0, 0, NULL,
 	  NULL },
+	{ "ticker", K_STR, W(ticker), 0, 0, NULL, NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
 };
 
@@ -668,6 +669,7 @@ worker_defaults(struct mk_worker_config *w)
 	w->batch_chunk = 1000;
 	w->heartbeat = 30;
 	w->connect_timeout = 10;
+	w->relay_ticks = true;
 	w->amqp.heartbeat = w->amqp.frame_max = w->amqp.channel_max = -1;
 	w->amqp.verify = -1;
 	w->amqp.timeout = -1;
@@ -707,6 +709,12 @@ finish_worker(struct ctx *c, const yaml_node_t *kn)
 	if (w->postgres_url == NULL)
 		return at(c, kn, "worker '%s': postgres_url is required",
 			  w->queue);
+	if (w->ticker && strcmp(w->ticker, "relay") != 0 &&
+	    strcmp(w->ticker, "pgqd") != 0)
+		return at(c, kn, "worker '%s': ticker is '%s': give 'relay' "
+			  "(the relay ticks its queue) or 'pgqd'", w->queue,
+			  shown(c, w->ticker));
+	w->relay_ticks = w->ticker == NULL || strcmp(w->ticker, "relay") == 0;
 	if (c->amqp_url_set && c->amqp_map)
 		return at(c, kn, "worker '%s': give rabbitmq_url or rabbitmq, "
 			  "not both", w->queue);
@@ -983,6 +991,7 @@ config_release(struct mk_config *cfg)
 		wipe_free(w->amqp_display);     /* raw URL until masked */
 		free(w->postgres_display);
 		free(w->consumer_name);
+		free(w->ticker);
 		for (size_t k = 0; k < w->nexchanges; k++)
 			free(w->exchanges[k]);
 		free(w->exchanges);
@@ -1058,5 +1067,6 @@ config_worker_equal(const struct mk_worker_config *a,
 	       a->heartbeat == b->heartbeat &&
 	       a->connect_timeout == b->connect_timeout &&
 	       a->allow_sender_routing == b->allow_sender_routing &&
+	       a->relay_ticks == b->relay_ticks &&
 	       same_list(a, b);
 }

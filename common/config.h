@@ -28,7 +28,8 @@
  *         retry_interval, unregister, wait_duration,
  *         persistent, max_event_bytes, window, batch_chunk,
  *         exchanges (a list: the only exchanges events may name),
- *         allow_sender_routing (CC/BCC headers; default false)
+ *         allow_sender_routing (CC/BCC headers; default false),
+ *         ticker (relay: the relay ticks its queue, the default; pgqd)
  *   Daemon: {user, pidfile}
  *   Logging: ...                   # accepted, ignored with a notice
  *
@@ -80,6 +81,8 @@ struct mk_worker_config {
 	char **exchanges;       /* allowlist (exchanges: [..]); NULL: any */
 	size_t nexchanges;
 	bool allow_sender_routing; /* CC/BCC headers; default false */
+	char *ticker;           /* "relay" (default) or "pgqd", as written */
+	bool relay_ticks;       /* ticker: relay (see ticker.h) */
 	int heartbeat;          /* seconds, default 30 (0 disables) */
 	double connect_timeout; /* seconds, default 10 */
 	int line;               /* where the worker was defined, for errors */

@@ -20,6 +20,7 @@
 #include "relay.h"
 #include "sig.h"
 #include "statsd.h"
+#include "ticker.h"
 
 #define BACKOFF_MIN 1.0
 #define BACKOFF_MAX 30.0
@@ -27,6 +28,15 @@
 #define FAIL_FLUSH 1000         /* settle failures at this many */
 #define FAIL_LOG_MAX 10         /* per-event failure lines per batch */
 #define POLL_EVERY 32           /* publishes between non-blocking polls */
+/* Ticker mode: look for news every NEWS_MIN s after a tick, the gap
+ * growing by NEWS_GROWTH per empty look up to NEWS_MAX, and to
+ * NEWS_QUIET_MAX after NEWS_QUIET s without news (see wait_news). */
+#define NEWS_MIN 0.002
+#define NEWS_GROWTH 1.25
+#define NEWS_MAX 0.1
+#define NEWS_QUIET 10.0
+#define NEWS_QUIET_MAX 0.25
+#define TAKEOVER_WAIT 30.0      /* for a pgq.ticker() call still running */
 
 struct failure {
 	long long ev_id;
@@ -58,13 +68,18 @@ struct relay {
 	long long batch_id;
 	size_t batch_failed_logged, batch_failed;
 
-	bool started, locked, lock_logged, blocked_logged;
+	bool started, locked, lock_logged, blocked_logged, tk_logged;
 	bool mq_broken;                 /* the last error came from RabbitMQ */
 	double backoff;
 	double last_progress;
 	double stop_deadline;
 	double next_stats;
 	struct counters total, last;
+	struct ticker tk;               /* ticker mode (ticker: relay) */
+	double news_gap;                /* wait_news's current gap */
+	double news_at;                 /* when the last tick was made */
+	bool news;                      /* a batch may be waiting */
+	double tk_retry_at;             /* next try for the ticker lock */
 	struct mk_err e;
 };
 
@@ -513,17 +528,23 @@ fail:
 
 /* ---- connections -------------------------------------------------- */
 
+static void ticker_end(struct relay *r);
+
 static void
 disconnect(struct relay *r, bool pg, bool mq)
 {
-	if (pg)
+	if (pg) {
+		ticker_end(r);
 		pgq_disconnect(&r->pg);
+	}
 	if (mq) {
 		broker_free(r->mq);
 		r->mq = NULL;
 	}
-	if (pg)
+	if (pg) {
 		r->locked = false;
+		ticker_forget(&r->tk);
+	}
 }
 
 static int
@@ -637,6 +658,116 @@ ensure_locked(struct relay *r)
 	return 1;
 }
 
+/* ---- ticker mode (ticker: relay; see ticker.h) --------------------- */
+
+/*
+ * Once the consumer lock is ours: become the queue's ticker, or say
+ * once why not (another session ticks it, or its ticker is paused) and
+ * try again every few seconds.
+ */
+static int
+ticker_begin(struct relay *r)
+{
+	const char *q = r->w->queue;
+	int rc;
+
+	if (!r->w->relay_ticks || r->tk.active || now_mono() < r->tk_retry_at)
+		return 0;
+	rc = ticker_start(&r->tk, r->pg.pg, q, TAKEOVER_WAIT, &r->e);
+	if (rc < 0)
+		return -1;
+	r->tk_retry_at = now_mono() + 5;
+	if (rc == 1) {
+		log_info("ticking queue '%s' itself (external_ticker is set: "
+			 "pgqd leaves the queue to this relay)", q);
+		r->tk_logged = false;
+		r->news_gap = NEWS_MIN;
+		r->news_at = now_mono();
+		r->news = true;         /* ticks made before us */
+	} else if (!r->tk_logged) {
+		r->tk_logged = true;
+		if (r->e.msg[0])
+			log_warn("%s", r->e.msg);
+		else if (r->tk.paused)
+			log_warn("queue '%s': its ticker is paused "
+				 "(ticker_paused): no batches until it is "
+				 "resumed", q);
+		else
+			log_info("another session ticks queue '%s': using "
+				 "its ticks, looking again every %.2f s", q,
+				 r->w->wait_duration);
+	}
+	return 0;
+}
+
+/* Tick if there is news (why: see ticker_tick); errors break the
+ * connection's use like any other query's. */
+static int
+tick_now(struct relay *r, enum ticker_for why, bool *ticked)
+{
+	*ticked = false;
+	if (!r->tk.active || !pgq_alive(&r->pg))
+		return 0;
+	if (ticker_tick(&r->tk, r->pg.pg, r->w->queue, why, ticked,
+			&r->e) < 0)
+		return -1;
+	if (*ticked) {
+		r->news = true;
+		r->news_at = now_mono();
+		r->news_gap = NEWS_MIN;
+	}
+	return 0;
+}
+
+/*
+ * Ticker mode, the queue drained: look for news every news_gap s (the
+ * AMQP connection served meanwhile), the gap growing from NEWS_MIN after
+ * a tick to NEWS_MAX, so a steady flow is seen within milliseconds, an
+ * occasional event within 0.1 s, and a silent queue costs four looks a
+ * second.  Returns after a tick, a signal, a broken connection or a
+ * second (for the stats and the reload check).
+ */
+static int
+wait_news(struct relay *r)
+{
+	double end = now_mono() + 1.0;
+	bool ticked;
+
+	while (sig_term_count() == 0 && !(r->o->reload && sig_hup_pending())) {
+		double cap = now_mono() - r->news_at > NEWS_QUIET
+			? NEWS_QUIET_MAX : NEWS_MAX;
+
+		idle(r, r->news_gap);
+		if (r->mq == NULL)
+			return 0;
+		if (tick_now(r, TICK_FOR_RELAY, &ticked) < 0)
+			return -1;
+		if (ticked)
+			return 0;
+		r->news_gap = fmin(r->news_gap * NEWS_GROWTH, cap);
+		if (now_mono() >= end)
+			return 0;
+	}
+	return 0;
+}
+
+/* A clean end of the session: pgqd ticks the queue again. */
+static void
+ticker_end(struct relay *r)
+{
+	struct mk_err e;
+
+	if (!r->tk.active || !pgq_alive(&r->pg))
+		return;
+	if (ticker_stop(&r->tk, r->pg.pg, r->w->queue, &e) < 0)
+		log_warn("queue '%s' stays with external_ticker set (%s): "
+			 "pgqd will not tick it until a relay runs again",
+			 r->w->queue, e.msg);
+	else
+		log_info("queue '%s' handed back to pgqd (external_ticker "
+			 "cleared)", r->w->queue);
+}
+
 static void
 idle(struct relay *r, double seconds)
 {
@@ -649,9 +780,12 @@ idle(struct relay *r, double seconds)
 			break;
 		if (left > 0.25)
 			left = 0.25;
-		if (r->mq) {
-			/* rounded up: a 0 ms poll under 1 ms before the
-			 * end would spin until it */
+		/*
+		 * rabbitmq-c turns the last millisecond or so of a wait
+		 * into 0 ms polls that spin until the end: short waits and
+		 * remainders sleep instead (heartbeats can wait for them).
+		 */
+		if (r->mq && left >= 0.003) {
 			if (broker_poll(r->mq, (int)ceil(left * 1000),
 					on_broker, r, &r->e) < 0) {
 				log_warn("%s: reconnecting", r->e.msg);
@@ -787,9 +921,19 @@ reload(struct relay *r)
 static void
 backoff(struct relay *r)
 {
+	double end;
+	bool ticked;
+
 	log_warn("%s: retrying in %.0f s", r->e.msg, r->backoff);
 	r->total.reconnects++;
-	idle(r, r->backoff);
+	end = now_mono() + r->backoff;
+	while (sig_term_count() == 0 && now_mono() < end) {
+		idle(r, fmin(1.0, end - now_mono()));
+		/* The queue's other consumers still get ticks, at pgqd's
+		 * pace, while this relay cannot consume. */
+		if (tick_now(r, TICK_FOR_OTHERS, &ticked) < 0)
+			ticker_forget(&r->tk);
+	}
 	r->backoff = fmin(r->backoff * 2, BACKOFF_MAX);
 }
 
@@ -865,12 +1009,22 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			continue;
 		}
 		rc = ensure_locked(&r);
+		if (rc > 0 && ticker_begin(&r) < 0)
+			rc = -1;
 		if (rc <= 0) {
 			if (rc < 0) {
 				drop_broken(&r);
 				backoff(&r);
 			} else {
 				idle(&r, r.w->wait_duration);
+			}
+			continue;
+		}
+		if (r.tk.active && !r.news) {
+			/* Only this relay ticks: no tick, no batch. */
+			if (wait_news(&r) < 0) {
+				drop_broken(&r);
+				backoff(&r);
 			}
 			continue;
 		}
@@ -881,9 +1035,19 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 		} else if (rc == BATCH_EMPTY) {
 			r.total.empty++;
 			r.backoff = BACKOFF_MIN;
-			idle(&r, r.w->wait_duration);
+			r.news = false;
+			if (!r.tk.active)
+				idle(&r, r.w->wait_duration);
 		} else if (rc == BATCH_DONE) {
+			bool ticked;
+
 			r.backoff = BACKOFF_MIN;
+			/* News while the batch was out: tick before asking
+			 * for the next one. */
+			if (tick_now(&r, TICK_FOR_RELAY, &ticked) < 0) {
+				drop_broken(&r);
+				backoff(&r);
+			}
 		} else {
 			break;
 		}
