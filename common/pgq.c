@@ -161,18 +161,6 @@ exec(struct pgq_conn *c, const char *sql, int n, const char *const *vals,
 	return NULL;
 }
 
-static int
-exec_cmd(struct pgq_conn *c, const char *sql, const char *what,
-	 struct mk_err *e)
-{
-	PGresult *r = exec(c, sql, 0, NULL, what, e);
-
-	if (r == NULL)
-		return -1;
-	PQclear(r);
-	return 0;
-}
-
 /* Run a one-value query; *val borrowed from *keep (caller PQclears). */
 static int
 exec_value(struct pgq_conn *c, const char *sql, int n,
@@ -278,16 +266,16 @@ pgq_batch_open(struct pgq_conn *c, long long batch_id, size_t max_bytes,
 	       struct mk_err *e)
 {
 	char sql[1024];
+	PGresult *r;
 
-	if (exec_cmd(c, "BEGIN", "BEGIN", e) < 0)
-		return -1;
 	c->in_tx = true;
 	/*
 	 * Both numbers are ours, not data.  An oversized event is measured
 	 * on the server and not sent: bounded memory whatever is stored.
+	 * BEGIN rides along: one round trip (latency between batches).
 	 */
 	snprintf(sql, sizeof(sql),
-		 "DECLARE " CURSOR " NO SCROLL CURSOR FOR "
+		 "BEGIN; DECLARE " CURSOR " NO SCROLL CURSOR FOR "
 		 "SELECT ev_id, (extract(epoch FROM ev_time) * 1000000)::int8,"
 		 " ev_txid, ev_retry, s.size,"
 		 " CASE WHEN s.size > %zu THEN NULL ELSE ev_type END,"
@@ -305,10 +293,13 @@ pgq_batch_open(struct pgq_conn *c, long long batch_id, size_t max_bytes,
 		 " + coalesce(octet_length(ev_extra4), 0) AS size) s",
 		 max_bytes, max_bytes, max_bytes, max_bytes, max_bytes,
 		 max_bytes, batch_id);
-	if (exec_cmd(c, sql, "reading the batch", e) < 0) {
+	r = PQexec(c->pg, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		result_error(c, r, "reading the batch", e);
 		pgq_batch_abandon(c);
 		return -1;
 	}
+	PQclear(r);
 	c->chunk_rows = 0;
 	return 0;
 }
@@ -455,28 +446,29 @@ out:
 int
 pgq_batch_finish(struct pgq_conn *c, long long batch_id, struct mk_err *e)
 {
-	char bid[24];
-	const char *v[] = { bid }, *val;
+	char sql[128];
 	PGresult *r;
 
-	snprintf(bid, sizeof(bid), "%lld", batch_id);
-	if (exec_cmd(c, "CLOSE " CURSOR, "CLOSE", e) < 0)
-		goto fail;
-	if (exec_value(c, "SELECT pgq.finish_batch($1::int8)", 1, v,
-		       "pgq.finish_batch", &r, &val, e) < 0)
-		goto fail;
-	PQclear(r);
-	if (exec_cmd(c, "COMMIT", "COMMIT", e) < 0) {
+	/* One round trip; the batch id is ours, not data. */
+	snprintf(sql, sizeof(sql), "CLOSE " CURSOR "; SELECT pgq.finish_batch("
+		 "%lld); COMMIT", batch_id);
+	r = PQexec(c->pg, sql);
+	if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+		PQclear(r);
+		c->in_tx = false;
+		return 0;
+	}
+	result_error(c, r, "finishing the batch", e);
+	if (PQstatus(c->pg) != CONNECTION_OK ||
+	    PQtransactionStatus(c->pg) == PQTRANS_IDLE) {
 		/*
-		 * An ambiguous COMMIT: the batch is either finished or will
-		 * be read again.  Both are safe (at-least-once).
+		 * The COMMIT failed or is ambiguous: the batch is either
+		 * finished or will be read again.  Both are safe
+		 * (at-least-once).
 		 */
 		c->in_tx = false;
 		return -1;
 	}
-	c->in_tx = false;
-	return 0;
-fail:
 	pgq_batch_abandon(c);
 	return -1;
 }
