@@ -31,3 +31,7 @@ unit() {
 @test "unit: url (AMQP URL parsing, password masking)" {
 	unit test-url
 }
+
+@test "unit: prom (metric families, Prometheus text format 0.0.4)" {
+	unit test-prom
+}
