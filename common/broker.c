@@ -14,6 +14,7 @@
 #include <amqp_tcp_socket.h>
 
 #include "broker.h"
+#include "mono.h"
 
 #define PUB_CH 1
 #define PROBE_CH 2
@@ -40,15 +41,6 @@ struct broker {
 	char blocked_reason[128];
 	struct cache_slot cache[CACHE_SLOTS];
 };
-
-static double
-now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static struct timeval
 tv_of(double s)

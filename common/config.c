@@ -14,6 +14,7 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "httpd.h"
 
 #define MAX_FILE (1024 * 1024)
 
@@ -34,109 +35,148 @@ enum ktype {
 	K_IGNORED,      /* any node; a notice says it does not apply */
 	K_UNSUPPORTED,  /* accepted with a notice (TLS options we lack) */
 	K_PWFILE,       /* rabbitmq/password_file */
+	K_LISTEN,       /* an address:port to listen on (metrics) */
 };
 
 /* Which struct a key writes to. */
 enum target { T_CFG, T_STATSD, T_WORKER, T_AMQP };
 
+/*
+ * One row per key: everything about it is said here and nowhere else.
+ * def is the value an absent key takes, written as in the file; keys of
+ * the rabbitmq: map (and the URL form's query) are unset when below
+ * their range (-1) or NULL, and get def after the worker is read.
+ */
 struct key {
 	const char *name;
 	enum ktype type;
 	enum target target;
 	size_t off;
 	double lo, hi;
+	const char *def;
+	enum config_reload reload;
 	const char *group;      /* keys that are aliases share a group */
-	const struct key *sub;  /* for K_SECTION */
+	const struct key *sub;  /* for K_SECTION and the mappings */
 };
 
-#define W(f) T_WORKER, offsetof(struct mk_worker_config, f)
-#define C(f) T_CFG, offsetof(struct mk_config, f)
-#define S(f) T_STATSD, offsetof(struct mk_statsd_config, f)
-#define A(f) T_AMQP, offsetof(struct mk_amqp_url, f)
+#define W(f) .target = T_WORKER, .off = offsetof(struct mk_worker_config, f)
+#define C(f) .target = T_CFG, .off = offsetof(struct mk_config, f)
+#define S(f) .target = T_STATSD, .off = offsetof(struct mk_statsd_config, f)
+#define A(f) .target = T_AMQP, .off = offsetof(struct mk_amqp_url, f)
+#define RANGE(a, b) .lo = (a), .hi = (b)
+#define DEF(s) .def = (s)
+#define LIVE .reload = CONFIG_RELOAD_LIVE
+#define NOTICE .reload = CONFIG_RELOAD_NOTICE
+#define RESTART .reload = CONFIG_RELOAD_RESTART
+#define END { NULL, 0 }
 
 static const struct key daemon_keys[] = {
-	{ "user", K_STR, C(daemon_user), 0, 0, NULL, NULL },
-	{ "pidfile", K_STR, C(daemon_pidfile), 0, 0, NULL, NULL },
-	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
+	{ "user", K_STR, C(daemon_user), NOTICE },
+	{ "pidfile", K_STR, C(daemon_pidfile), NOTICE },
+	END,
 };
 
 static const struct key statsd_keys[] = {
-	{ "enabled", K_BOOL, S(enabled), 0, 0, NULL, NULL },
-	{ "host", K_STR, S(host), 0, 0, NULL, NULL },
-	{ "port", K_INT, S(port), 1, 65535, NULL, NULL },
-	{ "prefix", K_STR, S(prefix), 0, 0, NULL, NULL },
-	{ "include_hostname", K_BOOL, S(include_hostname), 0, 0, NULL, NULL },
-	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
+	{ "enabled", K_BOOL, S(enabled), DEF("false"), LIVE },
+	{ "host", K_STR, S(host), DEF("localhost"), LIVE },
+	{ "port", K_INT, S(port), RANGE(1, 65535), DEF("8125"), LIVE },
+	{ "prefix", K_STR, S(prefix), DEF("mikkoo"), LIVE },
+	{ "include_hostname", K_BOOL, S(include_hostname), DEF("true"), LIVE },
+	END,
+};
+
+static const struct key metrics_keys[] = {
+	/* the listener is opened once, at start */
+	{ "listen", K_LISTEN, C(metrics.listen), NOTICE },
+	{ "health_max_lag", K_DOUBLE, C(metrics.health_max_lag),
+	  RANGE(0.001, 86400), LIVE },
+	END,
 };
 
 static const struct key app_keys[] = {
-	{ "poll_interval", K_INT, C(poll_interval), 1, 86400, NULL, NULL },
-	{ "sentry_dsn", K_IGNORED, T_CFG, 0, 0, 0, NULL, NULL },
-	{ "statsd", K_STATSD, T_CFG, 0, 0, 0, NULL, statsd_keys },
-	{ "workers", K_WORKERS, T_CFG, 0, 0, 0, NULL, NULL },
-	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
+	{ "poll_interval", K_INT, C(poll_interval), RANGE(1, 86400),
+	  DEF("60"), LIVE },
+	{ "sentry_dsn", K_IGNORED, .target = T_CFG, LIVE },
+	{ "statsd", K_STATSD, .target = T_CFG, .sub = statsd_keys, LIVE },
+	{ "metrics", K_SECTION, .target = T_CFG, .sub = metrics_keys, LIVE },
+	/* workers come and go by name; each one's keys say the rest */
+	{ "workers", K_WORKERS, .target = T_CFG, RESTART },
+	END,
 };
 
 static const struct key top_keys[] = {
-	{ "Application", K_SECTION, T_CFG, 0, 0, 0, NULL, app_keys },
-	{ "Daemon", K_SECTION, T_CFG, 0, 0, 0, NULL, daemon_keys },
-	{ "Logging", K_IGNORED, T_CFG, 0, 0, 0, NULL, NULL },
-	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
+	{ "Application", K_SECTION, .target = T_CFG, .sub = app_keys, LIVE },
+	{ "Daemon", K_SECTION, .target = T_CFG, .sub = daemon_keys, NOTICE },
+	{ "Logging", K_IGNORED, .target = T_CFG, LIVE },
+	END,
 };
 
 static const struct key ssl_keys[] = {
-	{ "ca_certs", K_STR, A(cacertfile), 0, 0, NULL, NULL },
-	{ "certfile", K_STR, A(certfile), 0, 0, NULL, NULL },
-	{ "keyfile", K_STR, A(keyfile), 0, 0, NULL, NULL },
-	{ "password", K_STR, A(key_password), 0, 0, NULL, NULL },
-	{ "verify", K_BOOL, A(verify), 0, 0, NULL, NULL },
-	{ "server_hostname", K_STR, A(sni), 0, 0, NULL, NULL },
-	{ "protocol", K_UNSUPPORTED, T_AMQP, 0, 0, 0, NULL, NULL },
-	{ "ca_path", K_UNSUPPORTED, T_AMQP, 0, 0, 0, NULL, NULL },
-	{ "ca_data", K_UNSUPPORTED, T_AMQP, 0, 0, 0, NULL, NULL },
-	{ "ciphers", K_UNSUPPORTED, T_AMQP, 0, 0, 0, NULL, NULL },
-	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
+	{ "ca_certs", K_STR, A(cacertfile), RESTART },
+	{ "certfile", K_STR, A(certfile), RESTART },
+	{ "keyfile", K_STR, A(keyfile), RESTART },
+	{ "password", K_STR, A(key_password), RESTART },
+	{ "verify", K_BOOL, A(verify), DEF("true"), RESTART },
+	{ "server_hostname", K_STR, A(sni), RESTART },
+	{ "protocol", K_UNSUPPORTED, .target = T_AMQP, LIVE },
+	{ "ca_path", K_UNSUPPORTED, .target = T_AMQP, LIVE },
+	{ "ca_data", K_UNSUPPORTED, .target = T_AMQP, LIVE },
+	{ "ciphers", K_UNSUPPORTED, .target = T_AMQP, LIVE },
+	END,
 };
 
+/* The password default comes last: see finish_worker. */
 static const struct key rabbitmq_keys[] = {
-	{ "host", K_STR, A(host), 0, 0, NULL, NULL },
-	{ "port", K_INT, A(port), 1, 65535, NULL, NULL },
-	{ "vhost", K_STR, A(vhost), 0, 0, NULL, NULL },
-	{ "username", K_STR, A(user), 0, 0, NULL, NULL },
-	{ "password", K_STR, A(password), 0, 0, "password", NULL },
-	{ "password_file", K_PWFILE, T_AMQP, 0, 0, 0, "password", NULL },
-	{ "heartbeat_interval", K_INT, A(heartbeat), 0, 65535, NULL, NULL },
-	{ "socket_timeout", K_DOUBLE, A(timeout), 0.1, 3600, NULL, NULL },
-	{ "frame_max", K_INT, A(frame_max), 4096, 2147483647, NULL, NULL },
-	{ "ssl_options", K_SSL, T_AMQP, 0, 0, 0, NULL, ssl_keys },
-	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
+	{ "host", K_STR, A(host), DEF("localhost"), RESTART },
+	{ "port", K_INT, A(port), RANGE(1, 65535), DEF("5672"), RESTART },
+	{ "vhost", K_STR, A(vhost), DEF("/"), RESTART },
+	{ "username", K_STR, A(user), DEF("guest"), RESTART },
+	{ "password", K_STR, A(password), DEF("guest"), RESTART,
+	  .group = "password" },
+	{ "password_file", K_PWFILE, A(password), RESTART,
+	  .group = "password" },
+	{ "heartbeat_interval", K_INT, A(heartbeat), RANGE(0, 65535),
+	  DEF("30"), RESTART },
+	{ "socket_timeout", K_DOUBLE, A(timeout), RANGE(0.1, 3600), DEF("10"),
+	  RESTART },
+	{ "frame_max", K_INT, A(frame_max), RANGE(4096, 2147483647),
+	  DEF("131072"), RESTART },
+	{ "ssl_options", K_SSL, .target = T_AMQP, .sub = ssl_keys, RESTART },
+	END,
 };
 
 static const struct key worker_keys[] = {
-	{ "postgres_url", K_STR, W(postgres_url), 0, 0, "postgres_url", NULL },
-	{ "postgresql_url", K_STR, W(postgres_url), 0, 0, "postgres_url",
-	  NULL },
-	{ "rabbitmq_url", K_AMQP_URL, T_WORKER, 0, 0, 0, "rabbitmq", NULL },
-	{ "rabbitmq", K_RABBITMQ, T_WORKER, 0, 0, 0, "rabbitmq",
-	  rabbitmq_keys },
-	{ "confirm", K_BOOL, W(confirm), 0, 0, NULL, NULL },
-	{ "consumer_name", K_NAME, W(consumer_name), 0, 0, NULL, NULL },
-	{ "max_failures", K_INT, W(max_failures), 0, 1000000, NULL, NULL },
-	{ "retry_delay", K_INT, W(retry_delay), 1, 86400, "retry", NULL },
-	{ "retry_interval", K_INT, W(retry_delay), 1, 86400, "retry", NULL },
-	{ "unregister", K_BOOL, W(unregister), 0, 0, NULL, NULL },
-	{ "wait_duration", K_DOUBLE, W(wait_duration), 0.01, 3600, NULL,
-	  NULL },
-	{ "persistent", K_BOOL, W(persistent), 0, 0, NULL, NULL },
-	{ "max_event_bytes", K_SIZE, W(max_event_bytes), 1024,
-	  512.0 * 1024 * 1024, NULL, NULL },
-	{ "window", K_INT, W(window), 1, 65535, NULL, NULL },
-	{ "batch_chunk", K_INT, W(batch_chunk), 1, 100000, NULL, NULL },
-	{ "exchanges", K_STRLIST, W(exchanges), 0, 0, NULL, NULL },
-	{ "allow_sender_routing", K_BOOL, W(allow_sender_routing), 0, 0, NULL,
-	  NULL },
-	{ "ticker", K_STR, W(ticker), 0, 0, NULL, NULL },
-	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
+	{ "postgres_url", K_STR, W(postgres_url), RESTART,
+	  .group = "postgres_url" },
+	{ "postgresql_url", K_STR, W(postgres_url), RESTART,
+	  .group = "postgres_url" },
+	{ "rabbitmq_url", K_AMQP_URL, W(rabbitmq_url), RESTART,
+	  .group = "rabbitmq" },
+	{ "rabbitmq", K_RABBITMQ, .target = T_WORKER, .sub = rabbitmq_keys,
+	  RESTART, .group = "rabbitmq" },
+	/* always on: false only earns a notice */
+	{ "confirm", K_BOOL, W(confirm), DEF("true"), LIVE },
+	{ "consumer_name", K_NAME, W(consumer_name), DEF("mikkoo"), RESTART },
+	{ "max_failures", K_INT, W(max_failures), RANGE(0, 1000000), DEF("10"),
+	  LIVE },
+	{ "retry_delay", K_INT, W(retry_delay), RANGE(1, 86400), DEF("10"),
+	  LIVE, .group = "retry" },
+	{ "retry_interval", K_INT, W(retry_delay), RANGE(1, 86400),
+	  DEF("10"), LIVE, .group = "retry" },
+	{ "unregister", K_BOOL, W(unregister), DEF("false"), LIVE },
+	{ "wait_duration", K_DOUBLE, W(wait_duration), RANGE(0.01, 3600),
+	  DEF("1"), LIVE },
+	{ "persistent", K_BOOL, W(persistent), DEF("true"), LIVE },
+	{ "max_event_bytes", K_SIZE, W(max_event_bytes),
+	  RANGE(1024, 512.0 * 1024 * 1024), DEF("8388608"), LIVE },
+	{ "window", K_INT, W(window), RANGE(1, 65535), DEF("1000"), LIVE },
+	{ "batch_chunk", K_INT, W(batch_chunk), RANGE(1, 100000), DEF("1000"),
+	  LIVE },
+	{ "exchanges", K_STRLIST, W(exchanges), LIVE },
+	{ "allow_sender_routing", K_BOOL, W(allow_sender_routing),
+	  DEF("false"), LIVE },
+	{ "ticker", K_STR, W(ticker), DEF("relay"), RESTART },
+	END,
 };
 
 struct ctx {
@@ -178,19 +218,26 @@ static int
 notice(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Append line (taken over) to cfg->notices; -1 (line freed) on OOM. */
+/*
+ * Append line (taken over) to cfg->notices, for worker queue (NULL:
+ * global); -1 (line freed) on OOM.
+ */
 static int
-add_notice(struct mk_config *cfg, char *line)
+add_notice(struct mk_config *cfg, const char *queue, char *line)
 {
-	char **p = realloc(cfg->notices, (cfg->nnotices + 2) * sizeof(*p));
+	struct mk_notice *p = realloc(cfg->notices,
+				      (cfg->nnotices + 1) * sizeof(*p));
+	char *q = queue ? strdup(queue) : NULL;
 
-	if (p == NULL) {
+	if (p)
+		cfg->notices = p;
+	if (p == NULL || (queue && q == NULL)) {
 		free(line);
+		free(q);
 		return -1;
 	}
-	cfg->notices = p;
-	p[cfg->nnotices++] = line;
-	p[cfg->nnotices] = NULL;
+	p[cfg->nnotices].queue = q;
+	p[cfg->nnotices++].text = line;
 	return 0;
 }
 
@@ -205,7 +252,7 @@ notice(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
 	va_end(ap);
 	if (asprintf(&line, "%s:%zu: %s", c->name,
 		     n ? n->start_mark.line + 1 : 0, msg) < 0 ||
-	    add_notice(c->cfg, line) < 0)
+	    add_notice(c->cfg, c->w ? c->w->queue : NULL, line) < 0)
 		return mk_err_set(c->e, EX_OSERR, "out of memory");
 	return 0;
 }
@@ -429,7 +476,7 @@ read_password_file(struct ctx *c, const yaml_node_t *kn, const yaml_node_t *v)
 static int
 set_list(struct ctx *c, const yaml_node_t *v)
 {
-	struct mk_worker_config *w = c->w;
+	struct mk_strlist *l = &c->w->exchanges;
 	yaml_node_item_t *it;
 	size_t n;
 
@@ -438,8 +485,8 @@ set_list(struct ctx *c, const yaml_node_t *v)
 			  c->path);
 	n = (size_t)(v->data.sequence.items.top -
 		     v->data.sequence.items.start);
-	w->exchanges = calloc(n + 1, sizeof(*w->exchanges));
-	if (w->exchanges == NULL)
+	l->v = calloc(n + 1, sizeof(*l->v));
+	if (l->v == NULL)
 		return mk_err_set(c->e, EX_OSERR, "out of memory");
 	for (it = v->data.sequence.items.start;
 	     it < v->data.sequence.items.top; it++) {
@@ -451,8 +498,8 @@ set_list(struct ctx *c, const yaml_node_t *v)
 		if (x->data.scalar.length > 255)
 			return at(c, x, "key '%s': an exchange name is at most "
 				  "255 bytes", c->path);
-		w->exchanges[w->nexchanges] = strdup(scalar(x));
-		if (w->exchanges[w->nexchanges++] == NULL)
+		l->v[l->n] = strdup(scalar(x));
+		if (l->v[l->n++] == NULL)
 			return mk_err_set(c->e, EX_OSERR, "out of memory");
 	}
 	return 0;
@@ -467,6 +514,18 @@ set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 	bool b = false;
 
 	switch (k->type) {
+	case K_LISTEN: {
+		char why[160];
+
+		if (set_string(c, v, dst) < 0)
+			return -1;
+		if (httpd_parse_listen(*(char **)dst, NULL, why,
+				       sizeof(why)) < 0)
+			return at(c, v, "key '%s': '%s' is not an address to "
+				  "listen on: %s", c->path,
+				  shown(c, *(char **)dst), why);
+		return 0;
+	}
 	case K_STR:
 		if (k->target == T_AMQP &&
 		    k->off == offsetof(struct mk_amqp_url, password))
@@ -518,7 +577,7 @@ set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 	case K_STRLIST:
 		return set_list(c, v);
 	case K_AMQP_URL:
-		if (set_string(c, v, &c->w->amqp_display) < 0)
+		if (set_string(c, v, dst) < 0)
 			return -1;
 		if (url_amqp_parse(scalar(v), &c->w->amqp, c->e) < 0)
 			return at(c, v, "key '%s': %s", c->path, c->e->msg);
@@ -655,24 +714,95 @@ out:
 	return rc < 0 ? -1 : 0;
 }
 
-static void
-worker_defaults(struct mk_worker_config *w)
+/*
+ * Is k's field unset?  Strings when NULL; numbers (and the tri-state
+ * verify) when below the key's range, as the URL parser and
+ * unset_amqp() leave them.  Plain booleans are never unset: their
+ * defaults apply before the file is read.
+ */
+static bool
+is_unset(const struct key *k, void *dst)
 {
-	w->confirm = true;
-	w->max_failures = 10;
-	w->retry_delay = 10;
-	w->unregister = false;
-	w->wait_duration = 1;
-	w->persistent = true;
-	w->max_event_bytes = 8 * 1024 * 1024;
-	w->window = 1000;
-	w->batch_chunk = 1000;
-	w->heartbeat = 30;
-	w->connect_timeout = 10;
-	w->relay_ticks = true;
-	w->amqp.heartbeat = w->amqp.frame_max = w->amqp.channel_max = -1;
-	w->amqp.verify = -1;
-	w->amqp.timeout = -1;
+	switch (k->type) {
+	case K_STR:
+	case K_NAME:
+	case K_LISTEN:
+		return *(char **)dst == NULL;
+	case K_INT:
+		return *(int *)dst < k->lo;
+	case K_DOUBLE:
+		return *(double *)dst < k->lo;
+	case K_SIZE:
+		return (double)*(size_t *)dst < k->lo;
+	case K_BOOL:
+		return k->target == T_AMQP && *(int *)dst < 0;
+	default:
+		return false;
+	}
+}
+
+/* Give dst (k's field) the table's default for k. */
+static int
+set_default(const struct key *k, void *dst, struct mk_err *e)
+{
+	switch (k->type) {
+	case K_STR:
+	case K_NAME:
+	case K_LISTEN:
+		free(*(char **)dst);
+		*(char **)dst = strdup(k->def);
+		if (*(char **)dst == NULL)
+			return mk_err_set(e, EX_OSERR, "out of memory");
+		return 0;
+	case K_INT:
+		*(int *)dst = (int)strtol(k->def, NULL, 10);
+		return 0;
+	case K_DOUBLE:
+		*(double *)dst = strtod(k->def, NULL);
+		return 0;
+	case K_SIZE:
+		*(size_t *)dst = (size_t)strtoull(k->def, NULL, 10);
+		return 0;
+	case K_BOOL:
+		if (k->target == T_AMQP)
+			*(int *)dst = strcmp(k->def, "true") == 0;
+		else
+			*(bool *)dst = strcmp(k->def, "true") == 0;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * Apply tab's defaults (and its sub-tables', but never a worker's from
+ * the top: each worker gets its own).  only_unset: to fields still unset
+ * after reading (the rabbitmq: map, the URL form's query); else to all,
+ * before reading.
+ */
+static int
+apply_defaults(struct ctx *c, const struct key *tab, bool only_unset)
+{
+	const struct key *k;
+
+	for (k = tab; k->name; k++) {
+		if (k->sub && k->type != K_RABBITMQ &&
+		    apply_defaults(c, k->sub, only_unset) < 0)
+			return -1;
+		if (k->def && (!only_unset || is_unset(k, field(c, k))) &&
+		    set_default(k, field(c, k), c->e) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* What neither the URL nor the map has set yet (see is_unset). */
+static void
+unset_amqp(struct mk_amqp_url *u)
+{
+	u->port = u->heartbeat = u->frame_max = u->channel_max = -1;
+	u->verify = -1;
+	u->timeout = -1;
 }
 
 static char *
@@ -697,7 +827,7 @@ pct_vhost(const char *v)
 	return s;
 }
 
-/* After a worker's keys: required ones, the 3.x map's defaults. */
+/* After a worker's keys: required ones, then the defaults of the rest. */
 static int
 finish_worker(struct ctx *c, const yaml_node_t *kn)
 {
@@ -709,12 +839,11 @@ finish_worker(struct ctx *c, const yaml_node_t *kn)
 	if (w->postgres_url == NULL)
 		return at(c, kn, "worker '%s': postgres_url is required",
 			  w->queue);
-	if (w->ticker && strcmp(w->ticker, "relay") != 0 &&
-	    strcmp(w->ticker, "pgqd") != 0)
+	if (strcmp(w->ticker, "relay") != 0 && strcmp(w->ticker, "pgqd") != 0)
 		return at(c, kn, "worker '%s': ticker is '%s': give 'relay' "
 			  "(the relay ticks its queue) or 'pgqd'", w->queue,
 			  shown(c, w->ticker));
-	w->relay_ticks = w->ticker == NULL || strcmp(w->ticker, "relay") == 0;
+	w->relay_ticks = strcmp(w->ticker, "relay") == 0;
 	if (c->amqp_url_set && c->amqp_map)
 		return at(c, kn, "worker '%s': give rabbitmq_url or rabbitmq, "
 			  "not both", w->queue);
@@ -724,7 +853,7 @@ finish_worker(struct ctx *c, const yaml_node_t *kn)
 	/*
 	 * Neither the URL nor the mapping gave a password, nor did a
 	 * password_file (the URL parser's "" is not a choice): the
-	 * environment's, if set, else guest below.
+	 * environment's, if set, else the table's guest below.
 	 */
 	env = getenv("MIKKOO_RABBITMQ_PASSWORD");
 	if (env && !u->password_given &&
@@ -733,21 +862,15 @@ finish_worker(struct ctx *c, const yaml_node_t *kn)
 		return -1;
 	if (c->amqp_map) {
 		u->tls = c->ssl;
-		if (u->host == NULL)
-			u->host = strdup("localhost");
-		if (u->port == 0)
-			u->port = u->tls ? 5671 : 5672;
-		if (u->vhost == NULL)
-			u->vhost = strdup("/");
-		if (u->user == NULL)
-			u->user = strdup("guest");
-		if (u->password == NULL)
-			u->password = strdup("guest");
-		if (u->tls && u->verify < 0)
-			u->verify = 1;
-		vh = u->vhost ? pct_vhost(u->vhost) : NULL;
-		if (u->host == NULL || vh == NULL || u->user == NULL ||
-		    u->password == NULL ||
+		/* the one default that depends on another key */
+		if (u->tls && u->port < 0)
+			u->port = 5671;
+	}
+	if (apply_defaults(c, rabbitmq_keys, true) < 0)
+		return -1;
+	if (c->amqp_map) {
+		vh = pct_vhost(u->vhost);
+		if (vh == NULL ||
 		    asprintf(&w->amqp_display, "%s://%s:***@%s:%d/%s",
 			     u->tls ? "amqps" : "amqp", u->user, u->host,
 			     u->port, vh) < 0) {
@@ -757,15 +880,8 @@ finish_worker(struct ctx *c, const yaml_node_t *kn)
 		}
 		free(vh);
 	} else {
-		char *m = url_mask(w->amqp_display);
-
-		free(w->amqp_display);
-		w->amqp_display = m;
+		w->amqp_display = url_mask(w->rabbitmq_url);
 	}
-	if (u->heartbeat >= 0)
-		w->heartbeat = u->heartbeat;
-	if (u->timeout > 0)
-		w->connect_timeout = u->timeout;
 	w->postgres_display = url_mask(w->postgres_url);
 	if (w->amqp_display == NULL || w->postgres_display == NULL)
 		return mk_err_set(c->e, EX_OSERR, "out of memory");
@@ -806,11 +922,9 @@ walk_workers(struct ctx *c, const yaml_node_t *map)
 				return at(c, kn, "worker '%s' is repeated",
 					  scalar(kn));
 		w = &cfg->workers[cfg->nworkers++];
-		worker_defaults(w);
 		w->queue = strdup(scalar(kn));
-		w->consumer_name = strdup("mikkoo");
 		w->line = (int)kn->start_mark.line + 1;
-		if (w->queue == NULL || w->consumer_name == NULL)
+		if (w->queue == NULL)
 			return mk_err_set(c->e, EX_OSERR, "out of memory");
 		snprintf(c->path + plen, sizeof(c->path) - plen, "/%s",
 			 w->queue);
@@ -821,7 +935,10 @@ walk_workers(struct ctx *c, const yaml_node_t *map)
 		}
 		c->w = w;
 		c->amqp_map = c->amqp_url_set = c->ssl = false;
-		rc = walk(c, vn, worker_keys);
+		unset_amqp(&w->amqp);
+		rc = apply_defaults(c, worker_keys, false);
+		if (rc == 0)
+			rc = walk(c, vn, worker_keys);
 		if (rc == 0)
 			rc = finish_worker(c, kn);
 		c->w = NULL;
@@ -850,16 +967,13 @@ config_load_buffer(const char *name, const char *buf, size_t len,
 	c.name = name;
 	c.cfg = cfg;
 	c.e = e;
-	cfg->poll_interval = 60;
-	cfg->statsd.port = 8125;
-	cfg->statsd.include_hostname = true;
 	cfg->path = strdup(name);
-	cfg->statsd.host = strdup("localhost");
-	cfg->statsd.prefix = strdup("mikkoo");
-	if (!cfg->path || !cfg->statsd.host || !cfg->statsd.prefix) {
+	if (cfg->path == NULL) {
 		mk_err_set(e, EX_OSERR, "out of memory");
 		goto out;
 	}
+	if (apply_defaults(&c, top_keys, false) < 0)
+		goto out;
 	if (len > MAX_FILE) {
 		mk_err_set(e, EX_CONFIG, "%s: configuration is %zu bytes, over "
 			   "the limit of 1 MiB", name, len);
@@ -961,7 +1075,7 @@ config_load(const char *path, struct mk_config *cfg, struct mk_err *e)
 
 		if (asprintf(&line, "%s: holds passwords and is readable by "
 			     "group or others: chmod 600 %s", path, path) > 0)
-			(void)add_notice(cfg, line);    /* OOM: no notice */
+			(void)add_notice(cfg, NULL, line); /* OOM: none */
 	}
 	fclose(f);
 	free(buf);
@@ -987,22 +1101,26 @@ config_release(struct mk_config *cfg)
 
 		free(w->queue);
 		wipe_free(w->postgres_url);
+		wipe_free(w->rabbitmq_url);
 		url_amqp_release(&w->amqp);
-		wipe_free(w->amqp_display);     /* raw URL until masked */
+		free(w->amqp_display);
 		free(w->postgres_display);
 		free(w->consumer_name);
 		free(w->ticker);
-		for (size_t k = 0; k < w->nexchanges; k++)
-			free(w->exchanges[k]);
-		free(w->exchanges);
+		for (size_t k = 0; k < w->exchanges.n; k++)
+			free(w->exchanges.v[k]);
+		free(w->exchanges.v);
 	}
 	free(cfg->workers);
-	for (i = 0; i < cfg->nnotices; i++)
-		free(cfg->notices[i]);
+	for (i = 0; i < cfg->nnotices; i++) {
+		free(cfg->notices[i].queue);
+		free(cfg->notices[i].text);
+	}
 	free(cfg->notices);
 	free(cfg->path);
 	free(cfg->statsd.host);
 	free(cfg->statsd.prefix);
+	free(cfg->metrics.listen);
 	free(cfg->daemon_user);
 	free(cfg->daemon_pidfile);
 	memset(cfg, 0, sizeof(*cfg));
@@ -1019,54 +1137,208 @@ config_worker(const struct mk_config *cfg, const char *queue)
 	return NULL;
 }
 
+bool
+config_notice_for(const struct mk_notice *n, const char *queue)
+{
+	return queue == NULL || n->queue == NULL ||
+	       strcmp(n->queue, queue) == 0;
+}
+
+/* ---- reload: what differs, by walking the table --------------------- */
+
+struct side {
+	const struct mk_config *cfg;
+	const struct mk_worker_config *w;
+};
+
+static const void *
+field_of(const struct key *k, const struct side *sd)
+{
+	switch (k->target) {
+	case T_CFG:
+		return (const char *)sd->cfg + k->off;
+	case T_STATSD:
+		return (const char *)&sd->cfg->statsd + k->off;
+	case T_WORKER:
+		return (const char *)sd->w + k->off;
+	case T_AMQP:
+		return (const char *)&sd->w->amqp + k->off;
+	}
+	return NULL;
+}
+
 static bool
-same(const char *a, const char *b)
+same_str(const char *a, const char *b)
 {
 	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
 }
 
 static bool
-same_list(const struct mk_worker_config *a, const struct mk_worker_config *b)
+same_list(const struct mk_strlist *a, const struct mk_strlist *b)
 {
 	size_t i;
 
-	if ((a->exchanges == NULL) != (b->exchanges == NULL) ||
-	    a->nexchanges != b->nexchanges)
+	if ((a->v == NULL) != (b->v == NULL) || a->n != b->n)
 		return false;
-	for (i = 0; i < a->nexchanges; i++)
-		if (strcmp(a->exchanges[i], b->exchanges[i]) != 0)
+	for (i = 0; i < a->n; i++)
+		if (strcmp(a->v[i], b->v[i]) != 0)
 			return false;
 	return true;
 }
 
-bool
-config_worker_equal(const struct mk_worker_config *a,
-		    const struct mk_worker_config *b)
+/* Does k hold the same value on both sides?  (Mappings: see diff_tab.) */
+static bool
+same_value(const struct key *k, const struct side *x, const struct side *y)
 {
-	const struct mk_amqp_url *x = &a->amqp, *y = &b->amqp;
+	const void *a = field_of(k, x), *b = field_of(k, y);
 
-	return same(a->queue, b->queue) &&
-	       same(a->postgres_url, b->postgres_url) &&
-	       same(a->consumer_name, b->consumer_name) &&
-	       x->tls == y->tls && same(x->host, y->host) &&
-	       x->port == y->port && same(x->vhost, y->vhost) &&
-	       same(x->user, y->user) && same(x->password, y->password) &&
-	       x->frame_max == y->frame_max && x->verify == y->verify &&
-	       same(x->cacertfile, y->cacertfile) &&
-	       same(x->certfile, y->certfile) &&
-	       same(x->keyfile, y->keyfile) &&
-	       same(x->key_password, y->key_password) &&
-	       same(x->sni, y->sni) &&
-	       a->max_failures == b->max_failures &&
-	       a->retry_delay == b->retry_delay &&
-	       a->unregister == b->unregister &&
-	       a->wait_duration == b->wait_duration &&
-	       a->persistent == b->persistent &&
-	       a->max_event_bytes == b->max_event_bytes &&
-	       a->window == b->window && a->batch_chunk == b->batch_chunk &&
-	       a->heartbeat == b->heartbeat &&
-	       a->connect_timeout == b->connect_timeout &&
-	       a->allow_sender_routing == b->allow_sender_routing &&
-	       a->relay_ticks == b->relay_ticks &&
-	       same_list(a, b);
+	switch (k->type) {
+	case K_STR:
+	case K_NAME:
+	case K_LISTEN:
+	case K_AMQP_URL:
+	case K_PWFILE:          /* what the file said: the password */
+		return same_str(*(char *const *)a, *(char *const *)b);
+	case K_INT:
+		return *(const int *)a == *(const int *)b;
+	case K_DOUBLE:
+		return *(const double *)a == *(const double *)b;
+	case K_SIZE:
+		return *(const size_t *)a == *(const size_t *)b;
+	case K_BOOL:
+		if (k->target == T_AMQP)
+			return *(const int *)a == *(const int *)b;
+		return *(const bool *)a == *(const bool *)b;
+	case K_STRLIST:
+		return same_list(a, b);
+	case K_SSL:
+		return x->w->amqp.tls == y->w->amqp.tls;
+	default:
+		return true;
+	}
+}
+
+static void
+note_key(char *list, size_t sz, const char *prefix, const char *name)
+{
+	size_t n = strlen(list);
+
+	if (n + 1 < sz)
+		snprintf(list + n, sz - n, "%s%s%s", n ? ", " : "", prefix,
+			 name);
+}
+
+static void
+diff_tab(const struct key *tab, const char *prefix, const struct side *x,
+	 const struct side *y, bool workers, struct config_diff *d)
+{
+	const struct key *k, *j;
+
+	for (k = tab; k->name; k++) {
+		bool dup = false;
+		char sub[128];
+
+		/* an alias writes the field another row already compared */
+		for (j = tab; j < k && !dup; j++)
+			dup = j->target == k->target && j->off == k->off &&
+			      j->group && k->group &&
+			      strcmp(j->group, k->group) == 0;
+		if (dup || (!workers && (k->target == T_WORKER ||
+					 k->target == T_AMQP)))
+			continue;
+		if (k->sub) {
+			/* both from one URL: the URL row said it all */
+			if (k->type == K_RABBITMQ && x->w->rabbitmq_url &&
+			    y->w->rabbitmq_url)
+				continue;
+			snprintf(sub, sizeof(sub), "%s%s/", prefix, k->name);
+			diff_tab(k->sub, sub, x, y, workers, d);
+		}
+		if (same_value(k, x, y))
+			continue;
+		switch (k->reload) {
+		case CONFIG_RELOAD_RESTART:
+			d->restart = true;
+			note_key(d->restart_keys, sizeof(d->restart_keys),
+				 prefix, k->name);
+			break;
+		case CONFIG_RELOAD_NOTICE:
+			d->notice = true;
+			note_key(d->notice_keys, sizeof(d->notice_keys), prefix,
+				 k->name);
+			break;
+		default:
+			d->live = true;
+			note_key(d->live_keys, sizeof(d->live_keys), prefix,
+				 k->name);
+			break;
+		}
+	}
+}
+
+void
+config_diff(const struct mk_config *a, const struct mk_config *b,
+	    const char *queue, struct config_diff *d)
+{
+	struct side x = { a, NULL }, y = { b, NULL };
+
+	memset(d, 0, sizeof(*d));
+	diff_tab(top_keys, "", &x, &y, false, d);
+	if (queue == NULL)
+		return;
+	x.w = config_worker(a, queue);
+	y.w = config_worker(b, queue);
+	if (x.w && y.w)
+		diff_tab(worker_keys, "", &x, &y, true, d);
+}
+
+/* ---- the table's own rules, for the unit test ---------------------- */
+
+static int
+check_tab(const struct key *tab, const char *prefix, struct mk_err *e)
+{
+	const struct key *k;
+
+	for (k = tab; k->name; k++) {
+		char path[128];
+
+		snprintf(path, sizeof(path), "%s%s", prefix, k->name);
+		if (k->reload == CONFIG_RELOAD_UNSET)
+			return mk_err_set(e, EX_SOFTWARE, "key '%s' does not "
+					  "say how a reload treats it", path);
+		if (k->def && (k->type == K_INT || k->type == K_DOUBLE ||
+			       k->type == K_SIZE)) {
+			char *end;
+			double v = strtod(k->def, &end);
+
+			if (*end || v < k->lo || v > k->hi)
+				return mk_err_set(e, EX_SOFTWARE, "key '%s': "
+						  "default '%s' is out of its "
+						  "range", path, k->def);
+		}
+		if (k->def && k->type == K_BOOL &&
+		    strcmp(k->def, "true") != 0 && strcmp(k->def, "false") != 0)
+			return mk_err_set(e, EX_SOFTWARE, "key '%s': default "
+					  "'%s' is not true or false", path,
+					  k->def);
+		if (k->sub) {
+			snprintf(path + strlen(path), sizeof(path) -
+				 strlen(path), "/");
+			if (check_tab(k->sub, path, e) < 0)
+				return -1;
+		}
+		if (k->type == K_WORKERS) {
+			snprintf(path + strlen(path), sizeof(path) -
+				 strlen(path), "/*/");
+			if (check_tab(worker_keys, path, e) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+int
+config_check_table(struct mk_err *e)
+{
+	return check_tab(top_keys, "", e);
 }

@@ -103,8 +103,8 @@ put_label(struct buf *b, const char *v)
 	}
 }
 
-/* Go's strconv.FormatFloat 'g' is what Prometheus writes; %.17g reads
- * back exactly.  Infinities and NaN have their own spellings. */
+/* Like Go's strconv.FormatFloat(v, 'g', -1): the shortest exact text.
+ * Infinities and NaN have their own spellings. */
 static void
 put_value(struct buf *b, double v)
 {
@@ -112,8 +112,22 @@ put_value(struct buf *b, double v)
 		put(b, "NaN");
 	else if (isinf(v))
 		put(b, v > 0 ? "+Inf" : "-Inf");
-	else
-		put(b, "%.17g", v);
+	else if (v == floor(v) && fabs(v) < 9007199254740992.0)
+		put(b, "%.0f", v);      /* counts: digits, never 1e+01 */
+	else {
+		char t[32];
+		int prec;
+
+		/* the shortest text that reads back as v */
+		for (prec = 1; prec < 17; prec++) {
+			snprintf(t, sizeof(t), "%.*g", prec, v);
+			if (strtod(t, NULL) == v)
+				break;
+		}
+		if (prec == 17)
+			snprintf(t, sizeof(t), "%.17g", v);
+		put(b, "%s", t);
+	}
 }
 
 static void

@@ -12,12 +12,18 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "counters.h"
 #include "event.h"
+#include "fate.h"
 #include "ids.h"
 #include "inflight.h"
 #include "log.h"
+#include "mono.h"
+#include "pg.h"
 #include "pgq.h"
+#include "prom.h"
 #include "relay.h"
+#include "report.h"
 #include "sig.h"
 #include "statsd.h"
 #include "ticker.h"
@@ -37,16 +43,21 @@
 #define NEWS_QUIET 10.0
 #define NEWS_QUIET_MAX 0.25
 #define TAKEOVER_WAIT 30.0      /* for a pgq.ticker() call still running */
+#define REPORT_EVERY 1.0        /* to the supervisor (see report.h) */
+#define GAUGES_EVERY 5.0        /* the pending and lag query */
 
-struct failure {
-	long long ev_id;
-	bool dead;
-	char *reason;
+/* What one step of a batch asks of its caller. */
+enum step {
+	STEP_ERROR = -1,        /* a connection broke: abandon the batch */
+	STEP_OK,
+	STEP_STOP,              /* a stop was asked for and is due now */
 };
 
-struct counters {
-	long long batches, events, processed, failed, dead, retried;
-	long long empty, reconnects;
+enum batch_result {
+	BATCH_FAILED = -1,      /* abandoned; r->e says why */
+	BATCH_NONE,             /* PgQ had no batch for us */
+	BATCH_FINISHED,
+	BATCH_STOPPED,          /* abandoned on a stop request */
 };
 
 struct relay {
@@ -63,7 +74,7 @@ struct relay {
 	struct mk_map_ctx ctx;
 	char origin[256];
 
-	struct failure *fail;
+	struct fate *fail;      /* failures waiting for pgq_settle */
 	size_t nfail, capfail;
 	long long batch_id;
 	size_t batch_failed_logged, batch_failed;
@@ -74,25 +85,16 @@ struct relay {
 	double last_progress;
 	double stop_deadline;
 	double next_stats;
-	struct counters total, last;
+	struct counters cnt;
 	struct ticker tk;               /* ticker mode (ticker: relay) */
 	double news_gap;                /* wait_news's current gap */
 	double news_at;                 /* when the last tick was made */
 	bool news;                      /* a batch may be waiting */
 	double tk_retry_at;             /* next try for the ticker lock */
+	struct report rep;              /* for the supervisor */
+	double report_at, gauges_at;
 	struct mk_err e;
 };
-
-enum { BATCH_EMPTY = 0, BATCH_DONE = 1, BATCH_STOPPED = 2 };
-
-static double
-now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static bool
 stop_now(struct relay *r)
@@ -130,6 +132,9 @@ find_origin(char *buf, size_t sz)
 /* Interruptible sleep that keeps the AMQP connection's heartbeats. */
 static void
 idle(struct relay *r, double seconds);
+static void set_state(struct relay *r, enum report_state st,
+		      const char *why);
+static void report_maybe(struct relay *r);
 
 /* ---- test-only fault points ---------------------------------------- */
 
@@ -175,100 +180,62 @@ fault_point(const char *point)
 
 /* ---- failures ----------------------------------------------------- */
 
-static int
-fail_add(struct relay *r, long long ev_id, bool dead, const char *reason)
+static void
+fail_clear(struct relay *r)
 {
+	r->nfail = 0;
+}
+
+/*
+ * Decide a failed event's fate (fate.h) and keep it for the settle.
+ * At most FAIL_FLUSH + one chunk of them wait at a time.
+ */
+static int
+event_failed(struct relay *r, long long ev_id, int ev_retry,
+	     enum fate_cause cause, const char *why)
+{
+	const struct mk_worker_config *w = r->w;
+	struct fate *f;
+
 	if (r->nfail == r->capfail) {
 		size_t cap = r->capfail ? r->capfail * 2 : 256;
-		struct failure *f = realloc(r->fail, cap * sizeof(*f));
 
+		f = realloc(r->fail, cap * sizeof(*f));
 		if (f == NULL)
 			return mk_err_set(&r->e, EX_OSERR, "out of memory");
 		r->fail = f;
 		r->capfail = cap;
 	}
-	r->fail[r->nfail].ev_id = ev_id;
-	r->fail[r->nfail].dead = dead;
-	r->fail[r->nfail].reason = strdup(reason);
-	if (r->fail[r->nfail].reason == NULL)
-		return mk_err_set(&r->e, EX_OSERR, "out of memory");
-	r->nfail++;
-	return 0;
-}
-
-static void
-fail_clear(struct relay *r)
-{
-	size_t i;
-
-	for (i = 0; i < r->nfail; i++)
-		free(r->fail[i].reason);
-	r->nfail = 0;
-}
-
-/*
- * Decide a failed event's fate and remember it for the settle.  Bad
- * data is dead at once; a refused event is retried until it has failed
- * max_failures + 1 times (ev_retry counts earlier failures).
- */
-static int
-event_failed(struct relay *r, long long ev_id, int ev_retry, bool bad_data,
-	     const char *reason)
-{
-	const struct mk_worker_config *w = r->w;
-	bool dead = bad_data || ev_retry >= w->max_failures;
-	char full[INFLIGHT_REASON_MAX + 128];
-
-	if (bad_data)
-		snprintf(full, sizeof(full), "%s", reason);
-	else if (dead)
-		snprintf(full, sizeof(full), "%s (attempt %d, max_failures "
-			 "%d)", reason, ev_retry + 1, w->max_failures);
-	else
-		snprintf(full, sizeof(full), "%s", reason);
+	f = &r->fail[r->nfail++];
+	fate_decide(cause, ev_id, ev_retry, w->max_failures, why, f);
 	r->batch_failed++;
 	if (r->batch_failed_logged < FAIL_LOG_MAX) {
 		r->batch_failed_logged++;
-		if (dead)
+		if (f->verdict == FATE_DEAD)
 			log_warn("ev_id %lld: %s: moved to mikkoo.dead_letter",
-				 ev_id, full);
+				 ev_id, f->reason);
 		else
 			log_warn("ev_id %lld: %s: retry %d of %d in %ds",
-				 ev_id, full, ev_retry + 1, w->max_failures,
-				 w->retry_delay);
+				 ev_id, f->reason, f->attempt,
+				 w->max_failures, w->retry_delay);
 	}
-	if (dead)
-		r->total.dead++;
+	if (f->verdict == FATE_DEAD)
+		r->cnt.total.dead++;
 	else
-		r->total.retried++;
-	r->total.failed++;
-	return fail_add(r, ev_id, dead, full);
+		r->cnt.total.retried++;
+	return 0;
 }
 
 static int
 settle(struct relay *r)
 {
-	struct pgq_failure *pf;
-	size_t i;
-	int rc;
-
 	if (r->nfail == 0)
 		return 0;
-	pf = calloc(r->nfail, sizeof(*pf));
-	if (pf == NULL)
-		return mk_err_set(&r->e, EX_OSERR, "out of memory");
-	for (i = 0; i < r->nfail; i++) {
-		pf[i].ev_id = r->fail[i].ev_id;
-		pf[i].dead = r->fail[i].dead;
-		pf[i].reason = r->fail[i].reason;
-	}
-	rc = pgq_settle(&r->pg, r->batch_id, r->w->queue,
-			r->w->consumer_name, r->w->retry_delay, pf, r->nfail,
-			&r->e);
-	free(pf);
-	if (rc == 0)
-		fail_clear(r);
-	return rc;
+	if (pgq_settle(&r->pg, r->batch_id, r->w->queue, r->w->consumer_name,
+		       r->w->retry_delay, r->fail, r->nfail, &r->e) < 0)
+		return -1;
+	fail_clear(r);
+	return 0;
 }
 
 /* ---- confirms ----------------------------------------------------- */
@@ -306,6 +273,16 @@ on_broker(void *arg, const struct broker_ev *ev)
 	}
 }
 
+/* ev_time is the database's clock: compare it with the wall clock. */
+static double
+now_wall(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* Hand resolved events their fate, oldest first. */
 static int
 drain_done(struct relay *r)
@@ -314,10 +291,13 @@ drain_done(struct relay *r)
 
 	while (inflight_pop(&r->q, &d)) {
 		if (d.ok) {
-			r->total.processed++;
+			r->cnt.total.published++;
+			if (d.ev_time_us > 0)
+				prom_observe(&r->rep.c.latency, now_wall() -
+					     (double)d.ev_time_us / 1e6);
 			continue;
 		}
-		if (event_failed(r, d.ev_id, d.ev_retry, false, d.reason) < 0)
+		if (event_failed(r, d.ev_id, d.ev_retry, d.cause, d.reason) < 0)
 			return -1;
 	}
 	return 0;
@@ -327,7 +307,7 @@ static int
 broker_failed(struct relay *r)
 {
 	r->mq_broken = true;
-	return -1;
+	return STEP_ERROR;
 }
 
 /*
@@ -347,26 +327,29 @@ note_blocked(struct relay *r)
 	}
 }
 
-static int
+static enum step
 poll_broker(struct relay *r, int timeout_ms)
 {
 	if (broker_poll(r->mq, timeout_ms, on_broker, r, &r->e) < 0)
 		return broker_failed(r);
 	note_blocked(r);
-	return drain_done(r);
+	return drain_done(r) < 0 ? STEP_ERROR : STEP_OK;
 }
 
 /* Wait until fewer than want events are unresolved (0: all). */
-static int
+static enum step
 wait_confirms(struct relay *r, size_t want)
 {
 	while (inflight_pending(&r->q) > want || inflight_full(&r->q)) {
 		if (poll_broker(r, 200) < 0)
-			return -1;
+			return STEP_ERROR;
 		if (inflight_pending(&r->q) <= want && !inflight_full(&r->q))
 			break;
+		if (broker_blocked(r->mq))
+			set_state(r, REPORT_BLOCKED, broker_blocked_reason(r->mq));
+		report_maybe(r);
 		if (stop_now(r))
-			return BATCH_STOPPED;
+			return STEP_STOP;
 		if (!broker_blocked(r->mq) &&
 		    now_mono() - r->last_progress > CONFIRM_TIMEOUT) {
 			mk_err_set(&r->e, EX_UNAVAILABLE, "no publisher "
@@ -375,12 +358,20 @@ wait_confirms(struct relay *r, size_t want)
 			return broker_failed(r);
 		}
 	}
-	return 0;
+	return STEP_OK;
 }
 
 /* ---- one event ---------------------------------------------------- */
 
-static int
+static enum step
+failed_step(struct relay *r, const struct mk_event *ev, enum fate_cause cause,
+	    const char *why)
+{
+	return event_failed(r, ev->ev_id, ev->ev_retry, cause, why) < 0
+		? STEP_ERROR : STEP_OK;
+}
+
+static enum step
 relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 	    unsigned *since_poll)
 {
@@ -389,18 +380,18 @@ relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 	char why[256], reason[INFLIGHT_REASON_MAX];
 	bool exists;
 	uint64_t tag;
-	int rc;
+	enum step rc;
 
-	r->total.events++;
+	r->cnt.total.events++;
 	if (size > w->max_event_bytes) {
 		snprintf(reason, sizeof(reason), "event is %zu bytes, over "
 			 "max_event_bytes (%zu)", size, w->max_event_bytes);
-		return event_failed(r, ev->ev_id, ev->ev_retry, true, reason);
+		return failed_step(r, ev, FATE_OVERSIZED, reason);
 	}
 	r->ctx.sequence = ids_sequence();
 	ids_uuid4(r->ctx.correlation_id);
 	if (event_map(ev, &r->ctx, &r->msg, &me) < 0)
-		return event_failed(r, ev->ev_id, ev->ev_retry, true, me.msg);
+		return failed_step(r, ev, FATE_BAD_DATA, me.msg);
 
 	if (broker_exchange_exists(r->mq, r->msg.exchange, &exists, why,
 				   sizeof(why), &r->e) < 0)
@@ -409,19 +400,19 @@ relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 		snprintf(reason, sizeof(reason), "exchange '%.*s' cannot be "
 			 "published to: %s", (int)r->msg.exchange.len,
 			 (const char *)r->msg.exchange.bytes, why);
-		return event_failed(r, ev->ev_id, ev->ev_retry, false, reason);
+		return failed_step(r, ev, FATE_EXCHANGE_REFUSED, reason);
 	}
 
 	while (broker_blocked(r->mq)) {
 		if (poll_broker(r, 200) < 0)
-			return -1;
+			return STEP_ERROR;
 		if (stop_now(r))
-			return BATCH_STOPPED;
+			return STEP_STOP;
 		r->last_progress = now_mono();
 	}
 	if (inflight_full(&r->q)) {
 		rc = wait_confirms(r, r->q.cap - 1);
-		if (rc != 0)
+		if (rc != STEP_OK)
 			return rc;
 	}
 	if (broker_publish(r->mq, &r->msg, &tag, &r->e) < 0)
@@ -430,11 +421,12 @@ relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 	if (inflight_pending(&r->q) == 0)
 		r->last_progress = now_mono();
 	inflight_add(&r->q, tag, ev->ev_id, ev->ev_retry);
+	inflight_set_time(&r->q, ev->ev_time_us);
 	if (++*since_poll >= POLL_EVERY) {
 		*since_poll = 0;
 		return poll_broker(r, 0);
 	}
-	return 0;
+	return STEP_OK;
 }
 
 /* ---- one batch ---------------------------------------------------- */
@@ -447,7 +439,7 @@ batch_abandon(struct relay *r)
 	fail_clear(r);
 }
 
-static int
+static enum batch_result
 relay_batch(struct relay *r)
 {
 	const struct mk_worker_config *w = r->w;
@@ -456,44 +448,46 @@ relay_batch(struct relay *r)
 	size_t size;
 	long long before;
 	bool had_events;
-	int rc;
+	enum step st;
 
 	if (pgq_next_batch(&r->pg, w->queue, w->consumer_name, &r->batch_id,
 			   &r->e) < 0)
-		return -1;
+		return BATCH_FAILED;
 	if (r->batch_id < 0)
-		return BATCH_EMPTY;
+		return BATCH_NONE;
 	if (pgq_batch_open(&r->pg, r->batch_id, w->max_event_bytes,
 			   &r->e) < 0)
-		return -1;
+		return BATCH_FAILED;
 	r->batch_failed = r->batch_failed_logged = 0;
-	before = r->total.events;
+	before = r->cnt.total.events;
 	r->last_progress = now_mono();
 	log_set_context("queue '%s' batch %lld", w->queue, r->batch_id);
 
 	for (;;) {
-		rc = pgq_fetch(&r->pg, w->batch_chunk, &ev, &size, &r->e);
-		if (rc < 0)
+		enum pgq_fetch_result f = pgq_fetch(&r->pg, w->batch_chunk,
+						    &ev, &size, &r->e);
+
+		if (f == PGQ_FETCH_ERROR)
 			goto fail;
-		if (rc == 0)
+		if (f == PGQ_FETCH_DONE)
 			break;
-		if (rc == 2) {
+		if (f == PGQ_FETCH_CHUNK_END) {
 			if (r->nfail >= FAIL_FLUSH && settle(r) < 0)
 				goto fail;
 			continue;
 		}
-		rc = relay_event(r, &ev, size, &since_poll);
-		if (rc < 0)
+		st = relay_event(r, &ev, size, &since_poll);
+		if (st == STEP_ERROR)
 			goto fail;
-		if (rc == BATCH_STOPPED || stop_now(r))
+		if (st == STEP_STOP || stop_now(r))
 			goto stopped;
 	}
-	rc = wait_confirms(r, 0);
-	if (rc < 0)
+	st = wait_confirms(r, 0);
+	if (st == STEP_ERROR)
 		goto fail;
-	if (rc == BATCH_STOPPED)
+	if (st == STEP_STOP)
 		goto stopped;
-	had_events = r->total.events > before;
+	had_events = r->cnt.total.events > before;
 	if (had_events)
 		fault_point("after_confirm");
 	if (drain_done(r) < 0 || settle(r) < 0)
@@ -504,16 +498,16 @@ relay_batch(struct relay *r)
 		goto fail;
 	if (had_events)
 		fault_point("after_finish");
-	r->total.batches++;
+	r->cnt.total.batches++;
 	if (r->batch_failed > r->batch_failed_logged)
 		log_warn("%zu more failed events in this batch (not logged "
 			 "one by one)", r->batch_failed -
 			 r->batch_failed_logged);
-	if (r->total.events > before)
+	if (had_events)
 		log_debug("finished: %lld events, %zu failed",
-			  r->total.events - before, r->batch_failed);
+			  r->cnt.total.events - before, r->batch_failed);
 	log_set_context("queue '%s'", w->queue);
-	return BATCH_DONE;
+	return BATCH_FINISHED;
 stopped:
 	log_info("stop requested: batch abandoned unfinished; PgQ will hand "
 		 "it out again");
@@ -523,7 +517,7 @@ stopped:
 fail:
 	batch_abandon(r);
 	log_set_context("queue '%s'", w->queue);
-	return -1;
+	return BATCH_FAILED;
 }
 
 /* ---- connections -------------------------------------------------- */
@@ -535,54 +529,34 @@ disconnect(struct relay *r, bool pg, bool mq)
 {
 	if (pg) {
 		ticker_end(r);
+		ticker_forget(&r->tk);
 		pgq_disconnect(&r->pg);
 	}
 	if (mq) {
 		broker_free(r->mq);
 		r->mq = NULL;
 	}
-	if (pg) {
+	if (pg)
 		r->locked = false;
-		ticker_forget(&r->tk);
-	}
-}
-
-static int
-check_schema(struct relay *r)
-{
-	PGresult *res = PQexec(r->pg.pg, "SELECT to_regclass("
-			       "'mikkoo.dead_letter') IS NOT NULL");
-	int ok = PQresultStatus(res) == PGRES_TUPLES_OK &&
-		PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
-
-	PQclear(res);
-	if (!ok)
-		return mk_err_set(&r->e, EX_CONFIG, "table mikkoo.dead_letter "
-				  "does not exist in '%s': install "
-				  "mikkoo.sql first (psql -f mikkoo.sql)",
-				  r->w->postgres_display);
-	return 0;
 }
 
 static int
 connect_pg(struct relay *r)
 {
 	const struct mk_worker_config *w = r->w;
-	bool created;
+	bool created, registered;
 
 	if (pgq_connect(&r->pg, w->postgres_url, w->postgres_display,
-			"mikkoo-relay", w->connect_timeout, &r->e) < 0)
+			"mikkoo-relay", w->amqp.timeout, &r->e) < 0)
 		return -1;
-	if (check_schema(r) < 0)
+	if (pg_check_schema(r->pg.pg, w->postgres_display, &r->e) < 0)
 		goto fail;
-	if (pgq_create_queue(&r->pg, w->queue, &created, &r->e) < 0)
+	if (pgq_setup(&r->pg, w->queue, w->consumer_name, &created,
+		      &registered, &r->e) < 0)
 		goto fail;
 	if (created)
 		log_info("created PgQ queue '%s'", w->queue);
-	if (pgq_register(&r->pg, w->queue, w->consumer_name, &created,
-			 &r->e) < 0)
-		goto fail;
-	if (created)
+	if (registered)
 		log_info("registered PgQ consumer '%s' (it sees events from "
 			 "now on)", w->consumer_name);
 	return 0;
@@ -600,8 +574,8 @@ connect_mq(struct relay *r)
 		.url = &w->amqp,
 		.display = w->amqp_display,
 		.name = name,
-		.heartbeat = w->heartbeat,
-		.timeout = w->connect_timeout,
+		.heartbeat = w->amqp.heartbeat,
+		.timeout = w->amqp.timeout,
 	};
 
 	snprintf(name, sizeof(name), "mikkoo-relay %s", w->queue);
@@ -619,14 +593,18 @@ ensure_connected(struct relay *r)
 			disconnect(r, true, false);
 		if (connect_pg(r) < 0)
 			return -1;
-		if (r->started)
+		if (r->started) {
+			r->cnt.total.reconnects_pg++;
 			log_info("reconnected to PostgreSQL");
+		}
 	}
 	if (r->mq == NULL) {
 		if (connect_mq(r) < 0)
 			return -1;
-		if (r->started)
+		if (r->started) {
+			r->cnt.total.reconnects_mq++;
 			log_info("reconnected to RabbitMQ");
+		}
 	}
 	return 0;
 }
@@ -700,8 +678,7 @@ ticker_begin(struct relay *r)
 	return 0;
 }
 
-/* Tick if there is news (why: see ticker_tick); errors break the
- * connection's use like any other query's. */
+/* Tick if there is news (why: see ticker_tick). */
 static int
 tick_now(struct relay *r, enum ticker_for why, bool *ticked)
 {
@@ -768,6 +745,59 @@ ticker_end(struct relay *r)
 			 "cleared)", r->w->queue);
 }
 
+/* ---- the supervisor's report (see report.h) ------------------------ */
+
+static void
+set_state(struct relay *r, enum report_state st, const char *why)
+{
+	if (r->rep.state != (uint32_t)st)
+		r->report_at = 0;       /* a change goes out at once */
+	r->rep.state = (uint32_t)st;
+	snprintf(r->rep.why, sizeof(r->rep.why), "%s", why ? why : "");
+}
+
+/* At most every REPORT_EVERY s, and at once after a change. */
+static void
+report_maybe(struct relay *r)
+{
+	const struct counts *t = &r->cnt.total;
+	double now = now_mono();
+
+	if (r->o->report_fd < 0 || now < r->report_at)
+		return;
+	r->report_at = now + REPORT_EVERY;
+	/* The counters' own report runs on poll_interval, too seldom for a
+	 * scrape: their totals are read here directly. */
+	r->rep.c.published = (uint64_t)t->published;
+	r->rep.c.retried = (uint64_t)t->retried;
+	r->rep.c.dead = (uint64_t)t->dead;
+	r->rep.c.batches = (uint64_t)t->batches;
+	r->rep.c.reconnects_pg = (uint64_t)t->reconnects_pg;
+	r->rep.c.reconnects_mq = (uint64_t)t->reconnects_mq;
+	(void)report_send(r->o->report_fd, &r->rep);
+}
+
+/* Between batches, connected: the pending and lag gauges. */
+static void
+gauges_maybe(struct relay *r)
+{
+	long long pending;
+	double lag;
+	struct mk_err e;
+
+	if (r->o->report_fd < 0 || now_mono() < r->gauges_at)
+		return;
+	r->gauges_at = now_mono() + GAUGES_EVERY;
+	if (report_query(r->pg.pg, r->w->queue, r->w->consumer_name,
+			 &pending, &lag, &e) < 0) {
+		r->rep.pending = -1;
+		r->rep.lag = -1;
+		return;
+	}
+	r->rep.pending = pending;
+	r->rep.lag = lag;
+}
+
 static void
 idle(struct relay *r, double seconds)
 {
@@ -780,12 +810,15 @@ idle(struct relay *r, double seconds)
 			break;
 		if (left > 0.25)
 			left = 0.25;
+		report_maybe(r);
 		/*
 		 * rabbitmq-c turns the last millisecond or so of a wait
 		 * into 0 ms polls that spin until the end: short waits and
 		 * remainders sleep instead (heartbeats can wait for them).
 		 */
 		if (r->mq && left >= 0.003) {
+			/* rounded up: a 0 ms poll under 1 ms before the
+			 * end would spin until it */
 			if (broker_poll(r->mq, (int)ceil(left * 1000),
 					on_broker, r, &r->e) < 0) {
 				log_warn("%s: reconnecting", r->e.msg);
@@ -818,40 +851,26 @@ ready(struct relay *r)
 static void
 stats(struct relay *r, bool force)
 {
-	struct counters *t = &r->total, *l = &r->last;
 	double now = now_mono();
 
 	if (!force && now < r->next_stats)
 		return;
 	r->next_stats = now + r->cfg->poll_interval;
-	log_info("stats: batches=%lld events=%lld processed=%lld failed=%lld "
-		 "retried=%lld dead=%lld empty_polls=%lld reconnects=%lld",
-		 t->batches, t->events, t->processed, t->failed, t->retried,
-		 t->dead, t->empty, t->reconnects);
-	statsd_count(r->sd, "processed", t->processed - l->processed);
-	statsd_count(r->sd, "failed", t->failed - l->failed);
-	statsd_count(r->sd, "batches", t->batches - l->batches);
-	statsd_count(r->sd, "empty_queue", t->empty - l->empty);
-	statsd_count(r->sd, "dead_lettered", t->dead - l->dead);
-	if (pgq_alive(&r->pg))
-		statsd_gauge(r->sd, "pending_events",
-			     pgq_pending(&r->pg, r->w->queue,
-					 r->w->consumer_name));
-	*l = *t;
+	counters_report(&r->cnt, pgq_alive(&r->pg)
+			? pgq_pending(&r->pg, r->w->queue, r->w->consumer_name)
+			: -1);
 }
 
 /* ---- the worker ---------------------------------------------------- */
 
-static void
-log_notices(const struct mk_config *cfg, const char *queue)
+void
+relay_log_notices(const struct mk_config *cfg, const char *queue)
 {
 	size_t i;
 
-	/* Notices name their worker; show only ours and the global ones. */
 	for (i = 0; i < cfg->nnotices; i++)
-		if (strstr(cfg->notices[i], "worker '") == NULL ||
-		    strstr(cfg->notices[i], queue) != NULL)
-			log_warn("%s", cfg->notices[i]);
+		if (config_notice_for(&cfg->notices[i], queue))
+			log_warn("%s", cfg->notices[i].text);
 }
 
 static void
@@ -866,8 +885,8 @@ apply_worker(struct relay *r)
 	r->ctx.allow_user_id = false;
 	/* CC/BCC let a database writer route anywhere: off unless allowed. */
 	r->ctx.deny_cc_bcc = !w->allow_sender_routing;
-	r->ctx.exchanges = w->exchanges;
-	r->ctx.nexchanges = w->nexchanges;
+	r->ctx.exchanges = w->exchanges.v;
+	r->ctx.nexchanges = w->exchanges.n;
 	r->ctx.max_depth = 32;
 	r->ctx.max_headers = 1024;
 	r->ctx.max_event_bytes = w->max_event_bytes;
@@ -876,6 +895,7 @@ apply_worker(struct relay *r)
 	r->sd = statsd_open(&r->cfg->statsd, w->queue, why, sizeof(why));
 	if (r->sd == NULL && why[0])
 		log_warn("statsd disabled: %s", why);
+	counters_set_arg(&r->cnt, counters_statsd_sink, r->sd);
 }
 
 static void
@@ -883,8 +903,8 @@ reload(struct relay *r)
 {
 	struct mk_config nc;
 	const struct mk_worker_config *nw;
+	struct config_diff d;
 	struct mk_err me;
-	bool same;
 
 	if (config_load(r->o->config_path, &nc, &me) < 0) {
 		log_error("reload failed: %s: keeping the running "
@@ -899,9 +919,11 @@ reload(struct relay *r)
 		config_release(&nc);
 		return;
 	}
-	log_notices(&nc, nw->queue);
-	same = config_worker_equal(nw, r->w) && nw->window == r->w->window;
-	if (!same)
+	/* A supervised worker's notices were logged by its parent. */
+	if (!r->o->supervised)
+		relay_log_notices(&nc, nw->queue);
+	config_diff(r->cfg, &nc, nw->queue, &d);
+	if (d.restart)
 		disconnect(r, true, true);
 	if (r->own)
 		config_release(&r->own_cfg);
@@ -915,7 +937,16 @@ reload(struct relay *r)
 			abort();        /* a few kilobytes: nothing to save */
 	}
 	apply_worker(r);
-	log_info("configuration reloaded%s", same ? "" : ": reconnecting");
+	if (d.notice && !r->o->supervised)
+		log_warn("reload: %s changed: takes effect when mikkoo-relay "
+			 "is started again", d.notice_keys);
+	if (d.restart)
+		log_info("configuration reloaded: reconnecting (%s changed)",
+			 d.restart_keys);
+	else if (d.live)
+		log_info("configuration reloaded: %s applied", d.live_keys);
+	else
+		log_info("configuration reloaded: no change");
 }
 
 static void
@@ -925,7 +956,7 @@ backoff(struct relay *r)
 	bool ticked;
 
 	log_warn("%s: retrying in %.0f s", r->e.msg, r->backoff);
-	r->total.reconnects++;
+	set_state(r, r->started ? REPORT_DOWN : REPORT_STARTING, r->e.msg);
 	end = now_mono() + r->backoff;
 	while (sig_term_count() == 0 && now_mono() < end) {
 		idle(r, fmin(1.0, end - now_mono()));
@@ -954,7 +985,6 @@ static void
 cleanup(struct relay *r)
 {
 	disconnect(r, true, true);
-	fail_clear(r);
 	free(r->fail);
 	inflight_release(&r->q);
 	message_release(&r->msg);
@@ -963,10 +993,43 @@ cleanup(struct relay *r)
 		config_release(&r->own_cfg);
 }
 
+/*
+ * The first connection.  A configuration or permission problem ends the
+ * worker at once (the supervisor above stops on it); an unavailable
+ * server is fatal only when there is no supervisor to keep the other
+ * workers going: a supervised worker says it is waiting (RELAY_WAITING)
+ * and retries with the usual backoff.  0 connected, 1 stop asked, -1.
+ */
+static int
+first_connect(struct relay *r)
+{
+	bool told = false;
+
+	for (;;) {
+		if (ensure_connected(r) == 0)
+			return 0;
+		if (!r->o->supervised || r->e.code != EX_UNAVAILABLE)
+			return -1;
+		if (!told && r->o->ready_fd >= 0) {
+			char c = RELAY_WAITING;
+
+			(void)!write(r->o->ready_fd, &c, 1);
+			told = true;
+		}
+		drop_broken(r);
+		backoff(r);
+		if (sig_term_count() > 0)
+			return 1;
+		if (r->o->reload && sig_hup_take())
+			reload(r);
+	}
+}
+
 int
 relay_run(const struct relay_opts *o, struct mk_err *e)
 {
 	struct relay r;
+	enum batch_result br;
 	int rc;
 
 	memset(&r, 0, sizeof(r));
@@ -981,7 +1044,14 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 	message_init(&r.msg);
 	if (inflight_init(&r.q, (size_t)r.w->window) < 0)
 		return mk_err_set(e, EX_OSERR, "out of memory");
+	counters_init(&r.cnt);
+	if (counters_add_sink(&r.cnt, counters_log_sink, NULL) < 0 ||
+	    counters_add_sink(&r.cnt, counters_statsd_sink, NULL) < 0)
+		abort();        /* a fixed table with room for both */
 	r.backoff = BACKOFF_MIN;
+	r.rep.pending = -1;
+	r.rep.lag = -1;
+	set_state(&r, REPORT_STARTING, "connecting");
 	apply_worker(&r);
 	log_info("mikkoo-relay %s starting: consumer '%s', postgres '%s', "
 		 "rabbitmq '%s'", MIKKOO_VERSION, r.w->consumer_name,
@@ -991,10 +1061,12 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			 "shutdown, and events inserted while the relay is "
 			 "stopped will be skipped");
 
-	if (ensure_connected(&r) < 0) {
-		*e = r.e;
+	rc = first_connect(&r);
+	if (rc != 0) {
+		if (rc < 0)
+			*e = r.e;
 		cleanup(&r);
-		return -1;
+		return rc < 0 ? -1 : 0;
 	}
 	ready(&r);
 	r.next_stats = now_mono() + r.cfg->poll_interval;
@@ -1016,10 +1088,18 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 				drop_broken(&r);
 				backoff(&r);
 			} else {
+				set_state(&r, REPORT_WAITING, "another "
+					  "mikkoo-relay holds the consumer "
+					  "lock");
 				idle(&r, r.w->wait_duration);
 			}
 			continue;
 		}
+		set_state(&r, broker_blocked(r.mq) ? REPORT_BLOCKED
+			  : REPORT_RELAYING, broker_blocked(r.mq)
+			  ? broker_blocked_reason(r.mq) : NULL);
+		gauges_maybe(&r);
+		report_maybe(&r);
 		if (r.tk.active && !r.news) {
 			/* Only this relay ticks: no tick, no batch. */
 			if (wait_news(&r) < 0) {
@@ -1028,17 +1108,17 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			}
 			continue;
 		}
-		rc = relay_batch(&r);
-		if (rc < 0) {
+		br = relay_batch(&r);
+		if (br == BATCH_FAILED) {
 			drop_broken(&r);
 			backoff(&r);
-		} else if (rc == BATCH_EMPTY) {
-			r.total.empty++;
+		} else if (br == BATCH_NONE) {
+			r.cnt.total.empty++;
 			r.backoff = BACKOFF_MIN;
 			r.news = false;
 			if (!r.tk.active)
 				idle(&r, r.w->wait_duration);
-		} else if (rc == BATCH_DONE) {
+		} else if (br == BATCH_FINISHED) {
 			bool ticked;
 
 			r.backoff = BACKOFF_MIN;

@@ -5,51 +5,19 @@
 #include <string.h>
 #include <time.h>
 
+#include "mono.h"
+#include "pg.h"
 #include "ticker.h"
 
 /* A number, not data: the advisory lock class of queue tickers. */
 #define LOCK_CLASS "hashtext('mikkoo-ticker')"
 #define STMT "mikkoo_tick"
 
-/* The failed command's error, classified like pgq.c does. */
-static int
-fail(PGconn *pg, PGresult *r, const char *what, struct mk_err *e)
-{
-	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-	const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
-			    : NULL;
-	char buf[512];
-	size_t i;
-	int code = EX_SOFTWARE;
-
-	snprintf(buf, sizeof(buf), "%s", msg ? msg : PQerrorMessage(pg));
-	for (i = 0; buf[i]; i++)
-		if (buf[i] == '\n' || buf[i] == '\r' || buf[i] == '\t')
-			buf[i] = ' ';
-	while (i > 0 && buf[i - 1] == ' ')
-		buf[--i] = '\0';
-	if (PQstatus(pg) != CONNECTION_OK || state == NULL ||
-	    strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)
-		code = EX_UNAVAILABLE;
-	else if (strncmp(state, "28", 2) == 0 || strcmp(state, "42501") == 0)
-		code = EX_NOPERM;
-	mk_err_set(e, code, "%s: %s%s%s%s", what, buf, state ? " (SQLSTATE "
-		   : "", state ? state : "", state ? ")" : "");
-	PQclear(r);
-	return -1;
-}
-
 static PGresult *
 run(PGconn *pg, const char *sql, int n, const char *const *v,
     const char *what, struct mk_err *e)
 {
-	PGresult *r = PQexecParams(pg, sql, n, NULL, v, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(r);
-
-	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
-		return r;
-	fail(pg, r, what, e);
-	return NULL;
+	return pg_exec(pg, sql, n, v, what, e);
 }
 
 /* "pgq.event_5" -> "pgq"."event_5", quoted by libpq. */
@@ -106,15 +74,6 @@ tick_sql(const char *events)
 	    events, events) < 0)
 		return NULL;
 	return s;
-}
-
-static double
-now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void
@@ -220,7 +179,7 @@ ticker_start(struct ticker *t, PGconn *pg, const char *queue,
 	if (!t->prepared) {
 		r = PQprepare(pg, STMT, t->sql, 2, NULL);
 		if (PQresultStatus(r) != PGRES_COMMAND_OK)
-			return fail(pg, r, "preparing the tick statement", e);
+			return pg_error(pg, r, "preparing the tick statement", e);
 		PQclear(r);
 		t->prepared = true;
 	}
@@ -279,7 +238,7 @@ ticker_tick(struct ticker *t, PGconn *pg, const char *queue,
 		return 0;
 	r = PQexecPrepared(pg, STMT, 2, v, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		return fail(pg, r, "ticking the queue", e);
+		return pg_error(pg, r, "ticking the queue", e);
 	*ticked = PQntuples(r) > 0;
 	if (*ticked)
 		t->ticks++;

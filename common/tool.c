@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "jsonl.h"
 #include "tool.h"
 
 int
@@ -43,8 +44,26 @@ tool_release(struct tool_conn *t)
 	t->w = NULL;
 }
 
+bool
+tool_option(struct tool_conn *t, int opt, const char *arg)
+{
+	switch (opt) {
+	case 'd':
+		t->dbname = arg;
+		return true;
+	case 'c':
+		t->config = arg;
+		return true;
+	case 'w':
+		t->worker = arg;
+		return true;
+	default:
+		return false;
+	}
+}
+
 int
-tool_pg(struct tool_conn *t, struct pgq_conn *c, struct mk_err *e)
+tool_pg(struct tool_conn *t, PGconn **c, struct mk_err *e)
 {
 	const char *url = t->dbname;
 	char *display;
@@ -63,7 +82,7 @@ tool_pg(struct tool_conn *t, struct pgq_conn *c, struct mk_err *e)
 		log_warn("a password given with -d is visible to every user "
 			 "of this machine (ps): prefer ~/.pgpass, PGPASSWORD "
 			 "or MIKKOO_POSTGRES_URL");
-	rc = pgq_connect(c, url, url[0] ? display : "(libpq defaults)",
+	rc = pg_connect(c, url, url[0] ? display : "(libpq defaults)",
 			 t->prog, 10, e);
 	free(display);
 	return rc;
@@ -102,6 +121,20 @@ tool_amqp(struct tool_conn *t, struct mk_amqp_url *u, char **display,
 		return mk_err_prefix(e, "MIKKOO_RABBITMQ_URL");
 	*display = url_mask(url);
 	return 0;
+}
+
+int
+tool_end(struct tool_conn *t, PGconn *pg, int rc)
+{
+	struct mk_err e;
+
+	PQfinish(pg);
+	tool_release(t);
+	if (jsonl_finish(stdout, &e) < 0 && (rc == 0 || rc == MK_EX_NO)) {
+		log_error("%s", e.msg);
+		return e.code;
+	}
+	return rc;
 }
 
 const char *

@@ -17,19 +17,20 @@
 
 #include "config.h"
 #include "err.h"
-#include "pgq.h"
+#include "pg.h"
 #include "url.h"
 
-#define TOOL_CONN_HELP \
-	"  -d, --dbname URL     PostgreSQL URL or conninfo (default: from -c,\n" \
-	"                       $MIKKOO_POSTGRES_URL, or libpq's PG* variables)\n" \
-	"  -c, --config FILE    take connections from mikkoo-relay's config\n" \
-	"  -w, --worker QUEUE   which worker of that config (if several)\n"
-
+/* The connection options, rows of each tool's cli_opt table. */
 #define TOOL_CONN_OPTS \
-	{ "dbname", required_argument, NULL, 'd' }, \
-	{ "config", required_argument, NULL, 'c' }, \
-	{ "worker", required_argument, NULL, 'w' }
+	{ 'd', "dbname", "URL", "PostgreSQL URL or conninfo (default: from " \
+	  "-c,\n$MIKKOO_POSTGRES_URL, or libpq's PG* variables)" }, \
+	{ 'c', "config", "FILE", "take connections from mikkoo-relay's " \
+	  "config" }, \
+	{ 'w', "worker", "QUEUE", "which worker of that config (if several)" }
+
+/* The values of TOOL_CONN_OPTS: true when opt was one of them. */
+struct tool_conn;
+bool tool_option(struct tool_conn *t, int opt, const char *arg);
 
 struct tool_conn {
 	const char *prog;
@@ -44,13 +45,21 @@ struct tool_conn {
 int tool_setup(struct tool_conn *t, struct mk_err *e);
 void tool_release(struct tool_conn *t);
 
-/* Connect to PostgreSQL (pgq_connect with the tool's name). */
-int tool_pg(struct tool_conn *t, struct pgq_conn *c, struct mk_err *e);
+/* Connect to PostgreSQL (pg_connect with the tool's name); PQfinish *c. */
+int tool_pg(struct tool_conn *t, PGconn **c, struct mk_err *e);
 
 /* The RabbitMQ URL (*u filled; release with url_amqp_release) and its
  * masked form (caller frees). */
 int tool_amqp(struct tool_conn *t, struct mk_amqp_url *u, char **display,
 	      struct mk_err *e);
+
+/*
+ * The end of a tool's main(): close pg (NULL is fine), release t, and
+ * close stdout.  Returns rc, or 74 (EX_IOERR) with a message when the
+ * output could not be written and rc said all was well (0, or the "no"
+ * answer 1, which is only true if the report was complete).
+ */
+int tool_end(struct tool_conn *t, PGconn *pg, int rc);
 
 /* The worker's queue name, or NULL. */
 const char *tool_queue(const struct tool_conn *t);

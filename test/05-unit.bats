@@ -32,6 +32,6 @@ unit() {
 	unit test-url
 }
 
-@test "unit: prom (metric families, Prometheus text format 0.0.4)" {
-	unit test-prom
+@test "unit: fate (every cause, below, at and past max_failures)" {
+	unit test-fate
 }

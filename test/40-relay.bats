@@ -258,7 +258,7 @@ k|no-exchange|nope_$Q"
 	get_messages 1
 	write_config "$CONF" "persistent: false"
 	kill -HUP "$(daemon_pid relay)"
-	wait_for 10 grep -q "configuration reloaded: reconnecting" "$BATS_TEST_TMPDIR/relay.err"
+	wait_for 10 grep -q "configuration reloaded: persistent applied" "$BATS_TEST_TMPDIR/relay.err"
 	insert_event "'k'" "'two'" "'$EX'" NULL NULL NULL
 	get_messages 1
 	msgs | jq -e '.body == "two" and (.properties | has("delivery_mode") | not)'

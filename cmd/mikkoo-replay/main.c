@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* mikkoo-replay: put dead letters back into their PgQ queues. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "jsonl.h"
 #include "log.h"
 #include "replay.h"
@@ -14,55 +14,45 @@
 #define USAGE \
 	"usage: mikkoo-replay [conn] [-n] (FILTERS | --all | --stdin)"
 
-static const char help[] =
-	USAGE "\n"
-	"\n"
+enum { OPT_CONSUMER = 256, OPT_SINCE, OPT_UNTIL, OPT_RK, OPT_REASON,
+       OPT_ID, OPT_ALL, OPT_STDIN, OPT_BATCH };
+
+static const struct cli_opt opts[] = {
+	TOOL_CONN_OPTS,
+	{ 'n', "dry-run", NULL, "show what would be replayed, change nothing" },
+	{ 'q', "queue", "QUEUE", "dead letters of this PgQ queue" },
+	{ OPT_CONSUMER, "consumer", "NAME", "dead letters of this consumer" },
+	{ OPT_ID, "id", "N", "this dead letter (repeatable)" },
+	{ OPT_SINCE, "since", "TIME", "failed at or after TIME" },
+	{ OPT_UNTIL, "until", "TIME", "failed before TIME" },
+	{ OPT_RK, "routing-key", "KEY", "this ev_type only" },
+	{ OPT_REASON, "reason-like", "PAT", "reason LIKE PAT, e.g. "
+	  "'%NO_ROUTE%'" },
+	{ OPT_ALL, "all", NULL, "every dead letter (no filter given)" },
+	{ OPT_STDIN, "stdin", NULL, "the dead letters named by JSON lines on\n"
+	  "stdin (their \"id\"), e.g. from\n"
+	  "mikkoo-inspect dead | jq -c 'select(...)'" },
+	{ OPT_BATCH, "batch", "N", "dead letters per transaction (default "
+	  "500)" },
+	CLI_STD_OPTS,
+	{ 0 },
+};
+
+static const struct cli cli = {
+	.prog = "mikkoo-replay",
+	.usage = USAGE,
+	.about =
 	"Re-insert dead letters (rows of mikkoo.dead_letter) into their PgQ\n"
 	"queues with their original type, data and extras, deleting each\n"
 	"dead letter in the same transaction.  Dry-run first: -n shows what\n"
 	"would be replayed and changes nothing.  One line per dead letter:\n"
-	"  {\"id\":7,\"queue\":\"orders\",\"old_ev_id\":812,\"ev_id\":9051}\n"
-	"\n"
-	TOOL_CONN_HELP
-	"  -n, --dry-run          show what would be replayed, change nothing\n"
-	"  -q, --queue QUEUE      dead letters of this PgQ queue\n"
-	"      --consumer NAME    dead letters of this consumer\n"
-	"      --id N             this dead letter (repeatable)\n"
-	"      --since TIME       failed at or after TIME\n"
-	"      --until TIME       failed before TIME\n"
-	"      --routing-key KEY  this ev_type only\n"
-	"      --reason-like PAT  reason LIKE PAT, e.g. '%NO_ROUTE%'\n"
-	"      --all              every dead letter (no filter given)\n"
-	"      --stdin            the dead letters named by JSON lines on\n"
-	"                         stdin (their \"id\"), e.g. from\n"
-	"                         mikkoo-inspect dead | jq -c 'select(...)'\n"
-	"      --batch N          dead letters per transaction (default 500)\n"
-	"  -h, --help             show this help and exit\n"
-	"  -V, --version          show the version and exit\n"
-	"\n"
+	"  {\"id\":7,\"queue\":\"orders\",\"old_ev_id\":812,"
+	"\"ev_id\":9051}\n",
+	.opts = opts,
+	.after =
 	"Exit status: 0 ok, 64 usage, 65 a bad input line or an id that is\n"
 	"not a dead letter, 69 PostgreSQL unreachable, 74 output failed, 77\n"
-	"login refused, 78 bad config.  See mikkoo-replay(1).\n";
-
-enum { OPT_CONSUMER = 256, OPT_SINCE, OPT_UNTIL, OPT_RK, OPT_REASON,
-       OPT_ID, OPT_ALL, OPT_STDIN, OPT_BATCH };
-
-static const struct option longopts[] = {
-	TOOL_CONN_OPTS,
-	{ "dry-run", no_argument, NULL, 'n' },
-	{ "queue", required_argument, NULL, 'q' },
-	{ "consumer", required_argument, NULL, OPT_CONSUMER },
-	{ "id", required_argument, NULL, OPT_ID },
-	{ "since", required_argument, NULL, OPT_SINCE },
-	{ "until", required_argument, NULL, OPT_UNTIL },
-	{ "routing-key", required_argument, NULL, OPT_RK },
-	{ "reason-like", required_argument, NULL, OPT_REASON },
-	{ "all", no_argument, NULL, OPT_ALL },
-	{ "stdin", no_argument, NULL, OPT_STDIN },
-	{ "batch", required_argument, NULL, OPT_BATCH },
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{ NULL, 0, NULL, 0 },
+	"login or permission refused, 78 bad config.  See mikkoo-replay(1).\n",
 };
 
 static void
@@ -72,20 +62,9 @@ missing(long long id, void *arg)
 	log_error("dead letter %lld not found (replayed already?)", id);
 }
 
-static long
-positive(const char *s)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	return (errno || *end || end == s || v <= 0) ? -1 : v;
-}
-
 /* --stdin: ids from JSON lines, a chunk per transaction. */
 static int
-from_stdin(struct pgq_conn *pg, bool dry, long batch,
+from_stdin(PGconn *pg, bool dry, long batch,
 	   struct replay_stats *st, int *bad, struct mk_err *e)
 {
 	struct jsonl_reader rd;
@@ -132,35 +111,28 @@ from_stdin(struct pgq_conn *pg, bool dry, long batch,
 	return rc;
 }
 
-/* Usage errors jump to one place, which frees what was built so far. */
-#define USAGE_ERROR(...) \
-	do { \
-		snprintf(uerr, sizeof(uerr), __VA_ARGS__); \
-		goto usage; \
-	} while (0)
-
 int
 main(int argc, char **argv)
 {
 	struct tool_conn t = { .prog = "mikkoo-replay" };
 	struct dead_filter f = { 0 };
 	struct replay_stats st = { 0 };
-	struct pgq_conn pg = { 0 };
+	PGconn *pg = NULL;
 	bool dry = false, all = false, use_stdin = false;
 	long batch = 500;
 	char *ids = NULL;
 	struct mk_err e;
-	char uerr[256];
+	struct cli_parser p;
 	int opt, rc = 0, bad = 0;
 
 	log_init("mikkoo-replay");
-	opterr = 0;       /* our own messages, one line each */
-	while ((opt = getopt_long(argc, argv, ":d:c:w:nq:hV", longopts,
-				  NULL)) != -1) {
+	cli_init(&p, &cli);
+	while ((opt = cli_next(&p, argc, argv, &rc)) != CLI_END) {
+		if (opt == CLI_EXIT)
+			goto out;
+		if (tool_option(&t, opt, optarg))
+			continue;
 		switch (opt) {
-		case 'd': t.dbname = optarg; break;
-		case 'c': t.config = optarg; break;
-		case 'w': t.worker = optarg; break;
 		case 'n': dry = true; break;
 		case 'q': f.queue = optarg; break;
 		case OPT_CONSUMER: f.consumer = optarg; break;
@@ -172,29 +144,12 @@ main(int argc, char **argv)
 		case OPT_STDIN: use_stdin = true; break;
 		case OPT_ID:
 			if (dead_add_id(&ids, optarg) < 0)
-				USAGE_ERROR("--id needs a positive "
-						   "integer");
+				CLI_FAIL(rc, &cli, "--id needs a positive integer");
 			break;
 		case OPT_BATCH:
-			if ((batch = positive(optarg)) < 0 ||
-			    batch > 100000)
-				USAGE_ERROR("--batch must be 1 to "
-						   "100000");
+			if (cli_long(optarg, 1, 100000, &batch) < 0)
+				CLI_FAIL(rc, &cli, "--batch must be 1 to 100000");
 			break;
-		case 'h':
-			fputs(help, stdout);
-			rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
-			goto out;
-		case 'V':
-			printf("mikkoo-replay %s\n", MIKKOO_VERSION);
-			rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
-			goto out;
-		case ':':
-			USAGE_ERROR("option '%s' needs a value",
-				argv[optind - 1]);
-		default:
-			USAGE_ERROR("unknown option '%s'",
-				argv[optind - 1]);
 		}
 	}
 	f.ids = ids;
@@ -203,12 +158,12 @@ main(int argc, char **argv)
 		optind++;
 	}
 	if (optind < argc)
-		USAGE_ERROR("unexpected argument");
+		CLI_FAIL(rc, &cli, "unexpected argument");
 	if (use_stdin && (dead_filtered(&f) || all))
-		USAGE_ERROR("--stdin takes the dead letters from stdin: "
+		CLI_FAIL(rc, &cli, "--stdin takes the dead letters from stdin: "
 				   "no filters or --all with it");
 	if (!use_stdin && !dead_filtered(&f) && !all)
-		USAGE_ERROR("refusing to replay every dead letter: give "
+		CLI_FAIL(rc, &cli, "refusing to replay every dead letter: give "
 				   "a filter, --stdin, or --all");
 	if (tool_setup(&t, &e) < 0 || tool_pg(&t, &pg, &e) < 0) {
 		log_error("%s", e.msg);
@@ -216,12 +171,12 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (use_stdin) {
-		if (from_stdin(&pg, dry, batch, &st, &bad, &e) < 0) {
+		if (from_stdin(pg, dry, batch, &st, &bad, &e) < 0) {
 			log_error("%s", e.msg);
 			rc = e.code;
 		}
 	} else {
-		if (replay_filter(&pg, &f, (int)batch, dry, stdout, &st,
+		if (replay_filter(pg, &f, (int)batch, dry, stdout, &st,
 				  &e) < 0) {
 			log_error("%s", e.msg);
 			rc = e.code;
@@ -246,16 +201,7 @@ main(int argc, char **argv)
 			 st.replayed, st.replayed == 1 ? "" : "s");
 	if (rc == 0 && (bad || st.missing))
 		rc = EX_DATAERR;
-	goto out;
-usage:
-	rc = log_usage_error(USAGE, "%s", uerr);
 out:
-	pgq_disconnect(&pg);
-	tool_release(&t);
 	free(ids);
-	if (jsonl_finish(stdout, &e) < 0 && rc == 0) {
-		log_error("%s", e.msg);
-		rc = e.code;
-	}
-	return rc;
+	return tool_end(&t, pg, rc);
 }

@@ -11,54 +11,43 @@
 	"to_char(" col " AT TIME ZONE 'UTC', " \
 	"'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
-/* Run sql and write each row as a record, one row in memory at a time. */
+struct sink {
+	FILE *out;
+	long *count;
+};
+
 static int
-stream(struct pgq_conn *c, const char *sql, int n, const char *const *v,
-       FILE *out, long *count, struct mk_err *e)
+write_row(void *arg, const PGresult *r)
 {
-	PGresult *r;
-	int rc = 0;
+	struct sink *k = arg;
+	json_t *o = jsonl_row(r, 0);
 
-	if (!PQsendQueryParams(c->pg, sql, n, NULL, v, NULL, NULL, 0))
-		return mk_err_set(e, EX_UNAVAILABLE, "%s",
-				  PQerrorMessage(c->pg));
-	PQsetSingleRowMode(c->pg);
-	while ((r = PQgetResult(c->pg)) != NULL) {
-		ExecStatusType st = PQresultStatus(r);
-
-		if (st == PGRES_SINGLE_TUPLE) {
-			json_t *o = jsonl_row(r, 0);
-
-			jsonl_write(out, o);
-			json_decref(o);
-			(*count)++;
-		} else if (st != PGRES_TUPLES_OK && rc == 0) {
-			const char *m = PQresultErrorField(r,
-				PG_DIAG_MESSAGE_PRIMARY);
-
-			rc = mk_err_set(e, PQstatus(c->pg) == CONNECTION_OK
-					? EX_SOFTWARE : EX_UNAVAILABLE, "%s",
-					m ? m : PQerrorMessage(c->pg));
-		}
-		PQclear(r);
-	}
-	return rc;
+	jsonl_write(k->out, o);
+	json_decref(o);
+	(*k->count)++;
+	return 0;
 }
 
+/* Run sql and write each row as a record, one row in memory at a time. */
 static int
-one_row(struct pgq_conn *c, const char *sql, int n, const char *const *v,
-	PGresult **out, struct mk_err *e)
+stream(PGconn *c, const char *sql, int n, const char *const *v,
+       const char *what, FILE *out, long *count, struct mk_err *e)
 {
-	PGresult *r = PQexecParams(c->pg, sql, n, NULL, v, NULL, NULL, 0);
+	struct sink k = { out, count };
+
+	return pg_stream(c, sql, n, v, what, write_row, &k, e);
+}
+
+/* 1 and *out (PQclear it) for a row, 0 for none, -1. */
+static int
+one_row(PGconn *c, const char *sql, int n, const char *const *v,
+	const char *what, PGresult **out, struct mk_err *e)
+{
+	PGresult *r = pg_exec(c, sql, n, v, what, e);
 
 	*out = NULL;
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-
-		mk_err_set(e, EX_SOFTWARE, "%s", m ? m : PQerrorMessage(c->pg));
-		PQclear(r);
+	if (r == NULL)
 		return -1;
-	}
 	if (PQntuples(r) == 0) {
 		PQclear(r);
 		return 0;
@@ -68,7 +57,7 @@ one_row(struct pgq_conn *c, const char *sql, int n, const char *const *v,
 }
 
 static int
-status(struct pgq_conn *c, const struct inspect_opts *o, bool has_dead,
+status(PGconn *c, const struct inspect_opts *o, bool has_dead,
        FILE *out, long *count, struct mk_err *e)
 {
 #define STATUS_SQL(dead) \
@@ -96,7 +85,8 @@ status(struct pgq_conn *c, const struct inspect_opts *o, bool has_dead,
 	const char *v[] = { o->queue, o->consumer };
 	long before = *count;
 
-	if (stream(c, has_dead ? with_dead : without, 2, v, out, count, e) < 0)
+	if (stream(c, has_dead ? with_dead : without, 2, v, "reading the "
+		   "consumer status", out, count, e) < 0)
 		return -1;
 	if (o->consumer && *count == before)
 		return mk_err_set(e, EX_NOINPUT, "consumer '%s' is not "
@@ -106,7 +96,7 @@ status(struct pgq_conn *c, const struct inspect_opts *o, bool has_dead,
 }
 
 static int
-pending(struct pgq_conn *c, const struct inspect_opts *o, FILE *out,
+pending(PGconn *c, const struct inspect_opts *o, FILE *out,
 	long *count, struct mk_err *e)
 {
 	static const char subq[] =
@@ -122,7 +112,7 @@ pending(struct pgq_conn *c, const struct inspect_opts *o, FILE *out,
 	PGresult *r;
 	int rc;
 
-	rc = one_row(c, subq, 2, v, &r, e);
+	rc = one_row(c, subq, 2, v, "reading the subscription", &r, e);
 	if (rc <= 0)
 		return rc < 0 ? -1 : mk_err_set(e, EX_NOINPUT, "consumer '%s' "
 						"is not registered on queue "
@@ -132,8 +122,8 @@ pending(struct pgq_conn *c, const struct inspect_opts *o, FILE *out,
 	dot = pfx ? strchr(pfx, '.') : NULL;
 	if (dot) {
 		*dot = '\0';
-		schema = PQescapeIdentifier(c->pg, pfx, strlen(pfx));
-		table = PQescapeIdentifier(c->pg, dot + 1, strlen(dot + 1));
+		schema = PQescapeIdentifier(c, pfx, strlen(pfx));
+		table = PQescapeIdentifier(c, dot + 1, strlen(dot + 1));
 	}
 	if (schema == NULL || table == NULL) {
 		rc = mk_err_set(e, EX_SOFTWARE, "unexpected pgq table name");
@@ -156,7 +146,7 @@ pending(struct pgq_conn *c, const struct inspect_opts *o, FILE *out,
 	pv[1] = PQgetvalue(r, 0, 3);
 	pv[2] = PQgetvalue(r, 0, 2);
 	pv[3] = lim;
-	rc = stream(c, sql, 4, pv, out, count, e);
+	rc = stream(c, sql, 4, pv, "reading pending events", out, count, e);
 out:
 	PQfreemem(schema);
 	PQfreemem(table);
@@ -166,7 +156,7 @@ out:
 }
 
 static int
-retry(struct pgq_conn *c, const struct inspect_opts *o, FILE *out,
+retry(PGconn *c, const struct inspect_opts *o, FILE *out,
       long *count, struct mk_err *e)
 {
 	static const char sql[] =
@@ -185,11 +175,11 @@ retry(struct pgq_conn *c, const struct inspect_opts *o, FILE *out,
 			    lim };
 
 	snprintf(lim, sizeof(lim), "%ld", o->limit);
-	return stream(c, sql, 3, v, out, count, e);
+	return stream(c, sql, 3, v, "reading the retry queue", out, count, e);
 }
 
 static int
-dead(struct pgq_conn *c, const struct inspect_opts *o, FILE *out,
+dead(PGconn *c, const struct inspect_opts *o, FILE *out,
      long *count, struct mk_err *e)
 {
 	static const char sql[] =
@@ -201,11 +191,12 @@ dead(struct pgq_conn *c, const struct inspect_opts *o, FILE *out,
 	snprintf(lim, sizeof(lim), "%ld", o->limit);
 	dead_params(&o->dead, v);
 	v[DEAD_NPARAMS] = lim;
-	return stream(c, sql, DEAD_NPARAMS + 1, v, out, count, e);
+	return stream(c, sql, DEAD_NPARAMS + 1, v, "reading "
+		      "mikkoo.dead_letter", out, count, e);
 }
 
 int
-inspect_run(struct pgq_conn *c, enum inspect_what what,
+inspect_run(PGconn *c, enum inspect_what what,
 	    const struct inspect_opts *o, FILE *out, long *count,
 	    struct mk_err *e)
 {
@@ -216,15 +207,12 @@ inspect_run(struct pgq_conn *c, enum inspect_what what,
 
 	*count = 0;
 	/* Read only, rolled back: inspecting can never move a consumer. */
-	r = PQexec(c->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-	rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0
-		: mk_err_set(e, EX_UNAVAILABLE, "%s", PQerrorMessage(c->pg));
-	PQclear(r);
-	if (rc < 0)
+	if (pg_command(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+		       "BEGIN", e) < 0)
 		return -1;
 	if (what != INSPECT_DEAD || o->queue) {
 		rc = one_row(c, "SELECT 1 FROM pgq.queue WHERE queue_name = $1",
-			     1, v, &r, e);
+			     1, v, "looking up the queue", &r, e);
 		PQclear(r);
 		if (rc == 0)
 			rc = mk_err_set(e, EX_NOINPUT, "no PgQ queue '%s'",
@@ -233,7 +221,8 @@ inspect_run(struct pgq_conn *c, enum inspect_what what,
 			goto out;
 	}
 	rc = one_row(c, "SELECT 1 WHERE to_regclass('mikkoo.dead_letter')"
-		     " IS NOT NULL", 0, NULL, &r, e);
+		     " IS NOT NULL", 0, NULL, "looking for mikkoo.dead_letter",
+		     &r, e);
 	PQclear(r);
 	if (rc < 0)
 		goto out;
@@ -258,7 +247,7 @@ inspect_run(struct pgq_conn *c, enum inspect_what what,
 		break;
 	}
 out:
-	r = PQexec(c->pg, "ROLLBACK");
+	r = PQexec(c, "ROLLBACK");
 	PQclear(r);
 	return rc < 0 ? -1 : 0;
 }

@@ -15,7 +15,7 @@
 
 #include "dead.h"
 #include "err.h"
-#include "pgq.h"
+#include "pg.h"
 
 enum inspect_what {
 	INSPECT_STATUS,         /* one record per consumer */
@@ -35,7 +35,7 @@ struct inspect_opts {
  * Write the records; *count is how many.  EX_NOINPUT when the queue or
  * the consumer does not exist.
  */
-int inspect_run(struct pgq_conn *c, enum inspect_what what,
+int inspect_run(PGconn *c, enum inspect_what what,
 		const struct inspect_opts *o, FILE *out, long *count,
 		struct mk_err *e);
 
