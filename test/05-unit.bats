@@ -35,3 +35,7 @@ unit() {
 @test "unit: fate (every cause, below, at and past max_failures)" {
 	unit test-fate
 }
+
+@test "unit: prom (metric families, Prometheus text format 0.0.4)" {
+	unit test-prom
+}
