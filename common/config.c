@@ -26,6 +26,7 @@ enum ktype {
 	K_BOOL,
 	K_SIZE,         /* integer bytes */
 	K_STRLIST,      /* a sequence of strings: exchanges */
+	K_ROUTES,       /* a mapping media type -> exchange: routes */
 	K_AMQP_URL,     /* rabbitmq_url: parsed into w->amqp */
 	K_RABBITMQ,     /* the 3.x rabbitmq: mapping */
 	K_SSL,          /* rabbitmq/ssl_options */
@@ -176,6 +177,7 @@ static const struct key worker_keys[] = {
 	{ "allow_sender_routing", K_BOOL, W(allow_sender_routing),
 	  DEF("false"), LIVE },
 	{ "ticker", K_STR, W(ticker), DEF("relay"), RESTART },
+	{ "routes", K_ROUTES, W(routes), LIVE },
 	END,
 };
 
@@ -505,6 +507,84 @@ set_list(struct ctx *c, const yaml_node_t *v)
 	return 0;
 }
 
+/* "type/subtype": RFC 9110 tokens around one slash, no parameters. */
+static bool
+media_type(const char *s)
+{
+	static const char tchar[] = "!#$%&'*+-.^_`|~";
+	size_t i, slash = 0, n = strlen(s);
+
+	for (i = 0; i < n; i++) {
+		if (s[i] == '/' && slash == 0 && i > 0)
+			slash = i;
+		else if (!isalnum((unsigned char)s[i]) && !strchr(tchar, s[i]))
+			return false;
+	}
+	return slash > 0 && slash + 1 < n && n <= 255;
+}
+
+/* routes: media type -> exchange, and "default" for every other. */
+static int
+set_routes(struct ctx *c, const yaml_node_t *v)
+{
+	struct mk_routes *r = &c->w->routes;
+	yaml_node_pair_t *p, *q;
+	size_t n;
+
+	if (v->type != YAML_MAPPING_NODE ||
+	    v->data.mapping.pairs.top == v->data.mapping.pairs.start)
+		return at(c, v, "key '%s' must map media types (and "
+			  "'default') to exchange names", c->path);
+	n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+	r->v = calloc(n, sizeof(*r->v));
+	if (r->v == NULL)
+		return mk_err_set(c->e, EX_OSERR, "out of memory");
+	for (p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *kn = yaml_document_get_node(&c->doc, p->key);
+		yaml_node_t *vn = yaml_document_get_node(&c->doc, p->value);
+		const char *k;
+		char **dst;
+
+		if (kn->type != YAML_SCALAR_NODE)
+			return at(c, kn, "key '%s': a route's media type must "
+				  "be a string", c->path);
+		k = scalar(kn);
+		if (strcmp(k, "default") != 0 && !media_type(k))
+			return at(c, kn, "key '%s': '%s' is not a media type "
+				  "(type/subtype, no parameters) or 'default'",
+				  c->path, shown(c, k));
+		for (q = v->data.mapping.pairs.start; q < p; q++) {
+			yaml_node_t *pk = yaml_document_get_node(&c->doc,
+								 q->key);
+
+			if (strcasecmp(scalar(pk), k) == 0)
+				return at(c, kn, "key '%s': route '%s' is "
+					  "repeated (first on line %zu)",
+					  c->path, shown(c, k),
+					  pk->start_mark.line + 1);
+		}
+		if (vn->type != YAML_SCALAR_NODE || is_null(vn) ||
+		    vn->data.scalar.length > 255)
+			return at(c, vn, "key '%s': route '%s' must name an "
+				  "exchange (up to 255 bytes; \"\" is the "
+				  "default exchange)", c->path, shown(c, k));
+		if (strcmp(k, "default") == 0) {
+			dst = &r->fallback;
+		} else {
+			r->v[r->n].media_type = strdup(k);
+			if (r->v[r->n].media_type == NULL)
+				return mk_err_set(c->e, EX_OSERR, "out of "
+						  "memory");
+			dst = &r->v[r->n++].exchange;
+		}
+		*dst = strdup(scalar(vn));
+		if (*dst == NULL)
+			return mk_err_set(c->e, EX_OSERR, "out of memory");
+	}
+	return 0;
+}
+
 static int
 set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 	  const yaml_node_t *v)
@@ -576,6 +656,8 @@ set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 		return 0;
 	case K_STRLIST:
 		return set_list(c, v);
+	case K_ROUTES:
+		return set_routes(c, v);
 	case K_AMQP_URL:
 		if (set_string(c, v, dst) < 0)
 			return -1;
@@ -828,12 +910,34 @@ pct_vhost(const char *v)
 }
 
 /* After a worker's keys: required ones, then the defaults of the rest. */
+/* A route's exchange that the exchanges allowlist does not have. */
+static bool
+route_outside(const struct mk_worker_config *w, const char **x)
+{
+	size_t i, j;
+
+	if (w->exchanges.v == NULL)
+		return false;
+	for (i = 0; i <= w->routes.n; i++) {
+		*x = i < w->routes.n ? w->routes.v[i].exchange
+			: w->routes.fallback;
+		if (*x == NULL)
+			continue;
+		for (j = 0; j < w->exchanges.n; j++)
+			if (strcmp(w->exchanges.v[j], *x) == 0)
+				break;
+		if (j == w->exchanges.n)
+			return true;
+	}
+	return false;
+}
+
 static int
 finish_worker(struct ctx *c, const yaml_node_t *kn)
 {
 	struct mk_worker_config *w = c->w;
 	struct mk_amqp_url *u = &w->amqp;
-	const char *env;
+	const char *env, *x;
 	char *vh;
 
 	if (w->postgres_url == NULL)
@@ -850,6 +954,10 @@ finish_worker(struct ctx *c, const yaml_node_t *kn)
 	if (!c->amqp_url_set && !c->amqp_map)
 		return at(c, kn, "worker '%s': rabbitmq_url (or a rabbitmq "
 			  "mapping) is required", w->queue);
+	if (route_outside(w, &x))
+		return at(c, kn, "worker '%s': routes send events to exchange "
+			  "'%s', which is not in its exchanges list",
+			  w->queue, shown(c, x));
 	/*
 	 * Neither the URL nor the mapping gave a password, nor did a
 	 * password_file (the URL parser's "" is not a choice): the
@@ -1110,6 +1218,12 @@ config_release(struct mk_config *cfg)
 		for (size_t k = 0; k < w->exchanges.n; k++)
 			free(w->exchanges.v[k]);
 		free(w->exchanges.v);
+		for (size_t k = 0; k < w->routes.n; k++) {
+			free(w->routes.v[k].media_type);
+			free(w->routes.v[k].exchange);
+		}
+		free(w->routes.v);
+		free(w->routes.fallback);
 	}
 	free(cfg->workers);
 	for (i = 0; i < cfg->nnotices; i++) {
@@ -1186,6 +1300,21 @@ same_list(const struct mk_strlist *a, const struct mk_strlist *b)
 	return true;
 }
 
+static bool
+same_routes(const struct mk_routes *a, const struct mk_routes *b)
+{
+	size_t i;
+
+	if ((a->v == NULL) != (b->v == NULL) || a->n != b->n ||
+	    !same_str(a->fallback, b->fallback))
+		return false;
+	for (i = 0; i < a->n; i++)
+		if (strcmp(a->v[i].media_type, b->v[i].media_type) != 0 ||
+		    strcmp(a->v[i].exchange, b->v[i].exchange) != 0)
+			return false;
+	return true;
+}
+
 /* Does k hold the same value on both sides?  (Mappings: see diff_tab.) */
 static bool
 same_value(const struct key *k, const struct side *x, const struct side *y)
@@ -1211,6 +1340,8 @@ same_value(const struct key *k, const struct side *x, const struct side *y)
 		return *(const bool *)a == *(const bool *)b;
 	case K_STRLIST:
 		return same_list(a, b);
+	case K_ROUTES:
+		return same_routes(a, b);
 	case K_SSL:
 		return x->w->amqp.tls == y->w->amqp.tls;
 	default:

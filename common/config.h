@@ -32,7 +32,9 @@
  *         persistent, max_event_bytes, window, batch_chunk,
  *         exchanges (a list: the only exchanges events may name),
  *         allow_sender_routing (CC/BCC headers; default false),
- *         ticker (relay: the relay ticks its queue, the default; pgqd)
+ *         ticker (relay: the relay ticks its queue, the default; pgqd),
+ *         routes (media type -> exchange, "default" for the rest: where
+ *                 events without an exchange go; see event.h)
  *   Daemon: {user, pidfile}
  *   Logging: ...                   # accepted, ignored with a notice
  *
@@ -54,6 +56,7 @@
 #include <stddef.h>
 
 #include "err.h"
+#include "event.h"
 #include "url.h"
 
 struct mk_statsd_config {
@@ -68,6 +71,13 @@ struct mk_statsd_config {
 struct mk_strlist {
 	char **v;               /* NULL when the key is absent */
 	size_t n;
+};
+
+/* routes: for events without an exchange (event.h struct mk_route). */
+struct mk_routes {
+	struct mk_route *v;     /* in file order; NULL when absent */
+	size_t n;
+	char *fallback;         /* the "default" route; NULL when absent */
 };
 
 /*
@@ -109,6 +119,7 @@ struct mk_worker_config {
 	char *ticker;           /* "relay" (default: the relay ticks its
 				   queue, see ticker.h) or "pgqd" */
 	bool relay_ticks;       /* ticker is "relay" */
+	struct mk_routes routes;
 	int line;               /* where the worker was defined, for errors */
 };
 

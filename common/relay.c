@@ -887,6 +887,9 @@ apply_worker(struct relay *r)
 	r->ctx.deny_cc_bcc = !w->allow_sender_routing;
 	r->ctx.exchanges = w->exchanges.v;
 	r->ctx.nexchanges = w->exchanges.n;
+	r->ctx.routes = w->routes.v;
+	r->ctx.nroutes = w->routes.n;
+	r->ctx.route_default = w->routes.fallback;
 	r->ctx.max_depth = 32;
 	r->ctx.max_headers = 1024;
 	r->ctx.max_event_bytes = w->max_event_bytes;

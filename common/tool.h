@@ -6,8 +6,9 @@
  * PostgreSQL, first match wins: -d URL-or-conninfo; the relay's
  * configuration (-c FILE, -w QUEUE when it has several workers); the
  * environment variable MIKKOO_POSTGRES_URL; libpq's own defaults (PGHOST,
- * PGUSER, ~/.pgpass, ...).  RabbitMQ (mikkoo-audit): the configuration's
- * worker, or MIKKOO_RABBITMQ_URL.  Passwords belong in files or the
+ * PGUSER, ~/.pgpass, ...).  RabbitMQ (mikkoo-audit, and mikkoo-inspect
+ * and mikkoo-replay on the RabbitMQ side): the configuration's worker, or
+ * MIKKOO_RABBITMQ_URL.  Passwords belong in files or the
  * environment: one given with -d is visible to every user of the
  * machine, and a warning says so.
  * Owns: the loaded configuration, if any.  Never: exits.
