@@ -966,7 +966,7 @@ backoff(struct relay *r)
 		/* The queue's other consumers still get ticks, at pgqd's
 		 * pace, while this relay cannot consume. */
 		if (tick_now(r, TICK_FOR_OTHERS, &ticked) < 0)
-			ticker_forget(&r->tk);
+			log_debug("%s", r->e.msg);  /* the loop reconnects */
 	}
 	r->backoff = fmin(r->backoff * 2, BACKOFF_MAX);
 }

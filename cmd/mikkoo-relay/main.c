@@ -148,6 +148,9 @@ main(int argc, char **argv)
 		};
 
 		relay_log_notices(&cfg, worker);
+		if (cfg.metrics.listen)
+			log_warn("metrics: listen is served by the supervisor: "
+				 "not with --worker");
 		if (sig_install(false) < 0) {
 			log_error("cannot set up signals: %s", strerror(errno));
 			config_release(&cfg);
