@@ -14,6 +14,7 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "httpd.h"
 
 #define MAX_FILE (1024 * 1024)
 
@@ -35,6 +36,7 @@ enum ktype {
 	K_IGNORED,      /* any node; a notice says it does not apply */
 	K_UNSUPPORTED,  /* accepted with a notice (TLS options we lack) */
 	K_PWFILE,       /* rabbitmq/password_file */
+	K_LISTEN,       /* an address:port to listen on (metrics) */
 };
 
 /* Which struct a key writes to. */
@@ -84,11 +86,20 @@ static const struct key statsd_keys[] = {
 	END,
 };
 
+static const struct key metrics_keys[] = {
+	/* the listener is opened once, at start */
+	{ "listen", K_LISTEN, C(metrics.listen), NOTICE },
+	{ "health_max_lag", K_DOUBLE, C(metrics.health_max_lag),
+	  RANGE(0.001, 86400), LIVE },
+	END,
+};
+
 static const struct key app_keys[] = {
 	{ "poll_interval", K_INT, C(poll_interval), RANGE(1, 86400),
 	  DEF("60"), LIVE },
 	{ "sentry_dsn", K_IGNORED, .target = T_CFG, LIVE },
 	{ "statsd", K_STATSD, .target = T_CFG, .sub = statsd_keys, LIVE },
+	{ "metrics", K_SECTION, .target = T_CFG, .sub = metrics_keys, LIVE },
 	/* workers come and go by name; each one's keys say the rest */
 	{ "workers", K_WORKERS, .target = T_CFG, RESTART },
 	END,
@@ -165,6 +176,7 @@ static const struct key worker_keys[] = {
 	{ "exchanges", K_STRLIST, W(exchanges), LIVE },
 	{ "allow_sender_routing", K_BOOL, W(allow_sender_routing),
 	  DEF("false"), LIVE },
+	{ "ticker", K_STR, W(ticker), DEF("relay"), RESTART },
 	{ "routes", K_ROUTES, W(routes), LIVE },
 	END,
 };
@@ -582,6 +594,18 @@ set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 	bool b = false;
 
 	switch (k->type) {
+	case K_LISTEN: {
+		char why[160];
+
+		if (set_string(c, v, dst) < 0)
+			return -1;
+		if (httpd_parse_listen(*(char **)dst, NULL, why,
+				       sizeof(why)) < 0)
+			return at(c, v, "key '%s': '%s' is not an address to "
+				  "listen on: %s", c->path,
+				  shown(c, *(char **)dst), why);
+		return 0;
+	}
 	case K_STR:
 		if (k->target == T_AMQP &&
 		    k->off == offsetof(struct mk_amqp_url, password))
@@ -784,6 +808,7 @@ is_unset(const struct key *k, void *dst)
 	switch (k->type) {
 	case K_STR:
 	case K_NAME:
+	case K_LISTEN:
 		return *(char **)dst == NULL;
 	case K_INT:
 		return *(int *)dst < k->lo;
@@ -805,6 +830,7 @@ set_default(const struct key *k, void *dst, struct mk_err *e)
 	switch (k->type) {
 	case K_STR:
 	case K_NAME:
+	case K_LISTEN:
 		free(*(char **)dst);
 		*(char **)dst = strdup(k->def);
 		if (*(char **)dst == NULL)
@@ -917,6 +943,11 @@ finish_worker(struct ctx *c, const yaml_node_t *kn)
 	if (w->postgres_url == NULL)
 		return at(c, kn, "worker '%s': postgres_url is required",
 			  w->queue);
+	if (strcmp(w->ticker, "relay") != 0 && strcmp(w->ticker, "pgqd") != 0)
+		return at(c, kn, "worker '%s': ticker is '%s': give 'relay' "
+			  "(the relay ticks its queue) or 'pgqd'", w->queue,
+			  shown(c, w->ticker));
+	w->relay_ticks = strcmp(w->ticker, "relay") == 0;
 	if (c->amqp_url_set && c->amqp_map)
 		return at(c, kn, "worker '%s': give rabbitmq_url or rabbitmq, "
 			  "not both", w->queue);
@@ -1183,6 +1214,7 @@ config_release(struct mk_config *cfg)
 		free(w->amqp_display);
 		free(w->postgres_display);
 		free(w->consumer_name);
+		free(w->ticker);
 		for (size_t k = 0; k < w->exchanges.n; k++)
 			free(w->exchanges.v[k]);
 		free(w->exchanges.v);
@@ -1202,6 +1234,7 @@ config_release(struct mk_config *cfg)
 	free(cfg->path);
 	free(cfg->statsd.host);
 	free(cfg->statsd.prefix);
+	free(cfg->metrics.listen);
 	free(cfg->daemon_user);
 	free(cfg->daemon_pidfile);
 	memset(cfg, 0, sizeof(*cfg));
@@ -1291,6 +1324,7 @@ same_value(const struct key *k, const struct side *x, const struct side *y)
 	switch (k->type) {
 	case K_STR:
 	case K_NAME:
+	case K_LISTEN:
 	case K_AMQP_URL:
 	case K_PWFILE:          /* what the file said: the password */
 		return same_str(*(char *const *)a, *(char *const *)b);

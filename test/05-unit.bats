@@ -40,6 +40,10 @@ unit() {
 	unit test-fate
 }
 
+@test "unit: prom (metric families, Prometheus text format 0.0.4)" {
+	unit test-prom
+}
+
 @test "unit: routes (the routes key, routing by media type)" {
 	unit test-routes
 }

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* report: a worker's metrics and state to its supervisor, never blocking. */
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "pg.h"
+#include "report.h"
+
+const char *
+report_state_name(enum report_state s)
+{
+	switch (s) {
+	case REPORT_STARTING:
+		return "starting";
+	case REPORT_RELAYING:
+		return "relaying";
+	case REPORT_DOWN:
+		return "down";
+	case REPORT_WAITING:
+		return "waiting";
+	case REPORT_BLOCKED:
+		return "blocked";
+	}
+	return "unknown";
+}
+
+int
+report_send(int fd, const struct report *r)
+{
+	ssize_t n;
+
+	if (fd < 0)
+		return 0;
+	do
+		n = write(fd, r, sizeof(*r));
+	while (n < 0 && errno == EINTR);
+	if (n == (ssize_t)sizeof(*r))
+		return 1;
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	return -1;
+}
+
+int
+report_read(int fd, struct report *r)
+{
+	struct report buf;
+	int got = 0;
+
+	for (;;) {
+		ssize_t n = read(fd, &buf, sizeof(buf));
+
+		if (n == (ssize_t)sizeof(buf)) {
+			*r = buf;
+			got = 1;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return got;
+		/* EOF, or a torn record (never written so): done */
+		return got ? got : -1;
+	}
+}
+
+int
+report_query(PGconn *pg, const char *queue, const char *consumer,
+	     long long *pending, double *lag, struct mk_err *e)
+{
+	const char *v[] = { queue, consumer };
+	PGresult *r;
+
+	r = pg_exec(pg, "SELECT c.pending_events,"
+		    " CASE WHEN c.last_tick < q.last_tick_id"
+		    "  THEN extract(epoch FROM c.lag) ELSE 0 END"
+		    " FROM pgq.get_consumer_info($1, $2) c,"
+		    " pgq.get_queue_info($1) q", 2, v,
+		    "reading the consumer's lag", e);
+	if (r == NULL)
+		return -1;
+	*pending = -1;
+	*lag = -1;
+	if (PQntuples(r) == 1) {
+		if (!PQgetisnull(r, 0, 0))
+			*pending = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		if (!PQgetisnull(r, 0, 1))
+			*lag = strtod(PQgetvalue(r, 0, 1), NULL);
+	}
+	PQclear(r);
+	return 0;
+}
