@@ -364,19 +364,29 @@ pgq_batch_abandon(struct pgq_conn *c)
 	}
 }
 
-long long
-pgq_pending(struct pgq_conn *c, const char *queue, const char *consumer)
+int
+pgq_gauges(struct pgq_conn *c, const char *queue, const char *consumer,
+	   long long *pending, double *lag, struct mk_err *e)
 {
-	const char *v[] = { queue, consumer }, *val;
+	const char *v[] = { queue, consumer };
 	PGresult *r;
-	long long n = -1;
 
-	if (pg_value(c->pg, "SELECT pending_events FROM "
-		       "pgq.get_consumer_info($1, $2)", 2, v,
-		       "pgq.get_consumer_info", &r, &val, NULL) < 0)
+	r = pg_exec(c->pg, "SELECT c.pending_events,"
+		    " CASE WHEN c.last_tick < q.last_tick_id"
+		    "  THEN extract(epoch FROM c.lag) ELSE 0 END"
+		    " FROM pgq.get_consumer_info($1, $2) c,"
+		    " pgq.get_queue_info($1) q", 2, v,
+		    "reading the consumer's lag", e);
+	if (r == NULL)
 		return -1;
-	if (val)
-		n = strtoll(val, NULL, 10);
+	*pending = -1;
+	*lag = -1;
+	if (PQntuples(r) == 1) {
+		if (!PQgetisnull(r, 0, 0))
+			*pending = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		if (!PQgetisnull(r, 0, 1))
+			*lag = strtod(PQgetvalue(r, 0, 1), NULL);
+	}
 	PQclear(r);
-	return n;
+	return 0;
 }

@@ -84,7 +84,6 @@ struct relay {
 	double backoff;
 	double last_progress;
 	double stop_deadline;
-	double next_stats;
 	struct counters cnt;
 	struct ticker tk;               /* ticker mode (ticker: relay) */
 	double news_gap;                /* wait_news's current gap */
@@ -92,7 +91,7 @@ struct relay {
 	bool news;                      /* a batch may be waiting */
 	double tk_retry_at;             /* next try for the ticker lock */
 	struct report rep;              /* for the supervisor */
-	double report_at, gauges_at;
+	double gauges_at;
 	struct mk_err e;
 };
 
@@ -132,9 +131,11 @@ find_origin(char *buf, size_t sz)
 /* Interruptible sleep that keeps the AMQP connection's heartbeats. */
 static void
 idle(struct relay *r, double seconds);
+static void report_sink(void *arg, const struct counts *total,
+			const struct counts *delta, const struct gauges *g);
 static void set_state(struct relay *r, enum report_state st,
 		      const char *why);
-static void report_maybe(struct relay *r);
+static void stats(struct relay *r, bool force);
 
 /* ---- test-only fault points ---------------------------------------- */
 
@@ -293,8 +294,8 @@ drain_done(struct relay *r)
 		if (d.ok) {
 			r->cnt.total.published++;
 			if (d.ev_time_us > 0)
-				prom_observe(&r->rep.c.latency, now_wall() -
-					     (double)d.ev_time_us / 1e6);
+				counters_latency(&r->cnt, now_wall() -
+						 (double)d.ev_time_us / 1e6);
 			continue;
 		}
 		if (event_failed(r, d.ev_id, d.ev_retry, d.cause, d.reason) < 0)
@@ -347,7 +348,7 @@ wait_confirms(struct relay *r, size_t want)
 			break;
 		if (broker_blocked(r->mq))
 			set_state(r, REPORT_BLOCKED, broker_blocked_reason(r->mq));
-		report_maybe(r);
+		stats(r, false);
 		if (stop_now(r))
 			return STEP_STOP;
 		if (!broker_blocked(r->mq) &&
@@ -748,54 +749,59 @@ ticker_end(struct relay *r)
 /* ---- the supervisor's report (see report.h) ------------------------ */
 
 static void
-set_state(struct relay *r, enum report_state st, const char *why)
+report_send_now(struct relay *r)
 {
-	if (r->rep.state != (uint32_t)st)
-		r->report_at = 0;       /* a change goes out at once */
-	r->rep.state = (uint32_t)st;
-	snprintf(r->rep.why, sizeof(r->rep.why), "%s", why ? why : "");
+	if (r->o->report_fd >= 0)
+		(void)report_send(r->o->report_fd, &r->rep);
 }
 
-/* At most every REPORT_EVERY s, and at once after a change. */
+/* A state change goes to the supervisor at once, not at the next tick. */
 static void
-report_maybe(struct relay *r)
+set_state(struct relay *r, enum report_state st, const char *why)
 {
-	const struct counts *t = &r->cnt.total;
-	double now = now_mono();
+	bool changed = r->rep.state != (uint32_t)st;
 
-	if (r->o->report_fd < 0 || now < r->report_at)
-		return;
-	r->report_at = now + REPORT_EVERY;
-	/* The counters' own report runs on poll_interval, too seldom for a
-	 * scrape: their totals are read here directly. */
+	r->rep.state = (uint32_t)st;
+	snprintf(r->rep.why, sizeof(r->rep.why), "%s", why ? why : "");
+	if (changed)
+		report_send_now(r);
+}
+
+/* The counters' third sink: the totals and gauges, to the supervisor. */
+static void
+report_sink(void *arg, const struct counts *t, const struct counts *d,
+	    const struct gauges *g)
+{
+	struct relay *r = arg;
+
+	(void)d;
 	r->rep.c.published = (uint64_t)t->published;
-	r->rep.c.retried = (uint64_t)t->retried;
+	r->rep.c.retried = (uint64_t)(t->retried + t->requeued);
 	r->rep.c.dead = (uint64_t)t->dead;
 	r->rep.c.batches = (uint64_t)t->batches;
 	r->rep.c.reconnects_pg = (uint64_t)t->reconnects_pg;
 	r->rep.c.reconnects_mq = (uint64_t)t->reconnects_mq;
-	(void)report_send(r->o->report_fd, &r->rep);
+	r->rep.c.latency = t->latency;
+	r->rep.pending = g->pending;
+	r->rep.lag = g->lag;
+	report_send_now(r);
 }
 
-/* Between batches, connected: the pending and lag gauges. */
+/* Between batches, connected: the pending and lag gauges, now and then. */
 static void
 gauges_maybe(struct relay *r)
 {
-	long long pending;
-	double lag;
+	struct gauges *g = &r->cnt.gauges;
 	struct mk_err e;
 
-	if (r->o->report_fd < 0 || now_mono() < r->gauges_at)
+	if (!pgq_alive(&r->pg) || now_mono() < r->gauges_at)
 		return;
 	r->gauges_at = now_mono() + GAUGES_EVERY;
-	if (report_query(r->pg.pg, r->w->queue, r->w->consumer_name,
-			 &pending, &lag, &e) < 0) {
-		r->rep.pending = -1;
-		r->rep.lag = -1;
-		return;
+	if (pgq_gauges(&r->pg, r->w->queue, r->w->consumer_name,
+		       &g->pending, &g->lag, &e) < 0) {
+		g->pending = -1;
+		g->lag = -1;
 	}
-	r->rep.pending = pending;
-	r->rep.lag = lag;
 }
 
 static void
@@ -810,7 +816,7 @@ idle(struct relay *r, double seconds)
 			break;
 		if (left > 0.25)
 			left = 0.25;
-		report_maybe(r);
+		stats(r, false);
 		/*
 		 * rabbitmq-c turns the last millisecond or so of a wait
 		 * into 0 ms polls that spin until the end: short waits and
@@ -848,17 +854,11 @@ ready(struct relay *r)
 	}
 }
 
+/* Every sink that is due (all of them when force). */
 static void
 stats(struct relay *r, bool force)
 {
-	double now = now_mono();
-
-	if (!force && now < r->next_stats)
-		return;
-	r->next_stats = now + r->cfg->poll_interval;
-	counters_report(&r->cnt, pgq_alive(&r->pg)
-			? pgq_pending(&r->pg, r->w->queue, r->w->consumer_name)
-			: -1);
+	counters_tick(&r->cnt, now_mono(), force);
 }
 
 /* ---- the worker ---------------------------------------------------- */
@@ -898,7 +898,10 @@ apply_worker(struct relay *r)
 	r->sd = statsd_open(&r->cfg->statsd, w->queue, why, sizeof(why));
 	if (r->sd == NULL && why[0])
 		log_warn("statsd disabled: %s", why);
-	counters_set_arg(&r->cnt, counters_statsd_sink, r->sd);
+	counters_set_sink(&r->cnt, counters_statsd_sink, r->sd,
+			  r->cfg->poll_interval);
+	counters_set_sink(&r->cnt, counters_log_sink, NULL,
+			  r->cfg->poll_interval);
 }
 
 static void
@@ -1048,12 +1051,17 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 	if (inflight_init(&r.q, (size_t)r.w->window) < 0)
 		return mk_err_set(e, EX_OSERR, "out of memory");
 	counters_init(&r.cnt);
-	if (counters_add_sink(&r.cnt, counters_log_sink, NULL) < 0 ||
-	    counters_add_sink(&r.cnt, counters_statsd_sink, NULL) < 0)
-		abort();        /* a fixed table with room for both */
+	if (counters_add_sink(&r.cnt, counters_log_sink, NULL,
+			      r.cfg->poll_interval) < 0 ||
+	    counters_add_sink(&r.cnt, counters_statsd_sink, NULL,
+			      r.cfg->poll_interval) < 0 ||
+	    (o->report_fd >= 0 && counters_add_sink(&r.cnt, report_sink, &r,
+						    REPORT_EVERY) < 0))
+		abort();        /* a fixed table with room for all three */
 	r.backoff = BACKOFF_MIN;
 	r.rep.pending = -1;
 	r.rep.lag = -1;
+	r.rep.state = REPORT_STARTING;
 	set_state(&r, REPORT_STARTING, "connecting");
 	apply_worker(&r);
 	log_info("mikkoo-relay %s starting: consumer '%s', postgres '%s', "
@@ -1072,7 +1080,6 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 		return rc < 0 ? -1 : 0;
 	}
 	ready(&r);
-	r.next_stats = now_mono() + r.cfg->poll_interval;
 
 	while (sig_term_count() == 0) {
 		if (o->reload && sig_hup_take())
@@ -1102,7 +1109,7 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			  : REPORT_RELAYING, broker_blocked(r.mq)
 			  ? broker_blocked_reason(r.mq) : NULL);
 		gauges_maybe(&r);
-		report_maybe(&r);
+		stats(&r, false);
 		if (r.tk.active && !r.news) {
 			/* Only this relay ticks: no tick, no batch. */
 			if (wait_news(&r) < 0) {

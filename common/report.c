@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "pg.h"
 #include "report.h"
 
 const char *
@@ -63,31 +62,4 @@ report_read(int fd, struct report *r)
 		/* EOF, or a torn record (never written so): done */
 		return got ? got : -1;
 	}
-}
-
-int
-report_query(PGconn *pg, const char *queue, const char *consumer,
-	     long long *pending, double *lag, struct mk_err *e)
-{
-	const char *v[] = { queue, consumer };
-	PGresult *r;
-
-	r = pg_exec(pg, "SELECT c.pending_events,"
-		    " CASE WHEN c.last_tick < q.last_tick_id"
-		    "  THEN extract(epoch FROM c.lag) ELSE 0 END"
-		    " FROM pgq.get_consumer_info($1, $2) c,"
-		    " pgq.get_queue_info($1) q", 2, v,
-		    "reading the consumer's lag", e);
-	if (r == NULL)
-		return -1;
-	*pending = -1;
-	*lag = -1;
-	if (PQntuples(r) == 1) {
-		if (!PQgetisnull(r, 0, 0))
-			*pending = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-		if (!PQgetisnull(r, 0, 1))
-			*lag = strtod(PQgetvalue(r, 0, 1), NULL);
-	}
-	PQclear(r);
-	return 0;
 }

@@ -6,8 +6,9 @@
  * Owns: the record (fixed size, under PIPE_BUF so a write is atomic and
  * a read gets whole records), sending it without ever blocking (the
  * pipe's write end is non-blocking; a full pipe skips this report: the
- * counters are totals, so the next one loses nothing), reading the
- * latest, and the one query for the pending and lag gauges.
+ * counters are totals, so the next one loses nothing), and reading the
+ * latest.  The worker sends one as a counters sink (counters.h), and
+ * at once when its state changes.
  * Never: logs, keeps state between calls.
  */
 #ifndef MIKKOO_REPORT_H
@@ -16,9 +17,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <libpq-fe.h>
-
-#include "err.h"
 #include "prom.h"
 
 enum report_state {
@@ -54,13 +52,5 @@ int report_send(int fd, const struct report *r);
  * one, 0 none waiting, -1 the writer is gone (EOF) or an error.
  */
 int report_read(int fd, struct report *r);
-
-/*
- * The consumer's pending events (pgq.get_consumer_info) and lag: the
- * age of its last finished tick while the queue has a newer tick, else
- * 0 (caught up: nothing ticked is waiting).  Between batches only.
- */
-int report_query(PGconn *pg, const char *queue, const char *consumer,
-		 long long *pending, double *lag, struct mk_err *e);
 
 #endif
