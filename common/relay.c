@@ -763,8 +763,10 @@ set_state(struct relay *r, enum report_state st, const char *why)
 
 	r->rep.state = (uint32_t)st;
 	snprintf(r->rep.why, sizeof(r->rep.why), "%s", why ? why : "");
+	/* with the totals as they are now: a scrape that sees the new
+	 * state also sees the reconnect that led to it */
 	if (changed)
-		report_send_now(r);
+		report_sink(r, &r->cnt.total, NULL, &r->cnt.gauges);
 }
 
 /* The counters' third sink: the totals and gauges, to the supervisor. */
