@@ -409,7 +409,9 @@ handle_frame(struct broker *b, amqp_frame_t *f, broker_cb cb, void *arg,
 					  "connection lost after a channel "
 					  "close (%s)", b->display, txt);
 		if (f->channel != PUB_CH) {
-			b->probe_open = false;
+			/* A tool's channel is the tool's business. */
+			if (f->channel == PROBE_CH)
+				b->probe_open = false;
 			return 0;
 		}
 		ev.kind = BROKER_CHANNEL_CLOSED;
@@ -564,6 +566,26 @@ const char *
 broker_user(const struct broker *b)
 {
 	return b->user;
+}
+
+amqp_connection_state_t
+broker_conn(struct broker *b)
+{
+	cork(b, false);
+	return b->conn;
+}
+
+const char *
+broker_display(const struct broker *b)
+{
+	return b->display;
+}
+
+int
+broker_rpc_error(struct broker *b, amqp_rpc_reply_t r, amqp_channel_t ch,
+		 const char *what, struct mk_err *e)
+{
+	return rpc_error(b, r, ch, what, e);
 }
 
 int

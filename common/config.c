@@ -14,6 +14,7 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "httpd.h"
 
 #define MAX_FILE (1024 * 1024)
 
@@ -25,6 +26,7 @@ enum ktype {
 	K_BOOL,
 	K_SIZE,         /* integer bytes */
 	K_STRLIST,      /* a sequence of strings: exchanges */
+	K_ROUTES,       /* a mapping media type -> exchange: routes */
 	K_AMQP_URL,     /* rabbitmq_url: parsed into w->amqp; or a list */
 	K_HOSTS,        /* rabbitmq/host: one, or a list */
 	K_RABBITMQ,     /* the 3.x rabbitmq: mapping */
@@ -35,6 +37,7 @@ enum ktype {
 	K_IGNORED,      /* any node; a notice says it does not apply */
 	K_UNSUPPORTED,  /* accepted with a notice (TLS options we lack) */
 	K_PWFILE,       /* rabbitmq/password_file */
+	K_LISTEN,       /* an address:port to listen on (metrics) */
 };
 
 /* Which struct a key writes to. */
@@ -84,11 +87,20 @@ static const struct key statsd_keys[] = {
 	END,
 };
 
+static const struct key metrics_keys[] = {
+	/* the listener is opened once, at start */
+	{ "listen", K_LISTEN, C(metrics.listen), NOTICE },
+	{ "health_max_lag", K_DOUBLE, C(metrics.health_max_lag),
+	  RANGE(0.001, 86400), LIVE },
+	END,
+};
+
 static const struct key app_keys[] = {
 	{ "poll_interval", K_INT, C(poll_interval), RANGE(1, 86400),
 	  DEF("60"), LIVE },
 	{ "sentry_dsn", K_IGNORED, .target = T_CFG, LIVE },
 	{ "statsd", K_STATSD, .target = T_CFG, .sub = statsd_keys, LIVE },
+	{ "metrics", K_SECTION, .target = T_CFG, .sub = metrics_keys, LIVE },
 	/* workers come and go by name; each one's keys say the rest */
 	{ "workers", K_WORKERS, .target = T_CFG, RESTART },
 	END,
@@ -165,6 +177,8 @@ static const struct key worker_keys[] = {
 	{ "exchanges", K_STRLIST, W(exchanges), LIVE },
 	{ "allow_sender_routing", K_BOOL, W(allow_sender_routing),
 	  DEF("false"), LIVE },
+	{ "ticker", K_STR, W(ticker), DEF("relay"), RESTART },
+	{ "routes", K_ROUTES, W(routes), LIVE },
 	END,
 };
 
@@ -540,6 +554,84 @@ set_nodes(struct ctx *c, const yaml_node_t *v, bool urls)
 	return 0;
 }
 
+/* "type/subtype": RFC 9110 tokens around one slash, no parameters. */
+static bool
+media_type(const char *s)
+{
+	static const char tchar[] = "!#$%&'*+-.^_`|~";
+	size_t i, slash = 0, n = strlen(s);
+
+	for (i = 0; i < n; i++) {
+		if (s[i] == '/' && slash == 0 && i > 0)
+			slash = i;
+		else if (!isalnum((unsigned char)s[i]) && !strchr(tchar, s[i]))
+			return false;
+	}
+	return slash > 0 && slash + 1 < n && n <= 255;
+}
+
+/* routes: media type -> exchange, and "default" for every other. */
+static int
+set_routes(struct ctx *c, const yaml_node_t *v)
+{
+	struct mk_routes *r = &c->w->routes;
+	yaml_node_pair_t *p, *q;
+	size_t n;
+
+	if (v->type != YAML_MAPPING_NODE ||
+	    v->data.mapping.pairs.top == v->data.mapping.pairs.start)
+		return at(c, v, "key '%s' must map media types (and "
+			  "'default') to exchange names", c->path);
+	n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+	r->v = calloc(n, sizeof(*r->v));
+	if (r->v == NULL)
+		return mk_err_set(c->e, EX_OSERR, "out of memory");
+	for (p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *kn = yaml_document_get_node(&c->doc, p->key);
+		yaml_node_t *vn = yaml_document_get_node(&c->doc, p->value);
+		const char *k;
+		char **dst;
+
+		if (kn->type != YAML_SCALAR_NODE)
+			return at(c, kn, "key '%s': a route's media type must "
+				  "be a string", c->path);
+		k = scalar(kn);
+		if (strcmp(k, "default") != 0 && !media_type(k))
+			return at(c, kn, "key '%s': '%s' is not a media type "
+				  "(type/subtype, no parameters) or 'default'",
+				  c->path, shown(c, k));
+		for (q = v->data.mapping.pairs.start; q < p; q++) {
+			yaml_node_t *pk = yaml_document_get_node(&c->doc,
+								 q->key);
+
+			if (strcasecmp(scalar(pk), k) == 0)
+				return at(c, kn, "key '%s': route '%s' is "
+					  "repeated (first on line %zu)",
+					  c->path, shown(c, k),
+					  pk->start_mark.line + 1);
+		}
+		if (vn->type != YAML_SCALAR_NODE || is_null(vn) ||
+		    vn->data.scalar.length > 255)
+			return at(c, vn, "key '%s': route '%s' must name an "
+				  "exchange (up to 255 bytes; \"\" is the "
+				  "default exchange)", c->path, shown(c, k));
+		if (strcmp(k, "default") == 0) {
+			dst = &r->fallback;
+		} else {
+			r->v[r->n].media_type = strdup(k);
+			if (r->v[r->n].media_type == NULL)
+				return mk_err_set(c->e, EX_OSERR, "out of "
+						  "memory");
+			dst = &r->v[r->n++].exchange;
+		}
+		*dst = strdup(scalar(vn));
+		if (*dst == NULL)
+			return mk_err_set(c->e, EX_OSERR, "out of memory");
+	}
+	return 0;
+}
+
 static int
 set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 	  const yaml_node_t *v)
@@ -549,6 +641,18 @@ set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 	bool b = false;
 
 	switch (k->type) {
+	case K_LISTEN: {
+		char why[160];
+
+		if (set_string(c, v, dst) < 0)
+			return -1;
+		if (httpd_parse_listen(*(char **)dst, NULL, why,
+				       sizeof(why)) < 0)
+			return at(c, v, "key '%s': '%s' is not an address to "
+				  "listen on: %s", c->path,
+				  shown(c, *(char **)dst), why);
+		return 0;
+	}
 	case K_STR:
 		if (k->target == T_AMQP &&
 		    k->off == offsetof(struct mk_amqp_url, password))
@@ -599,6 +703,8 @@ set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 		return 0;
 	case K_STRLIST:
 		return set_list(c, v);
+	case K_ROUTES:
+		return set_routes(c, v);
 	case K_AMQP_URL:
 		if (v->type == YAML_SEQUENCE_NODE)
 			return set_nodes(c, v, true);
@@ -756,6 +862,7 @@ is_unset(const struct key *k, void *dst)
 	case K_STR:
 	case K_NAME:
 	case K_HOSTS:
+	case K_LISTEN:
 		return *(char **)dst == NULL;
 	case K_INT:
 		return *(int *)dst < k->lo;
@@ -778,6 +885,7 @@ set_default(const struct key *k, void *dst, struct mk_err *e)
 	case K_STR:
 	case K_NAME:
 	case K_HOSTS:
+	case K_LISTEN:
 		free(*(char **)dst);
 		*(char **)dst = strdup(k->def);
 		if (*(char **)dst == NULL)
@@ -920,22 +1028,53 @@ finish_nodes(struct ctx *c)
 }
 
 /* After a worker's keys: required ones, then the defaults of the rest. */
+/* A route's exchange that the exchanges allowlist does not have. */
+static bool
+route_outside(const struct mk_worker_config *w, const char **x)
+{
+	size_t i, j;
+
+	if (w->exchanges.v == NULL)
+		return false;
+	for (i = 0; i <= w->routes.n; i++) {
+		*x = i < w->routes.n ? w->routes.v[i].exchange
+			: w->routes.fallback;
+		if (*x == NULL)
+			continue;
+		for (j = 0; j < w->exchanges.n; j++)
+			if (strcmp(w->exchanges.v[j], *x) == 0)
+				break;
+		if (j == w->exchanges.n)
+			return true;
+	}
+	return false;
+}
+
 static int
 finish_worker(struct ctx *c, const yaml_node_t *kn)
 {
 	struct mk_worker_config *w = c->w;
 	struct mk_amqp_url *u = &w->amqp;
-	const char *env;
+	const char *env, *x;
 
 	if (w->postgres_url == NULL)
 		return at(c, kn, "worker '%s': postgres_url is required",
 			  w->queue);
+	if (strcmp(w->ticker, "relay") != 0 && strcmp(w->ticker, "pgqd") != 0)
+		return at(c, kn, "worker '%s': ticker is '%s': give 'relay' "
+			  "(the relay ticks its queue) or 'pgqd'", w->queue,
+			  shown(c, w->ticker));
+	w->relay_ticks = strcmp(w->ticker, "relay") == 0;
 	if (c->amqp_url_set && c->amqp_map)
 		return at(c, kn, "worker '%s': give rabbitmq_url or rabbitmq, "
 			  "not both", w->queue);
 	if (!c->amqp_url_set && !c->amqp_map)
 		return at(c, kn, "worker '%s': rabbitmq_url (or a rabbitmq "
 			  "mapping) is required", w->queue);
+	if (route_outside(w, &x))
+		return at(c, kn, "worker '%s': routes send events to exchange "
+			  "'%s', which is not in its exchanges list",
+			  w->queue, shown(c, x));
 	/*
 	 * Neither the URL nor the mapping gave a password, nor did a
 	 * password_file (the URL parser's "" is not a choice): the
@@ -1194,9 +1333,16 @@ config_release(struct mk_config *cfg)
 		free(w->more_nodes.v);
 		free(w->postgres_display);
 		free(w->consumer_name);
+		free(w->ticker);
 		for (size_t k = 0; k < w->exchanges.n; k++)
 			free(w->exchanges.v[k]);
 		free(w->exchanges.v);
+		for (size_t k = 0; k < w->routes.n; k++) {
+			free(w->routes.v[k].media_type);
+			free(w->routes.v[k].exchange);
+		}
+		free(w->routes.v);
+		free(w->routes.fallback);
 	}
 	free(cfg->workers);
 	for (i = 0; i < cfg->nnotices; i++) {
@@ -1207,6 +1353,7 @@ config_release(struct mk_config *cfg)
 	free(cfg->path);
 	free(cfg->statsd.host);
 	free(cfg->statsd.prefix);
+	free(cfg->metrics.listen);
 	free(cfg->daemon_user);
 	free(cfg->daemon_pidfile);
 	memset(cfg, 0, sizeof(*cfg));
@@ -1272,6 +1419,21 @@ same_list(const struct mk_strlist *a, const struct mk_strlist *b)
 	return true;
 }
 
+static bool
+same_routes(const struct mk_routes *a, const struct mk_routes *b)
+{
+	size_t i;
+
+	if ((a->v == NULL) != (b->v == NULL) || a->n != b->n ||
+	    !same_str(a->fallback, b->fallback))
+		return false;
+	for (i = 0; i < a->n; i++)
+		if (strcmp(a->v[i].media_type, b->v[i].media_type) != 0 ||
+		    strcmp(a->v[i].exchange, b->v[i].exchange) != 0)
+			return false;
+	return true;
+}
+
 /* Does k hold the same value on both sides?  (Mappings: see diff_tab.) */
 static bool
 same_value(const struct key *k, const struct side *x, const struct side *y)
@@ -1288,6 +1450,7 @@ same_value(const struct key *k, const struct side *x, const struct side *y)
 		       same_list(&x->w->more_nodes, &y->w->more_nodes);
 	case K_STR:
 	case K_NAME:
+	case K_LISTEN:
 	case K_PWFILE:          /* what the file said: the password */
 		return same_str(*(char *const *)a, *(char *const *)b);
 	case K_INT:
@@ -1302,6 +1465,8 @@ same_value(const struct key *k, const struct side *x, const struct side *y)
 		return *(const bool *)a == *(const bool *)b;
 	case K_STRLIST:
 		return same_list(a, b);
+	case K_ROUTES:
+		return same_routes(a, b);
 	case K_SSL:
 		return x->w->amqp.tls == y->w->amqp.tls;
 	default:

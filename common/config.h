@@ -16,6 +16,7 @@
  *     poll_interval: 10            # supervisor stats interval, seconds
  *     sentry_dsn: ...              # accepted, ignored with a notice
  *     statsd: {enabled, host, port, prefix, include_hostname}
+ *     metrics: {listen: "127.0.0.1:9321", health_max_lag: SECONDS}
  *     workers:
  *       <pgq queue name>:
  *         postgres_url | postgresql_url: postgresql://...   (required)
@@ -31,7 +32,10 @@
  *         retry_interval, unregister, wait_duration,
  *         persistent, max_event_bytes, window, batch_chunk,
  *         exchanges (a list: the only exchanges events may name),
- *         allow_sender_routing (CC/BCC headers; default false)
+ *         allow_sender_routing (CC/BCC headers; default false),
+ *         ticker (relay: the relay ticks its queue, the default; pgqd),
+ *         routes (media type -> exchange, "default" for the rest: where
+ *                 events without an exchange go; see event.h)
  *   Daemon: {user, pidfile}
  *   Logging: ...                   # accepted, ignored with a notice
  *
@@ -56,6 +60,7 @@
 #include <stddef.h>
 
 #include "err.h"
+#include "event.h"
 #include "url.h"
 
 struct mk_statsd_config {
@@ -78,6 +83,13 @@ struct mk_strlist {
 struct mk_amqp_node {
 	struct mk_amqp_url url;
 	char *display;          /* its masked URL, for log lines */
+};
+
+/* routes: for events without an exchange (event.h struct mk_route). */
+struct mk_routes {
+	struct mk_route *v;     /* in file order; NULL when absent */
+	size_t n;
+	char *fallback;         /* the "default" route; NULL when absent */
 };
 
 /*
@@ -125,6 +137,10 @@ struct mk_worker_config {
 	int batch_chunk;        /* rows per FETCH, default 1000, 1..100000 */
 	struct mk_strlist exchanges; /* allowlist; v NULL: any exchange */
 	bool allow_sender_routing; /* CC/BCC headers; default false */
+	char *ticker;           /* "relay" (default: the relay ticks its
+				   queue, see ticker.h) or "pgqd" */
+	bool relay_ticks;       /* ticker is "relay" */
+	struct mk_routes routes;
 	int line;               /* where the worker was defined, for errors */
 };
 
@@ -134,10 +150,16 @@ struct mk_notice {
 	char *text;             /* "FILE:LINE: ..." */
 };
 
+struct mk_metrics_config {
+	char *listen;           /* "ADDRESS:PORT"; NULL: no endpoint */
+	double health_max_lag;  /* seconds; 0: lag never fails health */
+};
+
 struct mk_config {
 	char *path;             /* as given */
 	int poll_interval;      /* default 60 */
 	struct mk_statsd_config statsd;
+	struct mk_metrics_config metrics;
 	char *daemon_user;      /* Daemon/user, NULL if absent */
 	char *daemon_pidfile;   /* Daemon/pidfile, NULL if absent */
 	struct mk_worker_config *workers;

@@ -52,6 +52,7 @@ inflight_add(struct inflight *q, uint64_t tag, long long ev_id, int ev_retry)
 	s->tag = tag;
 	s->ev_id = ev_id;
 	s->ev_retry = ev_retry;
+	s->ev_time_us = 0;
 	s->gen = q->gen;
 	s->state = INFLIGHT_PENDING;
 	s->returned = false;
@@ -172,6 +173,7 @@ inflight_pop(struct inflight *q, struct inflight_done *d)
 		return 0;
 	d->ev_id = s->ev_id;
 	d->ev_retry = s->ev_retry;
+	d->ev_time_us = s->ev_time_us;
 	d->ok = s->state == INFLIGHT_OK;
 	d->cause = s->cause;
 	d->reason = s->reason;
@@ -186,4 +188,11 @@ inflight_pop(struct inflight *q, struct inflight_done *d)
 		q->gen_start--;
 	}
 	return 1;
+}
+
+void
+inflight_set_time(struct inflight *q, long long ev_time_us)
+{
+	if (q->count > 0)
+		q->s[(q->head + q->count - 1) % q->cap].ev_time_us = ev_time_us;
 }

@@ -103,8 +103,12 @@ int pgq_batch_finish(struct pgq_conn *c, long long batch_id,
 /* Give up the batch: ROLLBACK (it is read again next time). */
 void pgq_batch_abandon(struct pgq_conn *c);
 
-/* pgq.get_consumer_info's pending_events (-1 when unknown). */
-long long pgq_pending(struct pgq_conn *c, const char *queue,
-		      const char *consumer);
+/*
+ * The consumer's pending events (pgq.get_consumer_info; -1 unknown) and
+ * lag: the age of its last finished tick while the queue has a newer
+ * tick, else 0 (caught up: nothing ticked is waiting).  Between batches.
+ */
+int pgq_gauges(struct pgq_conn *c, const char *queue, const char *consumer,
+	       long long *pending, double *lag, struct mk_err *e);
 
 #endif

@@ -22,9 +22,12 @@
 #include "nodes.h"
 #include "pg.h"
 #include "pgq.h"
+#include "prom.h"
 #include "relay.h"
+#include "report.h"
 #include "sig.h"
 #include "statsd.h"
+#include "ticker.h"
 
 #define BACKOFF_MIN 1.0
 #define BACKOFF_MAX 30.0
@@ -34,6 +37,17 @@
 #define FAIL_FLUSH 1000         /* settle failures at this many */
 #define FAIL_LOG_MAX 10         /* per-event failure lines per batch */
 #define POLL_EVERY 32           /* publishes between non-blocking polls */
+/* Ticker mode: look for news every NEWS_MIN s after a tick, the gap
+ * growing by NEWS_GROWTH per empty look up to NEWS_MAX, and to
+ * NEWS_QUIET_MAX after NEWS_QUIET s without news (see wait_news). */
+#define NEWS_MIN 0.002
+#define NEWS_GROWTH 1.25
+#define NEWS_MAX 0.1
+#define NEWS_QUIET 10.0
+#define NEWS_QUIET_MAX 0.25
+#define TAKEOVER_WAIT 30.0      /* for a pgq.ticker() call still running */
+#define REPORT_EVERY 1.0        /* to the supervisor (see report.h) */
+#define GAUGES_EVERY 5.0        /* the pending and lag query */
 
 /* What one step of a batch asks of its caller. */
 enum step {
@@ -68,7 +82,7 @@ struct relay {
 	long long batch_id;
 	size_t batch_failed_logged, batch_failed;
 
-	bool started, locked, lock_logged, blocked_logged;
+	bool started, locked, lock_logged, blocked_logged, tk_logged;
 	bool mq_broken;                 /* the last error came from RabbitMQ */
 	size_t node;                    /* the RabbitMQ node in use (or last) */
 	size_t next_node;               /* where the next connect starts */
@@ -81,8 +95,14 @@ struct relay {
 	double blocked_since;           /* connection.blocked; 0 not blocked */
 	double last_progress;
 	double stop_deadline;
-	double next_stats;
 	struct counters cnt;
+	struct ticker tk;               /* ticker mode (ticker: relay) */
+	double news_gap;                /* wait_news's current gap */
+	double news_at;                 /* when the last tick was made */
+	bool news;                      /* a batch may be waiting */
+	double tk_retry_at;             /* next try for the ticker lock */
+	struct report rep;              /* for the supervisor */
+	double gauges_at;
 	struct mk_err e;
 };
 
@@ -129,6 +149,11 @@ find_origin(char *buf, size_t sz)
 /* Interruptible sleep that keeps the AMQP connection's heartbeats. */
 static void
 idle(struct relay *r, double seconds);
+static void report_sink(void *arg, const struct counts *total,
+			const struct counts *delta, const struct gauges *g);
+static void set_state(struct relay *r, enum report_state st,
+		      const char *why);
+static void stats(struct relay *r, bool force);
 
 /* ---- test-only fault points ---------------------------------------- */
 
@@ -271,6 +296,16 @@ on_broker(void *arg, const struct broker_ev *ev)
 	}
 }
 
+/* ev_time is the database's clock: compare it with the wall clock. */
+static double
+now_wall(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* Hand resolved events their fate, oldest first. */
 static int
 drain_done(struct relay *r)
@@ -280,6 +315,9 @@ drain_done(struct relay *r)
 	while (inflight_pop(&r->q, &d)) {
 		if (d.ok) {
 			r->cnt.total.published++;
+			if (d.ev_time_us > 0)
+				counters_latency(&r->cnt, now_wall() -
+						 (double)d.ev_time_us / 1e6);
 			if (r->failed_at > 0) {
 				/* the time a failover cost, as seen here */
 				log_info("relaying again: first publish "
@@ -358,6 +396,9 @@ wait_confirms(struct relay *r, size_t want)
 			return STEP_ERROR;
 		if (inflight_pending(&r->q) <= want && !inflight_full(&r->q))
 			break;
+		if (broker_blocked(r->mq))
+			set_state(r, REPORT_BLOCKED, broker_blocked_reason(r->mq));
+		stats(r, false);
 		if (stop_now(r))
 			return STEP_STOP;
 		if (blocked_too_long(r))
@@ -435,6 +476,7 @@ relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 	if (inflight_pending(&r->q) == 0)
 		r->last_progress = now_mono();
 	inflight_add(&r->q, tag, ev->ev_id, ev->ev_retry);
+	inflight_set_time(&r->q, ev->ev_time_us);
 	if (++*since_poll >= POLL_EVERY) {
 		*since_poll = 0;
 		return poll_broker(r, 0);
@@ -535,11 +577,16 @@ fail:
 
 /* ---- connections -------------------------------------------------- */
 
+static void ticker_end(struct relay *r);
+
 static void
 disconnect(struct relay *r, bool pg, bool mq)
 {
-	if (pg)
+	if (pg) {
+		ticker_end(r);
+		ticker_forget(&r->tk);
 		pgq_disconnect(&r->pg);
+	}
 	if (mq) {
 		broker_free(r->mq);
 		r->mq = NULL;
@@ -697,6 +744,175 @@ ensure_locked(struct relay *r)
 	return 1;
 }
 
+/* ---- ticker mode (ticker: relay; see ticker.h) --------------------- */
+
+/*
+ * Once the consumer lock is ours: become the queue's ticker, or say
+ * once why not (another session ticks it, or its ticker is paused) and
+ * try again every few seconds.
+ */
+static int
+ticker_begin(struct relay *r)
+{
+	const char *q = r->w->queue;
+	int rc;
+
+	if (!r->w->relay_ticks || r->tk.active || now_mono() < r->tk_retry_at)
+		return 0;
+	rc = ticker_start(&r->tk, r->pg.pg, q, TAKEOVER_WAIT, &r->e);
+	if (rc < 0)
+		return -1;
+	r->tk_retry_at = now_mono() + 5;
+	if (rc == 1) {
+		log_info("ticking queue '%s' itself (external_ticker is set: "
+			 "pgqd leaves the queue to this relay)", q);
+		r->tk_logged = false;
+		r->news_gap = NEWS_MIN;
+		r->news_at = now_mono();
+		r->news = true;         /* ticks made before us */
+	} else if (!r->tk_logged) {
+		r->tk_logged = true;
+		if (r->e.msg[0])
+			log_warn("%s", r->e.msg);
+		else if (r->tk.paused)
+			log_warn("queue '%s': its ticker is paused "
+				 "(ticker_paused): no batches until it is "
+				 "resumed", q);
+		else
+			log_info("another session ticks queue '%s': using "
+				 "its ticks, looking again every %.2f s", q,
+				 r->w->wait_duration);
+	}
+	return 0;
+}
+
+/* Tick if there is news (why: see ticker_tick). */
+static int
+tick_now(struct relay *r, enum ticker_for why, bool *ticked)
+{
+	*ticked = false;
+	if (!r->tk.active || !pgq_alive(&r->pg))
+		return 0;
+	if (ticker_tick(&r->tk, r->pg.pg, r->w->queue, why, ticked,
+			&r->e) < 0)
+		return -1;
+	if (*ticked) {
+		r->news = true;
+		r->news_at = now_mono();
+		r->news_gap = NEWS_MIN;
+	}
+	return 0;
+}
+
+/*
+ * Ticker mode, the queue drained: look for news every news_gap s (the
+ * AMQP connection served meanwhile), the gap growing from NEWS_MIN after
+ * a tick to NEWS_MAX, so a steady flow is seen within milliseconds, an
+ * occasional event within 0.1 s, and a silent queue costs four looks a
+ * second.  Returns after a tick, a signal, a broken connection or a
+ * second (for the stats and the reload check).
+ */
+static int
+wait_news(struct relay *r)
+{
+	double end = now_mono() + 1.0;
+	bool ticked;
+
+	while (sig_term_count() == 0 && !(r->o->reload && sig_hup_pending())) {
+		double cap = now_mono() - r->news_at > NEWS_QUIET
+			? NEWS_QUIET_MAX : NEWS_MAX;
+
+		idle(r, r->news_gap);
+		if (r->mq == NULL)
+			return 0;
+		if (tick_now(r, TICK_FOR_RELAY, &ticked) < 0)
+			return -1;
+		if (ticked)
+			return 0;
+		r->news_gap = fmin(r->news_gap * NEWS_GROWTH, cap);
+		if (now_mono() >= end)
+			return 0;
+	}
+	return 0;
+}
+
+/* A clean end of the session: pgqd ticks the queue again. */
+static void
+ticker_end(struct relay *r)
+{
+	struct mk_err e;
+
+	if (!r->tk.active || !pgq_alive(&r->pg))
+		return;
+	if (ticker_stop(&r->tk, r->pg.pg, r->w->queue, &e) < 0)
+		log_warn("queue '%s' stays with external_ticker set (%s): "
+			 "pgqd will not tick it until a relay runs again",
+			 r->w->queue, e.msg);
+	else
+		log_info("queue '%s' handed back to pgqd (external_ticker "
+			 "cleared)", r->w->queue);
+}
+
+/* ---- the supervisor's report (see report.h) ------------------------ */
+
+static void
+report_send_now(struct relay *r)
+{
+	if (r->o->report_fd >= 0)
+		(void)report_send(r->o->report_fd, &r->rep);
+}
+
+/* A state change goes to the supervisor at once, not at the next tick. */
+static void
+set_state(struct relay *r, enum report_state st, const char *why)
+{
+	bool changed = r->rep.state != (uint32_t)st;
+
+	r->rep.state = (uint32_t)st;
+	snprintf(r->rep.why, sizeof(r->rep.why), "%s", why ? why : "");
+	/* with the totals as they are now: a scrape that sees the new
+	 * state also sees the reconnect that led to it */
+	if (changed)
+		report_sink(r, &r->cnt.total, NULL, &r->cnt.gauges);
+}
+
+/* The counters' third sink: the totals and gauges, to the supervisor. */
+static void
+report_sink(void *arg, const struct counts *t, const struct counts *d,
+	    const struct gauges *g)
+{
+	struct relay *r = arg;
+
+	(void)d;
+	r->rep.c.published = (uint64_t)t->published;
+	r->rep.c.retried = (uint64_t)(t->retried + t->requeued);
+	r->rep.c.dead = (uint64_t)t->dead;
+	r->rep.c.batches = (uint64_t)t->batches;
+	r->rep.c.reconnects_pg = (uint64_t)t->reconnects_pg;
+	r->rep.c.reconnects_mq = (uint64_t)t->reconnects_mq;
+	r->rep.c.latency = t->latency;
+	r->rep.pending = g->pending;
+	r->rep.lag = g->lag;
+	report_send_now(r);
+}
+
+/* Between batches, connected: the pending and lag gauges, now and then. */
+static void
+gauges_maybe(struct relay *r)
+{
+	struct gauges *g = &r->cnt.gauges;
+	struct mk_err e;
+
+	if (!pgq_alive(&r->pg) || now_mono() < r->gauges_at)
+		return;
+	r->gauges_at = now_mono() + GAUGES_EVERY;
+	if (pgq_gauges(&r->pg, r->w->queue, r->w->consumer_name,
+		       &g->pending, &g->lag, &e) < 0) {
+		g->pending = -1;
+		g->lag = -1;
+	}
+}
+
 static void
 idle(struct relay *r, double seconds)
 {
@@ -709,7 +925,13 @@ idle(struct relay *r, double seconds)
 			break;
 		if (left > 0.25)
 			left = 0.25;
-		if (r->mq) {
+		stats(r, false);
+		/*
+		 * rabbitmq-c turns the last millisecond or so of a wait
+		 * into 0 ms polls that spin until the end: short waits and
+		 * remainders sleep instead (heartbeats can wait for them).
+		 */
+		if (r->mq && left >= 0.003) {
 			/* rounded up: a 0 ms poll under 1 ms before the
 			 * end would spin until it */
 			if (broker_poll(r->mq, (int)ceil(left * 1000),
@@ -747,17 +969,11 @@ ready(struct relay *r)
 	}
 }
 
+/* Every sink that is due (all of them when force). */
 static void
 stats(struct relay *r, bool force)
 {
-	double now = now_mono();
-
-	if (!force && now < r->next_stats)
-		return;
-	r->next_stats = now + r->cfg->poll_interval;
-	counters_report(&r->cnt, pgq_alive(&r->pg)
-			? pgq_pending(&r->pg, r->w->queue, r->w->consumer_name)
-			: -1);
+	counters_tick(&r->cnt, now_mono(), force);
 }
 
 /* ---- the worker ---------------------------------------------------- */
@@ -786,6 +1002,9 @@ apply_worker(struct relay *r)
 	r->ctx.deny_cc_bcc = !w->allow_sender_routing;
 	r->ctx.exchanges = w->exchanges.v;
 	r->ctx.nexchanges = w->exchanges.n;
+	r->ctx.routes = w->routes.v;
+	r->ctx.nroutes = w->routes.n;
+	r->ctx.route_default = w->routes.fallback;
 	r->ctx.max_depth = 32;
 	r->ctx.max_headers = 1024;
 	r->ctx.max_event_bytes = w->max_event_bytes;
@@ -794,7 +1013,10 @@ apply_worker(struct relay *r)
 	r->sd = statsd_open(&r->cfg->statsd, w->queue, why, sizeof(why));
 	if (r->sd == NULL && why[0])
 		log_warn("statsd disabled: %s", why);
-	counters_set_arg(&r->cnt, counters_statsd_sink, r->sd);
+	counters_set_sink(&r->cnt, counters_statsd_sink, r->sd,
+			  r->cfg->poll_interval);
+	counters_set_sink(&r->cnt, counters_log_sink, NULL,
+			  r->cfg->poll_interval);
 }
 
 static void
@@ -853,6 +1075,9 @@ reload(struct relay *r)
 static void
 backoff(struct relay *r)
 {
+	double end;
+	bool ticked;
+
 	if (r->failed_at == 0)
 		r->failed_at = now_mono();
 	if (r->failover_now) {
@@ -861,7 +1086,15 @@ backoff(struct relay *r)
 		return;
 	}
 	log_warn("%s: retrying in %.0f s", r->e.msg, r->backoff);
-	idle(r, r->backoff);
+	set_state(r, r->started ? REPORT_DOWN : REPORT_STARTING, r->e.msg);
+	end = now_mono() + r->backoff;
+	while (sig_term_count() == 0 && now_mono() < end) {
+		idle(r, fmin(1.0, end - now_mono()));
+		/* The queue's other consumers still get ticks, at pgqd's
+		 * pace, while this relay cannot consume. */
+		if (tick_now(r, TICK_FOR_OTHERS, &ticked) < 0)
+			log_debug("%s", r->e.msg);  /* the loop reconnects */
+	}
 	r->backoff = fmin(r->backoff * 2, BACKOFF_MAX);
 }
 
@@ -943,10 +1176,18 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 	if (inflight_init(&r.q, (size_t)r.w->window) < 0)
 		return mk_err_set(e, EX_OSERR, "out of memory");
 	counters_init(&r.cnt);
-	if (counters_add_sink(&r.cnt, counters_log_sink, NULL) < 0 ||
-	    counters_add_sink(&r.cnt, counters_statsd_sink, NULL) < 0)
-		abort();        /* a fixed table with room for both */
+	if (counters_add_sink(&r.cnt, counters_log_sink, NULL,
+			      r.cfg->poll_interval) < 0 ||
+	    counters_add_sink(&r.cnt, counters_statsd_sink, NULL,
+			      r.cfg->poll_interval) < 0 ||
+	    (o->report_fd >= 0 && counters_add_sink(&r.cnt, report_sink, &r,
+						    REPORT_EVERY) < 0))
+		abort();        /* a fixed table with room for all three */
 	r.backoff = BACKOFF_MIN;
+	r.rep.pending = -1;
+	r.rep.lag = -1;
+	r.rep.state = REPORT_STARTING;
+	set_state(&r, REPORT_STARTING, "connecting");
 	apply_worker(&r);
 	log_info("mikkoo-relay %s starting: consumer '%s', postgres '%s', "
 		 "rabbitmq '%s'", MIKKOO_VERSION, r.w->consumer_name,
@@ -967,7 +1208,6 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 		return rc < 0 ? -1 : 0;
 	}
 	ready(&r);
-	r.next_stats = now_mono() + r.cfg->poll_interval;
 
 	while (sig_term_count() == 0) {
 		if (o->reload && sig_hup_take())
@@ -979,12 +1219,30 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			continue;
 		}
 		rc = ensure_locked(&r);
+		if (rc > 0 && ticker_begin(&r) < 0)
+			rc = -1;
 		if (rc <= 0) {
 			if (rc < 0) {
 				drop_broken(&r);
 				backoff(&r);
 			} else {
+				set_state(&r, REPORT_WAITING, "another "
+					  "mikkoo-relay holds the consumer "
+					  "lock");
 				idle(&r, r.w->wait_duration);
+			}
+			continue;
+		}
+		set_state(&r, broker_blocked(r.mq) ? REPORT_BLOCKED
+			  : REPORT_RELAYING, broker_blocked(r.mq)
+			  ? broker_blocked_reason(r.mq) : NULL);
+		gauges_maybe(&r);
+		stats(&r, false);
+		if (r.tk.active && !r.news) {
+			/* Only this relay ticks: no tick, no batch. */
+			if (wait_news(&r) < 0) {
+				drop_broken(&r);
+				backoff(&r);
 			}
 			continue;
 		}
@@ -995,9 +1253,19 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 		} else if (br == BATCH_NONE) {
 			r.cnt.total.empty++;
 			r.backoff = BACKOFF_MIN;
-			idle(&r, r.w->wait_duration);
+			r.news = false;
+			if (!r.tk.active)
+				idle(&r, r.w->wait_duration);
 		} else if (br == BATCH_FINISHED) {
+			bool ticked;
+
 			r.backoff = BACKOFF_MIN;
+			/* News while the batch was out: tick before asking
+			 * for the next one. */
+			if (tick_now(&r, TICK_FOR_RELAY, &ticked) < 0) {
+				drop_broken(&r);
+				backoff(&r);
+			}
 		} else {
 			break;
 		}

@@ -41,6 +41,8 @@ struct relay_opts {
 				     unavailable at start; its parent logs
 				     the config's notices */
 	double drain_seconds;     /* stop deadline for the open batch */
+	int report_fd;            /* struct report records for the
+				     supervisor (non-blocking); -1 none */
 };
 
 /*

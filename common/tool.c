@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "nodes.h"
 #include "jsonl.h"
 #include "tool.h"
 
@@ -211,4 +212,32 @@ const char *
 tool_queue(const struct tool_conn *t)
 {
 	return t->w ? t->w->queue : NULL;
+}
+
+static void
+node_failed(void *arg, size_t i, size_t n, const struct mk_err *e)
+{
+	(void)arg;
+	log_warn("RabbitMQ node %zu of %zu: %s: trying the next", i + 1, n,
+		 e->msg);
+}
+
+int
+tool_broker(struct tool_conn *t, const char *name, struct broker **out,
+	    struct mk_err *e)
+{
+	struct mk_amqp_node *nodes;
+	size_t n, used = 0;
+	int rc;
+
+	*out = NULL;
+	if (tool_amqp_nodes(t, &nodes, &n, e) < 0)
+		return -1;
+	rc = nodes_connect(nodes, n, 0, name, out, &used, node_failed, NULL,
+			   e);
+	if (rc == 0 && n > 1)
+		log_info("connected to RabbitMQ '%s' (node %zu of %zu)",
+			 nodes[used].display, used + 1, n);
+	tool_nodes_free(nodes, n);
+	return rc;
 }

@@ -6,15 +6,17 @@
  * PostgreSQL, first match wins: -d URL-or-conninfo; the relay's
  * configuration (-c FILE, -w QUEUE when it has several workers); the
  * environment variable MIKKOO_POSTGRES_URL; libpq's own defaults (PGHOST,
- * PGUSER, ~/.pgpass, ...).  RabbitMQ (mikkoo-audit): the configuration's
- * worker's nodes, or MIKKOO_RABBITMQ_URL (one URL or several).
- * Passwords belong in files or the environment: one given with -d is
- * visible to every user of the machine, and a warning says so.
+ * PGUSER, ~/.pgpass, ...).  RabbitMQ (mikkoo-audit, and mikkoo-inspect
+ * and mikkoo-replay on the RabbitMQ side): the configuration's worker's
+ * nodes, or MIKKOO_RABBITMQ_URL (one URL or several).  Passwords belong
+ * in files or the environment: one given with -d is visible to every
+ * user of the machine, and a warning says so.
  * Owns: the loaded configuration, if any.  Never: exits.
  */
 #ifndef MIKKOO_TOOL_H
 #define MIKKOO_TOOL_H
 
+#include "broker.h"
 #include "config.h"
 #include "err.h"
 #include "pg.h"
@@ -57,6 +59,14 @@ int tool_pg(struct tool_conn *t, PGconn **c, struct mk_err *e);
 int tool_amqp_nodes(struct tool_conn *t, struct mk_amqp_node **nodes,
 		    size_t *n, struct mk_err *e);
 void tool_nodes_free(struct mk_amqp_node *nodes, size_t n);
+
+/*
+ * Connect *out (broker_free it) to the first of those nodes that
+ * answers, as connection name; each node that does not is a warning,
+ * and with several the one reached is an info line.
+ */
+int tool_broker(struct tool_conn *t, const char *name, struct broker **out,
+		struct mk_err *e);
 
 /*
  * The end of a tool's main(): close pg (NULL is fine), release t, and

@@ -102,7 +102,9 @@ pgctl() {
 	echo "$output" | jq -e '.commits_missing == 0 and .commits_twice == 0 and .dead == 0'
 	grep -q "reconnected to PostgreSQL" "$BATS_TEST_TMPDIR/relay.err"
 	report_recovery "$fault" "primary stopped, standby promoted"
-	# pgqd reconnects 60 s after losing its server: ticks pause
+	# the relay ticks its queue (ticker: relay): ticks go on at once on
+	# the new primary, though pgqd reconnects only 60 s after losing
+	# its server
 	gap=$(sql "SELECT round(extract(epoch FROM max(d))::numeric, 1) FROM
 		(SELECT tick_time - lag(tick_time) OVER (ORDER BY tick_id) d
 		 FROM pgq.tick t JOIN pgq.queue q ON q.queue_id = t.tick_queue

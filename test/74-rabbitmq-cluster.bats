@@ -225,7 +225,7 @@ judge() {
 	relay_stop
 	run -0 --separate-stderr mikkoo-audit -c "$CONF" -a "$AQ" --grace 0 -q "$Q"
 	assert_output ""
-	[[ $stderr == *"draining through RabbitMQ 'amqp://mikkoo:***@127.0.0.1:$(port_of 2)/%2f?heartbeat=2' (node 2 of 2)"* ]]
+	[[ $stderr == *"connected to RabbitMQ 'amqp://mikkoo:***@127.0.0.1:$(port_of 2)/%2f?heartbeat=2' (node 2 of 2)"* ]]
 	[[ $stderr == *"1 audit rows confirmed"* ]]
 	[[ $stderr != *S3cr3t-CANARY* ]]
 	! grep -q S3cr3t-CANARY "$BATS_TEST_TMPDIR/relay.err"

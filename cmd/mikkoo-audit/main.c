@@ -10,7 +10,6 @@
 #include "cli.h"
 #include "jsonl.h"
 #include "log.h"
-#include "nodes.h"
 #include "tool.h"
 
 #define USAGE \
@@ -55,14 +54,6 @@ static const struct cli cli = {
 	"mikkoo-audit(1).\n",
 };
 
-static void
-node_failed(void *arg, size_t i, size_t n, const struct mk_err *e)
-{
-	(void)arg;
-	log_warn("RabbitMQ node %zu of %zu: %s: trying the next", i + 1, n,
-		 e->msg);
-}
-
 int
 main(int argc, char **argv)
 {
@@ -71,8 +62,6 @@ main(int argc, char **argv)
 	struct audit_stats st;
 	PGconn *pg = NULL;
 	struct broker *mq = NULL;
-	struct mk_amqp_node *nodes = NULL;
-	size_t nnodes = 0, used = 0;
 	struct cli_parser p;
 	bool no_drain = false;
 	struct mk_err e;
@@ -114,15 +103,8 @@ main(int argc, char **argv)
 				 "queue with -a QUEUE (or --no-drain)");
 	if (tool_setup(&t, &e) < 0 || tool_pg(&t, &pg, &e) < 0)
 		goto fail;
-	if (!no_drain) {
-		if (tool_amqp_nodes(&t, &nodes, &nnodes, &e) < 0 ||
-		    nodes_connect(nodes, nnodes, 0, "mikkoo-audit", &mq, &used,
-				  node_failed, NULL, &e) < 0)
-			goto fail;
-		if (nnodes > 1)
-			log_info("draining through RabbitMQ '%s' (node %zu of "
-				 "%zu)", nodes[used].display, used + 1, nnodes);
-	}
+	if (!no_drain && tool_broker(&t, "mikkoo-audit", &mq, &e) < 0)
+		goto fail;
 	if (audit_run(pg, mq, &o, stdout, &st, &e) < 0)
 		goto fail;
 	if (!no_drain)
@@ -139,6 +121,5 @@ fail:
 	rc = e.code;
 out:
 	broker_free(mq);
-	tool_nodes_free(nodes, nnodes);
 	return tool_end(&t, pg, rc);
 }

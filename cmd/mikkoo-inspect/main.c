@@ -10,14 +10,18 @@
 #include "inspect.h"
 #include "jsonl.h"
 #include "log.h"
+#include "mq.h"
 #include "tool.h"
 
 #define USAGE \
 	"usage: mikkoo-inspect [conn] -q QUEUE [--consumer NAME] " \
 	"[status|pending|retry|dead]\n" \
-	"                      [--limit N] [dead filters]"
+	"                      [--limit N] [dead filters]\n" \
+	"       mikkoo-inspect [conn] --amqp-queue QUEUE [--limit N]\n" \
+	"       mikkoo-inspect [conn] tap -e EXCHANGE [-k KEY]... " \
+	"[--limit N] [--seconds S]"
 
-enum { OPT_CONSUMER = 256 };
+enum { OPT_CONSUMER = 256, OPT_SECONDS };
 
 static const struct cli_opt opts[] = {
 	TOOL_CONN_OPTS,
@@ -26,6 +30,13 @@ static const struct cli_opt opts[] = {
 	  "mikkoo)" },
 	{ 'l', "limit", "N", "at most N records" },
 	DEAD_FILTER_OPTS,         /* for 'dead' */
+	{ 'a', "amqp-queue", "QUEUE", "RabbitMQ: print a queue's messages, "
+	  "leave them\nin place (they come back marked redelivered)" },
+	{ 'e', "exchange", "NAME", "tap: the exchange" },
+	{ 'k', "binding", "KEY", "tap: a binding key (repeatable; default "
+	  "'#')" },
+	{ OPT_SECONDS, "seconds", "S", "tap: stop after S seconds (also "
+	  "--limit, ^C)" },
 	CLI_STD_OPTS,
 	{ 0 },
 };
@@ -40,12 +51,17 @@ static const struct cli cli = {
 	"           retry and dead-letter counts (the default)\n"
 	"  pending  the events the consumer has not finished, in ev_id order\n"
 	"  retry    the consumer's events waiting in PgQ's retry queue\n"
-	"  dead     rows of mikkoo.dead_letter (all queues without -q)\n",
+	"  dead     rows of mikkoo.dead_letter (all queues without -q)\n"
+	"\n"
+	"Or look at RabbitMQ (from -c, or $MIKKOO_RABBITMQ_URL): peek at a\n"
+	"queue with --amqp-queue, or tap an exchange:\n"
+	"  tap      print what is routed through an exchange from now on\n",
 	.opts = opts,
 	.after =
-	"Exit status: 0 ok, 64 usage, 66 no such queue or consumer, 69\n"
-	"PostgreSQL unreachable, 74 output failed, 77 login or permission\n"
-	"refused, 78 bad config.  See mikkoo-inspect(1).\n",
+	"Exit status: 0 ok, 64 usage, 66 no such queue, consumer or exchange,\n"
+	"69 PostgreSQL or RabbitMQ unreachable, 70 unexpected SQL error, 74\n"
+	"output failed, 77 login or permission refused, 78 bad config.  See\n"
+	"mikkoo-inspect(1).\n",
 };
 
 int
@@ -55,6 +71,9 @@ main(int argc, char **argv)
 	struct inspect_opts o = { 0 };
 	enum inspect_what what = INSPECT_STATUS;
 	PGconn *pg = NULL;
+	struct mq_view_opts mo = { 0 };
+	bool tap = false, view = false;
+	const char *bad;
 	char *ids = NULL;
 	struct cli_parser p;
 	struct mk_err e;
@@ -79,24 +98,47 @@ main(int argc, char **argv)
 			if (cli_long(optarg, 1, LONG_MAX, &o.limit) < 0)
 				CLI_FAIL(rc, &cli, "--limit needs a positive integer");
 			break;
+		case 'a': mo.queue = optarg; break;
+		case 'e': mo.exchange = optarg; break;
+		case 'k':
+			if (mq_add_key(&mo, optarg) < 0)
+				CLI_FAIL(rc, &cli, "out of memory");
+			break;
+		case OPT_SECONDS:
+			if (cli_seconds(optarg, 0.001, 1e7, &mo.seconds) < 0)
+				CLI_FAIL(rc, &cli, "--seconds needs a positive "
+					 "number");
+			break;
 		}
 	}
 	if (optind < argc) {
 		static const char *const names[] = {
-			"status", "pending", "retry", "dead",
+			"status", "pending", "retry", "dead", "tap",
 		};
 		int i;
 
-		for (i = 0; i < 4 && strcmp(argv[optind], names[i]); i++)
+		for (i = 0; i < 5 && strcmp(argv[optind], names[i]); i++)
 			;
-		if (i == 4)
+		if (i == 5)
 			CLI_FAIL(rc, &cli, "the view is status, pending, "
-					   "retry or dead");
-		what = (enum inspect_what)i;
+					   "retry, dead or tap");
+		tap = i == 4;
+		view = !tap;
+		what = tap ? INSPECT_STATUS : (enum inspect_what)i;
 		if (++optind < argc)
 			CLI_FAIL(rc, &cli, "unexpected argument");
 	}
 	o.dead.ids = ids;
+	if (tap || mo.queue || mo.exchange || mo.nkeys || mo.seconds > 0) {
+		mo.limit = o.limit;
+		bad = mq_usage(&mo, tap, view, o.queue || o.consumer ||
+			       o.dead.since || o.dead.until ||
+			       o.dead.routing_key || o.dead.reason_like || ids);
+		if (bad)
+			CLI_FAIL(rc, &cli, "%s", bad);
+		rc = mq_inspect(&t, &mo, tap);
+		goto out;
+	}
 	if (what != INSPECT_DEAD && (dead_filtered(&o.dead) && (o.dead.since
 	    || o.dead.until || o.dead.routing_key || o.dead.reason_like ||
 	    ids)))
@@ -120,5 +162,6 @@ main(int argc, char **argv)
 	}
 out:
 	free(ids);
+	free(mo.keys);
 	return tool_end(&t, pg, rc);
 }

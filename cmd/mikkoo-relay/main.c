@@ -144,9 +144,13 @@ main(int argc, char **argv)
 			.ready_fd = ready_fd,
 			.reload = true,
 			.drain_seconds = 5,
+			.report_fd = -1,
 		};
 
 		relay_log_notices(&cfg, worker);
+		if (cfg.metrics.listen)
+			log_warn("metrics: listen is served by the supervisor: "
+				 "not with --worker");
 		if (sig_install(false) < 0) {
 			log_error("cannot set up signals: %s", strerror(errno));
 			config_release(&cfg);

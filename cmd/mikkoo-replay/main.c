@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* mikkoo-replay: put dead letters back into their PgQ queues. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,12 +10,16 @@
 #include "jsonl.h"
 #include "log.h"
 #include "replay.h"
+#include "resurrect.h"
 #include "tool.h"
 
 #define USAGE \
-	"usage: mikkoo-replay [conn] [-n] (FILTERS | --all | --stdin)"
+	"usage: mikkoo-replay [conn] [-n] (FILTERS | --all | --stdin)\n" \
+	"       mikkoo-replay [conn] [-n] --amqp-queue DLQ [--to-queue] " \
+	"[AMQP FILTERS]"
 
-enum { OPT_CONSUMER = 256, OPT_ALL, OPT_STDIN, OPT_BATCH };
+enum { OPT_CONSUMER = 256, OPT_ALL, OPT_STDIN, OPT_BATCH, OPT_REASON_IS,
+       OPT_LIMIT, OPT_TO_QUEUE, OPT_TIMEOUT };
 
 static const struct cli_opt opts[] = {
 	TOOL_CONN_OPTS,
@@ -28,6 +33,15 @@ static const struct cli_opt opts[] = {
 	  "mikkoo-inspect dead | jq -c 'select(...)'" },
 	{ OPT_BATCH, "batch", "N", "dead letters per transaction (default "
 	  "500)" },
+	{ 'a', "amqp-queue", "DLQ", "resurrect this RabbitMQ dead-letter "
+	  "queue\n(--routing-key: only those first routed so)" },
+	{ OPT_TO_QUEUE, "to-queue", NULL, "-a: to the queue each died in, "
+	  "through the\ndefault exchange (no other queue gets it)" },
+	{ OPT_REASON_IS, "reason", "WHY", "-a: only those that first died "
+	  "so: rejected,\nexpired, maxlen or delivery_limit" },
+	{ OPT_LIMIT, "limit", "N", "-a: at most N messages" },
+	{ OPT_TIMEOUT, "timeout", "S", "-a: wait S seconds for a confirm "
+	  "(default 30)" },
 	CLI_STD_OPTS,
 	{ 0 },
 };
@@ -41,12 +55,19 @@ static const struct cli cli = {
 	"dead letter in the same transaction.  Dry-run first: -n shows what\n"
 	"would be replayed and changes nothing.  One line per dead letter:\n"
 	"  {\"id\":7,\"queue\":\"orders\",\"old_ev_id\":812,"
-	"\"ev_id\":9051}\n",
+	"\"ev_id\":9051}\n"
+	"\n"
+	"With -a, resurrect RabbitMQ dead letters instead (RabbitMQ from -c,\n"
+	"or $MIKKOO_RABBITMQ_URL): re-publish each to the exchange and\n"
+	"routing keys of its first death, mandatory with confirms, and\n"
+	"acknowledge it in DLQ only once confirmed; one line per message.\n",
 	.opts = opts,
 	.after =
-	"Exit status: 0 ok, 64 usage, 65 a bad input line or an id that is\n"
-	"not a dead letter, 69 PostgreSQL unreachable, 74 output failed, 77\n"
-	"login or permission refused, 78 bad config.  See mikkoo-replay(1).\n",
+	"Exit status: 0 ok, 64 usage, 65 a bad input line, an id that is not\n"
+	"a dead letter, or a message that stayed in DLQ, 66 no such queue,\n"
+	"69 PostgreSQL or RabbitMQ unreachable (or no confirm in time), 70\n"
+	"unexpected SQL error, 74 output failed, 77 login or permission\n"
+	"refused, 78 bad config.  See mikkoo-replay(1).\n",
 };
 
 static void
@@ -112,7 +133,9 @@ main(int argc, char **argv)
 	struct dead_filter f = { 0 };
 	struct replay_stats st = { 0 };
 	PGconn *pg = NULL;
-	bool dry = false, all = false, use_stdin = false;
+	struct resurrect_opts ro = { .timeout = 30 };
+	bool dry = false, all = false, use_stdin = false, amqp = false;
+	bool batch_given = false;
 	long batch = 500;
 	char *ids = NULL;
 	struct mk_err e;
@@ -140,8 +163,47 @@ main(int argc, char **argv)
 		case OPT_BATCH:
 			if (cli_long(optarg, 1, 100000, &batch) < 0)
 				CLI_FAIL(rc, &cli, "--batch must be 1 to 100000");
+			batch_given = true;
+			break;
+		case 'a': ro.queue = optarg; break;
+		case OPT_REASON_IS:
+			if (strcmp(optarg, "rejected") && strcmp(optarg,
+			    "expired") && strcmp(optarg, "maxlen") &&
+			    strcmp(optarg, "delivery_limit"))
+				CLI_FAIL(rc, &cli, "--reason is rejected, "
+					 "expired, maxlen or delivery_limit");
+			ro.reason = optarg;
+			amqp = true;
+			break;
+		case OPT_LIMIT:
+			if (cli_long(optarg, 1, LONG_MAX, &ro.limit) < 0)
+				CLI_FAIL(rc, &cli, "--limit needs a positive "
+					 "integer");
+			amqp = true;
+			break;
+		case OPT_TO_QUEUE: ro.to_queue = amqp = true; break;
+		case OPT_TIMEOUT:
+			if (cli_seconds(optarg, 0.001, 3600, &ro.timeout) < 0)
+				CLI_FAIL(rc, &cli, "--timeout needs seconds "
+					 "(up to 3600)");
+			amqp = true;
 			break;
 		}
+	}
+	if (amqp || ro.queue) {
+		if (ro.queue == NULL)
+			CLI_FAIL(rc, &cli, "--reason, --limit, --to-queue and "
+				 "--timeout are for --amqp-queue");
+		if (use_stdin || all || ids || batch_given || f.queue ||
+		    f.consumer || f.since || f.until || f.reason_like ||
+		    optind < argc)
+			CLI_FAIL(rc, &cli, "--amqp-queue resurrects RabbitMQ "
+				 "dead letters: no PgQ filters, --all, --stdin "
+				 "or --batch with it");
+		ro.routing_key = f.routing_key;
+		ro.dry_run = dry;
+		rc = resurrect_main(&t, &ro);
+		goto out;
 	}
 	f.ids = ids;
 	if (optind < argc && strcmp(argv[optind], "-") == 0) {
