@@ -648,9 +648,10 @@ connect_mq(struct relay *r)
 }
 
 /*
- * Our PostgreSQL session's application_name names the RabbitMQ node in
- * use ("mikkoo-relay HOST:PORT", no credentials), so mikkoo-inspect
- * status and pg_stat_activity can tell an operator which node it is.
+ * With several RabbitMQ nodes, our PostgreSQL session's application_name
+ * names the one in use ("mikkoo-relay HOST:PORT", no credentials), so
+ * mikkoo-inspect status and pg_stat_activity can tell an operator which
+ * it is.  With one node it stays "mikkoo-relay", as scripts may expect.
  */
 static int
 name_session(struct relay *r)
@@ -659,7 +660,8 @@ name_session(struct relay *r)
 	const char *v[] = { name }, *val;
 	PGresult *res;
 
-	if (r->named || r->mq == NULL || !pgq_alive(&r->pg))
+	if (r->named || r->mq == NULL || !pgq_alive(&r->pg) ||
+	    r->w->nnodes < 2)
 		return 0;
 	nodes_address(&r->w->nodes[r->node], addr, sizeof(addr));
 	/* PostgreSQL keeps 63 bytes of it */
