@@ -58,14 +58,37 @@ pgq_setup(struct pgq_conn *c, const char *queue, const char *consumer,
 	if (r == NULL)
 		goto fail;
 	PQclear(r);
-	r = pg_exec(c->pg, "SELECT pgq.create_queue($1),"
-		    " pgq.register_consumer($1, $2)", 2, v,
-		    "pgq.create_queue and pgq.register_consumer", e);
+	/*
+	 * Only what is missing: creating a queue takes pgq_admin, and a
+	 * relay whose role is only a pgq_reader must still start on a queue
+	 * that exists (the catalog is readable by every role).
+	 */
+	r = pg_exec(c->pg, "SELECT EXISTS (SELECT 1 FROM pgq.queue"
+		    "  WHERE queue_name = $1),"
+		    " EXISTS (SELECT 1 FROM pgq.subscription s"
+		    "  JOIN pgq.queue q ON q.queue_id = s.sub_queue"
+		    "  JOIN pgq.consumer k ON k.co_id = s.sub_consumer"
+		    "  WHERE q.queue_name = $1 AND k.co_name = $2)", 2, v,
+		    "looking up the queue and consumer", e);
 	if (r == NULL)
 		goto fail;
-	*created = strcmp(PQgetvalue(r, 0, 0), "1") == 0;
-	*registered = strcmp(PQgetvalue(r, 0, 1), "1") == 0;
+	*created = PQgetvalue(r, 0, 0)[0] != 't';
+	*registered = PQgetvalue(r, 0, 1)[0] != 't';
 	PQclear(r);
+	if (*created) {
+		r = pg_exec(c->pg, "SELECT pgq.create_queue($1)", 1, v,
+			    "pgq.create_queue", e);
+		if (r == NULL)
+			goto fail;
+		PQclear(r);
+	}
+	if (*registered) {
+		r = pg_exec(c->pg, "SELECT pgq.register_consumer($1, $2)", 2, v,
+			    "pgq.register_consumer", e);
+		if (r == NULL)
+			goto fail;
+		PQclear(r);
+	}
 	return pg_command(c->pg, "COMMIT", "COMMIT", e);
 fail:
 	r = PQexec(c->pg, "ROLLBACK");

@@ -199,6 +199,26 @@ ticker_start(struct ticker *t, PGconn *pg, const char *queue,
 	if (!external) {
 		r = run(pg, "SELECT pgq.set_queue_config($1, 'external_ticker',"
 			" 'true')", 1, v, "pgq.set_queue_config", e);
+		if (r == NULL && e->code == EX_NOPERM) {
+			/*
+			 * A least-privilege role (pgq_reader) may consume but
+			 * not configure the queue: pgqd goes on ticking it,
+			 * and the relay uses its ticks.
+			 */
+			char why[sizeof(e->msg)];
+
+			snprintf(why, sizeof(why), "%s", e->msg);
+			r = run(pg, "SELECT pg_advisory_unlock(" LOCK_CLASS
+				", $1::int4)", 1, &v[1], "unlocking", e);
+			if (r == NULL)
+				return -1;
+			PQclear(r);
+			mk_err_set(e, 0, "queue '%s' cannot be ticked by this "
+				   "relay (%s): pgqd ticks it; give the role "
+				   "the right to call pgq.set_queue_config, or "
+				   "set ticker: pgqd", queue, why);
+			return 0;
+		}
 		if (r == NULL)
 			return -1;
 		PQclear(r);

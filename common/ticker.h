@@ -65,7 +65,9 @@ enum ticker_for {
  * queue's ticker lock or the queue's ticker is paused (the caller polls
  * next_batch as before); -1 error (e).  Waits at most wait_max seconds
  * for a running pgq.ticker() call (else it gives the queue back to
- * pgqd and returns 0, saying why in e->msg with code 0).
+ * pgqd and returns 0, saying why in e->msg with code 0).  A role that
+ * may not call pgq.set_queue_config also gets 0 and a message: pgqd
+ * goes on ticking.
  */
 int ticker_start(struct ticker *t, PGconn *pg, const char *queue,
 		 double wait_max, struct mk_err *e);

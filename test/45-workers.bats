@@ -136,3 +136,23 @@ worker_block() {
 	daemon_stop relay2
 	grep -q "worker '$Q2': 'confirm: false' is ignored" "$BATS_TEST_TMPDIR/relay2.err"
 }
+
+@test "a pgq_reader role: the relay starts on an existing queue; ticker: relay falls back to pgqd's ticks" {
+	role="relay_$$"
+	# pgq_reader consumes; pgq.set_queue_config takes pgq_admin
+	sql "DROP ROLE IF EXISTS $role; CREATE ROLE $role LOGIN PASSWORD 'r-S3cret'
+	     IN ROLE pgq_reader; GRANT USAGE ON SCHEMA mikkoo TO $role;
+	     GRANT INSERT ON mikkoo.dead_letter TO $role;
+	     GRANT USAGE ON SEQUENCE mikkoo.dead_letter_id_seq TO $role" >/dev/null
+	sed -i "s|postgres_url: .*|postgres_url: postgresql://$role:r-S3cret@127.0.0.1:$PGPORT/$PGDATABASE|" "$CONF"
+	relay_start --worker "$Q"
+	wait_for 10 grep -q "queue '$Q' cannot be ticked by this relay (.*permission denied for function set_queue_config.*): pgqd ticks it" \
+		"$BATS_TEST_TMPDIR/relay.err"
+	assert_equal "$(sql "SELECT queue_external_ticker FROM pgq.queue WHERE queue_name = '$Q'")" f
+	insert_event "'k'" "'ticked by pgqd'" "'$EX'" NULL NULL NULL
+	get_messages 1
+	msgs | jq -e '.body == "ticked by pgqd"'
+	relay_stop
+	assert_equal "$daemon_status" 0
+	sql "DROP OWNED BY $role; DROP ROLE $role" >/dev/null
+}
