@@ -244,6 +244,8 @@ event_failed(struct relay *r, long long ev_id, int ev_retry,
 	}
 	if (f->verdict == FATE_DEAD)
 		r->cnt.total.dead++;
+	else if (f->verdict == FATE_REQUEUE)
+		r->cnt.total.requeued++;
 	else
 		r->cnt.total.retried++;
 	return 0;
