@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* config: the YAML configuration, read through one table of keys. */
+/* config: the YAML configuration, read through the key table. */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,173 +15,10 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "config_keys.h"
 #include "httpd.h"
 
 #define MAX_FILE (1024 * 1024)
-
-enum ktype {
-	K_STR,          /* any scalar */
-	K_NAME,         /* a queue or consumer name */
-	K_INT,
-	K_DOUBLE,
-	K_BOOL,
-	K_SIZE,         /* integer bytes */
-	K_STRLIST,      /* a sequence of strings: exchanges */
-	K_ROUTES,       /* a mapping media type -> exchange: routes */
-	K_AMQP_URL,     /* rabbitmq_url: parsed into w->amqp; or a list */
-	K_HOSTS,        /* rabbitmq/host: one, or a list */
-	K_RABBITMQ,     /* the 3.x rabbitmq: mapping */
-	K_SSL,          /* rabbitmq/ssl_options */
-	K_STATSD,
-	K_WORKERS,
-	K_SECTION,      /* a mapping walked with its own table */
-	K_IGNORED,      /* any node; a notice says it does not apply */
-	K_UNSUPPORTED,  /* accepted with a notice (TLS options we lack) */
-	K_PWFILE,       /* rabbitmq/password_file */
-	K_LISTEN,       /* an address:port to listen on (metrics) */
-};
-
-/* Which struct a key writes to. */
-enum target { T_CFG, T_STATSD, T_WORKER, T_AMQP };
-
-/*
- * One row per key: everything about it is said here and nowhere else.
- * def is the value an absent key takes, written as in the file; keys of
- * the rabbitmq: map (and the URL form's query) are unset when below
- * their range (-1) or NULL, and get def after the worker is read.
- */
-struct key {
-	const char *name;
-	enum ktype type;
-	enum target target;
-	size_t off;
-	double lo, hi;
-	const char *def;
-	enum config_reload reload;
-	const char *group;      /* keys that are aliases share a group */
-	const struct key *sub;  /* for K_SECTION and the mappings */
-};
-
-#define W(f) .target = T_WORKER, .off = offsetof(struct mk_worker_config, f)
-#define C(f) .target = T_CFG, .off = offsetof(struct mk_config, f)
-#define S(f) .target = T_STATSD, .off = offsetof(struct mk_statsd_config, f)
-#define A(f) .target = T_AMQP, .off = offsetof(struct mk_amqp_url, f)
-#define RANGE(a, b) .lo = (a), .hi = (b)
-#define DEF(s) .def = (s)
-#define LIVE .reload = CONFIG_RELOAD_LIVE
-#define NOTICE .reload = CONFIG_RELOAD_NOTICE
-#define RESTART .reload = CONFIG_RELOAD_RESTART
-#define END { NULL, 0 }
-
-static const struct key daemon_keys[] = {
-	{ "user", K_STR, C(daemon_user), NOTICE },
-	{ "pidfile", K_STR, C(daemon_pidfile), NOTICE },
-	END,
-};
-
-static const struct key statsd_keys[] = {
-	{ "enabled", K_BOOL, S(enabled), DEF("false"), LIVE },
-	{ "host", K_STR, S(host), DEF("localhost"), LIVE },
-	{ "port", K_INT, S(port), RANGE(1, 65535), DEF("8125"), LIVE },
-	{ "prefix", K_STR, S(prefix), DEF("mikkoo"), LIVE },
-	{ "include_hostname", K_BOOL, S(include_hostname), DEF("true"), LIVE },
-	END,
-};
-
-static const struct key metrics_keys[] = {
-	/* the listener is opened once, at start */
-	{ "listen", K_LISTEN, C(metrics.listen), NOTICE },
-	{ "health_max_lag", K_DOUBLE, C(metrics.health_max_lag),
-	  RANGE(0.001, 86400), LIVE },
-	END,
-};
-
-static const struct key app_keys[] = {
-	{ "poll_interval", K_INT, C(poll_interval), RANGE(1, 86400),
-	  DEF("60"), LIVE },
-	{ "sentry_dsn", K_IGNORED, .target = T_CFG, LIVE },
-	{ "statsd", K_STATSD, .target = T_CFG, .sub = statsd_keys, LIVE },
-	{ "metrics", K_SECTION, .target = T_CFG, .sub = metrics_keys, LIVE },
-	/* workers come and go by name; each one's keys say the rest */
-	{ "workers", K_WORKERS, .target = T_CFG, RESTART },
-	END,
-};
-
-static const struct key top_keys[] = {
-	{ "Application", K_SECTION, .target = T_CFG, .sub = app_keys, LIVE },
-	{ "Daemon", K_SECTION, .target = T_CFG, .sub = daemon_keys, NOTICE },
-	{ "Logging", K_IGNORED, .target = T_CFG, LIVE },
-	END,
-};
-
-static const struct key ssl_keys[] = {
-	{ "ca_certs", K_STR, A(cacertfile), RESTART },
-	{ "certfile", K_STR, A(certfile), RESTART },
-	{ "keyfile", K_STR, A(keyfile), RESTART },
-	{ "password", K_STR, A(key_password), RESTART },
-	{ "verify", K_BOOL, A(verify), DEF("true"), RESTART },
-	{ "server_hostname", K_STR, A(sni), RESTART },
-	{ "protocol", K_UNSUPPORTED, .target = T_AMQP, LIVE },
-	{ "ca_path", K_UNSUPPORTED, .target = T_AMQP, LIVE },
-	{ "ca_data", K_UNSUPPORTED, .target = T_AMQP, LIVE },
-	{ "ciphers", K_UNSUPPORTED, .target = T_AMQP, LIVE },
-	END,
-};
-
-/* The password default comes last: see finish_worker. */
-static const struct key rabbitmq_keys[] = {
-	{ "host", K_HOSTS, A(host), DEF("localhost"), RESTART },
-	{ "port", K_INT, A(port), RANGE(1, 65535), DEF("5672"), RESTART },
-	{ "vhost", K_STR, A(vhost), DEF("/"), RESTART },
-	{ "username", K_STR, A(user), DEF("guest"), RESTART },
-	{ "password", K_STR, A(password), DEF("guest"), RESTART,
-	  .group = "password" },
-	{ "password_file", K_PWFILE, A(password), RESTART,
-	  .group = "password" },
-	{ "heartbeat_interval", K_INT, A(heartbeat), RANGE(0, 65535),
-	  DEF("30"), RESTART },
-	{ "socket_timeout", K_DOUBLE, A(timeout), RANGE(0.1, 3600), DEF("10"),
-	  RESTART },
-	{ "frame_max", K_INT, A(frame_max), RANGE(4096, 2147483647),
-	  DEF("131072"), RESTART },
-	{ "ssl_options", K_SSL, .target = T_AMQP, .sub = ssl_keys, RESTART },
-	END,
-};
-
-static const struct key worker_keys[] = {
-	{ "postgres_url", K_STR, W(postgres_url), RESTART,
-	  .group = "postgres_url" },
-	{ "postgresql_url", K_STR, W(postgres_url), RESTART,
-	  .group = "postgres_url" },
-	{ "rabbitmq_url", K_AMQP_URL, W(rabbitmq_url), RESTART,
-	  .group = "rabbitmq" },
-	{ "rabbitmq", K_RABBITMQ, .target = T_WORKER, .sub = rabbitmq_keys,
-	  RESTART, .group = "rabbitmq" },
-	/* always on: false only earns a notice */
-	{ "confirm", K_BOOL, W(confirm), DEF("true"), LIVE },
-	{ "consumer_name", K_NAME, W(consumer_name), DEF("mikkoo"), RESTART },
-	{ "max_failures", K_INT, W(max_failures), RANGE(0, 1000000), DEF("10"),
-	  LIVE },
-	{ "retry_delay", K_INT, W(retry_delay), RANGE(1, 86400), DEF("10"),
-	  LIVE, .group = "retry" },
-	{ "retry_interval", K_INT, W(retry_delay), RANGE(1, 86400),
-	  DEF("10"), LIVE, .group = "retry" },
-	{ "unregister", K_BOOL, W(unregister), DEF("false"), LIVE },
-	{ "wait_duration", K_DOUBLE, W(wait_duration), RANGE(0.01, 3600),
-	  DEF("1"), LIVE },
-	{ "persistent", K_BOOL, W(persistent), DEF("true"), LIVE },
-	{ "max_event_bytes", K_SIZE, W(max_event_bytes),
-	  RANGE(1024, 512.0 * 1024 * 1024), DEF("8388608"), LIVE },
-	{ "window", K_INT, W(window), RANGE(1, 65535), DEF("1000"), LIVE },
-	{ "batch_chunk", K_INT, W(batch_chunk), RANGE(1, 100000), DEF("1000"),
-	  LIVE },
-	{ "exchanges", K_STRLIST, W(exchanges), LIVE },
-	{ "allow_sender_routing", K_BOOL, W(allow_sender_routing),
-	  DEF("false"), LIVE },
-	{ "ticker", K_STR, W(ticker), DEF("relay"), RESTART },
-	{ "routes", K_ROUTES, W(routes), LIVE },
-	END,
-};
 
 struct ctx {
 	const char *name;       /* file name for messages */
@@ -304,17 +142,8 @@ distance(const char *a, const char *b)
 static void *
 field(struct ctx *c, const struct key *k)
 {
-	switch (k->target) {
-	case T_CFG:
-		return (char *)c->cfg + k->off;
-	case T_STATSD:
-		return (char *)&c->cfg->statsd + k->off;
-	case T_WORKER:
-		return (char *)c->w + k->off;
-	case T_AMQP:
-		return (char *)&c->w->amqp + k->off;
-	}
-	return NULL;
+	/* the reader writes what the table describes */
+	return (void *)(uintptr_t)config_field(k, c->cfg, c->w);
 }
 
 static int
@@ -1016,7 +845,7 @@ finish_nodes(struct ctx *c)
 			if (env && !w->amqp.password_given)
 				rc = set_password(c, &w->amqp, env);
 			if (rc == 0)
-				rc = apply_defaults(c, rabbitmq_keys, true);
+				rc = apply_defaults(c, config_rabbitmq_keys, true);
 			nd->url = w->amqp;
 			w->amqp = first;
 			nd->display = url_mask(w->more_nodes.v[i - 1]);
@@ -1091,7 +920,7 @@ finish_worker(struct ctx *c, const yaml_node_t *kn)
 		if (u->tls && u->port < 0)
 			u->port = 5671;
 	}
-	if (apply_defaults(c, rabbitmq_keys, true) < 0)
+	if (apply_defaults(c, config_rabbitmq_keys, true) < 0)
 		return -1;
 	if (c->amqp_map)
 		w->amqp_display = map_display(u);
@@ -1151,9 +980,9 @@ walk_workers(struct ctx *c, const yaml_node_t *map)
 		c->w = w;
 		c->amqp_map = c->amqp_url_set = c->ssl = false;
 		unset_amqp(&w->amqp);
-		rc = apply_defaults(c, worker_keys, false);
+		rc = apply_defaults(c, config_worker_keys, false);
 		if (rc == 0)
-			rc = walk(c, vn, worker_keys);
+			rc = walk(c, vn, config_worker_keys);
 		if (rc == 0)
 			rc = finish_worker(c, kn);
 		c->w = NULL;
@@ -1187,7 +1016,7 @@ config_load_buffer(const char *name, const char *buf, size_t len,
 		mk_err_set(e, EX_OSERR, "out of memory");
 		goto out;
 	}
-	if (apply_defaults(&c, top_keys, false) < 0)
+	if (apply_defaults(&c, config_top_keys, false) < 0)
 		goto out;
 	if (len > MAX_FILE) {
 		mk_err_set(e, EX_CONFIG, "%s: configuration is %zu bytes, over "
@@ -1223,7 +1052,7 @@ config_load_buffer(const char *name, const char *buf, size_t len,
 		   "'Application' section");
 		goto out;
 	}
-	if (walk(&c, root, top_keys) < 0)
+	if (walk(&c, root, config_top_keys) < 0)
 		goto out;
 	if (cfg->nworkers == 0) {
 		mk_err_set(e, EX_CONFIG, "%s: no workers: add queues under "
@@ -1375,226 +1204,4 @@ config_notice_for(const struct mk_notice *n, const char *queue)
 {
 	return queue == NULL || n->queue == NULL ||
 	       strcmp(n->queue, queue) == 0;
-}
-
-/* ---- reload: what differs, by walking the table --------------------- */
-
-struct side {
-	const struct mk_config *cfg;
-	const struct mk_worker_config *w;
-};
-
-static const void *
-field_of(const struct key *k, const struct side *sd)
-{
-	switch (k->target) {
-	case T_CFG:
-		return (const char *)sd->cfg + k->off;
-	case T_STATSD:
-		return (const char *)&sd->cfg->statsd + k->off;
-	case T_WORKER:
-		return (const char *)sd->w + k->off;
-	case T_AMQP:
-		return (const char *)&sd->w->amqp + k->off;
-	}
-	return NULL;
-}
-
-static bool
-same_str(const char *a, const char *b)
-{
-	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
-}
-
-static bool
-same_list(const struct mk_strlist *a, const struct mk_strlist *b)
-{
-	size_t i;
-
-	if ((a->v == NULL) != (b->v == NULL) || a->n != b->n)
-		return false;
-	for (i = 0; i < a->n; i++)
-		if (strcmp(a->v[i], b->v[i]) != 0)
-			return false;
-	return true;
-}
-
-static bool
-same_routes(const struct mk_routes *a, const struct mk_routes *b)
-{
-	size_t i;
-
-	if ((a->v == NULL) != (b->v == NULL) || a->n != b->n ||
-	    !same_str(a->fallback, b->fallback))
-		return false;
-	for (i = 0; i < a->n; i++)
-		if (strcmp(a->v[i].media_type, b->v[i].media_type) != 0 ||
-		    strcmp(a->v[i].exchange, b->v[i].exchange) != 0)
-			return false;
-	return true;
-}
-
-/* Does k hold the same value on both sides?  (Mappings: see diff_tab.) */
-static bool
-same_value(const struct key *k, const struct side *x, const struct side *y)
-{
-	const void *a = field_of(k, x), *b = field_of(k, y);
-
-	switch (k->type) {
-	case K_AMQP_URL:        /* the first node, then the others */
-		return same_str(*(char *const *)a, *(char *const *)b) &&
-		       (*(char *const *)a == NULL ||
-			same_list(&x->w->more_nodes, &y->w->more_nodes));
-	case K_HOSTS:
-		return same_str(*(char *const *)a, *(char *const *)b) &&
-		       same_list(&x->w->more_nodes, &y->w->more_nodes);
-	case K_STR:
-	case K_NAME:
-	case K_LISTEN:
-	case K_PWFILE:          /* what the file said: the password */
-		return same_str(*(char *const *)a, *(char *const *)b);
-	case K_INT:
-		return *(const int *)a == *(const int *)b;
-	case K_DOUBLE:
-		return *(const double *)a == *(const double *)b;
-	case K_SIZE:
-		return *(const size_t *)a == *(const size_t *)b;
-	case K_BOOL:
-		if (k->target == T_AMQP)
-			return *(const int *)a == *(const int *)b;
-		return *(const bool *)a == *(const bool *)b;
-	case K_STRLIST:
-		return same_list(a, b);
-	case K_ROUTES:
-		return same_routes(a, b);
-	case K_SSL:
-		return x->w->amqp.tls == y->w->amqp.tls;
-	default:
-		return true;
-	}
-}
-
-static void
-note_key(char *list, size_t sz, const char *prefix, const char *name)
-{
-	size_t n = strlen(list);
-
-	if (n + 1 < sz)
-		snprintf(list + n, sz - n, "%s%s%s", n ? ", " : "", prefix,
-			 name);
-}
-
-static void
-diff_tab(const struct key *tab, const char *prefix, const struct side *x,
-	 const struct side *y, bool workers, struct config_diff *d)
-{
-	const struct key *k, *j;
-
-	for (k = tab; k->name; k++) {
-		bool dup = false;
-		char sub[128];
-
-		/* an alias writes the field another row already compared */
-		for (j = tab; j < k && !dup; j++)
-			dup = j->target == k->target && j->off == k->off &&
-			      j->group && k->group &&
-			      strcmp(j->group, k->group) == 0;
-		if (dup || (!workers && (k->target == T_WORKER ||
-					 k->target == T_AMQP)))
-			continue;
-		if (k->sub) {
-			/* both from one URL: the URL row said it all */
-			if (k->type == K_RABBITMQ && x->w->rabbitmq_url &&
-			    y->w->rabbitmq_url)
-				continue;
-			snprintf(sub, sizeof(sub), "%s%s/", prefix, k->name);
-			diff_tab(k->sub, sub, x, y, workers, d);
-		}
-		if (same_value(k, x, y))
-			continue;
-		switch (k->reload) {
-		case CONFIG_RELOAD_RESTART:
-			d->restart = true;
-			note_key(d->restart_keys, sizeof(d->restart_keys),
-				 prefix, k->name);
-			break;
-		case CONFIG_RELOAD_NOTICE:
-			d->notice = true;
-			note_key(d->notice_keys, sizeof(d->notice_keys), prefix,
-				 k->name);
-			break;
-		default:
-			d->live = true;
-			note_key(d->live_keys, sizeof(d->live_keys), prefix,
-				 k->name);
-			break;
-		}
-	}
-}
-
-void
-config_diff(const struct mk_config *a, const struct mk_config *b,
-	    const char *queue, struct config_diff *d)
-{
-	struct side x = { a, NULL }, y = { b, NULL };
-
-	memset(d, 0, sizeof(*d));
-	diff_tab(top_keys, "", &x, &y, false, d);
-	if (queue == NULL)
-		return;
-	x.w = config_worker(a, queue);
-	y.w = config_worker(b, queue);
-	if (x.w && y.w)
-		diff_tab(worker_keys, "", &x, &y, true, d);
-}
-
-/* ---- the table's own rules, for the unit test ---------------------- */
-
-static int
-check_tab(const struct key *tab, const char *prefix, struct mk_err *e)
-{
-	const struct key *k;
-
-	for (k = tab; k->name; k++) {
-		char path[128];
-
-		snprintf(path, sizeof(path), "%s%s", prefix, k->name);
-		if (k->reload == CONFIG_RELOAD_UNSET)
-			return mk_err_set(e, EX_SOFTWARE, "key '%s' does not "
-					  "say how a reload treats it", path);
-		if (k->def && (k->type == K_INT || k->type == K_DOUBLE ||
-			       k->type == K_SIZE)) {
-			char *end;
-			double v = strtod(k->def, &end);
-
-			if (*end || v < k->lo || v > k->hi)
-				return mk_err_set(e, EX_SOFTWARE, "key '%s': "
-						  "default '%s' is out of its "
-						  "range", path, k->def);
-		}
-		if (k->def && k->type == K_BOOL &&
-		    strcmp(k->def, "true") != 0 && strcmp(k->def, "false") != 0)
-			return mk_err_set(e, EX_SOFTWARE, "key '%s': default "
-					  "'%s' is not true or false", path,
-					  k->def);
-		if (k->sub) {
-			snprintf(path + strlen(path), sizeof(path) -
-				 strlen(path), "/");
-			if (check_tab(k->sub, path, e) < 0)
-				return -1;
-		}
-		if (k->type == K_WORKERS) {
-			snprintf(path + strlen(path), sizeof(path) -
-				 strlen(path), "/*/");
-			if (check_tab(worker_keys, path, e) < 0)
-				return -1;
-		}
-	}
-	return 0;
-}
-
-int
-config_check_table(struct mk_err *e)
-{
-	return check_tab(top_keys, "", e);
 }

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* relay: the PgQ batch -> RabbitMQ confirm loop of one worker. */
+/*
+ * relay: one worker's life: connections and failover, the consumer lock,
+ * ticking, waits, reloads and reports (relay_batch.c relays a batch).
+ */
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <netdb.h>
 #include <signal.h>
@@ -11,110 +13,22 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "broker.h"
-#include "counters.h"
-#include "event.h"
-#include "fate.h"
-#include "ids.h"
-#include "inflight.h"
 #include "log.h"
 #include "mono.h"
 #include "nodes.h"
 #include "pg.h"
-#include "pgq.h"
-#include "prom.h"
-#include "relay.h"
-#include "report.h"
+#include "relay_int.h"
 #include "sig.h"
-#include "statsd.h"
-#include "ticker.h"
-
-#define BACKOFF_MIN 1.0
-#define BACKOFF_MAX 30.0
-#define CONFIRM_TIMEOUT 60.0    /* no confirm progress: connection dead */
-#define FAILOVER_AFTER 5.0      /* a node up this long is worth leaving
-				   for the next at once when lost */
-#define FAIL_FLUSH 1000         /* settle failures at this many */
-#define FAIL_LOG_MAX 10         /* per-event failure lines per batch */
-#define POLL_EVERY 32           /* publishes between non-blocking polls */
-/* Ticker mode: look for news every NEWS_MIN s after a tick, the gap
- * growing by NEWS_GROWTH per empty look up to NEWS_MAX, and to
- * NEWS_QUIET_MAX after NEWS_QUIET s without news (see wait_news). */
-#define NEWS_MIN 0.002
-#define NEWS_GROWTH 1.25
-#define NEWS_MAX 0.1
-#define NEWS_QUIET 10.0
-#define NEWS_QUIET_MAX 0.25
-#define TAKEOVER_WAIT 30.0      /* for a pgq.ticker() call still running */
-#define REPORT_EVERY 1.0        /* to the supervisor (see report.h) */
-#define GAUGES_EVERY 5.0        /* the pending and lag query */
-
-/* What one step of a batch asks of its caller. */
-enum step {
-	STEP_ERROR = -1,        /* a connection broke: abandon the batch */
-	STEP_OK,
-	STEP_STOP,              /* a stop was asked for and is due now */
-};
-
-enum batch_result {
-	BATCH_FAILED = -1,      /* abandoned; r->e says why */
-	BATCH_NONE,             /* PgQ had no batch for us */
-	BATCH_FINISHED,
-	BATCH_STOPPED,          /* abandoned on a stop request */
-};
-
-struct relay {
-	const struct relay_opts *o;
-	const struct mk_config *cfg;    /* o->cfg, or own_cfg after reload */
-	struct mk_config own_cfg;
-	bool own;
-	const struct mk_worker_config *w;
-	struct pgq_conn pg;
-	struct broker *mq;
-	struct statsd *sd;
-	struct inflight q;
-	struct mk_message msg;
-	struct mk_map_ctx ctx;
-	char origin[256];
-
-	struct fate *fail;      /* failures waiting for pgq_settle */
-	size_t nfail, capfail;
-	long long batch_id;
-	size_t batch_failed_logged, batch_failed;
-
-	bool started, locked, lock_logged, blocked_logged, tk_logged;
-	bool mq_broken;                 /* the last error came from RabbitMQ */
-	size_t node;                    /* the RabbitMQ node in use (or last) */
-	size_t next_node;               /* where the next connect starts */
-	bool named;                     /* application_name says the node */
-	bool failover_now;              /* lost a node that had worked: try
-					   the next one without backing off */
-	double mq_since;                /* when the node in use connected */
-	double backoff;
-	double failed_at;               /* first failure of a streak; 0 none */
-	double blocked_since;           /* connection.blocked; 0 not blocked */
-	double last_progress;
-	double stop_deadline;
-	struct counters cnt;
-	struct ticker tk;               /* ticker mode (ticker: relay) */
-	double news_gap;                /* wait_news's current gap */
-	double news_at;                 /* when the last tick was made */
-	bool news;                      /* a batch may be waiting */
-	double tk_retry_at;             /* next try for the ticker lock */
-	struct report rep;              /* for the supervisor */
-	double gauges_at;
-	struct mk_err e;
-};
 
 /* The RabbitMQ node in use, masked, for log lines. */
-static const char *
-node_display(const struct relay *r)
+const char *
+relay_node_display(const struct relay *r)
 {
 	return r->w->nodes[r->node < r->w->nnodes ? r->node : 0].display;
 }
 
-static bool
-stop_now(struct relay *r)
+bool
+relay_stop_now(struct relay *r)
 {
 	int n = sig_term_count();
 
@@ -151,431 +65,6 @@ static void
 idle(struct relay *r, double seconds);
 static void report_sink(void *arg, const struct counts *total,
 			const struct counts *delta, const struct gauges *g);
-static void set_state(struct relay *r, enum report_state st,
-		      const char *why);
-static void stats(struct relay *r, bool force);
-
-/* ---- test-only fault points ---------------------------------------- */
-
-#ifdef MIKKOO_TEST_HOOKS
-/*
- * MIKKOO_FAULT=POINT[:N] kills the worker with SIGKILL at POINT (the
- * N-th time it is reached; the first without N): after_publish,
- * after_confirm, before_finish, after_finish (these three count only
- * batches with events).  With MIKKOO_FAULT_ONCE
- * set to a path, only the process that creates that file dies, so the
- * restarted worker goes on.  Only in test builds (make check-asan): the
- * fault suite proves nothing is lost at each point.
- */
-static void
-fault_point(const char *point)
-{
-	static const char *spec;
-	static long seen;
-	const char *colon;
-	size_t len;
-
-	if (spec == NULL)
-		spec = getenv("MIKKOO_FAULT") ? getenv("MIKKOO_FAULT") : "";
-	colon = strchr(spec, ':');
-	len = colon ? (size_t)(colon - spec) : strlen(spec);
-	if (len == 0 || strlen(point) != len || strncmp(spec, point, len))
-		return;
-	if (++seen < (colon ? atol(colon + 1) : 1))
-		return;
-	if (getenv("MIKKOO_FAULT_ONCE")) {
-		int fd = open(getenv("MIKKOO_FAULT_ONCE"),
-			      O_CREAT | O_EXCL | O_WRONLY, 0600);
-
-		if (fd < 0)
-			return;
-		close(fd);
-	}
-	raise(SIGKILL);
-}
-#else
-#define fault_point(p) ((void)0)
-#endif
-
-/* ---- failures ----------------------------------------------------- */
-
-static void
-fail_clear(struct relay *r)
-{
-	r->nfail = 0;
-}
-
-/*
- * Decide a failed event's fate (fate.h) and keep it for the settle.
- * At most FAIL_FLUSH + one chunk of them wait at a time.
- */
-static int
-event_failed(struct relay *r, long long ev_id, int ev_retry,
-	     enum fate_cause cause, const char *why)
-{
-	const struct mk_worker_config *w = r->w;
-	struct fate *f;
-
-	if (r->nfail == r->capfail) {
-		size_t cap = r->capfail ? r->capfail * 2 : 256;
-
-		f = realloc(r->fail, cap * sizeof(*f));
-		if (f == NULL)
-			return mk_err_set(&r->e, EX_OSERR, "out of memory");
-		r->fail = f;
-		r->capfail = cap;
-	}
-	f = &r->fail[r->nfail++];
-	fate_decide(cause, ev_id, ev_retry, w->max_failures, why, f);
-	r->batch_failed++;
-	if (r->batch_failed_logged < FAIL_LOG_MAX) {
-		r->batch_failed_logged++;
-		if (f->verdict == FATE_DEAD)
-			log_warn("ev_id %lld: %s: moved to mikkoo.dead_letter",
-				 ev_id, f->reason);
-		else if (f->verdict == FATE_REQUEUE)
-			log_warn("ev_id %lld: %s: requeued, again in %ds (not "
-				 "counted toward max_failures)", ev_id,
-				 f->reason, w->retry_delay);
-		else
-			log_warn("ev_id %lld: %s: retry %d of %d in %ds",
-				 ev_id, f->reason, f->attempt,
-				 w->max_failures, w->retry_delay);
-	}
-	if (f->verdict == FATE_DEAD)
-		r->cnt.total.dead++;
-	else if (f->verdict == FATE_REQUEUE)
-		r->cnt.total.requeued++;
-	else
-		r->cnt.total.retried++;
-	return 0;
-}
-
-static int
-settle(struct relay *r)
-{
-	if (r->nfail == 0)
-		return 0;
-	if (pgq_settle(&r->pg, r->batch_id, r->w->queue, r->w->consumer_name,
-		       r->w->retry_delay, r->fail, r->nfail, &r->e) < 0)
-		return -1;
-	fail_clear(r);
-	return 0;
-}
-
-/* ---- confirms ----------------------------------------------------- */
-
-static void
-on_broker(void *arg, const struct broker_ev *ev)
-{
-	struct relay *r = arg;
-	char why[INFLIGHT_REASON_MAX];
-
-	r->last_progress = now_mono();
-	switch (ev->kind) {
-	case BROKER_ACK:
-		inflight_ack(&r->q, ev->tag, ev->multiple);
-		break;
-	case BROKER_NACK:
-		inflight_nack(&r->q, ev->tag, ev->multiple,
-			      "nacked by RabbitMQ");
-		break;
-	case BROKER_RETURN:
-		snprintf(why, sizeof(why), "returned by RabbitMQ: %s",
-			 ev->text);
-		if (!inflight_return(&r->q, ev->ev_id, why))
-			log_warn("a returned message matches no event in "
-				 "flight (event_id %lld): %s", ev->ev_id,
-				 ev->text);
-		break;
-	case BROKER_CHANNEL_CLOSED:
-		snprintf(why, sizeof(why), "channel closed by RabbitMQ: %s",
-			 ev->text);
-		log_warn("%s: %zu unconfirmed events failed", why,
-			 inflight_pending(&r->q));
-		inflight_fail_all(&r->q, why);
-		break;
-	}
-}
-
-/* ev_time is the database's clock: compare it with the wall clock. */
-static double
-now_wall(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Hand resolved events their fate, oldest first. */
-static int
-drain_done(struct relay *r)
-{
-	struct inflight_done d;
-
-	while (inflight_pop(&r->q, &d)) {
-		if (d.ok) {
-			r->cnt.total.published++;
-			if (d.ev_time_us > 0)
-				counters_latency(&r->cnt, now_wall() -
-						 (double)d.ev_time_us / 1e6);
-			if (r->failed_at > 0) {
-				/* the time a failover cost, as seen here */
-				log_info("relaying again: first publish "
-					 "confirmed %.1f s after the failure",
-					 now_mono() - r->failed_at);
-				r->failed_at = 0;
-			}
-			continue;
-		}
-		if (event_failed(r, d.ev_id, d.ev_retry, d.cause, d.reason) < 0)
-			return -1;
-	}
-	return 0;
-}
-
-static int
-broker_failed(struct relay *r)
-{
-	r->mq_broken = true;
-	return STEP_ERROR;
-}
-
-/*
- * connection.blocked may arrive while we wait for confirms as well as
- * before a publish: say so once per change, wherever it is seen.
- */
-static void
-note_blocked(struct relay *r)
-{
-	if (broker_blocked(r->mq) && !r->blocked_logged) {
-		log_warn("RabbitMQ blocked publishing (%s): waiting",
-			 broker_blocked_reason(r->mq));
-		r->blocked_logged = true;
-		r->blocked_since = now_mono();
-	} else if (!broker_blocked(r->mq) && r->blocked_logged) {
-		log_info("RabbitMQ unblocked publishing");
-		r->blocked_logged = false;
-		r->blocked_since = 0;
-	}
-}
-
-/*
- * Blocked past the deadline with other nodes to try: give this one up.
- * (RabbitMQ's memory and disk alarms block a whole cluster, so another
- * node may block too; a node that is unwell on its own does not.)  With
- * one node there is nowhere to go: wait for the alarm to clear.
- */
-static bool
-blocked_too_long(struct relay *r)
-{
-	if (r->w->nnodes < 2 || r->blocked_since == 0 ||
-	    now_mono() - r->blocked_since <= CONFIRM_TIMEOUT)
-		return false;
-	mk_err_set(&r->e, EX_UNAVAILABLE, "RabbitMQ '%s' has blocked "
-		   "publishing for over %.0f s (%s): trying another node",
-		   node_display(r), CONFIRM_TIMEOUT,
-		   broker_blocked_reason(r->mq));
-	return true;
-}
-
-static enum step
-poll_broker(struct relay *r, int timeout_ms)
-{
-	if (broker_poll(r->mq, timeout_ms, on_broker, r, &r->e) < 0)
-		return broker_failed(r);
-	note_blocked(r);
-	return drain_done(r) < 0 ? STEP_ERROR : STEP_OK;
-}
-
-/* Wait until fewer than want events are unresolved (0: all). */
-static enum step
-wait_confirms(struct relay *r, size_t want)
-{
-	while (inflight_pending(&r->q) > want || inflight_full(&r->q)) {
-		if (poll_broker(r, 200) < 0)
-			return STEP_ERROR;
-		if (inflight_pending(&r->q) <= want && !inflight_full(&r->q))
-			break;
-		if (broker_blocked(r->mq))
-			set_state(r, REPORT_BLOCKED, broker_blocked_reason(r->mq));
-		stats(r, false);
-		if (stop_now(r))
-			return STEP_STOP;
-		if (blocked_too_long(r))
-			return broker_failed(r);
-		if (!broker_blocked(r->mq) &&
-		    now_mono() - r->last_progress > CONFIRM_TIMEOUT) {
-			mk_err_set(&r->e, EX_UNAVAILABLE, "no publisher "
-				   "confirm from RabbitMQ for %.0f s",
-				   CONFIRM_TIMEOUT);
-			return broker_failed(r);
-		}
-	}
-	return STEP_OK;
-}
-
-/* ---- one event ---------------------------------------------------- */
-
-static enum step
-failed_step(struct relay *r, const struct mk_event *ev, enum fate_cause cause,
-	    const char *why)
-{
-	return event_failed(r, ev->ev_id, ev->ev_retry, cause, why) < 0
-		? STEP_ERROR : STEP_OK;
-}
-
-static enum step
-relay_event(struct relay *r, const struct mk_event *ev, size_t size,
-	    unsigned *since_poll)
-{
-	const struct mk_worker_config *w = r->w;
-	struct mk_err me;
-	char why[256], reason[INFLIGHT_REASON_MAX];
-	bool exists;
-	uint64_t tag;
-	enum step rc;
-
-	r->cnt.total.events++;
-	if (size > w->max_event_bytes) {
-		snprintf(reason, sizeof(reason), "event is %zu bytes, over "
-			 "max_event_bytes (%zu)", size, w->max_event_bytes);
-		return failed_step(r, ev, FATE_OVERSIZED, reason);
-	}
-	r->ctx.sequence = ids_sequence();
-	ids_uuid4(r->ctx.correlation_id);
-	if (event_map(ev, &r->ctx, &r->msg, &me) < 0)
-		return failed_step(r, ev, FATE_BAD_DATA, me.msg);
-
-	if (broker_exchange_exists(r->mq, r->msg.exchange, &exists, why,
-				   sizeof(why), &r->e) < 0)
-		return broker_failed(r);
-	if (!exists) {
-		snprintf(reason, sizeof(reason), "exchange '%.*s' cannot be "
-			 "published to: %s", (int)r->msg.exchange.len,
-			 (const char *)r->msg.exchange.bytes, why);
-		return failed_step(r, ev, FATE_EXCHANGE_REFUSED, reason);
-	}
-
-	while (broker_blocked(r->mq)) {
-		if (poll_broker(r, 200) < 0)
-			return STEP_ERROR;
-		if (stop_now(r))
-			return STEP_STOP;
-		if (blocked_too_long(r))
-			return broker_failed(r);
-		r->last_progress = now_mono();
-	}
-	if (inflight_full(&r->q)) {
-		rc = wait_confirms(r, r->q.cap - 1);
-		if (rc != STEP_OK)
-			return rc;
-	}
-	if (broker_publish(r->mq, &r->msg, &tag, &r->e) < 0)
-		return broker_failed(r);
-	fault_point("after_publish");
-	if (inflight_pending(&r->q) == 0)
-		r->last_progress = now_mono();
-	inflight_add(&r->q, tag, ev->ev_id, ev->ev_retry);
-	inflight_set_time(&r->q, ev->ev_time_us);
-	if (++*since_poll >= POLL_EVERY) {
-		*since_poll = 0;
-		return poll_broker(r, 0);
-	}
-	return STEP_OK;
-}
-
-/* ---- one batch ---------------------------------------------------- */
-
-static void
-batch_abandon(struct relay *r)
-{
-	pgq_batch_abandon(&r->pg);
-	inflight_clear(&r->q);
-	fail_clear(r);
-}
-
-static enum batch_result
-relay_batch(struct relay *r)
-{
-	const struct mk_worker_config *w = r->w;
-	struct mk_event ev;
-	unsigned since_poll = 0;
-	size_t size;
-	long long before;
-	bool had_events;
-	enum step st;
-
-	if (pgq_next_batch(&r->pg, w->queue, w->consumer_name, &r->batch_id,
-			   &r->e) < 0)
-		return BATCH_FAILED;
-	if (r->batch_id < 0)
-		return BATCH_NONE;
-	if (pgq_batch_open(&r->pg, r->batch_id, w->max_event_bytes,
-			   &r->e) < 0)
-		return BATCH_FAILED;
-	r->batch_failed = r->batch_failed_logged = 0;
-	before = r->cnt.total.events;
-	r->last_progress = now_mono();
-	log_set_context("queue '%s' batch %lld", w->queue, r->batch_id);
-
-	for (;;) {
-		enum pgq_fetch_result f = pgq_fetch(&r->pg, w->batch_chunk,
-						    &ev, &size, &r->e);
-
-		if (f == PGQ_FETCH_ERROR)
-			goto fail;
-		if (f == PGQ_FETCH_DONE)
-			break;
-		if (f == PGQ_FETCH_CHUNK_END) {
-			if (r->nfail >= FAIL_FLUSH && settle(r) < 0)
-				goto fail;
-			continue;
-		}
-		st = relay_event(r, &ev, size, &since_poll);
-		if (st == STEP_ERROR)
-			goto fail;
-		if (st == STEP_STOP || stop_now(r))
-			goto stopped;
-	}
-	st = wait_confirms(r, 0);
-	if (st == STEP_ERROR)
-		goto fail;
-	if (st == STEP_STOP)
-		goto stopped;
-	had_events = r->cnt.total.events > before;
-	if (had_events)
-		fault_point("after_confirm");
-	if (drain_done(r) < 0 || settle(r) < 0)
-		goto fail;
-	if (had_events)
-		fault_point("before_finish");
-	if (pgq_batch_finish(&r->pg, r->batch_id, &r->e) < 0)
-		goto fail;
-	if (had_events)
-		fault_point("after_finish");
-	r->cnt.total.batches++;
-	if (r->batch_failed > r->batch_failed_logged)
-		log_warn("%zu more failed events in this batch (not logged "
-			 "one by one)", r->batch_failed -
-			 r->batch_failed_logged);
-	if (had_events)
-		log_debug("finished: %lld events, %zu failed",
-			  r->cnt.total.events - before, r->batch_failed);
-	log_set_context("queue '%s'", w->queue);
-	return BATCH_FINISHED;
-stopped:
-	log_info("stop requested: batch abandoned unfinished; PgQ will hand "
-		 "it out again");
-	batch_abandon(r);
-	log_set_context("queue '%s'", w->queue);
-	return BATCH_STOPPED;
-fail:
-	batch_abandon(r);
-	log_set_context("queue '%s'", w->queue);
-	return BATCH_FAILED;
-}
 
 /* ---- connections -------------------------------------------------- */
 
@@ -712,7 +201,7 @@ ensure_connected(struct relay *r)
 			r->cnt.total.reconnects_mq++;
 			if (r->w->nnodes > 1)
 				log_info("reconnected to RabbitMQ '%s' (node "
-					 "%zu of %zu)", node_display(r),
+					 "%zu of %zu)", relay_node_display(r),
 					 r->node + 1, r->w->nnodes);
 			else
 				log_info("reconnected to RabbitMQ");
@@ -814,7 +303,7 @@ tick_now(struct relay *r, enum ticker_for why, bool *ticked)
  * a tick to NEWS_MAX, so a steady flow is seen within milliseconds, an
  * occasional event within 0.1 s, and a silent queue costs four looks a
  * second.  Returns after a tick, a signal, a broken connection or a
- * second (for the stats and the reload check).
+ * second (for the relay_stats and the reload check).
  */
 static int
 wait_news(struct relay *r)
@@ -867,8 +356,8 @@ report_send_now(struct relay *r)
 }
 
 /* A state change goes to the supervisor at once, not at the next tick. */
-static void
-set_state(struct relay *r, enum report_state st, const char *why)
+void
+relay_set_state(struct relay *r, enum report_state st, const char *why)
 {
 	bool changed = r->rep.state != (uint32_t)st;
 
@@ -929,7 +418,7 @@ idle(struct relay *r, double seconds)
 			break;
 		if (left > 0.25)
 			left = 0.25;
-		stats(r, false);
+		relay_stats(r, false);
 		/*
 		 * rabbitmq-c turns the last millisecond or so of a wait
 		 * into 0 ms polls that spin until the end: short waits and
@@ -939,7 +428,7 @@ idle(struct relay *r, double seconds)
 			/* rounded up: a 0 ms poll under 1 ms before the
 			 * end would spin until it */
 			if (broker_poll(r->mq, (int)ceil(left * 1000),
-					on_broker, r, &r->e) < 0) {
+					relay_on_broker, r, &r->e) < 0) {
 				log_warn("%s: reconnecting", r->e.msg);
 				lose_mq(r);
 				if (r->failed_at == 0)
@@ -965,7 +454,7 @@ ready(struct relay *r)
 			 w->nnodes);
 	log_info("ready: relaying queue '%s' (consumer '%s') to '%s'%s, "
 		 "%d publishes in flight, %s", w->queue, w->consumer_name,
-		 node_display(r), of, w->window,
+		 relay_node_display(r), of, w->window,
 		 w->persistent ? "persistent" : "transient");
 	if (r->o->ready_fd >= 0) {
 		(void)!write(r->o->ready_fd, "\n", 1);
@@ -974,8 +463,8 @@ ready(struct relay *r)
 }
 
 /* Every sink that is due (all of them when force). */
-static void
-stats(struct relay *r, bool force)
+void
+relay_stats(struct relay *r, bool force)
 {
 	counters_tick(&r->cnt, now_mono(), force);
 }
@@ -1090,7 +579,7 @@ backoff(struct relay *r)
 		return;
 	}
 	log_warn("%s: retrying in %.0f s", r->e.msg, r->backoff);
-	set_state(r, r->started ? REPORT_DOWN : REPORT_STARTING, r->e.msg);
+	relay_set_state(r, r->started ? REPORT_DOWN : REPORT_STARTING, r->e.msg);
 	end = now_mono() + r->backoff;
 	while (sig_term_count() == 0 && now_mono() < end) {
 		idle(r, fmin(1.0, end - now_mono()));
@@ -1191,7 +680,7 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 	r.rep.pending = -1;
 	r.rep.lag = -1;
 	r.rep.state = REPORT_STARTING;
-	set_state(&r, REPORT_STARTING, "connecting");
+	relay_set_state(&r, REPORT_STARTING, "connecting");
 	apply_worker(&r);
 	log_info("mikkoo-relay %s starting: consumer '%s', postgres '%s', "
 		 "rabbitmq '%s'", MIKKOO_VERSION, r.w->consumer_name,
@@ -1216,7 +705,7 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 	while (sig_term_count() == 0) {
 		if (o->reload && sig_hup_take())
 			reload(&r);
-		stats(&r, false);
+		relay_stats(&r, false);
 		if (ensure_connected(&r) < 0) {
 			drop_broken(&r);
 			backoff(&r);
@@ -1230,18 +719,18 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 				drop_broken(&r);
 				backoff(&r);
 			} else {
-				set_state(&r, REPORT_WAITING, "another "
+				relay_set_state(&r, REPORT_WAITING, "another "
 					  "mikkoo-relay holds the consumer "
 					  "lock");
 				idle(&r, r.w->wait_duration);
 			}
 			continue;
 		}
-		set_state(&r, broker_blocked(r.mq) ? REPORT_BLOCKED
+		relay_set_state(&r, broker_blocked(r.mq) ? REPORT_BLOCKED
 			  : REPORT_RELAYING, broker_blocked(r.mq)
 			  ? broker_blocked_reason(r.mq) : NULL);
 		gauges_maybe(&r);
-		stats(&r, false);
+		relay_stats(&r, false);
 		if (r.tk.active && !r.news) {
 			/* Only this relay ticks: no tick, no batch. */
 			if (wait_news(&r) < 0) {
@@ -1285,7 +774,7 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			log_warn("unregistered consumer '%s' (unregister is "
 				 "on)", r.w->consumer_name);
 	}
-	stats(&r, true);
+	relay_stats(&r, true);
 	cleanup(&r);
 	return 0;
 }

@@ -94,7 +94,8 @@ finish() {
 # The relay's count of retried events, from its last stats line.
 relay_retried() {
 	grep -o 'stats: .*' "$BATS_TEST_TMPDIR/relay.err" | tail -1 |
-		sed -n 's/.* retried=\([0-9]*\).*/\1/p'
+		sed -n 's/.* retried=\([0-9]*\) requeued=\([0-9]*\).*/\1 \2/p' |
+		awk '{ print $1 + $2 }'
 }
 
 # at_random_moments N CMD...: run CMD N times while producing.
