@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "pg.h"
 
 /* libpq messages end in "\n" and may span lines; keep one line. */
@@ -56,6 +57,26 @@ connect_code(const char *msg)
 	return EX_UNAVAILABLE;
 }
 
+/* A server notice or warning, on one line, at its level. */
+static void
+notice(void *arg, const PGresult *r)
+{
+	const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+	enum mk_log_level level = MK_LOG_INFO;
+	char buf[512];
+
+	(void)arg;
+	if (sev && strcmp(sev, "WARNING") == 0)
+		level = MK_LOG_WARNING;
+	else if (sev && strcmp(sev, "DEBUG") == 0)
+		level = MK_LOG_DEBUG;
+	if (level == MK_LOG_DEBUG && log_get_level() < MK_LOG_DEBUG)
+		return;
+	one_line(msg ? msg : PQresultErrorMessage(r), buf, sizeof(buf));
+	log_msg(level, "postgresql says: %s", buf);
+}
+
 int
 pg_connect(PGconn **out, const char *url, const char *display,
 	   const char *appname, double timeout, struct mk_err *e)
@@ -97,6 +118,7 @@ pg_connect(PGconn **out, const char *url, const char *display,
 		return mk_err_set(e, code, "cannot connect to PostgreSQL '%s': "
 				  "%s", display, buf);
 	}
+	PQsetNoticeReceiver(c, notice, NULL);
 	*out = c;
 	return 0;
 }

@@ -15,7 +15,9 @@
  * Values always travel as parameters ($1); nothing from the config or
  * the data is spliced into SQL.  Every PGresult is cleared on every path
  * unless handed to the caller.
- * Never: knows PgQ or AMQP, logs, retries.
+ * Logs only what the server says on its own (NOTICE, WARNING: libpq
+ * would print them raw on stderr), as "postgresql says: ..." lines.
+ * Never: knows PgQ or AMQP, logs its own errors, retries.
  */
 #ifndef MIKKOO_PG_H
 #define MIKKOO_PG_H

@@ -142,3 +142,22 @@ JSON
 	assert_success
 	echo "$output" | jq -e --arg q "$Q" '.queue == $q'
 }
+
+@test "a server's WARNING is one line in the log's format, not libpq's raw text" {
+	# a trigger on the queue's event tables speaks up on every insert
+	sql "CREATE OR REPLACE FUNCTION public.warn_$Q() RETURNS trigger
+	     LANGUAGE plpgsql AS \$\$ BEGIN
+	         RAISE WARNING 'slow disk'
+	             USING DETAIL = 'a second line';
+	         RETURN NEW; END \$\$" >/dev/null
+	for t in $(sql "SELECT queue_data_pfx || '_' || n FROM pgq.queue,
+	                generate_series(0, queue_ntables - 1) n
+	                WHERE queue_name = '$Q'"); do
+		sql "CREATE TRIGGER w BEFORE INSERT ON $t
+		     FOR EACH ROW EXECUTE FUNCTION public.warn_$Q()" >/dev/null
+	done
+	run --separate-stderr mikkoo-insert -q "$Q" -e orders -r k -b '{}'
+	assert_success
+	assert_equal "$stderr" "mikkoo-insert: warning: postgresql says: slow disk"
+	assert_equal "$(count_events)" 1
+}
