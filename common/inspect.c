@@ -45,6 +45,13 @@ stream(struct pgq_conn *c, const char *sql, int n, const char *const *v,
 	return rc;
 }
 
+int
+inspect_stream(struct pgq_conn *c, const char *sql, int n,
+	       const char *const *v, FILE *out, long *count, struct mk_err *e)
+{
+	return stream(c, sql, n, v, out, count, e);
+}
+
 static int
 one_row(struct pgq_conn *c, const char *sql, int n, const char *const *v,
 	PGresult **out, struct mk_err *e)

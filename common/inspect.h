@@ -39,4 +39,12 @@ int inspect_run(struct pgq_conn *c, enum inspect_what what,
 		const struct inspect_opts *o, FILE *out, long *count,
 		struct mk_err *e);
 
+/*
+ * Run sql (n text parameters v) and write each row as a record, one row
+ * in memory at a time; *count grows by the rows written.
+ */
+int inspect_stream(struct pgq_conn *c, const char *sql, int n,
+		   const char *const *v, FILE *out, long *count,
+		   struct mk_err *e);
+
 #endif

@@ -2,10 +2,12 @@
 /* mikkoo-inspect: a queue's status, pending events, retries, dead letters. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "captures.h"
 #include "inspect.h"
 #include "jsonl.h"
 #include "log.h"
@@ -13,7 +15,7 @@
 
 #define USAGE \
 	"usage: mikkoo-inspect [conn] -q QUEUE [--consumer NAME] " \
-	"[status|pending|retry|dead]\n" \
+	"[status|pending|retry|dead|captures]\n" \
 	"                      [--limit N] [dead filters]"
 
 static const char help[] =
@@ -26,6 +28,7 @@ static const char help[] =
 	"  pending  the events the consumer has not finished, in ev_id order\n"
 	"  retry    the consumer's events waiting in PgQ's retry queue\n"
 	"  dead     rows of mikkoo.dead_letter (all queues without -q)\n"
+	"  captures tables captured into the queue (all without -q)\n"
 	"\n"
 	TOOL_CONN_HELP
 	"  -q, --queue QUEUE      the PgQ queue (default: the worker's)\n"
@@ -80,6 +83,7 @@ main(int argc, char **argv)
 	char uerr[256];
 	long count;
 	int opt, rc = 0;
+	bool captures = false;
 
 	log_init("mikkoo-inspect");
 	opterr = 0;       /* our own messages, one line each */
@@ -131,17 +135,19 @@ main(int argc, char **argv)
 
 		for (i = 0; i < 4 && strcmp(argv[optind], names[i]); i++)
 			;
-		if (i == 4)
+		captures = strcmp(argv[optind], "captures") == 0;
+		if (i == 4 && !captures)
 			USAGE_ERROR("the view is status, pending, "
-					   "retry or dead");
-		what = (enum inspect_what)i;
+					   "retry, dead or captures");
+		if (!captures)
+			what = (enum inspect_what)i;
 		if (++optind < argc)
 			USAGE_ERROR("unexpected argument");
 	}
 	o.dead.ids = ids;
-	if (what != INSPECT_DEAD && (dead_filtered(&o.dead) && (o.dead.since
-	    || o.dead.until || o.dead.routing_key || o.dead.reason_like ||
-	    ids)))
+	if ((what != INSPECT_DEAD || captures) && (dead_filtered(&o.dead) &&
+	    (o.dead.since || o.dead.until || o.dead.routing_key ||
+	    o.dead.reason_like || ids)))
 		USAGE_ERROR("--since, --until, --routing-key, "
 				   "--reason-like and --id are for 'dead'");
 	if (tool_setup(&t, &e) < 0) {
@@ -151,12 +157,13 @@ main(int argc, char **argv)
 	}
 	if (o.queue == NULL)
 		o.queue = tool_queue(&t);
-	if (o.queue == NULL && what != INSPECT_DEAD)
+	if (o.queue == NULL && what != INSPECT_DEAD && !captures)
 		USAGE_ERROR("which queue? give -q QUEUE");
 	o.dead.queue = o.queue;
 	o.dead.consumer = o.consumer;
 	if (tool_pg(&t, &pg, &e) < 0 ||
-	    inspect_run(&pg, what, &o, stdout, &count, &e) < 0) {
+	    (captures ? captures_run(&pg, &o, stdout, &count, &e)
+	     : inspect_run(&pg, what, &o, stdout, &count, &e)) < 0) {
 		log_error("%s", e.msg);
 		rc = e.code;
 	}
