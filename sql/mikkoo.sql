@@ -356,21 +356,21 @@ DECLARE
     -- several times cheaper.
     q_insert TEXT := $q$SELECT @insert@ AS body
         FROM (SELECT y.n, y.n - @drop@ AS f
-              FROM (SELECT to_jsonb(t) AS n FROM @rows@ t OFFSET 0) y
+              FROM (SELECT to_jsonb(t.*) AS n FROM @rows@ t OFFSET 0) y
               OFFSET 0) x$q$;
     q_update TEXT := $q$SELECT @update@ AS body
         FROM (SELECT z.n, z.of, z.nf, %3$s AS d
               FROM (SELECT n.n, o.o - @drop@ AS of, n.n - @drop@ AS nf%4$s
-                    FROM (SELECT row_number() OVER () AS i, to_jsonb(t) AS o%5$s
+                    FROM (SELECT row_number() OVER () AS i, to_jsonb(t.*) AS o%5$s
                           FROM mikkoo_old t) o
-                    JOIN (SELECT row_number() OVER () AS i, to_jsonb(t) AS n%5$s
+                    JOIN (SELECT row_number() OVER () AS i, to_jsonb(t.*) AS n%5$s
                           FROM mikkoo_new t) n ON n.i = o.i
                     OFFSET 0) z
               OFFSET 0) x
         WHERE NOT @skip@ OR x.d <> '{}'::jsonb$q$;
     q_delete TEXT := $q$SELECT @delete@ AS body
         FROM (SELECT y.n, y.n - @drop@ AS of
-              FROM (SELECT to_jsonb(t) AS n FROM mikkoo_old t OFFSET 0) y
+              FROM (SELECT to_jsonb(t.*) AS n FROM mikkoo_old t OFFSET 0) y
               OFFSET 0) x$q$;
     -- A bulk statement's events: one INSERT into the current event table.
     q_bulk TEXT := $q$INSERT INTO %s (ev_id, ev_time, ev_type, ev_data,
@@ -503,16 +503,16 @@ BEGIN
     -- One query for the rows (65 of them tell a bulk statement) and
     -- whether the queue exists.
     IF TG_OP = 'INSERT' THEN
-        SELECT ARRAY(SELECT to_jsonb(t) FROM mikkoo_new t LIMIT 65),
+        SELECT ARRAY(SELECT to_jsonb(t.*) FROM mikkoo_new t LIMIT 65),
                EXISTS (SELECT FROM pgq.queue WHERE queue_name = TG_ARGV[0])
             INTO v_new, v_found;
     ELSIF TG_OP = 'UPDATE' THEN
-        SELECT ARRAY(SELECT to_jsonb(t) FROM mikkoo_new t LIMIT 65),
-               ARRAY(SELECT to_jsonb(t) FROM mikkoo_old t LIMIT 65),
+        SELECT ARRAY(SELECT to_jsonb(t.*) FROM mikkoo_new t LIMIT 65),
+               ARRAY(SELECT to_jsonb(t.*) FROM mikkoo_old t LIMIT 65),
                EXISTS (SELECT FROM pgq.queue WHERE queue_name = TG_ARGV[0])
             INTO v_new, v_old, v_found;
     ELSIF TG_OP = 'DELETE' THEN
-        SELECT ARRAY(SELECT to_jsonb(t) FROM mikkoo_old t LIMIT 65),
+        SELECT ARRAY(SELECT to_jsonb(t.*) FROM mikkoo_old t LIMIT 65),
                EXISTS (SELECT FROM pgq.queue WHERE queue_name = TG_ARGV[0])
             INTO v_old, v_found;
     ELSE
@@ -608,10 +608,10 @@ BEGIN
         END IF;
         -- Else every row through pgq.insert_event_raw(), not only 65.
         IF TG_OP <> 'DELETE' THEN
-            v_new := ARRAY(SELECT to_jsonb(t) FROM mikkoo_new t);
+            v_new := ARRAY(SELECT to_jsonb(t.*) FROM mikkoo_new t);
         END IF;
         IF TG_OP <> 'INSERT' THEN
-            v_old := ARRAY(SELECT to_jsonb(t) FROM mikkoo_old t);
+            v_old := ARRAY(SELECT to_jsonb(t.*) FROM mikkoo_old t);
         END IF;
     END IF;
     IF TG_OP = 'INSERT' THEN
