@@ -968,6 +968,9 @@ DECLARE
     v_next  TEXT[];
     v_tries INTEGER := 0;
 BEGIN
+    -- Each chunk is a transaction of its own; in a transaction block
+    -- this fails at once ("invalid transaction termination").
+    COMMIT;
     LOOP
         BEGIN
             v_next := mikkoo._snapshot_chunk(tbl, queue, chunk, v_after);
@@ -978,6 +981,8 @@ BEGIN
             IF v_tries > 10 THEN
                 RAISE;
             END IF;
+            RAISE NOTICE 'mikkoo.snapshot: deadlock with a writer, reading '
+                         'the chunk again';
             CONTINUE;
         END;
         v_tries := 0;
