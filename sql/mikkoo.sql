@@ -397,8 +397,11 @@ DECLARE
 BEGIN
     -- PL/pgSQL form: statements that set v_id, v_dd and v_d, and the
     -- bodies over variables.
-    p_id := 'v_id := ' || e_id || ' END;
-            IF v_id IS NULL THEN
+    p_id := 'IF v_k1 <> '''' THEN
+                v_id := coalesce((v_n -> v_k1)::text, ''null'');
+            ELSIF v_key = ''{}'' THEN
+                v_id := ''null'';
+            ELSE
                 v_id := (' || replace(replace(q_keyobj, '@1@', 'v_n'),
                                       '@2@', 'v_key') || ');
             END IF;';
@@ -413,7 +416,6 @@ BEGIN
                 v_d := (' || replace(replace(q_changed, '@1@', 'v_of'),
                                      '@2@', 'v_nf') || ');
             END IF;';
-    p_id := replace(replace(p_id, '@n@', 'v_n'), '@key@', 'v_key');
     p_dd := replace(p_dd, '@f@', 'v_f');
     p_insert := replace(replace(replace(e_insert, '@id@', 'v_id'),
                                 '@f@', 'v_f'), '@dd@', 'v_dd');
@@ -456,10 +458,11 @@ BEGIN
     -- The trigger function of every capture.  Its arguments: queue,
     -- exchange, routing key template, columns, exclude, skip_unchanged,
     -- the key's columns (arrays as text[] literals; '' for no columns or
-    -- exclude), then the schema and the table's name at capture time and
-    -- what mikkoo._capture_names() made of them for this trigger's
-    -- action: the routing key, the body up to "id": and the headers.
-    -- So a one-row statement costs little more than its row's own work.
+    -- exclude), the schema and the table's name at capture time, what
+    -- mikkoo._capture_names() made of them for this trigger's action (the
+    -- routing key, the body up to "id": and the headers), and the key's
+    -- column if it is one (else '').  All that can be is worked out in
+    -- advance: a one-row statement's work is mostly its row's.
     f_capture := $fn$
 CREATE OR REPLACE FUNCTION mikkoo._capture()
 RETURNS trigger
@@ -474,6 +477,7 @@ DECLARE
     v_head     TEXT;
     v_tail     TEXT;
     v_key      TEXT[];
+    v_k1       TEXT;        -- the key's column, if it has one
     v_drop     TEXT[];
     v_skip     BOOLEAN;
     v_n        JSONB;
@@ -533,7 +537,10 @@ BEGIN
             TG_ARGV[1], 'application/json', NULL, v_names[3]);
         RETURN NULL;
     END IF;
-    v_key := TG_ARGV[6]::text[];
+    v_k1 := TG_ARGV[12];
+    IF v_k1 = '' THEN
+        v_key := TG_ARGV[6]::text[];
+    END IF;
     -- The keys to leave out.  An allow list becomes a deny list of the
     -- columns the rows have now, so a column added later stays out.
     IF TG_ARGV[3] <> '' THEN
@@ -559,6 +566,7 @@ BEGIN
               AND NOT queue_disable_insert;
         IF FOUND AND has_table_privilege(q.tbl, 'INSERT')
            AND has_sequence_privilege(q.seq, 'USAGE') THEN
+            v_key := TG_ARGV[6]::text[];
             v_sql := CASE TG_OP WHEN 'INSERT' THEN @bulk_insert@
                                 WHEN 'UPDATE' THEN @bulk_update@
                                 ELSE @bulk_delete@ END;
@@ -809,6 +817,7 @@ DECLARE
     v_name  TEXT;
     v_op    TEXT;
     v_names TEXT[];
+    v_key   TEXT[];
 BEGIN
     IF capture.tbl IS NULL THEN
         RAISE EXCEPTION 'mikkoo.capture: the table must not be NULL'
@@ -893,19 +902,19 @@ BEGIN
     SELECT n.nspname, c.relname INTO v_schema, v_name
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.oid = capture.tbl;
+    v_key := mikkoo._capture_key(capture.tbl);
     v_args := format('%L, %L, %L, %L, %L, %L, %L, %L, %L', capture.queue,
                      capture.exchange, capture.routing_key,
                      coalesce(capture.columns::text, ''),
                      coalesce(capture.exclude::text, ''),
-                     capture.skip_unchanged::text,
-                     mikkoo._capture_key(capture.tbl)::text,
+                     capture.skip_unchanged::text, v_key::text,
                      v_schema, v_name);
     FOREACH v_op IN ARRAY ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'] LOOP
         v_names := mikkoo._capture_names(v_schema, v_name,
                                          capture.routing_key, v_op);
         EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s %s'
                        ' FOR EACH STATEMENT'
-                       ' EXECUTE FUNCTION mikkoo._capture(%s, %L, %L, %L)',
+                       ' EXECUTE FUNCTION mikkoo._capture(%s, %L, %L, %L, %L)',
                        v_base || '_' || lower(left(v_op, 1)), v_op,
                        capture.tbl,
                        CASE v_op
@@ -914,7 +923,9 @@ BEGIN
                                           ' NEW TABLE AS mikkoo_new'
                        WHEN 'DELETE' THEN 'REFERENCING OLD TABLE AS mikkoo_old'
                        ELSE '' END,
-                       v_args, v_names[1], v_names[2], v_names[3]);
+                       v_args, v_names[1], v_names[2], v_names[3],
+                       CASE WHEN cardinality(v_key) = 1 THEN v_key[1]
+                            ELSE '' END);
     END LOOP;
 END;
 $$;

@@ -437,3 +437,73 @@ $Q2|q2.{action}||t|{id}"
 	check "CALL mikkoo.snapshot('$T', 'no_$Q')" \
 		"mikkoo.snapshot: table $t is not captured into queue 'no_$Q'"
 }
+
+@test "mikkoo-capture(7)'s example sends the messages it shows" {
+	sql "CREATE TABLE $T (id int PRIMARY KEY, full_name text, password text)" >/dev/null
+	sql "SELECT mikkoo.capture('$T', '$Q', '$EX', exclude => '{password}')" >/dev/null
+	relay_start
+	sql "INSERT INTO $T (id, full_name, password)
+	         VALUES (1, 'Mikael Åkerfeldt', 'x');
+	     UPDATE $T SET full_name = 'M. Åkerfeldt' WHERE id = 1;
+	     UPDATE $T SET password = 'y' WHERE id = 1;
+	     DELETE FROM $T WHERE id = 1" >/dev/null
+	get_messages 3
+	# the page's bodies, as text but for the table's name and the time
+	msgs | jq -r '.body' | sed -e "s/tab_$Q/users/" \
+		-e 's/"recorded_at":"[^"]*"/"recorded_at":"..."/' >"$BATS_TEST_TMPDIR/got"
+	mandoc -Tutf8 "$MIKKOO_TOP/man/mikkoo-capture.7" | col -bx |
+		sed -n '/send three messages/,/A consumer bound/p' |
+		grep -E '^ +[{"]' | sed 's/^ *//' | tr -d '\n' |
+		sed 's/}{"table_name"/}\n{"table_name"/g; s/$/\n/' >"$BATS_TEST_TMPDIR/page"
+	diff "$BATS_TEST_TMPDIR/page" "$BATS_TEST_TMPDIR/got"
+	assert_equal "$(wc -l <"$BATS_TEST_TMPDIR/got")" 3
+}
+
+@test "odd names: a queue, schema and table with quotes, spaces and capitals" {
+	q="q '${Q}\" x"
+	pgq_create_queue "q ''${Q}\" x"
+	sql "SELECT pgq.register_consumer('q ''${Q}\" x', 'mikkoo')" >/dev/null
+	sql "CREATE SCHEMA \"S '$Q\"; CREATE TABLE \"S '$Q\".\"T x\" (\"Id\" int PRIMARY KEY, v text)" >/dev/null
+	sql "SELECT mikkoo.capture('\"S ''$Q\".\"T x\"', 'q ''${Q}\" x', '$EX',
+	     '{schema}/{table}/{action}')" >/dev/null
+	run -0 sql "SELECT table_name || '|' || queue || '|' || array_to_string(key_columns, ',')
+	            FROM mikkoo.captures WHERE queue = 'q ''${Q}\" x'"
+	assert_output "S '$Q.T x|$q|Id"
+	# the relay of that queue, and a change
+	cat >"$CONF" <<YAML
+Application:
+  workers:
+    '$(printf '%s' "$q" | sed "s/'/''/g")':
+      postgres_url: $MIKKOO_PG_URL
+      rabbitmq_url: $MIKKOO_AMQP_URL
+      wait_duration: 0.1
+YAML
+	relay_start
+	sql "INSERT INTO \"S '$Q\".\"T x\" VALUES (1, 'v')" >/dev/null
+	get_messages 1
+	msgs | jq -e --arg t "S '$Q.T x" --arg rk "S '$Q/T x/I" '.routing_key == $rk and
+		.properties.headers.table == $t and
+		(.body | fromjson | .table_name == $t and .id == 1 and .new == {"Id": 1, "v": "v"})'
+	sql "SELECT mikkoo.uncapture('\"S ''$Q\".\"T x\"'); DROP SCHEMA \"S '$Q\" CASCADE" >/dev/null
+}
+
+@test "a writer's search_path cannot hijack the capture's functions" {
+	sql "CREATE TABLE $T (id int PRIMARY KEY, v text)" >/dev/null
+	sql "SELECT mikkoo.capture('$T', '$Q', '$EX')" >/dev/null
+	sql "CREATE SCHEMA IF NOT EXISTS evil_$Q;
+	     CREATE FUNCTION evil_$Q.to_jsonb(anyelement) RETURNS jsonb
+	     LANGUAGE sql AS \$\$ SELECT '{\"hijacked\": 1}'::jsonb \$\$;
+	     CREATE FUNCTION evil_$Q.to_char(timestamp, text) RETURNS text
+	     LANGUAGE sql AS \$\$ SELECT 'hijacked' \$\$" >/dev/null
+	# the trap works where search_path is not pinned
+	run -0 sql "SET search_path = evil_$Q, pg_catalog; SELECT to_jsonb(1)"
+	assert_output '{"hijacked": 1}'
+	relay_start
+	sql "SET search_path = evil_$Q, pg_catalog, public;
+	     INSERT INTO $T VALUES (1, 'a');
+	     INSERT INTO $T SELECT g, 'b' FROM generate_series(2, 100) g" >/dev/null
+	get_messages 100
+	run -1 grep -c hijacked "$BATS_TEST_TMPDIR/msgs.jsonl"
+	assert_output 0
+	sql "DROP SCHEMA evil_$Q CASCADE" >/dev/null
+}
