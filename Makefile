@@ -22,7 +22,7 @@ CFLAGS  ?= -O2 -g
 
 VERSION := 0.1.0
 
-PKGS = libpq librabbitmq jansson yaml-0.1
+PKGS = libpq librabbitmq jansson yaml-0.1 libmicrohttpd
 # Recursively expanded on purpose: pkg-config only runs when something is
 # compiled, so "make deps" works before the -dev packages exist.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))

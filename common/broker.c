@@ -14,6 +14,7 @@
 #include <amqp_tcp_socket.h>
 
 #include "broker.h"
+#include "mono.h"
 
 #define PUB_CH 1
 #define PROBE_CH 2
@@ -40,15 +41,6 @@ struct broker {
 	char blocked_reason[128];
 	struct cache_slot cache[CACHE_SLOTS];
 };
-
-static double
-now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static struct timeval
 tv_of(double s)
@@ -417,7 +409,9 @@ handle_frame(struct broker *b, amqp_frame_t *f, broker_cb cb, void *arg,
 					  "connection lost after a channel "
 					  "close (%s)", b->display, txt);
 		if (f->channel != PUB_CH) {
-			b->probe_open = false;
+			/* A tool's channel is the tool's business. */
+			if (f->channel == PROBE_CH)
+				b->probe_open = false;
 			return 0;
 		}
 		ev.kind = BROKER_CHANNEL_CLOSED;
@@ -572,6 +566,26 @@ const char *
 broker_user(const struct broker *b)
 {
 	return b->user;
+}
+
+amqp_connection_state_t
+broker_conn(struct broker *b)
+{
+	cork(b, false);
+	return b->conn;
+}
+
+const char *
+broker_display(const struct broker *b)
+{
+	return b->display;
+}
+
+int
+broker_rpc_error(struct broker *b, amqp_rpc_reply_t r, amqp_channel_t ch,
+		 const char *what, struct mk_err *e)
+{
+	return rpc_error(b, r, ch, what, e);
 }
 
 int

@@ -111,4 +111,16 @@ const char *broker_blocked_reason(const struct broker *b);
 /* The user we logged in as (for the user_id check). */
 const char *broker_user(const struct broker *b);
 
+/*
+ * For the tools' own channels (BROKER_TOOL_CH and up; common/mqchan.h):
+ * the connection, uncorked; the masked URL; and rpc_error's mapping of
+ * an RPC reply (a server's close is answered, 403 is EX_NOPERM, the rest
+ * EX_UNAVAILABLE).  broker_poll ignores frames of those channels.
+ */
+#define BROKER_TOOL_CH 3
+amqp_connection_state_t broker_conn(struct broker *b);
+const char *broker_display(const struct broker *b);
+int broker_rpc_error(struct broker *b, amqp_rpc_reply_t r, amqp_channel_t ch,
+		     const char *what, struct mk_err *e);
+
 #endif

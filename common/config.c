@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* config: the YAML configuration, read through one table of keys. */
+/* config: the YAML configuration, read through the key table. */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,129 +15,10 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "config_keys.h"
+#include "httpd.h"
 
 #define MAX_FILE (1024 * 1024)
-
-enum ktype {
-	K_STR,          /* any scalar */
-	K_NAME,         /* a queue or consumer name */
-	K_INT,
-	K_DOUBLE,
-	K_BOOL,
-	K_SIZE,         /* integer bytes */
-	K_STRLIST,      /* a sequence of strings: exchanges */
-	K_AMQP_URL,     /* rabbitmq_url: parsed into w->amqp */
-	K_RABBITMQ,     /* the 3.x rabbitmq: mapping */
-	K_SSL,          /* rabbitmq/ssl_options */
-	K_STATSD,
-	K_WORKERS,
-	K_SECTION,      /* a mapping walked with its own table */
-	K_IGNORED,      /* any node; a notice says it does not apply */
-	K_UNSUPPORTED,  /* accepted with a notice (TLS options we lack) */
-	K_PWFILE,       /* rabbitmq/password_file */
-};
-
-/* Which struct a key writes to. */
-enum target { T_CFG, T_STATSD, T_WORKER, T_AMQP };
-
-struct key {
-	const char *name;
-	enum ktype type;
-	enum target target;
-	size_t off;
-	double lo, hi;
-	const char *group;      /* keys that are aliases share a group */
-	const struct key *sub;  /* for K_SECTION */
-};
-
-#define W(f) T_WORKER, offsetof(struct mk_worker_config, f)
-#define C(f) T_CFG, offsetof(struct mk_config, f)
-#define S(f) T_STATSD, offsetof(struct mk_statsd_config, f)
-#define A(f) T_AMQP, offsetof(struct mk_amqp_url, f)
-
-static const struct key daemon_keys[] = {
-	{ "user", K_STR, C(daemon_user), 0, 0, NULL, NULL },
-	{ "pidfile", K_STR, C(daemon_pidfile), 0, 0, NULL, NULL },
-	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
-};
-
-static const struct key statsd_keys[] = {
-	{ "enabled", K_BOOL, S(enabled), 0, 0, NULL, NULL },
-	{ "host", K_STR, S(host), 0, 0, NULL, NULL },
-	{ "port", K_INT, S(port), 1, 65535, NULL, NULL },
-	{ "prefix", K_STR, S(prefix), 0, 0, NULL, NULL },
-	{ "include_hostname", K_BOOL, S(include_hostname), 0, 0, NULL, NULL },
-	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
-};
-
-static const struct key app_keys[] = {
-	{ "poll_interval", K_INT, C(poll_interval), 1, 86400, NULL, NULL },
-	{ "sentry_dsn", K_IGNORED, T_CFG, 0, 0, 0, NULL, NULL },
-	{ "statsd", K_STATSD, T_CFG, 0, 0, 0, NULL, statsd_keys },
-	{ "workers", K_WORKERS, T_CFG, 0, 0, 0, NULL, NULL },
-	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
-};
-
-static const struct key top_keys[] = {
-	{ "Application", K_SECTION, T_CFG, 0, 0, 0, NULL, app_keys },
-	{ "Daemon", K_SECTION, T_CFG, 0, 0, 0, NULL, daemon_keys },
-	{ "Logging", K_IGNORED, T_CFG, 0, 0, 0, NULL, NULL },
-	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
-};
-
-static const struct key ssl_keys[] = {
-	{ "ca_certs", K_STR, A(cacertfile), 0, 0, NULL, NULL },
-	{ "certfile", K_STR, A(certfile), 0, 0, NULL, NULL },
-	{ "keyfile", K_STR, A(keyfile), 0, 0, NULL, NULL },
-	{ "password", K_STR, A(key_password), 0, 0, NULL, NULL },
-	{ "verify", K_BOOL, A(verify), 0, 0, NULL, NULL },
-	{ "server_hostname", K_STR, A(sni), 0, 0, NULL, NULL },
-	{ "protocol", K_UNSUPPORTED, T_AMQP, 0, 0, 0, NULL, NULL },
-	{ "ca_path", K_UNSUPPORTED, T_AMQP, 0, 0, 0, NULL, NULL },
-	{ "ca_data", K_UNSUPPORTED, T_AMQP, 0, 0, 0, NULL, NULL },
-	{ "ciphers", K_UNSUPPORTED, T_AMQP, 0, 0, 0, NULL, NULL },
-	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
-};
-
-static const struct key rabbitmq_keys[] = {
-	{ "host", K_STR, A(host), 0, 0, NULL, NULL },
-	{ "port", K_INT, A(port), 1, 65535, NULL, NULL },
-	{ "vhost", K_STR, A(vhost), 0, 0, NULL, NULL },
-	{ "username", K_STR, A(user), 0, 0, NULL, NULL },
-	{ "password", K_STR, A(password), 0, 0, "password", NULL },
-	{ "password_file", K_PWFILE, T_AMQP, 0, 0, 0, "password", NULL },
-	{ "heartbeat_interval", K_INT, A(heartbeat), 0, 65535, NULL, NULL },
-	{ "socket_timeout", K_DOUBLE, A(timeout), 0.1, 3600, NULL, NULL },
-	{ "frame_max", K_INT, A(frame_max), 4096, 2147483647, NULL, NULL },
-	{ "ssl_options", K_SSL, T_AMQP, 0, 0, 0, NULL, ssl_keys },
-	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
-};
-
-static const struct key worker_keys[] = {
-	{ "postgres_url", K_STR, W(postgres_url), 0, 0, "postgres_url", NULL },
-	{ "postgresql_url", K_STR, W(postgres_url), 0, 0, "postgres_url",
-	  NULL },
-	{ "rabbitmq_url", K_AMQP_URL, T_WORKER, 0, 0, 0, "rabbitmq", NULL },
-	{ "rabbitmq", K_RABBITMQ, T_WORKER, 0, 0, 0, "rabbitmq",
-	  rabbitmq_keys },
-	{ "confirm", K_BOOL, W(confirm), 0, 0, NULL, NULL },
-	{ "consumer_name", K_NAME, W(consumer_name), 0, 0, NULL, NULL },
-	{ "max_failures", K_INT, W(max_failures), 0, 1000000, NULL, NULL },
-	{ "retry_delay", K_INT, W(retry_delay), 1, 86400, "retry", NULL },
-	{ "retry_interval", K_INT, W(retry_delay), 1, 86400, "retry", NULL },
-	{ "unregister", K_BOOL, W(unregister), 0, 0, NULL, NULL },
-	{ "wait_duration", K_DOUBLE, W(wait_duration), 0.01, 3600, NULL,
-	  NULL },
-	{ "persistent", K_BOOL, W(persistent), 0, 0, NULL, NULL },
-	{ "max_event_bytes", K_SIZE, W(max_event_bytes), 1024,
-	  512.0 * 1024 * 1024, NULL, NULL },
-	{ "window", K_INT, W(window), 1, 65535, NULL, NULL },
-	{ "batch_chunk", K_INT, W(batch_chunk), 1, 100000, NULL, NULL },
-	{ "exchanges", K_STRLIST, W(exchanges), 0, 0, NULL, NULL },
-	{ "allow_sender_routing", K_BOOL, W(allow_sender_routing), 0, 0, NULL,
-	  NULL },
-	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
-};
 
 struct ctx {
 	const char *name;       /* file name for messages */
@@ -177,19 +59,26 @@ static int
 notice(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Append line (taken over) to cfg->notices; -1 (line freed) on OOM. */
+/*
+ * Append line (taken over) to cfg->notices, for worker queue (NULL:
+ * global); -1 (line freed) on OOM.
+ */
 static int
-add_notice(struct mk_config *cfg, char *line)
+add_notice(struct mk_config *cfg, const char *queue, char *line)
 {
-	char **p = realloc(cfg->notices, (cfg->nnotices + 2) * sizeof(*p));
+	struct mk_notice *p = realloc(cfg->notices,
+				      (cfg->nnotices + 1) * sizeof(*p));
+	char *q = queue ? strdup(queue) : NULL;
 
-	if (p == NULL) {
+	if (p)
+		cfg->notices = p;
+	if (p == NULL || (queue && q == NULL)) {
 		free(line);
+		free(q);
 		return -1;
 	}
-	cfg->notices = p;
-	p[cfg->nnotices++] = line;
-	p[cfg->nnotices] = NULL;
+	p[cfg->nnotices].queue = q;
+	p[cfg->nnotices++].text = line;
 	return 0;
 }
 
@@ -204,7 +93,7 @@ notice(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
 	va_end(ap);
 	if (asprintf(&line, "%s:%zu: %s", c->name,
 		     n ? n->start_mark.line + 1 : 0, msg) < 0 ||
-	    add_notice(c->cfg, line) < 0)
+	    add_notice(c->cfg, c->w ? c->w->queue : NULL, line) < 0)
 		return mk_err_set(c->e, EX_OSERR, "out of memory");
 	return 0;
 }
@@ -253,17 +142,8 @@ distance(const char *a, const char *b)
 static void *
 field(struct ctx *c, const struct key *k)
 {
-	switch (k->target) {
-	case T_CFG:
-		return (char *)c->cfg + k->off;
-	case T_STATSD:
-		return (char *)&c->cfg->statsd + k->off;
-	case T_WORKER:
-		return (char *)c->w + k->off;
-	case T_AMQP:
-		return (char *)&c->w->amqp + k->off;
-	}
-	return NULL;
+	/* the reader writes what the table describes */
+	return (void *)(uintptr_t)config_field(k, c->cfg, c->w);
 }
 
 static int
@@ -428,7 +308,7 @@ read_password_file(struct ctx *c, const yaml_node_t *kn, const yaml_node_t *v)
 static int
 set_list(struct ctx *c, const yaml_node_t *v)
 {
-	struct mk_worker_config *w = c->w;
+	struct mk_strlist *l = &c->w->exchanges;
 	yaml_node_item_t *it;
 	size_t n;
 
@@ -437,8 +317,8 @@ set_list(struct ctx *c, const yaml_node_t *v)
 			  c->path);
 	n = (size_t)(v->data.sequence.items.top -
 		     v->data.sequence.items.start);
-	w->exchanges = calloc(n + 1, sizeof(*w->exchanges));
-	if (w->exchanges == NULL)
+	l->v = calloc(n + 1, sizeof(*l->v));
+	if (l->v == NULL)
 		return mk_err_set(c->e, EX_OSERR, "out of memory");
 	for (it = v->data.sequence.items.start;
 	     it < v->data.sequence.items.top; it++) {
@@ -450,8 +330,132 @@ set_list(struct ctx *c, const yaml_node_t *v)
 		if (x->data.scalar.length > 255)
 			return at(c, x, "key '%s': an exchange name is at most "
 				  "255 bytes", c->path);
-		w->exchanges[w->nexchanges] = strdup(scalar(x));
-		if (w->exchanges[w->nexchanges++] == NULL)
+		l->v[l->n] = strdup(scalar(x));
+		if (l->v[l->n++] == NULL)
+			return mk_err_set(c->e, EX_OSERR, "out of memory");
+	}
+	return 0;
+}
+
+/*
+ * A list of RabbitMQ nodes: of URLs (rabbitmq_url) or of hosts (the
+ * map's host).  The first item goes where a lone one would; the others
+ * are kept as written in more_nodes, URLs parsed now (so an error names
+ * its item) into nodes[1..], which finish_worker completes.
+ */
+static int
+set_nodes(struct ctx *c, const yaml_node_t *v, bool urls)
+{
+	struct mk_worker_config *w = c->w;
+	yaml_node_item_t *it;
+	size_t n, i = 0;
+
+	n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+	if (n == 0)
+		return at(c, v, "key '%s' must list at least one %s", c->path,
+			  urls ? "URL" : "host");
+	if (n > CONFIG_MAX_NODES)
+		return at(c, v, "key '%s' lists %zu nodes: at most %d", c->path,
+			  n, CONFIG_MAX_NODES);
+	w->more_nodes.v = calloc(n, sizeof(*w->more_nodes.v));
+	w->nodes = calloc(n, sizeof(*w->nodes));
+	if (w->more_nodes.v == NULL || w->nodes == NULL)
+		return mk_err_set(c->e, EX_OSERR, "out of memory");
+	for (it = v->data.sequence.items.start;
+	     it < v->data.sequence.items.top; it++, i++) {
+		yaml_node_t *x = yaml_document_get_node(&c->doc, *it);
+		char **dst = i == 0 ? (urls ? &w->rabbitmq_url : &w->amqp.host)
+			: &w->more_nodes.v[w->more_nodes.n];
+
+		if (set_string(c, x, dst) < 0)
+			return -1;
+		if (i > 0)
+			w->more_nodes.n++;
+		if (!urls)
+			continue;
+		if (url_amqp_parse(*dst, i == 0 ? &w->amqp : &w->nodes[i].url,
+				   c->e) < 0)
+			return at(c, x, "key '%s', item %zu: %s", c->path,
+				  i + 1, c->e->msg);
+	}
+	if (urls)
+		c->amqp_url_set = true;
+	return 0;
+}
+
+/* "type/subtype": RFC 9110 tokens around one slash, no parameters. */
+static bool
+media_type(const char *s)
+{
+	static const char tchar[] = "!#$%&'*+-.^_`|~";
+	size_t i, slash = 0, n = strlen(s);
+
+	for (i = 0; i < n; i++) {
+		if (s[i] == '/' && slash == 0 && i > 0)
+			slash = i;
+		else if (!isalnum((unsigned char)s[i]) && !strchr(tchar, s[i]))
+			return false;
+	}
+	return slash > 0 && slash + 1 < n && n <= 255;
+}
+
+/* routes: media type -> exchange, and "default" for every other. */
+static int
+set_routes(struct ctx *c, const yaml_node_t *v)
+{
+	struct mk_routes *r = &c->w->routes;
+	yaml_node_pair_t *p, *q;
+	size_t n;
+
+	if (v->type != YAML_MAPPING_NODE ||
+	    v->data.mapping.pairs.top == v->data.mapping.pairs.start)
+		return at(c, v, "key '%s' must map media types (and "
+			  "'default') to exchange names", c->path);
+	n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+	r->v = calloc(n, sizeof(*r->v));
+	if (r->v == NULL)
+		return mk_err_set(c->e, EX_OSERR, "out of memory");
+	for (p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *kn = yaml_document_get_node(&c->doc, p->key);
+		yaml_node_t *vn = yaml_document_get_node(&c->doc, p->value);
+		const char *k;
+		char **dst;
+
+		if (kn->type != YAML_SCALAR_NODE)
+			return at(c, kn, "key '%s': a route's media type must "
+				  "be a string", c->path);
+		k = scalar(kn);
+		if (strcmp(k, "default") != 0 && !media_type(k))
+			return at(c, kn, "key '%s': '%s' is not a media type "
+				  "(type/subtype, no parameters) or 'default'",
+				  c->path, shown(c, k));
+		for (q = v->data.mapping.pairs.start; q < p; q++) {
+			yaml_node_t *pk = yaml_document_get_node(&c->doc,
+								 q->key);
+
+			if (strcasecmp(scalar(pk), k) == 0)
+				return at(c, kn, "key '%s': route '%s' is "
+					  "repeated (first on line %zu)",
+					  c->path, shown(c, k),
+					  pk->start_mark.line + 1);
+		}
+		if (vn->type != YAML_SCALAR_NODE || is_null(vn) ||
+		    vn->data.scalar.length > 255)
+			return at(c, vn, "key '%s': route '%s' must name an "
+				  "exchange (up to 255 bytes; \"\" is the "
+				  "default exchange)", c->path, shown(c, k));
+		if (strcmp(k, "default") == 0) {
+			dst = &r->fallback;
+		} else {
+			r->v[r->n].media_type = strdup(k);
+			if (r->v[r->n].media_type == NULL)
+				return mk_err_set(c->e, EX_OSERR, "out of "
+						  "memory");
+			dst = &r->v[r->n++].exchange;
+		}
+		*dst = strdup(scalar(vn));
+		if (*dst == NULL)
 			return mk_err_set(c->e, EX_OSERR, "out of memory");
 	}
 	return 0;
@@ -466,6 +470,18 @@ set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 	bool b = false;
 
 	switch (k->type) {
+	case K_LISTEN: {
+		char why[160];
+
+		if (set_string(c, v, dst) < 0)
+			return -1;
+		if (httpd_parse_listen(*(char **)dst, NULL, why,
+				       sizeof(why)) < 0)
+			return at(c, v, "key '%s': '%s' is not an address to "
+				  "listen on: %s", c->path,
+				  shown(c, *(char **)dst), why);
+		return 0;
+	}
 	case K_STR:
 		if (k->target == T_AMQP &&
 		    k->off == offsetof(struct mk_amqp_url, password))
@@ -516,13 +532,21 @@ set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 		return 0;
 	case K_STRLIST:
 		return set_list(c, v);
+	case K_ROUTES:
+		return set_routes(c, v);
 	case K_AMQP_URL:
-		if (set_string(c, v, &c->w->amqp_display) < 0)
+		if (v->type == YAML_SEQUENCE_NODE)
+			return set_nodes(c, v, true);
+		if (set_string(c, v, dst) < 0)
 			return -1;
 		if (url_amqp_parse(scalar(v), &c->w->amqp, c->e) < 0)
 			return at(c, v, "key '%s': %s", c->path, c->e->msg);
 		c->amqp_url_set = true;
 		return 0;
+	case K_HOSTS:
+		if (v->type == YAML_SEQUENCE_NODE)
+			return set_nodes(c, v, false);
+		return set_string(c, v, dst);
 	case K_RABBITMQ:
 		if (v->type != YAML_MAPPING_NODE)
 			return at(c, v, "key '%s' must be a mapping", c->path);
@@ -654,23 +678,97 @@ out:
 	return rc < 0 ? -1 : 0;
 }
 
-static void
-worker_defaults(struct mk_worker_config *w)
+/*
+ * Is k's field unset?  Strings when NULL; numbers (and the tri-state
+ * verify) when below the key's range, as the URL parser and
+ * unset_amqp() leave them.  Plain booleans are never unset: their
+ * defaults apply before the file is read.
+ */
+static bool
+is_unset(const struct key *k, void *dst)
 {
-	w->confirm = true;
-	w->max_failures = 10;
-	w->retry_delay = 10;
-	w->unregister = false;
-	w->wait_duration = 1;
-	w->persistent = true;
-	w->max_event_bytes = 8 * 1024 * 1024;
-	w->window = 1000;
-	w->batch_chunk = 1000;
-	w->heartbeat = 30;
-	w->connect_timeout = 10;
-	w->amqp.heartbeat = w->amqp.frame_max = w->amqp.channel_max = -1;
-	w->amqp.verify = -1;
-	w->amqp.timeout = -1;
+	switch (k->type) {
+	case K_STR:
+	case K_NAME:
+	case K_HOSTS:
+	case K_LISTEN:
+		return *(char **)dst == NULL;
+	case K_INT:
+		return *(int *)dst < k->lo;
+	case K_DOUBLE:
+		return *(double *)dst < k->lo;
+	case K_SIZE:
+		return (double)*(size_t *)dst < k->lo;
+	case K_BOOL:
+		return k->target == T_AMQP && *(int *)dst < 0;
+	default:
+		return false;
+	}
+}
+
+/* Give dst (k's field) the table's default for k. */
+static int
+set_default(const struct key *k, void *dst, struct mk_err *e)
+{
+	switch (k->type) {
+	case K_STR:
+	case K_NAME:
+	case K_HOSTS:
+	case K_LISTEN:
+		free(*(char **)dst);
+		*(char **)dst = strdup(k->def);
+		if (*(char **)dst == NULL)
+			return mk_err_set(e, EX_OSERR, "out of memory");
+		return 0;
+	case K_INT:
+		*(int *)dst = (int)strtol(k->def, NULL, 10);
+		return 0;
+	case K_DOUBLE:
+		*(double *)dst = strtod(k->def, NULL);
+		return 0;
+	case K_SIZE:
+		*(size_t *)dst = (size_t)strtoull(k->def, NULL, 10);
+		return 0;
+	case K_BOOL:
+		if (k->target == T_AMQP)
+			*(int *)dst = strcmp(k->def, "true") == 0;
+		else
+			*(bool *)dst = strcmp(k->def, "true") == 0;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * Apply tab's defaults (and its sub-tables', but never a worker's from
+ * the top: each worker gets its own).  only_unset: to fields still unset
+ * after reading (the rabbitmq: map, the URL form's query); else to all,
+ * before reading.
+ */
+static int
+apply_defaults(struct ctx *c, const struct key *tab, bool only_unset)
+{
+	const struct key *k;
+
+	for (k = tab; k->name; k++) {
+		if (k->sub && k->type != K_RABBITMQ &&
+		    apply_defaults(c, k->sub, only_unset) < 0)
+			return -1;
+		if (k->def && (!only_unset || is_unset(k, field(c, k))) &&
+		    set_default(k, field(c, k), c->e) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* What neither the URL nor the map has set yet (see is_unset). */
+static void
+unset_amqp(struct mk_amqp_url *u)
+{
+	u->port = u->heartbeat = u->frame_max = u->channel_max = -1;
+	u->verify = -1;
+	u->timeout = -1;
 }
 
 static char *
@@ -695,28 +793,121 @@ pct_vhost(const char *v)
 	return s;
 }
 
-/* After a worker's keys: required ones, the 3.x map's defaults. */
+/* "amqp://user:***@host:port/vhost" for the rabbitmq: map's settings. */
+static char *
+map_display(const struct mk_amqp_url *u)
+{
+	char *vh = pct_vhost(u->vhost), *s;
+
+	if (vh == NULL || asprintf(&s, "%s://%s:***@%s:%d/%s",
+				   u->tls ? "amqps" : "amqp", u->user,
+				   u->host, u->port, vh) < 0)
+		s = NULL;
+	free(vh);
+	return s;
+}
+
+/*
+ * The node list: nodes[0] from amqp; a map's other hosts with its
+ * settings; other URLs completed as the first was (the environment's
+ * password, then the table's defaults, applied through w->amqp so the
+ * table stays the one place they are written).
+ */
+static int
+finish_nodes(struct ctx *c)
+{
+	struct mk_worker_config *w = c->w;
+	const char *env = getenv("MIKKOO_RABBITMQ_PASSWORD");
+	size_t i;
+	int rc = 0;
+
+	w->nnodes = 1 + w->more_nodes.n;
+	if (w->nodes == NULL)
+		w->nodes = calloc(1, sizeof(*w->nodes));
+	if (w->nodes == NULL || url_amqp_copy(&w->nodes[0].url, &w->amqp) < 0
+	    || (w->nodes[0].display = strdup(w->amqp_display)) == NULL)
+		return mk_err_set(c->e, EX_OSERR, "out of memory");
+	for (i = 1; i < w->nnodes && rc == 0; i++) {
+		struct mk_amqp_node *nd = &w->nodes[i];
+
+		if (c->amqp_map) {
+			if (url_amqp_copy(&nd->url, &w->amqp) < 0)
+				return mk_err_set(c->e, EX_OSERR, "out of "
+						  "memory");
+			free(nd->url.host);
+			nd->url.host = strdup(w->more_nodes.v[i - 1]);
+			nd->display = nd->url.host ? map_display(&nd->url)
+				: NULL;
+		} else {
+			struct mk_amqp_url first = w->amqp;
+
+			w->amqp = nd->url;
+			if (env && !w->amqp.password_given)
+				rc = set_password(c, &w->amqp, env);
+			if (rc == 0)
+				rc = apply_defaults(c, config_rabbitmq_keys, true);
+			nd->url = w->amqp;
+			w->amqp = first;
+			nd->display = url_mask(w->more_nodes.v[i - 1]);
+		}
+		if (rc == 0 && nd->display == NULL)
+			rc = mk_err_set(c->e, EX_OSERR, "out of memory");
+	}
+	return rc;
+}
+
+/* After a worker's keys: required ones, then the defaults of the rest. */
+/* A route's exchange that the exchanges allowlist does not have. */
+static bool
+route_outside(const struct mk_worker_config *w, const char **x)
+{
+	size_t i, j;
+
+	if (w->exchanges.v == NULL)
+		return false;
+	for (i = 0; i <= w->routes.n; i++) {
+		*x = i < w->routes.n ? w->routes.v[i].exchange
+			: w->routes.fallback;
+		if (*x == NULL)
+			continue;
+		for (j = 0; j < w->exchanges.n; j++)
+			if (strcmp(w->exchanges.v[j], *x) == 0)
+				break;
+		if (j == w->exchanges.n)
+			return true;
+	}
+	return false;
+}
+
 static int
 finish_worker(struct ctx *c, const yaml_node_t *kn)
 {
 	struct mk_worker_config *w = c->w;
 	struct mk_amqp_url *u = &w->amqp;
-	const char *env;
-	char *vh;
+	const char *env, *x;
 
 	if (w->postgres_url == NULL)
 		return at(c, kn, "worker '%s': postgres_url is required",
 			  w->queue);
+	if (strcmp(w->ticker, "relay") != 0 && strcmp(w->ticker, "pgqd") != 0)
+		return at(c, kn, "worker '%s': ticker is '%s': give 'relay' "
+			  "(the relay ticks its queue) or 'pgqd'", w->queue,
+			  shown(c, w->ticker));
+	w->relay_ticks = strcmp(w->ticker, "relay") == 0;
 	if (c->amqp_url_set && c->amqp_map)
 		return at(c, kn, "worker '%s': give rabbitmq_url or rabbitmq, "
 			  "not both", w->queue);
 	if (!c->amqp_url_set && !c->amqp_map)
 		return at(c, kn, "worker '%s': rabbitmq_url (or a rabbitmq "
 			  "mapping) is required", w->queue);
+	if (route_outside(w, &x))
+		return at(c, kn, "worker '%s': routes send events to exchange "
+			  "'%s', which is not in its exchanges list",
+			  w->queue, shown(c, x));
 	/*
 	 * Neither the URL nor the mapping gave a password, nor did a
 	 * password_file (the URL parser's "" is not a choice): the
-	 * environment's, if set, else guest below.
+	 * environment's, if set, else the table's guest below.
 	 */
 	env = getenv("MIKKOO_RABBITMQ_PASSWORD");
 	if (env && !u->password_given &&
@@ -725,43 +916,20 @@ finish_worker(struct ctx *c, const yaml_node_t *kn)
 		return -1;
 	if (c->amqp_map) {
 		u->tls = c->ssl;
-		if (u->host == NULL)
-			u->host = strdup("localhost");
-		if (u->port == 0)
-			u->port = u->tls ? 5671 : 5672;
-		if (u->vhost == NULL)
-			u->vhost = strdup("/");
-		if (u->user == NULL)
-			u->user = strdup("guest");
-		if (u->password == NULL)
-			u->password = strdup("guest");
-		if (u->tls && u->verify < 0)
-			u->verify = 1;
-		vh = u->vhost ? pct_vhost(u->vhost) : NULL;
-		if (u->host == NULL || vh == NULL || u->user == NULL ||
-		    u->password == NULL ||
-		    asprintf(&w->amqp_display, "%s://%s:***@%s:%d/%s",
-			     u->tls ? "amqps" : "amqp", u->user, u->host,
-			     u->port, vh) < 0) {
-			free(vh);
-			w->amqp_display = NULL;
-			return mk_err_set(c->e, EX_OSERR, "out of memory");
-		}
-		free(vh);
-	} else {
-		char *m = url_mask(w->amqp_display);
-
-		free(w->amqp_display);
-		w->amqp_display = m;
+		/* the one default that depends on another key */
+		if (u->tls && u->port < 0)
+			u->port = 5671;
 	}
-	if (u->heartbeat >= 0)
-		w->heartbeat = u->heartbeat;
-	if (u->timeout > 0)
-		w->connect_timeout = u->timeout;
+	if (apply_defaults(c, config_rabbitmq_keys, true) < 0)
+		return -1;
+	if (c->amqp_map)
+		w->amqp_display = map_display(u);
+	else
+		w->amqp_display = url_mask(w->rabbitmq_url);
 	w->postgres_display = url_mask(w->postgres_url);
 	if (w->amqp_display == NULL || w->postgres_display == NULL)
 		return mk_err_set(c->e, EX_OSERR, "out of memory");
-	return 0;
+	return finish_nodes(c);
 }
 
 static int
@@ -798,11 +966,9 @@ walk_workers(struct ctx *c, const yaml_node_t *map)
 				return at(c, kn, "worker '%s' is repeated",
 					  scalar(kn));
 		w = &cfg->workers[cfg->nworkers++];
-		worker_defaults(w);
 		w->queue = strdup(scalar(kn));
-		w->consumer_name = strdup("mikkoo");
 		w->line = (int)kn->start_mark.line + 1;
-		if (w->queue == NULL || w->consumer_name == NULL)
+		if (w->queue == NULL)
 			return mk_err_set(c->e, EX_OSERR, "out of memory");
 		snprintf(c->path + plen, sizeof(c->path) - plen, "/%s",
 			 w->queue);
@@ -813,7 +979,10 @@ walk_workers(struct ctx *c, const yaml_node_t *map)
 		}
 		c->w = w;
 		c->amqp_map = c->amqp_url_set = c->ssl = false;
-		rc = walk(c, vn, worker_keys);
+		unset_amqp(&w->amqp);
+		rc = apply_defaults(c, config_worker_keys, false);
+		if (rc == 0)
+			rc = walk(c, vn, config_worker_keys);
 		if (rc == 0)
 			rc = finish_worker(c, kn);
 		c->w = NULL;
@@ -842,16 +1011,13 @@ config_load_buffer(const char *name, const char *buf, size_t len,
 	c.name = name;
 	c.cfg = cfg;
 	c.e = e;
-	cfg->poll_interval = 60;
-	cfg->statsd.port = 8125;
-	cfg->statsd.include_hostname = true;
 	cfg->path = strdup(name);
-	cfg->statsd.host = strdup("localhost");
-	cfg->statsd.prefix = strdup("mikkoo");
-	if (!cfg->path || !cfg->statsd.host || !cfg->statsd.prefix) {
+	if (cfg->path == NULL) {
 		mk_err_set(e, EX_OSERR, "out of memory");
 		goto out;
 	}
+	if (apply_defaults(&c, config_top_keys, false) < 0)
+		goto out;
 	if (len > MAX_FILE) {
 		mk_err_set(e, EX_CONFIG, "%s: configuration is %zu bytes, over "
 			   "the limit of 1 MiB", name, len);
@@ -886,7 +1052,7 @@ config_load_buffer(const char *name, const char *buf, size_t len,
 		   "'Application' section");
 		goto out;
 	}
-	if (walk(&c, root, top_keys) < 0)
+	if (walk(&c, root, config_top_keys) < 0)
 		goto out;
 	if (cfg->nworkers == 0) {
 		mk_err_set(e, EX_CONFIG, "%s: no workers: add queues under "
@@ -953,7 +1119,7 @@ config_load(const char *path, struct mk_config *cfg, struct mk_err *e)
 
 		if (asprintf(&line, "%s: holds passwords and is readable by "
 			     "group or others: chmod 600 %s", path, path) > 0)
-			(void)add_notice(cfg, line);    /* OOM: no notice */
+			(void)add_notice(cfg, NULL, line); /* OOM: none */
 	}
 	fclose(f);
 	free(buf);
@@ -979,21 +1145,44 @@ config_release(struct mk_config *cfg)
 
 		free(w->queue);
 		wipe_free(w->postgres_url);
+		wipe_free(w->rabbitmq_url);
 		url_amqp_release(&w->amqp);
-		wipe_free(w->amqp_display);     /* raw URL until masked */
+		free(w->amqp_display);
+		for (size_t k = 0; w->nodes && k < w->nnodes; k++) {
+			url_amqp_release(&w->nodes[k].url);
+			free(w->nodes[k].display);
+		}
+		/* a load that failed half way left no count */
+		for (size_t k = w->nnodes; w->nodes && k <= w->more_nodes.n;
+		     k++)
+			url_amqp_release(&w->nodes[k].url);
+		free(w->nodes);
+		for (size_t k = 0; k < w->more_nodes.n; k++)
+			wipe_free(w->more_nodes.v[k]);
+		free(w->more_nodes.v);
 		free(w->postgres_display);
 		free(w->consumer_name);
-		for (size_t k = 0; k < w->nexchanges; k++)
-			free(w->exchanges[k]);
-		free(w->exchanges);
+		free(w->ticker);
+		for (size_t k = 0; k < w->exchanges.n; k++)
+			free(w->exchanges.v[k]);
+		free(w->exchanges.v);
+		for (size_t k = 0; k < w->routes.n; k++) {
+			free(w->routes.v[k].media_type);
+			free(w->routes.v[k].exchange);
+		}
+		free(w->routes.v);
+		free(w->routes.fallback);
 	}
 	free(cfg->workers);
-	for (i = 0; i < cfg->nnotices; i++)
-		free(cfg->notices[i]);
+	for (i = 0; i < cfg->nnotices; i++) {
+		free(cfg->notices[i].queue);
+		free(cfg->notices[i].text);
+	}
 	free(cfg->notices);
 	free(cfg->path);
 	free(cfg->statsd.host);
 	free(cfg->statsd.prefix);
+	free(cfg->metrics.listen);
 	free(cfg->daemon_user);
 	free(cfg->daemon_pidfile);
 	memset(cfg, 0, sizeof(*cfg));
@@ -1010,53 +1199,9 @@ config_worker(const struct mk_config *cfg, const char *queue)
 	return NULL;
 }
 
-static bool
-same(const char *a, const char *b)
-{
-	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
-}
-
-static bool
-same_list(const struct mk_worker_config *a, const struct mk_worker_config *b)
-{
-	size_t i;
-
-	if ((a->exchanges == NULL) != (b->exchanges == NULL) ||
-	    a->nexchanges != b->nexchanges)
-		return false;
-	for (i = 0; i < a->nexchanges; i++)
-		if (strcmp(a->exchanges[i], b->exchanges[i]) != 0)
-			return false;
-	return true;
-}
-
 bool
-config_worker_equal(const struct mk_worker_config *a,
-		    const struct mk_worker_config *b)
+config_notice_for(const struct mk_notice *n, const char *queue)
 {
-	const struct mk_amqp_url *x = &a->amqp, *y = &b->amqp;
-
-	return same(a->queue, b->queue) &&
-	       same(a->postgres_url, b->postgres_url) &&
-	       same(a->consumer_name, b->consumer_name) &&
-	       x->tls == y->tls && same(x->host, y->host) &&
-	       x->port == y->port && same(x->vhost, y->vhost) &&
-	       same(x->user, y->user) && same(x->password, y->password) &&
-	       x->frame_max == y->frame_max && x->verify == y->verify &&
-	       same(x->cacertfile, y->cacertfile) &&
-	       same(x->certfile, y->certfile) &&
-	       same(x->keyfile, y->keyfile) &&
-	       same(x->key_password, y->key_password) &&
-	       same(x->sni, y->sni) &&
-	       a->max_failures == b->max_failures &&
-	       a->retry_delay == b->retry_delay &&
-	       a->unregister == b->unregister &&
-	       a->wait_duration == b->wait_duration &&
-	       a->persistent == b->persistent &&
-	       a->max_event_bytes == b->max_event_bytes &&
-	       a->window == b->window && a->batch_chunk == b->batch_chunk &&
-	       a->heartbeat == b->heartbeat &&
-	       a->connect_timeout == b->connect_timeout &&
-	       a->allow_sender_routing == b->allow_sender_routing &&
-	       same_list(a, b);
+	return queue == NULL || n->queue == NULL ||
+	       strcmp(n->queue, queue) == 0;
 }

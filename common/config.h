@@ -3,8 +3,10 @@
  * config: the YAML configuration file, read into plain structs.
  *
  * Owns: struct mk_config and everything hanging off it; the list of
- * accepted keys (one table: path, type, default, check), their defaults,
- * and errors that name "FILE:LINE:COLUMN: key 'a/b/c': problem".
+ * accepted keys: one table whose rows give each key's type, range,
+ * default and reload class, the only place any of them is written; the
+ * comparison of two configurations that SIGHUP acts on; and errors that
+ * name "FILE:LINE:COLUMN: key 'a/b/c': problem".
  * Never: connects, logs (notices for ignored sections are returned in
  * cfg->notices for the caller to log), or keeps the libyaml document.
  *
@@ -14,11 +16,13 @@
  *     poll_interval: 10            # supervisor stats interval, seconds
  *     sentry_dsn: ...              # accepted, ignored with a notice
  *     statsd: {enabled, host, port, prefix, include_hostname}
+ *     metrics: {listen: "127.0.0.1:9321", health_max_lag: SECONDS}
  *     workers:
  *       <pgq queue name>:
  *         postgres_url | postgresql_url: postgresql://...   (required)
- *         rabbitmq_url: amqp://...                           (1.x form)
- *         rabbitmq: {host, port, vhost, username, password,  (3.x form)
+ *         rabbitmq_url: amqp://... | [amqp://..., ...]       (1.x form)
+ *         rabbitmq: {host (one, or a list), port, vhost,      (3.x form)
+ *                    username, password,
  *                    password_file, heartbeat_interval, socket_timeout,
  *                    frame_max,
  *                    ssl_options: {ca_certs, certfile, keyfile,
@@ -28,11 +32,17 @@
  *         retry_interval, unregister, wait_duration,
  *         persistent, max_event_bytes, window, batch_chunk,
  *         exchanges (a list: the only exchanges events may name),
- *         allow_sender_routing (CC/BCC headers; default false)
+ *         allow_sender_routing (CC/BCC headers; default false),
+ *         ticker (relay: the relay ticks its queue, the default; pgqd),
+ *         routes (media type -> exchange, "default" for the rest: where
+ *                 events without an exchange go; see event.h)
  *   Daemon: {user, pidfile}
  *   Logging: ...                   # accepted, ignored with a notice
  *
  * Exactly one of rabbitmq_url / rabbitmq per worker (neither: an error).
+ * Several RabbitMQ nodes: a list of URLs (each complete in itself), or a
+ * list of hosts sharing the map's port, vhost, credentials and TLS; at
+ * most CONFIG_MAX_NODES.
  * The RabbitMQ password comes from the URL or mapping, else from
  * rabbitmq: password_file (its first line), else from the environment
  * variable MIKKOO_RABBITMQ_PASSWORD, else "guest".  PostgreSQL passwords
@@ -50,6 +60,7 @@
 #include <stddef.h>
 
 #include "err.h"
+#include "event.h"
 #include "url.h"
 
 struct mk_statsd_config {
@@ -60,11 +71,58 @@ struct mk_statsd_config {
 	bool include_hostname;  /* default true (1.x) */
 };
 
+/* A list of strings from a YAML sequence. */
+struct mk_strlist {
+	char **v;               /* NULL when the key is absent */
+	size_t n;
+};
+
+#define CONFIG_MAX_NODES 16
+
+/* One RabbitMQ node a worker may publish to. */
+struct mk_amqp_node {
+	struct mk_amqp_url url;
+	char *display;          /* its masked URL, for log lines */
+};
+
+/* routes: for events without an exchange (event.h struct mk_route). */
+struct mk_routes {
+	struct mk_route *v;     /* in file order; NULL when absent */
+	size_t n;
+	char *fallback;         /* the "default" route; NULL when absent */
+};
+
+/*
+ * How a running relay takes a changed key on SIGHUP (each key's row in
+ * config.c says which; a row without one fails the unit test).
+ */
+enum config_reload {
+	CONFIG_RELOAD_UNSET,    /* no class given: a table bug */
+	CONFIG_RELOAD_LIVE,     /* applied between batches, no reconnect */
+	CONFIG_RELOAD_NOTICE,   /* only at the next start: a notice says so */
+	CONFIG_RELOAD_RESTART,  /* the worker reconnects (is restarted) */
+};
+
 struct mk_worker_config {
 	char *queue;            /* the key under workers: the PgQ queue */
 	char *postgres_url;     /* libpq URL or conninfo, as written */
-	struct mk_amqp_url amqp;/* from rabbitmq_url or the rabbitmq: map */
+	char *rabbitmq_url;     /* as written (1.x form), else NULL */
+	/*
+	 * From rabbitmq_url or the rabbitmq: map, with the table's defaults
+	 * for what neither gave: heartbeat (s), timeout (connect, handshake
+	 * and RPC deadline, s; PostgreSQL's connect timeout too), frame_max.
+	 */
+	struct mk_amqp_url amqp;
 	char *amqp_display;     /* masked amqp URL for log lines */
+	/*
+	 * Every RabbitMQ node in the order given, nodes[0] with amqp's
+	 * settings (its own copy); one unless a list was given.  The relay
+	 * tries them in this order (see mikkoo.yaml(5)).
+	 */
+	struct mk_amqp_node *nodes;
+	size_t nnodes;          /* >= 1 */
+	struct mk_strlist more_nodes; /* the list's items after the first,
+				   as written (URLs, or hosts of the map) */
 	char *postgres_display; /* masked postgres_url for log lines */
 	bool confirm;           /* default true; false is accepted but
 				   ignored with a notice: we always confirm */
@@ -77,28 +135,41 @@ struct mk_worker_config {
 	size_t max_event_bytes; /* default 8 MiB, 1 KiB..512 MiB */
 	int window;             /* publishes in flight, default 1000, 1..65535 */
 	int batch_chunk;        /* rows per FETCH, default 1000, 1..100000 */
-	char **exchanges;       /* allowlist (exchanges: [..]); NULL: any */
-	size_t nexchanges;
+	struct mk_strlist exchanges; /* allowlist; v NULL: any exchange */
 	bool allow_sender_routing; /* CC/BCC headers; default false */
-	int heartbeat;          /* seconds, default 30 (0 disables) */
-	double connect_timeout; /* seconds, default 10 */
+	char *ticker;           /* "relay" (default: the relay ticks its
+				   queue, see ticker.h) or "pgqd" */
+	bool relay_ticks;       /* ticker is "relay" */
+	struct mk_routes routes;
 	int line;               /* where the worker was defined, for errors */
+};
+
+/* A one-line notice for the caller to log, and whom it concerns. */
+struct mk_notice {
+	char *queue;            /* the worker it is about; NULL: global */
+	char *text;             /* "FILE:LINE: ..." */
+};
+
+struct mk_metrics_config {
+	char *listen;           /* "ADDRESS:PORT"; NULL: no endpoint */
+	double health_max_lag;  /* seconds; 0: lag never fails health */
 };
 
 struct mk_config {
 	char *path;             /* as given */
 	int poll_interval;      /* default 60 */
 	struct mk_statsd_config statsd;
+	struct mk_metrics_config metrics;
 	char *daemon_user;      /* Daemon/user, NULL if absent */
 	char *daemon_pidfile;   /* Daemon/pidfile, NULL if absent */
 	struct mk_worker_config *workers;
 	size_t nworkers;        /* >= 1 */
 	/*
-	 * One-line notices for the caller to log at info/warning level:
-	 * "FILE:LINE: Logging is ignored: mikkoo logs to stderr", the
-	 * confirm/unregister notes, ...  NULL-terminated array.
+	 * Notices for the caller to log at warning level: "FILE:LINE:
+	 * 'Logging' is ignored: mikkoo-relay logs to stderr", the
+	 * confirm/unregister notes, ...
 	 */
-	char **notices;
+	struct mk_notice *notices;
 	size_t nnotices;
 };
 
@@ -125,11 +196,36 @@ void config_release(struct mk_config *cfg);
 const struct mk_worker_config *config_worker(const struct mk_config *cfg,
 					     const char *queue);
 
+/* Is notice n for worker queue (its own, or a global one)?  queue NULL:
+ * every notice is. */
+bool config_notice_for(const struct mk_notice *n, const char *queue);
+
 /*
- * True when two worker configs would connect and behave identically
- * (used by SIGHUP reload to decide which workers to restart).
+ * What changed between a running configuration and a new one, as SIGHUP
+ * sees it, found by walking the key table: the keys that differ, by
+ * reload class, as "a, rabbitmq/b" lists for log lines (cut to fit).
  */
-bool config_worker_equal(const struct mk_worker_config *a,
-			 const struct mk_worker_config *b);
+struct config_diff {
+	bool restart;           /* restart_keys is not empty */
+	bool live;
+	bool notice;
+	char restart_keys[256];
+	char live_keys[256];
+	char notice_keys[256];
+};
+
+/*
+ * Compare the keys every worker uses (Application's, Daemon's) and, when
+ * queue is not NULL, that worker's own (it must exist in both).
+ */
+void config_diff(const struct mk_config *a, const struct mk_config *b,
+		 const char *queue, struct config_diff *d);
+
+/*
+ * The key table's own consistency, for the unit test: every row has a
+ * reload class, and every default is a valid value of its key.  0, or -1
+ * with e naming the first bad row.
+ */
+int config_check_table(struct mk_err *e);
 
 #endif

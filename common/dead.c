@@ -19,6 +19,32 @@ dead_params(const struct dead_filter *f, const char *v[DEAD_NPARAMS])
 	v[6] = f->ids;
 }
 
+int
+dead_option(struct dead_filter *f, char **ids, int opt, const char *arg)
+{
+	switch (opt) {
+	case DEAD_OPT_SINCE:
+		f->since = arg;
+		return 1;
+	case DEAD_OPT_UNTIL:
+		f->until = arg;
+		return 1;
+	case DEAD_OPT_RK:
+		f->routing_key = arg;
+		return 1;
+	case DEAD_OPT_REASON:
+		f->reason_like = arg;
+		return 1;
+	case DEAD_OPT_ID:
+		if (dead_add_id(ids, arg) < 0)
+			return -1;
+		f->ids = *ids;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 bool
 dead_filtered(const struct dead_filter *f)
 {

@@ -45,6 +45,29 @@ struct dead_filter {
 	" to_char(failed_at AT TIME ZONE 'UTC'," \
 	"  'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS failed_at"
 
+/*
+ * The filter's options, the same in every command that selects dead
+ * letters: rows for a cli_opt table (cli.h) and their values.
+ */
+enum { DEAD_OPT_SINCE = 320, DEAD_OPT_UNTIL, DEAD_OPT_RK, DEAD_OPT_REASON,
+       DEAD_OPT_ID };
+#define DEAD_FILTER_OPTS \
+	{ DEAD_OPT_SINCE, "since", "TIME", "dead letters failed at or after " \
+	  "TIME" }, \
+	{ DEAD_OPT_UNTIL, "until", "TIME", "dead letters failed before TIME" }, \
+	{ DEAD_OPT_RK, "routing-key", "KEY", "dead letters of this ev_type " \
+	  "only" }, \
+	{ DEAD_OPT_REASON, "reason-like", "PAT", "reason LIKE PAT, e.g. " \
+	  "'%NO_ROUTE%'" }, \
+	{ DEAD_OPT_ID, "id", "N", "this dead letter (repeatable)" }
+
+/*
+ * Take option opt's value arg into f; an --id goes into *ids (an int8[]
+ * literal the caller frees; f->ids points at it).  1 taken, 0 not one
+ * of DEAD_FILTER_OPTS, -1 a bad --id.
+ */
+int dead_option(struct dead_filter *f, char **ids, int opt, const char *arg);
+
 /* The parameters for DEAD_WHERE. */
 void dead_params(const struct dead_filter *f, const char *v[DEAD_NPARAMS]);
 

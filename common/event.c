@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "event.h"
@@ -634,10 +635,58 @@ allowed(const struct mk_map_ctx *ctx, const char *name, size_t len)
 	return false;
 }
 
+const char *
+event_route(const struct mk_map_ctx *ctx, const char *ct, size_t len)
+{
+	size_t i, n;
+
+	/* the media type: up to the parameters, without blanks */
+	for (n = 0; ct && n < len && ct[n] != ';'; n++)
+		;
+	while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+		n--;
+	for (i = 0; ct && i < ctx->nroutes; i++)
+		if (strlen(ctx->routes[i].media_type) == n &&
+		    strncasecmp(ctx->routes[i].media_type, ct, n) == 0)
+			return ctx->routes[i].exchange;
+	return ctx->route_default;
+}
+
+/* An event without an exchange, when the worker has routes. */
+static int
+route(const struct mk_event *ev, const struct mk_map_ctx *ctx,
+      struct mk_message *m, struct mk_err *e)
+{
+	const amqp_basic_properties_t *pr = &m->props;
+	bool has_ct = pr->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG;
+	const char *x = event_route(ctx, has_ct ? pr->content_type.bytes
+				    : NULL, pr->content_type.len);
+	char shown[SHOW_MAX + 16];
+
+	if (x == NULL) {
+		if (!has_ct)
+			return bad(e, "ev_extra1 (exchange) is %s and the "
+				   "event has no content type to route by",
+				   ev->extra[0] ? "empty" : "NULL");
+		quote(shown, sizeof(shown), pr->content_type.bytes,
+		      pr->content_type.len, SHOW_MAX, true);
+		return bad(e, "ev_extra1 (exchange) is %s and no route "
+			   "matches content type \"%s\"",
+			   ev->extra[0] ? "empty" : "NULL", shown);
+	}
+	if (ctx->exchanges && !allowed(ctx, x, strlen(x)))
+		return bad(e, "routed exchange \"%s\" is not in the worker's "
+			   "exchanges list", x);
+	m->exchange = amqp_cstring_bytes(x);
+	return 0;
+}
+
 int
 event_map(const struct mk_event *ev, const struct mk_map_ctx *ctx,
 	  struct mk_message *m, struct mk_err *e)
 {
+	bool routed = (ctx->nroutes > 0 || ctx->route_default) &&
+		!present(ev->extra[0], ev->extra_len[0]);
 	amqp_basic_properties_t *pr = &m->props;
 	json_t *hdrs = NULL, *extra3 = NULL;
 	bool hdrs_from3 = false;
@@ -656,12 +705,13 @@ event_map(const struct mk_event *ev, const struct mk_map_ctx *ctx,
 	if (total > ctx->max_event_bytes)
 		return bad(e, "event is %zu bytes, over max_event_bytes (%zu)",
 			   total, ctx->max_event_bytes);
-	if (check_name("ev_extra1 (exchange)", ev->extra[0], ev->extra_len[0],
-		       e) < 0 ||
+	if ((!routed && check_name("ev_extra1 (exchange)", ev->extra[0],
+				   ev->extra_len[0], e) < 0) ||
 	    check_name("ev_type (routing key)", ev->ev_type, ev->ev_type_len,
 		       e) < 0)
 		return -1;
-	if (ctx->exchanges && !allowed(ctx, ev->extra[0], ev->extra_len[0])) {
+	if (!routed && ctx->exchanges &&
+	    !allowed(ctx, ev->extra[0], ev->extra_len[0])) {
 		quote(shown, sizeof(shown), ev->extra[0], ev->extra_len[0],
 		      SHOW_MAX, true);
 		return bad(e, "ev_extra1 (exchange) \"%s\" is not in the "
@@ -714,6 +764,8 @@ event_map(const struct mk_event *ev, const struct mk_map_ctx *ctx,
 				return -1;
 		}
 	}
+	if (routed && route(ev, ctx, m, e) < 0)
+		return -1;
 	if (hdrs_from3)
 		c.where = "ev_extra3 'headers'";
 	if (pr->_flags & AMQP_BASIC_USER_ID_FLAG && !ctx->allow_user_id &&

@@ -42,6 +42,15 @@
  * an event larger than ctx->max_event_bytes, user_id different from
  * ctx->user (unless ctx->allow_user_id), CC/BCC headers when
  * ctx->deny_cc_bcc, an exchange not in ctx->exchanges (when set).
+ *
+ * Routes by media type (mikkoo.yaml(5) routes): when ctx has routes or
+ * a route_default, an event with no exchange (ev_extra1 NULL or '') goes
+ * to the exchange of the route whose media type is the message's
+ * content_type (ev_extra2, or ev_extra3's; parameters after ';' and case
+ * ignored), else to route_default; with neither it is bad data
+ * ("ev_extra1 (exchange) is NULL and no route matches content type
+ * ...").  An event that names its exchange is never routed.  Without
+ * routes nothing changes.
  * event_map() then returns -1, e->code EX_DATAERR and e->msg a precise
  * reason, e.g.
  *   "ev_extra3 is not valid JSON: '}' expected near end of file at line 1,
@@ -83,6 +92,12 @@ struct mk_event {
 	size_t extra_len[4];
 };
 
+/* A route: messages of this media type ("type/subtype") go to exchange. */
+struct mk_route {
+	char *media_type;
+	char *exchange;
+};
+
 /* Everything a mapping needs that is not in the event. */
 struct mk_map_ctx {
 	const char *app_id;       /* "mikkoo" */
@@ -93,6 +108,9 @@ struct mk_map_ctx {
 	bool deny_cc_bcc;         /* true: CC/BCC headers are bad data */
 	char *const *exchanges;   /* allowlist, or NULL for any exchange */
 	size_t nexchanges;
+	const struct mk_route *routes;  /* for events without an exchange */
+	size_t nroutes;
+	const char *route_default;      /* NULL: no default route */
 	int max_depth;            /* headers nesting (table = 1), e.g. 32 */
 	/*
 	 * The user's top-level headers (ev_extra4 or ev_extra3's
@@ -129,6 +147,13 @@ int event_map(const struct mk_event *ev, const struct mk_map_ctx *ctx,
  * +00:00" (no space before +).  buf must hold 33 bytes.
  */
 void event_iso_time(long long time_us, char *buf, size_t bufsz);
+
+/*
+ * The exchange routes send a message of content type ct (len bytes; NULL
+ * for none) to: the matching route's, else route_default, else NULL.
+ */
+const char *event_route(const struct mk_map_ctx *ctx, const char *ct,
+			size_t len);
 
 /* The event_id header of a (returned) message; -1 if absent. */
 long long event_id_of(const amqp_basic_properties_t *props);

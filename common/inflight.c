@@ -52,6 +52,7 @@ inflight_add(struct inflight *q, uint64_t tag, long long ev_id, int ev_retry)
 	s->tag = tag;
 	s->ev_id = ev_id;
 	s->ev_retry = ev_retry;
+	s->ev_time_us = 0;
 	s->gen = q->gen;
 	s->state = INFLIGHT_PENDING;
 	s->returned = false;
@@ -76,22 +77,23 @@ by_tag(struct inflight *q, uint64_t tag)
 }
 
 static void
-resolve(struct inflight *q, struct inflight_slot *s, bool ok,
+resolve(struct inflight *q, struct inflight_slot *s, enum fate_cause cause,
 	const char *reason)
 {
 	if (s->state != INFLIGHT_PENDING)
 		return;
-	if (ok && s->returned)
-		ok = false;     /* returned, then acked: not delivered */
-	s->state = ok ? INFLIGHT_OK : INFLIGHT_FAILED;
-	if (!ok && !s->returned && reason)
+	if (s->returned)
+		cause = FATE_RETURNED;  /* returned, then acked: not delivered */
+	s->state = cause == FATE_ACKED ? INFLIGHT_OK : INFLIGHT_FAILED;
+	s->cause = cause;
+	if (cause != FATE_ACKED && !s->returned && reason)
 		snprintf(s->reason, sizeof(s->reason), "%s", reason);
 	q->pending--;
 }
 
 static void
-settle(struct inflight *q, uint64_t tag, bool multiple, bool ok,
-       const char *reason)
+settle(struct inflight *q, uint64_t tag, bool multiple,
+       enum fate_cause cause, const char *reason)
 {
 	struct inflight_slot *s;
 	uint64_t t;
@@ -99,7 +101,7 @@ settle(struct inflight *q, uint64_t tag, bool multiple, bool ok,
 	if (!multiple) {
 		s = by_tag(q, tag);
 		if (s)
-			resolve(q, s, ok, reason);
+			resolve(q, s, cause, reason);
 		return;
 	}
 	/*
@@ -111,7 +113,7 @@ settle(struct inflight *q, uint64_t tag, bool multiple, bool ok,
 		s = by_tag(q, t);
 		if (s == NULL)
 			break;
-		resolve(q, s, ok, reason);
+		resolve(q, s, cause, reason);
 	}
 	if (tag > q->floor)
 		q->floor = tag;
@@ -120,14 +122,14 @@ settle(struct inflight *q, uint64_t tag, bool multiple, bool ok,
 void
 inflight_ack(struct inflight *q, uint64_t tag, bool multiple)
 {
-	settle(q, tag, multiple, true, NULL);
+	settle(q, tag, multiple, FATE_ACKED, NULL);
 }
 
 void
 inflight_nack(struct inflight *q, uint64_t tag, bool multiple,
 	      const char *reason)
 {
-	settle(q, tag, multiple, false, reason);
+	settle(q, tag, multiple, FATE_NACKED, reason);
 }
 
 bool
@@ -154,7 +156,7 @@ inflight_fail_all(struct inflight *q, const char *reason)
 	size_t i;
 
 	for (i = 0; i < q->count; i++)
-		resolve(q, at(q, i), false, reason);
+		resolve(q, at(q, i), FATE_CHANNEL_CLOSED, reason);
 	q->gen++;
 	q->gen_count = 0;
 }
@@ -171,7 +173,9 @@ inflight_pop(struct inflight *q, struct inflight_done *d)
 		return 0;
 	d->ev_id = s->ev_id;
 	d->ev_retry = s->ev_retry;
+	d->ev_time_us = s->ev_time_us;
 	d->ok = s->state == INFLIGHT_OK;
+	d->cause = s->cause;
 	d->reason = s->reason;
 	q->head = (q->head + 1) % q->cap;
 	q->count--;
@@ -184,4 +188,11 @@ inflight_pop(struct inflight *q, struct inflight_done *d)
 		q->gen_start--;
 	}
 	return 1;
+}
+
+void
+inflight_set_time(struct inflight *q, long long ev_time_us)
+{
+	if (q->count > 0)
+		q->s[(q->head + q->count - 1) % q->cap].ev_time_us = ev_time_us;
 }

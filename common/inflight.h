@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fate.h"
+
 #define INFLIGHT_REASON_MAX 200
 
 enum inflight_state {
@@ -34,8 +36,10 @@ struct inflight_slot {
 	uint64_t tag;
 	long long ev_id;
 	int ev_retry;
+	long long ev_time_us;   /* for the latency histogram; 0 unknown */
 	unsigned gen;
 	enum inflight_state state;
+	enum fate_cause cause;  /* once resolved */
 	bool returned;
 	char reason[INFLIGHT_REASON_MAX];
 };
@@ -57,7 +61,9 @@ struct inflight {
 struct inflight_done {
 	long long ev_id;
 	int ev_retry;
-	bool ok;
+	long long ev_time_us;
+	bool ok;                /* cause == FATE_ACKED */
+	enum fate_cause cause;
 	const char *reason;     /* borrowed until the next call */
 };
 
@@ -88,6 +94,8 @@ inflight_count(const struct inflight *q)
 /* A publish with delivery tag tag; the caller checks inflight_full. */
 void inflight_add(struct inflight *q, uint64_t tag, long long ev_id,
 		  int ev_retry);
+/* The event time of the slot just added (for its latency at confirm). */
+void inflight_set_time(struct inflight *q, long long ev_time_us);
 void inflight_ack(struct inflight *q, uint64_t tag, bool multiple);
 void inflight_nack(struct inflight *q, uint64_t tag, bool multiple,
 		   const char *reason);

@@ -7,99 +7,17 @@
 
 #include <jansson.h>
 
+#include "pg.h"
 #include "pgq.h"
 
 #define CURSOR "mikkoo_batch"
-
-/* libpq messages end in "\n" and may span lines; keep one line. */
-static const char *
-one_line(const char *msg, char *buf, size_t sz)
-{
-	size_t i, n = 0;
-
-	for (i = 0; msg[i] && n + 1 < sz; i++) {
-		char ch = msg[i];
-
-		if (ch == '\n' || ch == '\r' || ch == '\t')
-			ch = ' ';
-		buf[n++] = ch;
-	}
-	while (n > 0 && buf[n - 1] == ' ')
-		n--;
-	buf[n] = '\0';
-	return buf;
-}
-
-static int
-conn_error_code(const char *msg)
-{
-	static const char *const perm[] = {
-		"authentication failed", "no pg_hba.conf entry",
-		"does not exist", "permission denied", "password is required",
-		"not permitted to log in",
-		/* TLS: a server we must not talk to */
-		"certificate verify failed", "does not match host name",
-		"server certificate", NULL,
-	};
-	static const char *const conf[] = {
-		"invalid connection option", "invalid URI",
-		"missing \"=\"", "invalid integer value",
-		"invalid sslmode value", "unterminated quoted string", NULL,
-	};
-	size_t i;
-
-	for (i = 0; perm[i]; i++)
-		if (strstr(msg, perm[i]))
-			return EX_NOPERM;
-	for (i = 0; conf[i]; i++)
-		if (strstr(msg, conf[i]))
-			return EX_CONFIG;
-	return EX_UNAVAILABLE;
-}
 
 int
 pgq_connect(struct pgq_conn *c, const char *url, const char *display,
 	    const char *appname, double timeout, struct mk_err *e)
 {
-	/*
-	 * Defaults come first: with expand_dbname, keywords of the URL
-	 * override the ones before it, so a user's own setting wins.
-	 */
-	char ctimeout[16], utimeout[24], buf[512];
-	const char *keys[] = {
-		"application_name", "connect_timeout", "keepalives",
-		"keepalives_idle", "keepalives_interval", "keepalives_count",
-		"tcp_user_timeout", "dbname", NULL,
-	};
-	const char *vals[9];
-	int code;
-
 	memset(c, 0, sizeof(*c));
-	snprintf(ctimeout, sizeof(ctimeout), "%d",
-		 timeout < 2 ? 2 : (int)timeout);
-	snprintf(utimeout, sizeof(utimeout), "%d", 30000);
-	vals[0] = appname;
-	vals[1] = ctimeout;
-	vals[2] = "1";
-	vals[3] = "10";
-	vals[4] = "5";
-	vals[5] = "3";
-	vals[6] = utimeout;
-	vals[7] = url;
-	vals[8] = NULL;
-	c->pg = PQconnectdbParams(keys, vals, 1);
-	if (c->pg == NULL)
-		return mk_err_set(e, EX_OSERR, "cannot connect to '%s': out of "
-				  "memory", display);
-	if (PQstatus(c->pg) != CONNECTION_OK) {
-		one_line(PQerrorMessage(c->pg), buf, sizeof(buf));
-		code = conn_error_code(buf);
-		PQfinish(c->pg);
-		c->pg = NULL;
-		return mk_err_set(e, code, "cannot connect to PostgreSQL '%s': "
-				  "%s", display, buf);
-	}
-	return 0;
+	return pg_connect(&c->pg, url, display, appname, timeout, e);
 }
 
 void
@@ -116,116 +34,66 @@ pgq_disconnect(struct pgq_conn *c)
 bool
 pgq_alive(struct pgq_conn *c)
 {
-	return c->pg && PQstatus(c->pg) == CONNECTION_OK;
+	return pg_alive(c->pg);
 }
 
-/* The error of a failed command, classified for the caller. */
-static int
-result_error(struct pgq_conn *c, PGresult *r, const char *what,
-	     struct mk_err *e)
+int
+pgq_setup(struct pgq_conn *c, const char *queue, const char *consumer,
+	  bool *created, bool *registered, struct mk_err *e)
 {
-	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-	const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
-			    : NULL;
-	char buf[512];
-	int code = EX_SOFTWARE;
+	/*
+	 * pgq.create_queue and pgq.register_consumer insert into tables
+	 * with unique names: two workers starting at once (several queues
+	 * with one consumer_name, or two relays) would collide there.  A
+	 * transaction lock serialises every mikkoo relay's setup in this
+	 * database; it is held for milliseconds, once per connect.
+	 */
+	const char *v[] = { queue, consumer };
+	PGresult *r;
 
-	if (msg == NULL)
-		msg = PQerrorMessage(c->pg);
-	one_line(msg, buf, sizeof(buf));
-	if (PQstatus(c->pg) != CONNECTION_OK || state == NULL ||
-	    strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)
-		code = EX_UNAVAILABLE;
-	else if (strncmp(state, "28", 2) == 0 || strcmp(state, "42501") == 0)
-		code = EX_NOPERM;
-	if (state)
-		mk_err_set(e, code, "%s: %s (SQLSTATE %s)", what, buf, state);
-	else
-		mk_err_set(e, code, "%s: %s", what, buf);
+	if (pg_command(c->pg, "BEGIN", "BEGIN", e) < 0)
+		return -1;
+	r = pg_exec(c->pg, "SELECT pg_advisory_xact_lock(hashtext('mikkoo'),"
+		    " hashtext('setup'))", 0, NULL, "advisory lock", e);
+	if (r == NULL)
+		goto fail;
+	PQclear(r);
+	/*
+	 * Only what is missing: creating a queue takes pgq_admin, and a
+	 * relay whose role is only a pgq_reader must still start on a queue
+	 * that exists (the catalog is readable by every role).
+	 */
+	r = pg_exec(c->pg, "SELECT EXISTS (SELECT 1 FROM pgq.queue"
+		    "  WHERE queue_name = $1),"
+		    " EXISTS (SELECT 1 FROM pgq.subscription s"
+		    "  JOIN pgq.queue q ON q.queue_id = s.sub_queue"
+		    "  JOIN pgq.consumer k ON k.co_id = s.sub_consumer"
+		    "  WHERE q.queue_name = $1 AND k.co_name = $2)", 2, v,
+		    "looking up the queue and consumer", e);
+	if (r == NULL)
+		goto fail;
+	*created = PQgetvalue(r, 0, 0)[0] != 't';
+	*registered = PQgetvalue(r, 0, 1)[0] != 't';
+	PQclear(r);
+	if (*created) {
+		r = pg_exec(c->pg, "SELECT pgq.create_queue($1)", 1, v,
+			    "pgq.create_queue", e);
+		if (r == NULL)
+			goto fail;
+		PQclear(r);
+	}
+	if (*registered) {
+		r = pg_exec(c->pg, "SELECT pgq.register_consumer($1, $2)", 2, v,
+			    "pgq.register_consumer", e);
+		if (r == NULL)
+			goto fail;
+		PQclear(r);
+	}
+	return pg_command(c->pg, "COMMIT", "COMMIT", e);
+fail:
+	r = PQexec(c->pg, "ROLLBACK");
 	PQclear(r);
 	return -1;
-}
-
-static PGresult *
-exec(struct pgq_conn *c, const char *sql, int n, const char *const *vals,
-     const char *what, struct mk_err *e)
-{
-	PGresult *r;
-	ExecStatusType st;
-
-	r = PQexecParams(c->pg, sql, n, NULL, vals, NULL, NULL, 0);
-	st = PQresultStatus(r);
-	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-		return r;
-	result_error(c, r, what, e);
-	return NULL;
-}
-
-static int
-exec_cmd(struct pgq_conn *c, const char *sql, const char *what,
-	 struct mk_err *e)
-{
-	PGresult *r = exec(c, sql, 0, NULL, what, e);
-
-	if (r == NULL)
-		return -1;
-	PQclear(r);
-	return 0;
-}
-
-/* Run a one-value query; *val borrowed from *keep (caller PQclears). */
-static int
-exec_value(struct pgq_conn *c, const char *sql, int n,
-	   const char *const *vals, const char *what, PGresult **keep,
-	   const char **val, struct mk_err *e)
-{
-	PGresult *r = exec(c, sql, n, vals, what, e);
-
-	*keep = r;
-	*val = NULL;
-	if (r == NULL)
-		return -1;
-	if (PQntuples(r) != 1 || PQnfields(r) < 1) {
-		int rows = PQntuples(r);
-
-		PQclear(r);
-		*keep = NULL;
-		return mk_err_set(e, EX_SOFTWARE, "%s: expected one row, got "
-				  "%d", what, rows);
-	}
-	if (!PQgetisnull(r, 0, 0))
-		*val = PQgetvalue(r, 0, 0);
-	return 0;
-}
-
-int
-pgq_create_queue(struct pgq_conn *c, const char *queue, bool *created,
-		 struct mk_err *e)
-{
-	const char *v[] = { queue }, *val;
-	PGresult *r;
-
-	if (exec_value(c, "SELECT pgq.create_queue($1)", 1, v,
-		       "pgq.create_queue", &r, &val, e) < 0)
-		return -1;
-	*created = val && strcmp(val, "1") == 0;
-	PQclear(r);
-	return 0;
-}
-
-int
-pgq_register(struct pgq_conn *c, const char *queue, const char *consumer,
-	     bool *created, struct mk_err *e)
-{
-	const char *v[] = { queue, consumer }, *val;
-	PGresult *r;
-
-	if (exec_value(c, "SELECT pgq.register_consumer($1, $2)", 2, v,
-		       "pgq.register_consumer", &r, &val, e) < 0)
-		return -1;
-	*created = val && strcmp(val, "1") == 0;
-	PQclear(r);
-	return 0;
 }
 
 int
@@ -235,7 +103,7 @@ pgq_unregister(struct pgq_conn *c, const char *queue, const char *consumer,
 	const char *v[] = { queue, consumer }, *val;
 	PGresult *r;
 
-	if (exec_value(c, "SELECT pgq.unregister_consumer($1, $2)", 2, v,
+	if (pg_value(c->pg, "SELECT pgq.unregister_consumer($1, $2)", 2, v,
 		       "pgq.unregister_consumer", &r, &val, e) < 0)
 		return -1;
 	PQclear(r);
@@ -249,7 +117,7 @@ pgq_try_lock(struct pgq_conn *c, const char *queue, const char *consumer,
 	const char *v[] = { queue, consumer }, *val;
 	PGresult *r;
 
-	if (exec_value(c, "SELECT pg_try_advisory_lock(hashtext('mikkoo'), "
+	if (pg_value(c->pg, "SELECT pg_try_advisory_lock(hashtext('mikkoo'), "
 		       "hashtext($1 || '/' || $2))", 2, v, "advisory lock",
 		       &r, &val, e) < 0)
 		return -1;
@@ -265,7 +133,13 @@ pgq_next_batch(struct pgq_conn *c, const char *queue, const char *consumer,
 	const char *v[] = { queue, consumer }, *val;
 	PGresult *r;
 
-	if (exec_value(c, "SELECT pgq.next_batch($1, $2)", 2, v,
+	/*
+	 * An asynchronous commit: a next_batch lost in a crash only hands
+	 * the same events out again as a new batch (at-least-once), and
+	 * the fsync it saves is between every two batches.
+	 */
+	if (pg_value(c->pg, "SELECT pgq.next_batch($1, $2), set_config("
+		       "'synchronous_commit', 'off', true)", 2, v,
 		       "pgq.next_batch", &r, &val, e) < 0)
 		return -1;
 	*batch_id = val ? strtoll(val, NULL, 10) : -1;
@@ -278,16 +152,16 @@ pgq_batch_open(struct pgq_conn *c, long long batch_id, size_t max_bytes,
 	       struct mk_err *e)
 {
 	char sql[1024];
+	PGresult *r;
 
-	if (exec_cmd(c, "BEGIN", "BEGIN", e) < 0)
-		return -1;
 	c->in_tx = true;
 	/*
 	 * Both numbers are ours, not data.  An oversized event is measured
 	 * on the server and not sent: bounded memory whatever is stored.
+	 * BEGIN rides along: one round trip less between batches.
 	 */
 	snprintf(sql, sizeof(sql),
-		 "DECLARE " CURSOR " NO SCROLL CURSOR FOR "
+		 "BEGIN; DECLARE " CURSOR " NO SCROLL CURSOR FOR "
 		 "SELECT ev_id, (extract(epoch FROM ev_time) * 1000000)::int8,"
 		 " ev_txid, ev_retry, s.size,"
 		 " CASE WHEN s.size > %zu THEN NULL ELSE ev_type END,"
@@ -305,10 +179,13 @@ pgq_batch_open(struct pgq_conn *c, long long batch_id, size_t max_bytes,
 		 " + coalesce(octet_length(ev_extra4), 0) AS size) s",
 		 max_bytes, max_bytes, max_bytes, max_bytes, max_bytes,
 		 max_bytes, batch_id);
-	if (exec_cmd(c, sql, "reading the batch", e) < 0) {
+	r = PQexec(c->pg, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		pg_error(c->pg, r, "reading the batch", e);
 		pgq_batch_abandon(c);
 		return -1;
 	}
+	PQclear(r);
 	c->chunk_rows = 0;
 	return 0;
 }
@@ -324,7 +201,7 @@ field(PGresult *r, int col, size_t *len)
 	return PQgetvalue(r, 0, col);
 }
 
-int
+enum pgq_fetch_result
 pgq_fetch(struct pgq_conn *c, int chunk, struct mk_event *ev, size_t *size,
 	  struct mk_err *e)
 {
@@ -338,8 +215,10 @@ pgq_fetch(struct pgq_conn *c, int chunk, struct mk_event *ev, size_t *size,
 		char sql[64];
 
 		snprintf(sql, sizeof(sql), "FETCH %d FROM " CURSOR, chunk);
-		if (!PQsendQuery(c->pg, sql))
-			return result_error(c, NULL, "FETCH", e);
+		if (!PQsendQuery(c->pg, sql)) {
+			pg_error(c->pg, NULL, "FETCH", e);
+			return PGQ_FETCH_ERROR;
+		}
 		/* One row at a time: memory stays at one event. */
 		PQsetSingleRowMode(c->pg);
 		c->in_fetch = true;
@@ -364,27 +243,28 @@ pgq_fetch(struct pgq_conn *c, int chunk, struct mk_event *ev, size_t *size,
 		ev->ev_data = field(r, 6, &ev->ev_data_len);
 		for (i = 0; i < 4; i++)
 			ev->extra[i] = field(r, 7 + i, &n), ev->extra_len[i] = n;
-		return 1;
+		return PGQ_FETCH_EVENT;
 	}
 	if (st != PGRES_TUPLES_OK) {
 		c->in_fetch = false;
 		/* Drain so the connection is usable for ROLLBACK. */
-		result_error(c, r, "FETCH", e);
+		pg_error(c->pg, r, "FETCH", e);
 		while ((r = PQgetResult(c->pg)) != NULL)
 			PQclear(r);
-		return -1;
+		return PGQ_FETCH_ERROR;
 	}
 	PQclear(r);
 	while ((r = PQgetResult(c->pg)) != NULL)
 		PQclear(r);
 	c->in_fetch = false;
-	return c->chunk_rows < c->chunk_want ? 0 : 2;
+	return c->chunk_rows < c->chunk_want ? PGQ_FETCH_DONE
+		: PGQ_FETCH_CHUNK_END;
 }
 
 int
 pgq_settle(struct pgq_conn *c, long long batch_id, const char *queue,
 	   const char *consumer, int retry_seconds,
-	   const struct pgq_failure *f, size_t n, struct mk_err *e)
+	   const struct fate *f, size_t n, struct mk_err *e)
 {
 	/*
 	 * One statement, one scan of the batch: pgq.event_retry would
@@ -392,12 +272,13 @@ pgq_settle(struct pgq_conn *c, long long batch_id, const char *queue,
 	 */
 	static const char sql[] =
 		"WITH f AS (SELECT * FROM json_to_recordset($2::json)"
-		"  AS f(ev_id int8, dead bool, reason text)),"
-		" e AS MATERIALIZED (SELECT e.*, f.dead, f.reason"
+		"  AS f(ev_id int8, dead bool, counted bool, reason text)),"
+		" e AS MATERIALIZED (SELECT e.*, f.dead, f.counted, f.reason"
 		"  FROM pgq.get_batch_events($1::int8) e JOIN f USING (ev_id)),"
 		" r AS (SELECT pgq.event_retry_raw($3, $4,"
 		"  now() + make_interval(secs => $5::int), ev_id, ev_time,"
-		"  coalesce(ev_retry, 0) + 1, ev_type, ev_data, ev_extra1,"
+		"  CASE WHEN counted THEN coalesce(ev_retry, 0) + 1"
+		"  ELSE ev_retry END, ev_type, ev_data, ev_extra1,"
 		"  ev_extra2, ev_extra3, ev_extra4) AS id FROM e WHERE NOT dead),"
 		" d AS (INSERT INTO mikkoo.dead_letter (queue, consumer,"
 		"  batch_id, ev_id, ev_time, ev_txid, ev_retry, ev_type, ev_data,"
@@ -419,9 +300,10 @@ pgq_settle(struct pgq_conn *c, long long batch_id, const char *queue,
 		return 0;
 	arr = json_array();
 	for (i = 0; i < n; i++)
-		json_array_append_new(arr, json_pack("{s:I,s:b,s:s}", "ev_id",
-			(json_int_t)f[i].ev_id, "dead", f[i].dead, "reason",
-			f[i].reason ? f[i].reason : "unknown"));
+		json_array_append_new(arr, json_pack("{s:I,s:b,s:b,s:s}",
+			"ev_id", (json_int_t)f[i].ev_id, "dead",
+			f[i].verdict == FATE_DEAD, "counted",
+			f[i].verdict != FATE_REQUEUE, "reason", f[i].reason));
 	js = json_dumps(arr, JSON_COMPACT);
 	if (js == NULL) {
 		mk_err_set(e, EX_OSERR, "settling failures: out of memory");
@@ -434,7 +316,7 @@ pgq_settle(struct pgq_conn *c, long long batch_id, const char *queue,
 	v[2] = queue;
 	v[3] = consumer;
 	v[4] = secs;
-	r = exec(c, sql, 5, v, "settling failed events", e);
+	r = pg_exec(c->pg, sql, 5, v, "settling failed events", e);
 	if (r == NULL)
 		goto out;
 	if (strcmp(PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1)) != 0) {
@@ -455,28 +337,29 @@ out:
 int
 pgq_batch_finish(struct pgq_conn *c, long long batch_id, struct mk_err *e)
 {
-	char bid[24];
-	const char *v[] = { bid }, *val;
+	char sql[128];
 	PGresult *r;
 
-	snprintf(bid, sizeof(bid), "%lld", batch_id);
-	if (exec_cmd(c, "CLOSE " CURSOR, "CLOSE", e) < 0)
-		goto fail;
-	if (exec_value(c, "SELECT pgq.finish_batch($1::int8)", 1, v,
-		       "pgq.finish_batch", &r, &val, e) < 0)
-		goto fail;
-	PQclear(r);
-	if (exec_cmd(c, "COMMIT", "COMMIT", e) < 0) {
+	/* One round trip; the batch id is ours, not data. */
+	snprintf(sql, sizeof(sql), "CLOSE " CURSOR "; SELECT pgq.finish_batch("
+		 "%lld); COMMIT", batch_id);
+	r = PQexec(c->pg, sql);
+	if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+		PQclear(r);
+		c->in_tx = false;
+		return 0;
+	}
+	pg_error(c->pg, r, "finishing the batch", e);
+	if (PQstatus(c->pg) != CONNECTION_OK ||
+	    PQtransactionStatus(c->pg) == PQTRANS_IDLE) {
 		/*
-		 * An ambiguous COMMIT: the batch is either finished or will
-		 * be read again.  Both are safe (at-least-once).
+		 * The COMMIT failed or is ambiguous: the batch is either
+		 * finished or will be read again.  Both are safe
+		 * (at-least-once).
 		 */
 		c->in_tx = false;
 		return -1;
 	}
-	c->in_tx = false;
-	return 0;
-fail:
 	pgq_batch_abandon(c);
 	return -1;
 }
@@ -506,19 +389,29 @@ pgq_batch_abandon(struct pgq_conn *c)
 	}
 }
 
-long long
-pgq_pending(struct pgq_conn *c, const char *queue, const char *consumer)
+int
+pgq_gauges(struct pgq_conn *c, const char *queue, const char *consumer,
+	   long long *pending, double *lag, struct mk_err *e)
 {
-	const char *v[] = { queue, consumer }, *val;
+	const char *v[] = { queue, consumer };
 	PGresult *r;
-	long long n = -1;
 
-	if (exec_value(c, "SELECT pending_events FROM "
-		       "pgq.get_consumer_info($1, $2)", 2, v,
-		       "pgq.get_consumer_info", &r, &val, NULL) < 0)
+	r = pg_exec(c->pg, "SELECT c.pending_events,"
+		    " CASE WHEN c.last_tick < q.last_tick_id"
+		    "  THEN extract(epoch FROM c.lag) ELSE 0 END"
+		    " FROM pgq.get_consumer_info($1, $2) c,"
+		    " pgq.get_queue_info($1) q", 2, v,
+		    "reading the consumer's lag", e);
+	if (r == NULL)
 		return -1;
-	if (val)
-		n = strtoll(val, NULL, 10);
+	*pending = -1;
+	*lag = -1;
+	if (PQntuples(r) == 1) {
+		if (!PQgetisnull(r, 0, 0))
+			*pending = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		if (!PQgetisnull(r, 0, 1))
+			*lag = strtod(PQgetvalue(r, 0, 1), NULL);
+	}
 	PQclear(r);
-	return n;
+	return 0;
 }

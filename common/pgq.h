@@ -1,17 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * pgq: the relay's PostgreSQL session: PgQ consumer calls, the batch
- * cursor and the settle-and-finish transaction.
+ * pgq: the relay's PgQ consumer calls: setup, the single-instance lock,
+ * the batch cursor and the settle-and-finish transaction.
  *
- * Owns: one PGconn, every PGresult it creates (cleared on every path),
- * the SQL text.  All values go through parameters ($1); nothing from the
- * config or the data is ever spliced into SQL.
- * Never: knows AMQP, logs, sleeps.
- *
- * Error codes in mk_err: EX_UNAVAILABLE when the server cannot be reached
- * or the connection broke (retry later), EX_NOPERM for authentication or
- * privilege failures, EX_CONFIG for a bad connection string, EX_SOFTWARE
- * for an SQL error we did not expect (e->msg has the server's message).
+ * Owns: one PGconn (through pg.h), the batch's cursor and current row,
+ * every PGresult it creates (cleared on every path), the SQL text.
+ * Never: knows AMQP, logs, sleeps, decides an event's fate (fate.h does).
+ * Error codes in mk_err are pg.h's classes.
  */
 #ifndef MIKKOO_PGQ_H
 #define MIKKOO_PGQ_H
@@ -23,6 +18,7 @@
 
 #include "err.h"
 #include "event.h"
+#include "fate.h"
 
 struct pgq_conn {
 	PGconn *pg;
@@ -43,11 +39,12 @@ int pgq_connect(struct pgq_conn *c, const char *url, const char *display,
 void pgq_disconnect(struct pgq_conn *c);
 bool pgq_alive(struct pgq_conn *c);
 
-/* pgq.create_queue; *created = true when it did not exist. */
-int pgq_create_queue(struct pgq_conn *c, const char *queue, bool *created,
-		     struct mk_err *e);
-int pgq_register(struct pgq_conn *c, const char *queue, const char *consumer,
-		 bool *created, struct mk_err *e);
+/*
+ * pgq.create_queue and pgq.register_consumer, race-free between relays:
+ * *created when the queue is new, *registered when the consumer is.
+ */
+int pgq_setup(struct pgq_conn *c, const char *queue, const char *consumer,
+	      bool *created, bool *registered, struct mk_err *e);
 int pgq_unregister(struct pgq_conn *c, const char *queue,
 		   const char *consumer, struct mk_err *e);
 
@@ -70,32 +67,34 @@ int pgq_next_batch(struct pgq_conn *c, const char *queue,
 int pgq_batch_open(struct pgq_conn *c, long long batch_id, size_t max_bytes,
 		   struct mk_err *e);
 
-/*
- * Next event of the batch into ev (strings borrowed until the next call):
- * 1 an event; 2 the end of a chunk: the connection is idle (pgq_settle
- * may run) and the next call starts the next FETCH; 0 the batch is done;
- * -1 error.  *size is the event's octet length (ev_type, ev_data and the
- * extras); when it is over max_bytes the text fields arrive NULL.
- */
-int pgq_fetch(struct pgq_conn *c, int chunk, struct mk_event *ev,
-	      size_t *size, struct mk_err *e);
-
-/* A failed event to settle: retried or dead-lettered. */
-struct pgq_failure {
-	long long ev_id;
-	bool dead;              /* dead-letter; else pgq retry */
-	const char *reason;     /* for the dead-letter row */
+enum pgq_fetch_result {
+	PGQ_FETCH_ERROR = -1,
+	PGQ_FETCH_DONE,         /* the batch has no more events */
+	PGQ_FETCH_EVENT,        /* *ev is the next event */
+	PGQ_FETCH_CHUNK_END,    /* a FETCH ended: the connection is idle
+				   (pgq_settle may run); the next call
+				   starts the next one */
 };
 
 /*
- * In the batch's transaction: put the retried failures back with
- * pgq.event_retry_raw (retry_seconds from now, ev_retry + 1) and copy the
- * dead ones into mikkoo.dead_letter, with one scan of the batch.  Must
- * not be called while a FETCH is streaming.
+ * Next event of the batch into ev (strings borrowed until the next
+ * call).  *size is the event's octet length (ev_type, ev_data and the
+ * extras); when it is over max_bytes the text fields arrive NULL.
+ */
+enum pgq_fetch_result pgq_fetch(struct pgq_conn *c, int chunk,
+				struct mk_event *ev, size_t *size,
+				struct mk_err *e);
+
+/*
+ * In the batch's transaction: put the FATE_RETRY events back with
+ * pgq.event_retry_raw (retry_seconds from now, ev_retry + 1; FATE_REQUEUE
+ * ones with ev_retry as it was) and copy the
+ * FATE_DEAD ones into mikkoo.dead_letter with their reasons, with one
+ * scan of the batch.  Must not be called while a FETCH is streaming.
  */
 int pgq_settle(struct pgq_conn *c, long long batch_id, const char *queue,
 	       const char *consumer, int retry_seconds,
-	       const struct pgq_failure *f, size_t n, struct mk_err *e);
+	       const struct fate *f, size_t n, struct mk_err *e);
 
 /* Close the cursor, pgq.finish_batch, COMMIT. */
 int pgq_batch_finish(struct pgq_conn *c, long long batch_id,
@@ -104,8 +103,12 @@ int pgq_batch_finish(struct pgq_conn *c, long long batch_id,
 /* Give up the batch: ROLLBACK (it is read again next time). */
 void pgq_batch_abandon(struct pgq_conn *c);
 
-/* pgq.get_consumer_info's pending_events (-1 when unknown). */
-long long pgq_pending(struct pgq_conn *c, const char *queue,
-		      const char *consumer);
+/*
+ * The consumer's pending events (pgq.get_consumer_info; -1 unknown) and
+ * lag: the age of its last finished tick while the queue has a newer
+ * tick, else 0 (caught up: nothing ticked is waiting).  Between batches.
+ */
+int pgq_gauges(struct pgq_conn *c, const char *queue, const char *consumer,
+	       long long *pending, double *lag, struct mk_err *e);
 
 #endif

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* relay: the PgQ batch -> RabbitMQ confirm loop of one worker. */
+/*
+ * relay: one worker's life: connections and failover, the consumer lock,
+ * ticking, waits, reloads and reports (relay_batch.c relays a batch).
+ */
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <netdb.h>
 #include <signal.h>
@@ -11,76 +13,22 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "broker.h"
-#include "event.h"
-#include "ids.h"
-#include "inflight.h"
 #include "log.h"
-#include "pgq.h"
-#include "relay.h"
+#include "mono.h"
+#include "nodes.h"
+#include "pg.h"
+#include "relay_int.h"
 #include "sig.h"
-#include "statsd.h"
 
-#define BACKOFF_MIN 1.0
-#define BACKOFF_MAX 30.0
-#define CONFIRM_TIMEOUT 60.0    /* no confirm progress: connection dead */
-#define FAIL_FLUSH 1000         /* settle failures at this many */
-#define FAIL_LOG_MAX 10         /* per-event failure lines per batch */
-#define POLL_EVERY 32           /* publishes between non-blocking polls */
-
-struct failure {
-	long long ev_id;
-	bool dead;
-	char *reason;
-};
-
-struct counters {
-	long long batches, events, processed, failed, dead, retried;
-	long long empty, reconnects;
-};
-
-struct relay {
-	const struct relay_opts *o;
-	const struct mk_config *cfg;    /* o->cfg, or own_cfg after reload */
-	struct mk_config own_cfg;
-	bool own;
-	const struct mk_worker_config *w;
-	struct pgq_conn pg;
-	struct broker *mq;
-	struct statsd *sd;
-	struct inflight q;
-	struct mk_message msg;
-	struct mk_map_ctx ctx;
-	char origin[256];
-
-	struct failure *fail;
-	size_t nfail, capfail;
-	long long batch_id;
-	size_t batch_failed_logged, batch_failed;
-
-	bool started, locked, lock_logged, blocked_logged;
-	bool mq_broken;                 /* the last error came from RabbitMQ */
-	double backoff;
-	double last_progress;
-	double stop_deadline;
-	double next_stats;
-	struct counters total, last;
-	struct mk_err e;
-};
-
-enum { BATCH_EMPTY = 0, BATCH_DONE = 1, BATCH_STOPPED = 2 };
-
-static double
-now_mono(void)
+/* The RabbitMQ node in use, masked, for log lines. */
+const char *
+relay_node_display(const struct relay *r)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return r->w->nodes[r->node < r->w->nnodes ? r->node : 0].display;
 }
 
-static bool
-stop_now(struct relay *r)
+bool
+relay_stop_now(struct relay *r)
 {
 	int n = sig_term_count();
 
@@ -115,409 +63,21 @@ find_origin(char *buf, size_t sz)
 /* Interruptible sleep that keeps the AMQP connection's heartbeats. */
 static void
 idle(struct relay *r, double seconds);
-
-/* ---- test-only fault points ---------------------------------------- */
-
-#ifdef MIKKOO_TEST_HOOKS
-/*
- * MIKKOO_FAULT=POINT[:N] kills the worker with SIGKILL at POINT (the
- * N-th time it is reached; the first without N): after_publish,
- * after_confirm, before_finish, after_finish (these three count only
- * batches with events).  With MIKKOO_FAULT_ONCE
- * set to a path, only the process that creates that file dies, so the
- * restarted worker goes on.  Only in test builds (make check-asan): the
- * fault suite proves nothing is lost at each point.
- */
-static void
-fault_point(const char *point)
-{
-	static const char *spec;
-	static long seen;
-	const char *colon;
-	size_t len;
-
-	if (spec == NULL)
-		spec = getenv("MIKKOO_FAULT") ? getenv("MIKKOO_FAULT") : "";
-	colon = strchr(spec, ':');
-	len = colon ? (size_t)(colon - spec) : strlen(spec);
-	if (len == 0 || strlen(point) != len || strncmp(spec, point, len))
-		return;
-	if (++seen < (colon ? atol(colon + 1) : 1))
-		return;
-	if (getenv("MIKKOO_FAULT_ONCE")) {
-		int fd = open(getenv("MIKKOO_FAULT_ONCE"),
-			      O_CREAT | O_EXCL | O_WRONLY, 0600);
-
-		if (fd < 0)
-			return;
-		close(fd);
-	}
-	raise(SIGKILL);
-}
-#else
-#define fault_point(p) ((void)0)
-#endif
-
-/* ---- failures ----------------------------------------------------- */
-
-static int
-fail_add(struct relay *r, long long ev_id, bool dead, const char *reason)
-{
-	if (r->nfail == r->capfail) {
-		size_t cap = r->capfail ? r->capfail * 2 : 256;
-		struct failure *f = realloc(r->fail, cap * sizeof(*f));
-
-		if (f == NULL)
-			return mk_err_set(&r->e, EX_OSERR, "out of memory");
-		r->fail = f;
-		r->capfail = cap;
-	}
-	r->fail[r->nfail].ev_id = ev_id;
-	r->fail[r->nfail].dead = dead;
-	r->fail[r->nfail].reason = strdup(reason);
-	if (r->fail[r->nfail].reason == NULL)
-		return mk_err_set(&r->e, EX_OSERR, "out of memory");
-	r->nfail++;
-	return 0;
-}
-
-static void
-fail_clear(struct relay *r)
-{
-	size_t i;
-
-	for (i = 0; i < r->nfail; i++)
-		free(r->fail[i].reason);
-	r->nfail = 0;
-}
-
-/*
- * Decide a failed event's fate and remember it for the settle.  Bad
- * data is dead at once; a refused event is retried until it has failed
- * max_failures + 1 times (ev_retry counts earlier failures).
- */
-static int
-event_failed(struct relay *r, long long ev_id, int ev_retry, bool bad_data,
-	     const char *reason)
-{
-	const struct mk_worker_config *w = r->w;
-	bool dead = bad_data || ev_retry >= w->max_failures;
-	char full[INFLIGHT_REASON_MAX + 128];
-
-	if (bad_data)
-		snprintf(full, sizeof(full), "%s", reason);
-	else if (dead)
-		snprintf(full, sizeof(full), "%s (attempt %d, max_failures "
-			 "%d)", reason, ev_retry + 1, w->max_failures);
-	else
-		snprintf(full, sizeof(full), "%s", reason);
-	r->batch_failed++;
-	if (r->batch_failed_logged < FAIL_LOG_MAX) {
-		r->batch_failed_logged++;
-		if (dead)
-			log_warn("ev_id %lld: %s: moved to mikkoo.dead_letter",
-				 ev_id, full);
-		else
-			log_warn("ev_id %lld: %s: retry %d of %d in %ds",
-				 ev_id, full, ev_retry + 1, w->max_failures,
-				 w->retry_delay);
-	}
-	if (dead)
-		r->total.dead++;
-	else
-		r->total.retried++;
-	r->total.failed++;
-	return fail_add(r, ev_id, dead, full);
-}
-
-static int
-settle(struct relay *r)
-{
-	struct pgq_failure *pf;
-	size_t i;
-	int rc;
-
-	if (r->nfail == 0)
-		return 0;
-	pf = calloc(r->nfail, sizeof(*pf));
-	if (pf == NULL)
-		return mk_err_set(&r->e, EX_OSERR, "out of memory");
-	for (i = 0; i < r->nfail; i++) {
-		pf[i].ev_id = r->fail[i].ev_id;
-		pf[i].dead = r->fail[i].dead;
-		pf[i].reason = r->fail[i].reason;
-	}
-	rc = pgq_settle(&r->pg, r->batch_id, r->w->queue,
-			r->w->consumer_name, r->w->retry_delay, pf, r->nfail,
-			&r->e);
-	free(pf);
-	if (rc == 0)
-		fail_clear(r);
-	return rc;
-}
-
-/* ---- confirms ----------------------------------------------------- */
-
-static void
-on_broker(void *arg, const struct broker_ev *ev)
-{
-	struct relay *r = arg;
-	char why[INFLIGHT_REASON_MAX];
-
-	r->last_progress = now_mono();
-	switch (ev->kind) {
-	case BROKER_ACK:
-		inflight_ack(&r->q, ev->tag, ev->multiple);
-		break;
-	case BROKER_NACK:
-		inflight_nack(&r->q, ev->tag, ev->multiple,
-			      "nacked by RabbitMQ");
-		break;
-	case BROKER_RETURN:
-		snprintf(why, sizeof(why), "returned by RabbitMQ: %s",
-			 ev->text);
-		if (!inflight_return(&r->q, ev->ev_id, why))
-			log_warn("a returned message matches no event in "
-				 "flight (event_id %lld): %s", ev->ev_id,
-				 ev->text);
-		break;
-	case BROKER_CHANNEL_CLOSED:
-		snprintf(why, sizeof(why), "channel closed by RabbitMQ: %s",
-			 ev->text);
-		log_warn("%s: %zu unconfirmed events failed", why,
-			 inflight_pending(&r->q));
-		inflight_fail_all(&r->q, why);
-		break;
-	}
-}
-
-/* Hand resolved events their fate, oldest first. */
-static int
-drain_done(struct relay *r)
-{
-	struct inflight_done d;
-
-	while (inflight_pop(&r->q, &d)) {
-		if (d.ok) {
-			r->total.processed++;
-			continue;
-		}
-		if (event_failed(r, d.ev_id, d.ev_retry, false, d.reason) < 0)
-			return -1;
-	}
-	return 0;
-}
-
-static int
-broker_failed(struct relay *r)
-{
-	r->mq_broken = true;
-	return -1;
-}
-
-/*
- * connection.blocked may arrive while we wait for confirms as well as
- * before a publish: say so once per change, wherever it is seen.
- */
-static void
-note_blocked(struct relay *r)
-{
-	if (broker_blocked(r->mq) && !r->blocked_logged) {
-		log_warn("RabbitMQ blocked publishing (%s): waiting",
-			 broker_blocked_reason(r->mq));
-		r->blocked_logged = true;
-	} else if (!broker_blocked(r->mq) && r->blocked_logged) {
-		log_info("RabbitMQ unblocked publishing");
-		r->blocked_logged = false;
-	}
-}
-
-static int
-poll_broker(struct relay *r, int timeout_ms)
-{
-	if (broker_poll(r->mq, timeout_ms, on_broker, r, &r->e) < 0)
-		return broker_failed(r);
-	note_blocked(r);
-	return drain_done(r);
-}
-
-/* Wait until fewer than want events are unresolved (0: all). */
-static int
-wait_confirms(struct relay *r, size_t want)
-{
-	while (inflight_pending(&r->q) > want || inflight_full(&r->q)) {
-		if (poll_broker(r, 200) < 0)
-			return -1;
-		if (inflight_pending(&r->q) <= want && !inflight_full(&r->q))
-			break;
-		if (stop_now(r))
-			return BATCH_STOPPED;
-		if (!broker_blocked(r->mq) &&
-		    now_mono() - r->last_progress > CONFIRM_TIMEOUT) {
-			mk_err_set(&r->e, EX_UNAVAILABLE, "no publisher "
-				   "confirm from RabbitMQ for %.0f s",
-				   CONFIRM_TIMEOUT);
-			return broker_failed(r);
-		}
-	}
-	return 0;
-}
-
-/* ---- one event ---------------------------------------------------- */
-
-static int
-relay_event(struct relay *r, const struct mk_event *ev, size_t size,
-	    unsigned *since_poll)
-{
-	const struct mk_worker_config *w = r->w;
-	struct mk_err me;
-	char why[256], reason[INFLIGHT_REASON_MAX];
-	bool exists;
-	uint64_t tag;
-	int rc;
-
-	r->total.events++;
-	if (size > w->max_event_bytes) {
-		snprintf(reason, sizeof(reason), "event is %zu bytes, over "
-			 "max_event_bytes (%zu)", size, w->max_event_bytes);
-		return event_failed(r, ev->ev_id, ev->ev_retry, true, reason);
-	}
-	r->ctx.sequence = ids_sequence();
-	ids_uuid4(r->ctx.correlation_id);
-	if (event_map(ev, &r->ctx, &r->msg, &me) < 0)
-		return event_failed(r, ev->ev_id, ev->ev_retry, true, me.msg);
-
-	if (broker_exchange_exists(r->mq, r->msg.exchange, &exists, why,
-				   sizeof(why), &r->e) < 0)
-		return broker_failed(r);
-	if (!exists) {
-		snprintf(reason, sizeof(reason), "exchange '%.*s' cannot be "
-			 "published to: %s", (int)r->msg.exchange.len,
-			 (const char *)r->msg.exchange.bytes, why);
-		return event_failed(r, ev->ev_id, ev->ev_retry, false, reason);
-	}
-
-	while (broker_blocked(r->mq)) {
-		if (poll_broker(r, 200) < 0)
-			return -1;
-		if (stop_now(r))
-			return BATCH_STOPPED;
-		r->last_progress = now_mono();
-	}
-	if (inflight_full(&r->q)) {
-		rc = wait_confirms(r, r->q.cap - 1);
-		if (rc != 0)
-			return rc;
-	}
-	if (broker_publish(r->mq, &r->msg, &tag, &r->e) < 0)
-		return broker_failed(r);
-	fault_point("after_publish");
-	if (inflight_pending(&r->q) == 0)
-		r->last_progress = now_mono();
-	inflight_add(&r->q, tag, ev->ev_id, ev->ev_retry);
-	if (++*since_poll >= POLL_EVERY) {
-		*since_poll = 0;
-		return poll_broker(r, 0);
-	}
-	return 0;
-}
-
-/* ---- one batch ---------------------------------------------------- */
-
-static void
-batch_abandon(struct relay *r)
-{
-	pgq_batch_abandon(&r->pg);
-	inflight_clear(&r->q);
-	fail_clear(r);
-}
-
-static int
-relay_batch(struct relay *r)
-{
-	const struct mk_worker_config *w = r->w;
-	struct mk_event ev;
-	unsigned since_poll = 0;
-	size_t size;
-	long long before;
-	bool had_events;
-	int rc;
-
-	if (pgq_next_batch(&r->pg, w->queue, w->consumer_name, &r->batch_id,
-			   &r->e) < 0)
-		return -1;
-	if (r->batch_id < 0)
-		return BATCH_EMPTY;
-	if (pgq_batch_open(&r->pg, r->batch_id, w->max_event_bytes,
-			   &r->e) < 0)
-		return -1;
-	r->batch_failed = r->batch_failed_logged = 0;
-	before = r->total.events;
-	r->last_progress = now_mono();
-	log_set_context("queue '%s' batch %lld", w->queue, r->batch_id);
-
-	for (;;) {
-		rc = pgq_fetch(&r->pg, w->batch_chunk, &ev, &size, &r->e);
-		if (rc < 0)
-			goto fail;
-		if (rc == 0)
-			break;
-		if (rc == 2) {
-			if (r->nfail >= FAIL_FLUSH && settle(r) < 0)
-				goto fail;
-			continue;
-		}
-		rc = relay_event(r, &ev, size, &since_poll);
-		if (rc < 0)
-			goto fail;
-		if (rc == BATCH_STOPPED || stop_now(r))
-			goto stopped;
-	}
-	rc = wait_confirms(r, 0);
-	if (rc < 0)
-		goto fail;
-	if (rc == BATCH_STOPPED)
-		goto stopped;
-	had_events = r->total.events > before;
-	if (had_events)
-		fault_point("after_confirm");
-	if (drain_done(r) < 0 || settle(r) < 0)
-		goto fail;
-	if (had_events)
-		fault_point("before_finish");
-	if (pgq_batch_finish(&r->pg, r->batch_id, &r->e) < 0)
-		goto fail;
-	if (had_events)
-		fault_point("after_finish");
-	r->total.batches++;
-	if (r->batch_failed > r->batch_failed_logged)
-		log_warn("%zu more failed events in this batch (not logged "
-			 "one by one)", r->batch_failed -
-			 r->batch_failed_logged);
-	if (r->total.events > before)
-		log_debug("finished: %lld events, %zu failed",
-			  r->total.events - before, r->batch_failed);
-	log_set_context("queue '%s'", w->queue);
-	return BATCH_DONE;
-stopped:
-	log_info("stop requested: batch abandoned unfinished; PgQ will hand "
-		 "it out again");
-	batch_abandon(r);
-	log_set_context("queue '%s'", w->queue);
-	return BATCH_STOPPED;
-fail:
-	batch_abandon(r);
-	log_set_context("queue '%s'", w->queue);
-	return -1;
-}
+static void report_sink(void *arg, const struct counts *total,
+			const struct counts *delta, const struct gauges *g);
 
 /* ---- connections -------------------------------------------------- */
+
+static void ticker_end(struct relay *r);
 
 static void
 disconnect(struct relay *r, bool pg, bool mq)
 {
-	if (pg)
+	if (pg) {
+		ticker_end(r);
+		ticker_forget(&r->tk);
 		pgq_disconnect(&r->pg);
+	}
 	if (mq) {
 		broker_free(r->mq);
 		r->mq = NULL;
@@ -527,41 +87,22 @@ disconnect(struct relay *r, bool pg, bool mq)
 }
 
 static int
-check_schema(struct relay *r)
-{
-	PGresult *res = PQexec(r->pg.pg, "SELECT to_regclass("
-			       "'mikkoo.dead_letter') IS NOT NULL");
-	int ok = PQresultStatus(res) == PGRES_TUPLES_OK &&
-		PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
-
-	PQclear(res);
-	if (!ok)
-		return mk_err_set(&r->e, EX_CONFIG, "table mikkoo.dead_letter "
-				  "does not exist in '%s': install "
-				  "mikkoo.sql first (psql -f mikkoo.sql)",
-				  r->w->postgres_display);
-	return 0;
-}
-
-static int
 connect_pg(struct relay *r)
 {
 	const struct mk_worker_config *w = r->w;
-	bool created;
+	bool created, registered;
 
 	if (pgq_connect(&r->pg, w->postgres_url, w->postgres_display,
-			"mikkoo-relay", w->connect_timeout, &r->e) < 0)
+			"mikkoo-relay", w->amqp.timeout, &r->e) < 0)
 		return -1;
-	if (check_schema(r) < 0)
+	if (pg_check_schema(r->pg.pg, w->postgres_display, &r->e) < 0)
 		goto fail;
-	if (pgq_create_queue(&r->pg, w->queue, &created, &r->e) < 0)
+	if (pgq_setup(&r->pg, w->queue, w->consumer_name, &created,
+		      &registered, &r->e) < 0)
 		goto fail;
 	if (created)
 		log_info("created PgQ queue '%s'", w->queue);
-	if (pgq_register(&r->pg, w->queue, w->consumer_name, &created,
-			 &r->e) < 0)
-		goto fail;
-	if (created)
+	if (registered)
 		log_info("registered PgQ consumer '%s' (it sees events from "
 			 "now on)", w->consumer_name);
 	return 0;
@@ -570,24 +111,73 @@ fail:
 	return -1;
 }
 
+static void
+node_failed(void *arg, size_t i, size_t n, const struct mk_err *e)
+{
+	(void)arg;
+	log_warn("RabbitMQ node %zu of %zu: %s: trying the next", i + 1, n,
+		 e->msg);
+}
+
 static int
 connect_mq(struct relay *r)
 {
 	const struct mk_worker_config *w = r->w;
 	char name[128];
-	struct broker_opts bo = {
-		.url = &w->amqp,
-		.display = w->amqp_display,
-		.name = name,
-		.heartbeat = w->heartbeat,
-		.timeout = w->connect_timeout,
-	};
 
 	snprintf(name, sizeof(name), "mikkoo-relay %s", w->queue);
-	if (broker_connect(&r->mq, &bo, &r->e) < 0)
+	r->failover_now = false;        /* this is the attempt */
+	if (r->next_node >= w->nnodes)
+		r->next_node = 0;
+	if (nodes_connect(w->nodes, w->nnodes, r->next_node, name, &r->mq,
+			  &r->node, node_failed, r, &r->e) < 0)
 		return -1;
 	r->ctx.user = broker_user(r->mq);
+	r->named = false;
+	r->mq_since = now_mono();
 	return 0;
+}
+
+/*
+ * With several RabbitMQ nodes, our PostgreSQL session's application_name
+ * names the one in use ("mikkoo-relay HOST:PORT", no credentials), so
+ * mikkoo-inspect status and pg_stat_activity can tell an operator which
+ * it is.  With one node it stays "mikkoo-relay", as scripts may expect.
+ */
+static int
+name_session(struct relay *r)
+{
+	char addr[256], name[64];
+	const char *v[] = { name }, *val;
+	PGresult *res;
+
+	if (r->named || r->mq == NULL || !pgq_alive(&r->pg) ||
+	    r->w->nnodes < 2)
+		return 0;
+	nodes_address(&r->w->nodes[r->node], addr, sizeof(addr));
+	/* PostgreSQL keeps 63 bytes of it */
+	snprintf(name, sizeof(name), "mikkoo-relay %s", addr);
+	if (pg_value(r->pg.pg, "SELECT set_config('application_name', $1, "
+		     "false)", 1, v, "setting application_name", &res, &val,
+		     &r->e) < 0)
+		return -1;
+	PQclear(res);
+	r->named = true;
+	return 0;
+}
+
+/* The node in use failed: drop it; the next connect starts after it. */
+static void
+lose_mq(struct relay *r)
+{
+	if (r->mq) {
+		r->next_node = nodes_after(r->node, r->w->nnodes);
+		/* a node that worked for a while: the others are worth a
+		 * try at once (one that fails at once gets the backoff) */
+		r->failover_now = r->w->nnodes > 1 &&
+			now_mono() - r->mq_since >= FAILOVER_AFTER;
+	}
+	disconnect(r, false, true);
 }
 
 static int
@@ -598,16 +188,26 @@ ensure_connected(struct relay *r)
 			disconnect(r, true, false);
 		if (connect_pg(r) < 0)
 			return -1;
-		if (r->started)
+		r->named = false;
+		if (r->started) {
+			r->cnt.total.reconnects_pg++;
 			log_info("reconnected to PostgreSQL");
+		}
 	}
 	if (r->mq == NULL) {
 		if (connect_mq(r) < 0)
 			return -1;
-		if (r->started)
-			log_info("reconnected to RabbitMQ");
+		if (r->started) {
+			r->cnt.total.reconnects_mq++;
+			if (r->w->nnodes > 1)
+				log_info("reconnected to RabbitMQ '%s' (node "
+					 "%zu of %zu)", relay_node_display(r),
+					 r->node + 1, r->w->nnodes);
+			else
+				log_info("reconnected to RabbitMQ");
+		}
 	}
-	return 0;
+	return name_session(r);
 }
 
 /* Take the single-instance lock, or say once that we wait for it. */
@@ -637,6 +237,175 @@ ensure_locked(struct relay *r)
 	return 1;
 }
 
+/* ---- ticker mode (ticker: relay; see ticker.h) --------------------- */
+
+/*
+ * Once the consumer lock is ours: become the queue's ticker, or say
+ * once why not (another session ticks it, or its ticker is paused) and
+ * try again every few seconds.
+ */
+static int
+ticker_begin(struct relay *r)
+{
+	const char *q = r->w->queue;
+	int rc;
+
+	if (!r->w->relay_ticks || r->tk.active || now_mono() < r->tk_retry_at)
+		return 0;
+	rc = ticker_start(&r->tk, r->pg.pg, q, TAKEOVER_WAIT, &r->e);
+	if (rc < 0)
+		return -1;
+	r->tk_retry_at = now_mono() + 5;
+	if (rc == 1) {
+		log_info("ticking queue '%s' itself (external_ticker is set: "
+			 "pgqd leaves the queue to this relay)", q);
+		r->tk_logged = false;
+		r->news_gap = NEWS_MIN;
+		r->news_at = now_mono();
+		r->news = true;         /* ticks made before us */
+	} else if (!r->tk_logged) {
+		r->tk_logged = true;
+		if (r->e.msg[0])
+			log_warn("%s", r->e.msg);
+		else if (r->tk.paused)
+			log_warn("queue '%s': its ticker is paused "
+				 "(ticker_paused): no batches until it is "
+				 "resumed", q);
+		else
+			log_info("another session ticks queue '%s': using "
+				 "its ticks, looking again every %.2f s", q,
+				 r->w->wait_duration);
+	}
+	return 0;
+}
+
+/* Tick if there is news (why: see ticker_tick). */
+static int
+tick_now(struct relay *r, enum ticker_for why, bool *ticked)
+{
+	*ticked = false;
+	if (!r->tk.active || !pgq_alive(&r->pg))
+		return 0;
+	if (ticker_tick(&r->tk, r->pg.pg, r->w->queue, why, ticked,
+			&r->e) < 0)
+		return -1;
+	if (*ticked) {
+		r->news = true;
+		r->news_at = now_mono();
+		r->news_gap = NEWS_MIN;
+	}
+	return 0;
+}
+
+/*
+ * Ticker mode, the queue drained: look for news every news_gap s (the
+ * AMQP connection served meanwhile), the gap growing from NEWS_MIN after
+ * a tick to NEWS_MAX, so a steady flow is seen within milliseconds, an
+ * occasional event within 0.1 s, and a silent queue costs four looks a
+ * second.  Returns after a tick, a signal, a broken connection or a
+ * second (for the relay_stats and the reload check).
+ */
+static int
+wait_news(struct relay *r)
+{
+	double end = now_mono() + 1.0;
+	bool ticked;
+
+	while (sig_term_count() == 0 && !(r->o->reload && sig_hup_pending())) {
+		double cap = now_mono() - r->news_at > NEWS_QUIET
+			? NEWS_QUIET_MAX : NEWS_MAX;
+
+		idle(r, r->news_gap);
+		if (r->mq == NULL)
+			return 0;
+		if (tick_now(r, TICK_FOR_RELAY, &ticked) < 0)
+			return -1;
+		if (ticked)
+			return 0;
+		r->news_gap = fmin(r->news_gap * NEWS_GROWTH, cap);
+		if (now_mono() >= end)
+			return 0;
+	}
+	return 0;
+}
+
+/* A clean end of the session: pgqd ticks the queue again. */
+static void
+ticker_end(struct relay *r)
+{
+	struct mk_err e;
+
+	if (!r->tk.active || !pgq_alive(&r->pg))
+		return;
+	if (ticker_stop(&r->tk, r->pg.pg, r->w->queue, &e) < 0)
+		log_warn("queue '%s' stays with external_ticker set (%s): "
+			 "pgqd will not tick it until a relay runs again",
+			 r->w->queue, e.msg);
+	else
+		log_info("queue '%s' handed back to pgqd (external_ticker "
+			 "cleared)", r->w->queue);
+}
+
+/* ---- the supervisor's report (see report.h) ------------------------ */
+
+static void
+report_send_now(struct relay *r)
+{
+	if (r->o->report_fd >= 0)
+		(void)report_send(r->o->report_fd, &r->rep);
+}
+
+/* A state change goes to the supervisor at once, not at the next tick. */
+void
+relay_set_state(struct relay *r, enum report_state st, const char *why)
+{
+	bool changed = r->rep.state != (uint32_t)st;
+
+	r->rep.state = (uint32_t)st;
+	snprintf(r->rep.why, sizeof(r->rep.why), "%s", why ? why : "");
+	/* with the totals as they are now: a scrape that sees the new
+	 * state also sees the reconnect that led to it */
+	if (changed)
+		report_sink(r, &r->cnt.total, NULL, &r->cnt.gauges);
+}
+
+/* The counters' third sink: the totals and gauges, to the supervisor. */
+static void
+report_sink(void *arg, const struct counts *t, const struct counts *d,
+	    const struct gauges *g)
+{
+	struct relay *r = arg;
+
+	(void)d;
+	r->rep.c.published = (uint64_t)t->published;
+	r->rep.c.retried = (uint64_t)(t->retried + t->requeued);
+	r->rep.c.dead = (uint64_t)t->dead;
+	r->rep.c.batches = (uint64_t)t->batches;
+	r->rep.c.reconnects_pg = (uint64_t)t->reconnects_pg;
+	r->rep.c.reconnects_mq = (uint64_t)t->reconnects_mq;
+	r->rep.c.latency = t->latency;
+	r->rep.pending = g->pending;
+	r->rep.lag = g->lag;
+	report_send_now(r);
+}
+
+/* Between batches, connected: the pending and lag gauges, now and then. */
+static void
+gauges_maybe(struct relay *r)
+{
+	struct gauges *g = &r->cnt.gauges;
+	struct mk_err e;
+
+	if (!pgq_alive(&r->pg) || now_mono() < r->gauges_at)
+		return;
+	r->gauges_at = now_mono() + GAUGES_EVERY;
+	if (pgq_gauges(&r->pg, r->w->queue, r->w->consumer_name,
+		       &g->pending, &g->lag, &e) < 0) {
+		g->pending = -1;
+		g->lag = -1;
+	}
+}
+
 static void
 idle(struct relay *r, double seconds)
 {
@@ -649,13 +418,21 @@ idle(struct relay *r, double seconds)
 			break;
 		if (left > 0.25)
 			left = 0.25;
-		if (r->mq) {
+		relay_stats(r, false);
+		/*
+		 * rabbitmq-c turns the last millisecond or so of a wait
+		 * into 0 ms polls that spin until the end: short waits and
+		 * remainders sleep instead (heartbeats can wait for them).
+		 */
+		if (r->mq && left >= 0.003) {
 			/* rounded up: a 0 ms poll under 1 ms before the
 			 * end would spin until it */
 			if (broker_poll(r->mq, (int)ceil(left * 1000),
-					on_broker, r, &r->e) < 0) {
+					relay_on_broker, r, &r->e) < 0) {
 				log_warn("%s: reconnecting", r->e.msg);
-				disconnect(r, false, true);
+				lose_mq(r);
+				if (r->failed_at == 0)
+					r->failed_at = now_mono();
 			}
 		} else {
 			struct timespec ts = { 0, (long)(left * 1e9) };
@@ -669,11 +446,15 @@ static void
 ready(struct relay *r)
 {
 	const struct mk_worker_config *w = r->w;
+	char of[48] = "";
 
 	r->started = true;
-	log_info("ready: relaying queue '%s' (consumer '%s') to '%s', "
+	if (w->nnodes > 1)
+		snprintf(of, sizeof(of), " (node %zu of %zu)", r->node + 1,
+			 w->nnodes);
+	log_info("ready: relaying queue '%s' (consumer '%s') to '%s'%s, "
 		 "%d publishes in flight, %s", w->queue, w->consumer_name,
-		 w->amqp_display, w->window,
+		 relay_node_display(r), of, w->window,
 		 w->persistent ? "persistent" : "transient");
 	if (r->o->ready_fd >= 0) {
 		(void)!write(r->o->ready_fd, "\n", 1);
@@ -681,43 +462,23 @@ ready(struct relay *r)
 	}
 }
 
-static void
-stats(struct relay *r, bool force)
+/* Every sink that is due (all of them when force). */
+void
+relay_stats(struct relay *r, bool force)
 {
-	struct counters *t = &r->total, *l = &r->last;
-	double now = now_mono();
-
-	if (!force && now < r->next_stats)
-		return;
-	r->next_stats = now + r->cfg->poll_interval;
-	log_info("stats: batches=%lld events=%lld processed=%lld failed=%lld "
-		 "retried=%lld dead=%lld empty_polls=%lld reconnects=%lld",
-		 t->batches, t->events, t->processed, t->failed, t->retried,
-		 t->dead, t->empty, t->reconnects);
-	statsd_count(r->sd, "processed", t->processed - l->processed);
-	statsd_count(r->sd, "failed", t->failed - l->failed);
-	statsd_count(r->sd, "batches", t->batches - l->batches);
-	statsd_count(r->sd, "empty_queue", t->empty - l->empty);
-	statsd_count(r->sd, "dead_lettered", t->dead - l->dead);
-	if (pgq_alive(&r->pg))
-		statsd_gauge(r->sd, "pending_events",
-			     pgq_pending(&r->pg, r->w->queue,
-					 r->w->consumer_name));
-	*l = *t;
+	counters_tick(&r->cnt, now_mono(), force);
 }
 
 /* ---- the worker ---------------------------------------------------- */
 
-static void
-log_notices(const struct mk_config *cfg, const char *queue)
+void
+relay_log_notices(const struct mk_config *cfg, const char *queue)
 {
 	size_t i;
 
-	/* Notices name their worker; show only ours and the global ones. */
 	for (i = 0; i < cfg->nnotices; i++)
-		if (strstr(cfg->notices[i], "worker '") == NULL ||
-		    strstr(cfg->notices[i], queue) != NULL)
-			log_warn("%s", cfg->notices[i]);
+		if (config_notice_for(&cfg->notices[i], queue))
+			log_warn("%s", cfg->notices[i].text);
 }
 
 static void
@@ -732,8 +493,11 @@ apply_worker(struct relay *r)
 	r->ctx.allow_user_id = false;
 	/* CC/BCC let a database writer route anywhere: off unless allowed. */
 	r->ctx.deny_cc_bcc = !w->allow_sender_routing;
-	r->ctx.exchanges = w->exchanges;
-	r->ctx.nexchanges = w->nexchanges;
+	r->ctx.exchanges = w->exchanges.v;
+	r->ctx.nexchanges = w->exchanges.n;
+	r->ctx.routes = w->routes.v;
+	r->ctx.nroutes = w->routes.n;
+	r->ctx.route_default = w->routes.fallback;
 	r->ctx.max_depth = 32;
 	r->ctx.max_headers = 1024;
 	r->ctx.max_event_bytes = w->max_event_bytes;
@@ -742,6 +506,10 @@ apply_worker(struct relay *r)
 	r->sd = statsd_open(&r->cfg->statsd, w->queue, why, sizeof(why));
 	if (r->sd == NULL && why[0])
 		log_warn("statsd disabled: %s", why);
+	counters_set_sink(&r->cnt, counters_statsd_sink, r->sd,
+			  r->cfg->poll_interval);
+	counters_set_sink(&r->cnt, counters_log_sink, NULL,
+			  r->cfg->poll_interval);
 }
 
 static void
@@ -749,8 +517,8 @@ reload(struct relay *r)
 {
 	struct mk_config nc;
 	const struct mk_worker_config *nw;
+	struct config_diff d;
 	struct mk_err me;
-	bool same;
 
 	if (config_load(r->o->config_path, &nc, &me) < 0) {
 		log_error("reload failed: %s: keeping the running "
@@ -765,10 +533,14 @@ reload(struct relay *r)
 		config_release(&nc);
 		return;
 	}
-	log_notices(&nc, nw->queue);
-	same = config_worker_equal(nw, r->w) && nw->window == r->w->window;
-	if (!same)
+	/* A supervised worker's notices were logged by its parent. */
+	if (!r->o->supervised)
+		relay_log_notices(&nc, nw->queue);
+	config_diff(r->cfg, &nc, nw->queue, &d);
+	if (d.restart) {
 		disconnect(r, true, true);
+		r->node = r->next_node = 0;     /* the list may have changed */
+	}
 	if (r->own)
 		config_release(&r->own_cfg);
 	r->own_cfg = nc;
@@ -781,15 +553,41 @@ reload(struct relay *r)
 			abort();        /* a few kilobytes: nothing to save */
 	}
 	apply_worker(r);
-	log_info("configuration reloaded%s", same ? "" : ": reconnecting");
+	if (d.notice && !r->o->supervised)
+		log_warn("reload: %s changed: takes effect when mikkoo-relay "
+			 "is started again", d.notice_keys);
+	if (d.restart)
+		log_info("configuration reloaded: reconnecting (%s changed)",
+			 d.restart_keys);
+	else if (d.live)
+		log_info("configuration reloaded: %s applied", d.live_keys);
+	else
+		log_info("configuration reloaded: no change");
 }
 
 static void
 backoff(struct relay *r)
 {
+	double end;
+	bool ticked;
+
+	if (r->failed_at == 0)
+		r->failed_at = now_mono();
+	if (r->failover_now) {
+		r->failover_now = false;
+		log_warn("%s: trying the next RabbitMQ node", r->e.msg);
+		return;
+	}
 	log_warn("%s: retrying in %.0f s", r->e.msg, r->backoff);
-	r->total.reconnects++;
-	idle(r, r->backoff);
+	relay_set_state(r, r->started ? REPORT_DOWN : REPORT_STARTING, r->e.msg);
+	end = now_mono() + r->backoff;
+	while (sig_term_count() == 0 && now_mono() < end) {
+		idle(r, fmin(1.0, end - now_mono()));
+		/* The queue's other consumers still get ticks, at pgqd's
+		 * pace, while this relay cannot consume. */
+		if (tick_now(r, TICK_FOR_OTHERS, &ticked) < 0)
+			log_debug("%s", r->e.msg);  /* the loop reconnects */
+	}
 	r->backoff = fmin(r->backoff * 2, BACKOFF_MAX);
 }
 
@@ -800,8 +598,9 @@ drop_broken(struct relay *r)
 	if (r->pg.pg && !pgq_alive(&r->pg))
 		disconnect(r, true, false);
 	if (r->mq_broken) {
-		disconnect(r, false, true);
+		lose_mq(r);
 		r->blocked_logged = false;   /* a new connection starts free */
+		r->blocked_since = 0;
 	}
 	r->mq_broken = false;
 }
@@ -810,7 +609,6 @@ static void
 cleanup(struct relay *r)
 {
 	disconnect(r, true, true);
-	fail_clear(r);
 	free(r->fail);
 	inflight_release(&r->q);
 	message_release(&r->msg);
@@ -819,10 +617,43 @@ cleanup(struct relay *r)
 		config_release(&r->own_cfg);
 }
 
+/*
+ * The first connection.  A configuration or permission problem ends the
+ * worker at once (the supervisor above stops on it); an unavailable
+ * server is fatal only when there is no supervisor to keep the other
+ * workers going: a supervised worker says it is waiting (RELAY_WAITING)
+ * and retries with the usual backoff.  0 connected, 1 stop asked, -1.
+ */
+static int
+first_connect(struct relay *r)
+{
+	bool told = false;
+
+	for (;;) {
+		if (ensure_connected(r) == 0)
+			return 0;
+		if (!r->o->supervised || r->e.code != EX_UNAVAILABLE)
+			return -1;
+		if (!told && r->o->ready_fd >= 0) {
+			char c = RELAY_WAITING;
+
+			(void)!write(r->o->ready_fd, &c, 1);
+			told = true;
+		}
+		drop_broken(r);
+		backoff(r);
+		if (sig_term_count() > 0)
+			return 1;
+		if (r->o->reload && sig_hup_take())
+			reload(r);
+	}
+}
+
 int
 relay_run(const struct relay_opts *o, struct mk_err *e)
 {
 	struct relay r;
+	enum batch_result br;
 	int rc;
 
 	memset(&r, 0, sizeof(r));
@@ -837,53 +668,97 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 	message_init(&r.msg);
 	if (inflight_init(&r.q, (size_t)r.w->window) < 0)
 		return mk_err_set(e, EX_OSERR, "out of memory");
+	counters_init(&r.cnt);
+	if (counters_add_sink(&r.cnt, counters_log_sink, NULL,
+			      r.cfg->poll_interval) < 0 ||
+	    counters_add_sink(&r.cnt, counters_statsd_sink, NULL,
+			      r.cfg->poll_interval) < 0 ||
+	    (o->report_fd >= 0 && counters_add_sink(&r.cnt, report_sink, &r,
+						    REPORT_EVERY) < 0))
+		abort();        /* a fixed table with room for all three */
 	r.backoff = BACKOFF_MIN;
+	r.rep.pending = -1;
+	r.rep.lag = -1;
+	r.rep.state = REPORT_STARTING;
+	relay_set_state(&r, REPORT_STARTING, "connecting");
 	apply_worker(&r);
 	log_info("mikkoo-relay %s starting: consumer '%s', postgres '%s', "
 		 "rabbitmq '%s'", MIKKOO_VERSION, r.w->consumer_name,
 		 r.w->postgres_display, r.w->amqp_display);
+	for (size_t i = 1; i < r.w->nnodes; i++)
+		log_info("RabbitMQ node %zu of %zu: '%s'", i + 1, r.w->nnodes,
+			 r.w->nodes[i].display);
 	if (r.w->unregister)
 		log_warn("unregister is on: the consumer is dropped at "
 			 "shutdown, and events inserted while the relay is "
 			 "stopped will be skipped");
 
-	if (ensure_connected(&r) < 0) {
-		*e = r.e;
+	rc = first_connect(&r);
+	if (rc != 0) {
+		if (rc < 0)
+			*e = r.e;
 		cleanup(&r);
-		return -1;
+		return rc < 0 ? -1 : 0;
 	}
 	ready(&r);
-	r.next_stats = now_mono() + r.cfg->poll_interval;
 
 	while (sig_term_count() == 0) {
 		if (o->reload && sig_hup_take())
 			reload(&r);
-		stats(&r, false);
+		relay_stats(&r, false);
 		if (ensure_connected(&r) < 0) {
 			drop_broken(&r);
 			backoff(&r);
 			continue;
 		}
 		rc = ensure_locked(&r);
+		if (rc > 0 && ticker_begin(&r) < 0)
+			rc = -1;
 		if (rc <= 0) {
 			if (rc < 0) {
 				drop_broken(&r);
 				backoff(&r);
 			} else {
+				relay_set_state(&r, REPORT_WAITING, "another "
+					  "mikkoo-relay holds the consumer "
+					  "lock");
 				idle(&r, r.w->wait_duration);
 			}
 			continue;
 		}
-		rc = relay_batch(&r);
-		if (rc < 0) {
+		relay_set_state(&r, broker_blocked(r.mq) ? REPORT_BLOCKED
+			  : REPORT_RELAYING, broker_blocked(r.mq)
+			  ? broker_blocked_reason(r.mq) : NULL);
+		gauges_maybe(&r);
+		relay_stats(&r, false);
+		if (r.tk.active && !r.news) {
+			/* Only this relay ticks: no tick, no batch. */
+			if (wait_news(&r) < 0) {
+				drop_broken(&r);
+				backoff(&r);
+			}
+			continue;
+		}
+		br = relay_batch(&r);
+		if (br == BATCH_FAILED) {
 			drop_broken(&r);
 			backoff(&r);
-		} else if (rc == BATCH_EMPTY) {
-			r.total.empty++;
+		} else if (br == BATCH_NONE) {
+			r.cnt.total.empty++;
 			r.backoff = BACKOFF_MIN;
-			idle(&r, r.w->wait_duration);
-		} else if (rc == BATCH_DONE) {
+			r.news = false;
+			if (!r.tk.active)
+				idle(&r, r.w->wait_duration);
+		} else if (br == BATCH_FINISHED) {
+			bool ticked;
+
 			r.backoff = BACKOFF_MIN;
+			/* News while the batch was out: tick before asking
+			 * for the next one. */
+			if (tick_now(&r, TICK_FOR_RELAY, &ticked) < 0) {
+				drop_broken(&r);
+				backoff(&r);
+			}
 		} else {
 			break;
 		}
@@ -899,7 +774,7 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			log_warn("unregistered consumer '%s' (unregister is "
 				 "on)", r.w->consumer_name);
 	}
-	stats(&r, true);
+	relay_stats(&r, true);
 	cleanup(&r);
 	return 0;
 }

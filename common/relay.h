@@ -22,21 +22,39 @@
 #include "config.h"
 #include "err.h"
 
+/*
+ * What a worker writes to ready_fd: RELAY_READY once connected and
+ * relaying (then it closes the fd); a supervised worker also writes
+ * RELAY_WAITING once when a server is unavailable at start and it goes
+ * on retrying.
+ */
+#define RELAY_READY '\n'
+#define RELAY_WAITING 'u'
+
 struct relay_opts {
 	const char *config_path;  /* re-read on SIGHUP when reload is set */
 	const struct mk_config *cfg;
 	const char *queue;        /* the worker to run */
 	int ready_fd;             /* "\n" then close when ready; -1 none */
-	bool reload;              /* handle SIGHUP here (--worker mode) */
+	bool reload;              /* re-read config_path on SIGHUP */
+	bool supervised;          /* a child of supervise: retries servers
+				     unavailable at start; its parent logs
+				     the config's notices */
 	double drain_seconds;     /* stop deadline for the open batch */
+	int report_fd;            /* struct report records for the
+				     supervisor (non-blocking); -1 none */
 };
 
 /*
  * Run until SIGTERM/SIGINT (returns 0).  Fails at start (before ready)
- * with the error's code: EX_UNAVAILABLE (a server unreachable),
- * EX_NOPERM (login refused), EX_CONFIG (mikkoo schema missing, ...).
- * After a successful start, lost connections are retried forever.
+ * with the error's code: EX_NOPERM (login refused), EX_CONFIG (mikkoo
+ * schema missing, ...), EX_UNAVAILABLE (a server unreachable) unless
+ * supervised, when it waits and retries instead.  After a successful
+ * start, lost connections are retried forever.
  */
 int relay_run(const struct relay_opts *o, struct mk_err *e);
+
+/* Log cfg's notices for worker queue (NULL: all of them). */
+void relay_log_notices(const struct mk_config *cfg, const char *queue);
 
 #endif

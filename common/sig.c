@@ -48,14 +48,17 @@ sig_install(bool want_chld)
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = 0; /* no SA_RESTART: blocking waits must wake up */
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	if (sigaction(SIGTERM, &sa, NULL) < 0 ||
+	    sigaction(SIGINT, &sa, NULL) < 0 ||
+	    sigaction(SIGHUP, &sa, NULL) < 0)
+		return -1;
 	if (want_chld) {
 		sa.sa_flags = SA_NOCLDSTOP;
-		sigaction(SIGCHLD, &sa, NULL);
+		if (sigaction(SIGCHLD, &sa, NULL) < 0)
+			return -1;
 	}
-	signal(SIGPIPE, SIG_IGN);
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		return -1;
 	return pipefd[0];
 }
 

@@ -14,9 +14,13 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "mono.h"
 #include "relay.h"
 #include "sig.h"
 #include "supervise.h"
+#include "endpoint.h"
+#include "httpd.h"
+#include "report.h"
 
 #define RESTART_MIN 1.0
 #define RESTART_MAX 60.0
@@ -27,9 +31,17 @@ struct child {
 	pid_t pid;              /* 0: not running */
 	int ready_rd;           /* -1: closed */
 	bool ready, ever_ready;
+	bool waiting;           /* a server was unavailable at its start */
 	bool remove;            /* gone from the config: do not restart */
 	bool restart_now;       /* changed by a reload: restart at once */
 	double started, restart_at, backoff;
+	/* its reports, for /metrics and /health (see endpoint.h) */
+	int rep_rd;             /* -1: closed */
+	struct report rep;
+	bool have_rep;
+	double rep_at;
+	struct prom_counts base;/* totals of its earlier processes */
+	char how[64];           /* how the last one ended */
 };
 
 struct sup {
@@ -38,32 +50,33 @@ struct sup {
 	struct child *c;
 	size_t n;
 	bool stopping;
+	bool announced;         /* readiness decided (maybe_ready) */
 	double kill_at;
 	int exit_code;
 	struct mk_err err;
+	struct httpd *http;     /* Application/metrics/listen; NULL: none */
 };
-
-static double
-now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void
 start_child(struct sup *s, struct child *c)
 {
 	struct relay_opts ro;
 	struct mk_err e;
-	int p[2];
-	size_t i;
+	int p[2], rp[2];
 	pid_t pid, parent = getpid();
 
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		log_error("worker '%s': cannot create a pipe: %s", c->queue,
 			  strerror(errno));
+		c->restart_at = now_mono() + RESTART_MAX;
+		return;
+	}
+	/* Non-blocking both ways: the worker never waits to report. */
+	if (pipe2(rp, O_CLOEXEC | O_NONBLOCK) < 0) {
+		log_error("worker '%s': cannot create a pipe: %s", c->queue,
+			  strerror(errno));
+		close(p[0]);
+		close(p[1]);
 		c->restart_at = now_mono() + RESTART_MAX;
 		return;
 	}
@@ -73,6 +86,8 @@ start_child(struct sup *s, struct child *c)
 			  strerror(errno));
 		close(p[0]);
 		close(p[1]);
+		close(rp[0]);
+		close(rp[1]);
 		c->restart_at = now_mono() + c->backoff;
 		return;
 	}
@@ -85,23 +100,32 @@ start_child(struct sup *s, struct child *c)
 		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 ||
 		    getppid() != parent)
 			_exit(0);
-		/* The child: nothing of the parent's plumbing stays open. */
+		/*
+		 * The child: nothing of the parent's plumbing stays open
+		 * (other workers' pipes, the readiness fd, the metrics
+		 * listener and its clients' connections): its two pipe
+		 * ends become fds 3 and 4, everything above goes.
+		 */
 		sig_reset();
 		sig_close();
-		close(p[0]);
-		for (i = 0; i < s->n; i++)
-			if (s->c[i].ready_rd >= 0)
-				close(s->c[i].ready_rd);
-		if (s->o->ready_fd >= 0)
-			close(s->o->ready_fd);
+		{
+			int fr = fcntl(p[1], F_DUPFD, 10);
+			int fw = fcntl(rp[1], F_DUPFD, 10);
+
+			if (fr < 0 || fw < 0 || dup2(fr, 3) != 3 ||
+			    dup2(fw, 4) != 4 || close_range(5, ~0U, 0) < 0)
+				_exit(EX_OSERR);
+		}
 		if (sig_install(false) < 0)
 			_exit(EX_OSERR);
 		memset(&ro, 0, sizeof(ro));
 		ro.config_path = s->o->config_path;
 		ro.cfg = &s->cfg;
 		ro.queue = c->queue;
-		ro.ready_fd = p[1];
-		ro.reload = false;
+		ro.ready_fd = 3;
+		ro.report_fd = 4;
+		ro.reload = true;
+		ro.supervised = true;
 		ro.drain_seconds = s->o->drain_seconds;
 		if (relay_run(&ro, &e) < 0) {
 			log_error("%s", e.msg);
@@ -110,9 +134,13 @@ start_child(struct sup *s, struct child *c)
 		exit(0);
 	}
 	close(p[1]);
+	close(rp[1]);
 	c->pid = pid;
 	c->ready_rd = p[0];
+	c->rep_rd = rp[0];
+	c->have_rep = false;
 	c->ready = false;
+	c->waiting = false;
 	c->restart_now = false;
 	c->started = now_mono();
 	log_debug("worker '%s' started (pid %d)", c->queue, (int)pid);
@@ -130,6 +158,7 @@ add_child(struct sup *s, const char *queue)
 	memset(c, 0, sizeof(*c));
 	c->queue = strdup(queue);
 	c->ready_rd = -1;
+	c->rep_rd = -1;
 	c->backoff = RESTART_MIN;
 	return c->queue ? 0 : -1;
 }
@@ -179,6 +208,16 @@ child_exited(struct sup *s, struct child *c, int status)
 		close(c->ready_rd);
 		c->ready_rd = -1;
 	}
+	if (c->rep_rd >= 0) {
+		(void)report_read(c->rep_rd, &c->rep);
+		close(c->rep_rd);
+		c->rep_rd = -1;
+	}
+	/* its counts stay in the totals its successor adds to */
+	if (c->have_rep)
+		prom_add(&c->base, &c->rep.c);
+	c->have_rep = false;
+	snprintf(c->how, sizeof(c->how), "%s", how);
 	if (s->stopping) {
 		if (code != 0)
 			log_warn("worker '%s' %s", c->queue, how);
@@ -228,16 +267,20 @@ static void
 reload(struct sup *s)
 {
 	struct mk_config nc;
+	struct config_diff d;
 	struct mk_err e;
-	size_t i, j;
+	size_t i, j, restarted = 0, told = 0;
 
 	if (config_load(s->o->config_path, &nc, &e) < 0) {
 		log_error("reload failed: %s: keeping the running "
 			  "configuration", e.msg);
 		return;
 	}
-	for (i = 0; i < nc.nnotices; i++)
-		log_warn("%s", nc.notices[i]);
+	relay_log_notices(&nc, NULL);
+	config_diff(&s->cfg, &nc, NULL, &d);
+	if (d.notice)
+		log_warn("reload: %s changed: takes effect when mikkoo-relay "
+			 "is started again", d.notice_keys);
 	for (i = 0; i < s->n; i++) {
 		struct child *c = &s->c[i];
 		const struct mk_worker_config *nw = config_worker(&nc,
@@ -251,14 +294,25 @@ reload(struct sup *s)
 			c->remove = true;
 			if (c->pid > 0)
 				kill(c->pid, SIGTERM);
-		} else if (ow == NULL || !config_worker_equal(nw, ow) ||
-			   nw->window != ow->window) {
+			continue;
+		}
+		if (ow)
+			config_diff(&s->cfg, &nc, c->queue, &d);
+		if (ow == NULL || d.restart) {
+			if (ow)
+				log_info("worker '%s': %s changed: restarting",
+					 c->queue, d.restart_keys);
 			c->restart_now = true;
 			c->backoff = RESTART_MIN;
+			restarted++;
 			if (c->pid > 0)
 				kill(c->pid, SIGTERM);
 			else
 				c->restart_at = 0;
+		} else if (d.live && c->pid > 0) {
+			/* it re-reads the file and applies them itself */
+			kill(c->pid, SIGHUP);
+			told++;
 		}
 	}
 	for (j = 0; j < nc.nworkers; j++) {
@@ -273,21 +327,29 @@ reload(struct sup *s)
 	}
 	config_release(&s->cfg);
 	s->cfg = nc;
-	log_info("configuration reloaded");
+	log_info("configuration reloaded: %zu worker%s restarted, %zu "
+		 "told to apply changes", restarted, restarted == 1 ? "" : "s",
+		 told);
 }
 
 static void
 read_ready(struct sup *s, struct child *c)
 {
 	char buf[16];
-	ssize_t n = read(c->ready_rd, buf, sizeof(buf));
+	ssize_t n = read(c->ready_rd, buf, sizeof(buf)), i;
 
-	if (n > 0) {
-		if (!c->ready)
-			log_debug("worker '%s' ready", c->queue);
-		c->ready = c->ever_ready = true;
-		return;
+	for (i = 0; i < n; i++) {
+		if (buf[i] == RELAY_WAITING) {
+			c->waiting = true;
+		} else if (buf[i] == RELAY_READY) {
+			if (!c->ready)
+				log_debug("worker '%s' ready", c->queue);
+			c->ready = c->ever_ready = true;
+			c->waiting = false;
+		}
 	}
+	if (n > 0)
+		return;
 	if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
 		close(c->ready_rd);
 		c->ready_rd = -1;
@@ -295,20 +357,104 @@ read_ready(struct sup *s, struct child *c)
 	(void)s;
 }
 
+/*
+ * Ready once every worker has started or found a server unavailable and
+ * gone on retrying (so readiness is bounded by the connect timeout, and
+ * says what it can): then at least one must be relaying, else nothing
+ * can start and the relay exits 69 as a lone worker would.
+ */
 static void
 maybe_ready(struct sup *s)
 {
-	size_t i;
+	char waiting[256] = "";
+	size_t i, nready = 0, nwait = 0, n = 0;
 
-	if (s->o->ready_fd < 0)
+	if (s->announced)
 		return;
-	for (i = 0; i < s->n; i++)
-		if (!s->c[i].remove && !s->c[i].ever_ready)
+	for (i = 0; i < s->n; i++) {
+		struct child *c = &s->c[i];
+
+		if (c->remove)
+			continue;
+		n++;
+		if (c->ever_ready) {
+			nready++;
+		} else if (c->waiting) {
+			size_t l = strlen(waiting);
+
+			nwait++;
+			snprintf(waiting + l, sizeof(waiting) - l, "%s'%s'",
+				 l ? ", " : "", c->queue);
+		} else {
 			return;
-	(void)!write(s->o->ready_fd, "\n", 1);
-	close(s->o->ready_fd);
-	s->o->ready_fd = -1;
-	log_info("ready: %zu worker%s running", s->n, s->n == 1 ? "" : "s");
+		}
+	}
+	if (n == 0)
+		return;
+	s->announced = true;
+	if (nready == 0) {
+		log_error("no worker could reach its servers: stopping");
+		begin_stop(s, EX_UNAVAILABLE);
+		return;
+	}
+	if (s->o->ready_fd >= 0) {
+		(void)!write(s->o->ready_fd, "\n", 1);
+		close(s->o->ready_fd);
+		s->o->ready_fd = -1;
+	}
+	if (nwait)
+		log_warn("ready: %zu of %zu workers relaying; %s waiting for "
+			 "%s servers, retrying", nready, n, waiting,
+			 nwait == 1 ? "its" : "their");
+	else
+		log_info("ready: %zu worker%s running", n, n == 1 ? "" : "s");
+}
+
+/* The latest report of c, if any came. */
+static void
+read_report(struct child *c)
+{
+	int rc = report_read(c->rep_rd, &c->rep);
+
+	if (rc > 0) {
+		c->have_rep = true;
+		c->rep_at = now_mono();
+	} else if (rc < 0) {
+		close(c->rep_rd);
+		c->rep_rd = -1;
+	}
+}
+
+/* GET /metrics and /health (see endpoint.h). */
+static void
+serve(void *arg, const char *path, struct httpd_page *page)
+{
+	struct sup *s = arg;
+	struct endpoint_worker *w = calloc(s->n ? s->n : 1, sizeof(*w));
+	size_t i, n = 0;
+
+	if (w == NULL) {
+		page->status = 500;
+		return;
+	}
+	for (i = 0; i < s->n; i++) {
+		struct child *c = &s->c[i];
+
+		if (c->remove)
+			continue;
+		if (c->rep_rd >= 0)
+			read_report(c);
+		w[n].queue = c->queue;
+		w[n].running = c->pid > 0;
+		w[n].have = c->have_rep;
+		w[n].rep = c->rep;
+		w[n].base = c->base;
+		w[n].report_age = now_mono() - c->rep_at;
+		w[n].exited = c->how[0] ? c->how : NULL;
+		n++;
+	}
+	endpoint_page(w, n, s->cfg.metrics.health_max_lag, path, page);
+	free(w);
 }
 
 static bool
@@ -340,8 +486,18 @@ supervise_run(struct supervise_opts *o, struct mk_err *e)
 		return mk_err_set(e, EX_OSERR, "cannot set up signals: %s",
 				  strerror(errno));
 	}
+	/* before the workers: a port in use stops us here, not later */
+	if (s.cfg.metrics.listen &&
+	    httpd_open(&s.http, s.cfg.metrics.listen, serve, &s, e) < 0) {
+		config_release(&s.cfg);
+		return -1;
+	}
+	if (s.http)
+		log_info("metrics: serving /metrics and /health on %s",
+			 s.cfg.metrics.listen);
 	for (i = 0; i < s.cfg.nworkers; i++)
 		if (add_child(&s, s.cfg.workers[i].queue) < 0) {
+			httpd_close(s.http);
 			config_release(&s.cfg);
 			return mk_err_set(e, EX_OSERR, "out of memory");
 		}
@@ -388,16 +544,29 @@ supervise_run(struct supervise_opts *o, struct mk_err *e)
 		}
 
 		free(pfd);
-		pfd = calloc(s.n + 1, sizeof(*pfd));
+		pfd = calloc(2 * s.n + 2, sizeof(*pfd));
 		if (pfd == NULL)
 			abort();
 		pfd[nfd].fd = sigfd;
 		pfd[nfd++].events = POLLIN;
-		for (i = 0; i < s.n; i++)
+		for (i = 0; i < s.n; i++) {
 			if (s.c[i].ready_rd >= 0) {
 				pfd[nfd].fd = s.c[i].ready_rd;
 				pfd[nfd++].events = POLLIN;
 			}
+			if (s.c[i].rep_rd >= 0) {
+				pfd[nfd].fd = s.c[i].rep_rd;
+				pfd[nfd++].events = POLLIN;
+			}
+		}
+		if (s.http) {
+			int t = httpd_timeout_ms(s.http);
+
+			pfd[nfd].fd = httpd_fd(s.http);
+			pfd[nfd++].events = POLLIN;
+			if (t >= 0)
+				wait = fmin(wait, t / 1000.0);
+		}
 		if (wait < 0.01)
 			wait = 0.01;
 		if (poll(pfd, nfd, (int)(wait * 1000)) > 0) {
@@ -405,16 +574,26 @@ supervise_run(struct supervise_opts *o, struct mk_err *e)
 			for (i = 0; i < s.n; i++) {
 				size_t k;
 
-				for (k = 1; k < nfd; k++)
-					if (pfd[k].fd == s.c[i].ready_rd &&
-					    pfd[k].revents)
+				for (k = 1; k < nfd; k++) {
+					if (!pfd[k].revents)
+						continue;
+					if (pfd[k].fd == s.c[i].ready_rd)
 						read_ready(&s, &s.c[i]);
+					else if (pfd[k].fd == s.c[i].rep_rd)
+						read_report(&s.c[i]);
+				}
 			}
 		}
+		if (s.http)
+			httpd_run(s.http);
 	}
 	free(pfd);
-	for (i = 0; i < s.n; i++)
+	httpd_close(s.http);
+	for (i = 0; i < s.n; i++) {
+		if (s.c[i].rep_rd >= 0)
+			close(s.c[i].rep_rd);
 		free(s.c[i].queue);
+	}
 	free(s.c);
 	config_release(&s.cfg);
 	if (s.exit_code != 0)

@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "log.h"
+#include "nodes.h"
+#include "jsonl.h"
 #include "tool.h"
 
 int
@@ -43,8 +45,26 @@ tool_release(struct tool_conn *t)
 	t->w = NULL;
 }
 
+bool
+tool_option(struct tool_conn *t, int opt, const char *arg)
+{
+	switch (opt) {
+	case 'd':
+		t->dbname = arg;
+		return true;
+	case 'c':
+		t->config = arg;
+		return true;
+	case 'w':
+		t->worker = arg;
+		return true;
+	default:
+		return false;
+	}
+}
+
 int
-tool_pg(struct tool_conn *t, struct pgq_conn *c, struct mk_err *e)
+tool_pg(struct tool_conn *t, PGconn **c, struct mk_err *e)
 {
 	const char *url = t->dbname;
 	char *display;
@@ -63,49 +83,161 @@ tool_pg(struct tool_conn *t, struct pgq_conn *c, struct mk_err *e)
 		log_warn("a password given with -d is visible to every user "
 			 "of this machine (ps): prefer ~/.pgpass, PGPASSWORD "
 			 "or MIKKOO_POSTGRES_URL");
-	rc = pgq_connect(c, url, url[0] ? display : "(libpq defaults)",
+	rc = pg_connect(c, url, url[0] ? display : "(libpq defaults)",
 			 t->prog, 10, e);
 	free(display);
 	return rc;
 }
 
-int
-tool_amqp(struct tool_conn *t, struct mk_amqp_url *u, char **display,
+void
+tool_nodes_free(struct mk_amqp_node *nodes, size_t n)
+{
+	size_t i;
+
+	for (i = 0; nodes && i < n; i++) {
+		url_amqp_release(&nodes[i].url);
+		free(nodes[i].display);
+	}
+	free(nodes);
+}
+
+/* MIKKOO_RABBITMQ_URL: one URL, or several separated by white space. */
+static int
+env_nodes(const char *env, struct mk_amqp_node **out, size_t *n,
 	  struct mk_err *e)
 {
-	const char *url = getenv("MIKKOO_RABBITMQ_URL");
+	struct mk_amqp_node *nodes;
+	const char *p = env;
+	size_t cap = 0, i = 0;
 
-	*display = NULL;
-	if (t->w) {
-		/* The config's settings, re-parsed from nothing: copy. */
-		const struct mk_amqp_url *s = &t->w->amqp;
-
-		memset(u, 0, sizeof(*u));
-		*u = *s;
-		u->host = strdup(s->host);
-		u->vhost = strdup(s->vhost);
-		u->user = strdup(s->user);
-		u->password = strdup(s->password);
-		u->cacertfile = s->cacertfile ? strdup(s->cacertfile) : NULL;
-		u->certfile = s->certfile ? strdup(s->certfile) : NULL;
-		u->keyfile = s->keyfile ? strdup(s->keyfile) : NULL;
-		u->key_password = s->key_password ? strdup(s->key_password)
-			: NULL;
-		u->sni = s->sni ? strdup(s->sni) : NULL;
-		*display = strdup(t->w->amqp_display);
-		return 0;
+	for (p = env; *p; ) {
+		p += strspn(p, " \t\n");
+		if (*p)
+			cap++;
+		p += strcspn(p, " \t\n");
 	}
-	if (url == NULL)
-		return mk_err_set(e, EX_USAGE, "no RabbitMQ to connect to: use "
-				  "-c FILE or set MIKKOO_RABBITMQ_URL");
-	if (url_amqp_parse(url, u, e) < 0)
-		return mk_err_prefix(e, "MIKKOO_RABBITMQ_URL");
-	*display = url_mask(url);
+	if (cap == 0)
+		return mk_err_set(e, EX_USAGE, "MIKKOO_RABBITMQ_URL is empty");
+	if (cap > CONFIG_MAX_NODES)
+		return mk_err_set(e, EX_USAGE, "MIKKOO_RABBITMQ_URL lists %zu "
+				  "nodes: at most %d", cap, CONFIG_MAX_NODES);
+	nodes = calloc(cap, sizeof(*nodes));
+	if (nodes == NULL)
+		return mk_err_set(e, EX_OSERR, "out of memory");
+	for (p = env; i < cap; i++) {
+		size_t len;
+		char *one;
+
+		p += strspn(p, " \t\n");
+		len = strcspn(p, " \t\n");
+		one = strndup(p, len);
+		p += len;
+		if (one == NULL) {
+			tool_nodes_free(nodes, i);
+			return mk_err_set(e, EX_OSERR, "out of memory");
+		}
+		if (url_amqp_parse(one, &nodes[i].url, e) < 0) {
+			explicit_bzero(one, len);
+			free(one);
+			tool_nodes_free(nodes, i);
+			return mk_err_prefix(e, "MIKKOO_RABBITMQ_URL");
+		}
+		nodes[i].display = url_mask(one);
+		explicit_bzero(one, len);
+		free(one);
+		/* the tools' deadlines where the URL gives none */
+		if (nodes[i].url.heartbeat < 0)
+			nodes[i].url.heartbeat = 30;
+		if (nodes[i].url.timeout < 0)
+			nodes[i].url.timeout = 10;
+		if (nodes[i].display == NULL) {
+			tool_nodes_free(nodes, i + 1);
+			return mk_err_set(e, EX_OSERR, "out of memory");
+		}
+	}
+	*out = nodes;
+	*n = cap;
 	return 0;
+}
+
+int
+tool_amqp_nodes(struct tool_conn *t, struct mk_amqp_node **out, size_t *n,
+		struct mk_err *e)
+{
+	const char *env = getenv("MIKKOO_RABBITMQ_URL");
+	struct mk_amqp_node *nodes;
+	size_t i;
+
+	*out = NULL;
+	*n = 0;
+	if (t->w == NULL) {
+		if (env == NULL)
+			return mk_err_set(e, EX_USAGE, "no RabbitMQ to connect "
+					  "to: use -c FILE or set "
+					  "MIKKOO_RABBITMQ_URL");
+		return env_nodes(env, out, n, e);
+	}
+	/* The config's nodes, copied: the config is released first. */
+	nodes = calloc(t->w->nnodes, sizeof(*nodes));
+	if (nodes == NULL)
+		return mk_err_set(e, EX_OSERR, "out of memory");
+	for (i = 0; i < t->w->nnodes; i++) {
+		if (url_amqp_copy(&nodes[i].url, &t->w->nodes[i].url) < 0 ||
+		    (nodes[i].display = strdup(t->w->nodes[i].display)) ==
+		    NULL) {
+			tool_nodes_free(nodes, i + 1);
+			return mk_err_set(e, EX_OSERR, "out of memory");
+		}
+	}
+	*out = nodes;
+	*n = t->w->nnodes;
+	return 0;
+}
+
+int
+tool_end(struct tool_conn *t, PGconn *pg, int rc)
+{
+	struct mk_err e;
+
+	PQfinish(pg);
+	tool_release(t);
+	if (jsonl_finish(stdout, &e) < 0 && (rc == 0 || rc == MK_EX_NO)) {
+		log_error("%s", e.msg);
+		return e.code;
+	}
+	return rc;
 }
 
 const char *
 tool_queue(const struct tool_conn *t)
 {
 	return t->w ? t->w->queue : NULL;
+}
+
+static void
+node_failed(void *arg, size_t i, size_t n, const struct mk_err *e)
+{
+	(void)arg;
+	log_warn("RabbitMQ node %zu of %zu: %s: trying the next", i + 1, n,
+		 e->msg);
+}
+
+int
+tool_broker(struct tool_conn *t, const char *name, struct broker **out,
+	    struct mk_err *e)
+{
+	struct mk_amqp_node *nodes;
+	size_t n, used = 0;
+	int rc;
+
+	*out = NULL;
+	if (tool_amqp_nodes(t, &nodes, &n, e) < 0)
+		return -1;
+	rc = nodes_connect(nodes, n, 0, name, out, &used, node_failed, NULL,
+			   e);
+	if (rc == 0 && n > 1)
+		log_info("connected to RabbitMQ '%s' (node %zu of %zu)",
+			 nodes[used].display, used + 1, n);
+	tool_nodes_free(nodes, n);
+	return rc;
 }

@@ -6,30 +6,33 @@
  * PostgreSQL, first match wins: -d URL-or-conninfo; the relay's
  * configuration (-c FILE, -w QUEUE when it has several workers); the
  * environment variable MIKKOO_POSTGRES_URL; libpq's own defaults (PGHOST,
- * PGUSER, ~/.pgpass, ...).  RabbitMQ (mikkoo-audit): the configuration's
- * worker, or MIKKOO_RABBITMQ_URL.  Passwords belong in files or the
- * environment: one given with -d is visible to every user of the
- * machine, and a warning says so.
+ * PGUSER, ~/.pgpass, ...).  RabbitMQ (mikkoo-audit, and mikkoo-inspect
+ * and mikkoo-replay on the RabbitMQ side): the configuration's worker's
+ * nodes, or MIKKOO_RABBITMQ_URL (one URL or several).  Passwords belong
+ * in files or the environment: one given with -d is visible to every
+ * user of the machine, and a warning says so.
  * Owns: the loaded configuration, if any.  Never: exits.
  */
 #ifndef MIKKOO_TOOL_H
 #define MIKKOO_TOOL_H
 
+#include "broker.h"
 #include "config.h"
 #include "err.h"
-#include "pgq.h"
+#include "pg.h"
 #include "url.h"
 
-#define TOOL_CONN_HELP \
-	"  -d, --dbname URL     PostgreSQL URL or conninfo (default: from -c,\n" \
-	"                       $MIKKOO_POSTGRES_URL, or libpq's PG* variables)\n" \
-	"  -c, --config FILE    take connections from mikkoo-relay's config\n" \
-	"  -w, --worker QUEUE   which worker of that config (if several)\n"
-
+/* The connection options, rows of each tool's cli_opt table. */
 #define TOOL_CONN_OPTS \
-	{ "dbname", required_argument, NULL, 'd' }, \
-	{ "config", required_argument, NULL, 'c' }, \
-	{ "worker", required_argument, NULL, 'w' }
+	{ 'd', "dbname", "URL", "PostgreSQL URL or conninfo (default: from " \
+	  "-c,\n$MIKKOO_POSTGRES_URL, or libpq's PG* variables)" }, \
+	{ 'c', "config", "FILE", "take connections from mikkoo-relay's " \
+	  "config" }, \
+	{ 'w', "worker", "QUEUE", "which worker of that config (if several)" }
+
+/* The values of TOOL_CONN_OPTS: true when opt was one of them. */
+struct tool_conn;
+bool tool_option(struct tool_conn *t, int opt, const char *arg);
 
 struct tool_conn {
 	const char *prog;
@@ -44,13 +47,34 @@ struct tool_conn {
 int tool_setup(struct tool_conn *t, struct mk_err *e);
 void tool_release(struct tool_conn *t);
 
-/* Connect to PostgreSQL (pgq_connect with the tool's name). */
-int tool_pg(struct tool_conn *t, struct pgq_conn *c, struct mk_err *e);
+/* Connect to PostgreSQL (pg_connect with the tool's name); PQfinish *c. */
+int tool_pg(struct tool_conn *t, PGconn **c, struct mk_err *e);
 
-/* The RabbitMQ URL (*u filled; release with url_amqp_release) and its
- * masked form (caller frees). */
-int tool_amqp(struct tool_conn *t, struct mk_amqp_url *u, char **display,
-	      struct mk_err *e);
+/*
+ * The RabbitMQ nodes to try, in order (a copy: free with
+ * tool_nodes_free): the config worker's, else MIKKOO_RABBITMQ_URL's (one
+ * URL, or several separated by white space; heartbeat 30 s and timeout
+ * 10 s unless a URL says otherwise).
+ */
+int tool_amqp_nodes(struct tool_conn *t, struct mk_amqp_node **nodes,
+		    size_t *n, struct mk_err *e);
+void tool_nodes_free(struct mk_amqp_node *nodes, size_t n);
+
+/*
+ * Connect *out (broker_free it) to the first of those nodes that
+ * answers, as connection name; each node that does not is a warning,
+ * and with several the one reached is an info line.
+ */
+int tool_broker(struct tool_conn *t, const char *name, struct broker **out,
+		struct mk_err *e);
+
+/*
+ * The end of a tool's main(): close pg (NULL is fine), release t, and
+ * close stdout.  Returns rc, or 74 (EX_IOERR) with a message when the
+ * output could not be written and rc said all was well (0, or the "no"
+ * answer 1, which is only true if the report was complete).
+ */
+int tool_end(struct tool_conn *t, PGconn *pg, int rc);
 
 /* The worker's queue name, or NULL. */
 const char *tool_queue(const struct tool_conn *t);

@@ -507,3 +507,31 @@ url_amqp_release(struct mk_amqp_url *u)
 	free(u->sni);
 	memset(u, 0, sizeof(*u));
 }
+
+static bool
+dup_field(char **dst, const char *src)
+{
+	*dst = src ? strdup(src) : NULL;
+	return src == NULL || *dst != NULL;
+}
+
+int
+url_amqp_copy(struct mk_amqp_url *dst, const struct mk_amqp_url *src)
+{
+	*dst = *src;
+	dst->host = dst->vhost = dst->user = dst->password = NULL;
+	dst->cacertfile = dst->certfile = dst->keyfile = NULL;
+	dst->key_password = dst->sni = NULL;
+	if (dup_field(&dst->host, src->host) &&
+	    dup_field(&dst->vhost, src->vhost) &&
+	    dup_field(&dst->user, src->user) &&
+	    dup_field(&dst->password, src->password) &&
+	    dup_field(&dst->cacertfile, src->cacertfile) &&
+	    dup_field(&dst->certfile, src->certfile) &&
+	    dup_field(&dst->keyfile, src->keyfile) &&
+	    dup_field(&dst->key_password, src->key_password) &&
+	    dup_field(&dst->sni, src->sni))
+		return 0;
+	url_amqp_release(dst);
+	return -1;
+}

@@ -52,6 +52,10 @@ struct mk_amqp_url {
 int url_amqp_parse(const char *s, struct mk_amqp_url *u, struct mk_err *e);
 void url_amqp_release(struct mk_amqp_url *u);
 
+/* A deep copy of src into dst (release with url_amqp_release); -1 when
+ * memory ran out (dst is then left released). */
+int url_amqp_copy(struct mk_amqp_url *dst, const struct mk_amqp_url *src);
+
 /*
  * A copy of s safe to show: the password of a scheme://user:pass@host URL
  * becomes "***", and so does the value of password= in a libpq key=value

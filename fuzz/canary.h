@@ -13,7 +13,7 @@
  * goes (after "password: " or as URL userinfo ":...@"); a canary the
  * fuzzer moved into a key name may rightly be quoted in an error.
  */
-/* A YAML value on its line: both "://" and ": " come before d[i]. */
+/* A YAML value on its line: "://" and ": " (or "- ") come before d[i]. */
 static inline int
 scheme_on_line(const uint8_t *d, size_t i)
 {
@@ -22,7 +22,8 @@ scheme_on_line(const uint8_t *d, size_t i)
 	while (i >= 3 && d[i - 1] != '\n') {
 		if (memcmp(d + i - 3, "://", 3) == 0)
 			scheme = 1;
-		if (d[i - 2] == ':' && d[i - 1] == ' ')
+		/* "key: value", or "- value" in a list */
+		if ((d[i - 2] == ':' || d[i - 2] == '-') && d[i - 1] == ' ')
 			value = 1;
 		i--;
 	}

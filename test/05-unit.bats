@@ -31,3 +31,19 @@ unit() {
 @test "unit: url (AMQP URL parsing, password masking)" {
 	unit test-url
 }
+
+@test "unit: delivery (RabbitMQ messages as JSON, x-death, names)" {
+	unit test-delivery
+}
+
+@test "unit: fate (every cause, below, at and past max_failures)" {
+	unit test-fate
+}
+
+@test "unit: prom (metric families, Prometheus text format 0.0.4)" {
+	unit test-prom
+}
+
+@test "unit: routes (the routes key, routing by media type)" {
+	unit test-routes
+}

@@ -31,7 +31,8 @@ consumer_state() {
 		keys_unsorted == ["queue","consumer","lag_seconds",
 		"last_seen_seconds","last_tick","current_batch","next_tick",
 		"pending_events","retry_events","dead_letters",
-		"ticker_lag_seconds","events_per_second"] and .queue == $q and
+		"ticker_lag_seconds","events_per_second","relay_pid",
+		"rabbitmq_node"] and .queue == $q and .relay_pid == null and
 		.consumer == "mikkoo" and (.last_tick | type == "number") and
 		.current_batch == null and .dead_letters == 0'
 	run -0 mikkoo-inspect -q "$Q" --consumer other
@@ -99,7 +100,7 @@ consumer_state() {
 	assert_equal "$status" 66
 	assert_equal "$stderr" "mikkoo-inspect: error: consumer 'nobody' is not registered on queue '$Q'"
 	run -64 mikkoo-inspect -q "$Q" bogus
-	assert_output --partial "the view is status, pending, retry, dead or captures"
+	assert_output --partial "the view is status, pending, retry, dead, captures or tap"
 	run -64 mikkoo-inspect -q "$Q" status --since 2020-01-01
 	run -64 mikkoo-inspect -q "$Q" --id 1 --id 2 bogus
 	run -64 mikkoo-inspect pending

@@ -9,25 +9,18 @@
 
 load helpers/common
 load helpers/relay
+load helpers/oracle
 
 setup_file() {
 	install_schema
 }
 
 setup() {
-	setup_relay_queue
-	AQ="oracle_$Q"
-	mq declare-queue "$AQ" --bind "$EX:#"
-	write_config "$CONF" "max_failures: 1000"
+	setup_oracle_queue
 }
 
 teardown() {
-	common_teardown
-	local p
-	for p in "$BATS_TEST_TMPDIR"/proxy-*.pid; do
-		[ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null
-	done
-	return 0
+	oracle_teardown
 	# a test that failed half way must not leave a server broken
 	if ! amqp_answers_now; then
 		"$MIKKOO_TOP/test/servers/ctl" "$MIKKOO_SRV_DIR" rabbitmq-start || true
@@ -35,77 +28,12 @@ teardown() {
 	"$RABBITMQCTL" -q set_vm_memory_high_watermark 0.4 >/dev/null 2>&1 || true
 	[ -s "$MIKKOO_SRV_DIR/pgqd.pid" ] && kill -0 "$(cat "$MIKKOO_SRV_DIR/pgqd.pid")" ||
 		"$MIKKOO_TOP/test/servers/ctl" "$MIKKOO_SRV_DIR" pgqd-start
-}
-
-# proxy_start NAME TARGET_PORT: test/tools/faultproxy.py in front of a
-# server; sets PROXY_PORT.  proxy NAME SIGNAL: USR1 black hole, USR2
-# reset (RST), HUP heal.
-proxy_start() {
-	local out="$BATS_TEST_TMPDIR/proxy-$1.out"
-	/usr/bin/python3 "$MIKKOO_TOP/test/tools/faultproxy.py" 0 "$2" >"$out" 2>&1 3>&- &
-	echo $! >"$BATS_TEST_TMPDIR/proxy-$1.pid"
-	wait_for 10 grep -q '^ready ' "$out"
-	PROXY_PORT=$(sed -n 's/^ready //p' "$out")
-}
-
-proxy() {
-	kill -"$2" "$(cat "$BATS_TEST_TMPDIR/proxy-$1.pid")"
+	return 0
 }
 
 amqp_answers_now() {
 	exec 9<>"/dev/tcp/127.0.0.1/$AMQP_PORT" 2>/dev/null || return 1
 	exec 9<&- 9>&-
-}
-
-oracle() {
-	/usr/bin/python3 "$MIKKOO_TOP/test/tools/oracle.py" "$@"
-}
-
-produce() {
-	oracle produce --queue "$Q" --exchange "$EX" --producers 4 \
-		--events "${1:-300}" --duration "${2:-8}" \
-		>"$BATS_TEST_TMPDIR/produce.out" 2>"$BATS_TEST_TMPDIR/produce.err" &
-	echo $! >"$BATS_TEST_TMPDIR/producer.pid"
-}
-
-producing() {
-	kill -0 "$(cat "$BATS_TEST_TMPDIR/producer.pid")" 2>/dev/null
-}
-
-# The consumer has passed tick $1, has no open batch and nothing pending
-# or waiting to retry.  (pending_events only counts ticked events: the
-# tick after the producers finished is what covers all of them.)
-caught_up() {
-	[ "$(sql "SELECT count(*) FROM pgq.get_consumer_info('$Q', 'mikkoo')
-		WHERE pending_events = 0 AND current_batch IS NULL
-		  AND last_tick > $1")" = 1 ] &&
-	[ "$(sql "SELECT count(*) FROM pgq.retry_queue r JOIN pgq.queue q
-		ON q.queue_id = r.ev_queue WHERE q.queue_name = '$Q'")" = 0 ]
-}
-
-# finish [--no-dups]: wait for the producers and the relay, then judge.
-finish() {
-	wait "$(cat "$BATS_TEST_TMPDIR/producer.pid")" ||
-		fail "producer failed: $(cat "$BATS_TEST_TMPDIR/produce.err")"
-	# the ticker (pgqd, not us) must cover every committed event
-	tick=$(sql "SELECT pgq.force_tick('$Q')")
-	wait_for 120 caught_up "$tick"
-	relay_stop
-	run oracle check --queue "$Q" --amqp-queue "$AQ" "$@"
-	echo "oracle: $output" >&3
-	assert_success
-	echo "$output" | jq -e '.lost == 0 and .unexpected == 0 and .order == 0'
-}
-
-# at_random_moments N CMD...: run CMD N times while producing.
-at_random_moments() {
-	local n=$1 i
-	shift
-	for i in $(seq "$n"); do
-		sleep "0.$((RANDOM % 9 + 1))"
-		producing || break
-		"$@"
-	done
 }
 
 @test "control: no fault, no loss, no duplicate" {

@@ -16,6 +16,10 @@ setup() {
 	[ -x "$MIKKOO_PLAIN_BIN/mikkoo-relay" ] ||
 		fail "MIKKOO_PLAIN_BIN has no mikkoo-relay (run through make)"
 	setup_relay_queue
+	# valgrind makes libpq's SCRAM exchange slow; on a busy machine the
+	# default 10 s connect deadline (rabbitmq's timeout, which the
+	# worker also gives PostgreSQL) is too short to be a test of ours
+	sed -i "s|rabbitmq_url: .*|&?connection_timeout=60|" "$CONF"
 }
 
 teardown() {

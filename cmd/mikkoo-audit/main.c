@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* mikkoo-audit: report audited events RabbitMQ never delivered. */
 #include <errno.h>
-#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "audit.h"
+#include "cli.h"
 #include "jsonl.h"
 #include "log.h"
 #include "tool.h"
@@ -15,9 +16,28 @@
 	"usage: mikkoo-audit [conn] -a AMQP_QUEUE [--grace SECONDS] " \
 	"[-q PGQ_QUEUE]"
 
-static const char help[] =
-	USAGE "\n"
-	"\n"
+enum { OPT_NO_DRAIN = 256, OPT_IDLE, OPT_MAX };
+
+static const struct cli_opt opts[] = {
+	TOOL_CONN_OPTS,
+	{ 'a', "amqp-queue", "Q", "the confirming queue to drain (RabbitMQ: "
+	  "from -c,\nor $MIKKOO_RABBITMQ_URL: one URL, or several, the "
+	  "first\nthat answers)" },
+	{ OPT_NO_DRAIN, "no-drain", NULL, "only report (no RabbitMQ needed)" },
+	{ 'q', "queue", "QUEUE", "report rows of this PgQ queue only" },
+	{ 'g', "grace", "SECONDS", "how old a row must be to count (default "
+	  "300)" },
+	{ OPT_IDLE, "idle", "SECONDS", "stop draining after this silence "
+	  "(default 2)" },
+	{ OPT_MAX, "max", "N", "drain at most N messages" },
+	CLI_STD_OPTS,
+	{ 0 },
+};
+
+static const struct cli cli = {
+	.prog = "mikkoo-audit",
+	.usage = USAGE,
+	.about =
 	"Drain a confirming queue (a RabbitMQ queue bound to the audited\n"
 	"exchanges), delete the mikkoo.audit row of each message by its\n"
 	"message_id, acknowledge the messages once that committed, then print\n"
@@ -25,47 +45,14 @@ static const char help[] =
 	"For cron: the exit status is 1 when something is missing.\n"
 	"  {\"message_id\":..,\"event_id\":..,\"queue\":..,\"exchange\":..,\n"
 	"   \"routing_key\":..,\"published_at\":..,\"age_seconds\":..,\n"
-	"   \"dead_letter_id\":..,\"dead_letter_reason\":..}\n"
-	"\n"
-	TOOL_CONN_HELP
-	"                       RabbitMQ: from -c, or $MIKKOO_RABBITMQ_URL\n"
-	"  -a, --amqp-queue Q   the confirming queue to drain\n"
-	"      --no-drain       only report (no RabbitMQ needed)\n"
-	"  -q, --queue QUEUE    report rows of this PgQ queue only\n"
-	"  -g, --grace SECONDS  how old a row must be to count (default 300)\n"
-	"      --idle SECONDS   stop draining after this silence (default 2)\n"
-	"      --max N          drain at most N messages\n"
-	"  -h, --help           show this help and exit\n"
-	"  -V, --version        show the version and exit\n"
-	"\n"
+	"   \"dead_letter_id\":..,\"dead_letter_reason\":..}\n",
+	.opts = opts,
+	.after =
 	"Exit status: 0 nothing missing, 1 something is missing, 64 usage,\n"
 	"66 no such RabbitMQ queue, 69 a server unreachable, 74 output\n"
-	"failed, 77 login refused, 78 bad config.  See mikkoo-audit(1).\n";
-
-enum { OPT_NO_DRAIN = 256, OPT_IDLE, OPT_MAX };
-
-static const struct option longopts[] = {
-	TOOL_CONN_OPTS,
-	{ "amqp-queue", required_argument, NULL, 'a' },
-	{ "no-drain", no_argument, NULL, OPT_NO_DRAIN },
-	{ "queue", required_argument, NULL, 'q' },
-	{ "grace", required_argument, NULL, 'g' },
-	{ "idle", required_argument, NULL, OPT_IDLE },
-	{ "max", required_argument, NULL, OPT_MAX },
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{ NULL, 0, NULL, 0 },
+	"failed, 77 login or permission refused, 78 bad config.  See\n"
+	"mikkoo-audit(1).\n",
 };
-
-static int
-seconds(const char *s, double *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtod(s, &end);
-	return (errno || *end || end == s || *out < 0 || *out > 1e7) ? -1 : 0;
-}
 
 int
 main(int argc, char **argv)
@@ -73,77 +60,52 @@ main(int argc, char **argv)
 	struct tool_conn t = { .prog = "mikkoo-audit" };
 	struct audit_opts o = { .grace = 300, .idle_ms = 2000 };
 	struct audit_stats st;
-	struct pgq_conn pg = { 0 };
+	PGconn *pg = NULL;
 	struct broker *mq = NULL;
-	struct mk_amqp_url u = { 0 };
-	char *display = NULL, *end;
+	struct cli_parser p;
 	bool no_drain = false;
 	struct mk_err e;
 	double d;
 	int opt, rc = 0;
 
 	log_init("mikkoo-audit");
-	opterr = 0;       /* our own messages, one line each */
-	while ((opt = getopt_long(argc, argv, ":d:c:w:a:q:g:hV", longopts,
-				  NULL)) != -1) {
+	cli_init(&p, &cli);
+	while ((opt = cli_next(&p, argc, argv, &rc)) != CLI_END) {
+		if (opt == CLI_EXIT)
+			return rc;
+		if (tool_option(&t, opt, optarg))
+			continue;
 		switch (opt) {
-		case 'd': t.dbname = optarg; break;
-		case 'c': t.config = optarg; break;
-		case 'w': t.worker = optarg; break;
 		case 'a': o.amqp_queue = optarg; break;
 		case 'q': o.pgq_queue = optarg; break;
 		case OPT_NO_DRAIN: no_drain = true; break;
 		case 'g':
-			if (seconds(optarg, &o.grace) < 0)
-				return log_usage_error(USAGE, "--grace needs seconds");
+			if (cli_seconds(optarg, 0, 1e7, &o.grace) < 0)
+				return cli_usage(&cli, "--grace needs seconds");
 			break;
 		case OPT_IDLE:
-			if (seconds(optarg, &d) < 0 || d > 3600)
-				return log_usage_error(USAGE, "--idle needs seconds");
+			if (cli_seconds(optarg, 0, 3600, &d) < 0)
+				return cli_usage(&cli, "--idle needs seconds");
 			o.idle_ms = (int)(d * 1000);
 			break;
 		case OPT_MAX:
-			errno = 0;
-			o.max_messages = strtol(optarg, &end, 10);
-			if (errno || *end || o.max_messages < 1)
-				return log_usage_error(USAGE, "--max needs a positive "
-						   "integer");
+			if (cli_long(optarg, 1, LONG_MAX, &o.max_messages) < 0)
+				return cli_usage(&cli, "--max needs a positive "
+						 "integer");
 			break;
-		case 'h':
-			fputs(help, stdout);
-			return fflush(stdout) == 0 ? 0 : EX_IOERR;
-		case 'V':
-			printf("mikkoo-audit %s\n", MIKKOO_VERSION);
-			return fflush(stdout) == 0 ? 0 : EX_IOERR;
-		case ':':
-			return log_usage_error(USAGE, "option '%s' needs a value",
-				argv[optind - 1]);
-		default:
-			return log_usage_error(USAGE, "unknown option '%s'",
-				argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		return log_usage_error(USAGE, "unexpected argument");
+		return cli_usage(&cli, "unexpected argument");
 	if (no_drain == (o.amqp_queue != NULL))
-		return log_usage_error(USAGE, no_drain ? "--no-drain and -a exclude each "
-				   "other" : "give the confirming queue with "
-				   "-a QUEUE (or --no-drain)");
+		return cli_usage(&cli, "%s", no_drain ? "--no-drain and -a "
+				 "exclude each other" : "give the confirming "
+				 "queue with -a QUEUE (or --no-drain)");
 	if (tool_setup(&t, &e) < 0 || tool_pg(&t, &pg, &e) < 0)
 		goto fail;
-	if (!no_drain) {
-		struct broker_opts bo = {
-			.url = &u, .name = "mikkoo-audit", .heartbeat = 30,
-			.timeout = 10,
-		};
-
-		if (tool_amqp(&t, &u, &display, &e) < 0)
-			goto fail;
-		bo.display = display;
-		if (broker_connect(&mq, &bo, &e) < 0)
-			goto fail;
-	}
-	if (audit_run(&pg, mq, &o, stdout, &st, &e) < 0)
+	if (!no_drain && tool_broker(&t, "mikkoo-audit", &mq, &e) < 0)
+		goto fail;
+	if (audit_run(pg, mq, &o, stdout, &st, &e) < 0)
 		goto fail;
 	if (!no_drain)
 		log_info("%ld messages drained from '%s': %ld audit rows "
@@ -159,13 +121,5 @@ fail:
 	rc = e.code;
 out:
 	broker_free(mq);
-	url_amqp_release(&u);
-	free(display);
-	pgq_disconnect(&pg);
-	tool_release(&t);
-	if (jsonl_finish(stdout, &e) < 0 && (rc == 0 || rc == MK_EX_NO)) {
-		log_error("%s", e.msg);
-		rc = e.code;
-	}
-	return rc;
+	return tool_end(&t, pg, rc);
 }

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* mikkoo-insert: events into PgQ, one from flags or many as JSON lines. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "insert.h"
 #include "jsonl.h"
 #include "log.h"
@@ -16,58 +16,48 @@
 	"                     [-t TYPE] [-P K=V]... [-H K=V]... [--audit]\n" \
 	"       mikkoo-insert [conn] [-q QUEUE] --jsonl [--batch N] < FILE"
 
-static const char help[] =
-	USAGE "\n"
-	"\n"
+enum { OPT_AUDIT = 256, OPT_JSONL, OPT_BATCH, OPT_MAX_LINE, OPT_STRICT };
+
+static const struct cli_opt opts[] = {
+	TOOL_CONN_OPTS,
+	{ 'q', "queue", "QUEUE", "the PgQ queue (default: the worker's)" },
+	{ 'e', "exchange", "NAME", "ev_extra1: the exchange ('' is the "
+	  "default one)" },
+	{ 'r', "routing-key", "K", "ev_type: the routing key" },
+	{ 'b', "body", "TEXT", "ev_data: the body ('-' reads standard input)" },
+	{ 't', "content-type", "T", "ev_extra2" },
+	{ 'P', "property", "K=V", "a property in ev_extra3 (V is JSON or "
+	  "text)" },
+	{ 'H', "header", "K=V", "a header in ev_extra4 (V is JSON or text)" },
+	{ OPT_AUDIT, "audit", NULL, "also write a mikkoo.audit row "
+	  "(message_id)" },
+	{ OPT_JSONL, "jsonl", NULL, "read events as JSON lines from stdin" },
+	{ OPT_BATCH, "batch", "N", "lines per transaction (default 1000)" },
+	{ OPT_MAX_LINE, "max-line", "N", "longest input line in bytes "
+	  "(default 1 MiB)" },
+	{ OPT_STRICT, "strict", NULL, "stop at the first bad line" },
+	{ 'n', "dry-run", NULL, "check and show, insert nothing" },
+	CLI_STD_OPTS,
+	{ 0 },
+};
+
+static const struct cli cli = {
+	.prog = "mikkoo-insert",
+	.usage = USAGE,
+	.about =
 	"Insert events into a PgQ queue with mikkoo's mapping.  With --jsonl,\n"
 	"read one event per line from standard input:\n"
 	"  {\"queue\":..,\"exchange\":..,\"routing_key\":..,\"body\":..,\n"
-	"   \"content_type\":..,\"properties\":{..},\"headers\":{..},\"audit\":true}\n"
+	"   \"content_type\":..,\"properties\":{..},\"headers\":{..},"
+	"\"audit\":true}\n"
 	"Each chunk of --batch lines is one transaction; a bad line inserts\n"
 	"nothing of its chunk.  One result line per input line on stdout:\n"
-	"  {\"line\":1,\"ev_id\":42,\"queue\":\"orders\"}\n"
-	"\n"
-	TOOL_CONN_HELP
-	"  -q, --queue QUEUE    the PgQ queue (default: the worker's)\n"
-	"  -e, --exchange NAME  ev_extra1: the exchange ('' is the default one)\n"
-	"  -r, --routing-key K  ev_type: the routing key\n"
-	"  -b, --body TEXT      ev_data: the body ('-' reads standard input)\n"
-	"  -t, --content-type T ev_extra2\n"
-	"  -P, --property K=V   a property in ev_extra3 (V is JSON or text)\n"
-	"  -H, --header K=V     a header in ev_extra4 (V is JSON or text)\n"
-	"      --audit          also write a mikkoo.audit row (message_id)\n"
-	"      --jsonl          read events as JSON lines from stdin\n"
-	"      --batch N        lines per transaction (default 1000)\n"
-	"      --max-line N     longest input line in bytes (default 1 MiB)\n"
-	"      --strict         stop at the first bad line\n"
-	"  -n, --dry-run        check and show, insert nothing\n"
-	"  -h, --help           show this help and exit\n"
-	"  -V, --version        show the version and exit\n"
-	"\n"
+	"  {\"line\":1,\"ev_id\":42,\"queue\":\"orders\"}\n",
+	.opts = opts,
+	.after =
 	"Exit status: 0 all inserted, 64 usage, 65 a bad line or a refused\n"
-	"chunk, 69 PostgreSQL unreachable, 74 output failed, 77 login refused,\n"
-	"78 bad config.  See mikkoo-insert(1).\n";
-
-enum { OPT_AUDIT = 256, OPT_JSONL, OPT_BATCH, OPT_MAX_LINE, OPT_STRICT };
-
-static const struct option longopts[] = {
-	TOOL_CONN_OPTS,
-	{ "queue", required_argument, NULL, 'q' },
-	{ "exchange", required_argument, NULL, 'e' },
-	{ "routing-key", required_argument, NULL, 'r' },
-	{ "body", required_argument, NULL, 'b' },
-	{ "content-type", required_argument, NULL, 't' },
-	{ "property", required_argument, NULL, 'P' },
-	{ "header", required_argument, NULL, 'H' },
-	{ "audit", no_argument, NULL, OPT_AUDIT },
-	{ "jsonl", no_argument, NULL, OPT_JSONL },
-	{ "batch", required_argument, NULL, OPT_BATCH },
-	{ "max-line", required_argument, NULL, OPT_MAX_LINE },
-	{ "strict", no_argument, NULL, OPT_STRICT },
-	{ "dry-run", no_argument, NULL, 'n' },
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{ NULL, 0, NULL, 0 },
+	"chunk, 69 PostgreSQL unreachable, 74 output failed, 77 login or\n"
+	"permission refused, 78 bad config.  See mikkoo-insert(1).\n",
 };
 
 /* K=V into obj: V as JSON when it parses, else as text. */
@@ -148,24 +138,6 @@ end_chunk(struct inserter *in, bool chunk_bad, long last, int *bad)
 	return settled(inserter_flush(in, stdout, &e), &e, bad);
 }
 
-static long
-number(const char *s, long lo, long hi)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	return (errno || *end || end == s || v < lo || v > hi) ? -1 : v;
-}
-
-/* Usage errors jump to one place, which frees what was built so far. */
-#define USAGE_ERROR(...) \
-	do { \
-		snprintf(uerr, sizeof(uerr), __VA_ARGS__); \
-		goto usage; \
-	} while (0)
-
 int
 main(int argc, char **argv)
 {
@@ -175,24 +147,24 @@ main(int argc, char **argv)
 	json_t *props = json_object(), *hdrs = json_object(), *rec = NULL;
 	bool audit = false, jsonl = false, dry = false, strict = false;
 	long batch = 1000, max_line = JSONL_MAX_LINE_DEFAULT;
-	struct pgq_conn pg = { 0 };
+	PGconn *pg = NULL;
 	struct inserter in;
 	struct jsonl_reader rd;
 	struct mk_err e;
 	char *stdin_body = NULL;
 	long in_chunk = 0;
 	bool chunk_bad = false;
-	char uerr[256];
+	struct cli_parser p;
 	int opt, rc = 0, bad = 0;
 
 	log_init("mikkoo-insert");
-	opterr = 0;       /* our own messages, one line each */
-	while ((opt = getopt_long(argc, argv, ":d:c:w:q:e:r:b:t:P:H:nhV",
-				  longopts, NULL)) != -1) {
+	cli_init(&p, &cli);
+	while ((opt = cli_next(&p, argc, argv, &rc)) != CLI_END) {
+		if (opt == CLI_EXIT)
+			goto out;
+		if (tool_option(&t, opt, optarg))
+			continue;
 		switch (opt) {
-		case 'd': t.dbname = optarg; break;
-		case 'c': t.config = optarg; break;
-		case 'w': t.worker = optarg; break;
 		case 'q': queue = optarg; break;
 		case 'e': exchange = optarg; break;
 		case 'r': rk = optarg; break;
@@ -200,48 +172,34 @@ main(int argc, char **argv)
 		case 't': ctype = optarg; break;
 		case 'P':
 			if (add_pair(props, optarg) < 0)
-				USAGE_ERROR("-P needs KEY=VALUE");
+				CLI_FAIL(rc, &cli, "-P needs KEY=VALUE");
 			break;
 		case 'H':
 			if (add_pair(hdrs, optarg) < 0)
-				USAGE_ERROR("-H needs KEY=VALUE");
+				CLI_FAIL(rc, &cli, "-H needs KEY=VALUE");
 			break;
 		case OPT_AUDIT: audit = true; break;
 		case OPT_JSONL: jsonl = true; break;
 		case OPT_STRICT: strict = true; break;
 		case OPT_BATCH:
-			if ((batch = number(optarg, 1, 100000)) < 0)
-				USAGE_ERROR("--batch must be 1 to 100000");
+			if (cli_long(optarg, 1, 100000, &batch) < 0)
+				CLI_FAIL(rc, &cli, "--batch must be 1 to 100000");
 			break;
 		case OPT_MAX_LINE:
-			if ((max_line = number(optarg, 64, 1L << 30)) < 0)
-				USAGE_ERROR("--max-line must be 64 to 1 GiB");
+			if (cli_long(optarg, 64, 1L << 30, &max_line) < 0)
+				CLI_FAIL(rc, &cli, "--max-line must be 64 to 1 GiB");
 			break;
 		case 'n': dry = true; break;
-		case 'h':
-			fputs(help, stdout);
-			rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
-			goto out;
-		case 'V':
-			printf("mikkoo-insert %s\n", MIKKOO_VERSION);
-			rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
-			goto out;
-		case ':':
-			USAGE_ERROR("option '%s' needs a value",
-				argv[optind - 1]);
-		default:
-			USAGE_ERROR("unknown option '%s'",
-				argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		USAGE_ERROR("unexpected argument");
+		CLI_FAIL(rc, &cli, "unexpected argument");
 	if (jsonl && (exchange || rk || body || ctype || audit ||
 		      json_object_size(props) || json_object_size(hdrs)))
-		USAGE_ERROR("--jsonl takes the events from stdin: no "
+		CLI_FAIL(rc, &cli, "--jsonl takes the events from stdin: no "
 				   "-e, -r, -b, -t, -P, -H or --audit");
 	if (!jsonl && (exchange == NULL || rk == NULL))
-		USAGE_ERROR("give -e EXCHANGE and -r ROUTING_KEY, or "
+		CLI_FAIL(rc, &cli, "give -e EXCHANGE and -r ROUTING_KEY, or "
 				   "--jsonl");
 	if (tool_setup(&t, &e) < 0) {
 		log_error("%s", e.msg);
@@ -254,7 +212,7 @@ main(int argc, char **argv)
 		rc = e.code;
 		goto out;
 	}
-	if (inserter_init(&in, dry ? NULL : &pg) < 0) {
+	if (inserter_init(&in, dry ? NULL : pg) < 0) {
 		log_error("out of memory");
 		rc = EX_OSERR;
 		goto out;
@@ -326,19 +284,10 @@ main(int argc, char **argv)
 			 bad ? "; see the errors above" : "");
 done:
 	inserter_release(&in);
-	if (jsonl_finish(stdout, &e) < 0 && rc == 0) {
-		log_error("%s", e.msg);
-		rc = e.code;
-	}
-	goto out;
-usage:
-	rc = log_usage_error(USAGE, "%s", uerr);
 out:
 	json_decref(rec);
 	json_decref(props);
 	json_decref(hdrs);
 	free(stdin_body);
-	pgq_disconnect(&pg);
-	tool_release(&t);
-	return rc;
+	return tool_end(&t, pg, rc);
 }

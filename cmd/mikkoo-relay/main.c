@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* mikkoo-relay: relay PgQ events to RabbitMQ with publisher confirms. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 
+#include "cli.h"
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
@@ -17,68 +17,61 @@
 #define USAGE \
 	"usage: mikkoo-relay [-fnqvV] -c FILE [-w QUEUE] [--ready-fd N] [--daemon]"
 
-static const char help[] =
-	USAGE "\n"
-	"\n"
+enum { OPT_READY_FD = 256, OPT_NOTIFY_FD, OPT_LOG_TIME, OPT_DAEMON };
+
+static const struct cli_opt opts[] = {
+	{ 'c', "config", "FILE", "the YAML configuration (see mikkoo.yaml(5))" },
+	{ 'n', "check", NULL, "check the configuration and exit" },
+	{ 'w', "worker", "QUEUE", "run only this queue's worker, in this "
+	  "process" },
+	{ OPT_READY_FD, "ready-fd", "N", "write a newline to fd N once ready "
+	  "(s6)" },
+	{ OPT_NOTIFY_FD, "notify-fd", "N", "the same as --ready-fd" },
+	{ 'f', "foreground", NULL, "accepted for compatibility (the default)" },
+	{ OPT_DAEMON, "daemon", NULL, "detach, write Daemon/pidfile, run as "
+	  "Daemon/user" },
+	{ OPT_LOG_TIME, "log-time", NULL, "start log lines with an RFC 3339 "
+	  "UTC time" },
+	{ 'v', "verbose", NULL, "more log lines (debug)" },
+	{ 'q', "quiet", NULL, "warnings and errors only" },
+	CLI_STD_OPTS,
+	{ 0 },
+};
+
+static const struct cli cli = {
+	.prog = "mikkoo-relay",
+	.usage = USAGE,
+	.about =
 	"Relay events from PgQ queues to RabbitMQ: one worker process per\n"
 	"queue in the configuration, in the foreground, logging to stderr.\n"
 	"An event leaves PgQ only once RabbitMQ confirmed it or it was\n"
-	"stored in mikkoo.dead_letter.\n"
-	"\n"
-	"  -c, --config FILE    the YAML configuration (see mikkoo.yaml(5))\n"
-	"  -n, --check          check the configuration and exit\n"
-	"  -w, --worker QUEUE   run only this queue's worker, in this process\n"
-	"      --ready-fd N     write a newline to fd N once ready (s6)\n"
-	"      --notify-fd N    the same as --ready-fd\n"
-	"  -f, --foreground     accepted for compatibility (the default)\n"
-	"      --daemon         detach, write Daemon/pidfile, run as Daemon/user\n"
-	"      --log-time       start log lines with an RFC 3339 UTC time\n"
-	"  -v, --verbose        more log lines (debug)\n"
-	"  -q, --quiet          warnings and errors only\n"
-	"  -h, --help           show this help and exit\n"
-	"  -V, --version        show the version and exit\n"
-	"\n"
+	"stored in mikkoo.dead_letter.\n",
+	.opts = opts,
+	.after =
 	"Signals: TERM/INT finish the open batch (or give it up after 5 s;\n"
 	"PgQ hands it out again) and exit 0; a second TERM stops at once;\n"
 	"HUP reloads the configuration.\n"
-	"Exit status: 0 stopped on request, 64 usage, 69 a server was\n"
-	"unavailable at start, 77 login or permission refused, 78 bad\n"
-	"configuration.  See mikkoo-relay(1).\n";
-
-enum { OPT_READY_FD = 256, OPT_LOG_TIME, OPT_DAEMON };
-
-static const struct option longopts[] = {
-	{ "config", required_argument, NULL, 'c' },
-	{ "check", no_argument, NULL, 'n' },
-	{ "worker", required_argument, NULL, 'w' },
-	{ "ready-fd", required_argument, NULL, OPT_READY_FD },
-	{ "notify-fd", required_argument, NULL, OPT_READY_FD },
-	{ "foreground", no_argument, NULL, 'f' },
-	{ "daemon", no_argument, NULL, OPT_DAEMON },
-	{ "log-time", no_argument, NULL, OPT_LOG_TIME },
-	{ "verbose", no_argument, NULL, 'v' },
-	{ "quiet", no_argument, NULL, 'q' },
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{ NULL, 0, NULL, 0 },
+	"Exit status: 0 stopped on request, 64 usage, 69 no server was\n"
+	"available at start, 77 login or permission refused, 78 bad\n"
+	"configuration.  See mikkoo-relay(1).\n",
 };
 
 int
 main(int argc, char **argv)
 {
 	const char *path = NULL, *worker = NULL;
-	int level = MK_LOG_INFO, ready_fd = -1, opt, rc;
+	int level = MK_LOG_INFO, ready_fd = -1, opt, rc = 0;
 	bool check = false, detach = false;
 	struct mk_config cfg;
 	struct mk_err e;
-	char *end;
-	size_t i;
+	struct cli_parser p;
 
 	log_init("mikkoo-relay");
-	opterr = 0;       /* our own messages, one line each */
-	while ((opt = getopt_long(argc, argv, ":c:nw:fvqhV", longopts,
-				  NULL)) != -1) {
+	cli_init(&p, &cli);
+	while ((opt = cli_next(&p, argc, argv, &rc)) != CLI_END) {
 		switch (opt) {
+		case CLI_EXIT:
+			return rc;
 		case 'c':
 			path = optarg;
 			break;
@@ -89,11 +82,11 @@ main(int argc, char **argv)
 			worker = optarg;
 			break;
 		case OPT_READY_FD:
-			errno = 0;
-			ready_fd = (int)strtol(optarg, &end, 10);
-			if (errno || *end || end == optarg || ready_fd < 0)
-				return log_usage_error(USAGE, "--ready-fd needs a file "
-						   "descriptor number");
+		case OPT_NOTIFY_FD:
+			if (cli_fd(optarg, &ready_fd) < 0)
+				return cli_usage(&cli, "--ready-fd needs an "
+						 "open file descriptor, not "
+						 "'%s'", optarg);
 			break;
 		case 'f':
 			break;
@@ -109,24 +102,12 @@ main(int argc, char **argv)
 		case 'q':
 			level = MK_LOG_WARNING;
 			break;
-		case 'h':
-			fputs(help, stdout);
-			return fflush(stdout) == 0 ? 0 : EX_IOERR;
-		case 'V':
-			printf("mikkoo-relay %s\n", MIKKOO_VERSION);
-			return fflush(stdout) == 0 ? 0 : EX_IOERR;
-		case ':':
-			return log_usage_error(USAGE, "option '%s' needs a value",
-				argv[optind - 1]);
-		default:
-			return log_usage_error(USAGE, "unknown option '%s'",
-				argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		return log_usage_error(USAGE, "unexpected argument");
+		return cli_usage(&cli, "unexpected argument");
 	if (path == NULL)
-		return log_usage_error(USAGE, "no configuration file: use -c FILE");
+		return cli_usage(&cli, "no configuration file: use -c FILE");
 	log_set_level((enum mk_log_level)level);
 
 	if (config_load(path, &cfg, &e) < 0) {
@@ -141,8 +122,7 @@ main(int argc, char **argv)
 		return EX_CONFIG;
 	}
 	if (check) {
-		for (i = 0; i < cfg.nnotices; i++)
-			log_warn("%s", cfg.notices[i]);
+		relay_log_notices(&cfg, NULL);
 		config_release(&cfg);
 		puts("configuration OK");
 		return fflush(stdout) == 0 ? 0 : EX_IOERR;
@@ -164,10 +144,13 @@ main(int argc, char **argv)
 			.ready_fd = ready_fd,
 			.reload = true,
 			.drain_seconds = 5,
+			.report_fd = -1,
 		};
 
-		for (i = 0; i < cfg.nnotices; i++)
-			log_warn("%s", cfg.notices[i]);
+		relay_log_notices(&cfg, worker);
+		if (cfg.metrics.listen)
+			log_warn("metrics: listen is served by the supervisor: "
+				 "not with --worker");
 		if (sig_install(false) < 0) {
 			log_error("cannot set up signals: %s", strerror(errno));
 			config_release(&cfg);
@@ -184,8 +167,7 @@ main(int argc, char **argv)
 			.drain_seconds = 5,
 		};
 
-		for (i = 0; i < cfg.nnotices; i++)
-			log_warn("%s", cfg.notices[i]);
+		relay_log_notices(&cfg, NULL);
 		rc = supervise_run(&so, &e);
 		sig_close();
 	}

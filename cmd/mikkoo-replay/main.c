@@ -1,68 +1,73 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* mikkoo-replay: put dead letters back into their PgQ queues. */
 #include <errno.h>
-#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "jsonl.h"
 #include "log.h"
 #include "replay.h"
+#include "resurrect.h"
 #include "tool.h"
 
 #define USAGE \
-	"usage: mikkoo-replay [conn] [-n] (FILTERS | --all | --stdin)"
+	"usage: mikkoo-replay [conn] [-n] (FILTERS | --all | --stdin)\n" \
+	"       mikkoo-replay [conn] [-n] --amqp-queue DLQ [--to-queue] " \
+	"[AMQP FILTERS]"
 
-static const char help[] =
-	USAGE "\n"
-	"\n"
+enum { OPT_CONSUMER = 256, OPT_ALL, OPT_STDIN, OPT_BATCH, OPT_REASON_IS,
+       OPT_LIMIT, OPT_TO_QUEUE, OPT_TIMEOUT };
+
+static const struct cli_opt opts[] = {
+	TOOL_CONN_OPTS,
+	{ 'n', "dry-run", NULL, "show what would be replayed, change nothing" },
+	{ 'q', "queue", "QUEUE", "dead letters of this PgQ queue" },
+	{ OPT_CONSUMER, "consumer", "NAME", "dead letters of this consumer" },
+	DEAD_FILTER_OPTS,
+	{ OPT_ALL, "all", NULL, "every dead letter (no filter given)" },
+	{ OPT_STDIN, "stdin", NULL, "the dead letters named by JSON lines on\n"
+	  "stdin (their \"id\"), e.g. from\n"
+	  "mikkoo-inspect dead | jq -c 'select(...)'" },
+	{ OPT_BATCH, "batch", "N", "dead letters per transaction (default "
+	  "500)" },
+	{ 'a', "amqp-queue", "DLQ", "resurrect this RabbitMQ dead-letter "
+	  "queue\n(--routing-key: only those first routed so)" },
+	{ OPT_TO_QUEUE, "to-queue", NULL, "-a: to the queue each died in, "
+	  "through the\ndefault exchange (no other queue gets it)" },
+	{ OPT_REASON_IS, "reason", "WHY", "-a: only those that first died "
+	  "so: rejected,\nexpired, maxlen or delivery_limit" },
+	{ OPT_LIMIT, "limit", "N", "-a: at most N messages" },
+	{ OPT_TIMEOUT, "timeout", "S", "-a: wait S seconds for a confirm "
+	  "(default 30)" },
+	CLI_STD_OPTS,
+	{ 0 },
+};
+
+static const struct cli cli = {
+	.prog = "mikkoo-replay",
+	.usage = USAGE,
+	.about =
 	"Re-insert dead letters (rows of mikkoo.dead_letter) into their PgQ\n"
 	"queues with their original type, data and extras, deleting each\n"
 	"dead letter in the same transaction.  Dry-run first: -n shows what\n"
 	"would be replayed and changes nothing.  One line per dead letter:\n"
-	"  {\"id\":7,\"queue\":\"orders\",\"old_ev_id\":812,\"ev_id\":9051}\n"
+	"  {\"id\":7,\"queue\":\"orders\",\"old_ev_id\":812,"
+	"\"ev_id\":9051}\n"
 	"\n"
-	TOOL_CONN_HELP
-	"  -n, --dry-run          show what would be replayed, change nothing\n"
-	"  -q, --queue QUEUE      dead letters of this PgQ queue\n"
-	"      --consumer NAME    dead letters of this consumer\n"
-	"      --id N             this dead letter (repeatable)\n"
-	"      --since TIME       failed at or after TIME\n"
-	"      --until TIME       failed before TIME\n"
-	"      --routing-key KEY  this ev_type only\n"
-	"      --reason-like PAT  reason LIKE PAT, e.g. '%NO_ROUTE%'\n"
-	"      --all              every dead letter (no filter given)\n"
-	"      --stdin            the dead letters named by JSON lines on\n"
-	"                         stdin (their \"id\"), e.g. from\n"
-	"                         mikkoo-inspect dead | jq -c 'select(...)'\n"
-	"      --batch N          dead letters per transaction (default 500)\n"
-	"  -h, --help             show this help and exit\n"
-	"  -V, --version          show the version and exit\n"
-	"\n"
-	"Exit status: 0 ok, 64 usage, 65 a bad input line or an id that is\n"
-	"not a dead letter, 69 PostgreSQL unreachable, 74 output failed, 77\n"
-	"login refused, 78 bad config.  See mikkoo-replay(1).\n";
-
-enum { OPT_CONSUMER = 256, OPT_SINCE, OPT_UNTIL, OPT_RK, OPT_REASON,
-       OPT_ID, OPT_ALL, OPT_STDIN, OPT_BATCH };
-
-static const struct option longopts[] = {
-	TOOL_CONN_OPTS,
-	{ "dry-run", no_argument, NULL, 'n' },
-	{ "queue", required_argument, NULL, 'q' },
-	{ "consumer", required_argument, NULL, OPT_CONSUMER },
-	{ "id", required_argument, NULL, OPT_ID },
-	{ "since", required_argument, NULL, OPT_SINCE },
-	{ "until", required_argument, NULL, OPT_UNTIL },
-	{ "routing-key", required_argument, NULL, OPT_RK },
-	{ "reason-like", required_argument, NULL, OPT_REASON },
-	{ "all", no_argument, NULL, OPT_ALL },
-	{ "stdin", no_argument, NULL, OPT_STDIN },
-	{ "batch", required_argument, NULL, OPT_BATCH },
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{ NULL, 0, NULL, 0 },
+	"With -a, resurrect RabbitMQ dead letters instead (RabbitMQ from -c,\n"
+	"or $MIKKOO_RABBITMQ_URL): re-publish each to the exchange and\n"
+	"routing keys of its first death, mandatory with confirms, and\n"
+	"acknowledge it in DLQ only once confirmed; one line per message.\n",
+	.opts = opts,
+	.after =
+	"Exit status: 0 ok, 64 usage, 65 a bad input line, an id that is not\n"
+	"a dead letter, or a message that stayed in DLQ, 66 no such queue,\n"
+	"69 PostgreSQL or RabbitMQ unreachable (or no confirm in time), 70\n"
+	"unexpected SQL error, 74 output failed, 77 login or permission\n"
+	"refused, 78 bad config.  See mikkoo-replay(1).\n",
 };
 
 static void
@@ -72,20 +77,9 @@ missing(long long id, void *arg)
 	log_error("dead letter %lld not found (replayed already?)", id);
 }
 
-static long
-positive(const char *s)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	return (errno || *end || end == s || v <= 0) ? -1 : v;
-}
-
 /* --stdin: ids from JSON lines, a chunk per transaction. */
 static int
-from_stdin(struct pgq_conn *pg, bool dry, long batch,
+from_stdin(PGconn *pg, bool dry, long batch,
 	   struct replay_stats *st, int *bad, struct mk_err *e)
 {
 	struct jsonl_reader rd;
@@ -132,70 +126,84 @@ from_stdin(struct pgq_conn *pg, bool dry, long batch,
 	return rc;
 }
 
-/* Usage errors jump to one place, which frees what was built so far. */
-#define USAGE_ERROR(...) \
-	do { \
-		snprintf(uerr, sizeof(uerr), __VA_ARGS__); \
-		goto usage; \
-	} while (0)
-
 int
 main(int argc, char **argv)
 {
 	struct tool_conn t = { .prog = "mikkoo-replay" };
 	struct dead_filter f = { 0 };
 	struct replay_stats st = { 0 };
-	struct pgq_conn pg = { 0 };
-	bool dry = false, all = false, use_stdin = false;
+	PGconn *pg = NULL;
+	struct resurrect_opts ro = { .timeout = 30 };
+	bool dry = false, all = false, use_stdin = false, amqp = false;
+	bool batch_given = false;
 	long batch = 500;
 	char *ids = NULL;
 	struct mk_err e;
-	char uerr[256];
+	struct cli_parser p;
 	int opt, rc = 0, bad = 0;
 
 	log_init("mikkoo-replay");
-	opterr = 0;       /* our own messages, one line each */
-	while ((opt = getopt_long(argc, argv, ":d:c:w:nq:hV", longopts,
-				  NULL)) != -1) {
+	cli_init(&p, &cli);
+	while ((opt = cli_next(&p, argc, argv, &rc)) != CLI_END) {
+		if (opt == CLI_EXIT)
+			goto out;
+		if (tool_option(&t, opt, optarg))
+			continue;
 		switch (opt) {
-		case 'd': t.dbname = optarg; break;
-		case 'c': t.config = optarg; break;
-		case 'w': t.worker = optarg; break;
 		case 'n': dry = true; break;
 		case 'q': f.queue = optarg; break;
 		case OPT_CONSUMER: f.consumer = optarg; break;
-		case OPT_SINCE: f.since = optarg; break;
-		case OPT_UNTIL: f.until = optarg; break;
-		case OPT_RK: f.routing_key = optarg; break;
-		case OPT_REASON: f.reason_like = optarg; break;
+
 		case OPT_ALL: all = true; break;
 		case OPT_STDIN: use_stdin = true; break;
-		case OPT_ID:
-			if (dead_add_id(&ids, optarg) < 0)
-				USAGE_ERROR("--id needs a positive "
-						   "integer");
+		default:
+			if (dead_option(&f, &ids, opt, optarg) < 0)
+				CLI_FAIL(rc, &cli, "--id needs a positive integer");
 			break;
 		case OPT_BATCH:
-			if ((batch = positive(optarg)) < 0 ||
-			    batch > 100000)
-				USAGE_ERROR("--batch must be 1 to "
-						   "100000");
+			if (cli_long(optarg, 1, 100000, &batch) < 0)
+				CLI_FAIL(rc, &cli, "--batch must be 1 to 100000");
+			batch_given = true;
 			break;
-		case 'h':
-			fputs(help, stdout);
-			rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
-			goto out;
-		case 'V':
-			printf("mikkoo-replay %s\n", MIKKOO_VERSION);
-			rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
-			goto out;
-		case ':':
-			USAGE_ERROR("option '%s' needs a value",
-				argv[optind - 1]);
-		default:
-			USAGE_ERROR("unknown option '%s'",
-				argv[optind - 1]);
+		case 'a': ro.queue = optarg; break;
+		case OPT_REASON_IS:
+			if (strcmp(optarg, "rejected") && strcmp(optarg,
+			    "expired") && strcmp(optarg, "maxlen") &&
+			    strcmp(optarg, "delivery_limit"))
+				CLI_FAIL(rc, &cli, "--reason is rejected, "
+					 "expired, maxlen or delivery_limit");
+			ro.reason = optarg;
+			amqp = true;
+			break;
+		case OPT_LIMIT:
+			if (cli_long(optarg, 1, LONG_MAX, &ro.limit) < 0)
+				CLI_FAIL(rc, &cli, "--limit needs a positive "
+					 "integer");
+			amqp = true;
+			break;
+		case OPT_TO_QUEUE: ro.to_queue = amqp = true; break;
+		case OPT_TIMEOUT:
+			if (cli_seconds(optarg, 0.001, 3600, &ro.timeout) < 0)
+				CLI_FAIL(rc, &cli, "--timeout needs seconds "
+					 "(up to 3600)");
+			amqp = true;
+			break;
 		}
+	}
+	if (amqp || ro.queue) {
+		if (ro.queue == NULL)
+			CLI_FAIL(rc, &cli, "--reason, --limit, --to-queue and "
+				 "--timeout are for --amqp-queue");
+		if (use_stdin || all || ids || batch_given || f.queue ||
+		    f.consumer || f.since || f.until || f.reason_like ||
+		    optind < argc)
+			CLI_FAIL(rc, &cli, "--amqp-queue resurrects RabbitMQ "
+				 "dead letters: no PgQ filters, --all, --stdin "
+				 "or --batch with it");
+		ro.routing_key = f.routing_key;
+		ro.dry_run = dry;
+		rc = resurrect_main(&t, &ro);
+		goto out;
 	}
 	f.ids = ids;
 	if (optind < argc && strcmp(argv[optind], "-") == 0) {
@@ -203,12 +211,12 @@ main(int argc, char **argv)
 		optind++;
 	}
 	if (optind < argc)
-		USAGE_ERROR("unexpected argument");
+		CLI_FAIL(rc, &cli, "unexpected argument");
 	if (use_stdin && (dead_filtered(&f) || all))
-		USAGE_ERROR("--stdin takes the dead letters from stdin: "
+		CLI_FAIL(rc, &cli, "--stdin takes the dead letters from stdin: "
 				   "no filters or --all with it");
 	if (!use_stdin && !dead_filtered(&f) && !all)
-		USAGE_ERROR("refusing to replay every dead letter: give "
+		CLI_FAIL(rc, &cli, "refusing to replay every dead letter: give "
 				   "a filter, --stdin, or --all");
 	if (tool_setup(&t, &e) < 0 || tool_pg(&t, &pg, &e) < 0) {
 		log_error("%s", e.msg);
@@ -216,12 +224,12 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (use_stdin) {
-		if (from_stdin(&pg, dry, batch, &st, &bad, &e) < 0) {
+		if (from_stdin(pg, dry, batch, &st, &bad, &e) < 0) {
 			log_error("%s", e.msg);
 			rc = e.code;
 		}
 	} else {
-		if (replay_filter(&pg, &f, (int)batch, dry, stdout, &st,
+		if (replay_filter(pg, &f, (int)batch, dry, stdout, &st,
 				  &e) < 0) {
 			log_error("%s", e.msg);
 			rc = e.code;
@@ -246,16 +254,7 @@ main(int argc, char **argv)
 			 st.replayed, st.replayed == 1 ? "" : "s");
 	if (rc == 0 && (bad || st.missing))
 		rc = EX_DATAERR;
-	goto out;
-usage:
-	rc = log_usage_error(USAGE, "%s", uerr);
 out:
-	pgq_disconnect(&pg);
-	tool_release(&t);
 	free(ids);
-	if (jsonl_finish(stdout, &e) < 0 && rc == 0) {
-		log_error("%s", e.msg);
-		rc = e.code;
-	}
-	return rc;
+	return tool_end(&t, pg, rc);
 }

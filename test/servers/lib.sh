@@ -4,6 +4,10 @@
 
 SRV_USER=mikkoo-srv
 PGBIN=/usr/lib/postgresql/15/bin
+# A test's libpq settings (a list of ports, read-write only) must not
+# reach the servers we start (postgres reads PGPORT) or our own psql.
+unset PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE PGTARGETSESSIONATTRS \
+	PGCONNECT_TIMEOUT PGSSLMODE PGOPTIONS
 
 die() {
 	echo "servers: error: $*" >&2
@@ -96,4 +100,106 @@ stop_pid() {
 		fi
 	fi
 	rm -f "$f"
+}
+
+# --- several servers of a kind (start, ctl and stop share these; they
+# read the server directory from $dir) ----------------------------------
+
+# Node I's suffix: "" for 1 (DIR/rabbitmq, DIR/pg), else I.
+rmq_sfx() {
+	[ "$1" = 1 ] || echo "$1"
+}
+
+rmq_port() {
+	cat "$dir/rabbitmq$(rmq_sfx "$1")/amqp.port"
+}
+
+# Start RabbitMQ node I in the background; its pid in DIR/rabbitmqI.pid.
+rmq_spawn() {
+	local sfx
+	sfx=$(rmq_sfx "$1")
+	(
+		# shellcheck disable=SC1090,SC1091
+		. "$dir/rabbitmq$sfx/env.sh"
+		spawn_srv /usr/lib/rabbitmq/bin/rabbitmq-server \
+			>>"$dir/rabbitmq$sfx/server.out" 2>&1 </dev/null &
+		echo $! >"$dir/rabbitmq$sfx.pid"
+	)
+}
+
+# PostgreSQL server I: data in DIR/pgI, socket in DIR/pgI-run, pid in
+# DIR/postgresI.pid, log DIR/postgresI.log (no I for server 1).
+pg_data() {
+	echo "$dir/pg$(rmq_sfx "$1")"
+}
+
+pg_sock() {
+	echo "$dir/pg$(rmq_sfx "$1")-run"
+}
+
+pg_port_of() {
+	cat "$dir/pg$(rmq_sfx "$1").port"
+}
+
+pg_psql() {
+	local i=$1
+	shift
+	psql -qXAt -v ON_ERROR_STOP=1 -h "$(pg_sock "$i")" \
+		-p "$(pg_port_of "$i")" -U mikkoo -d mikkoo "$@"
+}
+
+# pg_node_conf I PORT SYNC_NAMES: what differs between the servers of a
+# pair (postgresql.conf includes node.conf; pg_basebackup copies it, so
+# a new standby rewrites it).
+pg_node_conf() {
+	local i=$1 port=$2 sync=$3
+	mkdir -p "$(pg_sock "$i")"
+	chown "$SRV_USER:$SRV_USER" "$(pg_sock "$i")"
+	cat >"$(pg_data "$i")/node.conf" <<CONF
+port = $port
+unix_socket_directories = '$(pg_sock "$i")'
+cluster_name = 'pg$i'
+synchronous_standby_names = '$sync'
+CONF
+	chown "$SRV_USER:$SRV_USER" "$(pg_data "$i")/node.conf"
+	echo "$port" >"$dir/pg$(rmq_sfx "$i").port"
+}
+
+pg_start_node() {
+	local i=$1 sfx
+	sfx=$(rmq_sfx "$i")
+	(
+		close_fds
+		as_srv "$PGBIN/pg_ctl" -D "$(pg_data "$i")" \
+			-l "$dir/postgres$sfx.log" -w -t 60 start >/dev/null
+	) || return 1
+	head -1 "$(pg_data "$i")/postmaster.pid" >"$dir/postgres$sfx.pid"
+}
+
+# pg_make_standby I FROM PORT: server I becomes a streaming standby of
+# server FROM (a fresh pg_basebackup), listening on PORT.
+pg_make_standby() {
+	local i=$1 from=$2 port=$3 data
+	data=$(pg_data "$i")
+	rm -rf "$data"
+	as_srv "$PGBIN/pg_basebackup" -h "$(pg_sock "$from")" \
+		-p "$(pg_port_of "$from")" -U mikkoo -D "$data" -R -X stream \
+		-c fast >>"$dir/basebackup$(rmq_sfx "$i").log" 2>&1 || return 1
+	pg_node_conf "$i" "$port" ""
+	pg_start_node "$i"
+}
+
+# pg_make_sync PRIMARY: commits on PRIMARY wait for its standby from
+# now on; returns once the standby streams as the synchronous one.  (Set
+# before a standby is attached, every commit would hang.)
+pg_make_sync() {
+	local i=$1
+	sed -i "s/^synchronous_standby_names = .*/synchronous_standby_names = '*'/" \
+		"$(pg_data "$i")/node.conf"
+	pg_psql "$i" -c "SELECT pg_reload_conf()" >/dev/null || return 1
+	_sync_count() {
+		[ "$(pg_psql "$i" -c "SELECT count(*) FROM pg_stat_replication
+			WHERE sync_state = 'sync'")" = 1 ]
+	}
+	wait_until 30 _sync_count
 }

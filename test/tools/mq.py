@@ -9,6 +9,8 @@ integer ("l") from a string ("S").
 """
 import argparse
 import base64
+import datetime
+import decimal
 import json
 import os
 import struct
@@ -40,6 +42,8 @@ def plain(value):
         return [plain(v) for v in value]
     if hasattr(value, "isoformat"):
         return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
     return value
 
 
@@ -191,12 +195,51 @@ def cmd_get(ch, a):
     return 0
 
 
+def cmd_reject(ch, a):
+    """A broken consumer: take N messages and reject them (requeue
+    false), so a dead-letter policy moves them to its exchange."""
+    got = 0
+    deadline = time.monotonic() + a.timeout
+    while got < a.count:
+        method, _, _ = ch.basic_get(a.name, auto_ack=False)
+        if method is None:
+            if time.monotonic() >= deadline:
+                print("mq.py: rejected %d of %d messages from '%s'"
+                      % (got, a.count, a.name), file=sys.stderr)
+                return 1
+            time.sleep(0.05)
+            continue
+        ch.basic_reject(method.delivery_tag, requeue=False)
+        got += 1
+    return 0
+
+
+def typed(v):
+    """Header values of other AMQP types, for tests: {"$bytes": B64},
+    {"$timestamp": SECONDS}, {"$decimal": "1.50"}."""
+    if isinstance(v, dict):
+        if set(v) == {"$bytes"}:
+            return base64.b64decode(v["$bytes"])
+        if set(v) == {"$timestamp"}:
+            return datetime.datetime.fromtimestamp(v["$timestamp"],
+                                                   datetime.timezone.utc)
+        if set(v) == {"$decimal"}:
+            return decimal.Decimal(v["$decimal"])
+        return {k: typed(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [typed(x) for x in v]
+    return v
+
+
 def cmd_publish(ch, a):
     ch.confirm_delivery()
-    props = pika.BasicProperties(**json.loads(a.properties)) \
-        if a.properties else None
-    ch.basic_publish(a.exchange, a.routing_key, a.body.encode(),
-                     properties=props, mandatory=True)
+    p = json.loads(a.properties) if a.properties else None
+    if p and "headers" in p:
+        p["headers"] = typed(p["headers"])
+    props = pika.BasicProperties(**p) if p else None
+    body = base64.b64decode(a.body) if a.body_b64 else a.body.encode()
+    ch.basic_publish(a.exchange, a.routing_key, body,
+                     properties=props, mandatory=not a.not_mandatory)
 
 
 def main():
@@ -220,6 +263,10 @@ def main():
     s.add_argument("name")
     s.add_argument("--count", type=int)
     s.add_argument("--timeout", type=float, default=10)
+    s = sub.add_parser("reject")
+    s.add_argument("name")
+    s.add_argument("--count", type=int, required=True)
+    s.add_argument("--timeout", type=float, default=10)
     s = sub.add_parser("wait-count")
     s.add_argument("name")
     s.add_argument("n", type=int)
@@ -229,6 +276,10 @@ def main():
     s.add_argument("routing_key")
     s.add_argument("body")
     s.add_argument("--properties")
+    s.add_argument("--not-mandatory", action="store_true",
+                   help="an unroutable message is dropped, not an error")
+    s.add_argument("--body-b64", action="store_true",
+                   help="the body argument is base64")
     a = ap.parse_args()
     conn = connect()
     try:

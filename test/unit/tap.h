@@ -53,6 +53,14 @@ static int tap_n, tap_failed;
 			       h_ ? h_ : "(null)", n_); \
 	} while (0)
 
+/* A diagnostic line: "# ..." */
+#define diag(...) \
+	do { \
+		printf("#   "); \
+		printf(__VA_ARGS__); \
+		printf("\n"); \
+	} while (0)
+
 static inline int
 tap_done(void)
 {

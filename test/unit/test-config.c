@@ -95,14 +95,24 @@ seed_example(void)
 	is_str(w->amqp.vhost, "/", "%2f vhost");
 	is_str(w->amqp_display, "amqp://localhost:5672/%2f", "display");
 	ok(w->persistent && w->window == 1000 && w->batch_chunk == 1000 &&
-	   w->max_event_bytes == 8 * 1024 * 1024 && w->heartbeat == 30,
+	   w->max_event_bytes == 8 * 1024 * 1024 && w->amqp.heartbeat == 30 &&
+	   w->amqp.timeout == 10 && w->amqp.frame_max == 131072,
 	   "our defaults");
 	is_int(cfg.nnotices, 3, "three notices");
-	has_str(cfg.notices[0], "t.yml:4: 'sentry_dsn' is ignored",
+	has_str(cfg.notices[0].text, "t.yml:4: 'sentry_dsn' is ignored",
 		"sentry notice");
-	has_str(cfg.notices[1], "t.yml:13: worker 'test': 'confirm: false' "
-		"is ignored", "confirm notice");
-	has_str(cfg.notices[2], "t.yml:26: 'Logging' is ignored", "Logging");
+	has_str(cfg.notices[1].text, "t.yml:13: worker 'test': 'confirm: "
+		"false' is ignored", "confirm notice");
+	has_str(cfg.notices[2].text, "t.yml:26: 'Logging' is ignored",
+		"Logging");
+	ok(cfg.notices[0].queue == NULL && cfg.notices[2].queue == NULL,
+	   "global notices name no worker");
+	is_str(cfg.notices[1].queue, "test", "a worker's notice names it");
+	ok(config_notice_for(&cfg.notices[1], "test") &&
+	   !config_notice_for(&cfg.notices[1], "tes") &&
+	   !config_notice_for(&cfg.notices[1], "test_v2") &&
+	   config_notice_for(&cfg.notices[0], "other"),
+	   "a worker sees its own notices and the global ones only");
 	ok(config_worker(&cfg, "nope") == NULL, "unknown worker is NULL");
 	config_release(&cfg);
 }
@@ -112,6 +122,7 @@ map_form(void)
 {
 	struct mk_config cfg, cfg2;
 	struct mk_err e;
+	struct config_diff d;
 	const struct mk_worker_config *w;
 	static const char text[] =
 		WORKER("      rabbitmq:\n"
@@ -137,21 +148,207 @@ map_form(void)
 	       "masked display of the mapping");
 	is_str(w->postgres_display, "postgresql://u:***@h/db",
 	       "masked postgres display");
-	is_int(w->heartbeat, 15, "heartbeat_interval");
-	ok(w->connect_timeout == 2.5, "socket_timeout");
+	is_int(w->amqp.heartbeat, 15, "heartbeat_interval");
+	ok(w->amqp.timeout == 2.5, "socket_timeout");
 	is_int(w->retry_delay, 7, "retry_interval alias");
 	ok(w->unregister && !w->persistent, "yes/off spellings");
-	has_str(cfg.notices[0], "'Application/workers/q/rabbitmq/ssl_options/"
-		"ciphers' is ignored", "unsupported TLS option notice");
-	has_str(cfg.notices[1], "'unregister: true' drops", "unregister");
-	ok(load(text, &cfg2, &e) == 0 &&
-	   config_worker_equal(&cfg.workers[0], &cfg2.workers[0]),
-	   "equal to itself");
+	has_str(cfg.notices[0].text, "'Application/workers/q/rabbitmq/"
+		"ssl_options/ciphers' is ignored",
+		"unsupported TLS option notice");
+	has_str(cfg.notices[1].text, "'unregister: true' drops",
+		"unregister");
+	ok(load(text, &cfg2, &e) == 0, "loads twice");
+	config_diff(&cfg, &cfg2, "q", &d);
+	ok(!d.restart && !d.live && !d.notice, "no difference with itself");
 	cfg2.workers[0].max_failures++;
-	ok(!config_worker_equal(&cfg.workers[0], &cfg2.workers[0]),
-	   "a changed setting is not equal");
+	config_diff(&cfg, &cfg2, "q", &d);
+	ok(!d.restart && d.live, "a changed setting is a difference");
+	is_str(d.live_keys, "max_failures", "named");
 	config_release(&cfg2);
 	config_release(&cfg);
+}
+
+static const struct config_diff *diff_of(const char *a, const char *b);
+
+/* Several RabbitMQ nodes: a list of URLs, or the map's list of hosts. */
+static void
+node_lists(void)
+{
+	struct mk_config cfg;
+	struct mk_err e;
+	const struct mk_worker_config *w;
+	const struct config_diff *d;
+
+	ok(load(WORKER("      rabbitmq_url: amqp://h1/\n"), &cfg, &e) == 0,
+	   "one URL");
+	w = &cfg.workers[0];
+	ok(w->nnodes == 1 && w->more_nodes.n == 0, "is one node");
+	is_str(w->nodes[0].url.host, "h1", "node 1 is the URL's");
+	is_str(w->nodes[0].display, "amqp://h1/", "its display");
+	config_release(&cfg);
+
+	ok(load(WORKER("      rabbitmq_url:\n"
+		       "        - amqp://u:S3cr3t-CANARY@h1:5672/%2f\n"
+		       "        - amqps://v:S3cr3t-CANARY@h2/x?heartbeat=5\n"
+		       "        - amqp://h3:5674\n"), &cfg, &e) == 0,
+	   "a list of URLs loads");
+	w = &cfg.workers[0];
+	is_int(w->nnodes, 3, "three nodes");
+	is_str(w->amqp.host, "h1", "amqp is the first");
+	is_str(w->nodes[0].url.host, "h1", "node 1");
+	ok(w->nodes[0].url.password != w->amqp.password &&
+	   strcmp(w->nodes[0].url.password, "S3cr3t-CANARY") == 0,
+	   "node 1 has its own copy of the first URL's settings");
+	ok(w->nodes[1].url.tls && w->nodes[1].url.port == 5671 &&
+	   w->nodes[1].url.heartbeat == 5 && w->nodes[1].url.timeout == 10 &&
+	   w->nodes[1].url.frame_max == 131072, "node 2: its own query, the "
+	   "table's defaults for the rest");
+	is_str(w->nodes[1].url.user, "v", "node 2's user");
+	is_str(w->nodes[1].url.vhost, "x", "node 2's vhost");
+	ok(w->nodes[2].url.port == 5674 && w->nodes[2].url.heartbeat == 30,
+	   "node 3");
+	is_str(w->nodes[0].display, "amqp://u:***@h1:5672/%2f", "display 1");
+	is_str(w->nodes[1].display, "amqps://v:***@h2/x?heartbeat=5",
+	       "display 2, masked");
+	is_str(w->nodes[2].display, "amqp://h3:5674", "display 3");
+	config_release(&cfg);
+
+	ok(load(WORKER("      rabbitmq:\n"
+		       "        host: [a.example, b.example, c.example]\n"
+		       "        port: 5673\n"
+		       "        username: app\n"
+		       "        password: S3cr3t-CANARY\n"
+		       "        ssl_options: {ca_certs: /ca.pem}\n"), &cfg,
+		&e) == 0, "the map with a list of hosts loads");
+	w = &cfg.workers[0];
+	is_int(w->nnodes, 3, "three nodes");
+	is_str(w->amqp.host, "a.example", "amqp is the first host");
+	is_str(w->nodes[2].url.host, "c.example", "node 3's host");
+	ok(w->nodes[2].url.tls && w->nodes[2].url.port == 5673 &&
+	   strcmp(w->nodes[2].url.user, "app") == 0 &&
+	   strcmp(w->nodes[2].url.password, "S3cr3t-CANARY") == 0 &&
+	   strcmp(w->nodes[2].url.cacertfile, "/ca.pem") == 0,
+	   "the other hosts share port, credentials and TLS");
+	is_str(w->nodes[1].display, "amqps://app:***@b.example:5673/%2f",
+	       "display of node 2");
+	config_release(&cfg);
+
+	ok(load(WORKER("      rabbitmq: {host: [solo]}\n"), &cfg, &e) == 0 &&
+	   cfg.workers[0].nnodes == 1, "a list of one host");
+	config_release(&cfg);
+
+	is_str(error_of(WORKER("      rabbitmq_url: []\n")),
+	       "t.yml:5:21: key 'Application/workers/q/rabbitmq_url' must list "
+	       "at least one URL", "an empty list");
+	is_str(error_of(WORKER("      rabbitmq_url:\n        - amqp://h/\n"
+			       "        - amqp://u:S3cr3t-CANARY@h:99999/\n")),
+	       "t.yml:7:11: key 'Application/workers/q/rabbitmq_url', item 2: "
+	       "bad URL 'amqp://u:***@h:99999/': port out of range",
+	       "a bad URL names its item, masked");
+	is_str(error_of(WORKER("      rabbitmq_url: [amqp://h/, [x]]\n")),
+	       "t.yml:5:33: key 'Application/workers/q/rabbitmq_url' must be "
+	       "a string, not a sequence", "an item that is not a string");
+	is_str(error_of(WORKER("      rabbitmq: {host: [a, ~]}\n")),
+	       "t.yml:5:28: key 'Application/workers/q/rabbitmq/host' must be a "
+	       "string, not empty", "an empty host");
+	is_str(error_of(WORKER("      rabbitmq: {host: []}\n")),
+	       "t.yml:5:24: key 'Application/workers/q/rabbitmq/host' must "
+	       "list at least one host", "no host");
+	is_str(error_of(WORKER("      rabbitmq: {host: [a,b,c,d,e,f,g,h,i,j,"
+			       "k,l,m,n,o,p,q]}\n")),
+	       "t.yml:5:24: key 'Application/workers/q/rabbitmq/host' lists 17 "
+	       "nodes: at most 16", "too many");
+
+	d = diff_of(WORKER("      rabbitmq_url: [amqp://a/, amqp://b/]\n"),
+		    WORKER("      rabbitmq_url: [amqp://a/, amqp://c/]\n"));
+	ok(d->restart && strcmp(d->restart_keys, "rabbitmq_url") == 0,
+	   "another second node reconnects");
+	d = diff_of(WORKER("      rabbitmq_url: [amqp://a/, amqp://b/]\n"),
+		    WORKER("      rabbitmq_url: [amqp://a/, amqp://b/]\n"));
+	ok(!d->restart && !d->live, "the same list: no change");
+	d = diff_of(WORKER("      rabbitmq: {host: [a, b]}\n"),
+		    WORKER("      rabbitmq: {host: [a]}\n"));
+	is_str(d->restart_keys, "rabbitmq/host", "a host less reconnects");
+}
+
+/* The key table: the rule a new row must follow, and reload classes. */
+static void
+table(void)
+{
+	struct mk_err e;
+
+	e.msg[0] = '\0';
+	ok(config_check_table(&e) == 0, "every key says how a reload treats "
+	   "it, and its default is valid");
+	if (e.msg[0])
+		diag("%s", e.msg);
+}
+
+#define RELOADED(a, b) diff_of(WORKER("      rabbitmq_url: amqp://h/\n" a), \
+			       WORKER("      rabbitmq_url: amqp://h/\n" b))
+
+static struct config_diff diff;
+
+/* The reload verdict for a worker going from a to b. */
+static const struct config_diff *
+diff_of(const char *a, const char *b)
+{
+	struct mk_config x, y;
+	struct mk_err e;
+
+	memset(&diff, 0, sizeof(diff));
+	if (load(a, &x, &e) < 0) {
+		diag("%s", e.msg);
+		return &diff;
+	}
+	if (load(b, &y, &e) < 0) {
+		diag("%s", e.msg);
+		config_release(&x);
+		return &diff;
+	}
+	config_diff(&x, &y, "q", &diff);
+	config_release(&x);
+	config_release(&y);
+	return &diff;
+}
+
+static void
+reload_classes(void)
+{
+	const struct config_diff *d;
+
+	d = RELOADED("", "      window: 10\n      persistent: false\n");
+	ok(d->live && !d->restart, "window and persistent apply live");
+	is_str(d->live_keys, "persistent, window", "both named once");
+	d = RELOADED("      retry_delay: 5\n", "      retry_interval: 5\n");
+	ok(!d->live && !d->restart, "an alias with the same value: no change");
+	d = RELOADED("", "      retry_interval: 6\n");
+	is_str(d->live_keys, "retry_delay", "an alias is named by its field's "
+	       "first key");
+	d = RELOADED("", "      consumer_name: other\n");
+	ok(d->restart, "consumer_name restarts the worker");
+	is_str(d->restart_keys, "consumer_name", "named");
+	d = diff_of(WORKER("      rabbitmq_url: amqp://u:S3cr3t-A@h/\n"),
+		    WORKER("      rabbitmq_url: amqp://u:S3cr3t-B@h/\n"));
+	ok(d->restart && strcmp(d->restart_keys, "rabbitmq_url") == 0,
+	   "a new password in the URL reconnects");
+	d = diff_of(WORKER("      rabbitmq: {host: a}\n"),
+		    WORKER("      rabbitmq: {host: a, port: 5673}\n"));
+	is_str(d->restart_keys, "rabbitmq/port", "a map key is named by path");
+	d = diff_of(WORKER("      rabbitmq: {host: a}\n"),
+		    WORKER("      rabbitmq: {host: a, ssl_options: {}}\n"));
+	ok(d->restart, "turning TLS on reconnects");
+	d = diff_of(WORKER("      rabbitmq_url: amqp://h/\n"),
+		    "Application:\n  poll_interval: 5\n  statsd: {port: 1}\n"
+		    "  workers:\n    q:\n"
+		    "      postgres_url: postgresql://u:S3cr3t-CANARY@h/db\n"
+		    "      rabbitmq_url: amqp://h/\n"
+		    "Daemon: {user: nobody}\n");
+	ok(d->live && !d->restart && d->notice, "Application keys are live, "
+	   "Daemon's need a new start");
+	is_str(d->live_keys, "Application/poll_interval, "
+	       "Application/statsd/port", "global keys named by path");
+	is_str(d->notice_keys, "Daemon/user", "Daemon/user");
 }
 
 static void
@@ -283,5 +480,8 @@ main(void)
 	map_form();
 	errors();
 	file_errors();
+	table();
+	reload_classes();
+	node_lists();
 	return tap_done();
 }

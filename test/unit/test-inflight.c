@@ -28,6 +28,7 @@ basics(void)
 	ok(inflight_pop(&q, &d) && !d.ok && d.ev_retry == 3,
 	   "returned then acked is a failure");
 	is_str(d.reason, "returned by RabbitMQ: 312 NO_ROUTE", "reason kept");
+	ok(d.cause == FATE_RETURNED, "a return's cause, though acked after");
 	ok(!inflight_return(&q, 999, "x"), "stray return not matched");
 
 	inflight_add(&q, 4, 103, 0);
@@ -39,12 +40,14 @@ basics(void)
 	ok(inflight_pop(&q, &d) && !d.ok && d.ev_id == 103, "multiple nack 1");
 	ok(inflight_pop(&q, &d) && !d.ok && d.ev_id == 104, "multiple nack 2");
 	is_str(d.reason, "nacked by RabbitMQ", "nack reason");
+	ok(d.cause == FATE_NACKED, "a nack's cause");
 	inflight_fail_all(&q, "channel closed by RabbitMQ: 404 NOT_FOUND");
 	is_int(inflight_pending(&q), 0, "channel close resolves all");
 	/* tags restart at 1 on the new channel while old slots remain */
 	inflight_add(&q, 1, 107, 0);
 	inflight_ack(&q, 1, true);
 	ok(inflight_pop(&q, &d) && !d.ok && d.ev_id == 105, "old gen failed");
+	ok(d.cause == FATE_CHANNEL_CLOSED, "a channel close's cause");
 	ok(inflight_pop(&q, &d) && !d.ok && d.ev_id == 106, "old gen failed 2");
 	ok(inflight_pop(&q, &d) && d.ok && d.ev_id == 107,
 	   "new generation's tag 1 acked, not confused with old tag 1");

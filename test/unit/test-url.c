@@ -119,6 +119,44 @@ mask_strict(const char *in, const char *want, const char *name)
 	free(m);
 }
 
+/* Multi-host libpq URLs and conninfo (PostgreSQL failover). */
+static void
+mask_multi_host(void)
+{
+	mask("postgresql://u:" CANARY "@h1:5432,h2:5433/db"
+	     "?target_session_attrs=read-write",
+	     "postgresql://u:***@h1:5432,h2:5433/db"
+	     "?target_session_attrs=read-write", "multi-host URL");
+	mask("postgres://u:" CANARY "@[::1]:5432,[::2]:5433/db",
+	     "postgres://u:***@[::1]:5432,[::2]:5433/db",
+	     "multi-host URL, IPv6 literals");
+	mask("postgresql://u:" CANARY "@h1,h2,h3/db?password=" CANARY
+	     "&target_session_attrs=primary",
+	     "postgresql://u:***@h1,h2,h3/db?password=***"
+	     "&target_session_attrs=primary",
+	     "hosts without ports, password in userinfo and query");
+	mask("postgresql://h1:1,h2:2/db?user=u&password=" CANARY
+	     "&target_session_attrs=read-write",
+	     "postgresql://h1:1,h2:2/db?user=u&password=***"
+	     "&target_session_attrs=read-write",
+	     "multi-host URL, password only in the query");
+	mask("postgresql://u:a," CANARY ":x@y@h1:1,h2:2/db",
+	     "postgresql://u:***@h1:1,h2:2/db",
+	     "',' ':' and '@' unescaped in the password of a host list");
+	mask("postgresql://u:" CANARY "@h1:1,h2:2",
+	     "postgresql://u:***@h1:1,h2:2", "multi-host URL, no dbname");
+	mask("host=h1,h2 port=5432,5433 password=" CANARY
+	     " target_session_attrs=read-write",
+	     "host=h1,h2 port=5432,5433 password=***"
+	     " target_session_attrs=read-write", "multi-host conninfo");
+	mask("host=/run/a,/run/b port=1,2 password='" CANARY ",x y'"
+	     " dbname=d", "host=/run/a,/run/b port=1,2 password=*** dbname=d",
+	     "multi-host conninfo, quoted password with a comma");
+	mask("hostaddr=127.0.0.1,127.0.0.2 password =" CANARY,
+	     "hostaddr=127.0.0.1,127.0.0.2 password =***",
+	     "multi-host hostaddr conninfo");
+}
+
 int
 main(void)
 {
@@ -188,5 +226,6 @@ main(void)
 		    "strict: a URL as url_mask");
 	mask_strict("host=h password=" CANARY, "host=h password=***",
 		    "strict: no '@', pairs still masked");
+	mask_multi_host();
 	return tap_done();
 }

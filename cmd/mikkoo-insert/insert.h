@@ -27,18 +27,18 @@
 #include <jansson.h>
 
 #include "err.h"
-#include "pgq.h"
+#include "pg.h"
 
 struct insert_chunk;
 
 struct inserter {
-	struct pgq_conn *pg;    /* NULL for a dry run */
+	PGconn *pg;    /* NULL for a dry run */
 	struct insert_chunk *cur;       /* being filled */
 	struct insert_chunk *sent;      /* in flight, or NULL */
 	size_t inserted, failed;
 };
 
-int inserter_init(struct inserter *in, struct pgq_conn *pg);
+int inserter_init(struct inserter *in, PGconn *pg);
 void inserter_release(struct inserter *in);
 
 /*

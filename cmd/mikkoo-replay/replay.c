@@ -6,17 +6,6 @@
 #include "jsonl.h"
 #include "replay.h"
 
-static int
-sql_error(struct pgq_conn *c, PGresult *r, struct mk_err *e)
-{
-	const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-
-	mk_err_set(e, PQstatus(c->pg) == CONNECTION_OK ? EX_SOFTWARE
-		   : EX_UNAVAILABLE, "%s", m ? m : PQerrorMessage(c->pg));
-	PQclear(r);
-	return -1;
-}
-
 /* "{1,2,3}" for an int8[] parameter; caller frees. */
 static char *
 id_array(const long long *ids, size_t n)
@@ -37,7 +26,7 @@ id_array(const long long *ids, size_t n)
 
 /* Replay (or show) exactly the dead letters in idlist; one transaction. */
 static int
-replay_chunk(struct pgq_conn *c, const char *idlist, bool dry_run,
+replay_chunk(PGconn *c, const char *idlist, bool dry_run,
 	     FILE *out, struct replay_stats *st, PGresult **done,
 	     struct mk_err *e)
 {
@@ -58,10 +47,10 @@ replay_chunk(struct pgq_conn *c, const char *idlist, bool dry_run,
 	PGresult *r;
 	int i, n;
 
-	r = PQexecParams(c->pg, dry_run ? dry : run, 1, NULL, v, NULL, NULL,
-			 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		return sql_error(c, r, e);
+	r = pg_exec(c, dry_run ? dry : run, 1, v, dry_run ? "reading dead "
+		    "letters" : "replaying dead letters", e);
+	if (r == NULL)
+		return -1;
 	n = PQntuples(r);
 	for (i = 0; i < n; i++) {
 		json_t *o = jsonl_row(r, i);
@@ -75,7 +64,7 @@ replay_chunk(struct pgq_conn *c, const char *idlist, bool dry_run,
 }
 
 int
-replay_ids(struct pgq_conn *c, const long long *ids, size_t n,
+replay_ids(PGconn *c, const long long *ids, size_t n,
 	   bool dry_run, FILE *out, struct replay_stats *st,
 	   void (*missing)(long long id, void *arg), void *arg,
 	   struct mk_err *e)
@@ -108,7 +97,7 @@ replay_ids(struct pgq_conn *c, const long long *ids, size_t n,
 }
 
 int
-replay_filter(struct pgq_conn *c, const struct dead_filter *f, int chunk,
+replay_filter(PGconn *c, const struct dead_filter *f, int chunk,
 	      bool dry_run, FILE *out, struct replay_stats *st,
 	      struct mk_err *e)
 {
@@ -130,10 +119,10 @@ replay_filter(struct pgq_conn *c, const struct dead_filter *f, int chunk,
 		const char *list;
 		char *last;
 
-		r = PQexecParams(c->pg, pick, DEAD_NPARAMS + 2, NULL, v, NULL,
-				 NULL, 0);
-		if (PQresultStatus(r) != PGRES_TUPLES_OK)
-			return sql_error(c, r, e);
+		r = pg_exec(c, pick, DEAD_NPARAMS + 2, v, "selecting dead "
+			    "letters", e);
+		if (r == NULL)
+			return -1;
 		list = PQgetvalue(r, 0, 0);
 		if (strcmp(list, "{}") == 0) {
 			PQclear(r);

@@ -15,13 +15,14 @@
 
 #include "dead.h"
 #include "err.h"
-#include "pgq.h"
+#include "pg.h"
 
 enum inspect_what {
 	INSPECT_STATUS,         /* one record per consumer */
 	INSPECT_PENDING,        /* events the consumer has not finished */
 	INSPECT_RETRY,          /* the consumer's events in pgq.retry_queue */
 	INSPECT_DEAD,           /* rows of mikkoo.dead_letter */
+	INSPECT_CAPTURES,       /* rows of mikkoo.captures */
 };
 
 struct inspect_opts {
@@ -32,19 +33,12 @@ struct inspect_opts {
 };
 
 /*
- * Write the records; *count is how many.  EX_NOINPUT when the queue or
- * the consumer does not exist.
+ * Write the records; *count is how many.  EX_NOINPUT when the queue, the
+ * consumer or the table or view read (dead, captures) does not exist.
+ * Dead letters and captures cover every queue when o->queue is NULL.
  */
-int inspect_run(struct pgq_conn *c, enum inspect_what what,
+int inspect_run(PGconn *c, enum inspect_what what,
 		const struct inspect_opts *o, FILE *out, long *count,
 		struct mk_err *e);
-
-/*
- * Run sql (n text parameters v) and write each row as a record, one row
- * in memory at a time; *count grows by the rows written.
- */
-int inspect_stream(struct pgq_conn *c, const char *sql, int n,
-		   const char *const *v, FILE *out, long *count,
-		   struct mk_err *e);
 
 #endif

@@ -32,24 +32,18 @@ is_uuid(const char *s)
  * delivery up to tag: in that order, so a crash never loses a row.
  */
 static int
-settle(struct pgq_conn *pg, struct broker *mq, const char *ids, size_t n,
+settle(PGconn *pg, struct broker *mq, const char *ids, size_t n,
        uint64_t tag, struct audit_stats *st, struct mk_err *e)
 {
 	const char *v[] = { ids };
 	PGresult *r;
 
 	if (n > 0) {
-		r = PQexecParams(pg->pg, "DELETE FROM mikkoo.audit"
-				 " WHERE message_id = ANY($1::uuid[])",
-				 1, NULL, v, NULL, NULL, 0);
-		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-			mk_err_set(e, PQstatus(pg->pg) == CONNECTION_OK
-				   ? EX_SOFTWARE : EX_UNAVAILABLE,
-				   "deleting audit rows: %s",
-				   PQerrorMessage(pg->pg));
-			PQclear(r);
+		r = pg_exec(pg, "DELETE FROM mikkoo.audit"
+			    " WHERE message_id = ANY($1::uuid[])", 1, v,
+			    "deleting audit rows", e);
+		if (r == NULL)
 			return -1;
-		}
 		st->confirmed += atol(PQcmdTuples(r));
 		PQclear(r);
 	}
@@ -57,7 +51,7 @@ settle(struct pgq_conn *pg, struct broker *mq, const char *ids, size_t n,
 }
 
 static int
-drain(struct pgq_conn *pg, struct broker *mq, const struct audit_opts *o,
+drain(PGconn *pg, struct broker *mq, const struct audit_opts *o,
       struct audit_stats *st, struct mk_err *e)
 {
 	struct broker_msg m;
@@ -112,8 +106,26 @@ fail:
 	return -1;
 }
 
+struct sink {
+	FILE *out;
+	struct audit_stats *st;
+};
+
 static int
-report(struct pgq_conn *pg, const struct audit_opts *o, FILE *out,
+write_missing(void *arg, const PGresult *r)
+{
+	struct sink *k = arg;
+	json_t *rec = jsonl_row(r, 0);
+
+	jsonl_write(k->out, rec);
+	json_decref(rec);
+	k->st->missing++;
+	return 0;
+}
+
+/* The missing rows, streamed: a large backlog is not held in memory. */
+static int
+report(PGconn *pg, const struct audit_opts *o, FILE *out,
        struct audit_stats *st, struct mk_err *e)
 {
 	static const char sql[] =
@@ -131,30 +143,16 @@ report(struct pgq_conn *pg, const struct audit_opts *o, FILE *out,
 		" ORDER BY a.published_at, a.event_id";
 	char grace[32];
 	const char *v[] = { grace, o->pgq_queue };
-	PGresult *r;
-	int i;
+	struct sink k = { out, st };
 
 	snprintf(grace, sizeof(grace), "%.3f", o->grace);
-	r = PQexecParams(pg->pg, sql, 2, NULL, v, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		mk_err_set(e, EX_SOFTWARE, "reading mikkoo.audit: %s",
-			   PQerrorMessage(pg->pg));
-		PQclear(r);
-		return -1;
-	}
-	for (i = 0; i < PQntuples(r); i++) {
-		json_t *rec = jsonl_row(r, i);
-
-		jsonl_write(out, rec);
-		json_decref(rec);
-	}
-	st->missing = PQntuples(r);
-	PQclear(r);
-	return 0;
+	st->missing = 0;
+	return pg_stream(pg, sql, 2, v, "reading mikkoo.audit", write_missing,
+			 &k, e);
 }
 
 int
-audit_run(struct pgq_conn *pg, struct broker *mq, const struct audit_opts *o,
+audit_run(PGconn *pg, struct broker *mq, const struct audit_opts *o,
 	  FILE *out, struct audit_stats *st, struct mk_err *e)
 {
 	memset(st, 0, sizeof(*st));

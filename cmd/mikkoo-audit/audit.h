@@ -17,7 +17,7 @@
 
 #include "broker.h"
 #include "err.h"
-#include "pgq.h"
+#include "pg.h"
 
 struct audit_opts {
 	const char *amqp_queue; /* the confirming queue; NULL: only report */
@@ -34,7 +34,7 @@ struct audit_stats {
 	long missing;           /* rows reported */
 };
 
-int audit_run(struct pgq_conn *pg, struct broker *mq,
+int audit_run(PGconn *pg, struct broker *mq,
 	      const struct audit_opts *o, FILE *out, struct audit_stats *st,
 	      struct mk_err *e);
 

@@ -88,7 +88,7 @@ chunk_grow(struct insert_chunk *c)
 }
 
 int
-inserter_init(struct inserter *in, struct pgq_conn *pg)
+inserter_init(struct inserter *in, PGconn *pg)
 {
 	memset(in, 0, sizeof(*in));
 	in->pg = pg;
@@ -327,7 +327,7 @@ send_chunk(struct inserter *in, struct insert_chunk *c, struct mk_err *e)
 		formats[k] = 1;
 		vals[k] = c->param[k];
 	}
-	if (!PQsendQueryParams(in->pg->pg, c->audited ? audited : plain,
+	if (!PQsendQueryParams(in->pg, c->audited ? audited : plain,
 			       NCOLS, types, vals, c->plen, formats, 0))
 		return mk_err_set(e, EX_UNAVAILABLE, "lost the connection to "
 				  "PostgreSQL: lines %ld-%ld were not inserted",
@@ -367,7 +367,7 @@ collect(struct inserter *in, FILE *out, struct mk_err *e)
 
 	if (c == NULL)
 		return 0;
-	while ((r = PQgetResult(in->pg->pg)) != NULL) {
+	while ((r = PQgetResult(in->pg)) != NULL) {
 		if (res == NULL)
 			res = r;
 		else
@@ -378,21 +378,26 @@ collect(struct inserter *in, FILE *out, struct mk_err *e)
 		write_results(c, res, out);
 		in->inserted += c->n;
 	} else {
-		const char *msg = PQresultErrorField(res,
-						     PG_DIAG_MESSAGE_PRIMARY);
 		long first = c->line[0], last = c->line[c->n - 1];
+		char msg[512];
+		/* Rows missing from a good result: the server took the data
+		 * but said nothing of it, which only bad data explains. */
+		int code = PQresultStatus(res) == PGRES_TUPLES_OK ? EX_DATAERR
+			: pg_code(in->pg, res);
 
-		if (msg == NULL)
-			msg = PQerrorMessage(in->pg->pg);
-		if (PQstatus(in->pg->pg) != CONNECTION_OK)
-			rc = mk_err_set(e, EX_UNAVAILABLE, "lost the connection "
-					"to PostgreSQL: lines %ld-%ld were not "
+		pg_message(in->pg, res, msg, sizeof(msg));
+		/* An SQL error on this chunk: the server refused its data. */
+		if (code == EX_SOFTWARE)
+			code = EX_DATAERR;
+		if (code == EX_UNAVAILABLE)
+			rc = mk_err_set(e, code, "lost the connection to "
+					"PostgreSQL: lines %ld-%ld were not "
 					"inserted", first, last);
 		else if (first == last)
-			rc = mk_err_set(e, EX_DATAERR, "line %ld was not "
-					"inserted: %s", last, msg);
+			rc = mk_err_set(e, code, "line %ld was not inserted: %s",
+					last, msg);
 		else
-			rc = mk_err_set(e, EX_DATAERR, "lines %ld-%ld were not "
+			rc = mk_err_set(e, code, "lines %ld-%ld were not "
 					"inserted: %s", first, last, msg);
 		in->failed += c->n;
 	}

@@ -18,7 +18,7 @@
 
 #include "dead.h"
 #include "err.h"
-#include "pgq.h"
+#include "pg.h"
 
 struct replay_stats {
 	long replayed;          /* events inserted (or that would be) */
@@ -29,7 +29,7 @@ struct replay_stats {
  * Replay the dead letters the filter selects, chunk rows at a time.
  * Records {"id":..,"queue":..,"old_ev_id":..,"ev_id":..} go to out.
  */
-int replay_filter(struct pgq_conn *c, const struct dead_filter *f,
+int replay_filter(PGconn *c, const struct dead_filter *f,
 		  int chunk, bool dry_run, FILE *out, struct replay_stats *st,
 		  struct mk_err *e);
 
@@ -38,7 +38,7 @@ int replay_filter(struct pgq_conn *c, const struct dead_filter *f,
  * longer) dead letters are counted in st->missing and reported to the
  * caller through the missing callback.
  */
-int replay_ids(struct pgq_conn *c, const long long *ids, size_t n,
+int replay_ids(PGconn *c, const long long *ids, size_t n,
 	       bool dry_run, FILE *out, struct replay_stats *st,
 	       void (*missing)(long long id, void *arg), void *arg,
 	       struct mk_err *e);

@@ -11,61 +11,43 @@
 	"to_char(" col " AT TIME ZONE 'UTC', " \
 	"'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
+struct sink {
+	FILE *out;
+	long *count;
+};
+
+static int
+write_row(void *arg, const PGresult *r)
+{
+	struct sink *k = arg;
+	json_t *o = jsonl_row(r, 0);
+
+	jsonl_write(k->out, o);
+	json_decref(o);
+	(*k->count)++;
+	return 0;
+}
+
 /* Run sql and write each row as a record, one row in memory at a time. */
 static int
-stream(struct pgq_conn *c, const char *sql, int n, const char *const *v,
-       FILE *out, long *count, struct mk_err *e)
+stream(PGconn *c, const char *sql, int n, const char *const *v,
+       const char *what, FILE *out, long *count, struct mk_err *e)
 {
-	PGresult *r;
-	int rc = 0;
+	struct sink k = { out, count };
 
-	if (!PQsendQueryParams(c->pg, sql, n, NULL, v, NULL, NULL, 0))
-		return mk_err_set(e, EX_UNAVAILABLE, "%s",
-				  PQerrorMessage(c->pg));
-	PQsetSingleRowMode(c->pg);
-	while ((r = PQgetResult(c->pg)) != NULL) {
-		ExecStatusType st = PQresultStatus(r);
-
-		if (st == PGRES_SINGLE_TUPLE) {
-			json_t *o = jsonl_row(r, 0);
-
-			jsonl_write(out, o);
-			json_decref(o);
-			(*count)++;
-		} else if (st != PGRES_TUPLES_OK && rc == 0) {
-			const char *m = PQresultErrorField(r,
-				PG_DIAG_MESSAGE_PRIMARY);
-
-			rc = mk_err_set(e, PQstatus(c->pg) == CONNECTION_OK
-					? EX_SOFTWARE : EX_UNAVAILABLE, "%s",
-					m ? m : PQerrorMessage(c->pg));
-		}
-		PQclear(r);
-	}
-	return rc;
+	return pg_stream(c, sql, n, v, what, write_row, &k, e);
 }
 
-int
-inspect_stream(struct pgq_conn *c, const char *sql, int n,
-	       const char *const *v, FILE *out, long *count, struct mk_err *e)
-{
-	return stream(c, sql, n, v, out, count, e);
-}
-
+/* 1 and *out (PQclear it) for a row, 0 for none, -1. */
 static int
-one_row(struct pgq_conn *c, const char *sql, int n, const char *const *v,
-	PGresult **out, struct mk_err *e)
+one_row(PGconn *c, const char *sql, int n, const char *const *v,
+	const char *what, PGresult **out, struct mk_err *e)
 {
-	PGresult *r = PQexecParams(c->pg, sql, n, NULL, v, NULL, NULL, 0);
+	PGresult *r = pg_exec(c, sql, n, v, what, e);
 
 	*out = NULL;
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-
-		mk_err_set(e, EX_SOFTWARE, "%s", m ? m : PQerrorMessage(c->pg));
-		PQclear(r);
+	if (r == NULL)
 		return -1;
-	}
 	if (PQntuples(r) == 0) {
 		PQclear(r);
 		return 0;
@@ -75,9 +57,26 @@ one_row(struct pgq_conn *c, const char *sql, int n, const char *const *v,
 }
 
 static int
-status(struct pgq_conn *c, const struct inspect_opts *o, bool has_dead,
+status(PGconn *c, const struct inspect_opts *o, bool has_dead,
        FILE *out, long *count, struct mk_err *e)
 {
+/*
+ * The relay consuming as (queue, consumer): the session holding its
+ * advisory lock (see pgq_try_lock), and the RabbitMQ node that session's
+ * application_name names ("mikkoo-relay HOST:PORT", set by the relay).
+ */
+#define RELAY_SQL \
+		" LEFT JOIN LATERAL (SELECT l.pid," \
+		"  substring(a.application_name FROM '^mikkoo-relay (.+)$')" \
+		"  AS node FROM pg_locks l" \
+		"  LEFT JOIN pg_stat_activity a ON a.pid = l.pid" \
+		"  WHERE l.locktype = 'advisory' AND l.granted" \
+		"  AND l.database = (SELECT oid FROM pg_database" \
+		"   WHERE datname = current_database())" \
+		"  AND l.classid = hashtext('mikkoo')::oid" \
+		"  AND l.objid = hashtext(c.queue_name || '/'" \
+		"   || c.consumer_name)::oid" \
+		"  AND l.objsubid = 2 LIMIT 1) rl ON true"
 #define STATUS_SQL(dead) \
 		"SELECT c.queue_name AS queue, c.consumer_name AS consumer," \
 		" extract(epoch FROM c.lag)::float8 AS lag_seconds," \
@@ -92,8 +91,11 @@ status(struct pgq_conn *c, const struct inspect_opts *o, bool has_dead,
 		dead " AS dead_letters," \
 		" extract(epoch FROM q.ticker_lag)::float8" \
 		"  AS ticker_lag_seconds," \
-		" q.ev_per_sec AS events_per_second" \
-		" FROM pgq.get_consumer_info($1) c, pgq.get_queue_info($1) q" \
+		" q.ev_per_sec AS events_per_second," \
+		" rl.pid AS relay_pid, rl.node AS rabbitmq_node" \
+		" FROM pgq.get_consumer_info($1) c" \
+		" CROSS JOIN pgq.get_queue_info($1) q" \
+		RELAY_SQL \
 		" WHERE $2::text IS NULL OR c.consumer_name = $2" \
 		" ORDER BY c.consumer_name"
 	static const char with_dead[] = STATUS_SQL(
@@ -103,7 +105,8 @@ status(struct pgq_conn *c, const struct inspect_opts *o, bool has_dead,
 	const char *v[] = { o->queue, o->consumer };
 	long before = *count;
 
-	if (stream(c, has_dead ? with_dead : without, 2, v, out, count, e) < 0)
+	if (stream(c, has_dead ? with_dead : without, 2, v, "reading the "
+		   "consumer status", out, count, e) < 0)
 		return -1;
 	if (o->consumer && *count == before)
 		return mk_err_set(e, EX_NOINPUT, "consumer '%s' is not "
@@ -113,7 +116,7 @@ status(struct pgq_conn *c, const struct inspect_opts *o, bool has_dead,
 }
 
 static int
-pending(struct pgq_conn *c, const struct inspect_opts *o, FILE *out,
+pending(PGconn *c, const struct inspect_opts *o, FILE *out,
 	long *count, struct mk_err *e)
 {
 	static const char subq[] =
@@ -129,7 +132,7 @@ pending(struct pgq_conn *c, const struct inspect_opts *o, FILE *out,
 	PGresult *r;
 	int rc;
 
-	rc = one_row(c, subq, 2, v, &r, e);
+	rc = one_row(c, subq, 2, v, "reading the subscription", &r, e);
 	if (rc <= 0)
 		return rc < 0 ? -1 : mk_err_set(e, EX_NOINPUT, "consumer '%s' "
 						"is not registered on queue "
@@ -139,8 +142,8 @@ pending(struct pgq_conn *c, const struct inspect_opts *o, FILE *out,
 	dot = pfx ? strchr(pfx, '.') : NULL;
 	if (dot) {
 		*dot = '\0';
-		schema = PQescapeIdentifier(c->pg, pfx, strlen(pfx));
-		table = PQescapeIdentifier(c->pg, dot + 1, strlen(dot + 1));
+		schema = PQescapeIdentifier(c, pfx, strlen(pfx));
+		table = PQescapeIdentifier(c, dot + 1, strlen(dot + 1));
 	}
 	if (schema == NULL || table == NULL) {
 		rc = mk_err_set(e, EX_SOFTWARE, "unexpected pgq table name");
@@ -163,7 +166,7 @@ pending(struct pgq_conn *c, const struct inspect_opts *o, FILE *out,
 	pv[1] = PQgetvalue(r, 0, 3);
 	pv[2] = PQgetvalue(r, 0, 2);
 	pv[3] = lim;
-	rc = stream(c, sql, 4, pv, out, count, e);
+	rc = stream(c, sql, 4, pv, "reading pending events", out, count, e);
 out:
 	PQfreemem(schema);
 	PQfreemem(table);
@@ -173,7 +176,7 @@ out:
 }
 
 static int
-retry(struct pgq_conn *c, const struct inspect_opts *o, FILE *out,
+retry(PGconn *c, const struct inspect_opts *o, FILE *out,
       long *count, struct mk_err *e)
 {
 	static const char sql[] =
@@ -192,11 +195,11 @@ retry(struct pgq_conn *c, const struct inspect_opts *o, FILE *out,
 			    lim };
 
 	snprintf(lim, sizeof(lim), "%ld", o->limit);
-	return stream(c, sql, 3, v, out, count, e);
+	return stream(c, sql, 3, v, "reading the retry queue", out, count, e);
 }
 
 static int
-dead(struct pgq_conn *c, const struct inspect_opts *o, FILE *out,
+dead(PGconn *c, const struct inspect_opts *o, FILE *out,
      long *count, struct mk_err *e)
 {
 	static const char sql[] =
@@ -208,11 +211,42 @@ dead(struct pgq_conn *c, const struct inspect_opts *o, FILE *out,
 	snprintf(lim, sizeof(lim), "%ld", o->limit);
 	dead_params(&o->dead, v);
 	v[DEAD_NPARAMS] = lim;
-	return stream(c, sql, DEAD_NPARAMS + 1, v, out, count, e);
+	return stream(c, sql, DEAD_NPARAMS + 1, v, "reading "
+		      "mikkoo.dead_letter", out, count, e);
+}
+
+/* One record per table and queue; arrays as JSON arrays. */
+static int
+captures(PGconn *c, const struct inspect_opts *o, FILE *out, long *count,
+	 struct mk_err *e)
+{
+	static const char sql[] =
+		"SELECT table_name, queue, exchange, routing_key,"
+		" to_jsonb(columns) AS columns, to_jsonb(exclude) AS exclude,"
+		" skip_unchanged, to_jsonb(key_columns) AS key_columns"
+		" FROM mikkoo.captures"
+		" WHERE $1::text IS NULL OR queue = $1"
+		" ORDER BY table_name, queue LIMIT nullif($2::int8, 0)";
+	char lim[32];
+	const char *v[] = { o->queue, lim };
+	PGresult *r;
+	int rc;
+
+	rc = one_row(c, "SELECT 1 WHERE to_regclass('mikkoo.captures')"
+		     " IS NOT NULL", 0, NULL, "looking for mikkoo.captures",
+		     &r, e);
+	PQclear(r);
+	if (rc == 0)
+		return mk_err_set(e, EX_NOINPUT, "view mikkoo.captures does "
+				  "not exist: install mikkoo.sql");
+	if (rc < 0)
+		return -1;
+	snprintf(lim, sizeof(lim), "%ld", o->limit);
+	return stream(c, sql, 2, v, "reading mikkoo.captures", out, count, e);
 }
 
 int
-inspect_run(struct pgq_conn *c, enum inspect_what what,
+inspect_run(PGconn *c, enum inspect_what what,
 	    const struct inspect_opts *o, FILE *out, long *count,
 	    struct mk_err *e)
 {
@@ -223,15 +257,12 @@ inspect_run(struct pgq_conn *c, enum inspect_what what,
 
 	*count = 0;
 	/* Read only, rolled back: inspecting can never move a consumer. */
-	r = PQexec(c->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-	rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0
-		: mk_err_set(e, EX_UNAVAILABLE, "%s", PQerrorMessage(c->pg));
-	PQclear(r);
-	if (rc < 0)
+	if (pg_command(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+		       "BEGIN", e) < 0)
 		return -1;
-	if (what != INSPECT_DEAD || o->queue) {
+	if ((what != INSPECT_DEAD && what != INSPECT_CAPTURES) || o->queue) {
 		rc = one_row(c, "SELECT 1 FROM pgq.queue WHERE queue_name = $1",
-			     1, v, &r, e);
+			     1, v, "looking up the queue", &r, e);
 		PQclear(r);
 		if (rc == 0)
 			rc = mk_err_set(e, EX_NOINPUT, "no PgQ queue '%s'",
@@ -240,7 +271,8 @@ inspect_run(struct pgq_conn *c, enum inspect_what what,
 			goto out;
 	}
 	rc = one_row(c, "SELECT 1 WHERE to_regclass('mikkoo.dead_letter')"
-		     " IS NOT NULL", 0, NULL, &r, e);
+		     " IS NOT NULL", 0, NULL, "looking for mikkoo.dead_letter",
+		     &r, e);
 	PQclear(r);
 	if (rc < 0)
 		goto out;
@@ -263,9 +295,12 @@ inspect_run(struct pgq_conn *c, enum inspect_what what,
 	case INSPECT_DEAD:
 		rc = dead(c, o, out, count, e);
 		break;
+	case INSPECT_CAPTURES:
+		rc = captures(c, o, out, count, e);
+		break;
 	}
 out:
-	r = PQexec(c->pg, "ROLLBACK");
+	r = PQexec(c, "ROLLBACK");
 	PQclear(r);
 	return rc < 0 ? -1 : 0;
 }

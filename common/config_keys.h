@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * config_keys: the configuration's key table, inside the config module
+ * (config.c reads a file through it, config_diff.c compares two files
+ * through it); nothing outside config*.c includes this header.
+ *
+ * Owns: the row layout (struct key) and the tables.  A key's type,
+ * range, default and reload class are written in its row and nowhere
+ * else; config_check_table() is the rule a new row must follow.
+ */
+#ifndef MIKKOO_CONFIG_KEYS_H
+#define MIKKOO_CONFIG_KEYS_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+enum ktype {
+	K_STR,          /* any scalar */
+	K_NAME,         /* a queue or consumer name */
+	K_INT,
+	K_DOUBLE,
+	K_BOOL,
+	K_SIZE,         /* integer bytes */
+	K_STRLIST,      /* a sequence of strings: exchanges */
+	K_ROUTES,       /* a mapping media type -> exchange: routes */
+	K_AMQP_URL,     /* rabbitmq_url: parsed into w->amqp; or a list */
+	K_HOSTS,        /* rabbitmq/host: one, or a list */
+	K_RABBITMQ,     /* the 3.x rabbitmq: mapping */
+	K_SSL,          /* rabbitmq/ssl_options */
+	K_STATSD,
+	K_WORKERS,
+	K_SECTION,      /* a mapping walked with its own table */
+	K_IGNORED,      /* any node; a notice says it does not apply */
+	K_UNSUPPORTED,  /* accepted with a notice (TLS options we lack) */
+	K_PWFILE,       /* rabbitmq/password_file */
+	K_LISTEN,       /* an address:port to listen on (metrics) */
+};
+
+/* Which struct a key writes to. */
+enum target { T_CFG, T_STATSD, T_WORKER, T_AMQP };
+
+/*
+ * One row per key: everything about it is said here and nowhere else.
+ * def is the value an absent key takes, written as in the file; keys of
+ * the rabbitmq: map (and the URL form's query) are unset when below
+ * their range (-1) or NULL, and get def after the worker is read.
+ */
+struct key {
+	const char *name;
+	enum ktype type;
+	enum target target;
+	size_t off;
+	double lo, hi;
+	const char *def;
+	enum config_reload reload;
+	const char *group;      /* keys that are aliases share a group */
+	const struct key *sub;  /* for K_SECTION and the mappings */
+};
+
+/* Application, Daemon, Logging; each worker's keys; the rabbitmq: map. */
+extern const struct key config_top_keys[];
+extern const struct key config_worker_keys[];
+extern const struct key config_rabbitmq_keys[];
+
+/* The field k writes, in cfg or in worker w (for T_WORKER, T_AMQP). */
+const void *config_field(const struct key *k, const struct mk_config *cfg,
+			 const struct mk_worker_config *w);
+
+#endif

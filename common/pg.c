@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* pg: connections, statements and error classes over libpq. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg.h"
+
+/* libpq messages end in "\n" and may span lines; keep one line. */
+static const char *
+one_line(const char *msg, char *buf, size_t sz)
+{
+	size_t i, n = 0;
+
+	for (i = 0; msg[i] && n + 1 < sz; i++) {
+		char ch = msg[i];
+
+		if (ch == '\n' || ch == '\r' || ch == '\t')
+			ch = ' ';
+		buf[n++] = ch;
+	}
+	while (n > 0 && buf[n - 1] == ' ')
+		n--;
+	buf[n] = '\0';
+	return buf;
+}
+
+/*
+ * A failed connection attempt has no SQLSTATE on the client side: libpq
+ * only has its message to go by.
+ */
+static int
+connect_code(const char *msg)
+{
+	static const char *const perm[] = {
+		"authentication failed", "no pg_hba.conf entry",
+		"does not exist", "permission denied", "password is required",
+		"not permitted to log in",
+		/* TLS: a server we must not talk to */
+		"certificate verify failed", "does not match host name",
+		"server certificate", NULL,
+	};
+	static const char *const conf[] = {
+		"invalid connection option", "invalid URI",
+		"missing \"=\"", "invalid integer value",
+		"invalid sslmode value", "unterminated quoted string", NULL,
+	};
+	size_t i;
+
+	for (i = 0; perm[i]; i++)
+		if (strstr(msg, perm[i]))
+			return EX_NOPERM;
+	for (i = 0; conf[i]; i++)
+		if (strstr(msg, conf[i]))
+			return EX_CONFIG;
+	return EX_UNAVAILABLE;
+}
+
+int
+pg_connect(PGconn **out, const char *url, const char *display,
+	   const char *appname, double timeout, struct mk_err *e)
+{
+	/*
+	 * Defaults come first: with expand_dbname, keywords of the URL
+	 * override the ones before it, so a user's own setting wins.
+	 */
+	static const char *const keys[] = {
+		"application_name", "connect_timeout", "keepalives",
+		"keepalives_idle", "keepalives_interval", "keepalives_count",
+		"tcp_user_timeout", "dbname", NULL,
+	};
+	char ctimeout[16], buf[512];
+	const char *vals[9];
+	PGconn *c;
+	int code;
+
+	*out = NULL;
+	snprintf(ctimeout, sizeof(ctimeout), "%d",
+		 timeout < 2 ? 2 : (int)timeout);
+	vals[0] = appname;
+	vals[1] = ctimeout;
+	vals[2] = "1";
+	vals[3] = "10";
+	vals[4] = "5";
+	vals[5] = "3";
+	vals[6] = "30000";
+	vals[7] = url;
+	vals[8] = NULL;
+	c = PQconnectdbParams(keys, vals, 1);
+	if (c == NULL)
+		return mk_err_set(e, EX_OSERR, "cannot connect to '%s': out of "
+				  "memory", display);
+	if (PQstatus(c) != CONNECTION_OK) {
+		one_line(PQerrorMessage(c), buf, sizeof(buf));
+		code = connect_code(buf);
+		PQfinish(c);
+		return mk_err_set(e, code, "cannot connect to PostgreSQL '%s': "
+				  "%s", display, buf);
+	}
+	*out = c;
+	return 0;
+}
+
+bool
+pg_alive(const PGconn *c)
+{
+	return c && PQstatus(c) == CONNECTION_OK;
+}
+
+int
+pg_code(const PGconn *c, const PGresult *r)
+{
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+
+	if (!pg_alive(c) || state == NULL || strncmp(state, "08", 2) == 0 ||
+	    strncmp(state, "57P", 3) == 0)
+		return EX_UNAVAILABLE;
+	if (strncmp(state, "28", 2) == 0 || strcmp(state, "42501") == 0)
+		return EX_NOPERM;
+	return EX_SOFTWARE;
+}
+
+const char *
+pg_message(const PGconn *c, const PGresult *r, char *buf, size_t sz)
+{
+	const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
+			    : NULL;
+
+	if (msg == NULL)
+		msg = c ? PQerrorMessage(c) : "no connection";
+	return one_line(msg, buf, sz);
+}
+
+int
+pg_error(const PGconn *c, PGresult *r, const char *what, struct mk_err *e)
+{
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	char buf[512];
+
+	pg_message(c, r, buf, sizeof(buf));
+	if (state)
+		mk_err_set(e, pg_code(c, r), "%s: %s (SQLSTATE %s)", what, buf,
+			   state);
+	else
+		mk_err_set(e, pg_code(c, r), "%s: %s", what, buf);
+	PQclear(r);
+	return -1;
+}
+
+PGresult *
+pg_exec(PGconn *c, const char *sql, int n, const char *const *vals,
+	const char *what, struct mk_err *e)
+{
+	PGresult *r = PQexecParams(c, sql, n, NULL, vals, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(r);
+
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return r;
+	pg_error(c, r, what, e);
+	return NULL;
+}
+
+int
+pg_command(PGconn *c, const char *sql, const char *what, struct mk_err *e)
+{
+	PGresult *r = pg_exec(c, sql, 0, NULL, what, e);
+
+	if (r == NULL)
+		return -1;
+	PQclear(r);
+	return 0;
+}
+
+int
+pg_value(PGconn *c, const char *sql, int n, const char *const *vals,
+	 const char *what, PGresult **keep, const char **val,
+	 struct mk_err *e)
+{
+	PGresult *r = pg_exec(c, sql, n, vals, what, e);
+
+	*keep = r;
+	*val = NULL;
+	if (r == NULL)
+		return -1;
+	if (PQntuples(r) != 1 || PQnfields(r) < 1) {
+		int rows = PQntuples(r);
+
+		PQclear(r);
+		*keep = NULL;
+		return mk_err_set(e, EX_SOFTWARE, "%s: expected one row, got "
+				  "%d", what, rows);
+	}
+	if (!PQgetisnull(r, 0, 0))
+		*val = PQgetvalue(r, 0, 0);
+	return 0;
+}
+
+int
+pg_stream(PGconn *c, const char *sql, int n, const char *const *vals,
+	  const char *what, int (*row)(void *arg, const PGresult *r),
+	  void *arg, struct mk_err *e)
+{
+	PGresult *r;
+	int rc = 0;
+
+	if (!PQsendQueryParams(c, sql, n, NULL, vals, NULL, NULL, 0))
+		return pg_error(c, NULL, what, e);
+	PQsetSingleRowMode(c);
+	while ((r = PQgetResult(c)) != NULL) {
+		ExecStatusType st = PQresultStatus(r);
+
+		if (st == PGRES_SINGLE_TUPLE && rc == 0)
+			rc = row(arg, r);
+		else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK &&
+			 rc == 0) {
+			rc = pg_error(c, r, what, e);
+			continue;       /* cleared */
+		}
+		PQclear(r);
+	}
+	return rc;
+}
+
+int
+pg_check_schema(PGconn *c, const char *display, struct mk_err *e)
+{
+	/* pg_class and pg_namespace are readable by every role. */
+	static const char sql[] =
+		"SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c"
+		"  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+		"  WHERE n.nspname = 'mikkoo' AND c.relname = 'dead_letter'),"
+		" coalesce((SELECT pg_catalog.has_schema_privilege(oid, 'USAGE')"
+		"  FROM pg_catalog.pg_namespace WHERE nspname = 'mikkoo'),"
+		"  false)";
+	PGresult *r = pg_exec(c, sql, 0, NULL, "checking the mikkoo schema",
+			      e);
+	bool exists, usable;
+
+	if (r == NULL)
+		return -1;
+	exists = PQgetvalue(r, 0, 0)[0] == 't';
+	usable = PQgetvalue(r, 0, 1)[0] == 't';
+	PQclear(r);
+	if (!exists)
+		return mk_err_set(e, EX_CONFIG, "table mikkoo.dead_letter does "
+				  "not exist in '%s': install mikkoo.sql first "
+				  "(psql -f mikkoo.sql)", display);
+	if (!usable)
+		return mk_err_set(e, EX_NOPERM, "'%s': permission denied for "
+				  "schema mikkoo: grant USAGE on it (see "
+				  "mikkoo.sql)", display);
+	return 0;
+}
