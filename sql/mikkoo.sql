@@ -232,7 +232,12 @@ REVOKE ALL ON FUNCTION mikkoo._insert(TEXT, TEXT, TEXT, TEXT, TEXT, TEXT,
 -- all the changed rows into message bodies.  A statement that changed
 -- more than 64 rows inserts its events with one INSERT ... SELECT
 -- straight into the queue's current event table (which is what
--- pgq.current_event_table() is for), planned once per statement; a
+-- pgq.current_event_table() is for), planned once per statement.  That
+-- is as safe across table rotation as pgq.insert_event_raw(), which
+-- does the same: the name is read in the writing transaction, batches
+-- that span a switch read both tables, and the next rotation waits
+-- until the slowest consumer's tick is past the last switch (its step 2
+-- txid), so no table is emptied while a writer of it is open.  A
 -- smaller one runs the same query from a plan cached for the session and
 -- inserts each event with pgq.insert_event_raw(), which costs more per
 -- row but needs no planning.  bench/run measures both beside
