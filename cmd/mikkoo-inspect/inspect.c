@@ -215,6 +215,36 @@ dead(PGconn *c, const struct inspect_opts *o, FILE *out,
 		      "mikkoo.dead_letter", out, count, e);
 }
 
+/* One record per table and queue; arrays as JSON arrays. */
+static int
+captures(PGconn *c, const struct inspect_opts *o, FILE *out, long *count,
+	 struct mk_err *e)
+{
+	static const char sql[] =
+		"SELECT table_name, queue, exchange, routing_key,"
+		" to_jsonb(columns) AS columns, to_jsonb(exclude) AS exclude,"
+		" skip_unchanged, to_jsonb(key_columns) AS key_columns"
+		" FROM mikkoo.captures"
+		" WHERE $1::text IS NULL OR queue = $1"
+		" ORDER BY table_name, queue LIMIT nullif($2::int8, 0)";
+	char lim[32];
+	const char *v[] = { o->queue, lim };
+	PGresult *r;
+	int rc;
+
+	rc = one_row(c, "SELECT 1 WHERE to_regclass('mikkoo.captures')"
+		     " IS NOT NULL", 0, NULL, "looking for mikkoo.captures",
+		     &r, e);
+	PQclear(r);
+	if (rc == 0)
+		return mk_err_set(e, EX_NOINPUT, "view mikkoo.captures does "
+				  "not exist: install mikkoo.sql");
+	if (rc < 0)
+		return -1;
+	snprintf(lim, sizeof(lim), "%ld", o->limit);
+	return stream(c, sql, 2, v, "reading mikkoo.captures", out, count, e);
+}
+
 int
 inspect_run(PGconn *c, enum inspect_what what,
 	    const struct inspect_opts *o, FILE *out, long *count,
@@ -230,7 +260,7 @@ inspect_run(PGconn *c, enum inspect_what what,
 	if (pg_command(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
 		       "BEGIN", e) < 0)
 		return -1;
-	if (what != INSPECT_DEAD || o->queue) {
+	if ((what != INSPECT_DEAD && what != INSPECT_CAPTURES) || o->queue) {
 		rc = one_row(c, "SELECT 1 FROM pgq.queue WHERE queue_name = $1",
 			     1, v, "looking up the queue", &r, e);
 		PQclear(r);
@@ -264,6 +294,9 @@ inspect_run(PGconn *c, enum inspect_what what,
 		break;
 	case INSPECT_DEAD:
 		rc = dead(c, o, out, count, e);
+		break;
+	case INSPECT_CAPTURES:
+		rc = captures(c, o, out, count, e);
 		break;
 	}
 out:

@@ -22,6 +22,7 @@ enum inspect_what {
 	INSPECT_PENDING,        /* events the consumer has not finished */
 	INSPECT_RETRY,          /* the consumer's events in pgq.retry_queue */
 	INSPECT_DEAD,           /* rows of mikkoo.dead_letter */
+	INSPECT_CAPTURES,       /* rows of mikkoo.captures */
 };
 
 struct inspect_opts {
@@ -32,8 +33,9 @@ struct inspect_opts {
 };
 
 /*
- * Write the records; *count is how many.  EX_NOINPUT when the queue or
- * the consumer does not exist.
+ * Write the records; *count is how many.  EX_NOINPUT when the queue, the
+ * consumer or the table or view read (dead, captures) does not exist.
+ * Dead letters and captures cover every queue when o->queue is NULL.
  */
 int inspect_run(PGconn *c, enum inspect_what what,
 		const struct inspect_opts *o, FILE *out, long *count,

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* mikkoo-inspect: a queue's status, pending events, retries, dead letters. */
+/* mikkoo-inspect: a queue's status, pending events, retries, dead letters,
+ * captured tables; RabbitMQ queues and exchanges. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -15,7 +16,7 @@
 
 #define USAGE \
 	"usage: mikkoo-inspect [conn] -q QUEUE [--consumer NAME] " \
-	"[status|pending|retry|dead]\n" \
+	"[status|pending|retry|dead|captures]\n" \
 	"                      [--limit N] [dead filters]\n" \
 	"       mikkoo-inspect [conn] --amqp-queue QUEUE [--limit N]\n" \
 	"       mikkoo-inspect [conn] tap -e EXCHANGE [-k KEY]... " \
@@ -52,6 +53,7 @@ static const struct cli cli = {
 	"  pending  the events the consumer has not finished, in ev_id order\n"
 	"  retry    the consumer's events waiting in PgQ's retry queue\n"
 	"  dead     rows of mikkoo.dead_letter (all queues without -q)\n"
+	"  captures tables captured into the queue (all without -q)\n"
 	"\n"
 	"Or look at RabbitMQ (from -c, or $MIKKOO_RABBITMQ_URL): peek at a\n"
 	"queue with --amqp-queue, or tap an exchange:\n"
@@ -113,16 +115,16 @@ main(int argc, char **argv)
 	}
 	if (optind < argc) {
 		static const char *const names[] = {
-			"status", "pending", "retry", "dead", "tap",
+			"status", "pending", "retry", "dead", "captures", "tap",
 		};
 		int i;
 
-		for (i = 0; i < 5 && strcmp(argv[optind], names[i]); i++)
+		for (i = 0; i < 6 && strcmp(argv[optind], names[i]); i++)
 			;
-		if (i == 5)
+		if (i == 6)
 			CLI_FAIL(rc, &cli, "the view is status, pending, "
-					   "retry, dead or tap");
-		tap = i == 4;
+					   "retry, dead, captures or tap");
+		tap = i == 5;
 		view = !tap;
 		what = tap ? INSPECT_STATUS : (enum inspect_what)i;
 		if (++optind < argc)
@@ -151,7 +153,8 @@ main(int argc, char **argv)
 	}
 	if (o.queue == NULL)
 		o.queue = tool_queue(&t);
-	if (o.queue == NULL && what != INSPECT_DEAD)
+	if (o.queue == NULL && what != INSPECT_DEAD &&
+	    what != INSPECT_CAPTURES)
 		CLI_FAIL(rc, &cli, "which queue? give -q QUEUE");
 	o.dead.queue = o.queue;
 	o.dead.consumer = o.consumer;
