@@ -171,12 +171,13 @@ static int
 drain_done(struct relay *r)
 {
 	struct inflight_done d;
+	double now = now_wall();        /* the confirms came in this poll */
 
 	while (inflight_pop(&r->q, &d)) {
 		if (d.ok) {
 			r->cnt.total.published++;
 			if (d.ev_time_us > 0)
-				counters_latency(&r->cnt, now_wall() -
+				counters_latency(&r->cnt, now -
 						 (double)d.ev_time_us / 1e6);
 			if (r->failed_at > 0) {
 				/* the time a failover cost, as seen here */

@@ -816,6 +816,7 @@ AS $$
 DECLARE
     v_kind  "char";
     v_col   TEXT;
+    v_list  TEXT;           -- columns or exclude, for the message
     v_base  TEXT;
     v_args  TEXT;
     v_schema TEXT;
@@ -870,22 +871,17 @@ BEGIN
                         'contain NULL'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    FOR v_col IN SELECT u.c FROM unnest(capture.columns) u(c)
-                 WHERE NOT EXISTS (
-                     SELECT 1 FROM pg_attribute a
-                     WHERE a.attrelid = capture.tbl AND a.attnum > 0
-                       AND NOT a.attisdropped AND a.attname = u.c) LOOP
+    FOR v_col, v_list IN
+        SELECT u.c, u.l
+        FROM (SELECT c, 'columns' FROM unnest(capture.columns) c
+              UNION ALL
+              SELECT c, 'exclude' FROM unnest(capture.exclude) c) u(c, l)
+        WHERE NOT EXISTS (
+            SELECT 1 FROM pg_attribute a
+            WHERE a.attrelid = capture.tbl AND a.attnum > 0
+              AND NOT a.attisdropped AND a.attname = u.c) LOOP
         RAISE EXCEPTION 'mikkoo.capture: table % has no column ''%'' '
-                        '(in columns)', capture.tbl, v_col
-            USING ERRCODE = 'undefined_column';
-    END LOOP;
-    FOR v_col IN SELECT u.c FROM unnest(capture.exclude) u(c)
-                 WHERE NOT EXISTS (
-                     SELECT 1 FROM pg_attribute a
-                     WHERE a.attrelid = capture.tbl AND a.attnum > 0
-                       AND NOT a.attisdropped AND a.attname = u.c) LOOP
-        RAISE EXCEPTION 'mikkoo.capture: table % has no column ''%'' '
-                        '(in exclude)', capture.tbl, v_col
+                        '(in %)', capture.tbl, v_col, v_list
             USING ERRCODE = 'undefined_column';
     END LOOP;
     FOR v_col IN SELECT u.c FROM unnest(capture.columns) u(c)

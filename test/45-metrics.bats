@@ -212,9 +212,9 @@ time.sleep(60)' "$PORT" &
 	relay_start
 	wait_for 20 health_is 200
 	/usr/bin/python3 "$MIKKOO_TOP/test/tools/httpflood.py" 127.0.0.1 "$PORT" 12 \
-		>"$BATS_TEST_TMPDIR/flood.out" &
+		>"$BATS_TEST_TMPDIR/flood.out" 2>"$BATS_TEST_TMPDIR/flood.err" &
 	local flood=$!
-	sleep 1
+	wait_for 10 grep -q flooding "$BATS_TEST_TMPDIR/flood.err"
 	sql "SELECT count(pgq.insert_event('$Q', 'k', g::text, '$EX', NULL, NULL,
 		NULL)) FROM generate_series(1, 200) g" >/dev/null
 	get_messages 200 30

@@ -10,6 +10,20 @@
 #include "mq.h"
 #include "sig.h"
 
+json_t *
+mq_record(const char *queue, const struct mq_msg *m)
+{
+	struct delivery d = {
+		.queue = queue,
+		.exchange = m->exchange,
+		.routing_key = m->routing_key,
+		.redelivered = m->redelivered,
+		.msg = &m->msg,
+	};
+
+	return delivery_json(&d);
+}
+
 int
 mq_emit(FILE *out, json_t *rec)
 {

@@ -20,6 +20,7 @@
 
 #include "broker.h"
 #include "err.h"
+#include "mqchan.h"
 #include "tool.h"
 
 struct mq_view_opts {
@@ -54,6 +55,10 @@ int peek_run(struct broker *b, const struct mq_view_opts *o, FILE *out,
 int tap_run(struct broker *b, const struct mq_view_opts *o, FILE *out,
 	    void (*ready)(const char *queue, const struct mq_view_opts *o),
 	    long *count, struct mk_err *e);
+
+/* m's record (common/delivery.h); queue is NULL for a tap.  A new
+ * reference, NULL only when memory ran out. */
+json_t *mq_record(const char *queue, const struct mq_msg *m);
 
 /*
  * Write rec as a JSON line and drop the reference: 1 written, 0 the

@@ -11,7 +11,6 @@ peek_run(struct broker *b, const struct mq_view_opts *o, FILE *out,
 {
 	struct mqchan c = { 0 };
 	struct mq_msg m;
-	struct delivery d = { .queue = o->queue };
 	uint32_t ready, bound;
 	int rc = 0, got;
 	json_t *rec;
@@ -32,11 +31,7 @@ peek_run(struct broker *b, const struct mq_view_opts *o, FILE *out,
 			rc = got;
 			break;
 		}
-		d.exchange = m.exchange;
-		d.routing_key = m.routing_key;
-		d.redelivered = m.redelivered;
-		d.msg = &m.msg;
-		rec = delivery_json(&d);
+		rec = mq_record(o->queue, &m);
 		mq_msg_release(&m);
 		if (rec == NULL) {
 			rc = mk_err_set(e, EX_OSERR, "out of memory");

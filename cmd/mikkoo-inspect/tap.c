@@ -19,7 +19,6 @@ tap_run(struct broker *b, const struct mq_view_opts *o, FILE *out,
 {
 	static char *const all[] = { "#" };
 	struct mqchan c = { 0 };
-	struct delivery d = { .queue = NULL };
 	struct mq_msg m;
 	char qname[256];
 	double deadline = 0, left;
@@ -63,11 +62,7 @@ tap_run(struct broker *b, const struct mq_view_opts *o, FILE *out,
 		}
 		if (got == 0)
 			continue;
-		d.exchange = m.exchange;
-		d.routing_key = m.routing_key;
-		d.redelivered = m.redelivered;
-		d.msg = &m.msg;
-		rec = delivery_json(&d);
+		rec = mq_record(NULL, &m);
 		if (rec == NULL) {
 			mq_msg_release(&m);
 			rc = mk_err_set(e, EX_OSERR, "out of memory");

@@ -4,7 +4,9 @@
 run (loopback only): slow ones that trickle a header byte a second and
 never finish, malformed request lines, binary garbage, huge headers,
 POSTs with bodies they never send, and clients that connect and say
-nothing.  Prints "opened N" at the end; exits 0."""
+nothing.  Says "flooding" on stderr after its first round of clients
+of every kind (so a test can wait for that instead of sleeping), prints
+"opened N" at the end; exits 0."""
 import os
 import random
 import socket
@@ -15,7 +17,7 @@ host, port, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 assert host.startswith("127.") or host == "::1", "loopback only"
 rng = random.Random(12)
 end = time.monotonic() + secs
-slow, opened = [], 0
+slow, opened, said = [], 0, False
 
 
 def conn():
@@ -47,6 +49,9 @@ while time.monotonic() < end:
         conn().close()
     except OSError:
         pass
+    if not said:
+        print("flooding", file=sys.stderr, flush=True)
+        said = True
     time.sleep(0.05)
 for s in slow:
     s.close()
