@@ -599,8 +599,7 @@ drop_broken(struct relay *r)
 		disconnect(r, true, false);
 	if (r->mq_broken) {
 		lose_mq(r);
-		r->blocked_logged = false;   /* a new connection starts free */
-		r->blocked_since = 0;
+		r->blocked_since = 0;   /* a new connection starts free */
 	}
 	r->mq_broken = false;
 }

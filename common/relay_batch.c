@@ -208,14 +208,12 @@ broker_failed(struct relay *r)
 static void
 note_blocked(struct relay *r)
 {
-	if (broker_blocked(r->mq) && !r->blocked_logged) {
+	if (broker_blocked(r->mq) && r->blocked_since == 0) {
 		log_warn("RabbitMQ blocked publishing (%s): waiting",
 			 broker_blocked_reason(r->mq));
-		r->blocked_logged = true;
 		r->blocked_since = now_mono();
-	} else if (!broker_blocked(r->mq) && r->blocked_logged) {
+	} else if (!broker_blocked(r->mq) && r->blocked_since > 0) {
 		log_info("RabbitMQ unblocked publishing");
-		r->blocked_logged = false;
 		r->blocked_since = 0;
 	}
 }

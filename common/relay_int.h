@@ -75,7 +75,7 @@ struct relay {
 	long long batch_id;
 	size_t batch_failed_logged, batch_failed;
 
-	bool started, locked, lock_logged, blocked_logged, tk_logged;
+	bool started, locked, lock_logged, tk_logged;
 	bool mq_broken;                 /* the last error came from RabbitMQ */
 	size_t node;                    /* the RabbitMQ node in use (or last) */
 	size_t next_node;               /* where the next connect starts */
@@ -85,7 +85,7 @@ struct relay {
 	double mq_since;                /* when the node in use connected */
 	double backoff;
 	double failed_at;               /* first failure of a streak; 0 none */
-	double blocked_since;           /* connection.blocked; 0 not blocked */
+	double blocked_since;           /* connection.blocked (logged); 0 not */
 	double last_progress;
 	double stop_deadline;
 	struct counters cnt;
