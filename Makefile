@@ -59,7 +59,17 @@ TOOL_SRC   := $(wildcard test/tools/*.c bench/*.c)
 TOOLS      := $(patsubst %.c,$(O)/%,$(TOOL_SRC))
 MANS       := $(wildcard man/*.[1-9])
 
-all: $(BINS)
+# mikkoo.sql, put together from its parts (in this order: each part
+# says what it holds).
+SQL_PARTS := $(addprefix sql/,schema.sql audit.sql events.sql capture.sql \
+	snapshot.sql grants.sql upgrade.sql)
+SQL       := $(O)/mikkoo.sql
+
+all: $(BINS) $(SQL)
+
+$(SQL): $(SQL_PARTS)
+	@mkdir -p $(dir $@)
+	$(Q)cat $^ >$@.tmp && mv $@.tmp $@
 
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -164,7 +174,7 @@ bench: deps
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)
 	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)/
-	install -m 644 sql/mikkoo.sql $(DESTDIR)$(DATADIR)/
+	install -m 644 $(SQL) $(DESTDIR)$(DATADIR)/
 	for m in $(MANS); do \
 		s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s; \
 		install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done

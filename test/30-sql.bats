@@ -24,7 +24,7 @@ stored() {
 }
 
 @test "installing twice is fine and quiet" {
-	run psql -qX -v ON_ERROR_STOP=1 -f "$MIKKOO_TOP/sql/mikkoo.sql"
+	run psql -qX -v ON_ERROR_STOP=1 -f "$MIKKOO_SQL"
 	assert_success
 	assert_output ""
 }
@@ -123,4 +123,33 @@ stored() {
 	run -1 env PGUSER="$role" PGPASSWORD=pw psql -qXAt -c "DELETE FROM mikkoo.audit"
 	assert_output --partial "permission denied"
 	sql "DROP OWNED BY $role; DROP ROLE $role" >/dev/null
+}
+
+@test "installing over every earlier mikkoo.sql upgrades it in place: dead letters and audit rows kept, mikkoo.version() says 0.2.0" {
+	local f db n=0
+	for f in "$MIKKOO_TOP"/test/fixtures/mikkoo-*.sql; do
+		db="up_$$_$n"
+		n=$((n + 1))
+		sql "CREATE DATABASE $db" >/dev/null
+		PGDATABASE=$db sql "CREATE EXTENSION pgq; SELECT pgq.create_queue('uq')" >/dev/null
+		PGDATABASE=$db psql -qX -v ON_ERROR_STOP=1 -f "$f" >/dev/null
+		run -1 env PGDATABASE=$db psql -qXAt -c "SELECT mikkoo.version()"
+		PGDATABASE=$db sql "INSERT INTO mikkoo.dead_letter (queue, consumer, ev_id,
+		         ev_time, ev_data, reason) VALUES ('uq', 'c', 7, now(), 'd', 'kept');
+		     SELECT mikkoo.insert_audited_event('uq', 'ex', 'rk', 'kept', NULL)" >/dev/null
+		run -0 env PGDATABASE=$db psql -qX -v ON_ERROR_STOP=1 -f "$MIKKOO_SQL"
+		run -0 env PGDATABASE=$db psql -qXAt -c "SELECT mikkoo.version()" \
+			-c "SELECT count(*) FROM mikkoo.dead_letter WHERE reason = 'kept' AND ev_data = 'd'" \
+			-c "SELECT count(*) FROM mikkoo.audit WHERE payload = 'kept'" \
+			-c "SELECT count(*) FROM pg_proc WHERE pronamespace = 'mikkoo'::regnamespace AND prosecdef AND proname LIKE '%insert%'"
+		assert_output "0.2.0
+1
+1
+0"
+		# and it works as the new one does
+		run -0 env PGDATABASE=$db psql -qXAt -c "SELECT mikkoo.insert_audited_event('uq', 'ex', 'rk', 'new', NULL) > 0"
+		assert_output t
+		sql "DROP DATABASE $db" >/dev/null
+	done
+	[ "$n" -ge 2 ]
 }

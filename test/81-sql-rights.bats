@@ -53,7 +53,7 @@ make_db() {
 		PGDATABASE=$db sql "CREATE SCHEMA mikkoo AUTHORIZATION $owner" >/dev/null
 	fi
 	PGDATABASE=$db psql -qX -v ON_ERROR_STOP=1 \
-		-f "$MIKKOO_TOP/sql/mikkoo.sql" >/dev/null
+		-f "$MIKKOO_SQL" >/dev/null
 	PGDATABASE=$db sql "GRANT USAGE ON SCHEMA mikkoo TO PUBLIC" >/dev/null
 	DB=$db
 	as "$V" "CREATE SCHEMA $V;
@@ -506,7 +506,7 @@ t"
 		           'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l')" >/dev/null
 
 	run -0 --separate-stderr psql -qX -v ON_ERROR_STOP=1 -d "$up" \
-		-f "$MIKKOO_TOP/sql/mikkoo.sql"
+		-f "$MIKKOO_SQL"
 	[[ "$stderr" == *"3 capture(s) of mikkoo.sql 0.1.0 upgraded"* ]] || fail "stderr: $stderr"
 	[[ "$stderr" == *"triggers {h} on $old.h run mikkoo._capture() but were not made by mikkoo.capture()"* ]] ||
 		fail "stderr: $stderr"
@@ -544,7 +544,7 @@ $V.t {\"id\": 1, \"new\": {\"v\": \"y\", \"id\": 1}, \"old\": {}, \"diff\": {\"v
 	run -1 as "$old" "SELECT mikkoo.insert_event('vq', 'x', 'y', 'z', NULL)"
 	assert_output --partial "permission denied"
 	# installing once more changes nothing and says nothing
-	run -0 psql -qX -v ON_ERROR_STOP=1 -d "$up" -f "$MIKKOO_TOP/sql/mikkoo.sql"
+	run -0 psql -qX -v ON_ERROR_STOP=1 -d "$up" -f "$MIKKOO_SQL"
 	assert_output --partial "triggers {h}"
 	refute_output --partial "upgraded"
 	su "DROP OWNED BY $old CASCADE" >/dev/null

@@ -9,7 +9,7 @@ mq() {
 
 # Install the mikkoo schema once per file (it is idempotent anyway).
 install_schema() {
-	psql -qX -v ON_ERROR_STOP=1 -f "$MIKKOO_TOP/sql/mikkoo.sql" >/dev/null
+	psql -qX -v ON_ERROR_STOP=1 -f "$MIKKOO_SQL" >/dev/null
 }
 
 # setup_relay_queue: a fresh PgQ queue $Q with the relay's consumer
