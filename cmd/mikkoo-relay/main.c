@@ -11,6 +11,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "relay.h"
+#include "sdnotify.h"
 #include "sig.h"
 #include "supervise.h"
 
@@ -128,6 +129,11 @@ main(int argc, char **argv)
 		return fflush(stdout) == 0 ? 0 : EX_IOERR;
 	}
 
+	/* Under systemd (Type=notify) the relay says READY=1 itself; the
+	 * variable goes now, so no worker or exec'd program inherits it. */
+	if (sdnotify_open(&e) < 0)
+		log_warn("%s", e.msg);
+
 	/* No core file or same-user ptrace: memory holds passwords. */
 	(void)prctl(PR_SET_DUMPABLE, 0);
 	if (detach && daemon_detach(cfg.daemon_pidfile, cfg.daemon_user,
@@ -172,6 +178,7 @@ main(int argc, char **argv)
 		sig_close();
 	}
 	daemon_cleanup();
+	sdnotify_close();
 	if (rc < 0) {
 		if (e.msg[0])
 			log_error("%s", e.msg);
