@@ -411,6 +411,7 @@ report_sink(void *arg, const struct counts *t, const struct counts *d,
 	r->rep.c.latency = t->latency;
 	r->rep.pending = g->pending;
 	r->rep.lag = g->lag;
+	r->rep.tick_age = g->tick_age;
 	report_send_now(r);
 }
 
@@ -425,9 +426,10 @@ gauges_maybe(struct relay *r)
 		return;
 	r->gauges_at = now_mono() + GAUGES_EVERY;
 	if (pgq_gauges(&r->pg, r->w->queue, r->w->consumer_name,
-		       &g->pending, &g->lag, &e) < 0) {
+		       &g->pending, &g->lag, &g->tick_age, &e) < 0) {
 		g->pending = -1;
 		g->lag = -1;
+		g->tick_age = -1;
 	}
 }
 
@@ -721,6 +723,7 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 	r.backoff = BACKOFF_MIN;
 	r.rep.pending = -1;
 	r.rep.lag = -1;
+	r.rep.tick_age = -1;
 	r.rep.state = REPORT_STARTING;
 	relay_set_state(&r, REPORT_STARTING, "connecting");
 	apply_worker(&r);
