@@ -51,7 +51,9 @@ static const struct cli cli = {
 	.after =
 	"Signals: TERM/INT finish the open batch (or give it up after 5 s;\n"
 	"PgQ hands it out again) and exit 0; a second TERM stops at once;\n"
-	"HUP reloads the configuration.\n"
+	"HUP reloads the configuration.  Under systemd (Type=notify, with\n"
+	"NOTIFY_SOCKET) it says READY=1, RELOADING=1, STOPPING=1 and\n"
+	"STATUS= itself.\n"
 	"Exit status: 0 stopped on request, 64 usage, 69 no server was\n"
 	"available at start, 77 login or permission refused, 78 bad\n"
 	"configuration.  See mikkoo-relay(1).\n",
