@@ -123,6 +123,15 @@ Architecture: $ARCH"
 	psql -qX -v ON_ERROR_STOP=1 -f "$ROOT/usr/share/mikkoo/mikkoo.sql" >/dev/null
 	setup_relay_queue
 	"$bin/mikkoo-relay" -n -c "$CONF"
+	# the packaged example is a configuration the relay accepts, once
+	# the password file it names exists
+	echo secret >"$BATS_TEST_TMPDIR/rabbitmq.password"
+	chmod 600 "$BATS_TEST_TMPDIR/rabbitmq.password"
+	sed "s#/etc/mikkoo/rabbitmq.password#$BATS_TEST_TMPDIR/rabbitmq.password#" \
+		"$ROOT/usr/share/mikkoo/examples/mikkoo.yml" >"$BATS_TEST_TMPDIR/example.yml"
+	run "$bin/mikkoo-relay" -n -c "$BATS_TEST_TMPDIR/example.yml"
+	assert_success
+	assert_output "configuration OK"
 	daemon_start relay "$bin/mikkoo-relay" -c "$CONF"
 
 	# four events in one transaction, one of them broken
