@@ -41,8 +41,13 @@ setup() {
 }
 
 teardown() {
+	local left=
 	broker_resume
 	if [ -n "${SCANPID:-}" ]; then
+		# the relay and its workers, by id, in case the supervisor
+		# cannot stop them
+		left=$(relay_pid)
+		[ -n "$left" ] && left="$left $(pgrep -P "$left" | tr '\n' ' ')"
 		if [ "$KIND" = s6 ]; then
 			s6-svc -k -d "$SVC" 2>/dev/null
 			s6-svscanctl -t "$SCAN" 2>/dev/null
@@ -53,7 +58,7 @@ teardown() {
 		wait_for 20 _gone "$SCANPID" || kill -KILL "$SCANPID"
 		wait "$SCANPID" 2>/dev/null
 		# nothing of ours may outlive the test
-		pkill -KILL -u mikkoo -f "$SV/" 2>/dev/null
+		[ -z "$left" ] || kill -KILL $left 2>/dev/null
 	fi
 	if [ -z "${BATS_TEST_COMPLETED:-}" ] && [ -n "${LOG:-}" ]; then
 		echo "--- service log:" >&2
