@@ -1,7 +1,7 @@
 -- SPDX-License-Identifier: BSD-3-Clause
 --
--- mikkoo.sql: the mikkoo schema.  Install (and re-install, it is
--- idempotent) with:
+-- mikkoo.sql: the mikkoo schema.  Install, re-install and upgrade (it
+-- is idempotent, and upgrades any earlier mikkoo.sql in place) with:
 --
 --     psql -v ON_ERROR_STOP=1 -f mikkoo.sql DBNAME
 --
@@ -13,20 +13,45 @@
 -- these fixes:
 --   * JSON is built with json_build_object, so a queue name with a quote
 --     or backslash no longer produces invalid ev_extra4;
---   * SECURITY DEFINER functions pin search_path (no hijacking through a
---     caller's schema);
+--   * functions pin search_path (no hijacking through a caller's schema);
 --   * functions are no longer STRICT: a NULL content type or NULL headers
 --     inserts the event instead of silently inserting nothing; a NULL
 --     queue, exchange or routing key raises an error instead;
+--   * they run with the caller's rights: writing an event needs PgQ's
+--     own right to write events (pgq_writer), as pgq.insert_event does;
 --   * the install can be run again without errors.
 -- Added: mikkoo.dead_letter, where mikkoo-relay stores events it cannot
--- deliver, so nothing is ever dropped (see mikkoo-replay(1)).
+-- deliver, so nothing is ever dropped (see mikkoo-replay(1)), and
+-- table-change capture (mikkoo.capture, see mikkoo-capture(7)).
 --
--- Least privilege (see mikkoo(7)): the relay's role needs pgq_reader,
--- INSERT on mikkoo.dead_letter and USAGE on its sequence; producers need
--- EXECUTE on the insert functions (they run as the owner); mikkoo-audit
--- needs SELECT and DELETE on mikkoo.audit; mikkoo-replay needs
--- pgq_writer plus SELECT and DELETE on mikkoo.dead_letter.
+-- Rights (mikkoo(7) and mikkoo-capture(7) say it for operators):
+--   * Every object belongs to the owner of schema mikkoo.  Recommended: a
+--     NOLOGIN role that is not a superuser, made before installing:
+--         CREATE ROLE mikkoo_owner NOLOGIN;
+--         GRANT pgq_admin TO mikkoo_owner;  -- pgq_writer is enough, slower
+--         CREATE SCHEMA mikkoo AUTHORIZATION mikkoo_owner;
+--     and then this file run by a superuser, which creates everything as
+--     that owner (and moves to it what an earlier install left to
+--     another role).  Without the schema, the installing role owns it.
+--   * Only three functions run with the owner's rights, and none of them
+--     runs anything a caller controls: the capture's trigger function
+--     mikkoo._capture() (it checks that the trigger that fired it is one
+--     mikkoo.capture() made, takes every setting from
+--     mikkoo.capture_settings, and renders rows without the casts of
+--     types the owner does not trust), mikkoo._capture_gc() and
+--     mikkoo._capture_dropped() (they delete the settings of dropped
+--     tables).  Everything else runs with the caller's rights.
+--   * Producers: pgq_writer (the insert functions call pgq.insert_event,
+--     and audited ones INSERT into mikkoo.audit, granted to pgq_writer).
+--   * Capturing a table: the right to create triggers on it (its owner)
+--     and pgq_writer (INSERT on mikkoo.capture_settings is granted to
+--     pgq_writer, and a row-level policy admits only tables the role may
+--     create triggers on).  Writers of a captured table need nothing but
+--     their rights on the table.
+--   * mikkoo-relay: pgq_reader, INSERT on mikkoo.dead_letter and USAGE
+--     on its sequence; mikkoo-audit: SELECT and DELETE on mikkoo.audit;
+--     mikkoo-replay: pgq_writer plus SELECT and DELETE on
+--     mikkoo.dead_letter.  These are granted by the operator.
 
 SET client_min_messages = warning;
 
@@ -34,6 +59,62 @@ BEGIN;
 
 CREATE SCHEMA IF NOT EXISTS mikkoo;
 COMMENT ON SCHEMA mikkoo IS 'mikkoo: PgQ to RabbitMQ relay helpers';
+
+-- Create everything as the schema's owner.  A superuser (or a member of
+-- the owner) installing moves to the owner what an earlier install left
+-- to another role, so "ALTER SCHEMA mikkoo OWNER TO r" and running this
+-- file again hands the whole schema to r.
+DO $owner$
+DECLARE
+    v_oid   OID := (SELECT n.nspowner FROM pg_catalog.pg_namespace n
+                    WHERE n.nspname = 'mikkoo');
+    v_owner NAME := (SELECT r.rolname FROM pg_catalog.pg_roles r
+                     WHERE r.oid = v_oid);
+    o       record;
+BEGIN
+    IF v_owner = current_user THEN
+        RETURN;
+    END IF;
+    IF NOT pg_catalog.pg_has_role(v_owner, 'MEMBER') THEN
+        RAISE EXCEPTION 'mikkoo.sql: schema mikkoo belongs to %; run '
+                        'mikkoo.sql as that role, a member of it or a '
+                        'superuser', v_owner
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    FOR o IN
+        SELECT format('ALTER %s %s OWNER TO %I',
+                      CASE c.relkind WHEN 'v' THEN 'VIEW'
+                                     WHEN 'S' THEN 'SEQUENCE'
+                                     ELSE 'TABLE' END,
+                      c.oid::regclass, v_owner) AS stmt
+        FROM pg_catalog.pg_class c
+        WHERE c.relnamespace = 'mikkoo'::regnamespace
+          AND c.relkind IN ('r', 'p', 'v', 'S')
+          AND c.relowner <> v_oid
+          -- a serial's sequence follows its table
+          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                          WHERE d.classid = 'pg_class'::regclass
+                            AND d.objid = c.oid AND d.deptype = 'a')
+        UNION ALL
+        SELECT format('ALTER ROUTINE %s OWNER TO %I', p.oid::regprocedure,
+                      v_owner)
+        FROM pg_catalog.pg_proc p
+        WHERE p.pronamespace = 'mikkoo'::regnamespace
+          AND p.proowner <> v_oid LOOP
+        EXECUTE o.stmt;
+    END LOOP;
+    EXECUTE format('SET LOCAL ROLE %I', v_owner);
+END;
+$owner$;
+
+-- The schema's version: programs compare it with their own.
+CREATE OR REPLACE FUNCTION mikkoo.version()
+RETURNS TEXT
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT '0.2.0'::text $$;
+COMMENT ON FUNCTION mikkoo.version() IS
+    'The version of mikkoo.sql installed in this database';
 
 CREATE TABLE IF NOT EXISTS mikkoo.audit (
     message_id   UUID NOT NULL,
@@ -97,9 +178,13 @@ COMMENT ON COLUMN mikkoo.dead_letter.ev_retry IS
 COMMENT ON COLUMN mikkoo.dead_letter.reason IS
     'Why the event was not delivered, as logged by mikkoo-relay';
 
+-- The audit helpers and the insert functions run with the caller's
+-- rights: INSERT or DELETE on mikkoo.audit, and pgq.insert_event, which
+-- PgQ lets pgq_writer call.  (Up to mikkoo.sql 0.1.0 they ran with the
+-- owner's, so that any role could write any queue and any audit row.)
 CREATE OR REPLACE FUNCTION mikkoo.delete_audit_record(in_message_id UUID)
 RETURNS BOOLEAN
-LANGUAGE sql VOLATILE SECURITY DEFINER
+LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH d AS (DELETE FROM mikkoo.audit WHERE message_id = in_message_id
@@ -108,85 +193,86 @@ AS $$
 $$;
 COMMENT ON FUNCTION mikkoo.delete_audit_record(UUID) IS
     'Delete the audit row of a message seen on the confirming queue; '
-    'true if a row was deleted';
+    'true if a row was deleted (needs DELETE on mikkoo.audit)';
 
 CREATE OR REPLACE FUNCTION mikkoo.new_audit_record(
     in_message_id UUID, in_event_id BIGINT, in_queue TEXT,
     in_exchange TEXT, in_routing_key TEXT, in_payload TEXT,
     in_content_type TEXT, in_properties TEXT, in_headers TEXT)
 RETURNS mikkoo.audit
-LANGUAGE sql VOLATILE SECURITY DEFINER
+LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    INSERT INTO mikkoo.audit (message_id, event_id, queue, exchange,
-                              routing_key, payload, content_type,
-                              properties, headers)
-    VALUES (in_message_id, in_event_id, in_queue, in_exchange,
-            in_routing_key, in_payload, in_content_type, in_properties,
-            in_headers)
-    RETURNING *;
+    -- The row made from the arguments, not RETURNING (which would take
+    -- SELECT on mikkoo.audit: every audited event's payload).
+    WITH i AS (
+        INSERT INTO mikkoo.audit (message_id, event_id, queue, exchange,
+                                  routing_key, payload, content_type,
+                                  properties, headers, published_at)
+        VALUES (in_message_id, in_event_id, in_queue, in_exchange,
+                in_routing_key, in_payload, in_content_type, in_properties,
+                in_headers, CURRENT_TIMESTAMP))
+    SELECT in_message_id, in_event_id, in_queue, in_exchange, in_routing_key,
+           in_payload, in_content_type, in_properties, in_headers,
+           CURRENT_TIMESTAMP;
 $$;
+COMMENT ON FUNCTION mikkoo.new_audit_record(UUID, BIGINT, TEXT, TEXT, TEXT,
+                                            TEXT, TEXT, TEXT, TEXT) IS
+    'Insert an audit row (needs INSERT on mikkoo.audit: pgq_writer)';
 
--- Shared by the public functions below: checks the arguments the relay
--- cannot do without, then inserts the PgQ event.
-CREATE OR REPLACE FUNCTION mikkoo._insert(
+CREATE OR REPLACE FUNCTION mikkoo.insert_event(
     in_queue TEXT, in_exchange TEXT, in_routing_key TEXT, in_payload TEXT,
     in_content_type TEXT, in_properties TEXT, in_headers TEXT)
 RETURNS BIGINT
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    -- the arguments the relay cannot do without
     IF in_queue IS NULL THEN
-        RAISE EXCEPTION 'mikkoo: queue must not be NULL';
+        RAISE EXCEPTION 'mikkoo: queue must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
     END IF;
     IF in_exchange IS NULL THEN
         RAISE EXCEPTION 'mikkoo: exchange must not be NULL (use '''' for '
-                        'the default exchange)';
+                        'the default exchange)'
+            USING ERRCODE = 'null_value_not_allowed';
     END IF;
     IF in_routing_key IS NULL THEN
-        RAISE EXCEPTION 'mikkoo: routing key must not be NULL';
+        RAISE EXCEPTION 'mikkoo: routing key must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
     END IF;
     RETURN pgq.insert_event(in_queue, in_routing_key, in_payload,
                             in_exchange, in_content_type, in_properties,
                             in_headers);
 END;
 $$;
-
-CREATE OR REPLACE FUNCTION mikkoo.insert_event(
-    in_queue TEXT, in_exchange TEXT, in_routing_key TEXT, in_payload TEXT,
-    in_content_type TEXT, in_properties TEXT, in_headers TEXT)
-RETURNS BIGINT
-LANGUAGE sql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT mikkoo._insert(in_queue, in_exchange, in_routing_key, in_payload,
-                          in_content_type, in_properties, in_headers);
-$$;
 COMMENT ON FUNCTION mikkoo.insert_event(TEXT, TEXT, TEXT, TEXT, TEXT, TEXT,
                                         TEXT) IS
-    'Insert an event; properties and headers are JSON texts (or NULL)';
+    'Insert an event; properties and headers are JSON texts (or NULL); '
+    'needs pgq_writer';
 
 CREATE OR REPLACE FUNCTION mikkoo.insert_event(
     in_queue TEXT, in_exchange TEXT, in_routing_key TEXT, in_payload TEXT,
     in_content_type TEXT)
 RETURNS BIGINT
-LANGUAGE sql VOLATILE SECURITY DEFINER
+LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT mikkoo._insert(
+    SELECT mikkoo.insert_event(
         in_queue, in_exchange, in_routing_key, in_payload, in_content_type,
         json_build_object('message_id', gen_random_uuid())::text,
         json_build_object('pgq_queue', in_queue)::text);
 $$;
 COMMENT ON FUNCTION mikkoo.insert_event(TEXT, TEXT, TEXT, TEXT, TEXT) IS
-    'Insert an event with a new random message_id and a pgq_queue header';
+    'Insert an event with a new random message_id and a pgq_queue header; '
+    'needs pgq_writer';
 
 CREATE OR REPLACE FUNCTION mikkoo.insert_audited_event(
     in_queue TEXT, in_exchange TEXT, in_routing_key TEXT, in_payload TEXT,
     in_content_type TEXT)
 RETURNS BIGINT
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -197,11 +283,12 @@ DECLARE
 BEGIN
     IF in_payload IS NULL THEN
         -- mikkoo.audit.payload is NOT NULL, as in the original.
-        RAISE EXCEPTION 'mikkoo: payload of an audited event must not be NULL';
+        RAISE EXCEPTION 'mikkoo: payload of an audited event must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    v_event_id := mikkoo._insert(in_queue, in_exchange, in_routing_key,
-                                 in_payload, in_content_type, v_properties,
-                                 v_headers);
+    v_event_id := mikkoo.insert_event(in_queue, in_exchange, in_routing_key,
+                                      in_payload, in_content_type,
+                                      v_properties, v_headers);
     PERFORM mikkoo.new_audit_record(v_message_id, v_event_id, in_queue,
                                     in_exchange, in_routing_key, in_payload,
                                     in_content_type, v_properties, v_headers);
@@ -210,39 +297,89 @@ END;
 $$;
 COMMENT ON FUNCTION mikkoo.insert_audited_event(TEXT, TEXT, TEXT, TEXT,
                                                 TEXT) IS
-    'Insert an event and its audit row in the caller''s transaction';
+    'Insert an event and its audit row in the caller''s transaction; '
+    'needs pgq_writer';
 
--- The helpers run as their owner; callers need only EXECUTE, which
--- PostgreSQL grants to PUBLIC by default.  The internal helper is not
--- for callers.
-REVOKE ALL ON FUNCTION mikkoo._insert(TEXT, TEXT, TEXT, TEXT, TEXT, TEXT,
-                                      TEXT) FROM PUBLIC;
+-- 0.1.0's helper of the functions above, which ran with the owner's
+-- rights.
+DROP FUNCTION IF EXISTS mikkoo._insert(TEXT, TEXT, TEXT, TEXT, TEXT, TEXT,
+                                       TEXT);
 
 -- ---------------------------------------------------------------------
 -- Table-change capture: mikkoo.capture(), mikkoo.uncapture(), the view
 -- mikkoo.captures and CALL mikkoo.snapshot() (see mikkoo-capture(7)).
 --
--- A capture is four AFTER ... FOR EACH STATEMENT triggers on the table
--- (INSERT, UPDATE and DELETE with transition tables, and TRUNCATE), all
--- running mikkoo._capture() with the settings as trigger arguments.  The
--- triggers are the only record of a capture: DROP TABLE ends it, pg_dump
--- keeps it, and mikkoo.captures reads the arguments back.
+-- A capture is a row of mikkoo.capture_settings and four AFTER ... FOR
+-- EACH STATEMENT triggers on the table (INSERT, UPDATE and DELETE with
+-- transition tables, and TRUNCATE) running mikkoo._capture() with the
+-- queue as their one argument.  The trigger function runs with the
+-- owner's rights (writers of the table need no rights on PgQ), so it
+-- trusts nothing a caller can write:
+--   * it runs only for a trigger whose pg_trigger row is exactly one that
+--     mikkoo.capture() makes, on a table that has a settings row for the
+--     queue; only roles that may write PgQ events and create triggers on
+--     the table can write that row (a row-level policy);
+--   * everything it sends comes from that row, the catalog and the
+--     statement's transition tables, not from trigger arguments;
+--   * mikkoo_new and mikkoo_old are the transition tables the trigger
+--     row names (they hide any relation of that name in pg_temp);
+--   * a row is rendered as to_jsonb() renders it, except that a value of
+--     a type whose owner is neither a superuser nor the schema's owner
+--     goes through its type's output function instead of a cast to json
+--     its owner may have made (mikkoo._render_value), so no code of the
+--     table's owner or writer runs with the owner's rights.
 --
 -- Statement level, because the work is then set-based: one query turns
--- all the changed rows into message bodies.  A statement that changed
--- more than 64 rows inserts its events with one INSERT ... SELECT
+-- all the changed rows into message bodies and inserts their events
 -- straight into the queue's current event table (which is what
--- pgq.current_event_table() is for), planned once per statement.  That
--- is as safe across table rotation as pgq.insert_event_raw(), which
--- does the same: the name is read in the writing transaction, batches
--- that span a switch read both tables, and the next rotation waits
--- until the slowest consumer's tick is past the last switch (its step 2
--- txid), so no table is emptied while a writer of it is open.  A
--- smaller one runs the same query from a plan cached for the session and
--- inserts each event with pgq.insert_event_raw(), which costs more per
--- row but needs no planning.  bench/run measures both beside
--- pgq.jsontriga; the README has the figures.
+-- pgq.current_event_table() is for).  That is as safe across table
+-- rotation as pgq.insert_event_raw(), which does the same: the name is
+-- read in the writing transaction, batches that span a switch read both
+-- tables, and the next rotation waits until the slowest consumer's tick
+-- is past the last switch (its step 2 txid), so no table is emptied
+-- while a writer of it is open.  Where only PgQ may insert (a queue with
+-- a per-transaction limit, or one closed to inserts, or an owner without
+-- pgq_admin, which PgQ's event tables need), each event goes through
+-- pgq.insert_event() instead, which pgq_writer may call.
 -- ---------------------------------------------------------------------
+
+-- The settings of each capture: the only record the trigger trusts.
+CREATE TABLE IF NOT EXISTS mikkoo.capture_settings (
+    tbl            REGCLASS NOT NULL,
+    queue          TEXT NOT NULL,
+    exchange       TEXT NOT NULL,
+    routing_key    TEXT NOT NULL,
+    columns        TEXT[],
+    exclude        TEXT[],
+    skip_unchanged BOOLEAN NOT NULL,
+    key_columns    TEXT[] NOT NULL,
+    trigger_prefix TEXT NOT NULL,
+    captured_by    NAME NOT NULL DEFAULT current_user,
+    captured_at    TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(),
+    PRIMARY KEY (tbl, queue)
+);
+COMMENT ON TABLE mikkoo.capture_settings IS
+    'One row per captured table and queue, written by mikkoo.capture(); '
+    'the capture''s triggers take every setting from here';
+COMMENT ON COLUMN mikkoo.capture_settings.trigger_prefix IS
+    'The triggers are named prefix_i, _u, _d and _t';
+COMMENT ON COLUMN mikkoo.capture_settings.key_columns IS
+    'The primary key''s columns at capture time: the message''s id';
+
+-- Readable by all (as pg_trigger is); written only for tables the role
+-- may create triggers on, and (by the grants below) only by roles that
+-- may write PgQ events.
+ALTER TABLE mikkoo.capture_settings ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS capture_settings_read ON mikkoo.capture_settings;
+CREATE POLICY capture_settings_read ON mikkoo.capture_settings
+    FOR SELECT USING (true);
+DROP POLICY IF EXISTS capture_settings_add ON mikkoo.capture_settings;
+CREATE POLICY capture_settings_add ON mikkoo.capture_settings
+    FOR INSERT
+    WITH CHECK (pg_catalog.has_table_privilege(tbl, 'TRIGGER'));
+DROP POLICY IF EXISTS capture_settings_remove ON mikkoo.capture_settings;
+CREATE POLICY capture_settings_remove ON mikkoo.capture_settings
+    FOR DELETE USING (pg_catalog.has_table_privilege(tbl, 'TRIGGER'));
 
 -- The arguments of a trigger (pg_trigger.tgargs: each NUL-terminated).
 CREATE OR REPLACE FUNCTION mikkoo._trigger_args(in_args BYTEA,
@@ -278,9 +415,9 @@ AS $$
     WHERE x.indrelid = in_tbl AND x.indisprimary;
 $$;
 
--- What the events of one kind of change (in_op: INSERT, UPDATE, DELETE
--- or TRUNCATE) of a table need from its names: the routing key, the body
--- up to "id": and the headers.
+-- What the events of one kind of change (in_op: INSERT, UPDATE, DELETE,
+-- TRUNCATE or R for a snapshot's row) of a table need from its names:
+-- the routing key, the body up to "id": and the headers.
 CREATE OR REPLACE FUNCTION mikkoo._capture_names(
     in_schema TEXT, in_table TEXT, in_routing_key TEXT, in_op TEXT)
 RETURNS TEXT[]
@@ -297,512 +434,542 @@ AS $$
     FROM (SELECT left(in_op, 1) AS a) x;
 $$;
 
--- Whether a PgQ queue exists, for callers without rights on schema pgq.
+-- Whether a PgQ queue exists (PgQ lets everyone read pgq.queue).
 CREATE OR REPLACE FUNCTION mikkoo._queue_exists(in_queue TEXT)
 RETURNS BOOLEAN
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT EXISTS (SELECT 1 FROM pgq.queue WHERE queue_name = in_queue);
 $$;
 
--- mikkoo._capture() and mikkoo._snapshot_chunk() are built by the DO
--- block below, so that each message body is written once and used in
--- two forms: PL/pgSQL for a small statement (a loop over its rows, plans
--- cached for the session) and SQL for a bulk statement and for the
--- snapshot's R events (one query, planned each time, makes all the
--- events).  Placeholders:
---   @head@  the body up to "id":    @tail@  recorded_at and the brace
---   @key@   the key's columns       @drop@  keys left out of old and new
---   @skip@  skip_unchanged
---   @n@     the changed row, whole (to_jsonb), for the id
---   @f@     I: the new row as sent  @dd@    I: its diff
---   @of@    U, D: old row as sent   @nf@ @d@  U: new row as sent, diff
---   @id@    the id
+-- Whose types' casts to json may run while a row is rendered: a
+-- superuser's, or the schema owner's own.
+CREATE OR REPLACE FUNCTION mikkoo._trusted_owner(in_role OID)
+RETURNS BOOLEAN
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce((SELECT r.rolsuper FROM pg_roles r
+                     WHERE r.oid = in_role), false)
+        OR in_role = (SELECT n.nspowner FROM pg_namespace n
+                      WHERE n.nspname = 'mikkoo');
+$$;
+
+-- How to render the SQL expression in_expr, of type in_type, as
+-- to_jsonb() would, without running code of a role mikkoo does not
+-- trust: NULL when to_jsonb(in_expr) is safe as it is (no type in it
+-- that could have a cast to json belongs to such a role), else an
+-- expression of type jsonb.
+--
+-- to_jsonb() looks through domains, walks arrays and composites, and
+-- for any other type that is not built in uses a cast to json if there
+-- is one: the only code of a type's owner it runs.  Here such a value
+-- of an untrusted type is its output function's text, which is what
+-- to_jsonb() gives for a type without that cast; arrays of them are
+-- arrays of those texts.  A composite of an untrusted type is rendered
+-- field by field, from the fields it has now (so one added later by its
+-- owner is not rendered by to_jsonb either); arrays of such composites
+-- element by element (of more than one dimension: their text).
+-- Nothing here casts: format('%s') calls the output function.
+CREATE OR REPLACE FUNCTION mikkoo._render_value(in_type OID, in_expr TEXT,
+                                                in_depth INTEGER DEFAULT 0)
+RETURNS TEXT
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_t      record;
+    v_elem   record;
+    v_sub    TEXT;
+    v_i      TEXT := 'i' || in_depth;
+    v_a      record;
+    v_pairs  TEXT[] := '{}';
+    v_unsafe BOOLEAN := false;
+BEGIN
+    IF in_depth > 64 THEN
+        RAISE EXCEPTION 'mikkoo: types nested too deep to render: %',
+                        in_type::regtype;
+    END IF;
+    SELECT t.typtype, t.typbasetype, t.typelem, t.typrelid,
+           t.oid < 16384 AS builtin,
+           t.typelem <> 0 AND t.typsubscript =
+               'pg_catalog.array_subscript_handler'::regproc AS is_array,
+           mikkoo._trusted_owner(t.typowner) AS trusted
+        INTO v_t FROM pg_type t WHERE t.oid = in_type;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'mikkoo: no type %', in_type;
+    END IF;
+    IF v_t.typtype = 'd' THEN
+        RETURN mikkoo._render_value(v_t.typbasetype, in_expr, in_depth + 1);
+    ELSIF v_t.is_array THEN
+        v_sub := mikkoo._render_value(v_t.typelem,
+                                      format('(%s)[%s]', in_expr, v_i),
+                                      in_depth + 1);
+        IF v_sub IS NULL THEN
+            RETURN NULL;
+        END IF;
+        -- the element's own type, through domains: composite or not?
+        WITH RECURSIVE b(oid, typtype, typbasetype) AS (
+            SELECT t.oid, t.typtype, t.typbasetype FROM pg_type t
+            WHERE t.oid = v_t.typelem
+            UNION ALL
+            SELECT t.oid, t.typtype, t.typbasetype
+            FROM b JOIN pg_type t ON t.oid = b.typbasetype
+            WHERE b.typtype = 'd')
+        SELECT b.typtype INTO v_elem FROM b WHERE b.typtype <> 'd';
+        IF v_elem.typtype <> 'c' THEN
+            RETURN format('CASE WHEN (%1$s) IS NULL THEN NULL'
+                          ' ELSE to_jsonb(format(''%%s'', %1$s)::text[]) END',
+                          in_expr);
+        END IF;
+        RETURN format('CASE WHEN (%1$s) IS NULL THEN NULL'
+                      ' WHEN array_ndims(%1$s) IS NULL THEN ''[]''::jsonb'
+                      ' WHEN array_ndims(%1$s) > 1'
+                      ' THEN to_jsonb(format(''%%s'', %1$s))'
+                      ' ELSE (SELECT jsonb_agg(%2$s ORDER BY %3$s)'
+                      ' FROM generate_subscripts(%1$s, 1) %3$s) END',
+                      in_expr, v_sub, v_i);
+    ELSIF v_t.typtype = 'c' THEN
+        FOR v_a IN SELECT a.attname, a.atttypid FROM pg_attribute a
+                   WHERE a.attrelid = v_t.typrelid AND a.attnum > 0
+                     AND NOT a.attisdropped ORDER BY a.attnum LOOP
+            v_sub := mikkoo._render_value(
+                v_a.atttypid, format('(%s).%I', in_expr, v_a.attname),
+                in_depth + 1);
+            v_unsafe := v_unsafe OR v_sub IS NOT NULL;
+            v_pairs := v_pairs || format('%L, %s', v_a.attname,
+                coalesce(v_sub, format('(%s).%I', in_expr, v_a.attname)));
+        END LOOP;
+        IF v_t.trusted AND NOT v_unsafe THEN
+            RETURN NULL;
+        END IF;
+        RETURN format('CASE WHEN num_nulls(%s) = 1 THEN NULL ELSE %s END',
+                      in_expr, mikkoo._render_object(v_pairs));
+    ELSIF v_t.builtin OR v_t.trusted THEN
+        RETURN NULL;
+    END IF;
+    RETURN format('CASE WHEN (%1$s) IS NULL THEN NULL'
+                  ' ELSE to_jsonb(format(''%%s'', %1$s)) END', in_expr);
+END;
+$$;
+
+-- jsonb_build_object() over key, value pairs (each 'key, value'), in
+-- calls of up to 50 pairs (a function takes at most 100 arguments).
+CREATE OR REPLACE FUNCTION mikkoo._render_object(in_pairs TEXT[])
+RETURNS TEXT
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(string_agg(c.o, ' || ' ORDER BY c.n), '''{}''::jsonb')
+    FROM (SELECT (i - 1) / 50 AS n,
+                 'jsonb_build_object(' || string_agg(p, ', ' ORDER BY i)
+                 || ')' AS o
+          FROM unnest(in_pairs) WITH ORDINALITY u(p, i)
+          GROUP BY (i - 1) / 50) c;
+$$;
+
+-- The expression that renders a row of table in_tbl, as alias t, into
+-- jsonb: to_jsonb(t.*) when that is safe (mikkoo._render_value), else
+-- the columns one by one.
+CREATE OR REPLACE FUNCTION mikkoo._render_row(in_tbl OID)
+RETURNS TEXT
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_a      record;
+    v_sub    TEXT;
+    v_pairs  TEXT[] := '{}';
+    v_unsafe BOOLEAN := false;
+BEGIN
+    FOR v_a IN SELECT a.attname, a.atttypid FROM pg_attribute a
+               WHERE a.attrelid = in_tbl AND a.attnum > 0
+                 AND NOT a.attisdropped ORDER BY a.attnum LOOP
+        v_sub := mikkoo._render_value(v_a.atttypid,
+                                      format('t.%I', v_a.attname));
+        v_unsafe := v_unsafe OR v_sub IS NOT NULL;
+        v_pairs := v_pairs || format('%L, %s', v_a.attname,
+                                     coalesce(v_sub,
+                                              format('t.%I', v_a.attname)));
+    END LOOP;
+    IF NOT v_unsafe THEN
+        RETURN 'to_jsonb(t.*)';
+    END IF;
+    RETURN mikkoo._render_object(v_pairs);
+END;
+$$;
+
+-- The query that makes and inserts the events of a bulk statement (over
+-- 64 rows) of table in_tbl: one query, planned each time, over the
+-- transition tables, whose bodies are those mikkoo._capture() makes row
+-- by row (test 38 checks that both ways send the same messages).  In the
+-- templates below %1$s is the row expression (mikkoo._render_row), and
+-- for an update %2$s the diff, %3$s and %4$s the typed columns it
+-- compares.  The query's parameters: $1 the body up to "id":, $2 the
+-- key's columns, $3 the keys left out of old and new, $4 recorded_at and
+-- the closing brace, $5 skip_unchanged, $6 the routing key, $7 the
+-- exchange, $8 the headers, $9 the queue.  OFFSET 0 keeps each row
+-- rendered once (the planner would copy the expression into every use).
+-- An update's transition tables hold old and new rows in the same order.
+CREATE OR REPLACE FUNCTION mikkoo._capture_bulk_sql(
+    in_op TEXT, in_tbl OID, in_row TEXT, in_drop TEXT[], in_queue TEXT)
+RETURNS TEXT
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $body$
+DECLARE
+    c_insert CONSTANT TEXT := $q$
+SELECT $1 || CASE cardinality($2)
+                 WHEN 0 THEN 'null'
+                 WHEN 1 THEN coalesce((x.n -> $2[1])::text, 'null')
+                 ELSE (SELECT json_object_agg(k.k, x.n -> k.k ORDER BY k.i)::text
+                       FROM unnest($2) WITH ORDINALITY k(k, i)) END
+          || ',"old":{},"new":' || x.f::text
+          || ',"diff":' || (CASE WHEN jsonb_strip_nulls(x.f) = x.f THEN x.f
+                                 ELSE (SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}')
+                                       FROM jsonb_each(x.f) e
+                                       WHERE e.value <> 'null'::jsonb) END)::text
+          || $4 AS body
+FROM (SELECT y.n, y.n - $3 AS f
+      FROM (SELECT %1$s AS n FROM mikkoo_new t OFFSET 0) y OFFSET 0) x$q$;
+    c_update CONSTANT TEXT := $q$
+SELECT $1 || CASE cardinality($2)
+                 WHEN 0 THEN 'null'
+                 WHEN 1 THEN coalesce((x.n -> $2[1])::text, 'null')
+                 ELSE (SELECT json_object_agg(k.k, x.n -> k.k ORDER BY k.i)::text
+                       FROM unnest($2) WITH ORDINALITY k(k, i)) END
+          || ',"old":' || x.of::text || ',"new":' || x.nf::text
+          || ',"diff":' || x.d::text || $4 AS body
+FROM (SELECT z.n, z.of, z.nf, %2$s AS d
+      FROM (SELECT n.n, o.o - $3 AS of, n.n - $3 AS nf%3$s
+            FROM (SELECT row_number() OVER () AS i, %1$s AS o%4$s
+                  FROM mikkoo_old t) o
+            JOIN (SELECT row_number() OVER () AS i, %1$s AS n%4$s
+                  FROM mikkoo_new t) n ON n.i = o.i
+            OFFSET 0) z
+      OFFSET 0) x
+WHERE NOT $5 OR x.d <> '{}'::jsonb$q$;
+    c_delete CONSTANT TEXT := $q$
+SELECT $1 || CASE cardinality($2)
+                 WHEN 0 THEN 'null'
+                 WHEN 1 THEN coalesce((x.n -> $2[1])::text, 'null')
+                 ELSE (SELECT json_object_agg(k.k, x.n -> k.k ORDER BY k.i)::text
+                       FROM unnest($2) WITH ORDINALITY k(k, i)) END
+          || ',"old":' || x.of::text || ',"new":{},"diff":{}' || $4 AS body
+FROM (SELECT y.n, y.n - $3 AS of
+      FROM (SELECT %1$s AS n FROM mikkoo_old t OFFSET 0) y OFFSET 0) x$q$;
+    -- An update's diff: the columns of the new row that differ from the
+    -- old one, as jsonb.
+    c_diff CONSTANT TEXT := $q$CASE WHEN z.of = z.nf THEN '{}'::jsonb
+        ELSE (SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}')
+              FROM jsonb_each(z.nf) e
+              WHERE z.of -> e.key IS DISTINCT FROM e.value) END$q$;
+    -- Where the events go: %1$s the event table, %2$L its sequence,
+    -- %3$s the bodies' query.
+    c_direct CONSTANT TEXT := $q$
+INSERT INTO %1$s (ev_id, ev_time, ev_type, ev_data, ev_extra1, ev_extra2,
+                  ev_extra4)
+SELECT nextval(%2$L), now(), $6, b.body, $7, 'application/json', $8
+FROM (%3$s) b$q$;
+    c_each CONSTANT TEXT := $q$
+SELECT count(pgq.insert_event($9, $6, b.body, $7, 'application/json', NULL,
+                              $8))
+FROM (%3$s) b$q$;
+
+    v_diff  TEXT := c_diff;
+    v_pairs TEXT := '';
+    v_cols  TEXT := '';
+    v_sql   TEXT;
+    q       record;
+BEGIN
+    IF in_op = 'UPDATE' THEN
+        -- A statement's diff, worked out per table: columns of the types
+        -- where "distinct" means their jsonb differs too (text only under
+        -- a deterministic collation) are compared as they are, others as
+        -- jsonb.  Several times cheaper than c_diff.
+        SELECT 'z.nf - ARRAY[' || coalesce(string_agg(format(
+                   'CASE WHEN %s THEN %L END',
+                   CASE WHEN a.typed
+                        THEN format('z.o%1$s IS NOT DISTINCT FROM z.n%1$s',
+                                    a.attnum)
+                        ELSE format('z.of -> %1$L IS NOT DISTINCT FROM'
+                                    ' z.nf -> %1$L', a.attname)
+                        END, a.attname), ', '), '') || ']::text[]',
+               coalesce(string_agg(format(', o.c%1$s AS o%1$s,'
+                                          ' n.c%1$s AS n%1$s', a.attnum), '')
+                        FILTER (WHERE a.typed), ''),
+               coalesce(string_agg(format(', t.%I AS c%s', a.attname,
+                                          a.attnum), '')
+                        FILTER (WHERE a.typed), '')
+            INTO v_diff, v_pairs, v_cols
+        FROM (SELECT a.attname, a.attnum,
+                     a.atttypid IN ('int2'::regtype, 'int4'::regtype,
+                         'int8'::regtype, 'oid'::regtype, 'bool'::regtype,
+                         'float4'::regtype, 'float8'::regtype,
+                         'numeric'::regtype, 'text'::regtype,
+                         'varchar'::regtype, 'bpchar'::regtype,
+                         'name'::regtype, 'date'::regtype, 'time'::regtype,
+                         'timestamp'::regtype, 'timestamptz'::regtype,
+                         'uuid'::regtype, 'bytea'::regtype,
+                         'jsonb'::regtype)
+                     AND coalesce(c.collisdeterministic, true) AS typed
+              FROM pg_attribute a
+              LEFT JOIN pg_collation c ON c.oid = a.attcollation
+              WHERE a.attrelid = in_tbl AND a.attnum > 0
+                AND NOT a.attisdropped AND a.attname <> ALL (in_drop)) a;
+    END IF;
+    v_sql := format(CASE in_op WHEN 'INSERT' THEN c_insert
+                               WHEN 'UPDATE' THEN c_update
+                               ELSE c_delete END,
+                    in_row, v_diff, v_pairs, v_cols);
+    -- Straight into the event table, unless only PgQ may insert: it
+    -- counts events per transaction, refuses a closed queue, and the
+    -- owner may lack the rights on the table.
+    SELECT pgq.quote_fqname(x.queue_data_pfx || '_'
+                            || x.queue_cur_table::text) AS tbl,
+           x.queue_event_seq AS seq
+        INTO q FROM pgq.queue x
+        WHERE x.queue_name = in_queue AND x.queue_per_tx_limit IS NULL
+          AND NOT x.queue_disable_insert;
+    IF FOUND AND has_table_privilege(q.tbl, 'INSERT')
+       AND has_sequence_privilege(q.seq, 'USAGE') THEN
+        RETURN format(c_direct, q.tbl, q.seq, v_sql);
+    END IF;
+    RETURN format(c_each, NULL, NULL, v_sql);
+END;
+$body$;
+
+-- The trigger function of every capture (see the top of this part).
+--
+-- A statement of up to 64 rows (most of them: one row) is done in
+-- PL/pgSQL from plans cached for the session: its rows are read into
+-- arrays, each turned into a body, each body inserted with
+-- pgq.insert_event_raw() (or pgq.insert_event() where the owner lacks
+-- pgq_admin).  A bigger one by one query (mikkoo._capture_bulk_sql).
 -- Bodies are concatenated: compact, and cheaper than json_build_object;
 -- rows are jsonb's own text.
-DO $install$
-DECLARE
-    -- Sub-queries; @1@ and @2@ are their arguments.  PL/pgSQL runs them
-    -- as statements of their own, only where needed: inside a larger
-    -- expression they would be set up for every row, needed or not.
-    --   a composite key's id, {"k1":..,"k2":..} in key order
-    q_keyobj TEXT := $q$SELECT json_object_agg(k.k, @1@ -> k.k ORDER BY k.i)::text
-        FROM unnest(@2@) WITH ORDINALITY k(k, i)$q$;
-    --   row @1@ without its null columns: the diff of I (and R)
-    q_nonnull TEXT := $q$SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}')
-        FROM jsonb_each(@1@) e WHERE e.value <> 'null'::jsonb$q$;
-    --   the columns of new row @2@ that differ from old row @1@
-    q_changed TEXT := $q$SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}')
-        FROM jsonb_each(@2@) e WHERE @1@ -> e.key IS DISTINCT FROM e.value$q$;
-
-    -- The id without a composite key (NULL with one).
-    e_id TEXT := $q$CASE cardinality(@key@)
-            WHEN 0 THEN 'null'
-            WHEN 1 THEN coalesce((@n@ -> (@key@)[1])::text, 'null')$q$;
-    -- Whether the diff of I is the whole row: usually nothing at any
-    -- depth is null, and this is cheap.
-    e_nonull TEXT := $q$jsonb_strip_nulls(@f@) = @f@$q$;
-    e_insert TEXT := $q$@head@ || @id@
-        || ',"old":{},"new":' || @f@::text || ',"diff":' || @dd@::text
-        || @tail@$q$;
-    e_update TEXT := $q$@head@ || @id@
-        || ',"old":' || @of@::text || ',"new":' || @nf@::text
-        || ',"diff":' || @d@::text || @tail@$q$;
-    e_delete TEXT := $q$@head@ || @id@
-        || ',"old":' || @of@::text || ',"new":{},"diff":{}' || @tail@$q$;
-
-    -- The bulk statements' queries.  OFFSET 0 keeps to_jsonb() computed
-    -- once per row (the planner would copy it into every use).  In an
-    -- update, the transition tables hold old and new rows in the same
-    -- order, and the diff is made per statement (the three %s): columns
-    -- of the types where SQL equality and jsonb equality agree are
-    -- compared as they are, others as jsonb: the test of q_changed, but
-    -- several times cheaper.
-    q_insert TEXT := $q$SELECT @insert@ AS body
-        FROM (SELECT y.n, y.n - @drop@ AS f
-              FROM (SELECT to_jsonb(t.*) AS n FROM @rows@ t OFFSET 0) y
-              OFFSET 0) x$q$;
-    q_update TEXT := $q$SELECT @update@ AS body
-        FROM (SELECT z.n, z.of, z.nf, %3$s AS d
-              FROM (SELECT n.n, o.o - @drop@ AS of, n.n - @drop@ AS nf%4$s
-                    FROM (SELECT row_number() OVER () AS i, to_jsonb(t.*) AS o%5$s
-                          FROM mikkoo_old t) o
-                    JOIN (SELECT row_number() OVER () AS i, to_jsonb(t.*) AS n%5$s
-                          FROM mikkoo_new t) n ON n.i = o.i
-                    OFFSET 0) z
-              OFFSET 0) x
-        WHERE NOT @skip@ OR x.d <> '{}'::jsonb$q$;
-    q_delete TEXT := $q$SELECT @delete@ AS body
-        FROM (SELECT y.n, y.n - @drop@ AS of
-              FROM (SELECT to_jsonb(t.*) AS n FROM mikkoo_old t OFFSET 0) y
-              OFFSET 0) x$q$;
-    -- A bulk statement's events: one INSERT into the current event table.
-    q_bulk TEXT := $q$INSERT INTO %s (ev_id, ev_time, ev_type, ev_data,
-            ev_extra1, ev_extra2, ev_extra4)
-        SELECT nextval(%L), now(), $6, b.body, $7, 'application/json', $8
-        FROM (@query@) b$q$;
-    -- The snapshot's: mikkoo.insert_event() each, in key order.  format()
-    -- puts in the table, the key range and the key order; $1 and $2 are
-    -- the range's ends.
-    q_snapshot TEXT := $q$SELECT count(mikkoo.insert_event($3, $4, $5,
-            b.body, 'application/json', NULL, $6))
-        FROM (@query@) b$q$;
-    q_locked TEXT := $q$(SELECT * FROM %1$s t WHERE %2$s ORDER BY %3$s
-                  FOR SHARE)$q$;
-
-    v_names TEXT[] := ARRAY['@head@', '@key@', '@drop@', '@tail@', '@skip@'];
-    v_vars  TEXT[] := ARRAY['v_head', 'v_key', 'v_drop', 'v_tail', 'v_skip'];
-    p_id     TEXT;  p_dd     TEXT;  p_d      TEXT;
-    p_insert TEXT;  p_update TEXT;  p_delete TEXT;
-    s_id     TEXT;
-    d_snapshot TEXT;
-    f_capture  TEXT;
-    f_chunk    TEXT;
-BEGIN
-    -- PL/pgSQL form: statements that set v_id, v_dd and v_d, and the
-    -- bodies over variables.
-    p_id := 'IF v_k1 <> '''' THEN
-                v_id := coalesce((v_n -> v_k1)::text, ''null'');
-            ELSIF v_key = ''{}'' THEN
-                v_id := ''null'';
-            ELSE
-                v_id := (' || replace(replace(q_keyobj, '@1@', 'v_n'),
-                                      '@2@', 'v_key') || ');
-            END IF;';
-    p_dd := 'IF ' || e_nonull || ' THEN
-                v_dd := v_f;
-            ELSE
-                v_dd := (' || replace(q_nonnull, '@1@', 'v_f') || ');
-            END IF;';
-    p_d := 'IF v_of = v_nf THEN
-                v_d := ''{}'';
-            ELSE
-                v_d := (' || replace(replace(q_changed, '@1@', 'v_of'),
-                                     '@2@', 'v_nf') || ');
-            END IF;';
-    p_dd := replace(p_dd, '@f@', 'v_f');
-    p_insert := replace(replace(replace(e_insert, '@id@', 'v_id'),
-                                '@f@', 'v_f'), '@dd@', 'v_dd');
-    p_update := replace(replace(replace(replace(e_update, '@id@', 'v_id'),
-                                        '@of@', 'v_of'), '@nf@', 'v_nf'),
-                        '@d@', 'v_d');
-    p_delete := replace(replace(e_delete, '@id@', 'v_id'), '@of@', 'v_of');
-    FOR i IN 1 .. 5 LOOP
-        p_insert := replace(p_insert, v_names[i], v_vars[i]);
-        p_update := replace(p_update, v_names[i], v_vars[i]);
-        p_delete := replace(p_delete, v_names[i], v_vars[i]);
-    END LOOP;
-
-    -- SQL form: the same expressions over the columns of x, inline.
-    s_id := e_id || ' ELSE (' || replace(replace(q_keyobj, '@1@', 'x.n'),
-                                         '@2@', '@key@') || ') END';
-    q_insert := replace(q_insert, '@insert@',
-        replace(replace(replace(replace(e_insert, '@id@', s_id),
-            '@dd@', 'CASE WHEN ' || e_nonull || ' THEN @f@ ELSE ('
-                    || replace(q_nonnull, '@1@', '@f@') || ') END'),
-            '@f@', 'x.f'), '@n@', 'x.n'));
-    q_update := replace(q_update, '@update@',
-        replace(replace(replace(replace(replace(e_update, '@id@', s_id),
-            '@of@', 'x.of'), '@nf@', 'x.nf'), '@d@', 'x.d'), '@n@', 'x.n'));
-    q_delete := replace(q_delete, '@delete@',
-        replace(replace(replace(e_delete, '@id@', s_id),
-            '@of@', 'x.of'), '@n@', 'x.n'));
-    -- the snapshot reads locked rows; its parameters are $7..$10
-    d_snapshot := replace(replace(replace(replace(replace(replace(
-        replace(q_snapshot, '@query@', q_insert),
-        '@rows@', q_locked), '@head@', '$7'), '@key@', '$8'),
-        '@drop@', '$9'), '@tail@', '$10'), '@skip@', 'false');
-    q_insert := replace(q_insert, '@rows@', 'mikkoo_new');
-    FOR i IN 1 .. 5 LOOP
-        q_insert := replace(q_insert, v_names[i], '$' || i);
-        q_update := replace(q_update, v_names[i], '$' || i);
-        q_delete := replace(q_delete, v_names[i], '$' || i);
-    END LOOP;
-
-    -- The trigger function of every capture.  Its arguments: queue,
-    -- exchange, routing key template, columns, exclude, skip_unchanged,
-    -- the key's columns (arrays as text[] literals; '' for no columns or
-    -- exclude), the schema and the table's name at capture time, what
-    -- mikkoo._capture_names() made of them for this trigger's action (the
-    -- routing key, the body up to "id": and the headers), and the key's
-    -- column if it is one (else '').  All that can be is worked out in
-    -- advance: a one-row statement's work is mostly its row's.
-    f_capture := $fn$
 CREATE OR REPLACE FUNCTION mikkoo._capture()
 RETURNS trigger
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $body$
 DECLARE
+    v_type     INTEGER;
+    v_oldname  NAME;
+    v_newname  NAME;
+    s          record;
     v_names    TEXT[];      -- routing key, body head, headers
-    v_old      JSONB[];     -- the rows (up to 65 but in a bulk
-    v_new      JSONB[];     -- statement), in the transition tables' order
-    v_found    BOOLEAN;
-    v_head     TEXT;
     v_tail     TEXT;
-    v_key      TEXT[];
-    v_k1       TEXT;        -- the key's column, if it has one
     v_drop     TEXT[];
-    v_skip     BOOLEAN;
+    v_row      TEXT := 'to_jsonb(t.*)';
+    v_old      JSONB[];     -- the rows, up to 65 (65 tell a bulk statement)
+    v_new      JSONB[];
+    v_bodies   TEXT[] := '{}';
+    v_body     TEXT;
+    v_ev       BIGINT;
     v_n        JSONB;
     v_f        JSONB;
     v_of       JSONB;
     v_nf       JSONB;
     v_d        JSONB;
-    v_dd       JSONB;
     v_id       TEXT;
-    v_ev       BIGINT;
-    v_sql      TEXT;
-    v_diff     TEXT;
-    v_pairs    TEXT;
-    v_cols     TEXT;
-    q          record;
 BEGIN
-    IF TG_TABLE_NAME = TG_ARGV[8] AND TG_TABLE_SCHEMA = TG_ARGV[7] THEN
-        v_names := TG_ARGV[9:11];
-    ELSE                                -- renamed since captured
-        v_names := mikkoo._capture_names(TG_TABLE_SCHEMA, TG_TABLE_NAME,
-                                         TG_ARGV[2], TG_OP);
+    -- Which trigger this must be, from what fired: an AFTER ... FOR EACH
+    -- STATEMENT trigger on one event (pg_trigger.tgtype bits), with the
+    -- transition tables of that event under their names; and the queue.
+    v_type := CASE TG_OP WHEN 'INSERT' THEN 4 WHEN 'DELETE' THEN 8
+                         WHEN 'UPDATE' THEN 16 WHEN 'TRUNCATE' THEN 32 END;
+    v_oldname := CASE WHEN TG_OP IN ('UPDATE', 'DELETE') THEN 'mikkoo_old' END;
+    v_newname := CASE WHEN TG_OP IN ('INSERT', 'UPDATE') THEN 'mikkoo_new' END;
+    SELECT c.queue, c.exchange, c.routing_key, c.columns, c.exclude,
+           c.skip_unchanged, c.key_columns,
+           NOT EXISTS (SELECT 1 FROM pg_attribute a
+                       WHERE a.attrelid = c.tbl AND a.attnum > 0
+                         AND NOT a.attisdropped AND a.atttypid >= 16384)
+               AS builtin_types,
+           x.queue_name IS NOT NULL AS queue_exists,
+           has_function_privilege('pgq.insert_event_raw(text, bigint,'
+               ' timestamptz, integer, integer, text, text, text, text,'
+               ' text, text)'::regprocedure, 'EXECUTE') AS raw
+        INTO s
+    FROM mikkoo.capture_settings c
+    JOIN pg_trigger g ON g.tgrelid = c.tbl
+    LEFT JOIN pgq.queue x ON x.queue_name = c.queue
+    WHERE c.tbl = TG_RELID AND c.queue = TG_ARGV[0] AND TG_NARGS = 1
+      AND TG_LEVEL = 'STATEMENT' AND TG_WHEN = 'AFTER'
+      AND g.tgname = TG_NAME
+      AND g.tgname = c.trigger_prefix || '_' || lower(left(TG_OP, 1))
+      AND g.tgfoid = 'mikkoo._capture()'::regprocedure
+      AND g.tgtype = v_type AND g.tgnargs = 1 AND g.tgqual IS NULL
+      AND g.tgattr = ''::int2vector AND g.tgconstraint = 0
+      AND g.tgoldtable IS NOT DISTINCT FROM v_oldname
+      AND g.tgnewtable IS NOT DISTINCT FROM v_newname;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'mikkoo: trigger % on %.% was not made by '
+                        'mikkoo.capture(): it sends nothing', TG_NAME,
+                        TG_TABLE_SCHEMA, TG_TABLE_NAME
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Capture the table with mikkoo.capture(), or drop '
+                         'the trigger.';
     END IF;
-    v_head := v_names[2];
-    v_tail := ',"recorded_at":"'
-              || to_char(clock_timestamp() AT TIME ZONE 'UTC',
-                         'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '"}';
-    -- One query for the rows (65 of them tell a bulk statement) and
-    -- whether the queue exists.
-    IF TG_OP = 'INSERT' THEN
-        SELECT ARRAY(SELECT to_jsonb(t.*) FROM mikkoo_new t LIMIT 65),
-               EXISTS (SELECT FROM pgq.queue WHERE queue_name = TG_ARGV[0])
-            INTO v_new, v_found;
-    ELSIF TG_OP = 'UPDATE' THEN
-        SELECT ARRAY(SELECT to_jsonb(t.*) FROM mikkoo_new t LIMIT 65),
-               ARRAY(SELECT to_jsonb(t.*) FROM mikkoo_old t LIMIT 65),
-               EXISTS (SELECT FROM pgq.queue WHERE queue_name = TG_ARGV[0])
-            INTO v_new, v_old, v_found;
-    ELSIF TG_OP = 'DELETE' THEN
-        SELECT ARRAY(SELECT to_jsonb(t.*) FROM mikkoo_old t LIMIT 65),
-               EXISTS (SELECT FROM pgq.queue WHERE queue_name = TG_ARGV[0])
-            INTO v_old, v_found;
-    ELSE
-        SELECT EXISTS (SELECT FROM pgq.queue WHERE queue_name = TG_ARGV[0])
-            INTO v_found;
-    END IF;
-    IF NOT v_found THEN
+    IF NOT s.queue_exists THEN
         RAISE EXCEPTION 'mikkoo: table %.% is captured into PgQ queue ''%'','
                         ' which does not exist', TG_TABLE_SCHEMA,
-                        TG_TABLE_NAME, TG_ARGV[0]
+                        TG_TABLE_NAME, s.queue
             USING ERRCODE = 'undefined_object',
                   HINT = 'Create the queue, or stop the capture with '
                          'mikkoo.uncapture().';
     END IF;
+    v_names := mikkoo._capture_names(TG_TABLE_SCHEMA, TG_TABLE_NAME,
+                                     s.routing_key, TG_OP);
+    v_tail := ',"recorded_at":"'
+              || to_char(clock_timestamp() AT TIME ZONE 'UTC',
+                         'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '"}';
     IF TG_OP = 'TRUNCATE' THEN
-        v_ev := pgq.insert_event_raw(TG_ARGV[0], NULL, now(), NULL, NULL,
-            v_names[1], v_head || 'null,"old":{},"new":{},"diff":{}' || v_tail,
-            TG_ARGV[1], 'application/json', NULL, v_names[3]);
-        RETURN NULL;
-    END IF;
-    v_k1 := TG_ARGV[12];
-    IF v_k1 = '' THEN
-        v_key := TG_ARGV[6]::text[];
-    END IF;
-    -- The keys to leave out.  An allow list becomes a deny list of the
-    -- columns the rows have now, so a column added later stays out.
-    IF TG_ARGV[3] <> '' THEN
-        v_drop := ARRAY(SELECT k.k
-                        FROM jsonb_object_keys(coalesce(v_new[1], v_old[1]))
-                             k(k)
-                        WHERE k.k <> ALL (TG_ARGV[3]::text[]));
-    ELSIF TG_ARGV[4] <> '' THEN
-        v_drop := TG_ARGV[4]::text[];
+        v_bodies := ARRAY[v_names[2] || 'null,"old":{},"new":{},"diff":{}'
+                          || v_tail];
     ELSE
-        v_drop := '{}';
-    END IF;
-    v_skip := TG_OP = 'UPDATE' AND TG_ARGV[5]::boolean;
-    -- Bulk: straight into the event table, unless only PgQ may insert:
-    -- it counts events per transaction, refuses a disabled queue, and
-    -- the owner may lack the rights on the table.
-    IF cardinality(coalesce(v_new, v_old)) > 64 THEN
-        SELECT pgq.quote_fqname(queue_data_pfx || '_'
-                                || queue_cur_table::text) AS tbl,
-               queue_event_seq AS seq
-            INTO q FROM pgq.queue
-            WHERE queue_name = TG_ARGV[0] AND queue_per_tx_limit IS NULL
-              AND NOT queue_disable_insert;
-        IF FOUND AND has_table_privilege(q.tbl, 'INSERT')
-           AND has_sequence_privilege(q.seq, 'USAGE') THEN
-            v_key := TG_ARGV[6]::text[];
-            v_sql := CASE TG_OP WHEN 'INSERT' THEN @bulk_insert@
-                                WHEN 'UPDATE' THEN @bulk_update@
-                                ELSE @bulk_delete@ END;
-            IF TG_OP = 'UPDATE' THEN
-                -- The diff.  For these types "distinct" means their jsonb
-                -- differs too (text only under a deterministic
-                -- collation); other types are compared as jsonb.
-                SELECT 'z.nf - ARRAY[' || coalesce(string_agg(format(
-                           'CASE WHEN %s THEN %L END',
-                           CASE WHEN a.typed
-                                THEN format('z.o%1$s IS NOT DISTINCT FROM'
-                                            ' z.n%1$s', a.attnum)
-                                ELSE format('z.of -> %1$L IS NOT DISTINCT'
-                                            ' FROM z.nf -> %1$L', a.attname)
-                                END, a.attname), ', '), '') || ']::text[]',
-                       coalesce(string_agg(format(', o.c%1$s AS o%1$s,'
-                                                  ' n.c%1$s AS n%1$s',
-                                                  a.attnum), '')
-                                FILTER (WHERE a.typed), ''),
-                       coalesce(string_agg(format(', t.%I AS c%s',
-                                                  a.attname, a.attnum), '')
-                                FILTER (WHERE a.typed), '')
-                    INTO v_diff, v_pairs, v_cols
-                FROM (SELECT a.attname, a.attnum,
-                             a.atttypid IN ('int2'::regtype, 'int4'::regtype,
-                                 'int8'::regtype, 'oid'::regtype,
-                                 'bool'::regtype, 'float4'::regtype,
-                                 'float8'::regtype, 'numeric'::regtype,
-                                 'text'::regtype, 'varchar'::regtype,
-                                 'bpchar'::regtype, 'name'::regtype,
-                                 'date'::regtype, 'time'::regtype,
-                                 'timestamp'::regtype, 'timestamptz'::regtype,
-                                 'uuid'::regtype, 'bytea'::regtype,
-                                 'jsonb'::regtype)
-                             AND coalesce(c.collisdeterministic, true)
-                             AS typed
-                      FROM pg_attribute a
-                      LEFT JOIN pg_collation c ON c.oid = a.attcollation
-                      WHERE a.attrelid = TG_RELID AND a.attnum > 0
-                        AND NOT a.attisdropped
-                        AND a.attname <> ALL (v_drop)) a;
+        -- The keys to leave out.  An allow list becomes a deny list of
+        -- the columns the table has now, so a column added later stays
+        -- out.
+        IF s.columns IS NOT NULL THEN
+            v_drop := ARRAY(SELECT a.attname::text FROM pg_attribute a
+                            WHERE a.attrelid = TG_RELID AND a.attnum > 0
+                              AND NOT a.attisdropped
+                              AND a.attname <> ALL (s.columns));
+        ELSE
+            v_drop := coalesce(s.exclude, '{}');
+        END IF;
+        -- The rows, rendered.
+        IF s.builtin_types THEN
+            IF TG_OP <> 'DELETE' THEN
+                v_new := ARRAY(SELECT to_jsonb(t.*) FROM mikkoo_new t
+                               LIMIT 65);
             END IF;
-            EXECUTE format(v_sql, q.tbl, q.seq, v_diff, v_pairs, v_cols)
-                USING v_head, v_key, v_drop, v_tail, v_skip,
-                      v_names[1], TG_ARGV[1], v_names[3];
+            IF TG_OP <> 'INSERT' THEN
+                v_old := ARRAY(SELECT to_jsonb(t.*) FROM mikkoo_old t
+                               LIMIT 65);
+            END IF;
+        ELSE
+            v_row := mikkoo._render_row(TG_RELID);
+            IF TG_OP <> 'DELETE' THEN
+                EXECUTE format('SELECT ARRAY(SELECT %s FROM mikkoo_new t'
+                               ' LIMIT 65)', v_row) INTO v_new;
+            END IF;
+            IF TG_OP <> 'INSERT' THEN
+                EXECUTE format('SELECT ARRAY(SELECT %s FROM mikkoo_old t'
+                               ' LIMIT 65)', v_row) INTO v_old;
+            END IF;
+        END IF;
+        IF cardinality(coalesce(v_new, v_old)) > 64 THEN
+            EXECUTE mikkoo._capture_bulk_sql(TG_OP, TG_RELID, v_row, v_drop,
+                                             s.queue)
+                USING v_names[2], s.key_columns, v_drop, v_tail,
+                      s.skip_unchanged, v_names[1], s.exchange, v_names[3],
+                      s.queue;
             RETURN NULL;
         END IF;
-        -- Else every row through pgq.insert_event_raw(), not only 65.
-        IF TG_OP <> 'DELETE' THEN
-            v_new := ARRAY(SELECT to_jsonb(t.*) FROM mikkoo_new t);
-        END IF;
-        IF TG_OP <> 'INSERT' THEN
-            v_old := ARRAY(SELECT to_jsonb(t.*) FROM mikkoo_old t);
-        END IF;
+        FOR i IN 1 .. cardinality(coalesce(v_new, v_old)) LOOP
+            v_n := coalesce(v_new[i], v_old[i]);
+            -- the id: the key's value, or an object of the key's values
+            IF cardinality(s.key_columns) = 1 THEN
+                v_id := coalesce((v_n -> s.key_columns[1])::text, 'null');
+            ELSIF cardinality(s.key_columns) = 0 THEN
+                v_id := 'null';
+            ELSE
+                v_id := (SELECT json_object_agg(k.k, v_n -> k.k ORDER BY k.i)::text
+                         FROM unnest(s.key_columns) WITH ORDINALITY k(k, i));
+            END IF;
+            IF TG_OP = 'INSERT' THEN
+                -- diff: the row without its null columns (usually nothing
+                -- at any depth is null, and that is cheap to see)
+                v_f := v_n - v_drop;
+                IF jsonb_strip_nulls(v_f) = v_f THEN
+                    v_d := v_f;
+                ELSE
+                    v_d := (SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}')
+                            FROM jsonb_each(v_f) e
+                            WHERE e.value <> 'null'::jsonb);
+                END IF;
+                v_body := ',"old":{},"new":' || v_f::text
+                          || ',"diff":' || v_d::text;
+            ELSIF TG_OP = 'UPDATE' THEN
+                v_of := v_old[i] - v_drop;
+                v_nf := v_n - v_drop;
+                IF v_of = v_nf THEN
+                    v_d := '{}';
+                ELSE
+                    v_d := (SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}')
+                            FROM jsonb_each(v_nf) e
+                            WHERE v_of -> e.key IS DISTINCT FROM e.value);
+                END IF;
+                CONTINUE WHEN s.skip_unchanged AND v_d = '{}'::jsonb;
+                v_body := ',"old":' || v_of::text || ',"new":' || v_nf::text
+                          || ',"diff":' || v_d::text;
+            ELSE
+                v_body := ',"old":' || (v_n - v_drop)::text
+                          || ',"new":{},"diff":{}';
+            END IF;
+            v_bodies := v_bodies || (v_names[2] || v_id || v_body || v_tail);
+        END LOOP;
     END IF;
-    IF TG_OP = 'INSERT' THEN
-        FOREACH v_n IN ARRAY v_new LOOP
-            v_f := v_n - v_drop;
-            @p_id@
-            @p_dd@
-            v_ev := pgq.insert_event_raw(TG_ARGV[0], NULL, now(), NULL, NULL,
-                v_names[1], @insert@,
-                TG_ARGV[1], 'application/json', NULL, v_names[3]);
-        END LOOP;
-    ELSIF TG_OP = 'UPDATE' THEN
-        FOR i IN 1 .. cardinality(v_new) LOOP
-            v_n := v_new[i];
-            v_of := v_old[i] - v_drop;
-            v_nf := v_n - v_drop;
-            @p_d@
-            CONTINUE WHEN v_skip AND v_d = '{}'::jsonb;
-            @p_id@
-            v_ev := pgq.insert_event_raw(TG_ARGV[0], NULL, now(), NULL, NULL,
-                v_names[1], @update@,
-                TG_ARGV[1], 'application/json', NULL, v_names[3]);
-        END LOOP;
-    ELSE
-        FOREACH v_n IN ARRAY v_old LOOP
-            v_of := v_n - v_drop;
-            @p_id@
-            v_ev := pgq.insert_event_raw(TG_ARGV[0], NULL, now(), NULL, NULL,
-                v_names[1], @delete@,
-                TG_ARGV[1], 'application/json', NULL, v_names[3]);
-        END LOOP;
-    END IF;
+    -- (assignments, not PERFORM: a simple expression skips the executor)
+    FOREACH v_body IN ARRAY v_bodies LOOP
+        IF s.raw THEN
+            v_ev := pgq.insert_event_raw(s.queue, NULL, now(), NULL, NULL,
+                v_names[1], v_body, s.exchange, 'application/json', NULL,
+                v_names[3]);
+        ELSE
+            v_ev := pgq.insert_event(s.queue, v_names[1], v_body,
+                s.exchange, 'application/json', NULL, v_names[3]);
+        END IF;
+    END LOOP;
     RETURN NULL;
 END;
 $body$;
-$fn$;
-    f_capture := replace(f_capture, '@p_id@', p_id);
-    f_capture := replace(f_capture, '@p_dd@', p_dd);
-    f_capture := replace(f_capture, '@p_d@', p_d);
-    f_capture := replace(f_capture, '@insert@', p_insert);
-    f_capture := replace(f_capture, '@update@', p_update);
-    f_capture := replace(f_capture, '@delete@', p_delete);
-    f_capture := replace(f_capture, '@bulk_insert@',
-                         quote_literal(replace(q_bulk, '@query@', q_insert)));
-    f_capture := replace(f_capture, '@bulk_update@',
-                         quote_literal(replace(q_bulk, '@query@', q_update)));
-    f_capture := replace(f_capture, '@bulk_delete@',
-                         quote_literal(replace(q_bulk, '@query@', q_delete)));
-    EXECUTE f_capture;
 
-    -- One chunk of CALL mikkoo.snapshot(): the rows after in_after (a
-    -- key as text; NULL for the first chunk) in key order, in_chunk of
-    -- them or the rest, locked FOR SHARE until the caller commits, each
-    -- an R event in every chosen capture.  Returns the chunk's last key,
-    -- NULL after the last chunk.  Runs with the caller's rights: SELECT
-    -- and UPDATE on the table (FOR SHARE), EXECUTE on
-    -- mikkoo.insert_event.
-    f_chunk := $fn$
-CREATE OR REPLACE FUNCTION mikkoo._snapshot_chunk(
-    in_tbl REGCLASS, in_queue TEXT, in_chunk INTEGER, in_after TEXT[])
-RETURNS TEXT[]
-LANGUAGE plpgsql VOLATILE
+-- Deletes the settings of captured tables that no longer exist (DROP
+-- TABLE ends a capture: its triggers go with it).  With the owner's
+-- rights, because nobody holds a right on a dropped table.
+CREATE OR REPLACE FUNCTION mikkoo._capture_gc()
+RETURNS VOID
+LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $body$
-DECLARE
-    v_key    TEXT[];
-    v_cols   TEXT;      -- "k1", "k2"
-    v_texts  TEXT;      -- "k1"::text, "k2"::text
-    v_params TEXT;      -- $1[1]::type1, $1[2]::type2
-    v_where  TEXT;
-    v_bound  TEXT[];
-    v_schema TEXT;
-    v_name   TEXT;
-    v_drop   TEXT[];
-    v_tail   TEXT := ',"recorded_at":"'
-                     || to_char(clock_timestamp() AT TIME ZONE 'UTC',
-                                'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '"}';
-    v_cap    record;
+AS $$
+    DELETE FROM mikkoo.capture_settings s
+    WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = s.tbl);
+$$;
+
+-- The same at once, for the event trigger mikkoo_capture_dropped (which
+-- only a superuser can create: see the end of this file).
+CREATE OR REPLACE FUNCTION mikkoo._capture_dropped()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
 BEGIN
-    IF in_tbl IS NULL THEN
-        RAISE EXCEPTION 'mikkoo.snapshot: the table must not be NULL'
-            USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF in_chunk IS NULL OR in_chunk < 1 THEN
-        RAISE EXCEPTION 'mikkoo.snapshot: chunk must be a positive number '
-                        'of rows, not %', coalesce(in_chunk::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    PERFORM FROM mikkoo.captures c
-    WHERE c.tbl = in_tbl AND (in_queue IS NULL OR c.queue = in_queue);
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'mikkoo.snapshot: table % is not captured%', in_tbl,
-            CASE WHEN in_queue IS NULL THEN ''
-                 ELSE format(' into queue ''%s''', in_queue) END
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'Call mikkoo.capture() first.';
-    END IF;
-    v_key := mikkoo._capture_key(in_tbl);
-    IF cardinality(v_key) = 0 THEN
-        RAISE EXCEPTION 'mikkoo.snapshot: table % has no primary key: the '
-                        'snapshot reads it in key order', in_tbl
-            USING ERRCODE = 'invalid_table_definition';
-    END IF;
-    SELECT string_agg(quote_ident(k.k), ', ' ORDER BY k.i),
-           string_agg(quote_ident(k.k) || '::text', ', ' ORDER BY k.i),
-           string_agg(format('$1[%s]::%s', k.i,
-                             format_type(a.atttypid, a.atttypmod)),
-                      ', ' ORDER BY k.i)
-        INTO v_cols, v_texts, v_params
-    FROM unnest(v_key) WITH ORDINALITY k(k, i)
-    JOIN pg_attribute a ON a.attrelid = in_tbl AND a.attname = k.k;
-    v_where := CASE WHEN in_after IS NULL THEN 'true'
-                    ELSE format('(%s) > (%s)', v_cols, v_params) END;
-    -- Where this chunk ends: its in_chunk-th key (none: the last chunk).
-    EXECUTE format('SELECT ARRAY[%s] FROM %s WHERE %s ORDER BY %s'
-                   ' OFFSET %s LIMIT 1', v_texts, in_tbl, v_where, v_cols,
-                   in_chunk - 1)
-        INTO v_bound USING in_after;
-    IF v_bound IS NOT NULL THEN
-        v_where := v_where || format(' AND (%s) <= (%s)', v_cols,
-                                     replace(v_params, '$1', '$2'));
-    END IF;
-    SELECT n.nspname, c.relname INTO v_schema, v_name
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.oid = in_tbl;
-    FOR v_cap IN SELECT * FROM mikkoo.captures c
-                 WHERE c.tbl = in_tbl
-                   AND (in_queue IS NULL OR c.queue = in_queue)
-                 ORDER BY c.queue LOOP
-        IF v_cap.columns IS NULL THEN
-            v_drop := coalesce(v_cap.exclude, '{}');
-        ELSE
-            SELECT coalesce(array_agg(a.attname::text), '{}') INTO v_drop
-            FROM pg_attribute a
-            WHERE a.attrelid = in_tbl AND a.attnum > 0
-              AND NOT a.attisdropped AND a.attname <> ALL (v_cap.columns);
-        END IF;
-        -- The first capture's query takes the row locks; the others find
-        -- the same rows (and any committed since, whose I events come
-        -- first).
-        EXECUTE format(@snapshot@, in_tbl, v_where, v_cols)
-            USING in_after, v_bound, v_cap.queue, v_cap.exchange,
-                  replace(replace(replace(v_cap.routing_key, '{schema}',
-                                          v_schema), '{table}', v_name),
-                          '{action}', 'R'),
-                  json_build_object('table', v_schema || '.' || v_name,
-                                    'action', 'R')::text,
-                  '{"table_name":' || to_json(v_schema || '.' || v_name)::text
-                  || ',"action":"R","id":',
-                  v_key, v_drop, v_tail;
-    END LOOP;
-    RETURN v_bound;
+    DELETE FROM mikkoo.capture_settings s
+    USING pg_event_trigger_dropped_objects() d
+    WHERE d.classid = 'pg_class'::regclass AND d.objid = s.tbl::oid;
 END;
-$body$;
-$fn$;
-    EXECUTE replace(f_chunk, '@snapshot@', quote_literal(d_snapshot));
-END;
-$install$;
+$$;
 
 CREATE OR REPLACE VIEW mikkoo.captures AS
 SELECT n.nspname || '.' || c.relname AS table_name,
-       a.a[1] AS queue,
-       a.a[2] AS exchange,
-       a.a[3] AS routing_key,
-       nullif(a.a[4], '')::text[] AS columns,
-       nullif(a.a[5], '')::text[] AS exclude,
-       a.a[6]::boolean AS skip_unchanged,
-       a.a[7]::text[] AS key_columns,
+       s.queue,
+       s.exchange,
+       s.routing_key,
+       s.columns,
+       s.exclude,
+       s.skip_unchanged,
+       s.key_columns,
        c.oid::regclass AS tbl
-FROM pg_catalog.pg_trigger t
-JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-CROSS JOIN LATERAL mikkoo._trigger_args(t.tgargs, t.tgnargs) AS a(a)
-WHERE t.tgfoid = 'mikkoo._capture()'::pg_catalog.regprocedure
-  AND t.tgtype::int & 4 <> 0;     -- the INSERT trigger: one per capture
+FROM mikkoo.capture_settings s
+JOIN pg_catalog.pg_class c ON c.oid = s.tbl
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace;
 COMMENT ON VIEW mikkoo.captures IS
     'Tables captured with mikkoo.capture(): one row per table and queue';
-GRANT SELECT ON mikkoo.captures TO PUBLIC;
 
 CREATE OR REPLACE FUNCTION mikkoo.capture(
     tbl REGCLASS, queue TEXT, exchange TEXT,
@@ -814,16 +981,11 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_kind  "char";
-    v_col   TEXT;
-    v_list  TEXT;           -- columns or exclude, for the message
-    v_base  TEXT;
-    v_args  TEXT;
-    v_schema TEXT;
-    v_name  TEXT;
-    v_op    TEXT;
-    v_names TEXT[];
-    v_key   TEXT[];
+    v_kind   "char";
+    v_col    TEXT;
+    v_list   TEXT;           -- columns or exclude, for the message
+    v_prefix TEXT;
+    v_op     TEXT;
 BEGIN
     IF capture.tbl IS NULL THEN
         RAISE EXCEPTION 'mikkoo.capture: the table must not be NULL'
@@ -842,6 +1004,18 @@ BEGIN
                         WHEN 't' THEN 'a TOAST table'
                         ELSE 'something else' END
             USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF NOT has_table_privilege(capture.tbl, 'TRIGGER') THEN
+        RAISE EXCEPTION 'mikkoo.capture: permission denied for table %: '
+                        'capturing it takes the right to create triggers '
+                        'on it', capture.tbl
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NOT has_table_privilege('mikkoo.capture_settings', 'INSERT') THEN
+        RAISE EXCEPTION 'mikkoo.capture: permission denied: capturing into '
+                        'a PgQ queue takes the right to write PgQ events'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'GRANT pgq_writer TO the role.';
     END IF;
     IF capture.queue IS NULL THEN
         RAISE EXCEPTION 'mikkoo.capture: queue must not be NULL'
@@ -891,32 +1065,27 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END LOOP;
 
+    PERFORM mikkoo._capture_gc();
     -- Re-capturing replaces the settings: the old triggers go.
     PERFORM mikkoo.uncapture(capture.tbl, capture.queue);
     -- Trigger names show the queue when it is short enough.
-    v_base := 'mikkoo_' || CASE WHEN octet_length(capture.queue) <= 40
-                                     AND capture.queue ~ '^[a-z0-9_.-]+$'
-                                THEN capture.queue
-                                ELSE md5(capture.queue) END;
-    -- The key and the names are looked up now, not per statement
-    -- (which would cost more than a one-row statement's own work).
-    SELECT n.nspname, c.relname INTO v_schema, v_name
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.oid = capture.tbl;
-    v_key := mikkoo._capture_key(capture.tbl);
-    v_args := format('%L, %L, %L, %L, %L, %L, %L, %L, %L', capture.queue,
-                     capture.exchange, capture.routing_key,
-                     coalesce(capture.columns::text, ''),
-                     coalesce(capture.exclude::text, ''),
-                     capture.skip_unchanged::text, v_key::text,
-                     v_schema, v_name);
+    v_prefix := 'mikkoo_' || CASE WHEN octet_length(capture.queue) <= 40
+                                       AND capture.queue ~ '^[a-z0-9_.-]+$'
+                                  THEN capture.queue
+                                  ELSE md5(capture.queue) END;
+    -- The key is looked up now, not per statement.
+    INSERT INTO mikkoo.capture_settings (tbl, queue, exchange, routing_key,
+                                         columns, exclude, skip_unchanged,
+                                         key_columns, trigger_prefix)
+    VALUES (capture.tbl, capture.queue, capture.exchange,
+            capture.routing_key, capture.columns, capture.exclude,
+            capture.skip_unchanged, mikkoo._capture_key(capture.tbl),
+            v_prefix);
     FOREACH v_op IN ARRAY ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'] LOOP
-        v_names := mikkoo._capture_names(v_schema, v_name,
-                                         capture.routing_key, v_op);
         EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s %s'
                        ' FOR EACH STATEMENT'
-                       ' EXECUTE FUNCTION mikkoo._capture(%s, %L, %L, %L, %L)',
-                       v_base || '_' || lower(left(v_op, 1)), v_op,
+                       ' EXECUTE FUNCTION mikkoo._capture(%L)',
+                       v_prefix || '_' || lower(left(v_op, 1)), v_op,
                        capture.tbl,
                        CASE v_op
                        WHEN 'INSERT' THEN 'REFERENCING NEW TABLE AS mikkoo_new'
@@ -924,9 +1093,7 @@ BEGIN
                                           ' NEW TABLE AS mikkoo_new'
                        WHEN 'DELETE' THEN 'REFERENCING OLD TABLE AS mikkoo_old'
                        ELSE '' END,
-                       v_args, v_names[1], v_names[2], v_names[3],
-                       CASE WHEN cardinality(v_key) = 1 THEN v_key[1]
-                            ELSE '' END);
+                       capture.queue);
     END LOOP;
 END;
 $$;
@@ -935,6 +1102,9 @@ COMMENT ON FUNCTION mikkoo.capture(REGCLASS, TEXT, TEXT, TEXT, TEXT[],
     'Capture INSERT, UPDATE, DELETE and TRUNCATE of a table as events in '
     'a PgQ queue; again for the same table and queue replaces the settings';
 
+-- Drops every trigger on the table that runs mikkoo._capture() for the
+-- queue (also ones not made by mikkoo.capture(), which would only fail),
+-- and the settings.
 CREATE OR REPLACE FUNCTION mikkoo.uncapture(tbl REGCLASS,
                                             queue TEXT DEFAULT NULL)
 RETURNS INTEGER
@@ -949,13 +1119,23 @@ BEGIN
         RAISE EXCEPTION 'mikkoo.uncapture: the table must not be NULL'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    PERFORM mikkoo._capture_gc();
     FOR t IN SELECT g.tgname, (mikkoo._trigger_args(g.tgargs, g.tgnargs))[1]
                                AS q
              FROM pg_trigger g
              WHERE g.tgrelid = uncapture.tbl
                AND g.tgfoid = 'mikkoo._capture()'::regprocedure LOOP
-        CONTINUE WHEN uncapture.queue IS NOT NULL AND t.q <> uncapture.queue;
+        CONTINUE WHEN uncapture.queue IS NOT NULL
+                      AND t.q IS DISTINCT FROM uncapture.queue;
         EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, uncapture.tbl);
+        IF t.q IS NOT NULL AND NOT t.q = ANY (v_seen) THEN
+            v_seen := v_seen || t.q;
+        END IF;
+    END LOOP;
+    FOR t IN DELETE FROM mikkoo.capture_settings s
+             WHERE s.tbl = uncapture.tbl
+               AND (uncapture.queue IS NULL OR s.queue = uncapture.queue)
+             RETURNING s.queue AS q LOOP
         IF NOT t.q = ANY (v_seen) THEN
             v_seen := v_seen || t.q;
         END IF;
@@ -967,9 +1147,152 @@ COMMENT ON FUNCTION mikkoo.uncapture(REGCLASS, TEXT) IS
     'Stop capturing a table into a queue (every queue when NULL); '
     'returns how many captures were stopped';
 
+-- One chunk of CALL mikkoo.snapshot(): the rows after in_after (a key,
+-- each column its output function's text; NULL for the first chunk) in
+-- key order, in_chunk of them or the rest, locked FOR SHARE until the
+-- caller commits, each an R event in every chosen capture.  Returns the
+-- chunk's last key, NULL after the last chunk.  Runs with the caller's
+-- rights: SELECT and UPDATE on the table (FOR SHARE) and pgq_writer.
+-- Nothing in it casts a value of the table's types: keys are read with
+-- format('%s') and compared as their base types to literals (read by
+-- the base type's input function, so no domain's check runs), and rows
+-- are rendered as the triggers render them.
+CREATE OR REPLACE FUNCTION mikkoo._snapshot_chunk(
+    in_tbl REGCLASS, in_queue TEXT, in_chunk INTEGER, in_after TEXT[])
+RETURNS TEXT[]
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_key    TEXT[];
+    v_cols   TEXT;      -- "k1", "k2"
+    v_texts  TEXT;      -- format('%s', "k1"), ...
+    v_base   TEXT;      -- "k1"::base1, ...
+    v_types  TEXT[];    -- base1, ...
+    v_where  TEXT;
+    v_bound  TEXT[];
+    v_schema TEXT;
+    v_name   TEXT;
+    v_drop   TEXT[];
+    v_names  TEXT[];
+    v_row    TEXT;
+    v_tail   TEXT := ',"recorded_at":"'
+                     || to_char(clock_timestamp() AT TIME ZONE 'UTC',
+                                'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '"}';
+    v_cap    record;
+BEGIN
+    IF in_tbl IS NULL THEN
+        RAISE EXCEPTION 'mikkoo.snapshot: the table must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF in_chunk IS NULL OR in_chunk < 1 THEN
+        RAISE EXCEPTION 'mikkoo.snapshot: chunk must be a positive number '
+                        'of rows, not %', coalesce(in_chunk::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM FROM mikkoo.captures c
+    WHERE c.tbl = in_tbl AND (in_queue IS NULL OR c.queue = in_queue);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'mikkoo.snapshot: table % is not captured%', in_tbl,
+            CASE WHEN in_queue IS NULL THEN ''
+                 ELSE format(' into queue ''%s''', in_queue) END
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Call mikkoo.capture() first.';
+    END IF;
+    v_key := mikkoo._capture_key(in_tbl);
+    IF cardinality(v_key) = 0 THEN
+        RAISE EXCEPTION 'mikkoo.snapshot: table % has no primary key: the '
+                        'snapshot reads it in key order', in_tbl
+            USING ERRCODE = 'invalid_table_definition';
+    END IF;
+    -- each key column's base type (through domains)
+    SELECT string_agg(quote_ident(k.k), ', ' ORDER BY k.i),
+           string_agg(format('format(''%%s'', t.%I)', k.k), ', '
+                      ORDER BY k.i),
+           string_agg(format('t.%I::%s', k.k, b.typ), ', ' ORDER BY k.i),
+           array_agg(b.typ ORDER BY k.i)
+        INTO v_cols, v_texts, v_base, v_types
+    FROM unnest(v_key) WITH ORDINALITY k(k, i)
+    JOIN pg_attribute a ON a.attrelid = in_tbl AND a.attname = k.k
+    CROSS JOIN LATERAL (
+        WITH RECURSIVE d(oid, typtype, typbasetype, typmod) AS (
+            SELECT t.oid, t.typtype, t.typbasetype, a.atttypmod
+            FROM pg_type t WHERE t.oid = a.atttypid
+            UNION ALL
+            SELECT t.oid, t.typtype, t.typbasetype, d.typmod
+            FROM d JOIN pg_type t ON t.oid = d.typbasetype
+            WHERE d.typtype = 'd')
+        SELECT format_type(d.oid, CASE WHEN d.oid = a.atttypid
+                                       THEN d.typmod END) AS typ
+        FROM d WHERE d.typtype <> 'd') b;
+    v_where := CASE WHEN in_after IS NULL THEN 'true'
+                    ELSE format('(%s) > (%s)', v_base,
+                                (SELECT string_agg(format('%L::%s', v, v_types[i]),
+                                                   ', ' ORDER BY i)
+                                 FROM unnest(in_after) WITH ORDINALITY u(v, i)))
+                    END;
+    -- Where this chunk ends: its in_chunk-th key (none: the last chunk).
+    EXECUTE format('SELECT ARRAY[%s] FROM %s t WHERE %s ORDER BY %s'
+                   ' OFFSET %s LIMIT 1', v_texts, in_tbl, v_where, v_cols,
+                   in_chunk - 1)
+        INTO v_bound;
+    IF v_bound IS NOT NULL THEN
+        v_where := v_where || format(' AND (%s) <= (%s)', v_base,
+            (SELECT string_agg(format('%L::%s', v, v_types[i]), ', '
+                               ORDER BY i)
+             FROM unnest(v_bound) WITH ORDINALITY u(v, i)));
+    END IF;
+    SELECT n.nspname, c.relname INTO v_schema, v_name
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.oid = in_tbl;
+    v_row := mikkoo._render_row(in_tbl);
+    FOR v_cap IN SELECT * FROM mikkoo.captures c
+                 WHERE c.tbl = in_tbl
+                   AND (in_queue IS NULL OR c.queue = in_queue)
+                 ORDER BY c.queue LOOP
+        IF v_cap.columns IS NULL THEN
+            v_drop := coalesce(v_cap.exclude, '{}');
+        ELSE
+            SELECT coalesce(array_agg(a.attname::text), '{}') INTO v_drop
+            FROM pg_attribute a
+            WHERE a.attrelid = in_tbl AND a.attnum > 0
+              AND NOT a.attisdropped AND a.attname <> ALL (v_cap.columns);
+        END IF;
+        v_names := mikkoo._capture_names(v_schema, v_name,
+                                         v_cap.routing_key, 'R');
+        -- The first capture's query takes the row locks; the others find
+        -- the same rows (and any committed since, whose I events come
+        -- first).  The body is an insert's (see mikkoo._capture()).
+        EXECUTE format($q$
+SELECT count(pgq.insert_event($5, $6, b.body, $7, 'application/json', NULL,
+                              $8))
+FROM (SELECT $1 || CASE cardinality($2)
+                       WHEN 0 THEN 'null'
+                       WHEN 1 THEN coalesce((x.n -> $2[1])::text, 'null')
+                       ELSE (SELECT json_object_agg(k.k, x.n -> k.k ORDER BY k.i)::text
+                             FROM unnest($2) WITH ORDINALITY k(k, i)) END
+                || ',"old":{},"new":' || x.f::text
+                || ',"diff":' || (CASE WHEN jsonb_strip_nulls(x.f) = x.f THEN x.f
+                                       ELSE (SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}')
+                                             FROM jsonb_each(x.f) e
+                                             WHERE e.value <> 'null'::jsonb) END)::text
+                || $4 AS body
+      FROM (SELECT y.n, y.n - $3 AS f
+            FROM (SELECT %1$s AS n
+                  FROM (SELECT * FROM %2$s t WHERE %3$s ORDER BY %4$s
+                        FOR SHARE) t
+                  OFFSET 0) y
+            OFFSET 0) x) b$q$, v_row, in_tbl, v_where, v_cols)
+            USING v_names[2], v_key, v_drop, v_tail, v_cap.queue,
+                  v_names[1], v_cap.exchange, v_names[3];
+    END LOOP;
+    RETURN v_bound;
+END;
+$$;
+
 -- Transaction control rules out SECURITY DEFINER and SET search_path
--- here, so the body calls only mikkoo._snapshot_chunk (which has both
--- pinned) by its full name.
+-- here, so the body calls only mikkoo._snapshot_chunk (which has
+-- search_path pinned) by its full name.
 CREATE OR REPLACE PROCEDURE mikkoo.snapshot(tbl REGCLASS,
                                             queue TEXT DEFAULT NULL,
                                             chunk INTEGER DEFAULT 10000)
@@ -1007,5 +1330,140 @@ $$;
 COMMENT ON PROCEDURE mikkoo.snapshot(REGCLASS, TEXT, INTEGER) IS
     'One R event per existing row of a captured table, in key order, in '
     'chunks that commit separately; call outside a transaction block';
+
+-- ---------------------------------------------------------------------
+-- Rights.  Functions are created with EXECUTE for PUBLIC; the ones that
+-- run with the owner's rights are narrowed, and the others check their
+-- callers' rights on the objects they touch.
+-- ---------------------------------------------------------------------
+REVOKE ALL ON FUNCTION mikkoo._capture_dropped() FROM PUBLIC;
+REVOKE ALL ON mikkoo.capture_settings FROM PUBLIC, pgq_writer;
+GRANT SELECT, DELETE ON mikkoo.capture_settings TO PUBLIC;
+GRANT INSERT ON mikkoo.capture_settings TO pgq_writer;
+REVOKE ALL ON mikkoo.audit FROM pgq_writer;
+GRANT INSERT ON mikkoo.audit TO pgq_writer;
+GRANT SELECT ON mikkoo.captures TO PUBLIC;
+
+RESET ROLE;
+
+-- ---------------------------------------------------------------------
+-- Upgrade from mikkoo.sql 0.1.0, whose captures kept their settings in
+-- the triggers' arguments (13 of them) and whose trigger function ran
+-- with the owner's rights whatever trigger called it.  Each such capture
+-- found well-formed (the four triggers 0.1.0 made, their arguments
+-- alike) gets its settings row and new triggers; the rest are left
+-- alone with a warning, and refused when they fire.  Run as the
+-- installing role: replacing triggers takes the tables' owner's rights
+-- (a superuser has them).
+-- ---------------------------------------------------------------------
+DO $upgrade$
+DECLARE
+    c       record;
+    v_op    TEXT;
+    v_n     INTEGER := 0;
+BEGIN
+    FOR c IN
+        WITH t AS (
+            SELECT g.tgrelid, g.tgname, g.tgtype, g.tgoldtable,
+                   g.tgnewtable, g.tgqual, g.tgattr,
+                   mikkoo._trigger_args(g.tgargs, g.tgnargs) AS a
+            FROM pg_catalog.pg_trigger g
+            WHERE g.tgfoid = 'mikkoo._capture()'::regprocedure
+              AND g.tgnargs = 13)
+        SELECT t.tgrelid::regclass AS tbl, t.a[1] AS queue,
+               array_agg(t.tgname ORDER BY t.tgname) AS triggers,
+               count(DISTINCT t.a[1:7]) = 1
+               AND count(*) = 4
+               AND bool_and(t.tgqual IS NULL AND t.tgattr = ''::int2vector)
+               AND bool_and(t.tgname = 'mikkoo_'
+                   || CASE WHEN octet_length(t.a[1]) <= 40
+                                AND t.a[1] ~ '^[a-z0-9_.-]+$'
+                           THEN t.a[1] ELSE md5(t.a[1]) END
+                   || '_' || CASE t.tgtype WHEN 4 THEN 'i' WHEN 16 THEN 'u'
+                                           WHEN 8 THEN 'd' WHEN 32 THEN 't'
+                                           END)
+               AND bool_and(t.tgoldtable IS NOT DISTINCT FROM
+                            CASE WHEN t.tgtype IN (8, 16) THEN 'mikkoo_old'
+                                 END::name
+                            AND t.tgnewtable IS NOT DISTINCT FROM
+                            CASE WHEN t.tgtype IN (4, 16) THEN 'mikkoo_new'
+                                 END::name) AS sound,
+               min(t.a[2]) AS exchange, min(t.a[3]) AS routing_key,
+               min(t.a[4]) AS columns, min(t.a[5]) AS exclude,
+               min(t.a[6]) AS skip_unchanged, min(t.a[7]) AS key_columns,
+               min(left(t.tgname, length(t.tgname) - 2)) AS prefix
+        FROM t GROUP BY t.tgrelid, t.a[1] LOOP
+        IF NOT c.sound THEN
+            RAISE WARNING 'mikkoo.sql: triggers % on % run mikkoo._capture() '
+                          'but were not made by mikkoo.capture(); left '
+                          'alone, they fail when they fire: drop them',
+                          c.triggers, c.tbl;
+            CONTINUE;
+        END IF;
+        BEGIN
+            INSERT INTO mikkoo.capture_settings (tbl, queue, exchange,
+                routing_key, columns, exclude, skip_unchanged, key_columns,
+                trigger_prefix, captured_by)
+            VALUES (c.tbl, c.queue, c.exchange, c.routing_key,
+                    nullif(c.columns, '')::text[],
+                    nullif(c.exclude, '')::text[],
+                    c.skip_unchanged::boolean, c.key_columns::text[],
+                    c.prefix,
+                    (SELECT r.rolname FROM pg_catalog.pg_class x
+                     JOIN pg_catalog.pg_roles r ON r.oid = x.relowner
+                     WHERE x.oid = c.tbl))
+            ON CONFLICT DO NOTHING;
+        EXCEPTION WHEN data_exception THEN
+            RAISE WARNING 'mikkoo.sql: triggers % on % have settings that '
+                          'do not parse; left alone: drop them',
+                          c.triggers, c.tbl;
+            CONTINUE;
+        END;
+        FOREACH v_op IN ARRAY ARRAY['INSERT', 'UPDATE', 'DELETE',
+                                    'TRUNCATE'] LOOP
+            EXECUTE format('DROP TRIGGER %I ON %s',
+                           c.prefix || '_' || lower(left(v_op, 1)), c.tbl);
+            EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s %s'
+                           ' FOR EACH STATEMENT'
+                           ' EXECUTE FUNCTION mikkoo._capture(%L)',
+                           c.prefix || '_' || lower(left(v_op, 1)), v_op,
+                           c.tbl,
+                           CASE v_op
+                           WHEN 'INSERT'
+                           THEN 'REFERENCING NEW TABLE AS mikkoo_new'
+                           WHEN 'UPDATE'
+                           THEN 'REFERENCING OLD TABLE AS mikkoo_old'
+                                ' NEW TABLE AS mikkoo_new'
+                           WHEN 'DELETE'
+                           THEN 'REFERENCING OLD TABLE AS mikkoo_old'
+                           ELSE '' END,
+                           c.queue);
+        END LOOP;
+        v_n := v_n + 1;
+    END LOOP;
+    IF v_n > 0 THEN
+        RAISE WARNING 'mikkoo.sql: % capture(s) of mikkoo.sql 0.1.0 '
+                      'upgraded: their settings are in '
+                      'mikkoo.capture_settings', v_n;
+    END IF;
+END;
+$upgrade$;
+
+-- DROP TABLE removes the settings of its captures at once, when a
+-- superuser installs (event triggers are theirs alone); otherwise
+-- mikkoo.capture() and mikkoo.uncapture() remove them later.  Either way
+-- the triggers are gone with the table.
+DO $event$
+BEGIN
+    IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r
+        WHERE r.rolname = current_user)
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger
+                       WHERE evtname = 'mikkoo_capture_dropped') THEN
+        CREATE EVENT TRIGGER mikkoo_capture_dropped ON sql_drop
+            WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
+            EXECUTE FUNCTION mikkoo._capture_dropped();
+    END IF;
+END;
+$event$;
 
 COMMIT;

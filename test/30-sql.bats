@@ -99,15 +99,28 @@ stored() {
 	sql "DROP SCHEMA evil CASCADE" >/dev/null
 }
 
-@test "a role with only EXECUTE can insert audited events" {
+@test "producers need PgQ's right to write events (pgq_writer); with it they insert audited events, and read no audit row" {
 	role="p_$$"
 	sql "DROP ROLE IF EXISTS $role; CREATE ROLE $role LOGIN PASSWORD 'pw';
 	     GRANT USAGE ON SCHEMA mikkoo TO $role;" >/dev/null
-	run env PGUSER="$role" PGPASSWORD=pw psql -qXAt -v ON_ERROR_STOP=1 \
+	n=$(sql "SELECT count(*) FROM mikkoo.audit")
+	for f in "insert_audited_event('$Q', 'ex', 'rk', 'b', NULL)" \
+		"insert_event('$Q', 'ex', 'rk', 'b', NULL)" \
+		"insert_event('$Q', 'ex', 'rk', 'b', NULL, NULL, NULL)"; do
+		run -1 env PGUSER="$role" PGPASSWORD=pw psql -qXAt -v ON_ERROR_STOP=1 \
+			-c "SELECT mikkoo.$f"
+		assert_output --partial "permission denied for function insert_event"
+	done
+	run -0 sql "SELECT count(*) FROM mikkoo.audit"
+	assert_output "$n"
+	sql "GRANT pgq_writer TO $role" >/dev/null
+	run -0 env PGUSER="$role" PGPASSWORD=pw psql -qXAt -v ON_ERROR_STOP=1 \
 		-c "SELECT mikkoo.insert_audited_event('$Q', 'ex', 'rk', 'b', NULL)"
-	assert_success
-	run env PGUSER="$role" PGPASSWORD=pw psql -qXAt -c "SELECT count(*) FROM mikkoo.audit"
-	assert_failure
+	run -0 sql "SELECT count(*) FROM mikkoo.audit"
+	assert_output "$((n + 1))"
+	run -1 env PGUSER="$role" PGPASSWORD=pw psql -qXAt -c "SELECT count(*) FROM mikkoo.audit"
+	assert_output --partial "permission denied"
+	run -1 env PGUSER="$role" PGPASSWORD=pw psql -qXAt -c "DELETE FROM mikkoo.audit"
 	assert_output --partial "permission denied"
 	sql "DROP OWNED BY $role; DROP ROLE $role" >/dev/null
 }

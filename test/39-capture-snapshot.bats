@@ -97,16 +97,19 @@ YAML
 	[[ "$stderr" == *"ERROR:  invalid transaction termination"* ]] || fail "stderr: $stderr"
 }
 
-@test "a role with SELECT and UPDATE on the table may snapshot it; without UPDATE it may not" {
+@test "a role with SELECT and UPDATE on the table and pgq_writer may snapshot it; without UPDATE or pgq_writer it may not" {
 	sql "CREATE TABLE $T (id int PRIMARY KEY, v int);
 	     INSERT INTO $T SELECT g, g FROM generate_series(1, 30) g" >/dev/null
 	sql "SELECT mikkoo.capture('$T', '$Q', '$EX')" >/dev/null
 	cap_role
 	sql "GRANT USAGE ON SCHEMA mikkoo TO $CAP_ROLE;
-	     GRANT SELECT ON $T TO $CAP_ROLE" >/dev/null
+	     GRANT SELECT ON $T TO $CAP_ROLE; GRANT pgq_writer TO $CAP_ROLE" >/dev/null
 	run -1 --separate-stderr as_role "CALL mikkoo.snapshot('$T', chunk => 10)"
 	[[ "$stderr" == *"permission denied for table tab_$Q"* ]] || fail "stderr: $stderr"
-	sql "GRANT UPDATE ON $T TO $CAP_ROLE" >/dev/null
+	sql "GRANT UPDATE ON $T TO $CAP_ROLE; REVOKE pgq_writer FROM $CAP_ROLE" >/dev/null
+	run -1 --separate-stderr as_role "CALL mikkoo.snapshot('$T', chunk => 10)"
+	[[ "$stderr" == *"permission denied for function insert_event"* ]] || fail "stderr: $stderr"
+	sql "GRANT pgq_writer TO $CAP_ROLE" >/dev/null
 	run -0 as_role "CALL mikkoo.snapshot('$T', chunk => 10)"
 	relay_start
 	run -0 bodies 30
@@ -153,6 +156,11 @@ snapshot_waits() {
 		.[3] == ["R", 2, -2] and .[6] == ["R", 5, -5]'
 }
 
+# events_at_least TABLE N: whether the event table holds N events.
+events_at_least() {
+	[ "$(sql "SELECT count(*) >= $2 FROM $1")" = t ]
+}
+
 # writer SEED STOPFILE: random one-row and two-row transactions on $T
 # (ids 1..24000, so some are new) until STOPFILE exists.  Two-row
 # transactions update in random order, against the snapshot's key order:
@@ -193,12 +201,14 @@ writer() {
 	done
 	# the writers are at work before the snapshot starts
 	pfx=$(sql "SELECT queue_data_pfx FROM pgq.queue WHERE queue_name = '$Q'")
-	wait_for 30 test "$(sql "SELECT count(*) >= 200 FROM $pfx")" = t
+	# (a function, so that wait_for asks again each time: a "$(...)"
+	# argument would be read once)
+	wait_for 60 events_at_least "$pfx" 200
 	run -0 --separate-stderr sql "CALL mikkoo.snapshot('$T', '$Q', 1000)"
 	echo "# snapshot chunks read again after a deadlock: $(grep -c deadlock <<<"$stderr")" >&3
 	# and still after it ended
 	n=$(sql "SELECT count(*) FROM $pfx")
-	wait_for 30 test "$(sql "SELECT count(*) >= $n + 200 FROM $pfx")" = t
+	wait_for 60 events_at_least "$pfx" $((n + 200))
 	echo stop >"$stop"
 	for p in $WRITERS; do wait "$p"; done
 	WRITERS=
