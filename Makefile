@@ -7,6 +7,7 @@
 #   make test            what CI runs: install deps, build, check-asan
 #   make demo            the end-to-end demo on throwaway servers
 #   make install         PREFIX=/usr/local DESTDIR=
+#   make deb             build-deb/mikkoo_VERSION_ARCH.deb, checked by lintian
 #
 # Local overrides go in config.mk (not tracked).  V=1 shows full commands.
 
@@ -14,6 +15,12 @@ PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man
 DATADIR ?= $(PREFIX)/share/mikkoo
+# What the service directories, the unit and the example point at.
+SYSCONFDIR ?= /etc
+LOGDIR  ?= /var/log/mikkoo-relay
+# Set (/lib/systemd/system) to install the unit where systemd reads it.
+SYSTEMDUNITDIR ?=
+DEBDIR  ?= build-deb
 O       ?= build
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -171,28 +178,59 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all tools
 	$(Q)MIKKOO_BUILD=$(abspath $(O)) bench/run
 
-install: all
+# The paths the files in dist/ and the man pages name, as installed.
+DIST_SED = sed -e 's|/usr/bin/mikkoo|$(BINDIR)/mikkoo|g' \
+	-e 's|/etc/mikkoo|$(SYSCONFDIR)/mikkoo|g' \
+	-e 's|/var/log/mikkoo-relay|$(LOGDIR)|g' \
+	-e 's|/usr/share/mikkoo|$(DATADIR)|g' \
+	-e 's|/usr/local/share/mikkoo|$(DATADIR)|g'
+DIST_DIRS = s6 runit systemd prometheus grafana examples
+
+install: all install-dist
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)
 	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)/
 	install -m 644 $(SQL) $(DESTDIR)$(DATADIR)/
 	for m in $(MANS); do \
 		s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s; \
-		install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
+		$(DIST_SED) $$m >$(DESTDIR)$(MANDIR)/man$$s/$${m##*/} && \
+		chmod 644 $(DESTDIR)$(MANDIR)/man$$s/$${m##*/} || exit 1; done
+
+# dist/: the s6 and runit service directories, the systemd unit, the
+# Prometheus rules, the Grafana dashboard and an example configuration,
+# into $(DATADIR) with their paths made the installed ones.
+install-dist:
+	cd dist && find $(DIST_DIRS) -type f | sort | while read -r f; do \
+		m=644; [ -x "$$f" ] && m=755; \
+		install -d "$(DESTDIR)$(DATADIR)/$${f%/*}" && \
+		$(DIST_SED) "$$f" >"$(DESTDIR)$(DATADIR)/$$f" && \
+		chmod $$m "$(DESTDIR)$(DATADIR)/$$f" || exit 1; done
+	if [ -n "$(SYSTEMDUNITDIR)" ]; then \
+		install -d $(DESTDIR)$(SYSTEMDUNITDIR) && \
+		install -m 644 $(DESTDIR)$(DATADIR)/systemd/mikkoo-relay.service \
+			$(DESTDIR)$(SYSTEMDUNITDIR)/; fi
 
 uninstall:
 	rm -f $(CMDS:%=$(DESTDIR)$(BINDIR)/%) $(DESTDIR)$(DATADIR)/mikkoo.sql
 	for m in $(MANS); do s=$${m##*.}; \
 		rm -f $(DESTDIR)$(MANDIR)/man$$s/$$(basename $$m); done
+	rm -rf $(DIST_DIRS:%=$(DESTDIR)$(DATADIR)/%)
+	[ -z "$(SYSTEMDUNITDIR)" ] || \
+		rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/mikkoo-relay.service
 	-rmdir $(DESTDIR)$(DATADIR)
 
+# The Debian package, built from a copy of the tree (its clean step
+# would otherwise remove build-asan/), then checked by lintian.
+deb:
+	$(Q)DEBDIR=$(abspath $(DEBDIR)) VERSION=$(VERSION) scripts/build-deb
+
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-deb
 
 # Keep objects make sees as intermediate (unit tests, tools).
 .SECONDARY:
 
 # fuzzers and fuzz-build are phony so they always check the fuzz build
 .PHONY: all units tools fuzzers fuzz-build fuzz check check-asan check-valgrind soak lint-man \
-	format-check deps test demo bench install uninstall clean
+	format-check deps test demo bench install install-dist uninstall deb clean
 
 -include $(COMMON_OBJ:.o=.d) $(wildcard $(O)/cmd/*/*.d $(O)/test/*/*.d $(O)/bench/*.d)

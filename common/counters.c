@@ -12,6 +12,7 @@ counters_init(struct counters *c)
 	memset(c, 0, sizeof(*c));
 	c->gauges.pending = -1;
 	c->gauges.lag = -1;
+	c->gauges.tick_age = -1;
 }
 
 int

@@ -38,6 +38,8 @@ struct counts {
 struct gauges {
 	long long pending;      /* pgq's pending_events; < 0 unknown */
 	double lag;             /* seconds behind; < 0 unknown */
+	double tick_age;        /* seconds since the queue's last tick; < 0
+				   unknown */
 };
 
 typedef void (*counter_sink_fn)(void *arg, const struct counts *total,

@@ -102,11 +102,13 @@ metrics(const struct endpoint_worker *w, size_t n, struct httpd_page *page)
 		q[i].c = w[i].base;
 		q[i].pending = -1;
 		q[i].lag = -1;
+		q[i].tick_age = -1;
 		if (w[i].running && w[i].have) {
 			prom_add(&q[i].c, &w[i].rep.c);
 			q[i].up = w[i].rep.state == REPORT_RELAYING;
 			q[i].pending = w[i].rep.pending;
 			q[i].lag = w[i].rep.lag;
+			q[i].tick_age = w[i].rep.tick_age;
 		}
 	}
 	if (prom_render(q, n, &page->body, &page->len) == 0)

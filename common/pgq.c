@@ -391,14 +391,16 @@ pgq_batch_abandon(struct pgq_conn *c)
 
 int
 pgq_gauges(struct pgq_conn *c, const char *queue, const char *consumer,
-	   long long *pending, double *lag, struct mk_err *e)
+	   long long *pending, double *lag, double *tick_age,
+	   struct mk_err *e)
 {
 	const char *v[] = { queue, consumer };
 	PGresult *r;
 
 	r = pg_exec(c->pg, "SELECT c.pending_events,"
 		    " CASE WHEN c.last_tick < q.last_tick_id"
-		    "  THEN extract(epoch FROM c.lag) ELSE 0 END"
+		    "  THEN extract(epoch FROM c.lag) ELSE 0 END,"
+		    " extract(epoch FROM q.ticker_lag)"
 		    " FROM pgq.get_consumer_info($1, $2) c,"
 		    " pgq.get_queue_info($1) q", 2, v,
 		    "reading the consumer's lag", e);
@@ -406,11 +408,14 @@ pgq_gauges(struct pgq_conn *c, const char *queue, const char *consumer,
 		return -1;
 	*pending = -1;
 	*lag = -1;
+	*tick_age = -1;
 	if (PQntuples(r) == 1) {
 		if (!PQgetisnull(r, 0, 0))
 			*pending = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 		if (!PQgetisnull(r, 0, 1))
 			*lag = strtod(PQgetvalue(r, 0, 1), NULL);
+		if (!PQgetisnull(r, 0, 2))
+			*tick_age = strtod(PQgetvalue(r, 0, 2), NULL);
 	}
 	PQclear(r);
 	return 0;

@@ -104,11 +104,14 @@ int pgq_batch_finish(struct pgq_conn *c, long long batch_id,
 void pgq_batch_abandon(struct pgq_conn *c);
 
 /*
- * The consumer's pending events (pgq.get_consumer_info; -1 unknown) and
+ * The consumer's pending events (pgq.get_consumer_info; -1 unknown),
  * lag: the age of its last finished tick while the queue has a newer
- * tick, else 0 (caught up: nothing ticked is waiting).  Between batches.
+ * tick, else 0 (caught up: nothing ticked is waiting), and tick_age:
+ * the age of the queue's last tick, whoever made it (pgq's ticker_lag;
+ * it grows without bound when nobody ticks the queue).  Between batches.
  */
 int pgq_gauges(struct pgq_conn *c, const char *queue, const char *consumer,
-	       long long *pending, double *lag, struct mk_err *e);
+	       long long *pending, double *lag, double *tick_age,
+	       struct mk_err *e);
 
 #endif

@@ -197,6 +197,13 @@ prom_render(const struct prom_queue *q, size_t n, char **out, size_t *len)
 		if (q[i].lag >= 0)
 			sample(&b, "mikkoo_consumer_lag_seconds", q[i].queue,
 			       NULL, q[i].lag);
+	family(&b, "mikkoo_queue_tick_age_seconds", "gauge", "Age of the "
+	       "queue's last tick, whoever ticks it (pgq ticker_lag); grows "
+	       "while nobody does.");
+	for (i = 0; i < n; i++)
+		if (q[i].tick_age >= 0)
+			sample(&b, "mikkoo_queue_tick_age_seconds", q[i].queue,
+			       NULL, q[i].tick_age);
 	family(&b, "mikkoo_worker_up", "gauge", "1 when the queue's worker "
 	       "is connected to both servers and relaying.");
 	for (i = 0; i < n; i++)

@@ -41,6 +41,7 @@ struct prom_queue {
 	bool up;                /* connected to both servers, relaying */
 	long long pending;      /* pgq pending_events; < 0 unknown */
 	double lag;             /* consumer lag, seconds; < 0 unknown */
+	double tick_age;        /* since the queue's last tick; < 0 unknown */
 };
 
 /* Count one confirmed event's latency (seconds; < 0 counts as 0). */

@@ -18,6 +18,7 @@
 #include "nodes.h"
 #include "pg.h"
 #include "relay_int.h"
+#include "sdnotify.h"
 #include "sig.h"
 
 /* The RabbitMQ node in use, masked, for log lines. */
@@ -355,11 +356,26 @@ report_send_now(struct relay *r)
 		(void)report_send(r->o->report_fd, &r->rep);
 }
 
+/*
+ * To systemd, for a worker run alone (--worker): a supervised worker's
+ * parent speaks for the service and never passes the socket on.
+ */
+static void
+notify(const char *what)
+{
+	struct mk_err e;
+
+	if (sdnotify(&e, "%s", what) < 0)
+		log_warn("%s", e.msg);
+}
+
 /* A state change goes to the supervisor at once, not at the next tick. */
 void
 relay_set_state(struct relay *r, enum report_state st, const char *why)
 {
 	bool changed = r->rep.state != (uint32_t)st;
+	char status[64 + sizeof(r->rep.why)];
+	size_t i;
 
 	r->rep.state = (uint32_t)st;
 	snprintf(r->rep.why, sizeof(r->rep.why), "%s", why ? why : "");
@@ -367,6 +383,15 @@ relay_set_state(struct relay *r, enum report_state st, const char *why)
 	 * state also sees the reconnect that led to it */
 	if (changed)
 		report_sink(r, &r->cnt.total, NULL, &r->cnt.gauges);
+	if (changed && sdnotify_on()) {
+		snprintf(status, sizeof(status), "STATUS=%s%s%s",
+			 report_state_name(st), r->rep.why[0] ? ": " : "",
+			 r->rep.why);
+		for (i = 0; status[i]; i++)     /* one line */
+			if ((unsigned char)status[i] < 0x20)
+				status[i] = ' ';
+		notify(status);
+	}
 }
 
 /* The counters' third sink: the totals and gauges, to the supervisor. */
@@ -386,6 +411,7 @@ report_sink(void *arg, const struct counts *t, const struct counts *d,
 	r->rep.c.latency = t->latency;
 	r->rep.pending = g->pending;
 	r->rep.lag = g->lag;
+	r->rep.tick_age = g->tick_age;
 	report_send_now(r);
 }
 
@@ -400,9 +426,10 @@ gauges_maybe(struct relay *r)
 		return;
 	r->gauges_at = now_mono() + GAUGES_EVERY;
 	if (pgq_gauges(&r->pg, r->w->queue, r->w->consumer_name,
-		       &g->pending, &g->lag, &e) < 0) {
+		       &g->pending, &g->lag, &g->tick_age, &e) < 0) {
 		g->pending = -1;
 		g->lag = -1;
+		g->tick_age = -1;
 	}
 }
 
@@ -460,6 +487,7 @@ ready(struct relay *r)
 		(void)!write(r->o->ready_fd, "\n", 1);
 		close(r->o->ready_fd);
 	}
+	notify("READY=1\nSTATUS=relaying");
 }
 
 /* Every sink that is due (all of them when force). */
@@ -512,8 +540,25 @@ apply_worker(struct relay *r)
 			  r->cfg->poll_interval);
 }
 
+static void reload_config(struct relay *r);
+
+/* SIGHUP: systemd hears of it before and after (Type=notify). */
 static void
 reload(struct relay *r)
+{
+	char what[64];
+
+	if (sdnotify_on()) {
+		snprintf(what, sizeof(what), "RELOADING=1\nMONOTONIC_USEC=%llu",
+			 sdnotify_monotonic_usec());
+		notify(what);
+	}
+	reload_config(r);
+	notify("READY=1");
+}
+
+static void
+reload_config(struct relay *r)
 {
 	struct mk_config nc;
 	const struct mk_worker_config *nw;
@@ -678,6 +723,7 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 	r.backoff = BACKOFF_MIN;
 	r.rep.pending = -1;
 	r.rep.lag = -1;
+	r.rep.tick_age = -1;
 	r.rep.state = REPORT_STARTING;
 	relay_set_state(&r, REPORT_STARTING, "connecting");
 	apply_worker(&r);
@@ -693,6 +739,8 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			 "stopped will be skipped");
 
 	rc = first_connect(&r);
+	if (rc > 0)
+		notify("STOPPING=1");
 	if (rc != 0) {
 		if (rc < 0)
 			*e = r.e;
@@ -765,6 +813,7 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 
 	log_info("stopping on %s", sig_term_signo() == SIGINT ? "SIGINT"
 		 : "SIGTERM");
+	notify("STOPPING=1");
 	if (r.w->unregister && pgq_alive(&r.pg)) {
 		if (pgq_unregister(&r.pg, r.w->queue, r.w->consumer_name,
 				   &r.e) < 0)

@@ -35,6 +35,8 @@ struct report {
 	struct prom_counts c;   /* since this worker process started */
 	int64_t pending;        /* < 0 unknown */
 	double lag;             /* seconds; < 0 unknown */
+	double tick_age;        /* seconds since the queue's last tick;
+				   < 0 unknown */
 	char why[REPORT_WHY];   /* for states other than RELAYING */
 };
 

@@ -21,6 +21,7 @@
 #include "endpoint.h"
 #include "httpd.h"
 #include "report.h"
+#include "sdnotify.h"
 
 #define RESTART_MIN 1.0
 #define RESTART_MAX 60.0
@@ -51,6 +52,7 @@ struct sup {
 	size_t n;
 	bool stopping;
 	bool announced;         /* readiness decided (maybe_ready) */
+	char status[512];       /* the last STATUS= sent to systemd */
 	double kill_at;
 	int exit_code;
 	struct mk_err err;
@@ -108,6 +110,7 @@ start_child(struct sup *s, struct child *c)
 		 */
 		sig_reset();
 		sig_close();
+		sdnotify_close();       /* the parent speaks for the service */
 		{
 			int fr = fcntl(p[1], F_DUPFD, 10);
 			int fw = fcntl(rp[1], F_DUPFD, 10);
@@ -173,6 +176,17 @@ kill_all(struct sup *s, int signo)
 			kill(s->c[i].pid, signo);
 }
 
+/* To systemd (NOTIFY_SOCKET), if it listens; a failure is logged. */
+static void
+notify(const char *what, const char *status)
+{
+	struct mk_err e;
+
+	if (sdnotify(&e, "%s%sSTATUS=%s", what, *what ? "\n" : "",
+		     status) < 0)
+		log_warn("%s", e.msg);
+}
+
 static void
 begin_stop(struct sup *s, int code)
 {
@@ -180,6 +194,8 @@ begin_stop(struct sup *s, int code)
 		s->stopping = true;
 		s->exit_code = code;
 		s->kill_at = now_mono() + s->o->drain_seconds + 5;
+		notify("STOPPING=1", code ? "stopping: a worker could not "
+		       "start" : "stopping: finishing open batches");
 	}
 	kill_all(s, SIGTERM);
 }
@@ -271,9 +287,20 @@ reload(struct sup *s)
 	struct mk_err e;
 	size_t i, j, restarted = 0, told = 0;
 
+	/* systemd needs the clock with RELOADING=1 (Type=notify-reload) */
+	if (sdnotify_on()) {
+		char what[96];
+
+		snprintf(what, sizeof(what), "RELOADING=1\nMONOTONIC_USEC=%llu",
+			 sdnotify_monotonic_usec());
+		notify(what, "reloading the configuration");
+	}
 	if (config_load(s->o->config_path, &nc, &e) < 0) {
 		log_error("reload failed: %s: keeping the running "
 			  "configuration", e.msg);
+		notify("READY=1", "reload failed: running the configuration "
+		       "as it was");
+		s->status[0] = '\0';   /* the workers' line again */
 		return;
 	}
 	relay_log_notices(&nc, NULL);
@@ -330,6 +357,8 @@ reload(struct sup *s)
 	log_info("configuration reloaded: %zu worker%s restarted, %zu "
 		 "told to apply changes", restarted, restarted == 1 ? "" : "s",
 		 told);
+	notify("READY=1", "configuration reloaded");
+	s->status[0] = '\0';
 }
 
 static void
@@ -402,6 +431,7 @@ maybe_ready(struct sup *s)
 		close(s->o->ready_fd);
 		s->o->ready_fd = -1;
 	}
+	notify("READY=1", "ready");
 	if (nwait)
 		log_warn("ready: %zu of %zu workers relaying; %s waiting for "
 			 "%s servers, retrying", nready, n, waiting,
@@ -455,6 +485,59 @@ serve(void *arg, const char *path, struct httpd_page *page)
 	}
 	endpoint_page(w, n, s->cfg.metrics.health_max_lag, path, page);
 	free(w);
+}
+
+/*
+ * STATUS= for systemd: how many workers relay, and what each other one
+ * is doing ("'billing' down: ..."), sent when it changes.  Workers
+ * report their state at once when it changes (report.h).
+ */
+static void
+send_status(struct sup *s)
+{
+	char st[sizeof(s->status)];
+	size_t i, n = 0, up = 0, l;
+
+	if (!sdnotify_on() || !s->announced)
+		return;
+	for (i = 0; i < s->n; i++) {
+		if (s->c[i].remove)
+			continue;
+		n++;
+		if (s->c[i].pid > 0 && s->c[i].have_rep &&
+		    s->c[i].rep.state == REPORT_RELAYING)
+			up++;
+	}
+	snprintf(st, sizeof(st), "%zu of %zu worker%s relaying", up, n,
+		 n == 1 ? "" : "s");
+	for (i = 0; i < s->n; i++) {
+		const struct child *c = &s->c[i];
+		const char *state, *why = "";
+
+		if (c->remove || (c->pid > 0 && c->have_rep &&
+				  c->rep.state == REPORT_RELAYING))
+			continue;
+		if (c->pid == 0) {
+			state = "restarting";
+			why = c->how;
+		} else if (!c->have_rep) {
+			state = "starting";
+		} else {
+			state = report_state_name(c->rep.state);
+			why = c->rep.why;
+		}
+		l = strlen(st);
+		snprintf(st + l, sizeof(st) - l, "; '%s' %s%s%s", c->queue,
+			 state, *why ? ": " : "", why);
+	}
+	/* one line: a server's error may hold a newline */
+	for (l = 0; st[l]; l++)
+		if ((unsigned char)st[l] < 0x20)
+			st[l] = ' ';
+	if (strcmp(st, s->status) == 0)
+		return;
+	snprintf(s->status, sizeof(s->status), "%s", st);
+	notify("", st);
 }
 
 static bool
@@ -541,6 +624,7 @@ supervise_run(struct supervise_opts *o, struct mk_err *e)
 					wait = fmin(wait, c->restart_at - now);
 			}
 			maybe_ready(&s);
+			send_status(&s);
 		}
 
 		free(pfd);

@@ -11,6 +11,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "relay.h"
+#include "sdnotify.h"
 #include "sig.h"
 #include "supervise.h"
 
@@ -50,7 +51,9 @@ static const struct cli cli = {
 	.after =
 	"Signals: TERM/INT finish the open batch (or give it up after 5 s;\n"
 	"PgQ hands it out again) and exit 0; a second TERM stops at once;\n"
-	"HUP reloads the configuration.\n"
+	"HUP reloads the configuration.  Under systemd (Type=notify, with\n"
+	"NOTIFY_SOCKET) it says READY=1, RELOADING=1, STOPPING=1 and\n"
+	"STATUS= itself.\n"
 	"Exit status: 0 stopped on request, 64 usage, 69 no server was\n"
 	"available at start, 77 login or permission refused, 78 bad\n"
 	"configuration.  See mikkoo-relay(1).\n",
@@ -128,6 +131,11 @@ main(int argc, char **argv)
 		return fflush(stdout) == 0 ? 0 : EX_IOERR;
 	}
 
+	/* Under systemd (Type=notify) the relay says READY=1 itself; the
+	 * variable goes now, so no worker or exec'd program inherits it. */
+	if (sdnotify_open(&e) < 0)
+		log_warn("%s", e.msg);
+
 	/* No core file or same-user ptrace: memory holds passwords. */
 	(void)prctl(PR_SET_DUMPABLE, 0);
 	if (detach && daemon_detach(cfg.daemon_pidfile, cfg.daemon_user,
@@ -172,6 +180,7 @@ main(int argc, char **argv)
 		sig_close();
 	}
 	daemon_cleanup();
+	sdnotify_close();
 	if (rc < 0) {
 		if (e.msg[0])
 			log_error("%s", e.msg);

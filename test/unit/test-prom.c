@@ -62,11 +62,13 @@ render(void)
 	q[0].up = true;
 	q[0].pending = 10;
 	q[0].lag = 0.5;
+	q[0].tick_age = 1.25;
 	prom_observe(&q[0].c.latency, 0.004);
 	prom_observe(&q[0].c.latency, 0.3);
 	q[1].queue = "we\"ird\\q\nx";
 	q[1].pending = -1;              /* unknown: no sample */
 	q[1].lag = -1;
+	q[1].tick_age = -1;
 	ok(prom_render(q, 2, &text, &len) == 0, "renders");
 	is_int(len, strlen(text), "length without the NUL");
 	has_str(text, "# HELP mikkoo_events_published_total Events "
@@ -88,6 +90,10 @@ render(void)
 	   "an unknown gauge has no sample");
 	has_str(text, "mikkoo_consumer_lag_seconds{queue=\"orders\"} 0.5\n",
 		"lag");
+	has_str(text, "mikkoo_queue_tick_age_seconds{queue=\"orders\"} "
+		"1.25\n", "tick age");
+	ok(strstr(text, "mikkoo_queue_tick_age_seconds{queue=\"we") == NULL,
+	   "an unknown tick age has no sample");
 	has_str(text, "mikkoo_worker_up{queue=\"orders\"} 1\n", "up");
 	has_str(text, "mikkoo_worker_up{queue=\"we\\\"ird\\\\q\\nx\"} 0\n",
 		"label value escaped: quote, backslash, newline");
@@ -112,8 +118,9 @@ render(void)
 	for (line = text; (line = strchr(line, '\n')) != NULL; line++)
 		lines++;
 	/* 4 counters x (2 + 2) + reconnects 2 + 4 + pending 2 + 1 + lag
-	 * 2 + 1 + up 2 + 2 + histogram 2 + 2 x 18 */
-	is_int(lines, 16 + 6 + 3 + 3 + 4 + 38, "no line more, none less");
+	 * 2 + 1 + tick age 2 + 1 + up 2 + 2 + histogram 2 + 2 x 18 */
+	is_int(lines, 16 + 6 + 3 + 3 + 3 + 4 + 38, "no line more, none "
+	       "less");
 	free(text);
 	ok(prom_render(q, 0, &text, &len) == 0 && strstr(text, "{") == NULL,
 	   "no queues: families without samples");
