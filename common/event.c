@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "event.h"
+#include "text.h"
 
 #define SHORTSTR_MAX 255
 
@@ -133,91 +134,15 @@ type_name(const json_t *v)
 }
 
 /*
- * UTF-8 length of the character at p (n bytes left), 0 if it is not one.
- * Strict like PostgreSQL: no overlong forms, surrogates or > U+10FFFF,
- * because reasons end up in mikkoo.dead_letter's text column.
- */
-static size_t
-utf8_len(const unsigned char *p, size_t n)
-{
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t len, k;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		len = 2;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		len = 3;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		len = 4;
-	else
-		return 0;
-	if (p[0] == 0xe0)
-		lo = 0xa0;
-	else if (p[0] == 0xed)
-		hi = 0x9f;
-	else if (p[0] == 0xf0)
-		lo = 0x90;
-	else if (p[0] == 0xf4)
-		hi = 0x8f;
-	if (n < len || p[1] < lo || p[1] > hi)
-		return 0;
-	for (k = 2; k < len; k++)
-		if (p[k] < 0x80 || p[k] > 0xbf)
-			return 0;
-	return len;
-}
-
-/*
- * Copy at most max bytes of s into buf as text that is safe in a log
- * line and a PostgreSQL text column: control characters become \uXXXX
- * (\n, \r, \t), bytes that are not UTF-8 become \xXX, and with
- * quote_marks '"' and '\' are escaped as in JSON.  A cut never splits a
- * character and is marked "...".
+ * Copy at most max bytes of s into buf as safe text (text.h), for a
+ * reason; with quote_marks '"' and '\\' are escaped too.  A cut never
+ * splits a character and is marked "...".
  */
 static void
 quote(char *buf, size_t sz, const char *s, size_t len, size_t max,
       bool quote_marks)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, o = 0, n;
-	char unit[8];
-
-	while (i < len) {
-		n = utf8_len(p + i, len - i);
-		if (n == 0)
-			snprintf(unit, sizeof(unit), "\\x%02x", p[i]);
-		else if (p[i] == '\n')
-			strcpy(unit, "\\n");
-		else if (p[i] == '\r')
-			strcpy(unit, "\\r");
-		else if (p[i] == '\t')
-			strcpy(unit, "\\t");
-		else if (p[i] < 0x20 || p[i] == 0x7f)
-			snprintf(unit, sizeof(unit), "\\u%04x", p[i]);
-		else if (quote_marks && (p[i] == '"' || p[i] == '\\'))
-			snprintf(unit, sizeof(unit), "\\%c", p[i]);
-		else
-			unit[0] = '\0';
-		if (n == 0)
-			n = 1;
-		/* room for this unit, a later "..." and the NUL */
-		if (i + n > max || o + (unit[0] ? strlen(unit) : n) + 4 > sz) {
-			memcpy(buf + o, "...", 3);
-			o += 3;
-			break;
-		}
-		if (unit[0]) {
-			memcpy(buf + o, unit, strlen(unit));
-			o += strlen(unit);
-		} else {
-			memcpy(buf + o, p + i, n);
-			o += n;
-		}
-		i += n;
-	}
-	buf[o] = '\0';
+	text_escape(buf, sz, s, len, max, quote_marks ? TEXT_QUOTE : 0);
 }
 
 #define SHOW_MAX 64

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "inflight.h"
+#include "text.h"
 
 int
 inflight_init(struct inflight *q, size_t cap)
@@ -87,7 +88,7 @@ resolve(struct inflight *q, struct inflight_slot *s, enum fate_cause cause,
 	s->state = cause == FATE_ACKED ? INFLIGHT_OK : INFLIGHT_FAILED;
 	s->cause = cause;
 	if (cause != FATE_ACKED && !s->returned && reason)
-		snprintf(s->reason, sizeof(s->reason), "%s", reason);
+		text_copy(s->reason, sizeof(s->reason), reason);
 	q->pending--;
 }
 
@@ -143,7 +144,7 @@ inflight_return(struct inflight *q, long long ev_id, const char *reason)
 		if (s->ev_id == ev_id && s->state == INFLIGHT_PENDING &&
 		    s->gen == q->gen && !s->returned) {
 			s->returned = true;
-			snprintf(s->reason, sizeof(s->reason), "%s", reason);
+			text_copy(s->reason, sizeof(s->reason), reason);
 			return true;
 		}
 	}

@@ -19,6 +19,7 @@
 #include "pg.h"
 #include "relay_int.h"
 #include "sig.h"
+#include "text.h"
 
 /* The RabbitMQ node in use, masked, for log lines. */
 const char *
@@ -362,7 +363,8 @@ relay_set_state(struct relay *r, enum report_state st, const char *why)
 	bool changed = r->rep.state != (uint32_t)st;
 
 	r->rep.state = (uint32_t)st;
-	snprintf(r->rep.why, sizeof(r->rep.why), "%s", why ? why : "");
+	/* never cut inside a character: /health shows it (text.h) */
+	text_copy(r->rep.why, sizeof(r->rep.why), why ? why : "");
 	/* with the totals as they are now: a scrape that sees the new
 	 * state also sees the reconnect that led to it */
 	if (changed)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "delivery.h"
+#include "text.h"
 #include "event.h"
 #include "jsonl.h"
 #include "log.h"
@@ -56,7 +57,7 @@ static json_t *
 bytes_json(amqp_bytes_t b)
 {
 	/* Names RabbitMQ gave back are UTF-8; a bad one shows as null. */
-	json_t *j = delivery_utf8_ok(b.bytes, b.len)
+	json_t *j = text_utf8_ok(b.bytes, b.len)
 		? json_stringn(b.len ? b.bytes : "", b.len) : NULL;
 
 	return j ? j : json_null();
