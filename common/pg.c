@@ -227,11 +227,21 @@ pg_stream(PGconn *c, const char *sql, int n, const char *const *vals,
 
 	if (!PQsendQueryParams(c, sql, n, NULL, vals, NULL, NULL, 0))
 		return pg_error(c, NULL, what, e);
-	PQsetSingleRowMode(c);
+	/* Unchecked, a refusal would hand over every row at once, which
+	 * the loop below would take for an empty answer. */
+	if (!PQsetSingleRowMode(c)) {
+		while ((r = PQgetResult(c)) != NULL)
+			PQclear(r);
+		return mk_err_set(e, EX_SOFTWARE, "%s: cannot read the rows "
+				  "one by one", what);
+	}
 	while ((r = PQgetResult(c)) != NULL) {
 		ExecStatusType st = PQresultStatus(r);
 
-		if (st == PGRES_SINGLE_TUPLE && rc == 0)
+		if (st == PGRES_TUPLES_OK && PQntuples(r) > 0 && rc == 0)
+			rc = mk_err_set(e, EX_SOFTWARE, "%s: rows not read one "
+					"by one", what);
+		else if (st == PGRES_SINGLE_TUPLE && rc == 0)
 			rc = row(arg, r);
 		else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK &&
 			 rc == 0) {

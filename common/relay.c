@@ -750,6 +750,11 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			r.news = false;
 			if (!r.tk.active)
 				idle(&r, r.w->wait_duration);
+		} else if (br == BATCH_BROKEN) {
+			log_error("%s", r.e.msg);
+			*e = r.e;
+			cleanup(&r);
+			return -1;
 		} else if (br == BATCH_FINISHED) {
 			bool ticked;
 

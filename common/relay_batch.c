@@ -117,8 +117,31 @@ settle(struct relay *r)
 	if (pgq_settle(&r->pg, r->batch_id, r->w->queue, r->w->consumer_name,
 		       r->w->retry_delay, r->fail, r->nfail, &r->e) < 0)
 		return -1;
+	r->batch_settled += r->nfail;
 	fail_clear(r);
 	return 0;
+}
+
+/*
+ * The invariant, checked where the batch would be finished: every event
+ * the relay read from PgQ was acked by RabbitMQ (and not returned) or
+ * stored by pgq_settle (retried or dead), counted against the events
+ * read, with nothing left in flight or waiting.  A violation is a bug:
+ * the batch is never finished (it is read again by the next worker) and
+ * the worker stops with EX_SOFTWARE.
+ */
+static bool
+accounted(struct relay *r)
+{
+	if (inflight_count(&r->q) == 0 && r->nfail == 0 &&
+	    r->batch_read == r->batch_acked + r->batch_settled)
+		return true;
+	mk_err_set(&r->e, EX_SOFTWARE, "batch %lld not finished: of %zu "
+		   "events read, %zu were confirmed and %zu settled, %zu are "
+		   "in flight and %zu wait to be settled (a bug: please "
+		   "report it)", r->batch_id, r->batch_read, r->batch_acked,
+		   r->batch_settled, inflight_count(&r->q), r->nfail);
+	return false;
 }
 
 /* ---- confirms ----------------------------------------------------- */
@@ -175,6 +198,7 @@ drain_done(struct relay *r)
 
 	while (inflight_pop(&r->q, &d)) {
 		if (d.ok) {
+			r->batch_acked++;
 			r->cnt.total.published++;
 			if (d.ev_time_us > 0)
 				counters_latency(&r->cnt, now -
@@ -373,6 +397,7 @@ relay_batch(struct relay *r)
 			   &r->e) < 0)
 		return BATCH_FAILED;
 	r->batch_failed = r->batch_failed_logged = 0;
+	r->batch_read = r->batch_acked = r->batch_settled = 0;
 	before = r->cnt.total.events;
 	r->last_progress = now_mono();
 	log_set_context("queue '%s' batch %lld", w->queue, r->batch_id);
@@ -387,9 +412,10 @@ relay_batch(struct relay *r)
 			break;
 		if (f == PGQ_FETCH_CHUNK_END) {
 			if (r->nfail >= FAIL_FLUSH && settle(r) < 0)
-				goto fail;
+				goto settle_failed;
 			continue;
 		}
+		r->batch_read++;
 		st = relay_event(r, &ev, size, &since_poll);
 		if (st == STEP_ERROR)
 			goto fail;
@@ -404,8 +430,12 @@ relay_batch(struct relay *r)
 	had_events = r->cnt.total.events > before;
 	if (had_events)
 		fault_point("after_confirm");
-	if (drain_done(r) < 0 || settle(r) < 0)
+	if (drain_done(r) < 0)
 		goto fail;
+	if (settle(r) < 0)
+		goto settle_failed;
+	if (!accounted(r))
+		goto broken;
 	if (had_events)
 		fault_point("before_finish");
 	if (pgq_batch_finish(&r->pg, r->batch_id, &r->e) < 0)
@@ -428,8 +458,17 @@ stopped:
 	batch_abandon(r);
 	log_set_context("queue '%s'", w->queue);
 	return BATCH_STOPPED;
+settle_failed:
+	/* pgq_settle's own count did not match (or an SQL error without a
+	 * class of its own): never go on as if it had */
+	if (r->e.code == EX_SOFTWARE)
+		goto broken;
 fail:
 	batch_abandon(r);
 	log_set_context("queue '%s'", w->queue);
 	return BATCH_FAILED;
+broken:
+	batch_abandon(r);
+	log_set_context("queue '%s'", w->queue);
+	return BATCH_BROKEN;
 }

@@ -54,6 +54,8 @@ enum batch_result {
 	BATCH_NONE,             /* PgQ had no batch for us */
 	BATCH_FINISHED,
 	BATCH_STOPPED,          /* abandoned on a stop request */
+	BATCH_BROKEN,           /* the settle invariant failed: abandoned,
+				   and the worker must stop (r->e, 70) */
 };
 
 struct relay {
@@ -74,6 +76,9 @@ struct relay {
 	size_t nfail, capfail;
 	long long batch_id;
 	size_t batch_failed_logged, batch_failed;
+	/* The settle invariant (relay_batch.c): every event read is
+	 * acked, or stored by pgq_settle, before the batch may finish. */
+	size_t batch_read, batch_acked, batch_settled;
 
 	bool started, locked, lock_logged, tk_logged;
 	bool mq_broken;                 /* the last error came from RabbitMQ */
