@@ -13,6 +13,8 @@
 #include "text.h"
 
 #define SHORTSTR_MAX 255
+/* AMQP 0-9-1's field names (a table's keys): 1 to 128 bytes. */
+#define FIELD_NAME_MAX 128
 
 static const char *const extra_name[4] = {
 	"ev_extra1", "ev_extra2", "ev_extra3", "ev_extra4",
@@ -329,6 +331,48 @@ to_field(struct conv *c, json_t *v, amqp_field_value_t *f, int depth)
 }
 
 /*
+ * Headers RabbitMQ writes when it dead-letters a message.  A producer's
+ * copy would be taken for RabbitMQ's: by mikkoo-replay --amqp-queue,
+ * which re-publishes a dead letter where its first death says, and by
+ * whoever reads a dead-letter queue.
+ */
+static bool
+rabbitmq_header(const char *key)
+{
+	static const char *const names[] = {
+		"x-death", "x-first-death-exchange", "x-first-death-queue",
+		"x-first-death-reason", "x-last-death-exchange",
+		"x-last-death-queue", "x-last-death-reason",
+		"x-delivery-count",
+	};
+	size_t i;
+
+	if (strncmp(key, "x-", 2) != 0)
+		return false;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(key, names[i]) == 0)
+			return true;
+	return false;
+}
+
+/* CC and BCC: an array of strings RabbitMQ can use as routing keys. */
+static bool
+routing_keys(const json_t *v)
+{
+	size_t i;
+
+	if (!json_is_array(v))
+		return false;
+	for (i = 0; i < json_array_size(v); i++) {
+		const json_t *k = json_array_get(v, i);
+
+		if (!json_is_string(k) || json_string_length(k) > SHORTSTR_MAX)
+			return false;
+	}
+	return true;
+}
+
+/*
  * Convert a JSON object into an AMQP table, leaving reserve free entries
  * at the end for the automatic headers.  At the top level, a user's
  * "event_id" keeps its place but gets our value: the relay matches
@@ -363,11 +407,26 @@ to_table(struct conv *c, json_t *obj, amqp_table_t *t, int depth,
 		size_t klen = strlen(key);
 		amqp_table_entry_t *te = &t->entries[i++];
 
-		if (klen > SHORTSTR_MAX) {
+		/*
+		 * Names AMQP cannot carry: empty (rabbitmq-c's readers,
+		 * ours and every consumer's, refuse the message) or over
+		 * the specification's 128 bytes, at any depth.
+		 */
+		if (klen == 0)
+			return bad(c->e, "%s: a header name is empty (AMQP "
+				   "field names are 1 to %d bytes)", c->where,
+				   FIELD_NAME_MAX);
+		if (klen > FIELD_NAME_MAX) {
 			quote(shown, sizeof(shown), key, klen, 40, true);
 			return bad(c->e, "%s: header name \"%s\" is %zu bytes, "
 				   "over %d", c->where, shown, klen,
-				   SHORTSTR_MAX);
+				   FIELD_NAME_MAX);
+		}
+		if (top && rabbitmq_header(key)) {
+			quote(shown, sizeof(shown), key, klen, 40, true);
+			return bad(c->e, "%s: header '%s' is RabbitMQ's record "
+				   "of dead-lettering: a producer may not set "
+				   "it", c->where, shown);
 		}
 		te->key.bytes = (void *)key;
 		te->key.len = klen;
@@ -377,10 +436,19 @@ to_table(struct conv *c, json_t *obj, amqp_table_t *t, int depth,
 			c->has_event_id = true;
 			continue;
 		}
-		if (top && c->ctx->deny_cc_bcc &&
-		    (strcmp(key, "CC") == 0 || strcmp(key, "BCC") == 0))
-			return bad(c->e, "%s: header '%s' (sender-selected "
-				   "routing) is not allowed", c->where, key);
+		if (top && (strcmp(key, "CC") == 0 ||
+			    strcmp(key, "BCC") == 0)) {
+			if (c->ctx->deny_cc_bcc)
+				return bad(c->e, "%s: header '%s' (sender-"
+					   "selected routing) is not allowed",
+					   c->where, key);
+			/* RabbitMQ closes the channel for anything else */
+			if (!routing_keys(v))
+				return bad(c->e, "%s: header '%s' must be an "
+					   "array of routing keys (strings of "
+					   "at most %d bytes)", c->where, key,
+					   SHORTSTR_MAX);
+		}
 		if (to_field(c, v, &te->value, depth))
 			return -1;
 	}
