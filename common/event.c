@@ -36,6 +36,7 @@ message_reset(struct mk_message *m)
 	m->json[0] = m->json[1] = NULL;
 	memset(&m->props, 0, sizeof(m->props));
 	m->exchange = m->routing_key = m->body = amqp_empty_bytes;
+	m->user_json_len = 0;
 }
 
 void
@@ -739,6 +740,7 @@ event_map(const struct mk_event *ev, const struct mk_map_ctx *ctx,
 		pr->content_type.bytes = (void *)ev->extra[1];
 		pr->content_type.len = ev->extra_len[1];
 	}
+	m->user_json_len = ev->extra_len[2] + ev->extra_len[3];
 	/* Parsed only when present: most events have neither. */
 	if (present(ev->extra[3], ev->extra_len[3]) &&
 	    parse_object(m, ev, 3, &hdrs, e) < 0)

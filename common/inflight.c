@@ -54,6 +54,7 @@ inflight_add(struct inflight *q, uint64_t tag, long long ev_id, int ev_retry)
 	s->ev_id = ev_id;
 	s->ev_retry = ev_retry;
 	s->ev_time_us = 0;
+	s->route = 0;
 	s->gen = q->gen;
 	s->state = INFLIGHT_PENDING;
 	s->returned = false;
@@ -151,6 +152,55 @@ inflight_return(struct inflight *q, long long ev_id, const char *reason)
 	return false;
 }
 
+static bool
+returnable(const struct inflight *q, const struct inflight_slot *s)
+{
+	return s->state == INFLIGHT_PENDING && s->gen == q->gen &&
+		!s->returned;
+}
+
+bool
+inflight_return_match(struct inflight *q, long long ev_id, uint64_t route,
+		      const char *reason, long long *matched)
+{
+	struct inflight_slot *hit = NULL, *s;
+	size_t i;
+
+	for (i = 0; ev_id >= 0 && hit == NULL && i < q->count; i++) {
+		s = at(q, i);
+		if (returnable(q, s) && s->ev_id == ev_id && s->route == route)
+			hit = s;
+	}
+	for (i = 0; hit == NULL && i < q->count; i++) {
+		s = at(q, i);
+		if (returnable(q, s) && s->route == route)
+			hit = s;
+	}
+	if (hit == NULL)
+		return false;
+	hit->returned = true;
+	text_copy(hit->reason, sizeof(hit->reason), reason);
+	*matched = hit->ev_id;
+	return true;
+}
+
+uint64_t
+inflight_route(const void *exchange, size_t xlen, const void *key,
+	       size_t klen)
+{
+	const unsigned char *p = exchange;
+	uint64_t h = 14695981039346656037ULL;
+	size_t i;
+
+	for (i = 0; i < xlen; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	h = (h ^ 0x100) * 1099511628211ULL;     /* no byte: a separator */
+	p = key;
+	for (i = 0; i < klen; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	return h;
+}
+
 void
 inflight_fail_all(struct inflight *q, const char *reason)
 {
@@ -196,4 +246,11 @@ inflight_set_time(struct inflight *q, long long ev_time_us)
 {
 	if (q->count > 0)
 		q->s[(q->head + q->count - 1) % q->cap].ev_time_us = ev_time_us;
+}
+
+void
+inflight_set_route(struct inflight *q, uint64_t route)
+{
+	if (q->count > 0)
+		q->s[(q->head + q->count - 1) % q->cap].route = route;
 }

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "mono.h"
 #include "relay_int.h"
+#include "text.h"
 
 /* ---- test-only fault points ---------------------------------------- */
 
@@ -146,6 +147,41 @@ accounted(struct relay *r)
 
 /* ---- confirms ----------------------------------------------------- */
 
+/* The oldest entry makes room: the list only has to outlive a batch. */
+static void
+poison_add(struct relay *r, long long ev_id, const char *why)
+{
+	size_t i = r->npoison;
+
+	if (i == POISON_MAX) {
+		memmove(&r->poison[0], &r->poison[1],
+			sizeof(r->poison[0]) * (POISON_MAX - 1));
+		i = POISON_MAX - 1;
+	} else {
+		r->npoison++;
+	}
+	r->poison[i].ev_id = ev_id;
+	text_copy(r->poison[i].why, sizeof(r->poison[i].why), why);
+}
+
+/* Was ev_id returned unreadably?  Then it is taken out, *why its words. */
+static bool
+poison_take(struct relay *r, long long ev_id, char *why, size_t sz)
+{
+	size_t i;
+
+	for (i = 0; i < r->npoison; i++) {
+		if (r->poison[i].ev_id != ev_id)
+			continue;
+		text_copy(why, sz, r->poison[i].why);
+		memmove(&r->poison[i], &r->poison[i + 1],
+			sizeof(r->poison[0]) * (r->npoison - i - 1));
+		r->npoison--;
+		return true;
+	}
+	return false;
+}
+
 void
 relay_on_broker(void *arg, const struct broker_ev *ev)
 {
@@ -161,14 +197,23 @@ relay_on_broker(void *arg, const struct broker_ev *ev)
 		inflight_nack(&r->q, ev->tag, ev->multiple,
 			      "nacked by RabbitMQ");
 		break;
-	case BROKER_RETURN:
-		snprintf(why, sizeof(why), "returned by RabbitMQ: %s",
-			 ev->text);
-		if (!inflight_return(&r->q, ev->ev_id, why))
+	case BROKER_RETURN: {
+		long long id;
+
+		snprintf(why, sizeof(why), "returned by RabbitMQ: %s%s",
+			 ev->text, ev->unreadable ? " (rabbitmq-c could not "
+			 "read the returned message)" : "");
+		if (!inflight_return_match(&r->q, ev->ev_id, inflight_route(
+				ev->exchange.bytes, ev->exchange.len,
+				ev->routing_key.bytes, ev->routing_key.len),
+				why, &id))
 			log_warn("a returned message matches no event in "
 				 "flight (event_id %lld): %s", ev->ev_id,
 				 ev->text);
+		else if (ev->unreadable)
+			poison_add(r, id, why);
 		break;
+	}
 	case BROKER_CHANNEL_CLOSED:
 		snprintf(why, sizeof(why), "channel closed by RabbitMQ: %s",
 			 ev->text);
@@ -324,6 +369,11 @@ relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 			 "max_event_bytes (%zu)", size, w->max_event_bytes);
 		return failed_step(r, ev, FATE_OVERSIZED, reason);
 	}
+	/* its return could not be read last time: its fate, without
+	 * losing the connection over it again */
+	if (r->npoison > 0 && poison_take(r, ev->ev_id, reason,
+					  sizeof(reason)))
+		return failed_step(r, ev, FATE_RETURNED, reason);
 	r->ctx.sequence = ids_sequence();
 	ids_uuid4(r->ctx.correlation_id);
 	if (event_map(ev, &r->ctx, &r->msg, &me) < 0)
@@ -354,12 +404,16 @@ relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 			return rc;
 	}
 	if (broker_publish(r->mq, &r->msg, &tag, &r->e) < 0)
-		return broker_failed(r);
+		return r->e.code == EX_DATAERR ? failed_step(r, ev,
+			FATE_BAD_DATA, r->e.msg) : broker_failed(r);
 	fault_point("after_publish");
 	if (inflight_pending(&r->q) == 0)
 		r->last_progress = now_mono();
 	inflight_add(&r->q, tag, ev->ev_id, ev->ev_retry);
 	inflight_set_time(&r->q, ev->ev_time_us);
+	inflight_set_route(&r->q, inflight_route(r->msg.exchange.bytes,
+		r->msg.exchange.len, r->msg.routing_key.bytes,
+		r->msg.routing_key.len));
 	if (++*since_poll >= POLL_EVERY) {
 		*since_poll = 0;
 		return poll_broker(r, 0);

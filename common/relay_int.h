@@ -29,6 +29,7 @@
 				   for the next at once when lost */
 #define FAIL_FLUSH 1000         /* settle failures at this many */
 #define FAIL_LOG_MAX 10         /* per-event failure lines per batch */
+#define POISON_MAX 16           /* returns that could not be read */
 #define POLL_EVERY 32           /* publishes between non-blocking polls */
 /* Ticker mode: look for news every NEWS_MIN s after a tick, the gap
  * growing by NEWS_GROWTH per empty look up to NEWS_MAX, and to
@@ -71,6 +72,17 @@ struct relay {
 	struct mk_message msg;
 	struct mk_map_ctx ctx;
 	char origin[256];
+
+	/*
+	 * Events whose return could not be read: the connection was lost
+	 * with them, so their fate waits for the batch to be read again
+	 * (relay_event fails them there, without publishing).
+	 */
+	struct {
+		long long ev_id;
+		char why[INFLIGHT_REASON_MAX];
+	} poison[POISON_MAX];
+	size_t npoison;
 
 	struct fate *fail;      /* failures waiting for pgq_settle */
 	size_t nfail, capfail;

@@ -40,33 +40,88 @@ retry_count() {
 	assert_success
 }
 
-# poison HEADERS: a returned event (default exchange, no queue bound
-# to its key) whose ev_extra4 is HEADERS, then a good event; the good
-# one must arrive and the poison one end as a dead letter.
+# poison KEY HEADERS: an event to the default exchange with routing key
+# KEY (no queue has it, so RabbitMQ returns it) and ev_extra4 HEADERS,
+# then a good event; the good one must arrive, the batch must finish,
+# the poison one must end as a dead letter, and the relay must never
+# lose its connection over it.
 poison() {
-	write_config "$CONF" "max_failures: 1"
+	write_config "$CONF" "max_failures: 1" ${CONF_EXTRA:+"$CONF_EXTRA"}
 	relay_start
 	sql "BEGIN;
-	SELECT pgq.insert_event('$Q', 'nobody_$Q', 'poison', '', NULL, NULL, '$1');
+	SELECT pgq.insert_event('$Q', '$1', 'poison', '', NULL, NULL, '$2');
 	SELECT pgq.insert_event('$Q', 'k', 'good', '$EX', NULL, NULL, NULL);
 	COMMIT;" >/dev/null
 	get_messages 1 30
 	msgs | jq -e '.body == "good"'
 	wait_for 60 dead_count_is 1
-	run sql "SELECT ev_data, reason FROM mikkoo.dead_letter WHERE queue = '$Q'"
-	assert_output --regexp "^poison\|.*312 NO_ROUTE"
-	run grep -c "retrying in" "$BATS_TEST_TMPDIR/relay.err"
+	# the batch was finished: nothing pending for the relay
+	wait_for 20 pending_is 0
+	run sql "SELECT ev_data || ': ' || reason FROM mikkoo.dead_letter
+		 WHERE queue = '$Q'"
+}
+
+pending_is() {
+	[ "$(sql "SELECT pending_events FROM pgq.get_consumer_info('$Q',
+		'$CONSUMER')")" -eq "$1" ]
+}
+
+no_reconnect() {
+	run grep -cE "retrying in|reconnect" "$BATS_TEST_TMPDIR/relay.err"
 	assert_output 0
 }
 
-@test "a returned event with an empty header name does not stall the queue" {
-	poison '{"": "x"}'
+@test "an empty header name is refused at once: no stall, no reconnect" {
+	poison "nobody_$Q" '{"": "x"}'
+	assert_output "poison: ev_extra4: a header name is empty (AMQP field names are 1 to 128 bytes)"
+	no_reconnect
 }
 
-@test "a returned event with an x-death header does not stall the queue" {
-	poison '{"x-death": "x"}'
+@test "a header name over 128 bytes is refused at once" {
+	poison "nobody_$Q" "{\"$(printf 'n%.0s' $(seq 129))\": 1}"
+	assert_output --regexp '^poison: ev_extra4: header name "n+\.\.\." is 129 bytes, over 128$'
+	no_reconnect
 }
 
-@test "a returned event with its own event_id header does not stall the queue" {
-	poison '{"event_id": 7}'
+@test "an x-death header is refused at once: it is RabbitMQ's" {
+	poison "nobody_$Q" '{"x-death": "x"}'
+	assert_output "poison: ev_extra4: header 'x-death' is RabbitMQ's record of dead-lettering: a producer may not set it"
+	no_reconnect
+}
+
+@test "a returned event with its own event_id header is matched by ours: retried, then dead" {
+	poison "nobody_$Q" '{"event_id": 7}'
+	assert_output "poison: returned by RabbitMQ: 312 NO_ROUTE (attempt 2, max_failures 1)"
+	no_reconnect
+}
+
+@test "a returned event whose header names are odd but legal is retried, then dead" {
+	poison "nobody_$Q" '{"\u202e\u0001 ☃": {"a": [1, {"b": null}]}, "origin": "x", "txid": "y"}'
+	assert_output "poison: returned by RabbitMQ: 312 NO_ROUTE (attempt 2, max_failures 1)"
+	no_reconnect
+}
+
+@test "CC that is not an array is refused before RabbitMQ closes a channel over it" {
+	CONF_EXTRA="allow_sender_routing: true" poison "k" '{"CC": "somewhere"}'
+	assert_output "poison: ev_extra4: header 'CC' must be an array of routing keys (strings of at most 255 bytes)"
+	run grep -c "channel closed" "$BATS_TEST_TMPDIR/relay.err"
+	assert_output 0
+}
+
+@test "headers too big for an AMQP frame are refused, not sent (no reconnect loop)" {
+	big=$(head -c 150000 /dev/zero | tr '\0' 'a')
+	poison "k" "{\"big\": \"$big\"}"
+	assert_output "poison: the message's properties and headers do not fit in one AMQP frame of 131072 bytes (the connection's frame_max)"
+	no_reconnect
+}
+
+@test "a return rabbitmq-c cannot read: the event still gets its fate; the queue flows" {
+	grep -q MIKKOO_FAULT_RETURN_UNREADABLE \
+		"$MIKKOO_BUILD/bin/mikkoo-relay" || skip "needs the test build (make check-asan)"
+	export MIKKOO_FAULT_RETURN_UNREADABLE=1
+	poison "nobody_$Q" ''
+	assert_output "poison: returned by RabbitMQ: 312 NO_ROUTE (rabbitmq-c could not read the returned message) (attempt 2, max_failures 1)"
+	# the connection was given up for it, and relaying went on
+	run grep -c "reading a returned message" "$BATS_TEST_TMPDIR/relay.err"
+	assert_output 2
 }
