@@ -298,6 +298,28 @@ k|no-exchange|nope_$Q"
 	grep -q "stopping on SIGTERM" "$BATS_TEST_TMPDIR/daemon.err"
 }
 
+@test "--daemon with a relative -c path reloads on SIGHUP after its chdir(\"/\")" {
+	pidfile="$BATS_TEST_TMPDIR/mikkoo.pid"
+	printf 'Daemon:\n  pidfile: %s\n' "$pidfile" >>"$CONF"
+	cd "$BATS_TEST_TMPDIR"
+	mikkoo-relay --daemon -c mikkoo.yml 2>"$BATS_TEST_TMPDIR/daemon.err"
+	pid=$(cat "$pidfile")
+	echo "$pid" >"$BATS_TEST_TMPDIR/relay.pid"   # teardown kills it
+	echo relay >>"$BATS_TEST_TMPDIR/daemons"
+	touch "$BATS_TEST_TMPDIR/relay.err"
+	write_config "$CONF" "persistent: false"
+	printf 'Daemon:\n  pidfile: %s\n' "$pidfile" >>"$CONF"
+	kill -HUP "$pid"
+	wait_for 10 grep -q "configuration reloaded" "$BATS_TEST_TMPDIR/daemon.err"
+	run grep -c "reload failed" "$BATS_TEST_TMPDIR/daemon.err"
+	assert_output 0
+	insert_event "'k'" "'reloaded'" "'$EX'" NULL NULL NULL
+	get_messages 1
+	msgs | jq -e '.body == "reloaded" and (.properties | has("delivery_mode") | not)'
+	kill -TERM "$pid"
+	wait_for 15 _gone "$pid"
+}
+
 @test "workers do not outlive a killed supervisor" {
 	relay_start
 	parent=$(daemon_pid relay)
