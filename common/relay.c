@@ -715,6 +715,8 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 		rc = ensure_locked(&r);
 		if (rc > 0 && ticker_begin(&r) < 0)
 			rc = -1;
+		if (sig_term_count() > 0)
+			break;  /* e.g. during the wait to take over ticking */
 		if (rc <= 0) {
 			if (rc < 0) {
 				drop_broken(&r);
