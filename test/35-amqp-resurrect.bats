@@ -218,6 +218,19 @@ bodies() {
 	assert_output --partial "--reason is rejected, expired, maxlen or delivery_limit"
 }
 
+@test "a reader that stops reading (| head -n 1) ends the run with 0; the rest stays" {
+	setup_dlx
+	dead_letters 2
+	# a pipe whose reader is gone before the first record: EPIPE at once
+	mikkoo-replay -a "$DLQ" 2>"$BATS_TEST_TMPDIR/err" | (exec 0<&-; sleep 1)
+	assert_equal "${PIPESTATUS[0]}" 0
+	# the one resurrected before the output failed is back; none lost
+	wait_for 10 mq_depth_is "$Q" 1
+	wait_for 10 mq_depth_is "$DLQ" 1
+	run grep -c "error" "$BATS_TEST_TMPDIR/err"
+	assert_output 0
+}
+
 @test "a message that is not a dead letter stays and is reported (65)" {
 	setup_dlx
 	mq publish "" "$DLQ" stray --properties '{"message_id":"s-1"}'

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* resurrect: RabbitMQ dead letters re-published with confirms, then acked. */
 #include <errno.h>
+#include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,14 +113,23 @@ emit(FILE *out, json_t *rec, const char *result, const char *why,
 	json_object_set_new(rec, "result", json_string(result));
 	if (why)
 		json_object_set_new(rec, "error", json_string(why));
+	errno = 0;
 	jsonl_write(out, rec);
 	json_decref(rec);
+	fflush(out);
 	/* The records are the account of what happened: without them,
 	 * stop (the rest stays in the queue). */
-	if (ferror(out))
-		return mk_err_set(e, EX_IOERR, "writing output failed: %s",
-				  strerror(errno ? errno : EIO));
-	return 0;
+	if (!ferror(out))
+		return 0;
+	if (errno == EPIPE) {
+		/* head(1) has what it wanted: stop, as mikkoo-inspect
+		 * does, and it is not a failure of ours */
+		__fpurge(out);
+		clearerr(out);
+		return 1;
+	}
+	return mk_err_set(e, EX_IOERR, "writing output failed: %s",
+			  strerror(errno ? errno : EIO));
 }
 
 /*
@@ -280,6 +291,11 @@ resurrect_run(struct broker *b, const struct resurrect_opts *o, FILE *out,
 		mq_msg_release(&m);
 		if (rc < 0)
 			break;
+		if (rc == 1) {
+			/* the reader of our output is gone: the rest stays */
+			rc = 0;
+			break;
+		}
 	}
 	empty_amqp_pool(&pool);
 	/* Everything not acked goes back to its place, with the channel or,
