@@ -729,10 +729,13 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			}
 			continue;
 		}
+		/* the gauges first: the report that says "relaying" (and
+		 * makes /health ok) carries them, so /metrics has pending
+		 * and lag samples from that moment on */
+		gauges_maybe(&r);
 		relay_set_state(&r, broker_blocked(r.mq) ? REPORT_BLOCKED
 			  : REPORT_RELAYING, broker_blocked(r.mq)
 			  ? broker_blocked_reason(r.mq) : NULL);
-		gauges_maybe(&r);
 		relay_stats(&r, false);
 		if (r.tk.active && !r.news) {
 			/* Only this relay ticks: no tick, no batch. */

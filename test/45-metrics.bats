@@ -138,6 +138,16 @@ health_is() {
 	assert_equal "$daemon_status" 0
 }
 
+@test "pending and lag gauges have samples as soon as /health says ok" {
+	metrics_config
+	relay_start
+	wait_for 20 health_is 200
+	get /metrics >/dev/null
+	grep -q "^mikkoo_pending_events{queue=\"$Q\"} [0-9]" "$BATS_TEST_TMPDIR/body"
+	grep -q "^mikkoo_consumer_lag_seconds{queue=\"$Q\"} [0-9]" "$BATS_TEST_TMPDIR/body"
+	relay_stop
+}
+
 @test "/health is 503 while a worker waits for the consumer lock" {
 	metrics_config
 	sql "SELECT pg_advisory_lock(hashtext('mikkoo'),
