@@ -207,14 +207,13 @@ health_is() {
 	/usr/bin/python3 -c 'import socket, sys, time
 s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen()
 time.sleep(60)' "$PORT" &
-	echo $! >"$BATS_TEST_TMPDIR/holder.pid"
+	defer kill $!
 	wait_for 10 sh -c "ss -Htln 'sport = :$PORT' | grep -q ."
 	metrics_config
 	run -69 --separate-stderr mikkoo-relay -c "$CONF"
 	assert_output ""
 	[[ "$stderr" == *"metrics: cannot listen on '127.0.0.1:$PORT': the port is in use"* ]]
 	[[ "$stderr" != *"starting 1 worker"* ]]
-	kill "$(cat "$BATS_TEST_TMPDIR/holder.pid")"
 }
 
 @test "a flood of slow and malformed HTTP clients: the relay keeps relaying, the endpoint answers after" {

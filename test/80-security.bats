@@ -74,8 +74,10 @@ YAML
 
 @test "secrets: a canary password never reaches logs, errors, argv or dead letters" {
 	canary="S3cr3t-CANARY-$$"
+	defer "$RABBITMQCTL" -q delete_user "canary$$"
 	"$RABBITMQCTL" -q add_user "canary$$" "$canary" >/dev/null
 	"$RABBITMQCTL" -q set_permissions "canary$$" '.*' '.*' '.*' >/dev/null
+	defer sql "DROP ROLE IF EXISTS canary$$"
 	sql "CREATE ROLE canary$$ LOGIN SUPERUSER PASSWORD '$canary'" >/dev/null
 	tls_config "amqp://canary$$:$canary@127.0.0.1:$AMQP_PORT/%2f" \
 		"postgresql://canary$$:$canary@127.0.0.1:$PGPORT/mikkoo"
@@ -106,8 +108,6 @@ YAML
 	run grep -c -- "$canary" "$BATS_TEST_TMPDIR/all"
 	assert_output 0
 	grep -q "canary$$:\*\*\*@" "$BATS_TEST_TMPDIR/all"
-	"$RABBITMQCTL" -q delete_user "canary$$" >/dev/null
-	sql "DROP ROLE canary$$" >/dev/null
 }
 
 @test "secrets: a config with passwords readable by others warns; password_file and the environment" {
