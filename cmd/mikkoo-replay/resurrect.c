@@ -112,7 +112,8 @@ emit(FILE *out, json_t *rec, const char *result, const char *why,
 		return mk_err_set(e, EX_OSERR, "out of memory");
 	json_object_set_new(rec, "result", json_string(result));
 	if (why)
-		json_object_set_new(rec, "error", json_string(why));
+		/* the broker's words: text.h's rule, never a lost member */
+		json_object_set_new(rec, "error", text_json(why, strlen(why)));
 	errno = 0;
 	jsonl_write(out, rec);
 	json_decref(rec);
