@@ -269,7 +269,7 @@ bodies() {
 	assert_output ""
 	run --separate-stderr mikkoo-replay -a "$(printf 'x\001\377')"
 	assert_equal "$status" 64
-	assert_equal "$stderr" 'mikkoo-replay: error: queue name '\''x\x01\xff'\'' is not valid UTF-8'
+	assert_equal "$stderr" 'mikkoo-replay: error: queue name '\''x\u0001\xff'\'' is not valid UTF-8'
 	run -64 mikkoo-replay -a "$(printf 'q%.0s' $(seq 300))"
 	assert_output --partial "is longer than 255 bytes"
 	run -64 mikkoo-replay -a "$N" --stdin

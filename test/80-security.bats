@@ -185,9 +185,15 @@ YAML
 @test "hostile input: control characters in data never reach the log raw" {
 	relay_start
 	sql "SELECT pgq.insert_event('$Q', 'k', 'x', E'bad\\x1b[31mname\\nline', NULL, NULL, NULL)" >/dev/null
-	wait_for 20 grep -q 'bad\\x1b\[31mname' "$BATS_TEST_TMPDIR/relay.err"
+	# text.h's one rule: \uXXXX for a control character, \n for a newline
+	wait_for 20 grep -q 'bad\\u001b\[31mname\\nline' "$BATS_TEST_TMPDIR/relay.err"
 	run grep -c $'\x1b' "$BATS_TEST_TMPDIR/relay.err"
 	assert_output 0
 	run grep -c "^line" "$BATS_TEST_TMPDIR/relay.err"
+	assert_output 0
+	# bidi overrides and line separators are escaped too, never raw
+	sql "SELECT pgq.insert_event('$Q', 'k', 'x', E'rtl\u202eevil\u2028x', NULL, NULL, NULL)" >/dev/null
+	wait_for 20 grep -q 'rtl\\u202eevil\\u2028x' "$BATS_TEST_TMPDIR/relay.err"
+	run grep -c $'\u202e' "$BATS_TEST_TMPDIR/relay.err"
 	assert_output 0
 }
