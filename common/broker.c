@@ -40,6 +40,7 @@ struct broker {
 	bool blocked;
 	bool corked;            /* TCP_CORK set by a run of publishes */
 	amqp_bytes_t scratch;   /* for measuring big properties */
+	size_t frame_max;       /* negotiated at login */
 	char blocked_reason[128];
 	struct cache_slot cache[CACHE_SLOTS];
 };
@@ -282,6 +283,7 @@ broker_connect(struct broker **out, const struct broker_opts *o,
 		mk_err_prefix(e, "cannot log in to RabbitMQ '%s'", o->display);
 		goto fail;
 	}
+	b->frame_max = (size_t)amqp_get_frame_max(b->conn);
 	if (open_publish_channel(b, e) < 0 || open_probe_channel(b, e) < 0) {
 		mk_err_prefix(e, "RabbitMQ '%s'", o->display);
 		goto fail;
@@ -339,11 +341,13 @@ broker_free(struct broker *b)
 static int
 props_fit(struct broker *b, const struct mk_message *m, struct mk_err *e)
 {
-	size_t room = (size_t)amqp_get_frame_max(b->conn);
+	size_t room;
 	int n;
 
+	if (m->user_json_len == 0)
+		return 0;       /* most events: only our own properties */
 	/* frame header 7, class, weight and body size 12, frame end 1 */
-	room = room > 20 ? room - 20 : 0;
+	room = b->frame_max > 20 ? b->frame_max - 20 : 0;
 	if (m->user_json_len < room / 4 && room > 8192 &&
 	    m->user_json_len * 4 + 8192 < room)
 		return 0;

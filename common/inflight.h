@@ -100,7 +100,7 @@ void inflight_set_time(struct inflight *q, long long ev_time_us);
 /* The route of the slot just added (inflight_route; 0 by default). */
 void inflight_set_route(struct inflight *q, uint64_t route);
 
-/* A 64-bit hash of an exchange and a routing key (FNV-1a). */
+/* A 64-bit hash of an exchange and a routing key. */
 uint64_t inflight_route(const void *exchange, size_t xlen, const void *key,
 			size_t klen);
 void inflight_ack(struct inflight *q, uint64_t tag, bool multiple);
