@@ -29,11 +29,15 @@ CFLAGS  ?= -O2 -g
 
 VERSION := 0.1.0
 
-PKGS = libpq librabbitmq jansson yaml-0.1 libmicrohttpd
+# What every program links, and what only the relay does (its /metrics
+# and /health server).
+PKGS       = libpq librabbitmq jansson yaml-0.1
+RELAY_PKGS = libmicrohttpd
 # Recursively expanded on purpose: pkg-config only runs when something is
 # compiled, so "make deps" works before the -dev packages exist.
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(RELAY_PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+RELAY_LIBS = $(shell pkg-config --libs $(RELAY_PKGS))
 
 HARDEN_CFLAGS  = -fstack-protector-strong -D_FORTIFY_SOURCE=2
 HARDEN_LDFLAGS = -Wl,-z,relro,-z,now
@@ -41,6 +45,7 @@ HARDEN_LDFLAGS = -Wl,-z,relro,-z,now
 # so -Wformat-truncation's findings are not bugs here.
 ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
 	-Wno-missing-field-initializers -Wno-format-truncation -Icommon \
+	$(EXTRA_INC) \
 	-DMIKKOO_VERSION='"$(VERSION)"' $(HARDEN_CFLAGS) $(PKG_CFLAGS) \
 	$(CPPFLAGS) $(CFLAGS) $(SAN)
 ALL_LDFLAGS = $(HARDEN_LDFLAGS) $(LDFLAGS) $(SAN)
@@ -59,6 +64,11 @@ CMDS       := $(notdir $(wildcard cmd/*))
 COMMON_SRC := $(wildcard common/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(O)/%.o)
 LIB        := $(O)/libmikkoo.a
+# The relay's own modules (cmd/mikkoo-relay/ but main.c), also an archive
+# for the unit tests, fuzzers and benchmarks that exercise them.
+RELAY_SRC  := $(filter-out %/main.c,$(wildcard cmd/mikkoo-relay/*.c))
+RELAY_OBJ  := $(RELAY_SRC:%.c=$(O)/%.o)
+RELAY_LIB  := $(O)/librelay.a
 BINS       := $(CMDS:%=$(O)/bin/%)
 UNIT_SRC   := $(wildcard test/unit/test-*.c)
 UNITS      := $(UNIT_SRC:test/unit/%.c=$(O)/test/%)
@@ -84,25 +94,33 @@ $(O)/%.o: %.c
 
 $(LIB): $(COMMON_OBJ)
 	$(QAR)rm -f $@ && $(AR) rcs $@.tmp $^ && mv $@.tmp $@
+$(RELAY_LIB): $(RELAY_OBJ)
+	$(QAR)rm -f $@ && $(AR) rcs $@.tmp $^ && mv $@.tmp $@
+
+# The relay's headers are for the relay and what tests its modules.
+$(O)/cmd/mikkoo-relay/%.o $(O)/test/unit/%.o $(O)/test/tools/%.o \
+$(O)/bench/%.o: EXTRA_INC = -Icmd/mikkoo-relay
 
 # One rule per command: every .c under cmd/NAME/ links into bin/NAME.
 define cmd_rule
 $(O)/bin/$(1): $(patsubst %.c,$(O)/%.o,$(wildcard cmd/$(1)/*.c)) $(LIB)
 	@mkdir -p $$(dir $$@)
-	$$(QLD)$$(CC) -o $$@ $$^ $$(ALL_LDFLAGS) $$(PKG_LIBS) -lm
+	$$(QLD)$$(CC) -o $$@ $$^ $$(ALL_LDFLAGS) $$(PKG_LIBS) \
+		$$(if $$(filter mikkoo-relay,$(1)),$$(RELAY_LIBS)) -lm
 endef
 $(foreach c,$(CMDS),$(eval $(call cmd_rule,$(c))))
 
-$(O)/test/%: $(O)/test/unit/%.o $(LIB)
+# Tests and benchmarks link the relay's archive before the common one.
+$(O)/test/%: $(O)/test/unit/%.o $(RELAY_LIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(QLD)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
+	$(QLD)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) $(RELAY_LIBS) -lm
 
-$(O)/test/tools/%: $(O)/test/tools/%.o $(LIB)
+$(O)/test/tools/%: $(O)/test/tools/%.o $(RELAY_LIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(QLD)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
-$(O)/bench/%: $(O)/bench/%.o $(LIB)
+	$(QLD)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) $(RELAY_LIBS) -lm
+$(O)/bench/%: $(O)/bench/%.o $(RELAY_LIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(QLD)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
+	$(QLD)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) $(RELAY_LIBS) -lm
 
 units: $(UNITS)
 tools: $(TOOLS)
@@ -115,10 +133,10 @@ FUZZ_SRC     := $(wildcard fuzz/fuzz-*.c)
 FUZZ_SECONDS ?= 60
 FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all
 
-$(O)/fuzz/%: fuzz/%.c fuzz/canary.h $(LIB)
+$(O)/fuzz/%: fuzz/%.c fuzz/canary.h $(RELAY_LIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(QLD)$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB) \
-		$(ALL_LDFLAGS) $(PKG_LIBS) -lm
+	$(QLD)$(CC) $(ALL_CFLAGS) -Icmd/mikkoo-relay -fsanitize=fuzzer -o $@ \
+		$< $(RELAY_LIB) $(LIB) $(ALL_LDFLAGS) $(PKG_LIBS) $(RELAY_LIBS) -lm
 
 fuzzers: $(FUZZ_SRC:fuzz/%.c=$(O)/fuzz/%)
 

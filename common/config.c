@@ -17,7 +17,7 @@
 
 #include "config.h"
 #include "config_keys.h"
-#include "httpd.h"
+#include "listen.h"
 
 #define MAX_FILE (1024 * 1024)
 
@@ -528,7 +528,7 @@ set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 
 		if (set_string(c, v, dst) < 0)
 			return -1;
-		if (httpd_parse_listen(*(char **)dst, NULL, why,
+		if (listen_parse(*(char **)dst, NULL, why,
 				       sizeof(why)) < 0)
 			return at(c, v, "key '%s': '%s' is not an address to "
 				  "listen on: %s", c->path,

@@ -201,27 +201,6 @@ const struct mk_worker_config *config_worker(const struct mk_config *cfg,
 bool config_notice_for(const struct mk_notice *n, const char *queue);
 
 /*
- * What changed between a running configuration and a new one, as SIGHUP
- * sees it, found by walking the key table: the keys that differ, by
- * reload class, as "a, rabbitmq/b" lists for log lines (cut to fit).
- */
-struct config_diff {
-	bool restart;           /* restart_keys is not empty */
-	bool live;
-	bool notice;
-	char restart_keys[256];
-	char live_keys[256];
-	char notice_keys[256];
-};
-
-/*
- * Compare the keys every worker uses (Application's, Daemon's) and, when
- * queue is not NULL, that worker's own (it must exist in both).
- */
-void config_diff(const struct mk_config *a, const struct mk_config *b,
-		 const char *queue, struct config_diff *d);
-
-/*
  * The key table's own consistency, for the unit test: every row has a
  * reload class, and every default is a valid value of its key.  0, or -1
  * with e naming the first bad row.

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "config_diff.h"
 #include "tap.h"
 
 static const char seed[] =

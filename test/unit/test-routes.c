@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "config_diff.h"
 #include "event.h"
 #include "tap.h"
 

@@ -18,7 +18,6 @@
 #define MIKKOO_HTTPD_H
 
 #include <stddef.h>
-#include <sys/socket.h>
 
 #include "err.h"
 
@@ -26,19 +25,6 @@
 #define HTTPD_MAX_PER_IP 8
 #define HTTPD_TIMEOUT 5
 #define HTTPD_MEMORY (32 * 1024)
-
-struct httpd_addr {
-	struct sockaddr_storage ss;
-	socklen_t len;
-};
-
-/*
- * "127.0.0.1:9321", "[::1]:9321" or "localhost:9321" (127.0.0.1): a
- * numeric address or localhost, then a port 1-65535.  -1 with why
- * ("no port: give ADDRESS:PORT", ...) otherwise.  out may be NULL.
- */
-int httpd_parse_listen(const char *s, struct httpd_addr *out, char *why,
-		       size_t whysz);
 
 /*
  * A page: status code, body (malloc'd, taken over; NULL for none) and
@@ -57,7 +43,7 @@ typedef void (*httpd_handler)(void *arg, const char *path,
 struct httpd;
 
 /*
- * Listen on addr (see httpd_parse_listen) and serve with h.  Errors:
+ * Listen on addr (see listen_parse) and serve with h.  Errors:
  * EX_CONFIG a bad address or not one of this machine's, EX_UNAVAILABLE
  * the port is in use, EX_NOPERM a privileged port, EX_OSERR otherwise.
  */

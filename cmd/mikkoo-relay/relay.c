@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config_diff.h"
 #include "log.h"
 #include "mono.h"
 #include "nodes.h"

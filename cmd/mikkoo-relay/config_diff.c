@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config_diff.h"
 #include "config_keys.h"
 
 struct side {
