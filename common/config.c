@@ -536,9 +536,7 @@ set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 		return 0;
 	}
 	case K_STR:
-		if (k->target == T_AMQP &&
-		    k->off == offsetof(struct mk_amqp_url, password))
-			c->w->amqp.password_given = true;
+	case K_SECRET:
 		return set_string(c, v, dst);
 	case K_NAME:
 		if (set_string(c, v, dst) < 0)
@@ -570,19 +568,28 @@ set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 			*(int *)dst = b;        /* verify is tri-state */
 		else
 			*(bool *)dst = b;
-		if (k->target == T_WORKER && strcmp(k->name, "confirm") == 0
-		    && !b)
-			return notice(c, kn, "worker '%s': 'confirm: false' is "
-				      "ignored: mikkoo-relay always waits for "
-				      "publisher confirms", c->w->queue);
-		if (k->target == T_WORKER &&
-		    strcmp(k->name, "unregister") == 0 && b)
-			return notice(c, kn, "worker '%s': 'unregister: true' "
-				      "drops the consumer's position and "
-				      "retry queue on every shutdown; events "
-				      "inserted while the relay is down are "
-				      "skipped", c->w->queue);
+		if (k->note && b != (strcmp(k->def, "true") == 0))
+			return c->w ? notice(c, kn, "worker '%s': %s",
+					     c->w->queue, k->note)
+				    : notice(c, kn, "%s", k->note);
 		return 0;
+	case K_CHOICE: {
+		int i = config_choice(k, scalar(v));
+		char list[128] = "";
+		const char *const *ch;
+
+		if (v->type == YAML_SCALAR_NODE && i >= 0) {
+			*(int *)dst = i;
+			return 0;
+		}
+		for (ch = k->choices; *ch; ch++)
+			snprintf(list + strlen(list), sizeof(list) -
+				 strlen(list), "%s'%s'", ch == k->choices ? ""
+				 : ch[1] ? ", " : " or ", *ch);
+		return at(c, v, "key '%s' is '%s': give %s", c->path,
+			  v->type == YAML_SCALAR_NODE ? shown(c, scalar(v))
+			  : "not a value", list);
+	}
 	case K_STRLIST:
 		return set_list(c, v);
 	case K_ROUTES:
@@ -618,10 +625,7 @@ set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 	case K_WORKERS:
 		return -2;      /* handled by the caller */
 	case K_IGNORED:
-		return notice(c, kn, "'%s' is ignored: %s", k->name,
-			      strcmp(k->name, "Logging") == 0
-			      ? "mikkoo-relay logs to stderr"
-			      : "Sentry is not supported");
+		return notice(c, kn, "'%s' is ignored: %s", k->name, k->note);
 	case K_UNSUPPORTED:
 		return notice(c, kn, "'%s' is ignored: not supported by "
 			      "mikkoo-relay's TLS client", c->path);
@@ -723,6 +727,9 @@ walk(struct ctx *c, const yaml_node_t *map, const struct key *tab)
 			rc = walk_workers(c, vn);
 		else
 			rc = set_value(c, k, kn, vn);
+		if (rc >= 0 && k->given)
+			*(bool *)((char *)field(c, k) - k->off + k->given - 1) =
+				true;
 		if (rc < 0)
 			goto out;
 	}
@@ -742,6 +749,7 @@ is_unset(const struct key *k, void *dst)
 {
 	switch (k->type) {
 	case K_STR:
+	case K_SECRET:
 	case K_NAME:
 	case K_HOSTS:
 	case K_LISTEN:
@@ -764,7 +772,11 @@ static int
 set_default(const struct key *k, void *dst, struct mk_err *e)
 {
 	switch (k->type) {
+	case K_CHOICE:
+		*(int *)dst = config_choice(k, k->def);
+		return 0;
 	case K_STR:
+	case K_SECRET:
 	case K_NAME:
 	case K_HOSTS:
 	case K_LISTEN:
@@ -950,11 +962,6 @@ finish_worker(struct ctx *c, const yaml_node_t *kn)
 	if (w->postgres_url == NULL)
 		return at(c, kn, "worker '%s': postgres_url is required",
 			  w->queue);
-	if (strcmp(w->ticker, "relay") != 0 && strcmp(w->ticker, "pgqd") != 0)
-		return at(c, kn, "worker '%s': ticker is '%s': give 'relay' "
-			  "(the relay ticks its queue) or 'pgqd'", w->queue,
-			  shown(c, w->ticker));
-	w->relay_ticks = strcmp(w->ticker, "relay") == 0;
 	if (c->amqp_url_set && c->amqp_map)
 		return at(c, kn, "worker '%s': give rabbitmq_url or rabbitmq, "
 			  "not both", w->queue);
@@ -1229,7 +1236,6 @@ config_release(struct mk_config *cfg)
 		free(w->more_nodes.v);
 		free(w->postgres_display);
 		free(w->consumer_name);
-		free(w->ticker);
 		for (size_t k = 0; k < w->exchanges.n; k++)
 			free(w->exchanges.v[k]);
 		free(w->exchanges.v);

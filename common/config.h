@@ -103,6 +103,9 @@ enum config_reload {
 	CONFIG_RELOAD_RESTART,  /* the worker reconnects (is restarted) */
 };
 
+/* ticker: the key's choices, in the table's order. */
+enum mk_ticker { MK_TICKER_RELAY, MK_TICKER_PGQD };
+
 struct mk_worker_config {
 	char *queue;            /* the key under workers: the PgQ queue */
 	char *postgres_url;     /* libpq URL or conninfo, as written */
@@ -137,9 +140,9 @@ struct mk_worker_config {
 	int batch_chunk;        /* rows per FETCH, default 1000, 1..100000 */
 	struct mk_strlist exchanges; /* allowlist; v NULL: any exchange */
 	bool allow_sender_routing; /* CC/BCC headers; default false */
-	char *ticker;           /* "relay" (default: the relay ticks its
-				   queue, see ticker.h) or "pgqd" */
-	bool relay_ticks;       /* ticker is "relay" */
+	int ticker;             /* MK_TICKER_RELAY (default: the relay
+				   ticks its queue, see ticker.h) or
+				   MK_TICKER_PGQD */
 	struct mk_routes routes;
 	int line;               /* where the worker was defined, for errors */
 };

@@ -15,7 +15,11 @@
 #define LIVE .reload = CONFIG_RELOAD_LIVE
 #define NOTICE .reload = CONFIG_RELOAD_NOTICE
 #define RESTART .reload = CONFIG_RELOAD_RESTART
+#define NOTE(s) .note = (s)
+#define GIVEN_A(f) .given = 1 + offsetof(struct mk_amqp_url, f)
 #define END { NULL, 0 }
+
+static const char *const ticker_choices[] = { "relay", "pgqd", NULL };
 
 static const struct key daemon_keys[] = {
 	{ "user", K_STR, C(daemon_user), NOTICE },
@@ -43,7 +47,8 @@ static const struct key metrics_keys[] = {
 static const struct key app_keys[] = {
 	{ "poll_interval", K_INT, C(poll_interval), RANGE(1, 86400),
 	  DEF("60"), LIVE },
-	{ "sentry_dsn", K_IGNORED, .target = T_CFG, LIVE },
+	{ "sentry_dsn", K_IGNORED, .target = T_CFG, LIVE,
+	  NOTE("Sentry is not supported") },
 	{ "statsd", K_STATSD, .target = T_CFG, .sub = statsd_keys, LIVE },
 	{ "metrics", K_SECTION, .target = T_CFG, .sub = metrics_keys, LIVE },
 	/* workers come and go by name; each one's keys say the rest */
@@ -54,7 +59,8 @@ static const struct key app_keys[] = {
 const struct key config_top_keys[] = {
 	{ "Application", K_SECTION, .target = T_CFG, .sub = app_keys, LIVE },
 	{ "Daemon", K_SECTION, .target = T_CFG, .sub = daemon_keys, NOTICE },
-	{ "Logging", K_IGNORED, .target = T_CFG, LIVE },
+	{ "Logging", K_IGNORED, .target = T_CFG, LIVE,
+	  NOTE("mikkoo-relay logs to stderr") },
 	END,
 };
 
@@ -62,7 +68,7 @@ static const struct key ssl_keys[] = {
 	{ "ca_certs", K_STR, A(cacertfile), RESTART },
 	{ "certfile", K_STR, A(certfile), RESTART },
 	{ "keyfile", K_STR, A(keyfile), RESTART },
-	{ "password", K_STR, A(key_password), RESTART },
+	{ "password", K_SECRET, A(key_password), RESTART },
 	{ "verify", K_BOOL, A(verify), DEF("true"), RESTART },
 	{ "server_hostname", K_STR, A(sni), RESTART },
 	{ "protocol", K_UNSUPPORTED, .target = T_AMQP, LIVE },
@@ -78,8 +84,8 @@ const struct key config_rabbitmq_keys[] = {
 	{ "port", K_INT, A(port), RANGE(1, 65535), DEF("5672"), RESTART },
 	{ "vhost", K_STR, A(vhost), DEF("/"), RESTART },
 	{ "username", K_STR, A(user), DEF("guest"), RESTART },
-	{ "password", K_STR, A(password), DEF("guest"), RESTART,
-	  .group = "password" },
+	{ "password", K_SECRET, A(password), DEF("guest"), RESTART,
+	  .group = "password", GIVEN_A(password_given) },
 	{ "password_file", K_PWFILE, A(password), RESTART,
 	  .group = "password" },
 	{ "heartbeat_interval", K_INT, A(heartbeat), RANGE(0, 65535),
@@ -102,7 +108,9 @@ const struct key config_worker_keys[] = {
 	{ "rabbitmq", K_RABBITMQ, .target = T_WORKER, .sub = config_rabbitmq_keys,
 	  RESTART, .group = "rabbitmq" },
 	/* always on: false only earns a notice */
-	{ "confirm", K_BOOL, W(confirm), DEF("true"), LIVE },
+	{ "confirm", K_BOOL, W(confirm), DEF("true"), LIVE,
+	  NOTE("'confirm: false' is ignored: mikkoo-relay always waits for "
+	       "publisher confirms") },
 	{ "consumer_name", K_NAME, W(consumer_name), DEF("mikkoo"), RESTART },
 	{ "max_failures", K_INT, W(max_failures), RANGE(0, 1000000), DEF("10"),
 	  LIVE },
@@ -110,7 +118,10 @@ const struct key config_worker_keys[] = {
 	  LIVE, .group = "retry" },
 	{ "retry_interval", K_INT, W(retry_delay), RANGE(1, 86400),
 	  DEF("10"), LIVE, .group = "retry" },
-	{ "unregister", K_BOOL, W(unregister), DEF("false"), LIVE },
+	{ "unregister", K_BOOL, W(unregister), DEF("false"), LIVE,
+	  NOTE("'unregister: true' drops the consumer's position and retry "
+	       "queue on every shutdown; events inserted while the relay is "
+	       "down are skipped") },
 	{ "wait_duration", K_DOUBLE, W(wait_duration), RANGE(0.01, 3600),
 	  DEF("1"), LIVE },
 	{ "persistent", K_BOOL, W(persistent), DEF("true"), LIVE },
@@ -122,7 +133,8 @@ const struct key config_worker_keys[] = {
 	{ "exchanges", K_STRLIST, W(exchanges), LIVE },
 	{ "allow_sender_routing", K_BOOL, W(allow_sender_routing),
 	  DEF("false"), LIVE },
-	{ "ticker", K_STR, W(ticker), DEF("relay"), RESTART },
+	{ "ticker", K_CHOICE, W(ticker), DEF("relay"), RESTART,
+	  .choices = ticker_choices },
 	{ "routes", K_ROUTES, W(routes), LIVE },
 	END,
 };
@@ -142,6 +154,17 @@ config_field(const struct key *k, const struct mk_config *cfg,
 		return (const char *)&w->amqp + k->off;
 	}
 	return NULL;
+}
+
+int
+config_choice(const struct key *k, const char *s)
+{
+	int i;
+
+	for (i = 0; k->choices && k->choices[i]; i++)
+		if (strcmp(k->choices[i], s) == 0)
+			return i;
+	return -1;
 }
 
 /* The table's own rules, for the unit test. */
@@ -172,6 +195,19 @@ check_tab(const struct key *tab, const char *prefix, struct mk_err *e)
 			return mk_err_set(e, EX_SOFTWARE, "key '%s': default "
 					  "'%s' is not true or false", path,
 					  k->def);
+		if (k->type == K_CHOICE &&
+		    (k->choices == NULL || k->def == NULL ||
+		     config_choice(k, k->def) < 0))
+			return mk_err_set(e, EX_SOFTWARE, "key '%s': its "
+					  "default is not one of its choices",
+					  path);
+		if (k->type == K_IGNORED && k->note == NULL)
+			return mk_err_set(e, EX_SOFTWARE, "key '%s' is ignored "
+					  "without saying why", path);
+		if (k->note && k->type == K_BOOL && k->def == NULL)
+			return mk_err_set(e, EX_SOFTWARE, "key '%s': a note "
+					  "needs a default to differ from",
+					  path);
 		if (k->sub) {
 			snprintf(path + strlen(path), sizeof(path) -
 				 strlen(path), "/");

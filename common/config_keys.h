@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * config_keys: the configuration's key table, inside the config module
- * (config.c reads a file through it, config_diff.c compares two files
- * through it); nothing outside config*.c includes this header.
+ * config_keys: the configuration's key table.  config.c reads a file
+ * through it and the relay's config_diff.c compares two through it;
+ * nothing else includes this header.
  *
- * Owns: the row layout (struct key) and the tables.  A key's type,
- * range, default and reload class are written in its row and nowhere
- * else; config_check_table() is the rule a new row must follow.
+ * Owns: the row layout (struct key) and the tables.  Everything about a
+ * key is written in its row and nowhere else: its type, range or choices,
+ * default, reload class, the notice a value earns, and the flag its
+ * presence sets; config.c treats keys by type, never by name.
+ * config_check_table() is the rule a new row must follow.
  */
 #ifndef MIKKOO_CONFIG_KEYS_H
 #define MIKKOO_CONFIG_KEYS_H
@@ -35,6 +37,8 @@ enum ktype {
 	K_UNSUPPORTED,  /* accepted with a notice (TLS options we lack) */
 	K_PWFILE,       /* rabbitmq/password_file */
 	K_LISTEN,       /* an address:port to listen on (metrics) */
+	K_SECRET,       /* a password: never shown in a message */
+	K_CHOICE,       /* one of choices[], stored as its index (int) */
 };
 
 /* Which struct a key writes to. */
@@ -56,6 +60,16 @@ struct key {
 	enum config_reload reload;
 	const char *group;      /* keys that are aliases share a group */
 	const struct key *sub;  /* for K_SECTION and the mappings */
+	const char *const *choices; /* K_CHOICE: the values, NULL-ended */
+	/*
+	 * A notice for the file: K_BOOL says it when the file gives the
+	 * opposite of def (a value accepted but not honoured as written);
+	 * K_IGNORED says why the key does not apply.
+	 */
+	const char *note;
+	/* 1 + the offset (in the key's target) of a bool that is set when
+	 * the file gives the key; 0: none. */
+	size_t given;
 };
 
 /* Application, Daemon, Logging; each worker's keys; the rabbitmq: map. */
@@ -66,5 +80,8 @@ extern const struct key config_rabbitmq_keys[];
 /* The field k writes, in cfg or in worker w (for T_WORKER, T_AMQP). */
 const void *config_field(const struct key *k, const struct mk_config *cfg,
 			 const struct mk_worker_config *w);
+
+/* The index of s among k's choices, or -1. */
+int config_choice(const struct key *k, const char *s);
 
 #endif

@@ -260,7 +260,7 @@ time.sleep(60)' "$PORT" &
 	relay_stop
 	write_config "$CONF" "ticker: sometimes"
 	run -78 mikkoo-relay -n -c "$CONF"
-	assert_output --partial "ticker is 'sometimes': give 'relay'"
+	assert_output --partial "/ticker' is 'sometimes': give 'relay' or 'pgqd'"
 }
 
 @test "ticker: relay after a crash: the flag stays, the next relay ticks again; a rolled-back event never ticks" {

@@ -66,11 +66,13 @@ same_value(const struct key *k, const struct side *x, const struct side *y)
 		return same_str(*(char *const *)a, *(char *const *)b) &&
 		       same_list(&x->w->more_nodes, &y->w->more_nodes);
 	case K_STR:
+	case K_SECRET:
 	case K_NAME:
 	case K_LISTEN:
 	case K_PWFILE:          /* what the file said: the password */
 		return same_str(*(char *const *)a, *(char *const *)b);
 	case K_INT:
+	case K_CHOICE:
 		return *(const int *)a == *(const int *)b;
 	case K_DOUBLE:
 		return *(const double *)a == *(const double *)b;

@@ -253,7 +253,7 @@ ticker_begin(struct relay *r)
 	const char *q = r->w->queue;
 	int rc;
 
-	if (!r->w->relay_ticks || r->tk.active || now_mono() < r->tk_retry_at)
+	if (r->w->ticker != MK_TICKER_RELAY || r->tk.active || now_mono() < r->tk_retry_at)
 		return 0;
 	rc = ticker_start(&r->tk, r->pg.pg, q, TAKEOVER_WAIT, &r->e);
 	if (rc < 0)
