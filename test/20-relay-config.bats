@@ -95,6 +95,29 @@ YAML
 	assert_output --regexp "^mikkoo-relay [0-9]+\.[0-9]+\.[0-9]+$"
 }
 
+@test "one meaning per letter: -n and --check, -q QUEUE as --worker; -q alone, the old --quiet, still works with a warning" {
+	local conf=$BATS_TEST_TMPDIR/c.yml
+	printf 'Application:\n  workers:\n    q1:\n      postgres_url: %s\n      rabbitmq_url: amqp://127.0.0.1:1/\n      unregister: true\n' \
+		"$MIKKOO_PG_URL" >"$conf"
+	chmod 600 "$conf"
+	for f in -n --dry-run --check; do
+		run -0 --separate-stderr mikkoo-relay $f -c "$conf"
+		assert_output "configuration OK"
+		[[ "$stderr" == *"'unregister: true' drops"* ]]
+	done
+	# -q alone: quiet (the notice is a warning, so it stays), and said once
+	run -0 --separate-stderr mikkoo-relay -n -q -c "$conf"
+	[[ "$stderr" == *"-q alone is the old spelling of --quiet"* ]]
+	run -0 --separate-stderr mikkoo-relay -n -c "$conf" -q
+	[[ "$stderr" == *"-q alone is the old spelling of --quiet"* ]]
+	# -q QUEUE names the worker, as -w does
+	run -78 --separate-stderr mikkoo-relay -n -q nosuch -c "$conf"
+	[[ "$stderr" == *"no worker 'nosuch'"* ]]
+	[[ "$stderr" != *"old spelling"* ]]
+	run -0 --separate-stderr mikkoo-relay -n -q q1 -c "$conf"
+	run -78 --separate-stderr mikkoo-relay -n -w nosuch -c "$conf"
+}
+
 @test "configuration errors exit 78 and name the file, line and key" {
 	run -78 mikkoo-relay -n -c "$BATS_TEST_TMPDIR/missing.yml"
 	assert_output --partial "cannot open '$BATS_TEST_TMPDIR/missing.yml': No such file or directory"

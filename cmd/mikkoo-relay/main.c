@@ -16,15 +16,21 @@
 #include "supervise.h"
 
 #define USAGE \
-	"usage: mikkoo-relay [-fnqvV] -c FILE [-w QUEUE] [--ready-fd N] [--daemon]"
+	"usage: mikkoo-relay [-fnvV] [--quiet] -c FILE [-w|-q QUEUE]\n" \
+	"                    [--ready-fd N] [--daemon]"
 
-enum { OPT_READY_FD = 256, OPT_NOTIFY_FD, OPT_LOG_TIME, OPT_DAEMON };
+enum {
+	OPT_READY_FD = 256, OPT_NOTIFY_FD, OPT_LOG_TIME, OPT_DAEMON,
+	OPT_QUIET, OPT_CHECK
+};
 
 static const struct cli_opt opts[] = {
 	{ 'c', "config", "FILE", "the YAML configuration (see mikkoo.yaml(5))" },
-	{ 'n', "check", NULL, "check the configuration and exit" },
+	{ 'n', "dry-run", NULL, "check the configuration, start nothing" },
+	{ OPT_CHECK, "check", NULL, "the same as --dry-run" },
 	{ 'w', "worker", "QUEUE", "run only this queue's worker, in this "
 	  "process" },
+	{ 'q', "queue", "QUEUE", "the same as --worker" },
 	{ OPT_READY_FD, "ready-fd", "N", "write a newline to fd N once ready "
 	  "(s6)" },
 	{ OPT_NOTIFY_FD, "notify-fd", "N", "the same as --ready-fd" },
@@ -34,7 +40,8 @@ static const struct cli_opt opts[] = {
 	{ OPT_LOG_TIME, "log-time", NULL, "start log lines with an RFC 3339 "
 	  "UTC time" },
 	{ 'v', "verbose", NULL, "more log lines (debug)" },
-	{ 'q', "quiet", NULL, "warnings and errors only" },
+	{ OPT_QUIET, "quiet", NULL, "warnings and errors only (-q alone: the "
+	  "old spelling)" },
 	CLI_STD_OPTS,
 	{ 0 },
 };
@@ -59,17 +66,39 @@ static const struct cli cli = {
 	"configuration.  See mikkoo-relay(1).\n",
 };
 
+/*
+ * -q alone was --quiet before -q meant a queue in every command, and run
+ * scripts may still say so: as the relay takes no operands, a -q followed
+ * by an option or by nothing can only be that.  True if one was seen
+ * (and made --quiet).
+ */
+static bool
+old_spellings(int argc, char **argv)
+{
+	bool seen = false;
+	int i;
+
+	for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "-q") == 0 &&
+		    (i + 1 == argc || argv[i + 1][0] == '-')) {
+			argv[i] = (char *)"--quiet";
+			seen = true;
+		}
+	return seen;
+}
+
 int
 main(int argc, char **argv)
 {
 	const char *path = NULL, *worker = NULL;
 	int level = MK_LOG_INFO, ready_fd = -1, opt, rc = 0;
-	bool check = false, detach = false;
+	bool check = false, detach = false, old_quiet;
 	struct mk_config cfg;
 	struct mk_err e;
 	struct cli_parser p;
 
 	log_init("mikkoo-relay");
+	old_quiet = old_spellings(argc, argv);
 	cli_init(&p, &cli);
 	while ((opt = cli_next(&p, argc, argv, &rc)) != CLI_END) {
 		switch (opt) {
@@ -79,9 +108,11 @@ main(int argc, char **argv)
 			path = optarg;
 			break;
 		case 'n':
+		case OPT_CHECK:
 			check = true;
 			break;
 		case 'w':
+		case 'q':
 			worker = optarg;
 			break;
 		case OPT_READY_FD:
@@ -102,11 +133,14 @@ main(int argc, char **argv)
 		case 'v':
 			level = MK_LOG_DEBUG;
 			break;
-		case 'q':
+		case OPT_QUIET:
 			level = MK_LOG_WARNING;
 			break;
 		}
 	}
+	if (old_quiet)
+		log_warn("-q alone is the old spelling of --quiet: in every "
+			 "mikkoo command -q names a queue (see mikkoo(7))");
 	if (optind < argc)
 		return cli_usage(&cli, "unexpected argument");
 	if (path == NULL)
