@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * broker: the relay's RabbitMQ connection (rabbitmq-c 0.11).
+ * broker: a RabbitMQ connection that publishes with confirms
+ * (rabbitmq-c 0.11): the relay's, and the tools' (mikkoo-replay's
+ * resurrect, mikkoo-audit and mikkoo-inspect through mqchan and tool).
  *
  * Owns: the connection and its two channels (1 publishes in confirm
  * mode; 2 probes exchanges with passive declares, so a missing exchange
@@ -8,7 +10,7 @@
  * pipeline of confirms survives), delivery tags, the connection.blocked
  * state, and the cache of exchanges known to exist.
  * Never: knows PostgreSQL, logs, decides an event's fate: it reports
- * ack / nack / return / channel-closed to a callback and the relay
+ * ack / nack / return / channel-closed to a callback and its user
  * decides.  The module is named broker, not amqp, so its header cannot
  * shadow rabbitmq-c's <amqp.h>.
  *

@@ -836,42 +836,6 @@ unset_amqp(struct mk_amqp_url *u)
 	u->timeout = -1;
 }
 
-static char *
-pct_vhost(const char *v)
-{
-	size_t n = strlen(v), i, o = 0;
-	char *s = malloc(n * 3 + 1);
-
-	if (s == NULL)
-		return NULL;
-	for (i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)v[i];
-
-		if (isalnum(ch) || strchr("-._~", ch)) {
-			s[o++] = (char)ch;
-		} else {
-			snprintf(s + o, 4, "%%%02x", ch);
-			o += 3;
-		}
-	}
-	s[o] = '\0';
-	return s;
-}
-
-/* "amqp://user:***@host:port/vhost" for the rabbitmq: map's settings. */
-static char *
-map_display(const struct mk_amqp_url *u)
-{
-	char *vh = pct_vhost(u->vhost), *s;
-
-	if (vh == NULL || asprintf(&s, "%s://%s:***@%s:%d/%s",
-				   u->tls ? "amqps" : "amqp", u->user,
-				   u->host, u->port, vh) < 0)
-		s = NULL;
-	free(vh);
-	return s;
-}
-
 /*
  * The node list: nodes[0] from amqp; a map's other hosts with its
  * settings; other URLs completed as the first was (the environment's
@@ -905,7 +869,7 @@ finish_nodes(struct ctx *c)
 						  "memory");
 			free(nd->url.host);
 			nd->url.host = strdup(w->more_nodes.v[i - 1]);
-			nd->display = nd->url.host ? map_display(&nd->url)
+			nd->display = nd->url.host ? url_amqp_display(&nd->url)
 				: NULL;
 		} else {
 			struct mk_amqp_url first = w->amqp;
@@ -991,7 +955,7 @@ finish_worker(struct ctx *c, const yaml_node_t *kn)
 	if (apply_defaults(c, config_rabbitmq_keys, true) < 0)
 		return -1;
 	if (c->amqp_map)
-		w->amqp_display = map_display(u);
+		w->amqp_display = url_amqp_display(u);
 	else
 		w->amqp_display = url_mask(w->rabbitmq_url);
 	w->postgres_display = url_mask(w->postgres_url);

@@ -2,11 +2,12 @@
 /*
  * config: the YAML configuration file, read into plain structs.
  *
- * Owns: struct mk_config and everything hanging off it; the list of
- * accepted keys: one table whose rows give each key's type, range,
- * default and reload class, the only place any of them is written; the
- * comparison of two configurations that SIGHUP acts on; and errors that
- * name "FILE:LINE:COLUMN: key 'a/b/c': problem".
+ * Owns: struct mk_config and everything hanging off it, read through
+ * the key table of config_keys.c (each key's type, range, default, reload
+ * class and notices: the only place any of them is written; the relay's
+ * config_diff.c compares two configurations through the same table), and
+ * errors that name "FILE:LINE:COLUMN: key 'a/b/c': problem".  Used by
+ * the relay and by the tools (-c takes their connections from it).
  * Never: connects, logs (notices for ignored sections are returned in
  * cfg->notices for the caller to log), or keeps the libyaml document.
  *

@@ -535,3 +535,38 @@ url_amqp_copy(struct mk_amqp_url *dst, const struct mk_amqp_url *src)
 	url_amqp_release(dst);
 	return -1;
 }
+
+static char *
+pct_vhost(const char *v)
+{
+	size_t n = strlen(v), i, o = 0;
+	char *s = malloc(n * 3 + 1);
+
+	if (s == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)v[i];
+
+		if (isalnum(ch) || strchr("-._~", ch)) {
+			s[o++] = (char)ch;
+		} else {
+			snprintf(s + o, 4, "%%%02x", ch);
+			o += 3;
+		}
+	}
+	s[o] = '\0';
+	return s;
+}
+
+char *
+url_amqp_display(const struct mk_amqp_url *u)
+{
+	char *vh = pct_vhost(u->vhost), *s;
+
+	if (vh == NULL || asprintf(&s, "%s://%s:***@%s:%d/%s",
+				   u->tls ? "amqps" : "amqp", u->user,
+				   u->host, u->port, vh) < 0)
+		s = NULL;
+	free(vh);
+	return s;
+}

@@ -84,4 +84,10 @@ void url_mask_strict_to(char *buf, size_t sz, const char *s);
 /* Percent-decode src into a new string; NULL on a bad escape or NUL byte. */
 char *url_decode(const char *src, size_t len);
 
+/*
+ * "amqp://user:***@host:port/vhost" for u's settings (the 3.x rabbitmq:
+ * map has no URL of its own to mask); NULL when out of memory.
+ */
+char *url_amqp_display(const struct mk_amqp_url *u);
+
 #endif

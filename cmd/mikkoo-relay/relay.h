@@ -11,7 +11,8 @@
  * a stop deadline) abandons the batch, which PgQ hands out again:
  * at-least-once, duplicates limited to the open batch.
  * Also owns reconnects with capped exponential backoff, the single-
- * instance advisory lock, the stop drain, stats lines and statsd.
+ * instance advisory lock, the stop drain, and when the counters are
+ * reported (counters.h says what they are and where they go).
  * Never: forks (see supervise), parses flags, exits.
  */
 #ifndef MIKKOO_RELAY_H
