@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: BSD-3-Clause
+# serial: checks the servers before anything else
 # The harness itself: the servers test/run started answer as expected.
 
 load helpers/common

@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: BSD-3-Clause
+# serial: restarts, kills or reconfigures the shared servers
 # mikkoo-inspect on the RabbitMQ side: peek at a queue (--amqp-queue),
 # tap an exchange; what RabbitMQ does to peeked messages.
 

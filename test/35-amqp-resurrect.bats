@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: BSD-3-Clause
+# serial: restarts, kills or reconfigures the shared servers
 # mikkoo-replay --amqp-queue: RabbitMQ dead letters back to where they
 # first died, with confirms; nothing acked that was not confirmed.
 

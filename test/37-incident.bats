@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: BSD-3-Clause
+# serial: restarts, kills or reconfigures the shared servers
 # The incident walk-through of mikkoo-replay(1), run as written: a
 # consumer rejected messages, peek, fix, resurrect, audit.  The page's
 # names are fixed, so RabbitMQ gets a vhost of its own and the PgQ queue

@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: BSD-3-Clause
+# serial: restarts, kills or reconfigures the shared servers
 # mikkoo-relay end to end: real PostgreSQL + pgq + pgqd + RabbitMQ.
 
 load helpers/common

@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: BSD-3-Clause
+# serial: restarts, kills or reconfigures the shared servers
 # The supervisor's /metrics and /health (Application/metrics), and the
 # relay ticking its own queue (ticker: relay) as far as a test can see
 # it: the queue's flag, handed back at a stop.  Latency is measured by

@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: BSD-3-Clause
+# serial: restarts, kills or reconfigures the shared servers
 # Several workers under one supervisor: a server down at boot stops only
 # its worker, registration is race-free, SIGHUP applies live keys without
 # a restart, and each worker sees only its own notices.

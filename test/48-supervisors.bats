@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: BSD-3-Clause
+# serial: restarts, kills or reconfigures the shared servers
 # The s6 and runit service directories of dist/, as "make install-dist"
 # installs them (only their paths made this test's: the program, the
 # configuration, the log directory), under Debian's real s6-svscan and

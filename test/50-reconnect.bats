@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: BSD-3-Clause
+# serial: restarts, kills or reconfigures the shared servers
 # Lost connections are retried with backoff and lose nothing; statsd.
 # (The full fault-injection suite with its oracle is test/6x-*.)
 

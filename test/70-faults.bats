@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: BSD-3-Clause
+# serial: restarts, kills or reconfigures the shared servers
 # Nothing is lost through faults.  Each test runs the relay (supervised)
 # while test/tools/oracle.py produces numbered, audited events from four
 # producers (with rolled-back transactions and one long-open one), hits

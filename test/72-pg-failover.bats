@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: BSD-3-Clause
+# serial: restarts, kills or reconfigures the shared servers
 # PostgreSQL failover under the oracle: a primary with a synchronous
 # streaming standby (test/servers/start --only postgres --standby, once
 # for the file), both named in one multi-host URL with

@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: BSD-3-Clause
+# serial: restarts, kills or reconfigures the shared servers
 # A 3-node RabbitMQ cluster under the oracle (test/servers/start --only
 # rabbitmq --nodes 3, once for the file; PostgreSQL is the suite's).
 # The relay gets all three nodes as a list of URLs; the confirming queue

@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: BSD-3-Clause
+# serial: valgrind wants the CPU to itself
 # mikkoo-relay under valgrind (the unsanitized build): no invalid access,
 # no leak, on error paths and through a real run with failures.
 
