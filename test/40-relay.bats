@@ -333,13 +333,19 @@ consumer_done() {
 	wait_for 15 _gone "$pid"
 }
 
+# holding NAME: the session named NAME runs its statement.  (A function,
+# so that wait_for asks again each time.)
+holding() {
+	[ "$(sql "SELECT count(*) FROM pg_stat_activity
+		  WHERE application_name = '$1' AND state = 'active'")" = 1 ]
+}
+
 @test "TERM stops the relay at once while it waits to take over ticking" {
 	# a statement that looks like a running pgq.ticker() call: the
 	# relay waits for it (up to 30 s) before it ticks the queue itself
 	PGAPPNAME="hold_$Q" psql -qXAt -c "SELECT pg_sleep(60) -- pgq.ticker" \
 		>/dev/null 2>&1 &
-	wait_for 10 [ "$(sql "SELECT count(*) FROM pg_stat_activity
-		WHERE application_name = 'hold_$Q' AND state = 'active'")" = 1 ]
+	wait_for 30 holding "hold_$Q"
 	relay_start
 	sleep 1
 	start=$SECONDS
