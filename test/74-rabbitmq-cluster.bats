@@ -96,21 +96,12 @@ relay_node() {
 	return 1
 }
 
-# judge: the oracle's verdict (finish), plus: no dead letter, and first
-# deliveries in order except for events RabbitMQ nacked (a quorum queue
-# whose leader stops nacks what it had not replicated): those are
-# requeued and come later, each at most once out of order, so there are
-# at most as many as the relay retried.
+# judge: the oracle's verdict (finish: nothing lost, no first delivery
+# out of commit order, no PgQ retry), and no dead letter (with
+# max_failures 0, any event a fault made count as failed would be one).
 judge() {
-	local order retried
-	finish --late-ok "$@"
+	finish "$@"
 	echo "$output" | jq -e '.dead == 0'
-	order=$(echo "$output" | jq .order)
-	retried=$(relay_retried)
-	[ "$order" -le "${retried:-0}" ] ||
-		fail "$order first deliveries out of order, $retried retried"
-	[ "$order" -eq 0 ] || grep -q "requeued" "$BATS_TEST_TMPDIR/relay.err"
-	echo "retried: $retried (late first deliveries: $order)" >&3
 }
 
 @test "the cluster: three nodes running, the quorum queue on each" {
