@@ -37,6 +37,7 @@ struct broker {
 	uint64_t last_tag;
 	bool probe_open;
 	bool blocked;
+	bool lost;              /* see broker_lost */
 	bool corked;            /* TCP_CORK set by a run of publishes */
 	char blocked_reason[128];
 	struct cache_slot cache[CACHE_SLOTS];
@@ -61,6 +62,17 @@ reply_text(char *buf, size_t sz, unsigned code, amqp_bytes_t text)
 }
 
 /*
+ * A server's connection.close that is about the node, not about what we
+ * asked: 320 CONNECTION_FORCED (the node is stopping, or an operator
+ * closed us) and 541 INTERNAL_ERROR.  Another node may do.
+ */
+static bool
+closed_for_node(unsigned code)
+{
+	return code == 320 || code == 541;
+}
+
+/*
  * Turn a non-normal RPC reply into an error, answering a close the
  * server sent so the connection or channel ends cleanly.
  */
@@ -74,9 +86,11 @@ rpc_error(struct broker *b, amqp_rpc_reply_t r, amqp_channel_t ch,
 	case AMQP_RESPONSE_NORMAL:
 		return 0;
 	case AMQP_RESPONSE_NONE:
+		b->lost = true;
 		return mk_err_set(e, EX_UNAVAILABLE, "%s: no reply from "
 				  "RabbitMQ", what);
 	case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+		b->lost = true;
 		return mk_err_set(e, EX_UNAVAILABLE, "%s: %s", what,
 				  amqp_error_string2(r.library_error));
 	case AMQP_RESPONSE_SERVER_EXCEPTION:
@@ -89,6 +103,7 @@ rpc_error(struct broker *b, amqp_rpc_reply_t r, amqp_channel_t ch,
 		reply_text(txt, sizeof(txt), c->reply_code, c->reply_text);
 		amqp_send_method(b->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD,
 				 &ok);
+		b->lost = closed_for_node(c->reply_code);
 		return mk_err_set(e, (c->reply_code == 403 ||
 				      c->reply_code == 530) ? EX_NOPERM
 				  : EX_UNAVAILABLE,
@@ -326,6 +341,17 @@ broker_free(struct broker *b)
 	free(b);
 }
 
+void
+broker_abort(struct broker *b)
+{
+	if (b == NULL)
+		return;
+	if (b->conn)
+		amqp_destroy_connection(b->conn);
+	free(b->display);
+	free(b);
+}
+
 int
 broker_publish(struct broker *b, const struct mk_message *m, uint64_t *tag,
 	       struct mk_err *e)
@@ -335,10 +361,12 @@ broker_publish(struct broker *b, const struct mk_message *m, uint64_t *tag,
 	cork(b, true);
 	st = amqp_basic_publish(b->conn, PUB_CH, m->exchange, m->routing_key,
 				1, 0, &m->props, m->body);
-	if (st != AMQP_STATUS_OK)
+	if (st != AMQP_STATUS_OK) {
+		b->lost = true;
 		return mk_err_set(e, EX_UNAVAILABLE, "publishing to RabbitMQ "
 				  "'%s': %s", b->display,
 				  amqp_error_string2(st));
+	}
 	*tag = ++b->last_tag;
 	return 0;
 }
@@ -427,6 +455,7 @@ handle_frame(struct broker *b, amqp_frame_t *f, broker_cb cb, void *arg,
 		reply_text(txt, sizeof(txt), c->reply_code, c->reply_text);
 		amqp_send_method(b->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD,
 				 &ok);
+		b->lost = closed_for_node(c->reply_code);
 		return mk_err_set(e, EX_UNAVAILABLE, "connection closed by "
 				  "RabbitMQ '%s': %s", b->display, txt);
 	}
@@ -462,10 +491,12 @@ broker_poll(struct broker *b, int timeout_ms, broker_cb cb, void *arg,
 		st = amqp_simple_wait_frame_noblock(b->conn, &f, &tv);
 		if (st == AMQP_STATUS_TIMEOUT)
 			break;
-		if (st != AMQP_STATUS_OK)
+		if (st != AMQP_STATUS_OK) {
+			b->lost = true;
 			return mk_err_set(e, EX_UNAVAILABLE, "RabbitMQ '%s': "
 					  "%s", b->display,
 					  amqp_error_string2(st));
+		}
 		if (handle_frame(b, &f, cb, arg, e) < 0)
 			return -1;
 		/* Only the first wait may block. */
@@ -551,6 +582,18 @@ broker_exchange_exists(struct broker *b, amqp_bytes_t name, bool *exists,
 }
 
 bool
+broker_lost(const struct broker *b)
+{
+	return b->lost;
+}
+
+void
+broker_note_lost(struct broker *b)
+{
+	b->lost = true;
+}
+
+bool
 broker_blocked(const struct broker *b)
 {
 	return b->blocked;
@@ -628,12 +671,15 @@ broker_get(struct broker *b, int timeout_ms, struct broker_msg *m,
 	if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
 	    r.library_error == AMQP_STATUS_TIMEOUT)
 		return 0;
-	if (r.reply_type != AMQP_RESPONSE_NORMAL)
+	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+		/* (a close from the server arrives as an unexpected frame) */
+		b->lost = true;
 		return mk_err_set(e, EX_UNAVAILABLE, "RabbitMQ '%s': %s",
 				  b->display, r.reply_type ==
 				  AMQP_RESPONSE_LIBRARY_EXCEPTION
 				  ? amqp_error_string2(r.library_error)
 				  : "unexpected reply while consuming");
+	}
 	m->tag = env.delivery_tag;
 	m->has_id = (env.message.properties._flags &
 		     AMQP_BASIC_MESSAGE_ID_FLAG) &&
@@ -651,8 +697,10 @@ int
 broker_ack(struct broker *b, uint64_t tag, bool multiple, struct mk_err *e)
 {
 	cork(b, false);
-	if (amqp_basic_ack(b->conn, PUB_CH, tag, multiple) != AMQP_STATUS_OK)
+	if (amqp_basic_ack(b->conn, PUB_CH, tag, multiple) != AMQP_STATUS_OK) {
+		b->lost = true;
 		return mk_err_set(e, EX_UNAVAILABLE, "RabbitMQ '%s': cannot "
 				  "acknowledge", b->display);
+	}
 	return 0;
 }
