@@ -385,3 +385,104 @@ judge() {
 	[[ $stderr == *"no RabbitMQ node answered (2 tried)"* ]]
 	[[ $stderr != *S3cr3t-CANARY* ]]
 }
+
+# fill QUEUE N SIZE [DEAD]: N persistent messages of SIZE bytes (body
+# "m<i>" padded), message_id "id<i>", through node 2; with DEAD, each
+# one looks like a dead letter of queue DEAD (x-death).
+fill() {
+	MIKKOO_AMQP_URL=$URL_2 /usr/bin/python3 - "$@" <<'PY'
+import os, sys, pika
+q, n, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+dead = sys.argv[4] if len(sys.argv) > 4 else None
+c = pika.BlockingConnection(pika.URLParameters(os.environ["MIKKOO_AMQP_URL"]))
+ch = c.channel()
+ch.confirm_delivery()
+for i in range(1, n + 1):
+    h = None
+    if dead:
+        h = {"x-death": [{"queue": dead, "reason": "rejected", "exchange": "",
+                          "routing-keys": [dead], "count": 1}]}
+    body = ("m%d " % i).ljust(size, "x").encode()
+    ch.basic_publish("", q, body, pika.BasicProperties(
+        delivery_mode=2, message_id="id%d" % i, headers=h))
+c.close()
+PY
+}
+
+@test "the tools move to the next node when theirs is lost mid-run" {
+	qq='{"x-queue-type":"quorum"}'
+	export MIKKOO_RABBITMQ_URL="$URL_1 $URL_2 $URL_3"
+	at2() { MIKKOO_AMQP_URL=$URL_2 mq "$@"; }
+
+	# mikkoo-inspect: its output pipe holds it after the first record
+	# (100 kB each) while its node is killed; it starts again from the
+	# front of the queue on the next node
+	PK="peek_$Q"
+	at2 declare-queue "$PK" --arguments "$qq"
+	fill "$PK" 40 100000
+	mikkoo-inspect -a "$PK" 2>"$BATS_TEST_TMPDIR/peek.err" | {
+		read -r first
+		echo "$first" >"$BATS_TEST_TMPDIR/peek.out"
+		mqctl rabbitmq-kill 1
+		cat >>"$BATS_TEST_TMPDIR/peek.out"
+	}
+	cat "$BATS_TEST_TMPDIR/peek.err" >&3
+	grep -q "moved to RabbitMQ '.*' (node 2 of 3)" "$BATS_TEST_TMPDIR/peek.err"
+	grep -q "peeking at '$PK' again from its front" "$BATS_TEST_TMPDIR/peek.err"
+	# the last pass: the whole queue, in order
+	jq -r '.properties.message_id' "$BATS_TEST_TMPDIR/peek.out" | tail -40 >"$BATS_TEST_TMPDIR/ids"
+	diff "$BATS_TEST_TMPDIR/ids" <(seq -f 'id%g' 1 40)
+	assert_equal "$(at2 count "$PK")" 40
+	mqctl rabbitmq-start 1
+
+	# mikkoo-replay: stopped mid-run while its node is killed; every
+	# dead letter ends in its queue (a copy more is allowed: one was
+	# unconfirmed), the DLQ empty, and nothing acked before its confirm
+	T="target_$Q"
+	DLQ="dlq_$Q"
+	at2 declare-queue "$T" --arguments "$qq"
+	at2 declare-queue "$DLQ" --arguments "$qq"
+	fill "$DLQ" 600 100 "$T"
+	mikkoo-replay -a "$DLQ" >"$BATS_TEST_TMPDIR/replay.out" \
+		2>"$BATS_TEST_TMPDIR/replay.err" &
+	pid=$!
+	lines_ge() { [ "$(wc -l <"$BATS_TEST_TMPDIR/replay.out")" -ge "$1" ]; }
+	wait_for 30 lines_ge 20
+	kill -STOP "$pid"
+	mqctl rabbitmq-kill 1
+	kill -CONT "$pid"
+	rc=0
+	wait "$pid" || rc=$?
+	cat "$BATS_TEST_TMPDIR/replay.err" >&3
+	assert_equal "$rc" 0
+	grep -q "moved to RabbitMQ '.*' (node 2 of 3)" "$BATS_TEST_TMPDIR/replay.err"
+	wait_for 10 eval '[ "$(at2 count "$DLQ")" = 0 ]'
+	MIKKOO_AMQP_URL=$URL_2 mq get "$T" --count 600 --timeout 30 |
+		jq -r '.properties.message_id' | sort -u | wc -l >"$BATS_TEST_TMPDIR/n"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/n")" 600
+	mqctl rabbitmq-start 1
+
+	# mikkoo-audit: killed under it mid-drain; it drains on from the next
+	# node, and every message is taken
+	A="audit_$Q"
+	at2 declare-queue "$A" --arguments "$qq"
+	fill "$A" 20000 50
+	mikkoo-audit -a "$A" --grace 3600 -q "$Q" >"$BATS_TEST_TMPDIR/audit.out" \
+		2>"$BATS_TEST_TMPDIR/audit.err" &
+	pid=$!
+	below() { [ "$(at2 count "$A")" -lt 19000 ]; }
+	wait_for 30 below
+	kill -STOP "$pid"
+	mqctl rabbitmq-kill 1
+	kill -CONT "$pid"
+	rc=0
+	wait "$pid" || rc=$?
+	cat "$BATS_TEST_TMPDIR/audit.err" >&3
+	assert_equal "$rc" 0
+	grep -q "moved to RabbitMQ '.*' (node 2 of 3)" "$BATS_TEST_TMPDIR/audit.err"
+	assert_equal "$(at2 count "$A")" 0
+	mqctl rabbitmq-start 1
+	for x in "$PK" "$T" "$DLQ" "$A"; do
+		at2 delete-queue "$x"
+	done
+}

@@ -123,6 +123,8 @@ drain(PGconn *pg, struct tool_mq *mq, const struct audit_opts *o,
 				if (PQstatus(pg) != CONNECTION_OK ||
 				    move_on(mq, o, e) < 0)
 					goto fail;
+				st->consumed -= in_chunk;
+				st->unaudited -= odd_in_chunk;
 			} else {
 				st->unaudited += (long)n -
 					(st->confirmed - before);
