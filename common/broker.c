@@ -141,6 +141,51 @@ open_publish_channel(struct broker *b, struct mk_err *e)
 	return 0;
 }
 
+static void cork(struct broker *b, bool on);
+static int handle_frame(struct broker *b, amqp_frame_t *f, broker_cb cb,
+			void *arg, struct mk_err *e);
+
+/* For frames of a channel that is gone. */
+static void
+ignore_ev(void *arg, const struct broker_ev *ev)
+{
+	(void)arg;
+	(void)ev;
+}
+
+int
+broker_fresh_channel(struct broker *b, struct mk_err *e)
+{
+	struct timeval zero = { 0, 0 };
+	amqp_rpc_reply_t r;
+	amqp_frame_t f;
+
+	cork(b, false);
+	r = amqp_channel_close(b->conn, PUB_CH, AMQP_REPLY_SUCCESS);
+	/* A close the server crossed with its own is answered by it. */
+	if (r.reply_type != AMQP_RESPONSE_NORMAL &&
+	    rpc_error(b, r, PUB_CH, "closing the channel", e) < 0 &&
+	    r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION)
+		return -1;
+	if (open_publish_channel(b, e) < 0)
+		return mk_err_prefix(e, "RabbitMQ '%s'", b->display);
+	/*
+	 * Confirms of the old channel that came during those RPCs were put
+	 * aside by rabbitmq-c; their tags would be taken for the new
+	 * channel's: drop them (connection frames are still heard).
+	 */
+	while (amqp_frames_enqueued(b->conn)) {
+		if (amqp_simple_wait_frame_noblock(b->conn, &f, &zero) !=
+		    AMQP_STATUS_OK)
+			break;
+		if (handle_frame(b, &f, ignore_ev, NULL, e) < 0) {
+			b->lost = true;
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int
 open_probe_channel(struct broker *b, struct mk_err *e)
 {

@@ -71,6 +71,16 @@ void broker_free(struct broker *b);
  */
 void broker_abort(struct broker *b);
 
+/*
+ * A fresh publishing channel: close channel 1 (its unconfirmed tags are
+ * forgotten) and open it again in confirm mode; tags restart at 1.  A
+ * quorum queue's client state lives in the channel: after its leader
+ * was lost, a channel opened before the new one was elected goes on
+ * nacking (RabbitMQ 3.10, measured: until the old leader's node is
+ * back), a new channel is served by the new leader.
+ */
+int broker_fresh_channel(struct broker *b, struct mk_err *e);
+
 /* Publish m on channel 1 (mandatory); *tag is its delivery tag. */
 int broker_publish(struct broker *b, const struct mk_message *m,
 		   uint64_t *tag, struct mk_err *e);

@@ -60,6 +60,7 @@ delta(const struct counts *t, const struct counts *l, struct counts *d)
 	d->retried = t->retried - l->retried;
 	d->requeued = t->requeued - l->requeued;
 	d->dead = t->dead - l->dead;
+	d->refused = t->refused - l->refused;
 	d->empty = t->empty - l->empty;
 	d->reconnects_pg = t->reconnects_pg - l->reconnects_pg;
 	d->reconnects_mq = t->reconnects_mq - l->reconnects_mq;
@@ -92,10 +93,10 @@ counters_log_sink(void *arg, const struct counts *t, const struct counts *d,
 	(void)arg;
 	(void)d;
 	log_info("stats: batches=%lld events=%lld processed=%lld failed=%lld "
-		 "retried=%lld requeued=%lld dead=%lld empty_polls=%lld "
-		 "reconnects=%lld pending=%lld", t->batches, t->events,
-		 t->published, t->retried + t->requeued + t->dead, t->retried,
-		 t->requeued, t->dead, t->empty,
+		 "retried=%lld requeued=%lld dead=%lld refused=%lld "
+		 "empty_polls=%lld reconnects=%lld pending=%lld", t->batches,
+		 t->events, t->published, t->retried + t->requeued + t->dead,
+		 t->retried, t->requeued, t->dead, t->refused, t->empty,
 		 t->reconnects_pg + t->reconnects_mq, g->pending);
 }
 

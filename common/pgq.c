@@ -151,14 +151,23 @@ int
 pgq_batch_open(struct pgq_conn *c, long long batch_id, size_t max_bytes,
 	       struct mk_err *e)
 {
-	char sql[1024];
+	return pgq_batch_open_from(c, batch_id, max_bytes, 0, e);
+}
+
+int
+pgq_batch_open_from(struct pgq_conn *c, long long batch_id, size_t max_bytes,
+		    long long from_ev_id, struct mk_err *e)
+{
+	char sql[1100];
 	PGresult *r;
 
 	c->in_tx = true;
 	/*
-	 * Both numbers are ours, not data.  An oversized event is measured
+	 * The numbers are ours, not data.  An oversized event is measured
 	 * on the server and not sent: bounded memory whatever is stored.
-	 * BEGIN rides along: one round trip less between batches.
+	 * BEGIN rides along: one round trip less between batches.  The
+	 * batch's events come in ev_id order (pgq.batch_event_sql), and a
+	 * filter keeps it.
 	 */
 	snprintf(sql, sizeof(sql),
 		 "BEGIN; DECLARE " CURSOR " NO SCROLL CURSOR FOR "
@@ -176,9 +185,10 @@ pgq_batch_open(struct pgq_conn *c, long long batch_id, size_t max_bytes,
 		 " + coalesce(octet_length(ev_extra1), 0)"
 		 " + coalesce(octet_length(ev_extra2), 0)"
 		 " + coalesce(octet_length(ev_extra3), 0)"
-		 " + coalesce(octet_length(ev_extra4), 0) AS size) s",
+		 " + coalesce(octet_length(ev_extra4), 0) AS size) s"
+		 " WHERE e.ev_id >= %lld",
 		 max_bytes, max_bytes, max_bytes, max_bytes, max_bytes,
-		 max_bytes, batch_id);
+		 max_bytes, batch_id, from_ev_id);
 	r = PQexec(c->pg, sql);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		pg_error(c->pg, r, "reading the batch", e);

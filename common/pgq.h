@@ -66,6 +66,14 @@ int pgq_next_batch(struct pgq_conn *c, const char *queue,
  */
 int pgq_batch_open(struct pgq_conn *c, long long batch_id, size_t max_bytes,
 		   struct mk_err *e);
+/*
+ * The same, from event from_ev_id on: the batch read again after its
+ * events before from_ev_id were settled in memory (a relay holding the
+ * line after a broker refusal, see relay.h).  0 reads it all.
+ */
+int pgq_batch_open_from(struct pgq_conn *c, long long batch_id,
+			size_t max_bytes, long long from_ev_id,
+			struct mk_err *e);
 
 enum pgq_fetch_result {
 	PGQ_FETCH_ERROR = -1,

@@ -233,7 +233,7 @@ s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	curl -s -m 5 "http://127.0.0.1:$PORT/metrics" >"$BATS_TEST_TMPDIR/metrics"
 	awk -v n="mikkoo_broker_refusals_total{queue=\"$Q\"}" \
 		'index($0, n) == 1 { exit !($2 > 0) }' "$BATS_TEST_TMPDIR/metrics"
-	grep -q "mikkoo_up{queue=\"$Q\"} 0" "$BATS_TEST_TMPDIR/metrics"
+	grep -q "mikkoo_worker_up{queue=\"$Q\"} 0" "$BATS_TEST_TMPDIR/metrics"
 	sleep 3
 	# the late reader
 	/usr/bin/python3 "$MIKKOO_TOP/test/tools/oracle.py" drain \
