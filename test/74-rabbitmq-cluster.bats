@@ -457,7 +457,7 @@ PY
 	assert_equal "$rc" 0
 	grep -q "moved to RabbitMQ '.*' (node 2 of 3)" "$BATS_TEST_TMPDIR/replay.err"
 	wait_for 10 eval '[ "$(at2 count "$DLQ")" = 0 ]'
-	MIKKOO_AMQP_URL=$URL_2 mq get "$T" --count 600 --timeout 30 |
+	MIKKOO_AMQP_URL=$URL_2 mq get "$T" --count "$(at2 count "$T")" --timeout 30 |
 		jq -r '.properties.message_id' | sort -u | wc -l >"$BATS_TEST_TMPDIR/n"
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/n")" 600
 	mqctl rabbitmq-start 1
