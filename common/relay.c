@@ -20,6 +20,7 @@
 #include "relay_int.h"
 #include "sdnotify.h"
 #include "sig.h"
+#include "text.h"
 
 /* The RabbitMQ node in use, masked, for log lines. */
 const char *
@@ -379,7 +380,8 @@ relay_set_state(struct relay *r, enum report_state st, const char *why)
 	size_t i;
 
 	r->rep.state = (uint32_t)st;
-	snprintf(r->rep.why, sizeof(r->rep.why), "%s", why ? why : "");
+	/* never cut inside a character: /health shows it (text.h) */
+	text_copy(r->rep.why, sizeof(r->rep.why), why ? why : "");
 	/* with the totals as they are now: a scrape that sees the new
 	 * state also sees the reconnect that led to it */
 	if (changed)
@@ -819,6 +821,8 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 		rc = ensure_locked(&r);
 		if (rc > 0 && ticker_begin(&r) < 0)
 			rc = -1;
+		if (sig_term_count() > 0)
+			break;  /* e.g. during the wait to take over ticking */
 		if (rc <= 0) {
 			if (rc < 0) {
 				drop_broken(&r);
@@ -831,13 +835,16 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			}
 			continue;
 		}
-		/* held: the state says so until a publish is confirmed */
+		/* the gauges first: the report that says "relaying" (and
+		 * makes /health ok) carries them, so /metrics has pending
+		 * and lag samples from that moment on; held: the state says
+		 * so until a publish is confirmed */
+		gauges_maybe(&r);
 		if (!r.hold.on)
 			relay_set_state(&r, broker_blocked(r.mq) ?
 					REPORT_BLOCKED : REPORT_RELAYING,
 					broker_blocked(r.mq) ?
 					broker_blocked_reason(r.mq) : NULL);
-		gauges_maybe(&r);
 		relay_stats(&r, false);
 		if (r.tk.active && !r.news) {
 			/* Only this relay ticks: no tick, no batch. */
@@ -859,6 +866,11 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			r.news = false;
 			if (!r.tk.active)
 				idle(&r, r.w->wait_duration);
+		} else if (br == BATCH_BROKEN) {
+			log_error("%s", r.e.msg);
+			*e = r.e;
+			cleanup(&r);
+			return -1;
 		} else if (br == BATCH_FINISHED) {
 			bool ticked;
 

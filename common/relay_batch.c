@@ -12,6 +12,7 @@
 #include "log.h"
 #include "mono.h"
 #include "relay_int.h"
+#include "text.h"
 
 /* ---- test-only fault points ---------------------------------------- */
 
@@ -122,6 +123,28 @@ settle(struct relay *r)
 	return 0;
 }
 
+/*
+ * The invariant, checked where the batch would be finished: every event
+ * the relay read from PgQ was acked by RabbitMQ (and not returned) or
+ * stored by pgq_settle (retried or dead), counted against the events
+ * read, with nothing left in flight or waiting.  A violation is a bug:
+ * the batch is never finished (it is read again by the next worker) and
+ * the worker stops with EX_SOFTWARE.
+ */
+static bool
+accounted(struct relay *r)
+{
+	if (inflight_count(&r->q) == 0 && r->nfail == 0 &&
+	    r->batch_read == r->batch_acked + r->batch_settled)
+		return true;
+	mk_err_set(&r->e, EX_SOFTWARE, "batch %lld not finished: of %zu "
+		   "events read, %zu were confirmed and %zu settled, %zu are "
+		   "in flight and %zu wait to be settled (a bug: please "
+		   "report it)", r->batch_id, r->batch_read, r->batch_acked,
+		   r->batch_settled, inflight_count(&r->q), r->nfail);
+	return false;
+}
+
 /* ---- holding the line ------------------------------------------- */
 
 /* The oldest event in flight (the ring's head). */
@@ -202,7 +225,7 @@ hold_from(struct relay *r, long long from, bool lost, const char *why)
 	h->from = from;
 	h->lost = lost;
 	h->attempts++;
-	snprintf(h->why, sizeof(h->why), "%s", why);
+	text_copy(h->why, sizeof(h->why), why);
 	if (h->since == 0) {
 		h->since = now_mono();
 		h->logged_at = h->since;
@@ -243,6 +266,41 @@ relay_hold_end(struct relay *r)
 
 /* ---- confirms ----------------------------------------------------- */
 
+/* The oldest entry makes room: the list only has to outlive a batch. */
+static void
+poison_add(struct relay *r, long long ev_id, const char *why)
+{
+	size_t i = r->npoison;
+
+	if (i == POISON_MAX) {
+		memmove(&r->poison[0], &r->poison[1],
+			sizeof(r->poison[0]) * (POISON_MAX - 1));
+		i = POISON_MAX - 1;
+	} else {
+		r->npoison++;
+	}
+	r->poison[i].ev_id = ev_id;
+	text_copy(r->poison[i].why, sizeof(r->poison[i].why), why);
+}
+
+/* Was ev_id returned unreadably?  Then it is taken out, *why its words. */
+static bool
+poison_take(struct relay *r, long long ev_id, char *why, size_t sz)
+{
+	size_t i;
+
+	for (i = 0; i < r->npoison; i++) {
+		if (r->poison[i].ev_id != ev_id)
+			continue;
+		text_copy(why, sz, r->poison[i].why);
+		memmove(&r->poison[i], &r->poison[i + 1],
+			sizeof(r->poison[0]) * (r->npoison - i - 1));
+		r->npoison--;
+		return true;
+	}
+	return false;
+}
+
 void
 relay_on_broker(void *arg, const struct broker_ev *ev)
 {
@@ -258,20 +316,29 @@ relay_on_broker(void *arg, const struct broker_ev *ev)
 		inflight_nack(&r->q, ev->tag, ev->multiple,
 			      "nacked by RabbitMQ");
 		if (!r->refused)
-			snprintf(r->refusal, sizeof(r->refusal), "%s", "nacked by "
+			text_copy(r->refusal, sizeof(r->refusal), "nacked by "
 				  "RabbitMQ: a queue refused it (full with "
 				  "reject-publish, or a quorum queue without "
 				  "a leader)");
 		r->refused = true;
 		break;
-	case BROKER_RETURN:
-		snprintf(why, sizeof(why), "returned by RabbitMQ: %s",
-			 ev->text);
-		if (!inflight_return(&r->q, ev->ev_id, why))
+	case BROKER_RETURN: {
+		long long id;
+
+		snprintf(why, sizeof(why), "returned by RabbitMQ: %s%s",
+			 ev->text, ev->unreadable ? " (rabbitmq-c could not "
+			 "read the returned message)" : "");
+		if (!inflight_return_match(&r->q, ev->ev_id, inflight_route(
+				ev->exchange.bytes, ev->exchange.len,
+				ev->routing_key.bytes, ev->routing_key.len),
+				why, &id))
 			log_warn("a returned message matches no event in "
 				 "flight (event_id %lld): %s", ev->ev_id,
 				 ev->text);
+		else if (ev->unreadable)
+			poison_add(r, id, why);
 		break;
+	}
 	case BROKER_CHANNEL_CLOSED:
 		snprintf(why, sizeof(why), "channel closed by RabbitMQ: %s",
 			 ev->text);
@@ -281,7 +348,7 @@ relay_on_broker(void *arg, const struct broker_ev *ev)
 		r->close_pending = inflight_pending(&r->q);
 		inflight_fail_all(&r->q, why);
 		if (!r->refused)
-			snprintf(r->refusal, sizeof(r->refusal), "%s", why);
+			text_copy(r->refusal, sizeof(r->refusal), why);
 		r->refused = true;
 		break;
 	}
@@ -494,6 +561,11 @@ relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 			 "max_event_bytes (%zu)", size, w->max_event_bytes);
 		return failed_step(r, ev, FATE_OVERSIZED, reason);
 	}
+	/* its return could not be read last time: its fate, without
+	 * losing the connection over it again */
+	if (r->npoison > 0 && poison_take(r, ev->ev_id, reason,
+					  sizeof(reason)))
+		return failed_step(r, ev, FATE_RETURNED, reason);
 	r->ctx.sequence = ids_sequence();
 	ids_uuid4(r->ctx.correlation_id);
 	if (event_map(ev, &r->ctx, &r->msg, &me) < 0)
@@ -527,12 +599,16 @@ relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 	if (r->refused)         /* nothing more once RabbitMQ refused */
 		return refused_now(r);
 	if (broker_publish(r->mq, &r->msg, &tag, &r->e) < 0)
-		return broker_failed(r);
+		return r->e.code == EX_DATAERR ? failed_step(r, ev,
+			FATE_BAD_DATA, r->e.msg) : broker_failed(r);
 	fault_point("after_publish");
 	if (inflight_pending(&r->q) == 0)
 		r->last_progress = now_mono();
 	inflight_add(&r->q, tag, ev->ev_id, ev->ev_retry);
 	inflight_set_time(&r->q, ev->ev_time_us);
+	inflight_set_route(&r->q, inflight_route(r->msg.exchange.bytes,
+		r->msg.exchange.len, r->msg.routing_key.bytes,
+		r->msg.routing_key.len));
 	r->cur_ev_id = -1;
 	if (++*since_poll >= POLL_EVERY) {
 		*since_poll = 0;
@@ -631,7 +707,7 @@ relay_batch(struct relay *r)
 			if (st == STEP_STOP)
 				goto stopped;
 			if (settle(r) < 0)
-				goto fail;
+				goto settle_failed;
 			continue;
 		}
 		r->batch_read++;
@@ -659,8 +735,12 @@ relay_batch(struct relay *r)
 	st = drain_done(r);
 	if (st == STEP_HOLD)
 		goto held;
-	if (st != STEP_OK || settle(r) < 0)
+	if (st != STEP_OK)
 		goto fail;
+	if (settle(r) < 0)
+		goto settle_failed;
+	if (!accounted(r))
+		goto broken;
 	if (had_events)
 		fault_point("before_finish");
 	if (pgq_batch_finish(&r->pg, r->batch_id, &r->e) < 0)
@@ -691,8 +771,17 @@ stopped:
 	batch_abandon(r);
 	log_set_context("queue '%s'", w->queue);
 	return BATCH_STOPPED;
+settle_failed:
+	/* pgq_settle's own count did not match (or an SQL error without a
+	 * class of its own): never go on as if it had */
+	if (r->e.code == EX_SOFTWARE)
+		goto broken;
 fail:
 	batch_abandon(r);
 	log_set_context("queue '%s'", w->queue);
 	return BATCH_FAILED;
+broken:
+	batch_abandon(r);
+	log_set_context("queue '%s'", w->queue);
+	return BATCH_BROKEN;
 }
