@@ -231,17 +231,18 @@ hold_from(struct relay *r, long long from, bool lost, const char *why)
 		h->logged_at = h->since;
 		h->pause = HOLD_PAUSE_MIN;
 		r->cnt.total.refused++;
-		log_warn("RabbitMQ refuses publishes (%s): holding the line: "
-			 "publishing again in order from ev_id %lld, nothing "
-			 "goes to PgQ's retry queue", why, from);
+		log_warn("%s (%s): holding the line: publishing again in "
+			 "order from ev_id %lld, nothing goes to PgQ's retry "
+			 "queue", lost ? "RabbitMQ connection lost mid-batch"
+			 : "RabbitMQ refuses publishes", why, from);
 	} else {
 		r->cnt.total.refused++;
 		if (now_mono() - h->logged_at >= HOLD_LOG_EVERY) {
 			h->logged_at = now_mono();
-			log_warn("RabbitMQ still refuses publishes after %.0f s "
-				 "(%lld attempts; %s): holding the line at "
-				 "ev_id %lld", now_mono() - h->since,
-				 h->attempts, why, from);
+			log_warn("RabbitMQ still %s after %.0f s (%lld "
+				 "attempts; %s): holding the line at ev_id %lld",
+				 lost ? "lost" : "refuses publishes",
+				 now_mono() - h->since, h->attempts, why, from);
 		} else {
 			log_debug("refused again (%s): from ev_id %lld", why,
 				  from);

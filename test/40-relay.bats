@@ -344,8 +344,11 @@ consumer_done() {
 	# relay waits for it (up to 30 s) before it ticks the queue itself
 	PGAPPNAME="hold_$Q" psql -qXAt -c "SELECT pg_sleep(60) -- pgq.ticker" \
 		>/dev/null 2>&1 &
-	wait_for 10 [ "$(sql "SELECT count(*) FROM pg_stat_activity
-		WHERE application_name = 'hold_$Q' AND state = 'active'")" = 1 ]
+	holding() {
+		[ "$(sql "SELECT count(*) FROM pg_stat_activity
+			WHERE application_name = 'hold_$Q' AND state = 'active'")" = 1 ]
+	}
+	wait_for 10 holding
 	relay_start
 	sleep 1
 	start=$SECONDS
