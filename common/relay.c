@@ -251,15 +251,21 @@ static int
 ticker_begin(struct relay *r)
 {
 	const char *q = r->w->queue;
+	char who[384];
 	int rc;
 
 	if (!r->w->relay_ticks || r->tk.active || now_mono() < r->tk_retry_at)
 		return 0;
-	rc = ticker_start(&r->tk, r->pg.pg, q, TAKEOVER_WAIT, &r->e);
+	/* what mikkoo-inspect status shows as the ticker */
+	snprintf(who, sizeof(who), "mikkoo-relay on %s (consumer %s)",
+		 r->origin, r->w->consumer_name);
+	rc = ticker_start(&r->tk, r->pg.pg, q, who, TAKEOVER_WAIT, &r->e);
 	if (rc < 0)
 		return -1;
 	r->tk_retry_at = now_mono() + 5;
 	if (rc == 1) {
+		if (r->e.msg[0])
+			log_warn("%s", r->e.msg);
 		log_info("ticking queue '%s' itself (external_ticker is set: "
 			 "pgqd leaves the queue to this relay)", q);
 		r->tk_logged = false;
