@@ -412,7 +412,7 @@ report_sink(void *arg, const struct counts *t, const struct counts *d,
 
 	(void)d;
 	r->rep.c.published = (uint64_t)t->published;
-	r->rep.c.retried = (uint64_t)(t->retried + t->requeued);
+	r->rep.c.retried = (uint64_t)t->retried;
 	r->rep.c.dead = (uint64_t)t->dead;
 	r->rep.c.batches = (uint64_t)t->batches;
 	r->rep.c.refused = (uint64_t)t->refused;

@@ -92,10 +92,6 @@ event_failed(struct relay *r, long long ev_id, int ev_retry,
 		if (f->verdict == FATE_DEAD)
 			log_warn("ev_id %lld: %s: moved to mikkoo.dead_letter",
 				 ev_id, f->reason);
-		else if (f->verdict == FATE_REQUEUE)
-			log_warn("ev_id %lld: %s: requeued, again in %ds (not "
-				 "counted toward max_failures)", ev_id,
-				 f->reason, w->retry_delay);
 		else
 			log_warn("ev_id %lld: %s: retry %d of %d in %ds",
 				 ev_id, f->reason, f->attempt,
@@ -103,8 +99,6 @@ event_failed(struct relay *r, long long ev_id, int ev_retry,
 	}
 	if (f->verdict == FATE_DEAD)
 		r->cnt.total.dead++;
-	else if (f->verdict == FATE_REQUEUE)
-		r->cnt.total.requeued++;
 	else
 		r->cnt.total.retried++;
 	return 0;
@@ -174,8 +168,6 @@ forget_from(struct relay *r, long long from)
 		r->batch_failed--;
 		if (f->verdict == FATE_DEAD)
 			r->cnt.total.dead--;
-		else if (f->verdict == FATE_REQUEUE)
-			r->cnt.total.requeued--;
 		else
 			r->cnt.total.retried--;
 	}
