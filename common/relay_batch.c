@@ -180,8 +180,9 @@ forget_from(struct relay *r, long long from)
 /*
  * RabbitMQ refused, not for the event's sake: hold the line from event
  * `from` (see struct hold).  A batch that already settled failures in
- * its transaction cannot be held (the rollback would lose them): it is
- * abandoned and read again from its start, which keeps the order too.
+ * its transaction (over FAIL_FLUSH of them) cannot be held (the rollback
+ * would lose them): it is abandoned, the connection renewed, and the
+ * batch read again from its start, which keeps the order too.
  */
 static enum step
 hold_from(struct relay *r, long long from, bool lost, const char *why)
@@ -190,9 +191,9 @@ hold_from(struct relay *r, long long from, bool lost, const char *why)
 	size_t i, ahead = 0;
 
 	if (r->batch_settled > 0) {
+		/* and a new connection: a fresh channel */
 		mk_err_set(&r->e, EX_UNAVAILABLE, "%s", why);
-		if (lost)
-			r->mq_broken = true;
+		r->mq_broken = true;
 		return STEP_ERROR;
 	}
 	/* Confirmed behind the refused one: a queue that took it and
