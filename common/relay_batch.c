@@ -439,8 +439,11 @@ broker_failed(struct relay *r)
 
 	r->mq_broken = true;
 	snprintf(why, sizeof(why), "%s", r->e.msg);
-	if (drain_done(r) == STEP_HOLD)
+	if (drain_done(r) == STEP_HOLD) {
+		r->hold.lost = true;    /* a nack came first; the connection
+					   is gone too */
 		return STEP_HOLD;
+	}
 	if (inflight_count(&r->q) > 0)
 		from = head_ev_id(r);
 	else if (r->cur_ev_id >= 0)
