@@ -593,8 +593,10 @@ relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 		if (rc != STEP_OK)
 			return rc;
 	}
-	if (r->refused)         /* nothing more once RabbitMQ refused */
-		return refused_now(r);
+	/* nothing more once RabbitMQ refused (unless nothing is left to
+	 * hold: a channel closed with nothing in flight) */
+	if (r->refused && (rc = refused_now(r)) != STEP_OK)
+		return rc;
 	if (broker_publish(r->mq, &r->msg, &tag, &r->e) < 0)
 		return r->e.code == EX_DATAERR ? failed_step(r, ev,
 			FATE_BAD_DATA, r->e.msg) : broker_failed(r);
