@@ -38,6 +38,7 @@ struct broker {
 	uint64_t last_tag;
 	bool probe_open;
 	bool blocked;
+	bool lost;              /* see broker_lost */
 	bool corked;            /* TCP_CORK set by a run of publishes */
 	amqp_bytes_t scratch;   /* for measuring big properties */
 	size_t frame_max;       /* negotiated at login */
@@ -64,6 +65,17 @@ reply_text(char *buf, size_t sz, unsigned code, amqp_bytes_t text)
 }
 
 /*
+ * A server's connection.close that is about the node, not about what we
+ * asked: 320 CONNECTION_FORCED (the node is stopping, or an operator
+ * closed us) and 541 INTERNAL_ERROR.  Another node may do.
+ */
+static bool
+closed_for_node(unsigned code)
+{
+	return code == 320 || code == 541;
+}
+
+/*
  * Turn a non-normal RPC reply into an error, answering a close the
  * server sent so the connection or channel ends cleanly.
  */
@@ -77,9 +89,11 @@ rpc_error(struct broker *b, amqp_rpc_reply_t r, amqp_channel_t ch,
 	case AMQP_RESPONSE_NORMAL:
 		return 0;
 	case AMQP_RESPONSE_NONE:
+		b->lost = true;
 		return mk_err_set(e, EX_UNAVAILABLE, "%s: no reply from "
 				  "RabbitMQ", what);
 	case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+		b->lost = true;
 		return mk_err_set(e, EX_UNAVAILABLE, "%s: %s", what,
 				  amqp_error_string2(r.library_error));
 	case AMQP_RESPONSE_SERVER_EXCEPTION:
@@ -92,6 +106,7 @@ rpc_error(struct broker *b, amqp_rpc_reply_t r, amqp_channel_t ch,
 		reply_text(txt, sizeof(txt), c->reply_code, c->reply_text);
 		amqp_send_method(b->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD,
 				 &ok);
+		b->lost = closed_for_node(c->reply_code);
 		return mk_err_set(e, (c->reply_code == 403 ||
 				      c->reply_code == 530) ? EX_NOPERM
 				  : EX_UNAVAILABLE,
@@ -126,6 +141,51 @@ open_publish_channel(struct broker *b, struct mk_err *e)
 		      "confirm.select", e) < 0)
 		return -1;
 	b->last_tag = 0;
+	return 0;
+}
+
+static void cork(struct broker *b, bool on);
+static int handle_frame(struct broker *b, amqp_frame_t *f, broker_cb cb,
+			void *arg, struct mk_err *e);
+
+/* For frames of a channel that is gone. */
+static void
+ignore_ev(void *arg, const struct broker_ev *ev)
+{
+	(void)arg;
+	(void)ev;
+}
+
+int
+broker_fresh_channel(struct broker *b, struct mk_err *e)
+{
+	struct timeval zero = { 0, 0 };
+	amqp_rpc_reply_t r;
+	amqp_frame_t f;
+
+	cork(b, false);
+	r = amqp_channel_close(b->conn, PUB_CH, AMQP_REPLY_SUCCESS);
+	/* A close the server crossed with its own is answered by it. */
+	if (r.reply_type != AMQP_RESPONSE_NORMAL &&
+	    rpc_error(b, r, PUB_CH, "closing the channel", e) < 0 &&
+	    r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION)
+		return -1;
+	if (open_publish_channel(b, e) < 0)
+		return mk_err_prefix(e, "RabbitMQ '%s'", b->display);
+	/*
+	 * Confirms of the old channel that came during those RPCs were put
+	 * aside by rabbitmq-c; their tags would be taken for the new
+	 * channel's: drop them (connection frames are still heard).
+	 */
+	while (amqp_frames_enqueued(b->conn)) {
+		if (amqp_simple_wait_frame_noblock(b->conn, &f, &zero) !=
+		    AMQP_STATUS_OK)
+			break;
+		if (handle_frame(b, &f, ignore_ev, NULL, e) < 0) {
+			b->lost = true;
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -331,6 +391,18 @@ broker_free(struct broker *b)
 	free(b);
 }
 
+void
+broker_abort(struct broker *b)
+{
+	if (b == NULL)
+		return;
+	if (b->conn)
+		amqp_destroy_connection(b->conn);
+	free(b->scratch.bytes);
+	free(b->display);
+	free(b);
+}
+
 /*
  * Do m's properties fit in one header frame?  rabbitmq-c finds out only
  * after it sent the basic.publish method, and RabbitMQ then closes the
@@ -380,10 +452,12 @@ broker_publish(struct broker *b, const struct mk_message *m, uint64_t *tag,
 	cork(b, true);
 	st = amqp_basic_publish(b->conn, PUB_CH, m->exchange, m->routing_key,
 				1, 0, &m->props, m->body);
-	if (st != AMQP_STATUS_OK)
+	if (st != AMQP_STATUS_OK) {
+		b->lost = true;
 		return mk_err_set(e, EX_UNAVAILABLE, "publishing to RabbitMQ "
 				  "'%s': %s", b->display,
 				  amqp_error_string2(st));
+	}
 	*tag = ++b->last_tag;
 	return 0;
 }
@@ -524,6 +598,7 @@ handle_frame(struct broker *b, amqp_frame_t *f, broker_cb cb, void *arg,
 		reply_text(txt, sizeof(txt), c->reply_code, c->reply_text);
 		amqp_send_method(b->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD,
 				 &ok);
+		b->lost = closed_for_node(c->reply_code);
 		return mk_err_set(e, EX_UNAVAILABLE, "connection closed by "
 				  "RabbitMQ '%s': %s", b->display, txt);
 	}
@@ -559,10 +634,12 @@ broker_poll(struct broker *b, int timeout_ms, broker_cb cb, void *arg,
 		st = amqp_simple_wait_frame_noblock(b->conn, &f, &tv);
 		if (st == AMQP_STATUS_TIMEOUT)
 			break;
-		if (st != AMQP_STATUS_OK)
+		if (st != AMQP_STATUS_OK) {
+			b->lost = true;
 			return mk_err_set(e, EX_UNAVAILABLE, "RabbitMQ '%s': "
 					  "%s", b->display,
 					  amqp_error_string2(st));
+		}
 		if (handle_frame(b, &f, cb, arg, e) < 0)
 			return -1;
 		/* Only the first wait may block. */
@@ -648,6 +725,18 @@ broker_exchange_exists(struct broker *b, amqp_bytes_t name, bool *exists,
 }
 
 bool
+broker_lost(const struct broker *b)
+{
+	return b->lost;
+}
+
+void
+broker_note_lost(struct broker *b)
+{
+	b->lost = true;
+}
+
+bool
 broker_blocked(const struct broker *b)
 {
 	return b->blocked;
@@ -725,12 +814,15 @@ broker_get(struct broker *b, int timeout_ms, struct broker_msg *m,
 	if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
 	    r.library_error == AMQP_STATUS_TIMEOUT)
 		return 0;
-	if (r.reply_type != AMQP_RESPONSE_NORMAL)
+	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+		/* (a close from the server arrives as an unexpected frame) */
+		b->lost = true;
 		return mk_err_set(e, EX_UNAVAILABLE, "RabbitMQ '%s': %s",
 				  b->display, r.reply_type ==
 				  AMQP_RESPONSE_LIBRARY_EXCEPTION
 				  ? amqp_error_string2(r.library_error)
 				  : "unexpected reply while consuming");
+	}
 	m->tag = env.delivery_tag;
 	m->has_id = (env.message.properties._flags &
 		     AMQP_BASIC_MESSAGE_ID_FLAG) &&
@@ -748,8 +840,10 @@ int
 broker_ack(struct broker *b, uint64_t tag, bool multiple, struct mk_err *e)
 {
 	cork(b, false);
-	if (amqp_basic_ack(b->conn, PUB_CH, tag, multiple) != AMQP_STATUS_OK)
+	if (amqp_basic_ack(b->conn, PUB_CH, tag, multiple) != AMQP_STATUS_OK) {
+		b->lost = true;
 		return mk_err_set(e, EX_UNAVAILABLE, "RabbitMQ '%s': cannot "
 				  "acknowledge", b->display);
+	}
 	return 0;
 }

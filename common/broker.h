@@ -70,6 +70,23 @@ int broker_connect(struct broker **out, const struct broker_opts *o,
 		   struct mk_err *e);
 /* Close (best effort, bounded) and free; NULL is fine. */
 void broker_free(struct broker *b);
+/*
+ * Free without the close handshake: the socket is closed at once (the
+ * server then treats us as gone: unacknowledged deliveries go back).
+ * For a connection that is lost or blocked (a memory alarm: the server
+ * reads nothing, so a close would wait for the RPC timeout).
+ */
+void broker_abort(struct broker *b);
+
+/*
+ * A fresh publishing channel: close channel 1 (its unconfirmed tags are
+ * forgotten) and open it again in confirm mode; tags restart at 1.  A
+ * quorum queue's client state lives in the channel: after its leader
+ * was lost, a channel opened before the new one was elected goes on
+ * nacking (RabbitMQ 3.10, measured: until the old leader's node is
+ * back), a new channel is served by the new leader.
+ */
+int broker_fresh_channel(struct broker *b, struct mk_err *e);
 
 /*
  * Publish m on channel 1 (mandatory); *tag is its delivery tag.
@@ -114,6 +131,18 @@ int broker_get(struct broker *b, int timeout_ms, struct broker_msg *m,
 	       struct mk_err *e);
 int broker_ack(struct broker *b, uint64_t tag, bool multiple,
 	       struct mk_err *e);
+
+/*
+ * The connection is lost, not refused: it failed under us (socket
+ * error, heartbeat timeout, a frame we could not read), or the server
+ * closed it for reasons of its own (320 CONNECTION_FORCED: stopping, or
+ * an operator; 541 INTERNAL_ERROR), so another node (or this one again)
+ * may do.  A close that answers what we asked (403, 530, 540, ...)
+ * and a channel's close are not losses.  The tools' own channel code
+ * notes its losses with broker_note_lost.
+ */
+bool broker_lost(const struct broker *b);
+void broker_note_lost(struct broker *b);
 
 /* The broker asked us to stop publishing (resource alarm). */
 bool broker_blocked(const struct broker *b);

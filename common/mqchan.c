@@ -66,6 +66,7 @@ mqchan_open(struct mqchan *c, struct broker *b, struct mk_err *e)
 void
 mqchan_close(struct mqchan *c)
 {
+	c->last_handed_back = false;
 	if (!c->open)
 		return;
 	c->open = false;
@@ -106,6 +107,23 @@ mqchan_wait_ready(struct mqchan *c, const char *queue, uint32_t n, int ms)
 	}
 }
 
+/* Does the message carry a quorum queue's x-delivery-count? */
+static bool
+has_delivery_count(const amqp_basic_properties_t *p)
+{
+	int i;
+
+	if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG))
+		return false;
+	for (i = 0; i < p->headers.num_entries; i++) {
+		amqp_bytes_t k = p->headers.entries[i].key;
+
+		if (k.len == 16 && memcmp(k.bytes, "x-delivery-count", 16) == 0)
+			return true;
+	}
+	return false;
+}
+
 static amqp_bytes_t
 dup_bytes(amqp_bytes_t b)
 {
@@ -126,8 +144,10 @@ mqchan_get(struct mqchan *c, const char *queue, struct mq_msg *m,
 	r = amqp_basic_get(c->conn, CH, amqp_cstring_bytes(queue), 0);
 	if (r.reply_type != AMQP_RESPONSE_NORMAL)
 		return reply_error(c, r, "basic.get", "queue", queue, e);
-	if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD)
+	if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) {
+		c->last_handed_back = false;
 		return 0;
+	}
 	ok = r.reply.decoded;
 	m->tag = ok->delivery_tag;
 	m->redelivered = ok->redelivered;
@@ -145,15 +165,47 @@ mqchan_get(struct mqchan *c, const char *queue, struct mq_msg *m,
 				   e);
 	}
 	m->has_msg = true;
+	m->handed_back = m->redelivered &&
+		has_delivery_count(&m->msg.properties);
+	c->last_handed_back = m->handed_back;
 	return 1;
+}
+
+int
+mqchan_keep_order(struct mqchan *c, const char *queue, uint32_t max,
+		  uint32_t *more, struct mk_err *e)
+{
+	struct mq_msg m;
+	int got;
+
+	*more = 0;
+	while (c->open && c->last_handed_back && *more < max) {
+		got = mqchan_get(c, queue, &m, e);
+		if (got < 0)
+			return -1;
+		if (got == 0)
+			break;
+		mq_msg_release(&m);
+		(*more)++;
+	}
+	return 0;
+}
+
+void
+mqchan_forget(struct mqchan *c)
+{
+	c->open = false;
+	c->last_handed_back = false;
 }
 
 int
 mqchan_ack(struct mqchan *c, uint64_t tag, struct mk_err *e)
 {
-	if (amqp_basic_ack(broker_conn(c->b), CH, tag, 0) != AMQP_STATUS_OK)
+	if (amqp_basic_ack(broker_conn(c->b), CH, tag, 0) != AMQP_STATUS_OK) {
+		broker_note_lost(c->b);
 		return mk_err_set(e, EX_UNAVAILABLE, "RabbitMQ '%s': cannot "
 				  "acknowledge", broker_display(c->b));
+	}
 	return 0;
 }
 
@@ -211,9 +263,11 @@ other_frame(struct mqchan *c, struct mk_err *e)
 	st = amqp_simple_wait_frame_noblock(c->conn, &f, &tv);
 	if (st == AMQP_STATUS_TIMEOUT)
 		return 0;
-	if (st != AMQP_STATUS_OK)
+	if (st != AMQP_STATUS_OK) {
+		broker_note_lost(c->b);
 		return mk_err_set(e, EX_UNAVAILABLE, "RabbitMQ '%s': %s",
 				  broker_display(c->b), amqp_error_string2(st));
+	}
 	if (f.frame_type != AMQP_FRAME_METHOD)
 		return 0;
 	switch (f.payload.method.id) {
@@ -243,6 +297,8 @@ other_frame(struct mqchan *c, struct mk_err *e)
 		amqp_send_method(c->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD,
 				 &cok);
 		c->open = false;
+		if (cl->reply_code == 320 || cl->reply_code == 541)
+			broker_note_lost(c->b);
 		return mk_err_set(e, EX_UNAVAILABLE, "connection closed by "
 				  "RabbitMQ '%s': %s", broker_display(c->b),
 				  txt);
@@ -272,12 +328,14 @@ mqchan_next(struct mqchan *c, int ms, struct mq_msg *m, struct mk_err *e)
 	if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
 	    r.library_error == AMQP_STATUS_UNEXPECTED_STATE)
 		return other_frame(c, e) < 0 ? -1 : 0;
-	if (r.reply_type != AMQP_RESPONSE_NORMAL)
+	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+		broker_note_lost(c->b);
 		return mk_err_set(e, EX_UNAVAILABLE, "RabbitMQ '%s': %s",
 				  broker_display(c->b), r.reply_type ==
 				  AMQP_RESPONSE_LIBRARY_EXCEPTION
 				  ? amqp_error_string2(r.library_error)
 				  : "unexpected reply while consuming");
+	}
 	m->tag = env.delivery_tag;
 	m->redelivered = env.redelivered;
 	/* The envelope's strings are malloc'd copies: take them. */

@@ -2,6 +2,7 @@
 /* tool: connection settings shared by the operator tools. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "nodes.h"
@@ -223,21 +224,69 @@ node_failed(void *arg, size_t i, size_t n, const struct mk_err *e)
 }
 
 int
-tool_broker(struct tool_conn *t, const char *name, struct broker **out,
-	    struct mk_err *e)
+tool_mq_open(struct tool_conn *t, const char *name, struct tool_mq *m,
+	     struct mk_err *e)
 {
-	struct mk_amqp_node *nodes;
-	size_t n, used = 0;
-	int rc;
-
-	*out = NULL;
-	if (tool_amqp_nodes(t, &nodes, &n, e) < 0)
+	memset(m, 0, sizeof(*m));
+	m->name = name;
+	if (tool_amqp_nodes(t, &m->nodes, &m->n, e) < 0)
 		return -1;
-	rc = nodes_connect(nodes, n, 0, name, out, &used, node_failed, NULL,
-			   e);
-	if (rc == 0 && n > 1)
+	if (nodes_connect(m->nodes, m->n, 0, name, &m->b, &m->node,
+			  node_failed, NULL, e) < 0)
+		return -1;
+	if (m->n > 1)
 		log_info("connected to RabbitMQ '%s' (node %zu of %zu)",
-			 nodes[used].display, used + 1, n);
-	tool_nodes_free(nodes, n);
-	return rc;
+			 m->nodes[m->node].display, m->node + 1, m->n);
+	return 0;
+}
+
+bool
+tool_mq_lost(const struct tool_mq *m)
+{
+	return m->b && broker_lost(m->b);
+}
+
+int
+tool_mq_move(struct tool_mq *m, const struct mk_err *why_in,
+	     struct mk_err *e)
+{
+	size_t lost = m->node;
+	struct mk_err why = *why_in;    /* e may be why_in */
+	double pause;
+	struct timespec ts;
+
+	broker_abort(m->b);
+	m->b = NULL;
+	if (++m->moves > TOOL_MQ_MOVES)
+		return mk_err_set(e, EX_UNAVAILABLE, "%s (RabbitMQ lost %d "
+				  "times in this run: giving up)", why.msg,
+				  TOOL_MQ_MOVES);
+	/* 0.25 s, then 0.5, 1, 2 s: a quorum queue elects a new leader */
+	pause = 0.25 * (double)(1 << (m->moves < 4 ? m->moves - 1 : 3));
+	ts.tv_sec = (time_t)pause;
+	ts.tv_nsec = (long)((pause - (double)ts.tv_sec) * 1e9);
+	nanosleep(&ts, NULL);
+	if (nodes_connect(m->nodes, m->n, nodes_after(lost, m->n), m->name,
+			  &m->b, &m->node, node_failed, NULL, e) < 0) {
+		mk_err_prefix(e, "%s; then", why.msg);
+		return -1;
+	}
+	log_warn("%s: moved to RabbitMQ '%s' (node %zu of %zu)", why.msg,
+		 m->nodes[m->node].display, m->node + 1, m->n);
+	return 0;
+}
+
+void
+tool_mq_close(struct tool_mq *m)
+{
+	/* A blocked connection (a memory alarm) is not read by the server:
+	 * a close would wait for the RPC timeout. */
+	if (m->b && broker_blocked(m->b))
+		broker_abort(m->b);
+	else
+		broker_free(m->b);
+	m->b = NULL;
+	tool_nodes_free(m->nodes, m->n);
+	m->nodes = NULL;
+	m->n = 0;
 }

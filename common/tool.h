@@ -11,7 +11,9 @@
  * nodes, or MIKKOO_RABBITMQ_URL (one URL or several).  Passwords belong
  * in files or the environment: one given with -d is visible to every
  * user of the machine, and a warning says so.
- * Owns: the loaded configuration, if any.  Never: exits.
+ * Owns: the loaded configuration, if any, and a tool's RabbitMQ session
+ * (struct tool_mq): the nodes, the connection in use and its moves to
+ * the next node when it is lost mid-run.  Never: exits.
  */
 #ifndef MIKKOO_TOOL_H
 #define MIKKOO_TOOL_H
@@ -61,12 +63,37 @@ int tool_amqp_nodes(struct tool_conn *t, struct mk_amqp_node **nodes,
 void tool_nodes_free(struct mk_amqp_node *nodes, size_t n);
 
 /*
- * Connect *out (broker_free it) to the first of those nodes that
- * answers, as connection name; each node that does not is a warning,
- * and with several the one reached is an info line.
+ * A tool's RabbitMQ session: the first node that answers, and when that
+ * node is lost mid-run (tool_mq_lost: not a refusal), the next one: tool_mq_move drops the lost connection without a handshake (its
+ * unacknowledged deliveries go back to their queues) and connects to
+ * the next node that answers, the lost one last (with one node: that
+ * one again, for a restarted node).  Moves back off briefly (a quorum
+ * queue needs a moment for a new leader) and are bounded (TOOL_MQ_MOVES
+ * per run), so a cluster that is down ends the run with 69 as before.
+ * Each move is a warning naming both nodes and why.
  */
-int tool_broker(struct tool_conn *t, const char *name, struct broker **out,
-		struct mk_err *e);
+#define TOOL_MQ_MOVES 8
+
+struct tool_mq {
+	struct mk_amqp_node *nodes;
+	size_t n;
+	size_t node;            /* in use (or last) */
+	const char *name;       /* connection name */
+	struct broker *b;       /* NULL after a failed move */
+	int moves;
+};
+
+int tool_mq_open(struct tool_conn *t, const char *name, struct tool_mq *m,
+		 struct mk_err *e);
+/* Was the connection lost (broker_lost), so that a move may help? */
+bool tool_mq_lost(const struct tool_mq *m);
+/*
+ * The connection was lost (why says how): move.  0 with m->b the new
+ * connection; -1 with e when no node answered or the moves ran out.
+ */
+int tool_mq_move(struct tool_mq *m, const struct mk_err *why,
+		 struct mk_err *e);
+void tool_mq_close(struct tool_mq *m);
 
 /*
  * The end of a tool's main(): close pg (NULL is fine), release t, and

@@ -63,6 +63,7 @@ s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	# all the relay's families are on the dashboard
 	for n in mikkoo_events_published_total mikkoo_events_retried_total \
 		mikkoo_events_dead_lettered_total mikkoo_batches_total \
+		mikkoo_broker_refusals_total \
 		mikkoo_reconnects_total mikkoo_pending_events \
 		mikkoo_consumer_lag_seconds mikkoo_queue_tick_age_seconds \
 		mikkoo_worker_up mikkoo_delivery_latency_seconds_bucket; do

@@ -31,8 +31,9 @@ consumer_state() {
 		keys_unsorted == ["queue","consumer","lag_seconds",
 		"last_seen_seconds","last_tick","current_batch","next_tick",
 		"pending_events","retry_events","dead_letters",
-		"ticker_lag_seconds","events_per_second","relay_pid",
-		"rabbitmq_node"] and .queue == $q and .relay_pid == null and
+		"ticker_lag_seconds","ticker","ticker_pid","ticker_set_by",
+		"events_per_second","relay_pid","rabbitmq_node"] and
+		.queue == $q and .relay_pid == null and .ticker == "pgqd" and
 		.consumer == "mikkoo" and (.last_tick | type == "number") and
 		.current_batch == null and .dead_letters == 0'
 	run -0 mikkoo-inspect -q "$Q" --consumer other

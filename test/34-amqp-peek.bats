@@ -119,6 +119,42 @@ publish_n() {
 	assert_equal "$(drain_bodies "$N" 5)" "m1 m2 m3 m4 m5"
 }
 
+@test "peek --limit on a quorum queue handed back before: the order is kept, or --stop-at-limit moves them" {
+	# RabbitMQ 3.10 serves a quorum queue's handed-back messages first,
+	# in the order handed back, each new hand-back at their end
+	mq declare-queue "$N" --arguments '{"x-queue-type":"quorum"}'
+	publish_n "$N" 5
+	run --separate-stderr mikkoo-inspect -a "$N"         # all handed back
+	assert_success
+	run --separate-stderr mikkoo-inspect -a "$N" --limit 2
+	assert_success
+	echo "$output" | jq -s -e '[.[].body] == ["m1","m2"]'
+	# the peek read on through m3..m5 (not printed), so all went back
+	# in order, each one's delivery count one higher
+	run --separate-stderr mikkoo-inspect -a "$N"
+	echo "$output" | jq -s -e '[.[] | [.body,
+		.headers["x-delivery-count"].value]] ==
+		[["m1",2],["m2",2],["m3",2],["m4",2],["m5",2]]'
+	# RabbitMQ's own way, on request: m1 m2 go behind m3..m5, and only
+	# the read ones count one more
+	run --separate-stderr mikkoo-inspect -a "$N" --limit 2 --stop-at-limit
+	assert_success
+	run --separate-stderr mikkoo-inspect -a "$N"
+	echo "$output" | jq -s -e '[.[] | [.body,
+		.headers["x-delivery-count"].value]] ==
+		[["m3",3],["m4",3],["m5",3],["m1",4],["m2",4]]'
+	# fresh messages after handed-back ones: read on only through those
+	mq purge "$N"
+	publish_n "$N" 2
+	mikkoo-inspect -a "$N" >/dev/null 2>&1          # m1 m2 handed back
+	mq publish "" "$N" m3
+	mq publish "" "$N" m4
+	run --separate-stderr mikkoo-inspect -a "$N" --limit 1
+	echo "$output" | jq -s -e '[.[].body] == ["m1"]'
+	assert_equal "$(drain_bodies "$N" 4)" "m1 m2 m3 m4"
+	run -64 --separate-stderr mikkoo-inspect tap -e amq.topic --stop-at-limit
+}
+
 @test "peek | head -n 1 ends with exit 0 and leaves the queue whole" {
 	mq declare-queue "$N"
 	publish_n "$N" 20

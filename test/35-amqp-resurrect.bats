@@ -247,12 +247,34 @@ bodies() {
 	assert_equal "$(bodies "$DLQ" 1)" stray
 }
 
+@test "a quorum DLQ handed back before: --limit and --dry-run keep the order of what stays" {
+	setup_dlx '{"x-queue-type":"quorum"}'
+	dead_letters 5
+	# a dry run hands every one back
+	run --separate-stderr mikkoo-replay -a "$DLQ" --dry-run
+	assert_success
+	run --separate-stderr mikkoo-replay -a "$DLQ" --dry-run --limit 2
+	assert_success
+	assert_equal "$(echo "$output" | jq -r .message_id | paste -sd ' ')" "id1 id2"
+	run --separate-stderr mikkoo-replay -a "$DLQ" --limit 2
+	assert_success
+	assert_equal "$(echo "$output" | jq -r .message_id | paste -sd ' ')" "id1 id2"
+	wait_for 10 mq_depth_is "$DLQ" 3
+	assert_equal "$(bodies "$DLQ" 3)" "m3 m4 m5"
+	assert_equal "$(bodies "$Q" 2)" "m1 m2"
+}
+
 @test "no confirm in time (publishing blocked): 69, it stays in the DLQ" {
 	setup_dlx
 	dead_letters 1
 	ALARM=1
 	"$RABBITMQCTL" set_vm_memory_high_watermark 0.000001 >/dev/null
+	t0=$(date +%s.%N)
 	run --separate-stderr mikkoo-replay -a "$DLQ" --timeout 1
+	# printed, not asserted: the run ends soon after the timeout (the
+	# blocked connection is dropped, not closed with a handshake the
+	# blocked server would not read)
+	echo "mikkoo-replay --timeout 1 under a memory alarm: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s" >&3
 	assert_equal "$status" 69
 	echo "$output" | jq -e '.result == "unconfirmed" and
 		(.error | test("did not confirm a publish within 1 s: publishing is blocked: low on memory$"))'

@@ -20,6 +20,7 @@ setup() {
 
 teardown() {
 	common_teardown
+	marker_drop
 	# a test that failed half way must not leave RabbitMQ down
 	if ! amqp_up; then
 		"$MIKKOO_TOP/test/servers/ctl" "$MIKKOO_SRV_DIR" rabbitmq-start
@@ -262,6 +263,91 @@ time.sleep(60)' "$PORT" &
 	write_config "$CONF" "ticker: sometimes"
 	run -78 mikkoo-relay -n -c "$CONF"
 	assert_output --partial "/ticker' is 'sometimes': give 'relay' or 'pgqd'"
+}
+
+# The flag's owner table, mikkoo.queue_ticker.  Until sql/ has it (the
+# change this issue asks of mikkoo.sql: this DDL, owned by the schema's
+# owner, SELECT to PUBLIC, INSERT, UPDATE and DELETE to pgq_admin), a
+# test that needs it makes it and drops it again.
+marker_table() {
+	if [ "$(sql "SELECT to_regclass('mikkoo.queue_ticker') IS NULL")" = t ]; then
+		sql "CREATE TABLE mikkoo.queue_ticker (
+			queue_name TEXT PRIMARY KEY,
+			set_by TEXT NOT NULL,
+			set_at TIMESTAMPTZ NOT NULL DEFAULT now())" >/dev/null
+		MARKER_MADE=1
+	fi
+}
+
+marker_drop() {
+	[ -z "${MARKER_MADE:-}" ] || sql "DROP TABLE mikkoo.queue_ticker" >/dev/null
+	MARKER_MADE=
+}
+
+ticker_of() {
+	mikkoo-inspect -q "$Q" status 2>/dev/null | jq -r "$1"
+}
+
+@test "ticker: the relay records that it set the flag; a crashed relay's flag is taken back, inspect says nobody ticks meanwhile" {
+	marker_table
+	write_config "$CONF"
+	relay_start --worker "$Q"
+	sql "SELECT set_by FROM mikkoo.queue_ticker WHERE queue_name = '$Q'" |
+		grep -qx "mikkoo-relay on .* (consumer mikkoo)"
+	assert_equal "$(ticker_of .ticker)" relay
+	[ "$(ticker_of .ticker_pid)" != null ]
+	ticker_of .ticker_set_by | grep -q "^mikkoo-relay on .* (consumer mikkoo) since 20"
+	# a crash: the flag and its row stay, nothing ticks the queue
+	kill -KILL "$(daemon_pid relay)"
+	wait_for 10 eval '[ "$(ticker_of .ticker)" = nobody ]'
+	run --separate-stderr mikkoo-inspect -q "$Q" status
+	assert_success
+	[[ $stderr == *"queue '$Q': nothing ticks it (last tick "*" s ago): external_ticker is a leftover of mikkoo-relay on "*"which stopped without handing the queue back"* ]]
+	# the next relay takes back its own leftover
+	relay_start --worker "$Q"
+	grep -q "queue '$Q': took back the ticking left by a relay that stopped without handing it back (mikkoo-relay on" \
+		"$BATS_TEST_TMPDIR/relay.err"
+	insert_event "'k'" "'after'" "'$EX'" NULL NULL NULL >/dev/null
+	get_messages 1
+	assert_equal "$(ticker_of .ticker)" relay
+	relay_stop
+	assert_equal "$(ticker_of .ticker)" pgqd
+	assert_equal "$(sql "SELECT count(*) FROM mikkoo.queue_ticker WHERE queue_name = '$Q'")" 0
+	marker_drop
+}
+
+@test "ticker: a queue another external ticker drives (a Londiste cascade) is left to it" {
+	marker_table
+	# the flag set, not by a mikkoo-relay: no row
+	sql "SELECT pgq.set_queue_config('$Q', 'external_ticker', 'true')" >/dev/null
+	assert_equal "$(ticker_of .ticker)" external
+	write_config "$CONF"
+	relay_start
+	grep -q "queue '$Q' has external_ticker set by another ticker than mikkoo-relay (a Londiste cascade?): this relay uses its ticks and leaves the flag alone" \
+		"$BATS_TEST_TMPDIR/relay.err"
+	ticks() {
+		sql "SELECT count(*) FROM pgq.tick t JOIN pgq.queue q
+			ON q.queue_id = t.tick_queue WHERE queue_name = '$Q'"
+	}
+	before=$(ticks)
+	insert_event "'k'" "'foreign'" "'$EX'" NULL NULL NULL >/dev/null
+	sleep 2
+	# the relay did not tick it
+	assert_equal "$(ticks)" "$before"
+	assert_equal "$(mq count "$MQ")" 0
+	# the other ticker ticks (as a Londiste branch does), the relay
+	# relays from its ticks
+	sql "SELECT pgq.ticker(queue_name, nextval(queue_tick_seq::regclass),
+		now(), pgq.seq_getval(queue_event_seq)) FROM pgq.queue
+		WHERE queue_name = '$Q'" >/dev/null
+	get_messages 1
+	assert_equal "$(jq -r .body "$BATS_TEST_TMPDIR/msgs.jsonl")" foreign
+	relay_stop
+	# not ours to clear
+	assert_equal "$(sql "SELECT queue_external_ticker FROM pgq.queue WHERE queue_name = '$Q'")" t
+	assert_equal "$(ticker_of .ticker)" external
+	sql "SELECT pgq.set_queue_config('$Q', 'external_ticker', 'false')" >/dev/null
+	marker_drop
 }
 
 @test "ticker: relay after a crash: the flag stays, the next relay ticks again; a rolled-back event never ticks" {

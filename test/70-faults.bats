@@ -22,6 +22,9 @@ setup() {
 
 teardown() {
 	oracle_teardown
+	[ -f "$BATS_TEST_TMPDIR/drain.pid" ] &&
+		kill "$(cat "$BATS_TEST_TMPDIR/drain.pid")" 2>/dev/null
+	"$RABBITMQCTL" -q clear_policy "full_$Q" >/dev/null 2>&1 || true
 	# a test that failed half way must not leave a server broken
 	if ! amqp_answers_now; then
 		"$MIKKOO_TOP/test/servers/ctl" "$MIKKOO_SRV_DIR" rabbitmq-start || true
@@ -189,4 +192,78 @@ queue_ticks() {
 	finish
 	# pgqd's maintenance did rotate the event tables meanwhile
 	[ "$(switched)" != "$before" ]
+}
+
+# The consumer has a batch open (PgQ's word, on a direct connection).
+batch_open() {
+	[ "$(sql "SELECT count(*) FROM pgq.get_consumer_info('$Q', 'mikkoo')
+		WHERE current_batch IS NOT NULL")" = 1 ]
+}
+
+@test "fault: PostgreSQL black-holed while a batch is open, then healed" {
+	# The relay's PostgreSQL connection goes through the fault proxy,
+	# whose black hole keeps the sockets open and takes every byte:
+	# a server that stopped answering (the kernel still acknowledges, so
+	# only healing, which resets the held connections, ends the wait).
+	# A memory alarm holds the batch open while the hole opens.
+	proxy_start pg "$PGPORT"
+	MIKKOO_PG_URL="postgresql://mikkoo:$PGPASSWORD@127.0.0.1:$PROXY_PORT/mikkoo" \
+		write_config "$CONF" "max_failures: 1000"
+	relay_start --log-time
+	produce 300 12
+	sleep 2
+	"$RABBITMQCTL" -q set_vm_memory_high_watermark 0.0000001 >/dev/null
+	wait_for 20 grep -q "RabbitMQ blocked publishing" "$BATS_TEST_TMPDIR/relay.err"
+	wait_for 20 batch_open
+	proxy pg USR1
+	"$RABBITMQCTL" -q set_vm_memory_high_watermark 0.4 >/dev/null
+	sleep 6
+	# still open: nothing was finished through the hole
+	batch_open
+	proxy pg HUP
+	finish
+	grep -q "reconnected to PostgreSQL" "$BATS_TEST_TMPDIR/relay.err"
+}
+
+@test "fault: the confirming queue full (reject-publish nacks) for a while, then drained: the line holds" {
+	# RabbitMQ nacks every publish while the queue is at its length
+	# limit; the relay must neither retry those events through PgQ
+	# (they would come back behind later ones) nor lose them, and must
+	# say so: log, /health with the reason, the metrics.  Then a late
+	# reader drains the queue (oracle drain, into a file the check
+	# reads first) and everything arrives in commit order.
+	PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket()
+s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	sed -i "s/^Application:/Application:\n  metrics:\n    listen: 127.0.0.1:$PORT/" "$CONF"
+	"$RABBITMQCTL" -q set_policy "full_$Q" "^$AQ\$" \
+		'{"max-length":100,"overflow":"reject-publish"}' \
+		--apply-to queues >/dev/null
+	relay_start --log-time
+	produce 300 10
+	held() {
+		curl -s -m 5 -o "$BATS_TEST_TMPDIR/health" "http://127.0.0.1:$PORT/health"
+		jq -e '.workers[0].state == "refused"' "$BATS_TEST_TMPDIR/health"
+	}
+	wait_for 30 held
+	cat "$BATS_TEST_TMPDIR/health" >&3
+	jq -e '.status == "unavailable" and (.workers[0].why | test("nack"))' \
+		"$BATS_TEST_TMPDIR/health"
+	grep -q "RabbitMQ refuses publishes" "$BATS_TEST_TMPDIR/relay.err"
+	curl -s -m 5 "http://127.0.0.1:$PORT/metrics" >"$BATS_TEST_TMPDIR/metrics"
+	awk -v n="mikkoo_broker_refusals_total{queue=\"$Q\"}" \
+		'index($0, n) == 1 { exit !($2 > 0) }' "$BATS_TEST_TMPDIR/metrics"
+	grep -q "mikkoo_worker_up{queue=\"$Q\"} 0" "$BATS_TEST_TMPDIR/metrics"
+	sleep 3
+	# the late reader
+	/usr/bin/python3 "$MIKKOO_TOP/test/tools/oracle.py" drain \
+		--amqp-queue "$AQ" --out "$BATS_TEST_TMPDIR/drained.jsonl" \
+		>"$BATS_TEST_TMPDIR/drain.out" 2>&1 3>&- &
+	echo $! >"$BATS_TEST_TMPDIR/drain.pid"
+	stop_drain() {
+		kill -TERM "$(cat "$BATS_TEST_TMPDIR/drain.pid")"
+		wait "$(cat "$BATS_TEST_TMPDIR/drain.pid")"
+		cat "$BATS_TEST_TMPDIR/drain.out" >&3
+	}
+	FINISH_HOOK=stop_drain finish --drained "$BATS_TEST_TMPDIR/drained.jsonl"
+	grep -q "relaying again" "$BATS_TEST_TMPDIR/relay.err"
 }

@@ -50,27 +50,55 @@ settle(PGconn *pg, struct broker *mq, const char *ids, size_t n,
 	return tag ? broker_ack(mq, tag, true, e) : 0;
 }
 
+/*
+ * The RabbitMQ side failed with e: when the connection is gone, move to
+ * the next node (tool.h) and consume again.  What was received and not
+ * yet settled is forgotten: it was not acknowledged, so it comes again
+ * (and a row deleted but not acknowledged finds its row gone: counted
+ * as seen before).  0 moved, -1 not (e).
+ */
 static int
-drain(PGconn *pg, struct broker *mq, const struct audit_opts *o,
+move_on(struct tool_mq *mq, const struct audit_opts *o, struct mk_err *e)
+{
+	if (!tool_mq_lost(mq) || tool_mq_move(mq, e, e) < 0)
+		return -1;
+	return broker_consume(mq->b, o->amqp_queue, CHUNK, e);
+}
+
+static int
+drain(PGconn *pg, struct tool_mq *mq, const struct audit_opts *o,
       struct audit_stats *st, struct mk_err *e)
 {
 	struct broker_msg m;
 	char *ids = malloc(CHUNK * 38 + 3);
 	size_t n = 0, len = 0;
 	uint64_t last = 0;
+	long in_chunk = 0, odd_in_chunk = 0;
 	int rc;
 
 	if (ids == NULL)
 		return mk_err_set(e, EX_OSERR, "out of memory");
-	if (broker_consume(mq, o->amqp_queue, CHUNK, e) < 0)
-		goto fail;
+	while (broker_consume(mq->b, o->amqp_queue, CHUNK, e) < 0)
+		if (move_on(mq, o, e) < 0)
+			goto fail;
 	ids[len++] = '{';
 	for (;;) {
-		rc = broker_get(mq, o->idle_ms, &m, e);
-		if (rc < 0)
-			goto fail;
+		rc = broker_get(mq->b, o->idle_ms, &m, e);
+		if (rc < 0) {
+			if (move_on(mq, o, e) < 0)
+				goto fail;
+			/* the unsettled chunk comes again */
+			st->consumed -= in_chunk;
+			st->unaudited -= odd_in_chunk;
+			in_chunk = odd_in_chunk = 0;
+			n = 0;
+			len = 1;
+			last = 0;
+			continue;
+		}
 		if (rc > 0) {
 			st->consumed++;
+			in_chunk++;
 			last = m.tag;
 			if (m.has_id && is_uuid(m.message_id)) {
 				len += (size_t)sprintf(ids + len, "%s%s",
@@ -79,6 +107,7 @@ drain(PGconn *pg, struct broker *mq, const struct audit_opts *o,
 				n++;
 			} else {
 				st->unaudited++;
+				odd_in_chunk++;
 			}
 		}
 		if (rc == 0 || n == CHUNK || (last && st->consumed % CHUNK
@@ -88,12 +117,22 @@ drain(PGconn *pg, struct broker *mq, const struct audit_opts *o,
 
 			ids[len] = '}';
 			ids[len + 1] = '\0';
-			if (settle(pg, mq, ids, n, last, st, e) < 0)
-				goto fail;
-			st->unaudited += (long)n - (st->confirmed - before);
+			if (settle(pg, mq->b, ids, n, last, st, e) < 0) {
+				/* the rows are deleted (committed); the
+				 * messages come again and find them gone */
+				if (PQstatus(pg) != CONNECTION_OK ||
+				    move_on(mq, o, e) < 0)
+					goto fail;
+				st->consumed -= in_chunk;
+				st->unaudited -= odd_in_chunk;
+			} else {
+				st->unaudited += (long)n -
+					(st->confirmed - before);
+			}
 			n = 0;
 			len = 1;
 			last = 0;
+			in_chunk = odd_in_chunk = 0;
 		}
 		if (rc == 0 || (o->max_messages &&
 				st->consumed >= o->max_messages))
@@ -152,7 +191,7 @@ report(PGconn *pg, const struct audit_opts *o, FILE *out,
 }
 
 int
-audit_run(PGconn *pg, struct broker *mq, const struct audit_opts *o,
+audit_run(PGconn *pg, struct tool_mq *mq, const struct audit_opts *o,
 	  FILE *out, struct audit_stats *st, struct mk_err *e)
 {
 	memset(st, 0, sizeof(*st));

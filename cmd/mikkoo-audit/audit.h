@@ -7,7 +7,9 @@
  * its message_id, and listing the rows still there after a grace period:
  * events RabbitMQ never delivered.  Messages are acknowledged only after
  * the DELETE of their rows committed, so a crash in between loses
- * nothing: the messages come again and find their rows gone.
+ * nothing: the messages come again and find their rows gone.  When the
+ * RabbitMQ node is lost mid-drain, the drain goes on from the next node
+ * (tool.h): what was received and not acknowledged comes again there.
  * Never: prints anything but the missing rows on out.
  */
 #ifndef MIKKOO_AUDIT_H
@@ -18,6 +20,7 @@
 #include "broker.h"
 #include "err.h"
 #include "pg.h"
+#include "tool.h"
 
 struct audit_opts {
 	const char *amqp_queue; /* the confirming queue; NULL: only report */
@@ -34,7 +37,7 @@ struct audit_stats {
 	long missing;           /* rows reported */
 };
 
-int audit_run(PGconn *pg, struct broker *mq,
+int audit_run(PGconn *pg, struct tool_mq *mq,
 	      const struct audit_opts *o, FILE *out, struct audit_stats *st,
 	      struct mk_err *e);
 

@@ -61,7 +61,7 @@ main(int argc, char **argv)
 	struct audit_opts o = { .grace = 300, .idle_ms = 2000 };
 	struct audit_stats st;
 	PGconn *pg = NULL;
-	struct broker *mq = NULL;
+	struct tool_mq mq = { 0 };
 	struct cli_parser p;
 	bool no_drain = false;
 	struct mk_err e;
@@ -103,9 +103,9 @@ main(int argc, char **argv)
 				 "queue with -a QUEUE (or --no-drain)");
 	if (tool_setup(&t, &e) < 0 || tool_pg(&t, &pg, &e) < 0)
 		goto fail;
-	if (!no_drain && tool_broker(&t, "mikkoo-audit", &mq, &e) < 0)
+	if (!no_drain && tool_mq_open(&t, "mikkoo-audit", &mq, &e) < 0)
 		goto fail;
-	if (audit_run(pg, mq, &o, stdout, &st, &e) < 0)
+	if (audit_run(pg, &mq, &o, stdout, &st, &e) < 0)
 		goto fail;
 	if (!no_drain)
 		log_info("%ld messages drained from '%s': %ld audit rows "
@@ -120,6 +120,6 @@ fail:
 	log_error("%s", e.msg);
 	rc = e.code;
 out:
-	broker_free(mq);
+	tool_mq_close(&mq);
 	return tool_end(&t, pg, rc);
 }

@@ -6,6 +6,7 @@
 
 #include "inspect.h"
 #include "jsonl.h"
+#include "log.h"
 
 #define TIME(col) \
 	"to_char(" col " AT TIME ZONE 'UTC', " \
@@ -56,9 +57,43 @@ one_row(PGconn *c, const char *sql, int n, const char *const *v,
 	return 1;
 }
 
+/*
+ * Who ticks the queue: "pgqd" (external_ticker is not set), "relay" (a
+ * mikkoo-relay session holds the queue's ticker lock: ticker_pid),
+ * "external" (the flag is set by another ticker, e.g. a Londiste
+ * cascade: no row in mikkoo.queue_ticker), "nobody" (the flag is a
+ * leftover of a relay that stopped without handing the queue back: it
+ * has a row, and no relay holds the lock; nothing ticks the queue until
+ * a relay runs again), "paused" (ticker_paused).  Without
+ * mikkoo.queue_ticker (an older mikkoo.sql) "external" and "nobody"
+ * cannot be told apart: "unknown".
+ */
+#define TICKER_SQL(set_by, unmarked) \
+		" CASE WHEN q.queue_ticker_paused THEN 'paused'" \
+		"  WHEN NOT q.queue_external_ticker THEN 'pgqd'" \
+		"  WHEN tk.pid IS NOT NULL THEN 'relay'" \
+		"  WHEN " set_by " IS NOT NULL THEN 'nobody'" \
+		"  ELSE '" unmarked "' END AS ticker," \
+		" tk.pid AS ticker_pid, " set_by " AS ticker_set_by,"
+#define MARKER_SQL \
+		"(SELECT m.set_by || ' since ' || to_char(m.set_at AT TIME" \
+		" ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')" \
+		" FROM mikkoo.queue_ticker m WHERE m.queue_name = c.queue_name" \
+		" AND q.queue_external_ticker)"
+/* The session holding the queue's ticker lock (ticker.h). */
+#define TICKER_LOCK_SQL \
+		" LEFT JOIN LATERAL (SELECT l.pid FROM pg_locks l" \
+		"  WHERE l.locktype = 'advisory' AND l.granted" \
+		"  AND l.database = (SELECT oid FROM pg_database" \
+		"   WHERE datname = current_database())" \
+		"  AND l.classid = hashtext('mikkoo-ticker')::oid" \
+		"  AND l.objid = (SELECT queue_id FROM pgq.queue" \
+		"   WHERE queue_name = c.queue_name)::oid" \
+		"  AND l.objsubid = 2 LIMIT 1) tk ON true"
+
 static int
 status(PGconn *c, const struct inspect_opts *o, bool has_dead,
-       FILE *out, long *count, struct mk_err *e)
+       bool has_marker, FILE *out, long *count, struct mk_err *e)
 {
 /*
  * The relay consuming as (queue, consumer): the session holding its
@@ -77,7 +112,7 @@ status(PGconn *c, const struct inspect_opts *o, bool has_dead,
 		"  AND l.objid = hashtext(c.queue_name || '/'" \
 		"   || c.consumer_name)::oid" \
 		"  AND l.objsubid = 2 LIMIT 1) rl ON true"
-#define STATUS_SQL(dead) \
+#define STATUS_SQL(dead, ticker) \
 		"SELECT c.queue_name AS queue, c.consumer_name AS consumer," \
 		" extract(epoch FROM c.lag)::float8 AS lag_seconds," \
 		" extract(epoch FROM c.last_seen)::float8 AS last_seen_seconds,"\
@@ -91,27 +126,57 @@ status(PGconn *c, const struct inspect_opts *o, bool has_dead,
 		dead " AS dead_letters," \
 		" extract(epoch FROM q.ticker_lag)::float8" \
 		"  AS ticker_lag_seconds," \
+		ticker \
 		" q.ev_per_sec AS events_per_second," \
 		" rl.pid AS relay_pid, rl.node AS rabbitmq_node" \
 		" FROM pgq.get_consumer_info($1) c" \
 		" CROSS JOIN pgq.get_queue_info($1) q" \
-		RELAY_SQL \
+		RELAY_SQL TICKER_LOCK_SQL \
 		" WHERE $2::text IS NULL OR c.consumer_name = $2" \
 		" ORDER BY c.consumer_name"
-	static const char with_dead[] = STATUS_SQL(
-		"(SELECT count(*) FROM mikkoo.dead_letter d"
-		" WHERE d.queue = c.queue_name AND d.consumer = c.consumer_name)");
-	static const char without[] = STATUS_SQL("NULL::int8");
+#define DEAD_SQL \
+		"(SELECT count(*) FROM mikkoo.dead_letter d" \
+		" WHERE d.queue = c.queue_name AND d.consumer = c.consumer_name)"
+	static const char *const sql[2][2] = {
+		{ STATUS_SQL("NULL::int8", TICKER_SQL("NULL::text", "unknown")),
+		  STATUS_SQL("NULL::int8", TICKER_SQL(MARKER_SQL, "external")) },
+		{ STATUS_SQL(DEAD_SQL, TICKER_SQL("NULL::text", "unknown")),
+		  STATUS_SQL(DEAD_SQL, TICKER_SQL(MARKER_SQL, "external")) },
+	};
 	const char *v[] = { o->queue, o->consumer };
 	long before = *count;
+	PGresult *r;
+	int rc;
 
-	if (stream(c, has_dead ? with_dead : without, 2, v, "reading the "
-		   "consumer status", out, count, e) < 0)
+	if (stream(c, sql[has_dead][has_marker], 2, v, "reading the consumer "
+		   "status", out, count, e) < 0)
 		return -1;
 	if (o->consumer && *count == before)
 		return mk_err_set(e, EX_NOINPUT, "consumer '%s' is not "
 				  "registered on queue '%s'", o->consumer,
 				  o->queue);
+	if (!has_marker)
+		return 0;
+	/* a leftover flag stalls the queue: say so, and how to end it */
+	rc = one_row(c, "SELECT " MARKER_SQL ", round(extract(epoch FROM"
+		     " q.ticker_lag))::int8 FROM pgq.get_queue_info($1) q,"
+		     " (SELECT $1::text AS queue_name) c" TICKER_LOCK_SQL
+		     " WHERE q.queue_external_ticker AND tk.pid IS NULL"
+		     " AND NOT q.queue_ticker_paused AND " MARKER_SQL
+		     " IS NOT NULL", 1, v, "looking for a leftover ticker flag",
+		     &r, e);
+	if (rc < 0)
+		return -1;
+	if (rc > 0) {
+		log_warn("queue '%s': nothing ticks it (last tick %s s ago): "
+			 "external_ticker is a leftover of %s, which stopped "
+			 "without handing the queue back; a relay that starts "
+			 "takes it back, or give it to pgqd: SELECT "
+			 "pgq.set_queue_config('%s', 'external_ticker', "
+			 "'false')", o->queue, PQgetvalue(r, 0, 1),
+			 PQgetvalue(r, 0, 0), o->queue);
+		PQclear(r);
+	}
 	return 0;
 }
 
@@ -251,7 +316,7 @@ inspect_run(PGconn *c, enum inspect_what what,
 	    struct mk_err *e)
 {
 	const char *v[] = { o->queue };
-	bool has_dead;
+	bool has_dead, has_marker;
 	PGresult *r;
 	int rc;
 
@@ -277,6 +342,13 @@ inspect_run(PGconn *c, enum inspect_what what,
 	if (rc < 0)
 		goto out;
 	has_dead = rc > 0;
+	rc = one_row(c, "SELECT 1 WHERE to_regclass('mikkoo.queue_ticker')"
+		     " IS NOT NULL", 0, NULL, "looking for mikkoo.queue_ticker",
+		     &r, e);
+	PQclear(r);
+	if (rc < 0)
+		goto out;
+	has_marker = rc > 0;
 	if (what == INSPECT_DEAD && !has_dead) {
 		rc = mk_err_set(e, EX_NOINPUT, "table mikkoo.dead_letter does "
 				"not exist: install mikkoo.sql");
@@ -284,7 +356,7 @@ inspect_run(PGconn *c, enum inspect_what what,
 	}
 	switch (what) {
 	case INSPECT_STATUS:
-		rc = status(c, o, has_dead, out, count, e);
+		rc = status(c, o, has_dead, has_marker, out, count, e);
 		break;
 	case INSPECT_PENDING:
 		rc = pending(c, o, out, count, e);

@@ -22,7 +22,7 @@
 	"       mikkoo-inspect [conn] tap -e EXCHANGE [-k KEY]... " \
 	"[--limit N] [--seconds S]"
 
-enum { OPT_CONSUMER = 256, OPT_SECONDS };
+enum { OPT_CONSUMER = 256, OPT_SECONDS, OPT_STOP_AT_LIMIT };
 
 static const struct cli_opt opts[] = {
 	TOOL_CONN_OPTS,
@@ -33,6 +33,9 @@ static const struct cli_opt opts[] = {
 	DEAD_FILTER_OPTS,         /* for 'dead' */
 	{ 'a', "amqp-queue", "QUEUE", "RabbitMQ: print a queue's messages, "
 	  "leave them\nin place (they come back marked redelivered)" },
+	{ OPT_STOP_AT_LIMIT, "stop-at-limit", NULL, "peek: stop at --limit "
+	  "even where a quorum\nqueue then moves what was read behind "
+	  "messages\nhanded back before (see ORDER)" },
 	{ 'e', "exchange", "NAME", "tap: the exchange" },
 	{ 'k', "binding", "KEY", "tap: a binding key (repeatable; default "
 	  "'#')" },
@@ -101,6 +104,7 @@ main(int argc, char **argv)
 				CLI_FAIL(rc, &cli, "--limit needs a positive integer");
 			break;
 		case 'a': mo.queue = optarg; break;
+		case OPT_STOP_AT_LIMIT: mo.stop_at_limit = true; break;
 		case 'e': mo.exchange = optarg; break;
 		case 'k':
 			if (mq_add_key(&mo, optarg) < 0)
@@ -131,7 +135,8 @@ main(int argc, char **argv)
 			CLI_FAIL(rc, &cli, "unexpected argument");
 	}
 	o.dead.ids = ids;
-	if (tap || mo.queue || mo.exchange || mo.nkeys || mo.seconds > 0) {
+	if (tap || mo.queue || mo.exchange || mo.nkeys || mo.seconds > 0 ||
+	    mo.stop_at_limit) {
 		mo.limit = o.limit;
 		bad = mq_usage(&mo, tap, view, o.queue || o.consumer ||
 			       o.dead.since || o.dead.until ||

@@ -7,6 +7,7 @@
 #include "delivery.h"
 #include "jsonl.h"
 #include "log.h"
+#include "mono.h"
 #include "mq.h"
 #include "sig.h"
 
@@ -69,6 +70,8 @@ mq_usage(const struct mq_view_opts *o, bool tap, bool view, bool pgq)
 		return "tap needs -e EXCHANGE";
 	if (!tap && (o->exchange || o->nkeys || o->seconds > 0))
 		return "-e, -k and --seconds are for tap";
+	if (o->stop_at_limit && (tap || o->queue == NULL))
+		return "--stop-at-limit is for --amqp-queue";
 	return NULL;
 }
 
@@ -90,10 +93,12 @@ tap_ready(const char *queue, const struct mq_view_opts *o)
 int
 mq_inspect(struct tool_conn *t, const struct mq_view_opts *o, bool tap)
 {
-	struct broker *b = NULL;
+	struct tool_mq m = { 0 };
 	struct mk_err e;
-	long count = 0;
-	int rc = 0;
+	long count = 0, total = 0;
+	int rc = 0, passes = 0;
+	double end = o->seconds > 0 ? now_mono() + o->seconds : 0;
+	struct mq_view_opts left = *o;
 
 	/* Stops are flags looked at between messages; a closed pipe is an
 	 * EPIPE to handle, not a death. */
@@ -101,14 +106,41 @@ mq_inspect(struct tool_conn *t, const struct mq_view_opts *o, bool tap)
 		log_warn("cannot install signal handlers: ^C ends at once");
 	if ((tap ? delivery_name_check("exchange", o->exchange, &e)
 	     : delivery_name_check("queue", o->queue, &e)) < 0 ||
-	    tool_setup(t, &e) < 0 || tool_broker(t, "mikkoo-inspect", &b, &e) < 0)
+	    tool_setup(t, &e) < 0 || tool_mq_open(t, "mikkoo-inspect", &m,
+						  &e) < 0)
 		goto fail;
-	if (tap ? tap_run(b, o, stdout, tap_ready, &count, &e) < 0
-	    : peek_run(b, o, stdout, &count, &e) < 0)
-		goto fail;
+	for (;;) {
+		passes++;
+		if (tap ? tap_run(m.b, &left, stdout, passes == 1 ? tap_ready
+				  : NULL, &count, &e) == 0
+		    : peek_run(m.b, o, stdout, &count, &e) == 0)
+			break;
+		total += count;
+		if (!tool_mq_lost(&m) || sig_term_count() > 0)
+			goto fail;
+		if (tap) {
+			/* the rest of the limit and of the time */
+			if (left.limit > 0 && (left.limit -= count) <= 0)
+				goto done;
+			if (end > 0 && (left.seconds = end - now_mono()) <= 0)
+				goto done;
+		}
+		if (tool_mq_move(&m, &e, &e) < 0)
+			goto fail;
+		if (tap)
+			log_warn("tapping exchange '%s' again: what was routed "
+				 "through it while we moved is not shown",
+				 o->exchange);
+		else
+			log_warn("peeking at '%s' again from its front: the "
+				 "%ld message%s printed so far may come again",
+				 o->queue, count, count == 1 ? "" : "s");
+	}
+	total += count;
+done:
 	if (tap)
 		log_info("tap of '%s' ended after %ld message%s", o->exchange,
-			 count, count == 1 ? "" : "s");
+			 total, total == 1 ? "" : "s");
 	else
 		log_info("peeked at %ld message%s of '%s': back in the queue, "
 			 "in order, marked redelivered", count,
@@ -118,6 +150,6 @@ fail:
 	log_error("%s", e.msg);
 	rc = e.code;
 out:
-	broker_free(b);
+	tool_mq_close(&m);
 	return rc;
 }

@@ -5,10 +5,16 @@
  *
  * Peek reads with basic.get without acknowledging and ends by closing
  * the channel, which puts every message back in its place (see
- * common/mqchan.h for what RabbitMQ does to them).  Tap binds a private
- * queue (exclusive, auto-deleted) and prints what flows until stopped.
- * Both stop on SIGINT/SIGTERM, and when the reader of their output goes
- * away (EPIPE): neither is an error.
+ * common/mqchan.h for what RabbitMQ does to them; on a quorum queue a
+ * peek that stops early reads on through the messages handed back
+ * before, unless stop_at_limit).  Tap binds a private queue (exclusive,
+ * auto-deleted) and prints what flows until stopped.  Both stop on
+ * SIGINT/SIGTERM, and when the reader of their output goes away
+ * (EPIPE): neither is an error.  When their RabbitMQ node is lost
+ * mid-run both go on from the next node (tool.h, tool_mq): a peek
+ * starts again from the front of the queue (what it printed may come
+ * again), a tap binds a new queue (what was routed meanwhile is not
+ * seen).
  */
 #ifndef MIKKOO_INSPECT_MQ_H
 #define MIKKOO_INSPECT_MQ_H
@@ -30,6 +36,7 @@ struct mq_view_opts {
 	size_t nkeys;
 	long limit;             /* 0: no limit */
 	double seconds;         /* tap: 0 until stopped */
+	bool stop_at_limit;     /* peek: no reading on (mqchan.h) */
 };
 
 /* Add a -k binding key (o->keys borrows optarg); -1 out of memory. */

@@ -11,7 +11,8 @@ peek_run(struct broker *b, const struct mq_view_opts *o, FILE *out,
 {
 	struct mqchan c = { 0 };
 	struct mq_msg m;
-	uint32_t ready, bound;
+	uint32_t ready, bound, more = 0;
+	long taken = 0;
 	int rc = 0, got;
 	json_t *rec;
 
@@ -24,13 +25,14 @@ peek_run(struct broker *b, const struct mq_view_opts *o, FILE *out,
 	/* At least one basic.get even when the count says empty: a stream
 	 * (count 0, no basic.get) or a queue we may not read says so. */
 	bound = ready ? ready : 1;
-	while ((uint32_t)*count < bound && (o->limit == 0 || *count < o->limit)
+	while ((uint32_t)taken < bound && (o->limit == 0 || *count < o->limit)
 	       && sig_term_count() == 0) {
 		got = mqchan_get(&c, o->queue, &m, e);
 		if (got <= 0) {
 			rc = got;
 			break;
 		}
+		taken++;
 		rec = mq_record(o->queue, &m);
 		mq_msg_release(&m);
 		if (rec == NULL) {
@@ -41,9 +43,23 @@ peek_run(struct broker *b, const struct mq_view_opts *o, FILE *out,
 			break;
 		(*count)++;
 	}
-	/* Not a nack: a closed channel puts them back where they were. */
+	if (rc < 0 && e->code == EX_UNAVAILABLE) {
+		/* the connection is gone, and with it our hold on them */
+		mqchan_forget(&c);
+		return -1;
+	}
+	/* Stopped early on a quorum queue: read on through the handed-back
+	 * ones, or what was read would go behind them (mqchan.h). */
+	if (rc == 0 && !o->stop_at_limit &&
+	    mqchan_keep_order(&c, o->queue, bound - (uint32_t)taken, &more,
+			      e) < 0) {
+		if (e->code == EX_UNAVAILABLE)
+			mqchan_forget(&c);
+		return -1;
+	}
+	/* Not a nack: a closed channel puts them back (mqchan.h). */
 	mqchan_close(&c);
-	if (rc == 0 && *count > 0) {
+	if (rc == 0 && taken + more > 0) {
 		mqchan_wait_ready(&c, o->queue, ready, 2000);
 		mqchan_close(&c);
 	}

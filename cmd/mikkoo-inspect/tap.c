@@ -39,6 +39,8 @@ tap_run(struct broker *b, const struct mq_view_opts *o, FILE *out,
 	    mqchan_tap(&c, o->exchange, o->nkeys ? o->keys : all,
 		       o->nkeys ? o->nkeys : 1, TAP_PREFETCH, qname,
 		       sizeof(qname), e) < 0) {
+		if (e->code == EX_UNAVAILABLE)
+			mqchan_forget(&c);
 		mqchan_close(&c);
 		return -1;
 	}
@@ -78,6 +80,8 @@ tap_run(struct broker *b, const struct mq_view_opts *o, FILE *out,
 		    (o->limit > 0 && *count >= o->limit))
 			break;
 	}
+	if (rc < 0 && e->code == EX_UNAVAILABLE)
+		mqchan_forget(&c);      /* the connection is gone */
 	mqchan_close(&c);
 	return rc;
 }

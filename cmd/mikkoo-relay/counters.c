@@ -58,8 +58,8 @@ delta(const struct counts *t, const struct counts *l, struct counts *d)
 	d->events = t->events - l->events;
 	d->published = t->published - l->published;
 	d->retried = t->retried - l->retried;
-	d->requeued = t->requeued - l->requeued;
 	d->dead = t->dead - l->dead;
+	d->refused = t->refused - l->refused;
 	d->empty = t->empty - l->empty;
 	d->reconnects_pg = t->reconnects_pg - l->reconnects_pg;
 	d->reconnects_mq = t->reconnects_mq - l->reconnects_mq;
@@ -92,11 +92,11 @@ counters_log_sink(void *arg, const struct counts *t, const struct counts *d,
 	(void)arg;
 	(void)d;
 	log_info("stats: batches=%lld events=%lld processed=%lld failed=%lld "
-		 "retried=%lld requeued=%lld dead=%lld empty_polls=%lld "
+		 "retried=%lld dead=%lld refused=%lld empty_polls=%lld "
 		 "reconnects=%lld pending=%lld", t->batches, t->events,
-		 t->published, t->retried + t->requeued + t->dead, t->retried,
-		 t->requeued, t->dead, t->empty,
-		 t->reconnects_pg + t->reconnects_mq, g->pending);
+		 t->published, t->retried + t->dead, t->retried, t->dead,
+		 t->refused, t->empty, t->reconnects_pg + t->reconnects_mq,
+		 g->pending);
 }
 
 void
@@ -109,7 +109,7 @@ counters_statsd_sink(void *arg, const struct counts *t, const struct counts *d,
 	if (sd == NULL)
 		return;
 	statsd_count(sd, "processed", d->published);
-	statsd_count(sd, "failed", d->retried + d->requeued + d->dead);
+	statsd_count(sd, "failed", d->retried + d->dead);
 	statsd_count(sd, "batches", d->batches);
 	statsd_count(sd, "empty_queue", d->empty);
 	statsd_count(sd, "dead_lettered", d->dead);

@@ -26,8 +26,8 @@ struct counts {
 	long long events;       /* read from PgQ */
 	long long published;    /* confirmed by RabbitMQ */
 	long long retried;      /* put back with pgq retry (counted) */
-	long long requeued;     /* put back without counting (nacks) */
 	long long dead;         /* copied to mikkoo.dead_letter */
+	long long refused;      /* holds after a broker refusal */
 	long long empty;        /* polls that found no batch */
 	long long reconnects_pg;/* connections re-established */
 	long long reconnects_mq;

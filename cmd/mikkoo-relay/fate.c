@@ -48,11 +48,6 @@ fate_decide(enum fate_cause cause, long long ev_id, int ev_retry,
 		set_reason(f, why, "");
 		return f->verdict = FATE_DEAD;
 	}
-	if (cause == FATE_NACKED) {
-		f->attempt = ev_retry;
-		set_reason(f, why, "");
-		return f->verdict = FATE_REQUEUE;
-	}
 	if (ev_retry >= max_failures) {
 		char suffix[64];
 
@@ -73,8 +68,6 @@ fate_verdict_name(enum fate_verdict v)
 		return "published";
 	case FATE_RETRY:
 		return "retry";
-	case FATE_REQUEUE:
-		return "requeue";
 	case FATE_DEAD:
 		return "dead";
 	}

@@ -7,11 +7,10 @@
  * message: dead at once.  A refusal (return, a closed channel, an
  * exchange that cannot be published to) is retried through PgQ until the
  * event has failed max_failures + 1 times (ev_retry counts its earlier
- * failures), then dead.  A nack is requeued: retried through PgQ with
- * ev_retry unchanged, as often as it takes, because RabbitMQ nacks what
- * it could not take on (a quorum queue without a majority, a full queue
- * with reject-publish), which says nothing about the event: a broker
- * outage must not move events to the dead letters.  struct fate is what
+ * failures), then dead.  A nack, a channel closed over several publishes
+ * or a lost connection say nothing about the event: the relay holds the
+ * line for them (relay_int.h, struct hold) and never asks here; asked
+ * anyway, a nack is a refusal like the others.  struct fate is what
  * pgq_settle stores; its reason is always safe text (text.h: valid
  * UTF-8, every control and bidi character escaped, never cut inside a
  * character), whatever bytes the broker or the event put in it.
@@ -38,15 +37,13 @@ enum fate_cause {
 enum fate_verdict {
 	FATE_PUBLISHED,
 	FATE_RETRY,             /* pgq retry, ev_retry + 1 */
-	FATE_REQUEUE,           /* pgq retry, ev_retry unchanged */
 	FATE_DEAD,              /* into mikkoo.dead_letter */
 };
 
 struct fate {
 	long long ev_id;
 	enum fate_verdict verdict;
-	int attempt;            /* which failure this is: ev_retry + 1
-				   (requeued: ev_retry, not counted) */
+	int attempt;            /* which failure this is: ev_retry + 1 */
 	char reason[FATE_REASON_MAX];   /* "" when published */
 };
 
@@ -60,7 +57,7 @@ enum fate_verdict fate_decide(enum fate_cause cause, long long ev_id,
 			      int ev_retry, int max_failures, const char *why,
 			      struct fate *f);
 
-/* "published", "retry", "requeue", "dead" */
+/* "published", "retry", "dead" */
 const char *fate_verdict_name(enum fate_verdict v);
 
 #endif

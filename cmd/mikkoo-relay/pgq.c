@@ -151,14 +151,23 @@ int
 pgq_batch_open(struct pgq_conn *c, long long batch_id, size_t max_bytes,
 	       struct mk_err *e)
 {
-	char sql[1024];
+	return pgq_batch_open_from(c, batch_id, max_bytes, 0, e);
+}
+
+int
+pgq_batch_open_from(struct pgq_conn *c, long long batch_id, size_t max_bytes,
+		    long long from_ev_id, struct mk_err *e)
+{
+	char sql[1100];
 	PGresult *r;
 
 	c->in_tx = true;
 	/*
-	 * Both numbers are ours, not data.  An oversized event is measured
+	 * The numbers are ours, not data.  An oversized event is measured
 	 * on the server and not sent: bounded memory whatever is stored.
-	 * BEGIN rides along: one round trip less between batches.
+	 * BEGIN rides along: one round trip less between batches.  The
+	 * batch's events come in ev_id order (pgq.batch_event_sql), and a
+	 * filter keeps it.
 	 */
 	snprintf(sql, sizeof(sql),
 		 "BEGIN; DECLARE " CURSOR " NO SCROLL CURSOR FOR "
@@ -176,9 +185,10 @@ pgq_batch_open(struct pgq_conn *c, long long batch_id, size_t max_bytes,
 		 " + coalesce(octet_length(ev_extra1), 0)"
 		 " + coalesce(octet_length(ev_extra2), 0)"
 		 " + coalesce(octet_length(ev_extra3), 0)"
-		 " + coalesce(octet_length(ev_extra4), 0) AS size) s",
+		 " + coalesce(octet_length(ev_extra4), 0) AS size) s"
+		 " WHERE e.ev_id >= %lld",
 		 max_bytes, max_bytes, max_bytes, max_bytes, max_bytes,
-		 max_bytes, batch_id);
+		 max_bytes, batch_id, from_ev_id);
 	r = PQexec(c->pg, sql);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		pg_error(c->pg, r, "reading the batch", e);
@@ -295,10 +305,9 @@ pgq_settle_json(const struct fate *f, size_t n, char **out, struct mk_err *e)
 		 * that is not UTF-8, memory) must stop the settle, never
 		 * leave the event out of it.
 		 */
-		o = json_pack("{s:I,s:b,s:b,s:s%}", "ev_id",
+		o = json_pack("{s:I,s:b,s:s%}", "ev_id",
 			      (json_int_t)f[i].ev_id, "dead",
-			      f[i].verdict == FATE_DEAD, "counted",
-			      f[i].verdict != FATE_REQUEUE, "reason",
+			      f[i].verdict == FATE_DEAD, "reason",
 			      f[i].reason, strnlen(f[i].reason,
 						   sizeof(f[i].reason)));
 		if (o == NULL || json_array_append_new(arr, o) < 0) {
@@ -345,13 +354,12 @@ pgq_settle(struct pgq_conn *c, long long batch_id, const char *queue,
 	 */
 	static const char sql[] =
 		"WITH f AS (SELECT * FROM json_to_recordset($2::json)"
-		"  AS f(ev_id int8, dead bool, counted bool, reason text)),"
-		" e AS MATERIALIZED (SELECT e.*, f.dead, f.counted, f.reason"
+		"  AS f(ev_id int8, dead bool, reason text)),"
+		" e AS MATERIALIZED (SELECT e.*, f.dead, f.reason"
 		"  FROM pgq.get_batch_events($1::int8) e JOIN f USING (ev_id)),"
 		" r AS (SELECT pgq.event_retry_raw($3, $4,"
 		"  now() + make_interval(secs => $5::int), ev_id, ev_time,"
-		"  CASE WHEN counted THEN coalesce(ev_retry, 0) + 1"
-		"  ELSE ev_retry END, ev_type, ev_data, ev_extra1,"
+		"  coalesce(ev_retry, 0) + 1, ev_type, ev_data, ev_extra1,"
 		"  ev_extra2, ev_extra3, ev_extra4) AS id FROM e WHERE NOT dead),"
 		" d AS (INSERT INTO mikkoo.dead_letter (queue, consumer,"
 		"  batch_id, ev_id, ev_time, ev_txid, ev_retry, ev_type, ev_data,"

@@ -66,6 +66,14 @@ int pgq_next_batch(struct pgq_conn *c, const char *queue,
  */
 int pgq_batch_open(struct pgq_conn *c, long long batch_id, size_t max_bytes,
 		   struct mk_err *e);
+/*
+ * The same, from event from_ev_id on: the batch read again after its
+ * events before from_ev_id were settled in memory (a relay holding the
+ * line after a broker refusal, see relay.h).  0 reads it all.
+ */
+int pgq_batch_open_from(struct pgq_conn *c, long long batch_id,
+			size_t max_bytes, long long from_ev_id,
+			struct mk_err *e);
 
 enum pgq_fetch_result {
 	PGQ_FETCH_ERROR = -1,
@@ -87,9 +95,8 @@ enum pgq_fetch_result pgq_fetch(struct pgq_conn *c, int chunk,
 
 /*
  * In the batch's transaction: put the FATE_RETRY events back with
- * pgq.event_retry_raw (retry_seconds from now, ev_retry + 1; FATE_REQUEUE
- * ones with ev_retry as it was) and copy the
- * FATE_DEAD ones into mikkoo.dead_letter with their reasons, with one
+ * pgq.event_retry_raw (retry_seconds from now, ev_retry + 1) and copy
+ * the FATE_DEAD ones into mikkoo.dead_letter with their reasons, with one
  * scan of the batch.  Must not be called while a FETCH is streaming.
  * 0 only when the database stored exactly n events (retried or dead):
  * anything else is EX_SOFTWARE and the batch must not be finished.
@@ -100,7 +107,7 @@ int pgq_settle(struct pgq_conn *c, long long batch_id, const char *queue,
 
 /*
  * The JSON pgq_settle sends for f[0..n): an array of n objects {ev_id,
- * dead, counted, reason}, in f's order; *out is the caller's to free.
+ * dead, reason}, in f's order; *out is the caller's to free.
  * Every jansson call is checked: the array has n members or this fails
  * (EX_SOFTWARE; EX_OSERR when memory ran out); a published fate in f is
  * an error too.  Pure, for the fuzz target fuzz-settle.

@@ -36,6 +36,7 @@ prom_add(struct prom_counts *a, const struct prom_counts *b)
 	a->retried += b->retried;
 	a->dead += b->dead;
 	a->batches += b->batches;
+	a->refused += b->refused;
 	a->reconnects_pg += b->reconnects_pg;
 	a->reconnects_mq += b->reconnects_mq;
 	for (i = 0; i <= PROM_NBUCKETS; i++)
@@ -173,6 +174,10 @@ prom_render(const struct prom_queue *q, size_t n, char **out, size_t *len)
 	COUNTER("mikkoo_events_dead_lettered_total", "Events stored in "
 		"mikkoo.dead_letter.", dead);
 	COUNTER("mikkoo_batches_total", "PgQ batches finished.", batches);
+	COUNTER("mikkoo_broker_refusals_total", "Times RabbitMQ refused "
+		"publishes of an open batch for reasons not the event's "
+		"(nacks, channel closes, lost connections): the relay held "
+		"the line and published again in order.", refused);
 #undef COUNTER
 
 	family(&b, "mikkoo_reconnects_total", "counter", "Connections "

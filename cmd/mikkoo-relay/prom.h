@@ -31,6 +31,8 @@ struct prom_counts {
 	uint64_t retried;
 	uint64_t dead;          /* stored in mikkoo.dead_letter */
 	uint64_t batches;       /* finished */
+	uint64_t refused;       /* broker refusals held (nacks, channel
+				   closes, lost connections mid-batch) */
 	uint64_t reconnects_pg, reconnects_mq;
 	struct prom_hist latency;
 };

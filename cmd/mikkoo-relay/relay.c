@@ -138,6 +138,7 @@ connect_mq(struct relay *r)
 	r->ctx.user = broker_user(r->mq);
 	r->named = false;
 	r->mq_since = now_mono();
+	r->mq_backoff = MQ_BACKOFF_MIN;
 	return 0;
 }
 
@@ -251,15 +252,21 @@ static int
 ticker_begin(struct relay *r)
 {
 	const char *q = r->w->queue;
+	char who[384];
 	int rc;
 
 	if (r->w->ticker != MK_TICKER_RELAY || r->tk.active || now_mono() < r->tk_retry_at)
 		return 0;
-	rc = ticker_start(&r->tk, r->pg.pg, q, TAKEOVER_WAIT, &r->e);
+	/* what mikkoo-inspect status shows as the ticker */
+	snprintf(who, sizeof(who), "mikkoo-relay on %s (consumer %s)",
+		 r->origin, r->w->consumer_name);
+	rc = ticker_start(&r->tk, r->pg.pg, q, who, TAKEOVER_WAIT, &r->e);
 	if (rc < 0)
 		return -1;
 	r->tk_retry_at = now_mono() + 5;
 	if (rc == 1) {
+		if (r->e.msg[0])
+			log_warn("%s", r->e.msg);
 		log_info("ticking queue '%s' itself (external_ticker is set: "
 			 "pgqd leaves the queue to this relay)", q);
 		r->tk_logged = false;
@@ -406,9 +413,10 @@ report_sink(void *arg, const struct counts *t, const struct counts *d,
 
 	(void)d;
 	r->rep.c.published = (uint64_t)t->published;
-	r->rep.c.retried = (uint64_t)(t->retried + t->requeued);
+	r->rep.c.retried = (uint64_t)t->retried;
 	r->rep.c.dead = (uint64_t)t->dead;
 	r->rep.c.batches = (uint64_t)t->batches;
+	r->rep.c.refused = (uint64_t)t->refused;
 	r->rep.c.reconnects_pg = (uint64_t)t->reconnects_pg;
 	r->rep.c.reconnects_mq = (uint64_t)t->reconnects_mq;
 	r->rep.c.latency = t->latency;
@@ -588,6 +596,7 @@ reload_config(struct relay *r)
 	if (d.restart) {
 		disconnect(r, true, true);
 		r->node = r->next_node = 0;     /* the list may have changed */
+		relay_hold_end(r);              /* the batch is read anew */
 	}
 	if (r->own)
 		config_release(&r->own_cfg);
@@ -613,11 +622,18 @@ reload_config(struct relay *r)
 		log_info("configuration reloaded: no change");
 }
 
+/*
+ * Wait before trying again after a failure.  A RabbitMQ outage alone (the
+ * PostgreSQL session is fine) is retried every MQ_BACKOFF_MAX s at most,
+ * so relaying resumes within seconds of a node answering again; anything
+ * else backs off up to BACKOFF_MAX.  The first failure of a streak is a
+ * warning, then one every 30 s (the others are debug lines).
+ */
 static void
 backoff(struct relay *r)
 {
-	double end;
-	bool ticked;
+	double end, *pause, cap;
+	bool ticked, mq_only;
 
 	if (r->failed_at == 0)
 		r->failed_at = now_mono();
@@ -626,9 +642,21 @@ backoff(struct relay *r)
 		log_warn("%s: trying the next RabbitMQ node", r->e.msg);
 		return;
 	}
-	log_warn("%s: retrying in %.0f s", r->e.msg, r->backoff);
+	mq_only = r->mq == NULL && pgq_alive(&r->pg);
+	pause = mq_only ? &r->mq_backoff : &r->backoff;
+	cap = mq_only ? MQ_BACKOFF_MAX : BACKOFF_MAX;
+	if (*pause <= 0)
+		*pause = mq_only ? MQ_BACKOFF_MIN : BACKOFF_MIN;
+	if (r->down_logged_at < r->failed_at ||
+	    now_mono() - r->down_logged_at >= 30) {
+		log_warn("%s: retrying in %.1f s%s", r->e.msg, *pause,
+			 r->down_logged_at >= r->failed_at ? " (still)" : "");
+		r->down_logged_at = now_mono();
+	} else {
+		log_debug("%s: retrying in %.1f s", r->e.msg, *pause);
+	}
 	relay_set_state(r, r->started ? REPORT_DOWN : REPORT_STARTING, r->e.msg);
-	end = now_mono() + r->backoff;
+	end = now_mono() + *pause;
 	while (sig_term_count() == 0 && now_mono() < end) {
 		idle(r, fmin(1.0, end - now_mono()));
 		/* The queue's other consumers still get ticks, at pgqd's
@@ -636,7 +664,42 @@ backoff(struct relay *r)
 		if (tick_now(r, TICK_FOR_OTHERS, &ticked) < 0)
 			log_debug("%s", r->e.msg);  /* the loop reconnects */
 	}
-	r->backoff = fmin(r->backoff * 2, BACKOFF_MAX);
+	*pause = fmin(*pause * 2, cap);
+}
+
+/*
+ * The line is held (relay_batch.h, struct hold): a lost connection goes
+ * the way of any other (the next node, or a short backoff); a refusal
+ * waits a moment, growing to HOLD_PAUSE_MAX, and takes a fresh channel
+ * (a quorum queue's new leader serves a new channel, not an old one).
+ */
+static void drop_broken(struct relay *r);
+
+static void
+hold_wait(struct relay *r)
+{
+	struct hold *h = &r->hold;
+	char why[REPORT_WHY];
+	bool ticked;
+
+	if (h->lost || r->mq == NULL) {
+		drop_broken(r);
+		backoff(r);
+		return;
+	}
+	snprintf(why, sizeof(why), "RabbitMQ refuses publishes since %.0f s "
+		 "(%s): holding the line at ev_id %lld", now_mono() - h->since,
+		 h->why, h->from);
+	relay_set_state(r, REPORT_REFUSED, why);
+	idle(r, h->pause);
+	h->pause = fmin(h->pause * 2, HOLD_PAUSE_MAX);
+	/* between batches: the others still get their ticks */
+	if (tick_now(r, TICK_FOR_OTHERS, &ticked) < 0)
+		log_debug("%s", r->e.msg);
+	if (r->mq && broker_fresh_channel(r->mq, &r->e) < 0) {
+		log_warn("%s: reconnecting", r->e.msg);
+		lose_mq(r);
+	}
 }
 
 /* After a failed batch or connect: drop what broke. */
@@ -724,6 +787,7 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 						    REPORT_EVERY) < 0))
 		abort();        /* a fixed table with room for all three */
 	r.backoff = BACKOFF_MIN;
+	r.mq_backoff = MQ_BACKOFF_MIN;
 	r.rep.pending = -1;
 	r.rep.lag = -1;
 	r.rep.tick_age = -1;
@@ -780,11 +844,14 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 		}
 		/* the gauges first: the report that says "relaying" (and
 		 * makes /health ok) carries them, so /metrics has pending
-		 * and lag samples from that moment on */
+		 * and lag samples from that moment on; held: the state says
+		 * so until a publish is confirmed */
 		gauges_maybe(&r);
-		relay_set_state(&r, broker_blocked(r.mq) ? REPORT_BLOCKED
-			  : REPORT_RELAYING, broker_blocked(r.mq)
-			  ? broker_blocked_reason(r.mq) : NULL);
+		if (!r.hold.on)
+			relay_set_state(&r, broker_blocked(r.mq) ?
+					REPORT_BLOCKED : REPORT_RELAYING,
+					broker_blocked(r.mq) ?
+					broker_blocked_reason(r.mq) : NULL);
 		relay_stats(&r, false);
 		if (r.tk.active && !r.news) {
 			/* Only this relay ticks: no tick, no batch. */
@@ -798,6 +865,8 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 		if (br == BATCH_FAILED) {
 			drop_broken(&r);
 			backoff(&r);
+		} else if (br == BATCH_HELD) {
+			hold_wait(&r);
 		} else if (br == BATCH_NONE) {
 			r.cnt.total.empty++;
 			r.backoff = BACKOFF_MIN;

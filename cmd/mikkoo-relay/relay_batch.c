@@ -92,10 +92,6 @@ event_failed(struct relay *r, long long ev_id, int ev_retry,
 		if (f->verdict == FATE_DEAD)
 			log_warn("ev_id %lld: %s: moved to mikkoo.dead_letter",
 				 ev_id, f->reason);
-		else if (f->verdict == FATE_REQUEUE)
-			log_warn("ev_id %lld: %s: requeued, again in %ds (not "
-				 "counted toward max_failures)", ev_id,
-				 f->reason, w->retry_delay);
 		else
 			log_warn("ev_id %lld: %s: retry %d of %d in %ds",
 				 ev_id, f->reason, f->attempt,
@@ -103,8 +99,6 @@ event_failed(struct relay *r, long long ev_id, int ev_retry,
 	}
 	if (f->verdict == FATE_DEAD)
 		r->cnt.total.dead++;
-	else if (f->verdict == FATE_REQUEUE)
-		r->cnt.total.requeued++;
 	else
 		r->cnt.total.retried++;
 	return 0;
@@ -143,6 +137,125 @@ accounted(struct relay *r)
 		   "report it)", r->batch_id, r->batch_read, r->batch_acked,
 		   r->batch_settled, inflight_count(&r->q), r->nfail);
 	return false;
+}
+
+/* ---- holding the line ------------------------------------------- */
+
+/* The oldest event in flight (the ring's head). */
+static long long
+head_ev_id(const struct relay *r)
+{
+	return r->q.s[r->q.head].ev_id;
+}
+
+/*
+ * Forget the failures of events from `from` on (they are read and
+ * decided again) and make the batch's counts say what is known of the
+ * events before it.
+ */
+static void
+forget_from(struct relay *r, long long from)
+{
+	size_t i, kept = 0, read;
+
+	for (i = 0; i < r->nfail; i++) {
+		struct fate *f = &r->fail[i];
+
+		if (f->ev_id < from) {
+			r->fail[kept++] = *f;
+			continue;
+		}
+		r->batch_failed--;
+		if (f->verdict == FATE_DEAD)
+			r->cnt.total.dead--;
+		else
+			r->cnt.total.retried--;
+	}
+	r->nfail = kept;
+	read = r->batch_acked + r->batch_settled + r->nfail;
+	r->cnt.total.events -= (long long)(r->batch_read - read);
+	r->batch_read = read;
+}
+
+/*
+ * RabbitMQ refused, not for the event's sake: hold the line from event
+ * `from` (see struct hold).  A batch that already settled failures in
+ * its transaction (over FAIL_FLUSH of them) cannot be held (the rollback
+ * would lose them): it is abandoned, the connection renewed, and the
+ * batch read again from its start, which keeps the order too.
+ */
+static enum step
+hold_from(struct relay *r, long long from, bool lost, const char *why)
+{
+	struct hold *h = &r->hold;
+	size_t i, ahead = 0;
+
+	if (r->batch_settled > 0) {
+		/* and a new connection: a fresh channel */
+		mk_err_set(&r->e, EX_UNAVAILABLE, "%s", why);
+		r->mq_broken = true;
+		return STEP_ERROR;
+	}
+	/* Confirmed behind the refused one: a queue that took it and
+	 * refused the earlier one has them out of order (a reject-publish
+	 * queue drained at that moment).  Say so. */
+	for (i = 0; i < r->q.count; i++) {
+		const struct inflight_slot *sl =
+			&r->q.s[(r->q.head + i) % r->q.cap];
+
+		if (sl->ev_id > from && sl->state == INFLIGHT_OK)
+			ahead++;
+	}
+	if (ahead > 0 && !lost)
+		log_warn("%zu events after ev_id %lld were confirmed although "
+			 "it was refused: a queue that took them before it "
+			 "has them out of order", ahead, from);
+	forget_from(r, from);
+	if (!h->on || h->batch_id != r->batch_id)
+		h->attempts = 0;
+	h->on = true;
+	h->batch_id = r->batch_id;
+	h->from = from;
+	h->lost = lost;
+	h->attempts++;
+	text_copy(h->why, sizeof(h->why), why);
+	if (h->since == 0) {
+		h->since = now_mono();
+		h->logged_at = h->since;
+		h->pause = HOLD_PAUSE_MIN;
+		r->cnt.total.refused++;
+		log_warn("%s (%s): holding the line: publishing again in "
+			 "order from ev_id %lld, nothing goes to PgQ's retry "
+			 "queue", lost ? "RabbitMQ connection lost mid-batch"
+			 : "RabbitMQ refuses publishes", why, from);
+	} else {
+		r->cnt.total.refused++;
+		if (now_mono() - h->logged_at >= HOLD_LOG_EVERY) {
+			h->logged_at = now_mono();
+			log_warn("RabbitMQ still %s after %.0f s (%lld "
+				 "attempts; %s): holding the line at ev_id %lld",
+				 lost ? "lost" : "refuses publishes",
+				 now_mono() - h->since, h->attempts, why, from);
+		} else {
+			log_debug("refused again (%s): from ev_id %lld", why,
+				  from);
+		}
+	}
+	if (r->failed_at == 0)
+		r->failed_at = now_mono();
+	r->win = 1;
+	if (lost)
+		r->mq_broken = true;
+	return STEP_HOLD;
+}
+
+/* The hold is over (the batch finished) or void (another batch came). */
+void
+relay_hold_end(struct relay *r)
+{
+	r->hold.on = false;
+	r->hold.since = 0;
+	r->hold.attempts = 0;
 }
 
 /* ---- confirms ----------------------------------------------------- */
@@ -196,6 +309,12 @@ relay_on_broker(void *arg, const struct broker_ev *ev)
 	case BROKER_NACK:
 		inflight_nack(&r->q, ev->tag, ev->multiple,
 			      "nacked by RabbitMQ");
+		if (!r->refused)
+			text_copy(r->refusal, sizeof(r->refusal), "nacked by "
+				  "RabbitMQ: a queue refused it (full with "
+				  "reject-publish, or a quorum queue without "
+				  "a leader)");
+		r->refused = true;
 		break;
 	case BROKER_RETURN: {
 		long long id;
@@ -217,9 +336,14 @@ relay_on_broker(void *arg, const struct broker_ev *ev)
 	case BROKER_CHANNEL_CLOSED:
 		snprintf(why, sizeof(why), "channel closed by RabbitMQ: %s",
 			 ev->text);
-		log_warn("%s: %zu unconfirmed events failed", why,
+		log_warn("%s: %zu unconfirmed events", why,
 			 inflight_pending(&r->q));
+		r->close_code = ev->code;
+		r->close_pending = inflight_pending(&r->q);
 		inflight_fail_all(&r->q, why);
+		if (!r->refused)
+			text_copy(r->refusal, sizeof(r->refusal), why);
+		r->refused = true;
 		break;
 	}
 }
@@ -234,8 +358,22 @@ now_wall(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/*
+ * A channel closed over a publish (access refused, a missing exchange, a
+ * message RabbitMQ will not take) with only that one unconfirmed is that
+ * event's doing: it gets its fate.  With more unconfirmed the culprit is
+ * not known: the line is held and they go again one at a time.
+ */
+static bool
+closed_for_event(const struct relay *r)
+{
+	return r->close_pending == 1 && (r->close_code == 403 ||
+					 r->close_code == 404 ||
+					 r->close_code == 406);
+}
+
 /* Hand resolved events their fate, oldest first. */
-static int
+static enum step
 drain_done(struct relay *r)
 {
 	struct inflight_done d;
@@ -245,6 +383,8 @@ drain_done(struct relay *r)
 		if (d.ok) {
 			r->batch_acked++;
 			r->cnt.total.published++;
+			if (r->win < (size_t)r->w->window)
+				r->win++;       /* one more per confirm */
 			if (d.ev_time_us > 0)
 				counters_latency(&r->cnt, now -
 						 (double)d.ev_time_us / 1e6);
@@ -254,20 +394,63 @@ drain_done(struct relay *r)
 					 "confirmed %.1f s after the failure",
 					 now_mono() - r->failed_at);
 				r->failed_at = 0;
+				relay_set_state(r, REPORT_RELAYING, NULL);
 			}
 			continue;
 		}
+		if (d.cause == FATE_NACKED ||
+		    (d.cause == FATE_CHANNEL_CLOSED && !closed_for_event(r)))
+			return hold_from(r, d.ev_id, false, d.cause ==
+					 FATE_NACKED ? r->refusal : d.reason);
 		if (event_failed(r, d.ev_id, d.ev_retry, d.cause, d.reason) < 0)
-			return -1;
+			return STEP_ERROR;
 	}
-	return 0;
+	return STEP_OK;
 }
 
-static int
+/*
+ * A refusal came (r->refused): publish nothing more, and hold the line
+ * from the oldest event not settled in order.
+ */
+static enum step
+refused_now(struct relay *r)
+{
+	enum step st = drain_done(r);
+
+	if (st != STEP_OK)
+		return st;
+	if (inflight_count(&r->q) == 0) {
+		r->refused = false;     /* all confirmed after all */
+		return STEP_OK;
+	}
+	return hold_from(r, head_ev_id(r), false, r->refusal);
+}
+
+/*
+ * The RabbitMQ connection failed: hold the line from the oldest event
+ * not confirmed (the next node, or this one again, gets them), unless
+ * the batch cannot be held (hold_from).
+ */
+static enum step
 broker_failed(struct relay *r)
 {
+	long long from;
+	char why[sizeof(r->e.msg)];
+
 	r->mq_broken = true;
-	return STEP_ERROR;
+	snprintf(why, sizeof(why), "%s", r->e.msg);
+	if (drain_done(r) == STEP_HOLD) {
+		r->hold.lost = true;    /* a nack came first; the connection
+					   is gone too */
+		return STEP_HOLD;
+	}
+	if (inflight_count(&r->q) > 0)
+		from = head_ev_id(r);
+	else if (r->cur_ev_id >= 0)
+		from = r->cur_ev_id;
+	else
+		from = r->last_read + 1;
+	return hold_from(r, from, true, why);
 }
 
 /*
@@ -312,16 +495,20 @@ poll_broker(struct relay *r, int timeout_ms)
 	if (broker_poll(r->mq, timeout_ms, relay_on_broker, r, &r->e) < 0)
 		return broker_failed(r);
 	note_blocked(r);
-	return drain_done(r) < 0 ? STEP_ERROR : STEP_OK;
+	if (r->refused)
+		return refused_now(r);
+	return drain_done(r);
 }
 
 /* Wait until fewer than want events are unresolved (0: all). */
 static enum step
 wait_confirms(struct relay *r, size_t want)
 {
+	enum step st;
+
 	while (inflight_pending(&r->q) > want || inflight_full(&r->q)) {
-		if (poll_broker(r, 200) < 0)
-			return STEP_ERROR;
+		if ((st = poll_broker(r, 200)) != STEP_OK)
+			return st;
 		if (inflight_pending(&r->q) <= want && !inflight_full(&r->q))
 			break;
 		if (broker_blocked(r->mq))
@@ -348,6 +535,7 @@ static enum step
 failed_step(struct relay *r, const struct mk_event *ev, enum fate_cause cause,
 	    const char *why)
 {
+	r->cur_ev_id = -1;
 	return event_failed(r, ev->ev_id, ev->ev_retry, cause, why) < 0
 		? STEP_ERROR : STEP_OK;
 }
@@ -364,6 +552,7 @@ relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 	enum step rc;
 
 	r->cnt.total.events++;
+	r->cur_ev_id = ev->ev_id;
 	if (size > w->max_event_bytes) {
 		snprintf(reason, sizeof(reason), "event is %zu bytes, over "
 			 "max_event_bytes (%zu)", size, w->max_event_bytes);
@@ -390,19 +579,24 @@ relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 	}
 
 	while (broker_blocked(r->mq)) {
-		if (poll_broker(r, 200) < 0)
-			return STEP_ERROR;
+		if ((rc = poll_broker(r, 200)) != STEP_OK)
+			return rc;
 		if (relay_stop_now(r))
 			return STEP_STOP;
 		if (blocked_too_long(r))
 			return broker_failed(r);
 		r->last_progress = now_mono();
 	}
-	if (inflight_full(&r->q)) {
-		rc = wait_confirms(r, r->q.cap - 1);
+	/* after a refusal one in flight, then one more per confirm */
+	if (inflight_count(&r->q) >= r->win || inflight_full(&r->q)) {
+		rc = wait_confirms(r, r->win > 1 ? r->win - 1 : 0);
 		if (rc != STEP_OK)
 			return rc;
 	}
+	/* nothing more once RabbitMQ refused (unless nothing is left to
+	 * hold: a channel closed with nothing in flight) */
+	if (r->refused && (rc = refused_now(r)) != STEP_OK)
+		return rc;
 	if (broker_publish(r->mq, &r->msg, &tag, &r->e) < 0)
 		return r->e.code == EX_DATAERR ? failed_step(r, ev,
 			FATE_BAD_DATA, r->e.msg) : broker_failed(r);
@@ -414,6 +608,7 @@ relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 	inflight_set_route(&r->q, inflight_route(r->msg.exchange.bytes,
 		r->msg.exchange.len, r->msg.routing_key.bytes,
 		r->msg.routing_key.len));
+	r->cur_ev_id = -1;
 	if (++*since_poll >= POLL_EVERY) {
 		*since_poll = 0;
 		return poll_broker(r, 0);
@@ -429,6 +624,35 @@ batch_abandon(struct relay *r)
 	pgq_batch_abandon(&r->pg);
 	inflight_clear(&r->q);
 	fail_clear(r);
+	relay_hold_end(r);
+}
+
+/*
+ * Open the batch PgQ hands out: from its start, or, when it is the held
+ * one, from the event the hold starts at, keeping what is known of the
+ * events before it.
+ */
+static int
+batch_open(struct relay *r)
+{
+	long long from = 0;
+
+	if (r->hold.on && r->hold.batch_id == r->batch_id) {
+		from = r->hold.from;
+	} else {
+		if (r->hold.on)
+			relay_hold_end(r);      /* not ours any more */
+		fail_clear(r);
+		r->batch_failed = r->batch_failed_logged = 0;
+		r->batch_read = r->batch_acked = r->batch_settled = 0;
+		r->win = (size_t)r->w->window;
+	}
+	r->refused = false;
+	r->cur_ev_id = -1;
+	r->last_read = from > 0 ? from - 1 : 0;
+	inflight_clear(&r->q);
+	return pgq_batch_open_from(&r->pg, r->batch_id, r->w->max_event_bytes,
+				   from, &r->e);
 }
 
 enum batch_result
@@ -445,14 +669,17 @@ relay_batch(struct relay *r)
 	if (pgq_next_batch(&r->pg, w->queue, w->consumer_name, &r->batch_id,
 			   &r->e) < 0)
 		return BATCH_FAILED;
-	if (r->batch_id < 0)
+	if (r->batch_id < 0) {
+		if (r->hold.on)
+			relay_hold_end(r);
 		return BATCH_NONE;
-	if (pgq_batch_open(&r->pg, r->batch_id, w->max_event_bytes,
-			   &r->e) < 0)
+	}
+	if (batch_open(r) < 0) {
+		if (!r->hold.on)
+			fail_clear(r);
 		return BATCH_FAILED;
-	r->batch_failed = r->batch_failed_logged = 0;
-	r->batch_read = r->batch_acked = r->batch_settled = 0;
-	before = r->cnt.total.events;
+	}
+	before = r->cnt.total.events - (long long)r->batch_read;
 	r->last_progress = now_mono();
 	log_set_context("queue '%s' batch %lld", w->queue, r->batch_id);
 
@@ -465,18 +692,38 @@ relay_batch(struct relay *r)
 		if (f == PGQ_FETCH_DONE)
 			break;
 		if (f == PGQ_FETCH_CHUNK_END) {
-			if (r->nfail >= FAIL_FLUSH && settle(r) < 0)
+			if (r->nfail < FAIL_FLUSH)
+				continue;
+			/* Settle only what no refusal can send back to be
+			 * read again: nothing in flight (hold_from). */
+			st = wait_confirms(r, 0);
+			if (st == STEP_OK && r->refused)
+				st = refused_now(r);
+			if (st == STEP_HOLD)
+				goto held;
+			if (st == STEP_ERROR)
+				goto fail;
+			if (st == STEP_STOP)
+				goto stopped;
+			if (settle(r) < 0)
 				goto settle_failed;
 			continue;
 		}
 		r->batch_read++;
+		r->last_read = ev.ev_id;
 		st = relay_event(r, &ev, size, &since_poll);
+		if (st == STEP_HOLD)
+			goto held;
 		if (st == STEP_ERROR)
 			goto fail;
 		if (st == STEP_STOP || relay_stop_now(r))
 			goto stopped;
 	}
 	st = wait_confirms(r, 0);
+	if (st == STEP_OK && r->refused)
+		st = refused_now(r);
+	if (st == STEP_HOLD)
+		goto held;
 	if (st == STEP_ERROR)
 		goto fail;
 	if (st == STEP_STOP)
@@ -484,7 +731,10 @@ relay_batch(struct relay *r)
 	had_events = r->cnt.total.events > before;
 	if (had_events)
 		fault_point("after_confirm");
-	if (drain_done(r) < 0)
+	st = drain_done(r);
+	if (st == STEP_HOLD)
+		goto held;
+	if (st != STEP_OK)
 		goto fail;
 	if (settle(r) < 0)
 		goto settle_failed;
@@ -496,6 +746,7 @@ relay_batch(struct relay *r)
 		goto fail;
 	if (had_events)
 		fault_point("after_finish");
+	relay_hold_end(r);
 	r->cnt.total.batches++;
 	if (r->batch_failed > r->batch_failed_logged)
 		log_warn("%zu more failed events in this batch (not logged "
@@ -506,6 +757,13 @@ relay_batch(struct relay *r)
 			  r->cnt.total.events - before, r->batch_failed);
 	log_set_context("queue '%s'", w->queue);
 	return BATCH_FINISHED;
+held:
+	/* Nothing finished, nothing retried: read again from hold.from. */
+	pgq_batch_abandon(&r->pg);
+	inflight_clear(&r->q);
+	r->refused = false;
+	log_set_context("queue '%s'", w->queue);
+	return BATCH_HELD;
 stopped:
 	log_info("stop requested: batch abandoned unfinished; PgQ will hand "
 		 "it out again");

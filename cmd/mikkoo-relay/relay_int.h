@@ -24,6 +24,15 @@
 
 #define BACKOFF_MIN 1.0
 #define BACKOFF_MAX 30.0
+/* Reconnecting to RabbitMQ: a total outage is over within this much of
+ * the first node answering again. */
+#define MQ_BACKOFF_MIN 0.25
+#define MQ_BACKOFF_MAX 2.0
+/* Holding the line after a refusal: the pause before publishing again
+ * grows from HOLD_PAUSE_MIN to HOLD_PAUSE_MAX. */
+#define HOLD_PAUSE_MIN 0.05
+#define HOLD_PAUSE_MAX 1.0
+#define HOLD_LOG_EVERY 10.0     /* "still refused" lines */
 #define CONFIRM_TIMEOUT 60.0    /* no confirm progress: connection dead */
 #define FAILOVER_AFTER 5.0      /* a node up this long is worth leaving
 				   for the next at once when lost */
@@ -48,6 +57,7 @@ enum step {
 	STEP_ERROR = -1,        /* a connection broke: abandon the batch */
 	STEP_OK,
 	STEP_STOP,              /* a stop was asked for and is due now */
+	STEP_HOLD,              /* RabbitMQ refused: hold the line (r->hold) */
 };
 
 enum batch_result {
@@ -55,8 +65,32 @@ enum batch_result {
 	BATCH_NONE,             /* PgQ had no batch for us */
 	BATCH_FINISHED,
 	BATCH_STOPPED,          /* abandoned on a stop request */
+	BATCH_HELD,             /* held: see struct hold */
 	BATCH_BROKEN,           /* the settle invariant failed: abandoned,
 				   and the worker must stop (r->e, 70) */
+};
+
+/*
+ * The line held after RabbitMQ refused what was not the event's fault:
+ * a nack, a channel closed over several publishes or for reasons of its
+ * own, the connection lost.  The batch's transaction is rolled back
+ * (nothing finished, nothing put in PgQ's retry queue), what is known
+ * of the events before `from` is kept (confirmed ones need nothing;
+ * failures for themselves wait in r->fail), and when PgQ hands out the
+ * same batch again it is read from `from` on and published in order,
+ * one publish in flight at first (r->win).  Duplicates: the events from
+ * `from` that had been confirmed.
+ */
+struct hold {
+	bool on;
+	long long batch_id;
+	long long from;         /* ev_id to publish again from */
+	bool lost;              /* the connection, not only a refusal */
+	double since;           /* the streak's first refusal; 0 none */
+	double pause;           /* before the next attempt */
+	double logged_at;
+	long long attempts;
+	char why[REPORT_WHY];
 };
 
 struct relay {
@@ -91,6 +125,17 @@ struct relay {
 	/* The settle invariant (relay_batch.c): every event read is
 	 * acked, or stored by pgq_settle, before the batch may finish. */
 	size_t batch_read, batch_acked, batch_settled;
+	long long last_read;            /* ev_id of the last event read */
+	long long cur_ev_id;            /* read, not yet in flight or
+					   failed; -1 none */
+	size_t win;                     /* publishes in flight at most, up
+					   to the window: 1 after a refusal,
+					   one more per confirm */
+	bool refused;                   /* a nack or channel close came */
+	int close_code;                 /* of the last channel close */
+	size_t close_pending;           /* unconfirmed at that close */
+	char refusal[INFLIGHT_REASON_MAX];
+	struct hold hold;
 
 	bool started, locked, lock_logged, tk_logged;
 	bool mq_broken;                 /* the last error came from RabbitMQ */
@@ -100,8 +145,10 @@ struct relay {
 	bool failover_now;              /* lost a node that had worked: try
 					   the next one without backing off */
 	double mq_since;                /* when the node in use connected */
-	double backoff;
+	double backoff;                 /* PostgreSQL, or both */
+	double mq_backoff;              /* RabbitMQ alone (MQ_BACKOFF_*) */
 	double failed_at;               /* first failure of a streak; 0 none */
+	double down_logged_at;          /* the streak's last warning */
 	double blocked_since;           /* connection.blocked (logged); 0 not */
 	double last_progress;
 	double stop_deadline;
@@ -118,6 +165,8 @@ struct relay {
 
 /* relay_batch.c */
 enum batch_result relay_batch(struct relay *r);
+/* Drop the hold (a restart, another batch). */
+void relay_hold_end(struct relay *r);
 /* The confirm callback for broker_poll, also while idle. */
 void relay_on_broker(void *arg, const struct broker_ev *ev);
 

@@ -20,6 +20,8 @@ report_state_name(enum report_state s)
 		return "waiting";
 	case REPORT_BLOCKED:
 		return "blocked";
+	case REPORT_REFUSED:
+		return "refused";
 	}
 	return "unknown";
 }

@@ -25,6 +25,8 @@ enum report_state {
 	REPORT_DOWN,            /* a server unavailable: why says which */
 	REPORT_WAITING,         /* another relay holds the consumer lock */
 	REPORT_BLOCKED,         /* RabbitMQ blocked publishing */
+	REPORT_REFUSED,         /* RabbitMQ refuses publishes (nacks): the
+				   line is held, why says since when */
 };
 
 #define REPORT_WHY 256

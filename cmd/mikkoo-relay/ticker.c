@@ -143,24 +143,65 @@ wait_other_tickers(PGconn *pg, double wait_max, struct mk_err *e)
 	}
 }
 
+/* Run the statements of a transaction; -1 (rolled back) on error. */
+static int
+in_tx(PGconn *pg, const char *const *sql, const int *nv,
+      const char *const *v, size_t n, const char *what, struct mk_err *e)
+{
+	PGresult *r;
+	size_t i;
+
+	if (pg_command(pg, "BEGIN", "BEGIN", e) < 0)
+		return -1;
+	for (i = 0; i < n; i++) {
+		r = run(pg, sql[i], nv[i], v, what, e);
+		if (r == NULL) {
+			r = PQexec(pg, "ROLLBACK");
+			PQclear(r);
+			return -1;
+		}
+		PQclear(r);
+	}
+	return pg_command(pg, "COMMIT", "COMMIT", e);
+}
+
+static int
+unlock(PGconn *pg, const char *id, struct mk_err *e)
+{
+	const char *v[] = { id };
+	PGresult *r = run(pg, "SELECT pg_advisory_unlock(" LOCK_CLASS
+			  ", $1::int4)", 1, v, "unlocking", e);
+
+	if (r == NULL)
+		return -1;
+	PQclear(r);
+	return 0;
+}
+
+#define MARK_SQL \
+	"INSERT INTO mikkoo.queue_ticker (queue_name, set_by) VALUES ($1, $2)" \
+	" ON CONFLICT (queue_name) DO UPDATE" \
+	" SET set_by = excluded.set_by, set_at = now()"
+
 int
 ticker_start(struct ticker *t, PGconn *pg, const char *queue,
-	     double wait_max, struct mk_err *e)
+	     const char *who, double wait_max, struct mk_err *e)
 {
 	static const char sql[] =
 		"SELECT queue_id, queue_data_pfx, queue_external_ticker,"
 		" queue_ticker_paused,"
-		" pg_try_advisory_lock(" LOCK_CLASS ", queue_id)"
+		" pg_try_advisory_lock(" LOCK_CLASS ", queue_id),"
+		" to_regclass('mikkoo.queue_ticker') IS NOT NULL"
 		" FROM pgq.queue WHERE queue_name = $1";
-	const char *v[] = { queue, NULL };
-	char id[16], *events;
-	bool external, paused, got;
+	const char *v[] = { queue, who };
+	char id[16], *events, set_by[256] = "";
+	bool external, paused, got, marked = false;
 	PGresult *r;
 	int rc;
 
 	free(t->sql);
 	t->sql = NULL;
-	t->active = t->paused = false;
+	t->active = t->paused = t->foreign = false;
 	r = run(pg, sql, 1, v, "taking the queue's ticker lock", e);
 	if (r == NULL)
 		return -1;
@@ -174,6 +215,7 @@ ticker_start(struct ticker *t, PGconn *pg, const char *queue,
 	external = PQgetvalue(r, 0, 2)[0] == 't';
 	paused = PQgetvalue(r, 0, 3)[0] == 't';
 	got = PQgetvalue(r, 0, 4)[0] == 't';
+	t->marker = PQgetvalue(r, 0, 5)[0] == 't';
 	PQclear(r);
 	if (events == NULL || (t->sql = tick_sql(events)) == NULL) {
 		free(events);
@@ -193,64 +235,105 @@ ticker_start(struct ticker *t, PGconn *pg, const char *queue,
 	e->msg[0] = '\0';
 	if (!got)
 		return 0;
-	v[1] = id;
 	if (paused) {
 		t->paused = true;
-		r = run(pg, "SELECT pg_advisory_unlock(" LOCK_CLASS ", $1::int4)",
-			1, &v[1], "unlocking", e);
-		PQclear(r);
-		return r ? 0 : -1;
+		return unlock(pg, id, e);
 	}
-	if (!external) {
-		r = run(pg, "SELECT pgq.set_queue_config($1, 'external_ticker',"
-			" 'true')", 1, v, "pgq.set_queue_config", e);
-		if (r == NULL && e->code == EX_NOPERM) {
-			/*
-			 * A least-privilege role (pgq_reader) may consume but
-			 * not configure the queue: pgqd goes on ticking it,
-			 * and the relay uses its ticks.
-			 */
-			char why[sizeof(e->msg)];
-
-			snprintf(why, sizeof(why), "%s", e->msg);
-			r = run(pg, "SELECT pg_advisory_unlock(" LOCK_CLASS
-				", $1::int4)", 1, &v[1], "unlocking", e);
-			if (r == NULL)
-				return -1;
-			PQclear(r);
-			mk_err_set(e, 0, "queue '%s' cannot be ticked by this "
-				   "relay (%s): pgqd ticks it; give the role "
-				   "the right to call pgq.set_queue_config, or "
-				   "set ticker: pgqd", queue, why);
-			return 0;
-		}
+	if (external && t->marker) {
+		/* Who set it?  The lock is ours, so no relay ticks now. */
+		r = run(pg, "SELECT set_by || ' since ' || to_char(set_at AT "
+			"TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+			" FROM mikkoo.queue_ticker WHERE queue_name = $1", 1, v,
+			"reading mikkoo.queue_ticker", e);
 		if (r == NULL)
 			return -1;
+		marked = PQntuples(r) == 1;
+		if (marked)
+			snprintf(set_by, sizeof(set_by), "%s",
+				 PQgetvalue(r, 0, 0));
 		PQclear(r);
-		rc = wait_other_tickers(pg, wait_max, e);
-		if (rc <= 0) {
-			/* Give the queue back: pgqd goes on ticking it. */
-			struct mk_err e2;
-			int src;
-
-			t->active = true;
-			src = ticker_stop(t, pg, queue, &e2);
-			if (rc < 0)
-				return -1;
-			if (src < 0) {
-				*e = e2;
-				return -1;
-			}
-			if (sig_term_count() > 0)
-				mk_err_set(e, 0, "stop requested while waiting "
-					   "to tick queue '%s': left to pgqd",
-					   queue);
-			else
-				mk_err_set(e, 0, "a pgq.ticker() call still "
-					   "ran after %.0f s: queue '%s' left "
-					   "to pgqd", wait_max, queue);
-			return 0;
+		if (!marked) {
+			t->foreign = true;
+			mk_err_set(e, 0, "queue '%s' has external_ticker set by "
+				   "another ticker than mikkoo-relay (a Londiste "
+				   "cascade?): this relay uses its ticks and "
+				   "leaves the flag alone", queue);
+			return unlock(pg, id, e) < 0 ? -1 : 0;
 		}
+	}
+	if (external) {
+		/* A leftover of a relay that died (or, without the table,
+		 * of anyone): ours now, as pgqd does not tick it either. */
+		if (marked) {
+			const char *q[] = { MARK_SQL };
+			const int nq[] = { 2 };
+
+			if (in_tx(pg, q, nq, v, 1, "mikkoo.queue_ticker", e) < 0)
+				return -1;
+			mk_err_set(e, 0, "queue '%s': took back the ticking left "
+				   "by a relay that stopped without handing it "
+				   "back (%s)", queue, set_by);
+		} else {
+			mk_err_set(e, 0, "queue '%s': external_ticker was set and "
+				   "mikkoo.queue_ticker is missing (install the "
+				   "current mikkoo.sql): cannot tell who set it; "
+				   "ticking it", queue);
+		}
+		t->active = true;
+		return 1;
+	}
+	{
+		const char *q[] = {
+			"SELECT pgq.set_queue_config($1, 'external_ticker',"
+			" 'true')", MARK_SQL,
+		};
+		const int nq[] = { 1, 2 };
+
+		rc = in_tx(pg, q, nq, v, t->marker ? 2 : 1,
+			   "pgq.set_queue_config", e);
+	}
+	if (rc < 0 && e->code == EX_NOPERM) {
+		/*
+		 * A least-privilege role (pgq_reader) may consume but not
+		 * configure the queue: pgqd goes on ticking it, and the
+		 * relay uses its ticks.
+		 */
+		char why[sizeof(e->msg)];
+
+		snprintf(why, sizeof(why), "%s", e->msg);
+		if (unlock(pg, id, e) < 0)
+			return -1;
+		mk_err_set(e, 0, "queue '%s' cannot be ticked by this relay "
+			   "(%s): pgqd ticks it; give the role the right to "
+			   "call pgq.set_queue_config%s, or set ticker: pgqd",
+			   queue, why, t->marker ? " and to write "
+			   "mikkoo.queue_ticker" : "");
+		return 0;
+	}
+	if (rc < 0)
+		return -1;
+	rc = wait_other_tickers(pg, wait_max, e);
+	if (rc <= 0) {
+		/* Give the queue back: pgqd goes on ticking it. */
+		struct mk_err e2;
+		int src;
+
+		t->active = true;
+		src = ticker_stop(t, pg, queue, &e2);
+		if (rc < 0)
+			return -1;
+		if (src < 0) {
+			*e = e2;
+			return -1;
+		}
+		if (sig_term_count() > 0)
+			mk_err_set(e, 0, "stop requested while waiting to tick "
+				   "queue '%s': left to pgqd", queue);
+		else
+			mk_err_set(e, 0, "a pgq.ticker() call still ran after "
+				   "%.0f s: queue '%s' left to pgqd", wait_max,
+				   queue);
+		return 0;
 	}
 	t->active = true;
 	return 1;
@@ -280,9 +363,13 @@ int
 ticker_stop(struct ticker *t, PGconn *pg, const char *queue,
 	    struct mk_err *e)
 {
+	static const char *const q[] = {
+		"SELECT pgq.set_queue_config($1, 'external_ticker', 'false')",
+		"DELETE FROM mikkoo.queue_ticker WHERE queue_name = $1",
+	};
+	static const int nq[] = { 1, 1 };
 	char id[16];
-	const char *v[] = { queue, id };
-	PGresult *r;
+	const char *v[] = { queue };
 	bool was = t->active;
 
 	t->active = false;
@@ -290,20 +377,14 @@ ticker_stop(struct ticker *t, PGconn *pg, const char *queue,
 		return 0;
 	snprintf(id, sizeof(id), "%d", t->queue_id);
 	/*
-	 * The flag first, committed, then the lock: a relay that takes the
-	 * lock after us must see pgqd ticking again (and wait for it).
+	 * The flag (and its owner's row) first, committed, then the lock:
+	 * a relay that takes the lock after us must see pgqd ticking again
+	 * (and wait for it).
 	 */
-	r = run(pg, "SELECT pgq.set_queue_config($1, 'external_ticker',"
-		" 'false')", 1, v, "pgq.set_queue_config", e);
-	if (r == NULL)
+	if (in_tx(pg, q, nq, v, t->marker ? 2 : 1, "pgq.set_queue_config",
+		  e) < 0)
 		return -1;
-	PQclear(r);
-	r = run(pg, "SELECT pg_advisory_unlock(" LOCK_CLASS ", $1::int4)",
-		1, &v[1], "unlocking", e);
-	if (r == NULL)
-		return -1;
-	PQclear(r);
-	return 0;
+	return unlock(pg, id, e);
 }
 
 void

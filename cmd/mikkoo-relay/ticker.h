@@ -31,6 +31,15 @@
  *   - ticker_stop() (a clean stop) clears external_ticker, so pgqd
  *     ticks the queue again for its other consumers.  After a crash the
  *     flag stays set until a relay takes the lock again.
+ *   - The flag's owner is recorded: setting it also writes the queue's
+ *     row of mikkoo.queue_ticker (who set it, when), in the same
+ *     transaction, and clearing it deletes the row.  So a relay that
+ *     finds the flag set and the ticker lock free tells a leftover of a
+ *     relay that died (a row: it takes the queue back) from a queue that
+ *     another external ticker drives (no row, e.g. a Londiste cascade:
+ *     it leaves the queue alone and uses those ticks).  Without that
+ *     table (a mikkoo.sql that predates it) it cannot tell, and takes
+ *     the flag as before, saying so.
  *
  * Owns: the lock, the flag it set, the statement text (the event table
  * name comes from pgq.queue, quoted).  Never: logs, sleeps except in the
@@ -49,6 +58,8 @@
 struct ticker {
 	bool active;            /* lock held, flag set: we tick */
 	bool paused;            /* queue_ticker_paused: nobody ticks */
+	bool foreign;           /* external_ticker set by another ticker */
+	bool marker;            /* mikkoo.queue_ticker exists */
 	bool prepared;          /* the session has the tick statement */
 	int queue_id;
 	char *sql;              /* the tick statement (owned) */
@@ -61,16 +72,19 @@ enum ticker_for {
 };
 
 /*
- * Become the ticker of queue: 1 active; 0 another session holds the
- * queue's ticker lock or the queue's ticker is paused (the caller polls
- * next_batch as before); -1 error (e).  Waits at most wait_max seconds
- * for a running pgq.ticker() call (else it gives the queue back to
- * pgqd and returns 0, saying why in e->msg with code 0).  A role that
- * may not call pgq.set_queue_config also gets 0 and a message: pgqd
- * goes on ticking.
+ * Become the ticker of queue, as who (recorded in mikkoo.queue_ticker):
+ * 1 active (e->msg, code 0, may hold a note: a leftover flag taken
+ * back, or one taken without knowing whose); 0 another session holds
+ * the queue's ticker lock, the queue's ticker is paused, or another
+ * external ticker drives it (t->foreign, e->msg says so) (the caller
+ * polls next_batch as before); -1 error (e).  Waits at most wait_max
+ * seconds for a running pgq.ticker() call (else it gives the queue back
+ * to pgqd and returns 0, saying why in e->msg with code 0).  A role
+ * that may not call pgq.set_queue_config also gets 0 and a message:
+ * pgqd goes on ticking.
  */
 int ticker_start(struct ticker *t, PGconn *pg, const char *queue,
-		 double wait_max, struct mk_err *e);
+		 const char *who, double wait_max, struct mk_err *e);
 
 /* Tick when there is something to tick (see above); *ticked says. */
 int ticker_tick(struct ticker *t, PGconn *pg, const char *queue,

@@ -19,7 +19,7 @@
 /* What RabbitMQ said about the one message in flight. */
 struct wait {
 	uint64_t tag;
-	bool done, acked, returned, closed;
+	bool done, acked, returned, closed, timed_out;
 	char why[600];
 };
 
@@ -149,6 +149,7 @@ publish(struct broker *b, const struct mk_message *msg, double timeout,
 		return -1;
 	while (!w->done) {
 		if (now_mono() >= deadline) {
+			w->timed_out = true;
 			mk_err_set(e, EX_UNAVAILABLE, "RabbitMQ '%s' did not "
 				   "confirm a publish within %g s%s%s",
 				   broker_display(b), timeout,
@@ -233,6 +234,7 @@ one(struct broker *b, struct mqchan *c, const struct resurrect_opts *o,
 	}
 	rc = publish(b, &msg, o->timeout, &w, e);
 	if (rc < 0) {
+		st->timed_out = w.timed_out;
 		/* Not acked: it stays, and may also have been delivered. */
 		st->stayed++;
 		if (emit(out, rec, "unconfirmed", w.why, NULL) < 0)
@@ -262,23 +264,37 @@ resurrect_run(struct broker *b, const struct resurrect_opts *o, FILE *out,
 	struct mqchan c = { 0 };
 	amqp_pool_t pool;
 	struct mq_msg m;
-	uint32_t ready;
-	long selected;
+	uint32_t ready, bound, more = 0, taken = 0;
+	long selected, gone;
 	int rc = 0, got;
 
-	memset(st, 0, sizeof(*st));
+	/* Passes after a move read again what was not acknowledged: only
+	 * the resurrected ones are gone (none in a dry run). */
+	if (o->dry_run)
+		st->resurrected = 0;
+	gone = st->resurrected;
+	st->stayed = st->skipped = 0;
+	st->lost = st->timed_out = false;
 	if (delivery_name_check("queue", o->queue, e) < 0)
 		return -1;
 	if (mqchan_open(&c, b, e) < 0 ||
-	    mqchan_count(&c, o->queue, &ready, e) < 0)
+	    mqchan_count(&c, o->queue, &ready, e) < 0) {
+		st->lost = broker_lost(b);
 		return -1;
-	init_amqp_pool(&pool, 4096);
+	}
 	/* No more than the queue held at the start: a message that dies
 	 * again at once comes back behind them and is left for next time.
 	 * One basic.get at least: a stream (its count is 0) or a queue we
-	 * may not read then says so. */
-	while ((uint32_t)st->read < (ready ? ready : 1) &&
-	       sig_term_count() == 0) {
+	 * may not read then says so.  After a move to another node, no
+	 * more than the first node's count less what was resurrected. */
+	if (st->ready0 == 0 && gone == 0)
+		st->ready0 = ready;
+	bound = ready ? ready : 1;
+	if (gone > 0 && st->ready0 > (uint32_t)gone &&
+	    bound > st->ready0 - (uint32_t)gone)
+		bound = st->ready0 - (uint32_t)gone;
+	init_amqp_pool(&pool, 4096);
+	while (taken < bound && sig_term_count() == 0) {
 		selected = st->resurrected + st->stayed;
 		if (o->limit > 0 && selected >= o->limit)
 			break;
@@ -288,6 +304,7 @@ resurrect_run(struct broker *b, const struct resurrect_opts *o, FILE *out,
 			break;
 		}
 		st->read++;
+		taken++;
 		rc = one(b, &c, o, &m, &pool, out, st, e);
 		mq_msg_release(&m);
 		if (rc < 0)
@@ -300,15 +317,28 @@ resurrect_run(struct broker *b, const struct resurrect_opts *o, FILE *out,
 	}
 	empty_amqp_pool(&pool);
 	/* Everything not acked goes back to its place, with the channel or,
-	 * when the connection failed, with the connection. */
-	if (rc < 0 && e->code == EX_UNAVAILABLE)
-		c.open = false;
+	 * when the connection failed or is blocked, with the connection. */
+	if (rc < 0 && e->code == EX_UNAVAILABLE) {
+		st->lost = broker_lost(b);
+		mqchan_forget(&c);
+	}
+	/* Stopped early on a quorum queue: read on through the handed-back
+	 * ones so that what stays keeps its order (mqchan.h). */
+	if (rc == 0 && mqchan_keep_order(&c, o->queue, bound - taken, &more,
+					 e) < 0) {
+		rc = -1;
+		if (e->code == EX_UNAVAILABLE) {
+			st->lost = broker_lost(b);
+			mqchan_forget(&c);
+		}
+	}
 	mqchan_close(&c);
-	if (rc == 0 && (st->read > st->resurrected || o->dry_run)) {
+	if (rc == 0 && ((long)taken > st->resurrected - gone || o->dry_run)) {
 		/* A quorum queue takes a moment to have them ready again. */
-		uint32_t gone = o->dry_run ? 0 : (uint32_t)st->resurrected;
+		uint32_t left = o->dry_run ? 0
+			: (uint32_t)(st->resurrected - gone);
 
-		mqchan_wait_ready(&c, o->queue, ready > gone ? ready - gone : 0,
+		mqchan_wait_ready(&c, o->queue, ready > left ? ready - left : 0,
 				  2000);
 		mqchan_close(&c);
 	}
@@ -319,7 +349,7 @@ int
 resurrect_main(struct tool_conn *t, const struct resurrect_opts *o)
 {
 	struct resurrect_stats st = { 0 };
-	struct broker *b = NULL;
+	struct tool_mq m = { 0 };
 	struct mk_err e;
 	int rc = 0;
 
@@ -328,13 +358,25 @@ resurrect_main(struct tool_conn *t, const struct resurrect_opts *o)
 	if (sig_install(false) < 0)
 		log_warn("cannot install signal handlers: ^C ends at once");
 	if (delivery_name_check("queue", o->queue, &e) < 0 ||
-	    tool_setup(t, &e) < 0 || tool_broker(t, "mikkoo-replay", &b, &e) < 0)
+	    tool_setup(t, &e) < 0 || tool_mq_open(t, "mikkoo-replay", &m,
+						  &e) < 0)
 		goto fail;
-	if (resurrect_run(b, o, stdout, &st, &e) < 0) {
+	while (resurrect_run(m.b, o, stdout, &st, &e) < 0) {
+		/* The node was lost: go on from the next one.  Messages not
+		 * acknowledged went back to the queue and are read again
+		 * there (an unconfirmed one may then be published twice). */
+		if (st.lost && sig_term_count() == 0 &&
+		    tool_mq_move(&m, &e, &e) == 0) {
+			log_warn("resurrecting '%s' on: %ld resurrected so "
+				 "far; what was read and not resurrected is "
+				 "read again", o->queue, st.resurrected);
+			continue;
+		}
 		log_error("%s", e.msg);
 		rc = e.code;
-		if (st.read == 0)
+		if (st.read == 0 && st.resurrected == 0)
 			goto out;
+		break;
 	}
 	if (o->dry_run)
 		log_info("would resurrect %ld of %ld message%s read from '%s' "
@@ -356,6 +398,6 @@ fail:
 	log_error("%s", e.msg);
 	rc = e.code;
 out:
-	broker_free(b);
+	tool_mq_close(&m);
 	return rc;
 }

@@ -15,7 +15,11 @@
  * confirmed in time, not a dead letter, or not selected by the filters
  * is not acknowledged: closing the channel at the end puts it back in
  * its place in the dead-letter queue.  One message is in flight at a
- * time, so a return is always the current message's.
+ * time, so a return is always the current message's.  When the node is
+ * lost mid-run, resurrect_main goes on from the next one (tool.h): the
+ * unacknowledged messages went back and are read again there, and acks
+ * are only ever sent on the connection that got the message, after its
+ * copy was confirmed there.
  * Never: acknowledges a message that was not confirmed; prints anything
  * but result records on out.
  */
@@ -23,6 +27,7 @@
 #define MIKKOO_REPLAY_RESURRECT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "broker.h"
@@ -45,12 +50,19 @@ struct resurrect_stats {
 	long resurrected;       /* confirmed and acked (dry run: would be) */
 	long stayed;            /* selected but left in the queue */
 	long skipped;           /* not selected by the filters */
+	uint32_t ready0;        /* the queue's count at the start */
+	bool lost;              /* the run failed with its connection */
+	bool timed_out;         /* no confirm within the timeout */
 };
 
 /*
- * Resurrect; records go to out.  -1 stops the run: the connection is
- * gone, or a confirm did not come in time (EX_UNAVAILABLE), the queue is
- * missing (EX_NOINPUT), or out failed (EX_IOERR).
+ * Resurrect; records go to out; st accumulates over runs (zero it
+ * before the first).  -1 stops the run: the connection is gone
+ * (st->lost: the caller may go on from another node, calling again), a
+ * confirm did not come in time (EX_UNAVAILABLE, st->timed_out), the
+ * queue is missing (EX_NOINPUT), or out failed (EX_IOERR).  A run that
+ * stops early on a quorum queue reads on through the messages handed
+ * back before (mqchan_keep_order), so what stays keeps its order.
  */
 int resurrect_run(struct broker *b, const struct resurrect_opts *o,
 		  FILE *out, struct resurrect_stats *st, struct mk_err *e);

@@ -11,22 +11,40 @@ arrive once it commits).  When the connection breaks during a COMMIT
 whether it committed, and redoes it only if not.  The server is libpq's
 PGHOST/PGPORT (lists: a primary and its standby) and PG* variables.
 
+drain: a consumer of the confirming queue that takes what arrives, in
+order, into a file (JSON lines: message_id and body), acking each one
+after it is written, until SIGTERM or SIGINT: a queue's reader that
+comes late (a full queue drained later).  What it got and did not ack
+when stopped goes back to the queue.
+
+probe: commits one audited event (producer -2, routing key "probe",
+seq --seq) and waits for it on --amqp-queue (a queue bound to that key),
+through the first of --urls (white-space separated; default
+$MIKKOO_AMQP_URL) that answers, moving on when a node fails.  Prints
+{"committed": T0, "delivered": T1} in seconds since --since (an epoch;
+the fault), or exits 1 after --timeout.  Tests print such times; they
+never assert on them.
+
 check: reads the committed events (mikkoo.audit rows: they commit with
-their events) and the dead letters, drains the confirming queue, and
-classifies each committed event: ok (once), dup (more than once), lost
-(never, not dead-lettered), dead; messages matching no committed event
-are unexpected.  First deliveries must follow seq per producer.  Prints
-a JSON summary; exits 0 when lost == unexpected == order == 0 (and
-dup == 0 with --no-dups; order is only reported with --late-ok, for the
-caller to hold against the relay's count of retried events: each event
-out of order counts once).  With --expect-events N, also every (p, seq)
-the producers saw committed must be in mikkoo.audit exactly once
-(commits_missing, commits_twice): what a failover must not lose.
+their events) and the dead letters, drains the confirming queue (after
+the messages of --drained files, which came first), and classifies each
+committed event: ok (once), dup (more than once), lost (never, not
+dead-lettered), dead; messages matching no committed event are
+unexpected.  Each producer commits its transactions one after another,
+so its seq is its commit order: a first delivery of a seq lower than
+one already delivered is out of order ("order" counts them, each event
+once; "order_first" shows the first few as [p, seq, after_seq]).
+Duplicates do not count: only first deliveries.  Prints a JSON summary;
+exits 0 when lost == unexpected == order == 0 (and dup == 0 with
+--no-dups).  With --expect-events N, also every (p, seq) the producers
+saw committed must be in mikkoo.audit exactly once (commits_missing,
+commits_twice): what a failover must not lose.
 """
 import argparse
 import json
 import os
 import random
+import signal
 import sys
 import threading
 import time
@@ -165,6 +183,93 @@ def drain(a):
     return got
 
 
+def drain_to_file(a):
+    """The late reader (see drain above)."""
+    stop = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda n, f: stop.append(n))
+    conn = pika.BlockingConnection(pika.URLParameters(
+        os.environ["MIKKOO_AMQP_URL"]))
+    ch = conn.channel()
+    ch.basic_qos(prefetch_count=a.prefetch)
+    n = 0
+    with open(a.out, "a") as out:
+        print("draining", flush=True)
+        for m, props, body in ch.consume(a.amqp_queue,
+                                         inactivity_timeout=0.1):
+            if stop:
+                break
+            if m is None:
+                continue
+            out.write(json.dumps({"message_id": props.message_id,
+                                  "body": json.loads(body)}) + "\n")
+            out.flush()
+            ch.basic_ack(m.delivery_tag)
+            n += 1
+    # unacked deliveries go back to the queue with the channel
+    conn.close()
+    print("drained", n, flush=True)
+    return 0
+
+
+def probe(a):
+    db = connect()
+    cur = db.cursor()
+    cur.execute("SELECT mikkoo.insert_audited_event(%s, %s, 'probe', %s, "
+                "'application/json')", (a.queue, a.exchange,
+                                        json.dumps({"p": -2, "seq": a.seq,
+                                                    "rb": False})))
+    db.commit()
+    t0 = time.time()
+    db.close()
+    urls = (a.urls or os.environ["MIKKOO_AMQP_URL"]).split()
+    deadline = time.monotonic() + a.timeout
+    i = 0
+    while time.monotonic() < deadline:
+        try:
+            conn = pika.BlockingConnection(pika.URLParameters(urls[i]))
+        except Exception:
+            i = (i + 1) % len(urls)
+            time.sleep(0.05)
+            continue
+        try:
+            ch = conn.channel()
+            while time.monotonic() < deadline:
+                m, props, body = ch.basic_get(a.amqp_queue, auto_ack=True)
+                if m is None:
+                    time.sleep(0.02)
+                    continue
+                b = json.loads(body)
+                if b.get("p") == -2 and b.get("seq") == a.seq:
+                    t1 = time.time()
+                    print(json.dumps({
+                        "committed": round(t0 - a.since, 2),
+                        "delivered": round(t1 - a.since, 2)}))
+                    conn.close()
+                    return 0
+        except Exception:
+            # the node went away, or the queue has no leader yet
+            i = (i + 1) % len(urls)
+            try:
+                conn.close()
+            except Exception:
+                pass
+            time.sleep(0.05)
+    print(json.dumps({"committed": round(t0 - a.since, 2),
+                      "delivered": None}))
+    return 1
+
+
+def drained(paths):
+    got = []
+    for path in paths or []:
+        with open(path) as f:
+            for line in f:
+                r = json.loads(line)
+                got.append((r["message_id"], r["body"]))
+    return got
+
+
 def check(a):
     db = connect()
     cur = db.cursor()
@@ -174,9 +279,10 @@ def check(a):
     cur.execute("SELECT ev_id FROM mikkoo.dead_letter WHERE queue = %s",
                 (a.queue,))
     dead_ids = {r[0] for r in cur.fetchall()}
-    got = drain(a)
+    got = drained(a.drained) + drain(a)
     count = {}
     order_bad = 0
+    order_first = []
     last_seq = {}
     unexpected = 0
     for mid, body in got:
@@ -188,10 +294,15 @@ def check(a):
             p, s = body["p"], body["seq"]
             if s <= last_seq.get(p, 0):
                 order_bad += 1
-            last_seq[p] = s
+                if len(order_first) < 5:
+                    order_first.append([p, s, last_seq[p]])
+            else:
+                last_seq[p] = s
     summary = {"committed": len(committed), "delivered": len(got),
                "ok": 0, "dup": 0, "lost": 0, "dead": 0,
                "unexpected": unexpected, "order": order_bad}
+    if order_first:
+        summary["order_first"] = order_first
     if a.expect_events:
         # every commit the producers saw acknowledged is in the database
         # (a failover must not lose one), and none twice
@@ -214,7 +325,7 @@ def check(a):
             summary["dup"] += 1
     print(json.dumps(summary))
     bad = summary["lost"] or summary["unexpected"] \
-        or (summary["order"] and not a.late_ok) \
+        or summary["order"] \
         or (a.no_dups and summary["dup"]) or not committed \
         or summary.get("commits_missing") or summary.get("commits_twice")
     return 1 if bad else 0
@@ -235,16 +346,31 @@ def main():
     s.add_argument("--amqp-queue", required=True)
     s.add_argument("--idle", type=float, default=2)
     s.add_argument("--no-dups", action="store_true")
-    s.add_argument("--late-ok", action="store_true",
-                   help="report first deliveries out of order (retried "
-                   "events come later) without failing on them")
+    s.add_argument("--drained", action="append",
+                   help="a file of drain's: its messages came first")
     s.add_argument("--expect-producers", type=int, default=4)
     s.add_argument("--expect-events", type=int, default=0,
                    help="events each producer committed (produce --events)")
+    s = sub.add_parser("drain")
+    s.add_argument("--amqp-queue", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--prefetch", type=int, default=500)
+    s = sub.add_parser("probe")
+    s.add_argument("--queue", required=True)
+    s.add_argument("--exchange", required=True)
+    s.add_argument("--amqp-queue", required=True)
+    s.add_argument("--seq", type=int, default=1)
+    s.add_argument("--since", type=float, default=0)
+    s.add_argument("--urls")
+    s.add_argument("--timeout", type=float, default=120)
     a = ap.parse_args()
+    if a.cmd == "probe":
+        return probe(a)
     if a.cmd == "produce":
         produce(a)
         return 0
+    if a.cmd == "drain":
+        return drain_to_file(a)
     return check(a)
 
 

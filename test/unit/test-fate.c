@@ -19,16 +19,12 @@ static const struct row rows[] = {
 	/* confirmed: published, whatever the history */
 	{ FATE_ACKED, 0, 10, NULL, FATE_PUBLISHED, "", 0 },
 	{ FATE_ACKED, 50, 10, "ignored", FATE_PUBLISHED, "", 0 },
-	/* a nack is the broker's trouble: requeued, never counted, never
-	   dead, whatever max_failures says */
-	{ FATE_NACKED, 0, 10, "nacked by RabbitMQ", FATE_REQUEUE,
-	  "nacked by RabbitMQ", 0 },
-	{ FATE_NACKED, 9, 10, "nacked by RabbitMQ", FATE_REQUEUE,
-	  "nacked by RabbitMQ", 9 },
-	{ FATE_NACKED, 10, 10, "nacked by RabbitMQ", FATE_REQUEUE,
-	  "nacked by RabbitMQ", 10 },
-	{ FATE_NACKED, 500, 10, "nacked by RabbitMQ", FATE_REQUEUE,
-	  "nacked by RabbitMQ", 500 },
+	/* a nack never reaches fate (the relay holds the line); asked
+	   anyway, it is a refusal like the others */
+	{ FATE_NACKED, 0, 10, "nacked by RabbitMQ", FATE_RETRY,
+	  "nacked by RabbitMQ", 1 },
+	{ FATE_NACKED, 10, 10, "nacked by RabbitMQ", FATE_DEAD,
+	  "nacked by RabbitMQ (attempt 11, max_failures 10)", 11 },
 	/* refusals: retried while ev_retry < max_failures */
 	{ FATE_RETURNED, 0, 3, "returned by RabbitMQ: 312 NO_ROUTE",
 	  FATE_RETRY, "returned by RabbitMQ: 312 NO_ROUTE", 1 },
@@ -48,12 +44,10 @@ static const struct row rows[] = {
 	  "published to: 404 NOT_FOUND", 1 },
 	{ FATE_EXCHANGE_REFUSED, 1, 1, "exchange 'x': 404", FATE_DEAD,
 	  "exchange 'x': 404 (attempt 2, max_failures 1)", 2 },
-	/* max_failures 0: the first refusal is the last; not a nack's */
+	/* max_failures 0: the first refusal is the last */
 	{ FATE_RETURNED, 0, 0, "returned by RabbitMQ: 312 NO_ROUTE",
 	  FATE_DEAD, "returned by RabbitMQ: 312 NO_ROUTE (attempt 1, "
 	  "max_failures 0)", 1 },
-	{ FATE_NACKED, 0, 0, "nacked by RabbitMQ", FATE_REQUEUE,
-	  "nacked by RabbitMQ", 0 },
 	/* never publishable: dead at once, reason unchanged */
 	{ FATE_BAD_DATA, 0, 10, "ev_extra3 is not a JSON object", FATE_DEAD,
 	  "ev_extra3 is not a JSON object", 1 },
@@ -63,7 +57,7 @@ static const struct row rows[] = {
 	  "(1024)", 1 },
 	/* NULL ev_retry arrives as -1 from nowhere, and no reason at all */
 	{ FATE_RETURNED, -1, 10, NULL, FATE_RETRY, "unknown", 1 },
-	{ FATE_NACKED, -1, 10, NULL, FATE_REQUEUE, "unknown", 0 },
+	{ FATE_NACKED, -1, 10, NULL, FATE_RETRY, "unknown", 1 },
 	{ FATE_BAD_DATA, 0, 10, "", FATE_DEAD, "unknown", 1 },
 };
 
@@ -89,7 +83,7 @@ main(void)
 	}
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
-	fate_decide(FATE_NACKED, 1, 10, 10, big, &f);
+	fate_decide(FATE_RETURNED, 1, 1, 10, big, &f);
 	ok(strlen(f.reason) < FATE_REASON_MAX && strlen(f.reason) > 200 &&
 	   strcmp(f.reason + strlen(f.reason) - 3, "...") == 0,
 	   "a long reason is cut to fit, not overrun, and says so");

@@ -58,6 +58,7 @@ render(void)
 	q[0].c.retried = 1;
 	q[0].c.dead = 2;
 	q[0].c.batches = 4;
+	q[0].c.refused = 5;
 	q[0].c.reconnects_pg = 1;
 	q[0].up = true;
 	q[0].pending = 10;
@@ -81,6 +82,8 @@ render(void)
 		"2\n", "dead-lettered");
 	has_str(text, "mikkoo_batches_total{queue=\"orders\"} 4\n",
 		"batches");
+	has_str(text, "mikkoo_broker_refusals_total{queue=\"orders\"} 5\n",
+		"broker refusals");
 	has_str(text, "mikkoo_reconnects_total{queue=\"orders\","
 		"server=\"postgresql\"} 1\nmikkoo_reconnects_total{queue="
 		"\"orders\",server=\"rabbitmq\"} 0\n", "reconnects by server");
@@ -117,9 +120,9 @@ render(void)
 	ok(text[len - 1] == '\n', "ends with a newline");
 	for (line = text; (line = strchr(line, '\n')) != NULL; line++)
 		lines++;
-	/* 4 counters x (2 + 2) + reconnects 2 + 4 + pending 2 + 1 + lag
+	/* 5 counters x (2 + 2) + reconnects 2 + 4 + pending 2 + 1 + lag
 	 * 2 + 1 + tick age 2 + 1 + up 2 + 2 + histogram 2 + 2 x 18 */
-	is_int(lines, 16 + 6 + 3 + 3 + 3 + 4 + 38, "no line more, none "
+	is_int(lines, 20 + 6 + 3 + 3 + 3 + 4 + 38, "no line more, none "
 	       "less");
 	free(text);
 	ok(prom_render(q, 0, &text, &len) == 0 && strstr(text, "{") == NULL,
