@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* relay_batch: one PgQ batch to RabbitMQ, every event given its fate. */
+/*
+ * pipeline: one batch from the source to RabbitMQ: map, publish,
+ * confirm, every event given its fate, the settle and the finish.
+ */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,7 +14,7 @@
 #include "ids.h"
 #include "log.h"
 #include "mono.h"
-#include "relay_int.h"
+#include "worker.h"
 #include "text.h"
 
 /* ---- test-only fault points ---------------------------------------- */
@@ -109,8 +112,7 @@ settle(struct relay *r)
 {
 	if (r->nfail == 0)
 		return 0;
-	if (pgq_settle(&r->pg, r->batch_id, r->w->queue, r->w->consumer_name,
-		       r->w->retry_delay, r->fail, r->nfail, &r->e) < 0)
+	if (r->src->ops->settle(r->src, r->fail, r->nfail, &r->e) < 0)
 		return -1;
 	r->batch_settled += r->nfail;
 	fail_clear(r);
@@ -251,7 +253,7 @@ hold_from(struct relay *r, long long from, bool lost, const char *why)
 
 /* The hold is over (the batch finished) or void (another batch came). */
 void
-relay_hold_end(struct relay *r)
+pipeline_hold_end(struct relay *r)
 {
 	r->hold.on = false;
 	r->hold.since = 0;
@@ -296,7 +298,7 @@ poison_take(struct relay *r, long long ev_id, char *why, size_t sz)
 }
 
 void
-relay_on_broker(void *arg, const struct broker_ev *ev)
+pipeline_on_broker(void *arg, const struct broker_ev *ev)
 {
 	struct relay *r = arg;
 	char why[INFLIGHT_REASON_MAX];
@@ -394,7 +396,7 @@ drain_done(struct relay *r)
 					 "confirmed %.1f s after the failure",
 					 now_mono() - r->failed_at);
 				r->failed_at = 0;
-				relay_set_state(r, REPORT_RELAYING, NULL);
+				status_set(r, REPORT_RELAYING, NULL);
 			}
 			continue;
 		}
@@ -484,7 +486,7 @@ blocked_too_long(struct relay *r)
 		return false;
 	mk_err_set(&r->e, EX_UNAVAILABLE, "RabbitMQ '%s' has blocked "
 		   "publishing for over %.0f s (%s): trying another node",
-		   relay_node_display(r), CONFIRM_TIMEOUT,
+		   status_node(r), CONFIRM_TIMEOUT,
 		   broker_blocked_reason(r->mq));
 	return true;
 }
@@ -492,7 +494,7 @@ blocked_too_long(struct relay *r)
 static enum step
 poll_broker(struct relay *r, int timeout_ms)
 {
-	if (broker_poll(r->mq, timeout_ms, relay_on_broker, r, &r->e) < 0)
+	if (broker_poll(r->mq, timeout_ms, pipeline_on_broker, r, &r->e) < 0)
 		return broker_failed(r);
 	note_blocked(r);
 	if (r->refused)
@@ -512,9 +514,9 @@ wait_confirms(struct relay *r, size_t want)
 		if (inflight_pending(&r->q) <= want && !inflight_full(&r->q))
 			break;
 		if (broker_blocked(r->mq))
-			relay_set_state(r, REPORT_BLOCKED, broker_blocked_reason(r->mq));
-		relay_stats(r, false);
-		if (relay_stop_now(r))
+			status_set(r, REPORT_BLOCKED, broker_blocked_reason(r->mq));
+		status_stats(r, false);
+		if (status_stop_now(r))
 			return STEP_STOP;
 		if (blocked_too_long(r))
 			return broker_failed(r);
@@ -581,7 +583,7 @@ relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 	while (broker_blocked(r->mq)) {
 		if ((rc = poll_broker(r, 200)) != STEP_OK)
 			return rc;
-		if (relay_stop_now(r))
+		if (status_stop_now(r))
 			return STEP_STOP;
 		if (blocked_too_long(r))
 			return broker_failed(r);
@@ -621,10 +623,10 @@ relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 static void
 batch_abandon(struct relay *r)
 {
-	pgq_batch_abandon(&r->pg);
+	r->src->ops->abandon(r->src);
 	inflight_clear(&r->q);
 	fail_clear(r);
-	relay_hold_end(r);
+	pipeline_hold_end(r);
 }
 
 /*
@@ -641,7 +643,7 @@ batch_open(struct relay *r)
 		from = r->hold.from;
 	} else {
 		if (r->hold.on)
-			relay_hold_end(r);      /* not ours any more */
+			pipeline_hold_end(r);      /* not ours any more */
 		fail_clear(r);
 		r->batch_failed = r->batch_failed_logged = 0;
 		r->batch_read = r->batch_acked = r->batch_settled = 0;
@@ -651,12 +653,12 @@ batch_open(struct relay *r)
 	r->cur_ev_id = -1;
 	r->last_read = from > 0 ? from - 1 : 0;
 	inflight_clear(&r->q);
-	return pgq_batch_open_from(&r->pg, r->batch_id, r->w->max_event_bytes,
-				   from, &r->e);
+	return r->src->ops->open(r->src, r->batch_id, r->w->max_event_bytes,
+				 from, &r->e);
 }
 
 enum batch_result
-relay_batch(struct relay *r)
+pipeline_batch(struct relay *r)
 {
 	const struct mk_worker_config *w = r->w;
 	struct mk_event ev;
@@ -666,12 +668,11 @@ relay_batch(struct relay *r)
 	bool had_events;
 	enum step st;
 
-	if (pgq_next_batch(&r->pg, w->queue, w->consumer_name, &r->batch_id,
-			   &r->e) < 0)
+	if (r->src->ops->next(r->src, &r->batch_id, &r->e) < 0)
 		return BATCH_FAILED;
 	if (r->batch_id < 0) {
 		if (r->hold.on)
-			relay_hold_end(r);
+			pipeline_hold_end(r);
 		return BATCH_NONE;
 	}
 	if (batch_open(r) < 0) {
@@ -684,14 +685,14 @@ relay_batch(struct relay *r)
 	log_set_context("queue '%s' batch %lld", w->queue, r->batch_id);
 
 	for (;;) {
-		enum pgq_fetch_result f = pgq_fetch(&r->pg, w->batch_chunk,
-						    &ev, &size, &r->e);
+		enum source_fetch f = r->src->ops->fetch(r->src, &ev, &size,
+							 &r->e);
 
-		if (f == PGQ_FETCH_ERROR)
+		if (f == SOURCE_ERROR)
 			goto fail;
-		if (f == PGQ_FETCH_DONE)
+		if (f == SOURCE_DONE)
 			break;
-		if (f == PGQ_FETCH_CHUNK_END) {
+		if (f == SOURCE_PAUSE) {
 			if (r->nfail < FAIL_FLUSH)
 				continue;
 			/* Settle only what no refusal can send back to be
@@ -716,7 +717,7 @@ relay_batch(struct relay *r)
 			goto held;
 		if (st == STEP_ERROR)
 			goto fail;
-		if (st == STEP_STOP || relay_stop_now(r))
+		if (st == STEP_STOP || status_stop_now(r))
 			goto stopped;
 	}
 	st = wait_confirms(r, 0);
@@ -742,11 +743,11 @@ relay_batch(struct relay *r)
 		goto broken;
 	if (had_events)
 		fault_point("before_finish");
-	if (pgq_batch_finish(&r->pg, r->batch_id, &r->e) < 0)
+	if (r->src->ops->finish(r->src, &r->e) < 0)
 		goto fail;
 	if (had_events)
 		fault_point("after_finish");
-	relay_hold_end(r);
+	pipeline_hold_end(r);
 	r->cnt.total.batches++;
 	if (r->batch_failed > r->batch_failed_logged)
 		log_warn("%zu more failed events in this batch (not logged "
@@ -759,7 +760,7 @@ relay_batch(struct relay *r)
 	return BATCH_FINISHED;
 held:
 	/* Nothing finished, nothing retried: read again from hold.from. */
-	pgq_batch_abandon(&r->pg);
+	r->src->ops->abandon(r->src);
 	inflight_clear(&r->q);
 	r->refused = false;
 	log_set_context("queue '%s'", w->queue);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * relay: one worker's life: connections and failover, the consumer lock,
- * ticking, waits, reloads and reports (relay_batch.c relays a batch).
+ * worker: one worker's life: connections and failover, the consumer
+ * lock, ticking, waits and reloads; the pipeline (pipeline.c) relays
+ * each batch, status.c says how it goes.
  */
 #include <errno.h>
 #include <math.h>
@@ -18,29 +19,10 @@
 #include "mono.h"
 #include "nodes.h"
 #include "pg.h"
-#include "relay_int.h"
+#include "worker.h"
 #include "sdnotify.h"
 #include "sig.h"
 #include "text.h"
-
-/* The RabbitMQ node in use, masked, for log lines. */
-const char *
-relay_node_display(const struct relay *r)
-{
-	return r->w->nodes[r->node < r->w->nnodes ? r->node : 0].display;
-}
-
-bool
-relay_stop_now(struct relay *r)
-{
-	int n = sig_term_count();
-
-	if (n == 0)
-		return false;
-	if (r->stop_deadline == 0)
-		r->stop_deadline = now_mono() + r->o->drain_seconds;
-	return n >= 2 || now_mono() >= r->stop_deadline;
-}
 
 static void
 find_origin(char *buf, size_t sz)
@@ -66,8 +48,6 @@ find_origin(char *buf, size_t sz)
 /* Interruptible sleep that keeps the AMQP connection's heartbeats. */
 static void
 idle(struct relay *r, double seconds);
-static void report_sink(void *arg, const struct counts *total,
-			const struct counts *delta, const struct gauges *g);
 
 /* ---- connections -------------------------------------------------- */
 
@@ -205,7 +185,7 @@ ensure_connected(struct relay *r)
 			r->cnt.total.reconnects_mq++;
 			if (r->w->nnodes > 1)
 				log_info("reconnected to RabbitMQ '%s' (node "
-					 "%zu of %zu)", relay_node_display(r),
+					 "%zu of %zu)", status_node(r),
 					 r->node + 1, r->w->nnodes);
 			else
 				log_info("reconnected to RabbitMQ");
@@ -356,76 +336,6 @@ ticker_end(struct relay *r)
 			 "cleared)", r->w->queue);
 }
 
-/* ---- the supervisor's report (see report.h) ------------------------ */
-
-static void
-report_send_now(struct relay *r)
-{
-	if (r->o->report_fd >= 0)
-		(void)report_send(r->o->report_fd, &r->rep);
-}
-
-/*
- * To systemd, for a worker run alone (--worker): a supervised worker's
- * parent speaks for the service and never passes the socket on.
- */
-static void
-notify(const char *what)
-{
-	struct mk_err e;
-
-	if (sdnotify(&e, "%s", what) < 0)
-		log_warn("%s", e.msg);
-}
-
-/* A state change goes to the supervisor at once, not at the next tick. */
-void
-relay_set_state(struct relay *r, enum report_state st, const char *why)
-{
-	bool changed = r->rep.state != (uint32_t)st;
-	char status[64 + sizeof(r->rep.why)];
-	size_t i;
-
-	r->rep.state = (uint32_t)st;
-	/* never cut inside a character: /health shows it (text.h) */
-	text_copy(r->rep.why, sizeof(r->rep.why), why ? why : "");
-	/* with the totals as they are now: a scrape that sees the new
-	 * state also sees the reconnect that led to it */
-	if (changed)
-		report_sink(r, &r->cnt.total, NULL, &r->cnt.gauges);
-	if (changed && sdnotify_on()) {
-		snprintf(status, sizeof(status), "STATUS=%s%s%s",
-			 report_state_name(st), r->rep.why[0] ? ": " : "",
-			 r->rep.why);
-		for (i = 0; status[i]; i++)     /* one line */
-			if ((unsigned char)status[i] < 0x20)
-				status[i] = ' ';
-		notify(status);
-	}
-}
-
-/* The counters' third sink: the totals and gauges, to the supervisor. */
-static void
-report_sink(void *arg, const struct counts *t, const struct counts *d,
-	    const struct gauges *g)
-{
-	struct relay *r = arg;
-
-	(void)d;
-	r->rep.c.published = (uint64_t)t->published;
-	r->rep.c.retried = (uint64_t)t->retried;
-	r->rep.c.dead = (uint64_t)t->dead;
-	r->rep.c.batches = (uint64_t)t->batches;
-	r->rep.c.refused = (uint64_t)t->refused;
-	r->rep.c.reconnects_pg = (uint64_t)t->reconnects_pg;
-	r->rep.c.reconnects_mq = (uint64_t)t->reconnects_mq;
-	r->rep.c.latency = t->latency;
-	r->rep.pending = g->pending;
-	r->rep.lag = g->lag;
-	r->rep.tick_age = g->tick_age;
-	report_send_now(r);
-}
-
 /* Between batches, connected: the pending and lag gauges, now and then. */
 static void
 gauges_maybe(struct relay *r)
@@ -456,7 +366,7 @@ idle(struct relay *r, double seconds)
 			break;
 		if (left > 0.25)
 			left = 0.25;
-		relay_stats(r, false);
+		status_stats(r, false);
 		/*
 		 * rabbitmq-c turns the last millisecond or so of a wait
 		 * into 0 ms polls that spin until the end: short waits and
@@ -466,7 +376,7 @@ idle(struct relay *r, double seconds)
 			/* rounded up: a 0 ms poll under 1 ms before the
 			 * end would spin until it */
 			if (broker_poll(r->mq, (int)ceil(left * 1000),
-					relay_on_broker, r, &r->e) < 0) {
+					pipeline_on_broker, r, &r->e) < 0) {
 				log_warn("%s: reconnecting", r->e.msg);
 				lose_mq(r);
 				if (r->failed_at == 0)
@@ -492,20 +402,13 @@ ready(struct relay *r)
 			 w->nnodes);
 	log_info("ready: relaying queue '%s' (consumer '%s') to '%s'%s, "
 		 "%d publishes in flight, %s", w->queue, w->consumer_name,
-		 relay_node_display(r), of, w->window,
+		 status_node(r), of, w->window,
 		 w->persistent ? "persistent" : "transient");
 	if (r->o->ready_fd >= 0) {
 		(void)!write(r->o->ready_fd, "\n", 1);
 		close(r->o->ready_fd);
 	}
-	notify("READY=1\nSTATUS=relaying");
-}
-
-/* Every sink that is due (all of them when force). */
-void
-relay_stats(struct relay *r, bool force)
-{
-	counters_tick(&r->cnt, now_mono(), force);
+	status_notify("READY=1\nSTATUS=relaying");
 }
 
 /* ---- the worker ---------------------------------------------------- */
@@ -540,6 +443,11 @@ apply_worker(struct relay *r)
 	r->ctx.max_depth = 32;
 	r->ctx.max_headers = 1024;
 	r->ctx.max_event_bytes = w->max_event_bytes;
+	/* the pipeline's source: this worker's PgQ queue, over its
+	 * connection (reloads change the settings, between batches) */
+	source_pgq_init(&r->pgq, &r->pg, w->queue, w->consumer_name,
+			w->retry_delay, w->batch_chunk);
+	r->src = &r->pgq.src;
 	statsd_close(r->sd);
 	why[0] = '\0';
 	r->sd = statsd_open(&r->cfg->statsd, w->queue, why, sizeof(why));
@@ -562,10 +470,10 @@ reload(struct relay *r)
 	if (sdnotify_on()) {
 		snprintf(what, sizeof(what), "RELOADING=1\nMONOTONIC_USEC=%llu",
 			 sdnotify_monotonic_usec());
-		notify(what);
+		status_notify(what);
 	}
 	reload_config(r);
-	notify("READY=1");
+	status_notify("READY=1");
 }
 
 static void
@@ -596,7 +504,7 @@ reload_config(struct relay *r)
 	if (d.restart) {
 		disconnect(r, true, true);
 		r->node = r->next_node = 0;     /* the list may have changed */
-		relay_hold_end(r);              /* the batch is read anew */
+		pipeline_hold_end(r);              /* the batch is read anew */
 	}
 	if (r->own)
 		config_release(&r->own_cfg);
@@ -655,7 +563,7 @@ backoff(struct relay *r)
 	} else {
 		log_debug("%s: retrying in %.1f s", r->e.msg, *pause);
 	}
-	relay_set_state(r, r->started ? REPORT_DOWN : REPORT_STARTING, r->e.msg);
+	status_set(r, r->started ? REPORT_DOWN : REPORT_STARTING, r->e.msg);
 	end = now_mono() + *pause;
 	while (sig_term_count() == 0 && now_mono() < end) {
 		idle(r, fmin(1.0, end - now_mono()));
@@ -690,7 +598,7 @@ hold_wait(struct relay *r)
 	snprintf(why, sizeof(why), "RabbitMQ refuses publishes since %.0f s "
 		 "(%s): holding the line at ev_id %lld", now_mono() - h->since,
 		 h->why, h->from);
-	relay_set_state(r, REPORT_REFUSED, why);
+	status_set(r, REPORT_REFUSED, why);
 	idle(r, h->pause);
 	h->pause = fmin(h->pause * 2, HOLD_PAUSE_MAX);
 	/* between batches: the others still get their ticks */
@@ -783,7 +691,7 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			      r.cfg->poll_interval) < 0 ||
 	    counters_add_sink(&r.cnt, counters_statsd_sink, NULL,
 			      r.cfg->poll_interval) < 0 ||
-	    (o->report_fd >= 0 && counters_add_sink(&r.cnt, report_sink, &r,
+	    (o->report_fd >= 0 && counters_add_sink(&r.cnt, status_report_sink, &r,
 						    REPORT_EVERY) < 0))
 		abort();        /* a fixed table with room for all three */
 	r.backoff = BACKOFF_MIN;
@@ -792,7 +700,7 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 	r.rep.lag = -1;
 	r.rep.tick_age = -1;
 	r.rep.state = REPORT_STARTING;
-	relay_set_state(&r, REPORT_STARTING, "connecting");
+	status_set(&r, REPORT_STARTING, "connecting");
 	apply_worker(&r);
 	log_info("mikkoo-relay %s starting: consumer '%s', postgres '%s', "
 		 "rabbitmq '%s'", MIKKOO_VERSION, r.w->consumer_name,
@@ -807,7 +715,7 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 
 	rc = first_connect(&r);
 	if (rc > 0)
-		notify("STOPPING=1");
+		status_notify("STOPPING=1");
 	if (rc != 0) {
 		if (rc < 0)
 			*e = r.e;
@@ -819,7 +727,7 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 	while (sig_term_count() == 0) {
 		if (o->reload && sig_hup_take())
 			reload(&r);
-		relay_stats(&r, false);
+		status_stats(&r, false);
 		if (ensure_connected(&r) < 0) {
 			drop_broken(&r);
 			backoff(&r);
@@ -835,7 +743,7 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 				drop_broken(&r);
 				backoff(&r);
 			} else {
-				relay_set_state(&r, REPORT_WAITING, "another "
+				status_set(&r, REPORT_WAITING, "another "
 					  "mikkoo-relay holds the consumer "
 					  "lock");
 				idle(&r, r.w->wait_duration);
@@ -848,11 +756,11 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 		 * so until a publish is confirmed */
 		gauges_maybe(&r);
 		if (!r.hold.on)
-			relay_set_state(&r, broker_blocked(r.mq) ?
+			status_set(&r, broker_blocked(r.mq) ?
 					REPORT_BLOCKED : REPORT_RELAYING,
 					broker_blocked(r.mq) ?
 					broker_blocked_reason(r.mq) : NULL);
-		relay_stats(&r, false);
+		status_stats(&r, false);
 		if (r.tk.active && !r.news) {
 			/* Only this relay ticks: no tick, no batch. */
 			if (wait_news(&r) < 0) {
@@ -861,7 +769,7 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			}
 			continue;
 		}
-		br = relay_batch(&r);
+		br = pipeline_batch(&r);
 		if (br == BATCH_FAILED) {
 			drop_broken(&r);
 			backoff(&r);
@@ -895,7 +803,7 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 
 	log_info("stopping on %s", sig_term_signo() == SIGINT ? "SIGINT"
 		 : "SIGTERM");
-	notify("STOPPING=1");
+	status_notify("STOPPING=1");
 	if (r.w->unregister && pgq_alive(&r.pg)) {
 		if (pgq_unregister(&r.pg, r.w->queue, r.w->consumer_name,
 				   &r.e) < 0)
@@ -904,7 +812,7 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			log_warn("unregistered consumer '%s' (unregister is "
 				 "on)", r.w->consumer_name);
 	}
-	relay_stats(&r, true);
+	status_stats(&r, true);
 	cleanup(&r);
 	return 0;
 }

@@ -1,12 +1,19 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * relay_int: one worker's state, shared by the two halves of the relay
- * module and by nothing else: relay.c runs the worker (connections, the
- * lock, ticking, waits, reloads, reports) and relay_batch.c relays one
- * batch (events, confirms, fates, the settle and finish).
+ * worker: mikkoo-relay's private header (the pgqd.h pattern): one
+ * worker's state and the functions its three parts give each other.
+ * Each calls only downward:
+ *   worker.c    the worker's life: connections and failover, the
+ *               consumer lock, ticking, waits, reloads (relay_run);
+ *   pipeline.c  one batch: map, publish, confirm, each event's fate, the
+ *               settle and the finish, from a source (source.h: PgQ is
+ *               source_pgq.c);
+ *   status.c    what the worker tells the world (state, counters' sinks,
+ *               the node in use, whether a stop is due).
+ * Nothing outside cmd/mikkoo-relay/ includes it.
  */
-#ifndef MIKKOO_RELAY_INT_H
-#define MIKKOO_RELAY_INT_H
+#ifndef MIKKOO_WORKER_H
+#define MIKKOO_WORKER_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -18,6 +25,7 @@
 #include "inflight.h"
 #include "pgq.h"
 #include "relay.h"
+#include "source_pgq.h"
 #include "report.h"
 #include "statsd.h"
 #include "ticker.h"
@@ -100,6 +108,8 @@ struct relay {
 	bool own;
 	const struct mk_worker_config *w;
 	struct pgq_conn pg;
+	struct source_pgq pgq;          /* the pipeline's source, over pg */
+	struct source *src;
 	struct broker *mq;
 	struct statsd *sd;
 	struct inflight q;
@@ -163,17 +173,25 @@ struct relay {
 	struct mk_err e;
 };
 
-/* relay_batch.c */
-enum batch_result relay_batch(struct relay *r);
+/* pipeline.c */
+enum batch_result pipeline_batch(struct relay *r);
 /* Drop the hold (a restart, another batch). */
-void relay_hold_end(struct relay *r);
+void pipeline_hold_end(struct relay *r);
 /* The confirm callback for broker_poll, also while idle. */
-void relay_on_broker(void *arg, const struct broker_ev *ev);
+void pipeline_on_broker(void *arg, const struct broker_ev *ev);
 
-/* relay.c */
-bool relay_stop_now(struct relay *r);
-const char *relay_node_display(const struct relay *r);
-void relay_set_state(struct relay *r, enum report_state st, const char *why);
-void relay_stats(struct relay *r, bool force);
+/* status.c */
+bool status_stop_now(struct relay *r);
+/* The RabbitMQ node in use, masked, for log lines. */
+const char *status_node(const struct relay *r);
+/* A state change goes to the supervisor (and systemd) at once. */
+void status_set(struct relay *r, enum report_state st, const char *why);
+/* Every counters' sink that is due (all of them when force). */
+void status_stats(struct relay *r, bool force);
+/* The counters' sink for the supervisor's report (counters.h). */
+void status_report_sink(void *arg, const struct counts *t,
+			const struct counts *d, const struct gauges *g);
+/* One NOTIFY_SOCKET datagram (a failure is logged). */
+void status_notify(const char *what);
 
 #endif
