@@ -37,7 +37,7 @@ struct broker {
 	char user[256];
 	uint64_t last_tag;
 	bool probe_open;
-	bool blocked;
+	double blocked_since;   /* mono time of connection.blocked; 0 not */
 	bool lost;              /* see broker_lost */
 	bool corked;            /* TCP_CORK set by a run of publishes */
 	amqp_bytes_t scratch;   /* for measuring big properties */
@@ -605,14 +605,20 @@ handle_frame(struct broker *b, amqp_frame_t *f, broker_cb cb, void *arg,
 	case AMQP_CONNECTION_BLOCKED_METHOD: {
 		amqp_connection_blocked_t *bl = f->payload.method.decoded;
 
-		b->blocked = true;
+		ev.kind = BROKER_BLOCKED;
+		if (b->blocked_since == 0)
+			b->blocked_since = now_mono();
 		snprintf(b->blocked_reason, sizeof(b->blocked_reason), "%.*s",
 			 (int)bl->reason.len, (const char *)bl->reason.bytes);
+		ev.text = b->blocked_reason;
+		cb(arg, &ev);
 		return 0;
 	}
 	case AMQP_CONNECTION_UNBLOCKED_METHOD:
-		b->blocked = false;
+		ev.kind = BROKER_UNBLOCKED;
+		b->blocked_since = 0;
 		b->blocked_reason[0] = '\0';
+		cb(arg, &ev);
 		return 0;
 	default:
 		return 0;
@@ -739,7 +745,13 @@ broker_note_lost(struct broker *b)
 bool
 broker_blocked(const struct broker *b)
 {
-	return b->blocked;
+	return b->blocked_since > 0;
+}
+
+double
+broker_blocked_since(const struct broker *b)
+{
+	return b->blocked_since;
 }
 
 const char *

@@ -40,6 +40,8 @@ enum broker_ev_kind {
 	BROKER_RETURN,          /* ev_id, code, text */
 	BROKER_CHANNEL_CLOSED,  /* code, text: every unconfirmed tag failed;
 				   tags restart at 1 on the new channel */
+	BROKER_BLOCKED,         /* text: connection.blocked (an alarm) */
+	BROKER_UNBLOCKED,       /* connection.unblocked */
 };
 
 struct broker_ev {
@@ -144,8 +146,13 @@ int broker_ack(struct broker *b, uint64_t tag, bool multiple,
 bool broker_lost(const struct broker *b);
 void broker_note_lost(struct broker *b);
 
-/* The broker asked us to stop publishing (resource alarm). */
+/*
+ * The broker asked us to stop publishing (a resource alarm): since when
+ * (monotonic seconds; 0 not blocked) and why.  The change itself is a
+ * BROKER_BLOCKED or BROKER_UNBLOCKED event, once.
+ */
 bool broker_blocked(const struct broker *b);
+double broker_blocked_since(const struct broker *b);
 const char *broker_blocked_reason(const struct broker *b);
 
 /* The user we logged in as (for the user_id check). */

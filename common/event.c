@@ -692,10 +692,14 @@ event_map(const struct mk_event *ev, const struct mk_map_ctx *ctx,
 	json_t *val;
 
 	message_reset(m);
-	/* ev_type too, as in the relay's size check before fetching */
+	/* The size rule, the one place it is written: ev_type, ev_data
+	 * and the extras together, as the source measured them (it may
+	 * not have fetched the text of an event over the limit). */
 	total = ev->ev_type_len + ev->ev_data_len;
 	for (i = 0; i < 4; i++)
 		total += ev->extra_len[i];
+	if (ev->size > total)
+		total = ev->size;
 	if (total > ctx->max_event_bytes)
 		return bad(e, "event is %zu bytes, over max_event_bytes (%zu)",
 			   total, ctx->max_event_bytes);

@@ -90,6 +90,13 @@ struct mk_event {
 	size_t ev_data_len;
 	const char *extra[4];   /* ev_extra1 .. ev_extra4 */
 	size_t extra_len[4];
+	/*
+	 * The octet length of ev_type, ev_data and the extras as the source
+	 * measured it; a source may leave the text fields NULL for an event
+	 * over the limit (event_map refuses it by this).  0: the lengths
+	 * above are the whole event.
+	 */
+	size_t size;
 };
 
 /* A route: messages of this media type ("type/subtype") go to exchange. */

@@ -24,7 +24,7 @@ set_reason(struct fate *f, const char *why, const char *suffix)
 static bool
 never_publishable(enum fate_cause cause)
 {
-	return cause == FATE_BAD_DATA || cause == FATE_OVERSIZED;
+	return cause == FATE_BAD_DATA;
 }
 
 enum fate_verdict

@@ -30,8 +30,8 @@ enum fate_cause {
 	FATE_RETURNED,          /* basic.return (unroutable), then acked */
 	FATE_CHANNEL_CLOSED,    /* the channel closed before its confirm */
 	FATE_EXCHANGE_REFUSED,  /* the exchange probe said no (404, 403) */
-	FATE_BAD_DATA,          /* cannot be mapped to a message */
-	FATE_OVERSIZED,         /* over max_event_bytes */
+	FATE_BAD_DATA,          /* cannot be mapped to a message (over
+				   max_event_bytes too: event.c) */
 };
 
 enum fate_verdict {

@@ -18,9 +18,53 @@ inflight_init(struct inflight *q, size_t cap)
 	return 0;
 }
 
+static struct inflight_slot *
+at(struct inflight *q, size_t i)
+{
+	return &q->s[(q->head + i) % q->cap];
+}
+
+static struct inflight_why *
+why_new(const char *reason)
+{
+	char buf[INFLIGHT_REASON_MAX];
+	struct inflight_why *w;
+	size_t n;
+
+	text_copy(buf, sizeof(buf), reason);
+	n = strlen(buf) + 1;
+	w = malloc(sizeof(*w) + n);
+	if (w) {                /* NULL: the pop says "unknown" */
+		w->refs = 1;
+		memcpy(w->text, buf, n);
+	}
+	return w;
+}
+
+static void
+why_put(struct inflight_why *w)
+{
+	if (w && --w->refs == 0)
+		free(w);
+}
+
+static void
+forget_reasons(struct inflight *q)
+{
+	size_t i;
+
+	for (i = 0; i < q->count; i++) {
+		why_put(at(q, i)->reason);
+		at(q, i)->reason = NULL;
+	}
+	why_put(q->popped);
+	q->popped = NULL;
+}
+
 void
 inflight_release(struct inflight *q)
 {
+	forget_reasons(q);
 	free(q->s);
 	memset(q, 0, sizeof(*q));
 }
@@ -28,15 +72,20 @@ inflight_release(struct inflight *q)
 void
 inflight_clear(struct inflight *q)
 {
+	forget_reasons(q);
 	q->head = q->count = q->gen_count = q->pending = 0;
 	q->floor = 0;
 	q->gen++;
 }
 
-static struct inflight_slot *
-at(struct inflight *q, size_t i)
+/* Give s reason w (a slot keeps the first one it is given). */
+static void
+keep_reason(struct inflight_slot *s, struct inflight_why *w)
 {
-	return &q->s[(q->head + i) % q->cap];
+	if (s->reason || w == NULL)
+		return;
+	w->refs++;
+	s->reason = w;
 }
 
 void
@@ -56,9 +105,8 @@ inflight_add(struct inflight *q, uint64_t tag, long long ev_id, int ev_retry)
 	s->ev_time_us = 0;
 	s->route = 0;
 	s->gen = q->gen;
-	s->state = INFLIGHT_PENDING;
-	s->returned = false;
-	s->reason[0] = '\0';
+	s->outcome = INFLIGHT_PENDING;
+	s->reason = NULL;
 	q->count++;
 	q->gen_count++;
 	q->pending++;
@@ -78,24 +126,30 @@ by_tag(struct inflight *q, uint64_t tag)
 	return at(q, q->gen_start + (size_t)off);
 }
 
+static bool
+unresolved(const struct inflight_slot *s)
+{
+	return s->outcome == INFLIGHT_PENDING ||
+	       s->outcome == INFLIGHT_RETURNED;
+}
+
 static void
 resolve(struct inflight *q, struct inflight_slot *s, enum fate_cause cause,
-	const char *reason)
+	struct inflight_why *reason)
 {
-	if (s->state != INFLIGHT_PENDING)
+	if (!unresolved(s))
 		return;
-	if (s->returned)
+	if (s->outcome == INFLIGHT_RETURNED)
 		cause = FATE_RETURNED;  /* returned, then acked: not delivered */
-	s->state = cause == FATE_ACKED ? INFLIGHT_OK : INFLIGHT_FAILED;
-	s->cause = cause;
-	if (cause != FATE_ACKED && !s->returned && reason)
-		text_copy(s->reason, sizeof(s->reason), reason);
+	else if (cause != FATE_ACKED)
+		keep_reason(s, reason);
+	s->outcome = (signed char)cause;
 	q->pending--;
 }
 
 static void
 settle(struct inflight *q, uint64_t tag, bool multiple,
-       enum fate_cause cause, const char *reason)
+       enum fate_cause cause, struct inflight_why *reason)
 {
 	struct inflight_slot *s;
 	uint64_t t;
@@ -131,7 +185,10 @@ void
 inflight_nack(struct inflight *q, uint64_t tag, bool multiple,
 	      const char *reason)
 {
-	settle(q, tag, multiple, FATE_NACKED, reason);
+	struct inflight_why *w = why_new(reason);
+
+	settle(q, tag, multiple, FATE_NACKED, w);
+	why_put(w);
 }
 
 bool
@@ -142,10 +199,13 @@ inflight_return(struct inflight *q, long long ev_id, const char *reason)
 	for (i = 0; i < q->count; i++) {
 		struct inflight_slot *s = at(q, i);
 
-		if (s->ev_id == ev_id && s->state == INFLIGHT_PENDING &&
-		    s->gen == q->gen && !s->returned) {
-			s->returned = true;
-			text_copy(s->reason, sizeof(s->reason), reason);
+		if (s->ev_id == ev_id && s->outcome == INFLIGHT_PENDING &&
+		    s->gen == q->gen) {
+			struct inflight_why *w = why_new(reason);
+
+			s->outcome = INFLIGHT_RETURNED;
+			keep_reason(s, w);
+			why_put(w);
 			return true;
 		}
 	}
@@ -155,8 +215,7 @@ inflight_return(struct inflight *q, long long ev_id, const char *reason)
 static bool
 returnable(const struct inflight *q, const struct inflight_slot *s)
 {
-	return s->state == INFLIGHT_PENDING && s->gen == q->gen &&
-		!s->returned;
+	return s->outcome == INFLIGHT_PENDING && s->gen == q->gen;
 }
 
 bool
@@ -164,6 +223,7 @@ inflight_return_match(struct inflight *q, long long ev_id, uint64_t route,
 		      const char *reason, long long *matched)
 {
 	struct inflight_slot *hit = NULL, *s;
+	struct inflight_why *w;
 	size_t i;
 
 	for (i = 0; ev_id >= 0 && hit == NULL && i < q->count; i++) {
@@ -178,8 +238,10 @@ inflight_return_match(struct inflight *q, long long ev_id, uint64_t route,
 	}
 	if (hit == NULL)
 		return false;
-	hit->returned = true;
-	text_copy(hit->reason, sizeof(hit->reason), reason);
+	w = why_new(reason);
+	hit->outcome = INFLIGHT_RETURNED;
+	keep_reason(hit, w);
+	why_put(w);
 	*matched = hit->ev_id;
 	return true;
 }
@@ -213,10 +275,12 @@ inflight_route(const void *exchange, size_t xlen, const void *key,
 void
 inflight_fail_all(struct inflight *q, const char *reason)
 {
+	struct inflight_why *w = why_new(reason);
 	size_t i;
 
 	for (i = 0; i < q->count; i++)
-		resolve(q, at(q, i), FATE_CHANNEL_CLOSED, reason);
+		resolve(q, at(q, i), FATE_CHANNEL_CLOSED, w);
+	why_put(w);
 	q->gen++;
 	q->gen_count = 0;
 }
@@ -229,14 +293,17 @@ inflight_pop(struct inflight *q, struct inflight_done *d)
 	if (q->count == 0)
 		return 0;
 	s = at(q, 0);
-	if (s->state == INFLIGHT_PENDING)
+	if (unresolved(s))
 		return 0;
+	why_put(q->popped);
+	q->popped = s->reason;  /* borrowed by d until the next pop */
+	s->reason = NULL;
 	d->ev_id = s->ev_id;
 	d->ev_retry = s->ev_retry;
 	d->ev_time_us = s->ev_time_us;
-	d->ok = s->state == INFLIGHT_OK;
-	d->cause = s->cause;
-	d->reason = s->reason;
+	d->ok = inflight_slot_acked(s);
+	d->cause = (enum fate_cause)s->outcome;
+	d->reason = q->popped ? q->popped->text : d->ok ? "" : "unknown";
 	q->head = (q->head + 1) % q->cap;
 	q->count--;
 	if (s->gen == q->gen) {

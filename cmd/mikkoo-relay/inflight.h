@@ -24,25 +24,36 @@
 
 #include "fate.h"
 
+/* The longest failure reason a slot keeps (text_copy cuts it). */
 #define INFLIGHT_REASON_MAX 200
 
-enum inflight_state {
-	INFLIGHT_PENDING,
-	INFLIGHT_OK,
-	INFLIGHT_FAILED,
+/* A failure's words, counted: one copy for every slot it failed. */
+struct inflight_why {
+	unsigned refs;
+	char text[];
 };
+
+/*
+ * A slot's outcome, one value: still pending; returned and waiting for
+ * its ack (which does not undo the return); or resolved, as an enum
+ * fate_cause (FATE_ACKED: delivered).
+ */
+#define INFLIGHT_PENDING (-2)
+#define INFLIGHT_RETURNED (-1)
 
 struct inflight_slot {
 	uint64_t tag;
 	long long ev_id;
-	int ev_retry;
 	long long ev_time_us;   /* for the latency histogram; 0 unknown */
 	uint64_t route;         /* inflight_route of its exchange and key */
+	struct inflight_why *reason; /* a failure's words, shared by the
+				   slots one nack or close failed; NULL
+				   while it has none: slots that succeed
+				   cost nothing for it */
 	unsigned gen;
-	enum inflight_state state;
-	enum fate_cause cause;  /* once resolved */
-	bool returned;
-	char reason[INFLIGHT_REASON_MAX];
+	int ev_retry;
+	signed char outcome;    /* INFLIGHT_PENDING, INFLIGHT_RETURNED or
+				   an enum fate_cause */
 };
 
 struct inflight {
@@ -57,6 +68,9 @@ struct inflight {
 	uint64_t gen_tag;       /* tag of this gen's first slot */
 	uint64_t floor;         /* every tag <= floor of this gen resolved */
 	size_t pending;         /* unresolved slots */
+	struct inflight_why *popped; /* the last popped slot's reason, let
+				   go at the next pop (inflight_done
+				   borrows its text) */
 };
 
 struct inflight_done {
@@ -124,6 +138,13 @@ bool inflight_return_match(struct inflight *q, long long ev_id,
 			   uint64_t route, const char *reason,
 			   long long *matched);
 void inflight_fail_all(struct inflight *q, const char *reason);
+
+/* Delivered (and not returned)? */
+static inline bool
+inflight_slot_acked(const struct inflight_slot *s)
+{
+	return s->outcome == FATE_ACKED;
+}
 
 /* 1 and *d when the oldest slot is resolved (and removed), else 0. */
 int inflight_pop(struct inflight *q, struct inflight_done *d);

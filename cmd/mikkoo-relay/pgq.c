@@ -212,7 +212,7 @@ field(PGresult *r, int col, size_t *len)
 }
 
 enum pgq_fetch_result
-pgq_fetch(struct pgq_conn *c, int chunk, struct mk_event *ev, size_t *size,
+pgq_fetch(struct pgq_conn *c, int chunk, struct mk_event *ev,
 	  struct mk_err *e)
 {
 	PGresult *r;
@@ -258,7 +258,7 @@ pgq_fetch(struct pgq_conn *c, int chunk, struct mk_event *ev, size_t *size,
 			: strtoll(PQgetvalue(r, 0, 2), NULL, 10);
 		ev->ev_retry = PQgetisnull(r, 0, 3) ? 0
 			: atoi(PQgetvalue(r, 0, 3));
-		*size = (size_t)strtoull(PQgetvalue(r, 0, 4), NULL, 10);
+		ev->size = (size_t)strtoull(PQgetvalue(r, 0, 4), NULL, 10);
 		ev->ev_type = field(r, 5, &ev->ev_type_len);
 		ev->ev_data = field(r, 6, &ev->ev_data_len);
 		for (i = 0; i < 4; i++)

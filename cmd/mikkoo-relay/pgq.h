@@ -86,12 +86,12 @@ enum pgq_fetch_result {
 
 /*
  * Next event of the batch into ev (strings borrowed until the next
- * call).  *size is the event's octet length (ev_type, ev_data and the
- * extras); when it is over max_bytes the text fields arrive NULL.
+ * call).  ev->size is the event's octet length (ev_type, ev_data and
+ * the extras); when it is over max_bytes the text fields arrive NULL
+ * (event_map refuses such an event: the size rule is event.c's).
  */
 enum pgq_fetch_result pgq_fetch(struct pgq_conn *c, int chunk,
-				struct mk_event *ev, size_t *size,
-				struct mk_err *e);
+				struct mk_event *ev, struct mk_err *e);
 
 /*
  * In the batch's transaction: put the FATE_RETRY events back with

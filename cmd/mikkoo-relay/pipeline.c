@@ -61,6 +61,13 @@ fault_point(const char *point)
 
 /* ---- failures ----------------------------------------------------- */
 
+/* The batch's failures so far: stored (settled) or waiting to be. */
+static size_t
+failures(const struct relay *r)
+{
+	return r->batch_settled + r->nfail;
+}
+
 static void
 fail_clear(struct relay *r)
 {
@@ -89,7 +96,6 @@ event_failed(struct relay *r, long long ev_id, int ev_retry,
 	}
 	f = &r->fail[r->nfail++];
 	fate_decide(cause, ev_id, ev_retry, w->max_failures, why, f);
-	r->batch_failed++;
 	if (r->batch_failed_logged < FAIL_LOG_MAX) {
 		r->batch_failed_logged++;
 		if (f->verdict == FATE_DEAD)
@@ -167,7 +173,6 @@ forget_from(struct relay *r, long long from)
 			r->fail[kept++] = *f;
 			continue;
 		}
-		r->batch_failed--;
 		if (f->verdict == FATE_DEAD)
 			r->cnt.total.dead--;
 		else
@@ -205,7 +210,7 @@ hold_from(struct relay *r, long long from, bool lost, const char *why)
 		const struct inflight_slot *sl =
 			&r->q.s[(r->q.head + i) % r->q.cap];
 
-		if (sl->ev_id > from && sl->state == INFLIGHT_OK)
+		if (sl->ev_id > from && inflight_slot_acked(sl))
 			ahead++;
 	}
 	if (ahead > 0 && !lost)
@@ -262,6 +267,13 @@ pipeline_hold_end(struct relay *r)
 
 /* ---- confirms ----------------------------------------------------- */
 
+/* When RabbitMQ last showed progress: the confirm deadline's start. */
+static void
+progress(struct relay *r)
+{
+	r->last_progress = now_mono();
+}
+
 /* The oldest entry makes room: the list only has to outlive a batch. */
 static void
 poison_add(struct relay *r, long long ev_id, const char *why)
@@ -303,8 +315,19 @@ pipeline_on_broker(void *arg, const struct broker_ev *ev)
 	struct relay *r = arg;
 	char why[INFLIGHT_REASON_MAX];
 
-	r->last_progress = now_mono();
+	/* anything RabbitMQ says is a sign of life: the confirm deadline
+	 * (await) counts from here; so does an unblocked connection, whose
+	 * blocked time was no silence */
+	progress(r);
 	switch (ev->kind) {
+	case BROKER_BLOCKED:
+		log_warn("RabbitMQ blocked publishing (%s): waiting", ev->text);
+		status_set(r, REPORT_BLOCKED, ev->text);
+		break;
+	case BROKER_UNBLOCKED:
+		log_info("RabbitMQ unblocked publishing");
+		status_set(r, REPORT_RELAYING, NULL);
+		break;
 	case BROKER_ACK:
 		inflight_ack(&r->q, ev->tag, ev->multiple);
 		break;
@@ -456,23 +479,6 @@ broker_failed(struct relay *r)
 }
 
 /*
- * connection.blocked may arrive while we wait for confirms as well as
- * before a publish: say so once per change, wherever it is seen.
- */
-static void
-note_blocked(struct relay *r)
-{
-	if (broker_blocked(r->mq) && r->blocked_since == 0) {
-		log_warn("RabbitMQ blocked publishing (%s): waiting",
-			 broker_blocked_reason(r->mq));
-		r->blocked_since = now_mono();
-	} else if (!broker_blocked(r->mq) && r->blocked_since > 0) {
-		log_info("RabbitMQ unblocked publishing");
-		r->blocked_since = 0;
-	}
-}
-
-/*
  * Blocked past the deadline with other nodes to try: give this one up.
  * (RabbitMQ's memory and disk alarms block a whole cluster, so another
  * node may block too; a node that is unwell on its own does not.)  With
@@ -481,8 +487,10 @@ note_blocked(struct relay *r)
 static bool
 blocked_too_long(struct relay *r)
 {
-	if (r->w->nnodes < 2 || r->blocked_since == 0 ||
-	    now_mono() - r->blocked_since <= CONFIRM_TIMEOUT)
+	double since = broker_blocked_since(r->mq);
+
+	if (r->w->nnodes < 2 || since == 0 ||
+	    now_mono() - since <= CONFIRM_TIMEOUT)
 		return false;
 	mk_err_set(&r->e, EX_UNAVAILABLE, "RabbitMQ '%s' has blocked "
 		   "publishing for over %.0f s (%s): trying another node",
@@ -496,25 +504,41 @@ poll_broker(struct relay *r, int timeout_ms)
 {
 	if (broker_poll(r->mq, timeout_ms, pipeline_on_broker, r, &r->e) < 0)
 		return broker_failed(r);
-	note_blocked(r);
 	if (r->refused)
 		return refused_now(r);
 	return drain_done(r);
 }
 
-/* Wait until fewer than want events are unresolved (0: all). */
+/* Conditions to wait for (await). */
+static bool
+fewer_pending(struct relay *r, size_t want)
+{
+	return inflight_pending(&r->q) <= want && !inflight_full(&r->q);
+}
+
+static bool
+unblocked(struct relay *r, size_t unused)
+{
+	(void)unused;
+	return !broker_blocked(r->mq);
+}
+
+/*
+ * The pipeline's one wait: poll RabbitMQ until done(r, arg), checking on
+ * each turn for a stop that is due, a node blocked for too long (with
+ * others to go to), and silence past the confirm deadline (a blocked
+ * connection is not silent: it said so).
+ */
 static enum step
-wait_confirms(struct relay *r, size_t want)
+await(struct relay *r, bool (*done)(struct relay *, size_t), size_t arg)
 {
 	enum step st;
 
-	while (inflight_pending(&r->q) > want || inflight_full(&r->q)) {
+	while (!done(r, arg)) {
 		if ((st = poll_broker(r, 200)) != STEP_OK)
 			return st;
-		if (inflight_pending(&r->q) <= want && !inflight_full(&r->q))
+		if (done(r, arg))
 			break;
-		if (broker_blocked(r->mq))
-			status_set(r, REPORT_BLOCKED, broker_blocked_reason(r->mq));
 		status_stats(r, false);
 		if (status_stop_now(r))
 			return STEP_STOP;
@@ -531,6 +555,13 @@ wait_confirms(struct relay *r, size_t want)
 	return STEP_OK;
 }
 
+/* Wait until at most want events are unresolved (0: all). */
+static enum step
+wait_confirms(struct relay *r, size_t want)
+{
+	return await(r, fewer_pending, want);
+}
+
 /* ---- one event ---------------------------------------------------- */
 
 static enum step
@@ -543,10 +574,8 @@ failed_step(struct relay *r, const struct mk_event *ev, enum fate_cause cause,
 }
 
 static enum step
-relay_event(struct relay *r, const struct mk_event *ev, size_t size,
-	    unsigned *since_poll)
+relay_event(struct relay *r, const struct mk_event *ev, unsigned *since_poll)
 {
-	const struct mk_worker_config *w = r->w;
 	struct mk_err me;
 	char why[256], reason[INFLIGHT_REASON_MAX];
 	bool exists;
@@ -555,11 +584,6 @@ relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 
 	r->cnt.total.events++;
 	r->cur_ev_id = ev->ev_id;
-	if (size > w->max_event_bytes) {
-		snprintf(reason, sizeof(reason), "event is %zu bytes, over "
-			 "max_event_bytes (%zu)", size, w->max_event_bytes);
-		return failed_step(r, ev, FATE_OVERSIZED, reason);
-	}
 	/* its return could not be read last time: its fate, without
 	 * losing the connection over it again */
 	if (r->npoison > 0 && poison_take(r, ev->ev_id, reason,
@@ -580,15 +604,8 @@ relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 		return failed_step(r, ev, FATE_EXCHANGE_REFUSED, reason);
 	}
 
-	while (broker_blocked(r->mq)) {
-		if ((rc = poll_broker(r, 200)) != STEP_OK)
-			return rc;
-		if (status_stop_now(r))
-			return STEP_STOP;
-		if (blocked_too_long(r))
-			return broker_failed(r);
-		r->last_progress = now_mono();
-	}
+	if ((rc = await(r, unblocked, 0)) != STEP_OK)
+		return rc;
 	/* after a refusal one in flight, then one more per confirm */
 	if (inflight_count(&r->q) >= r->win || inflight_full(&r->q)) {
 		rc = wait_confirms(r, r->win > 1 ? r->win - 1 : 0);
@@ -604,7 +621,7 @@ relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 			FATE_BAD_DATA, r->e.msg) : broker_failed(r);
 	fault_point("after_publish");
 	if (inflight_pending(&r->q) == 0)
-		r->last_progress = now_mono();
+		progress(r);    /* the first to wait for a confirm */
 	inflight_add(&r->q, tag, ev->ev_id, ev->ev_retry);
 	inflight_set_time(&r->q, ev->ev_time_us);
 	inflight_set_route(&r->q, inflight_route(r->msg.exchange.bytes,
@@ -645,7 +662,7 @@ batch_open(struct relay *r)
 		if (r->hold.on)
 			pipeline_hold_end(r);      /* not ours any more */
 		fail_clear(r);
-		r->batch_failed = r->batch_failed_logged = 0;
+		r->batch_failed_logged = 0;
 		r->batch_read = r->batch_acked = r->batch_settled = 0;
 		r->win = (size_t)r->w->window;
 	}
@@ -663,7 +680,6 @@ pipeline_batch(struct relay *r)
 	const struct mk_worker_config *w = r->w;
 	struct mk_event ev;
 	unsigned since_poll = 0;
-	size_t size;
 	long long before;
 	bool had_events;
 	enum step st;
@@ -681,12 +697,10 @@ pipeline_batch(struct relay *r)
 		return BATCH_FAILED;
 	}
 	before = r->cnt.total.events - (long long)r->batch_read;
-	r->last_progress = now_mono();
 	log_set_context("queue '%s' batch %lld", w->queue, r->batch_id);
 
 	for (;;) {
-		enum source_fetch f = r->src->ops->fetch(r->src, &ev, &size,
-							 &r->e);
+		enum source_fetch f = r->src->ops->fetch(r->src, &ev, &r->e);
 
 		if (f == SOURCE_ERROR)
 			goto fail;
@@ -712,7 +726,7 @@ pipeline_batch(struct relay *r)
 		}
 		r->batch_read++;
 		r->last_read = ev.ev_id;
-		st = relay_event(r, &ev, size, &since_poll);
+		st = relay_event(r, &ev, &since_poll);
 		if (st == STEP_HOLD)
 			goto held;
 		if (st == STEP_ERROR)
@@ -749,13 +763,12 @@ pipeline_batch(struct relay *r)
 		fault_point("after_finish");
 	pipeline_hold_end(r);
 	r->cnt.total.batches++;
-	if (r->batch_failed > r->batch_failed_logged)
+	if (failures(r) > r->batch_failed_logged)
 		log_warn("%zu more failed events in this batch (not logged "
-			 "one by one)", r->batch_failed -
-			 r->batch_failed_logged);
+			 "one by one)", failures(r) - r->batch_failed_logged);
 	if (had_events)
 		log_debug("finished: %lld events, %zu failed",
-			  r->cnt.total.events - before, r->batch_failed);
+			  r->cnt.total.events - before, failures(r));
 	log_set_context("queue '%s'", w->queue);
 	return BATCH_FINISHED;
 held:

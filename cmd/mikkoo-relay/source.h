@@ -38,9 +38,10 @@ struct source_ops {
 	 */
 	int (*open)(struct source *s, long long batch_id, size_t max_bytes,
 		    long long from_id, struct mk_err *e);
-	/* The next event (borrowed until the next call), *size its bytes. */
+	/* The next event (borrowed until the next call; ev->size says
+	 * how big it is, see event.h). */
 	enum source_fetch (*fetch)(struct source *s, struct mk_event *ev,
-				   size_t *size, struct mk_err *e);
+				   struct mk_err *e);
 	/*
 	 * Store f[0..n) (retries and dead letters) in the open batch; only
 	 * between reads (after SOURCE_PAUSE or SOURCE_DONE).  0 only if

@@ -24,12 +24,11 @@ pgq_open(struct source *s, long long batch_id, size_t max_bytes,
 }
 
 static enum source_fetch
-pgq_next_event(struct source *s, struct mk_event *ev, size_t *size,
-	       struct mk_err *e)
+pgq_next_event(struct source *s, struct mk_event *ev, struct mk_err *e)
 {
 	struct source_pgq *p = s->impl;
 
-	switch (pgq_fetch(p->pg, p->chunk, ev, size, e)) {
+	switch (pgq_fetch(p->pg, p->chunk, ev, e)) {
 	case PGQ_FETCH_EVENT:
 		return SOURCE_EVENT;
 	case PGQ_FETCH_CHUNK_END:

@@ -616,10 +616,8 @@ drop_broken(struct relay *r)
 {
 	if (r->pg.pg && !pgq_alive(&r->pg))
 		disconnect(r, true, false);
-	if (r->mq_broken) {
+	if (r->mq_broken)
 		lose_mq(r);
-		r->blocked_since = 0;   /* a new connection starts free */
-	}
 	r->mq_broken = false;
 }
 

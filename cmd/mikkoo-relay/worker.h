@@ -131,7 +131,7 @@ struct relay {
 	struct fate *fail;      /* failures waiting for pgq_settle */
 	size_t nfail, capfail;
 	long long batch_id;
-	size_t batch_failed_logged, batch_failed;
+	size_t batch_failed_logged;     /* failure lines of this batch */
 	/* The settle invariant (relay_batch.c): every event read is
 	 * acked, or stored by pgq_settle, before the batch may finish. */
 	size_t batch_read, batch_acked, batch_settled;
@@ -159,8 +159,8 @@ struct relay {
 	double mq_backoff;              /* RabbitMQ alone (MQ_BACKOFF_*) */
 	double failed_at;               /* first failure of a streak; 0 none */
 	double down_logged_at;          /* the streak's last warning */
-	double blocked_since;           /* connection.blocked (logged); 0 not */
-	double last_progress;
+	double last_progress;           /* RabbitMQ's last sign of life
+					   (pipeline.c's progress) */
 	double stop_deadline;
 	struct counters cnt;
 	struct ticker tk;               /* ticker mode (ticker: relay) */

@@ -52,6 +52,9 @@ on_broker(void *arg, const struct broker_ev *ev)
 		snprintf(w->why, sizeof(w->why), "channel closed by RabbitMQ: "
 			 "%s", ev->text);
 		break;
+	case BROKER_BLOCKED:    /* the wait's deadline covers it */
+	case BROKER_UNBLOCKED:
+		break;
 	}
 }
 

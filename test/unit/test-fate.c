@@ -52,7 +52,7 @@ static const struct row rows[] = {
 	{ FATE_BAD_DATA, 0, 10, "ev_extra3 is not a JSON object", FATE_DEAD,
 	  "ev_extra3 is not a JSON object", 1 },
 	{ FATE_BAD_DATA, 5, 10, "bad", FATE_DEAD, "bad", 6 },
-	{ FATE_OVERSIZED, 0, 10, "event is 2048 bytes, over max_event_bytes "
+	{ FATE_BAD_DATA, 0, 10, "event is 2048 bytes, over max_event_bytes "
 	  "(1024)", FATE_DEAD, "event is 2048 bytes, over max_event_bytes "
 	  "(1024)", 1 },
 	/* NULL ev_retry arrives as -1 from nowhere, and no reason at all */
