@@ -562,6 +562,17 @@ wait_confirms(struct relay *r, size_t want)
 	return await(r, fewer_pending, want);
 }
 
+/* Every publish confirmed, and a refusal among them held (refused_now). */
+static enum step
+all_confirmed(struct relay *r)
+{
+	enum step st = wait_confirms(r, 0);
+
+	if (st == STEP_OK && r->refused)
+		st = refused_now(r);
+	return st;
+}
+
 /* ---- one event ---------------------------------------------------- */
 
 static enum step
@@ -711,15 +722,8 @@ pipeline_batch(struct relay *r)
 				continue;
 			/* Settle only what no refusal can send back to be
 			 * read again: nothing in flight (hold_from). */
-			st = wait_confirms(r, 0);
-			if (st == STEP_OK && r->refused)
-				st = refused_now(r);
-			if (st == STEP_HOLD)
-				goto held;
-			if (st == STEP_ERROR)
-				goto fail;
-			if (st == STEP_STOP)
-				goto stopped;
+			if ((st = all_confirmed(r)) != STEP_OK)
+				goto not_ok;
 			if (settle(r) < 0)
 				goto settle_failed;
 			continue;
@@ -727,30 +731,18 @@ pipeline_batch(struct relay *r)
 		r->batch_read++;
 		r->last_read = ev.ev_id;
 		st = relay_event(r, &ev, &since_poll);
-		if (st == STEP_HOLD)
-			goto held;
-		if (st == STEP_ERROR)
-			goto fail;
-		if (st == STEP_STOP || status_stop_now(r))
-			goto stopped;
+		if (st == STEP_OK && status_stop_now(r))
+			st = STEP_STOP;
+		if (st != STEP_OK)
+			goto not_ok;
 	}
-	st = wait_confirms(r, 0);
-	if (st == STEP_OK && r->refused)
-		st = refused_now(r);
-	if (st == STEP_HOLD)
-		goto held;
-	if (st == STEP_ERROR)
-		goto fail;
-	if (st == STEP_STOP)
-		goto stopped;
+	if ((st = all_confirmed(r)) != STEP_OK)
+		goto not_ok;
 	had_events = r->cnt.total.events > before;
 	if (had_events)
 		fault_point("after_confirm");
-	st = drain_done(r);
-	if (st == STEP_HOLD)
-		goto held;
-	if (st != STEP_OK)
-		goto fail;
+	if ((st = drain_done(r)) != STEP_OK)
+		goto not_ok;
 	if (settle(r) < 0)
 		goto settle_failed;
 	if (!accounted(r))
@@ -771,6 +763,12 @@ pipeline_batch(struct relay *r)
 			  r->cnt.total.events - before, failures(r));
 	log_set_context("queue '%s'", w->queue);
 	return BATCH_FINISHED;
+not_ok:
+	if (st == STEP_HOLD)
+		goto held;
+	if (st == STEP_STOP)
+		goto stopped;
+	goto fail;
 held:
 	/* Nothing finished, nothing retried: read again from hold.from. */
 	r->src->ops->abandon(r->src);
