@@ -27,7 +27,7 @@ CFLAGS  ?= -O2 -g
 
 -include config.mk
 
-VERSION := 0.1.0
+VERSION := 0.2.0
 
 # What every program links, and what only the relay does (its /metrics
 # and /health server).

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* pg: connections, statements and error classes over libpq. */
+#include <ctype.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -378,5 +379,58 @@ pg_check_schema(PGconn *c, const char *display, struct mk_err *e)
 		return mk_err_set(e, EX_NOPERM, "'%s': permission denied for "
 				  "schema mikkoo: grant USAGE on it (see "
 				  "mikkoo.sql)", display);
+	return pg_check_schema_version(c, display, e);
+}
+
+/* "0.2.0" against "0.10.1", number by number; <0, 0, >0. */
+static int
+version_cmp(const char *a, const char *b)
+{
+	while (*a || *b) {
+		long x = strtol(a, (char **)&a, 10), y = strtol(b, (char **)&b,
+								10);
+
+		if (x != y)
+			return x < y ? -1 : 1;
+		if (*a == '.')
+			a++;
+		if (*b == '.')
+			b++;
+		if ((*a && !isdigit((unsigned char)*a)) ||
+		    (*b && !isdigit((unsigned char)*b)))
+			break;
+	}
 	return 0;
+}
+
+int
+pg_check_schema_version(PGconn *c, const char *display, struct mk_err *e)
+{
+	/* mikkoo.version() came with 0.2.0: its absence says "older" */
+	PGresult *r = pg_exec(c, "SELECT pg_catalog.to_regprocedure("
+			      "'mikkoo.version()') IS NOT NULL", 0, NULL,
+			      "looking for mikkoo.version()", e);
+	char have[32] = "older than 0.2.0";
+	bool known;
+
+	if (r == NULL)
+		return -1;
+	known = PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	if (known) {
+		r = pg_exec(c, "SELECT mikkoo.version()", 0, NULL,
+			    "asking mikkoo.version()", e);
+		if (r == NULL)
+			return -1;
+		snprintf(have, sizeof(have), "%s", PQgetvalue(r, 0, 0));
+		PQclear(r);
+	}
+	if (isdigit((unsigned char)have[0]) &&
+	    version_cmp(have, MIKKOO_SCHEMA_NEEDED) >= 0)
+		return 0;
+	return mk_err_set(e, EX_CONFIG, "the mikkoo schema in '%s' is %s; "
+			  "this program needs %s: upgrade it in place by "
+			  "installing mikkoo.sql again (psql -v "
+			  "ON_ERROR_STOP=1 -f mikkoo.sql, as a superuser; "
+			  "see mikkoo(7))", display, have, MIKKOO_SCHEMA_NEEDED);
 }

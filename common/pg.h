@@ -88,6 +88,15 @@ int pg_stream(PGconn *c, const char *sql, int n, const char *const *vals,
 int pg_check_schema(PGconn *c, const char *display, struct mk_err *e);
 
 /*
+ * The schema's version (mikkoo.version()) is at least the one this build
+ * needs; otherwise EX_CONFIG naming the upgrade step.  pg_check_schema
+ * does this too.
+ */
+#define MIKKOO_SCHEMA_NEEDED "0.2.0"
+int pg_check_schema_version(PGconn *c, const char *display,
+			    struct mk_err *e);
+
+/*
  * A failed connection's SQLSTATE, from a message written with verbose
  * errors ("FATAL:  28P01: ..."; the last one when several): 1 and
  * state, or 0.  And the exit class of one: 28xxx, 42501 and 3D000

@@ -242,3 +242,26 @@ YAML
 	assert_output --partial "table mikkoo.dead_letter does not exist in 'postgresql://mikkoo:***@127.0.0.1:$PGPORT/$db': install mikkoo.sql first"
 	sql "DROP DATABASE $db" >/dev/null
 }
+
+@test "a schema older than the relay exits 78 and names the upgrade step; installing mikkoo.sql again fixes it" {
+	db="oldschema_$$"
+	sql "CREATE DATABASE $db" >/dev/null
+	defer sql "DROP DATABASE IF EXISTS $db"
+	PGDATABASE=$db sql "CREATE EXTENSION pgq" >/dev/null
+	PGDATABASE=$db psql -qX -v ON_ERROR_STOP=1 \
+		-f "$MIKKOO_TOP/test/fixtures/mikkoo-0.1.0.sql" >/dev/null
+	cat >"$CONF" <<YAML
+Application:
+  workers:
+    $Q:
+      postgres_url: postgresql://mikkoo:$PGPASSWORD@127.0.0.1:$PGPORT/$db
+      rabbitmq_url: $MIKKOO_AMQP_URL
+YAML
+	run -78 mikkoo-relay -c "$CONF"
+	assert_output --partial "the mikkoo schema in 'postgresql://mikkoo:***@127.0.0.1:$PGPORT/$db' is older than 0.2.0; this program needs 0.2.0: upgrade it in place by installing mikkoo.sql again"
+	PGDATABASE=$db psql -qX -v ON_ERROR_STOP=1 -f "$MIKKOO_SQL" >/dev/null 2>&1
+	run -0 mikkoo-relay -n -c "$CONF"
+	relay_start
+	relay_stop
+	assert_equal "$daemon_status" 0
+}
