@@ -400,8 +400,9 @@ BEGIN
             unsafe := unsafe || in_names[k];
         END IF;
         raw := raw || (v_in IN ('json'::regtype, 'jsonb'::regtype));
+        -- (typmod -1: "bpchar", not "character", which is char(1))
         v_defs := v_defs || format('n%1$s %2$s, o%1$s %2$s', k,
-                                   format_type(v_in, NULL));
+                                   format_type(v_in, -1));
         v_expr := mikkoo._render_value(v_in, 'x.n' || k);
         v_new := v_new || format('%L, %s', in_names[k],
                                  coalesce(v_expr, 'x.n' || k));
