@@ -258,6 +258,8 @@ logical_open(struct logical **out, const struct logical_config *cfg,
 	    pg_check_schema(s->pg, cfg->display, e) < 0 ||
 	    walstream_connect(&s->ws, cfg->url, cfg->display, cfg->appname,
 			      cfg->connect_timeout, e) < 0 ||
+	    walstream_check_publications(s->ws, s->cfg.publications,
+					 s->cfg.npublications, e) < 0 ||
 	    slot_open(s->ws, s->pg, cfg->slot, cfg->create_slot, &si, e) < 0)
 		goto fail;
 	s->created = si.created;
@@ -478,6 +480,7 @@ on_change(struct logical *s, const struct pgo_msg *m, mk_lsn start,
 	  struct mk_err *e)
 {
 	struct pending *p;
+	char *note;
 	int row;
 
 	if (ours(m->rel))
@@ -486,6 +489,11 @@ on_change(struct logical *s, const struct pgo_msg *m, mk_lsn start,
 			 &m->old_tuple, &m->new_tuple, s->commit_time, e);
 	if (row < 0)
 		return -1;
+	note = render_take_note(s->render);
+	if (note) {
+		warn(s, "%s", note);
+		free(note);
+	}
 	p = new_pending(s, m->type, start + (mk_lsn)index_in(s, start), e);
 	if (p == NULL)
 		return -1;

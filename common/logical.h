@@ -84,7 +84,11 @@ struct logical;
 int logical_open(struct logical **out, const struct logical_config *cfg,
 		 struct mk_err *e);
 
-/* What the operator should know, found at open (NULL-terminated). */
+/*
+ * What the operator should know (NULL-terminated): found at open, and
+ * added while streaming (a table whose columns are sent as text); the
+ * list only grows, so a caller remembers how many it has logged.
+ */
 const char *const *logical_warnings(const struct logical *s);
 
 /* The slot was created by this open. */

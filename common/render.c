@@ -49,6 +49,7 @@ struct render {
 	size_t bytes;
 	struct sbuf bodies;
 	struct sbuf tmp;
+	char *note;
 	bool ran;
 };
 
@@ -204,7 +205,17 @@ render_free(struct render *r)
 	free(r->rows);
 	sbuf_release(&r->bodies);
 	sbuf_release(&r->tmp);
+	free(r->note);
 	free(r);
+}
+
+char *
+render_take_note(struct render *r)
+{
+	char *n = r->note;
+
+	r->note = NULL;
+	return n;
 }
 
 size_t
@@ -322,6 +333,16 @@ plan_prepare(struct render *r, struct plan *p,
 			   : "unexpected answer");
 		PQclear(res);
 		return -1;
+	}
+	if (strcmp(PQgetvalue(res, 0, 2), "{}") != 0) {
+		free(r->note);
+		r->note = NULL;
+		if (asprintf(&r->note, "table %s.%s: columns %s are sent as "
+			     "their text (JSON strings): reading them would "
+			     "run a CHECK constraint of a domain whose owner "
+			     "mikkoo does not trust", rel->nspname,
+			     rel->relname, PQgetvalue(res, 0, 2)) < 0)
+			r->note = NULL;
 	}
 	snprintf(p->stmt, sizeof(p->stmt), "mikkoo_render_%llu",
 		 ++r->next_stmt);

@@ -79,6 +79,13 @@ int render_add(struct render *r, const struct pgo_relation *rel,
 	       const struct pgo_tuple *newt, int64_t commit_time,
 	       struct mk_err *e);
 
+/*
+ * The note of the last definition render_add prepared, if it has one
+ * (columns sent as their text, see the top), for the caller to log and
+ * free; NULL otherwise.
+ */
+char *render_take_note(struct render *r);
+
 size_t render_pending(const struct render *r);
 size_t render_bytes(const struct render *r);
 

@@ -368,9 +368,9 @@ quote_ident(char *buf, size_t sz, size_t *n, const char *s)
 	buf[*n] = '\0';
 }
 
-/* Each publication must exist (pgoutput would only fail at a change). */
-static int
-check_publications(struct walstream *ws, const char *const *pubs,
+/* pgoutput would only fail at the first change. */
+int
+walstream_check_publications(struct walstream *ws, const char *const *pubs,
 		   size_t npubs, struct mk_err *e)
 {
 	PGresult *r;
@@ -393,8 +393,8 @@ check_publications(struct walstream *ws, const char *const *pubs,
 		PQclear(r);
 		if (!found)
 			return mk_err_set(e, EX_CONFIG, "publication '%s' does "
-					  "not exist in database '%s'",
-					  pubs[i], ws->dbname);
+					  "not exist in database '%s' (CREATE "
+					  "PUBLICATION)", pubs[i], ws->dbname);
 	}
 	return 0;
 }
@@ -412,7 +412,7 @@ walstream_start(struct walstream *ws, const char *slot,
 	if (npubs == 0)
 		return mk_err_set(e, EX_CONFIG, "pgoutput needs a "
 				  "publication to stream");
-	if (check_publications(ws, pubs, npubs, e) < 0)
+	if (walstream_check_publications(ws, pubs, npubs, e) < 0)
 		return -1;
 	if (walstream_slot_state(ws, slot, &st, e) < 0)
 		return -1;

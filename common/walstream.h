@@ -97,6 +97,11 @@ int walstream_slot_state(struct walstream *ws, const char *slot,
 int walstream_create_slot(struct walstream *ws, const char *slot,
 			  mk_lsn *consistent_point, struct mk_err *e);
 
+/* Does each publication exist?  EX_CONFIG for the first that does not. */
+int walstream_check_publications(struct walstream *ws,
+				 const char *const *pubs, size_t npubs,
+				 struct mk_err *e);
+
 /*
  * START_REPLICATION from the slot's confirmed position, pgoutput
  * protocol 1, the publications named (at least one: pgoutput insists)

@@ -8,12 +8,17 @@
  *   walcat -S SLOT [-d URL] [-P PUB]... [-m STREAM]... [--create]
  *          [-x EXCHANGE] [-k ROUTING_KEY] [--keep-unchanged]
  *          [-n COUNT] [--idle SECONDS] [--batch N] [--quiet] [--stats]
+ *          [--stall SECONDS] [--stall-silent]
  *
  * A line: {"kind", "ev_id", "lsn", "commit_lsn", "ev_txid", "ev_time",
  * "ev_type", "ev_data", "ev_extra1" .. "ev_extra4", "table", "stream",
  * "error"}.  -n: stop after COUNT events; --idle: stop after SECONDS
  * without one; SIGTERM/SIGINT: stop after the batch at hand.  --stats
  * prints "events N seconds S rate R maxrss_kb K" on stderr at the end.
+ * --stall: after the first batch, read nothing for SECONDS (as a relay
+ * whose RabbitMQ is down) but keep the stream alive (logical_service
+ * every half second); --stall-silent: without that, to show it is
+ * needed.
  * Exit: 0, or the error's sysexits code (78 for a refused slot).
  */
 #include <getopt.h>
@@ -22,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -126,6 +132,8 @@ main(int argc, char **argv)
 		{ "batch", required_argument, NULL, 'b' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "stats", no_argument, NULL, 's' },
+		{ "stall", required_argument, NULL, 'w' },
+		{ "stall-silent", no_argument, NULL, 'z' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct logical_config cfg = { 0 };
@@ -137,11 +145,11 @@ main(int argc, char **argv)
 	const char *url = "";
 	char *display;
 	long count = -1, got = 0, n;
-	double idle = -1, t0, last;
-	bool quiet = false, stats = false;
+	double idle = -1, stall = 0, t0, last, until;
+	bool quiet = false, stats = false, silent = false, stalled = false;
 	const char *const *w;
 	int c, rc = 0;
-	size_t i;
+	size_t i, warned = 0;
 
 	log_init("walcat");
 	cfg.skip_unchanged = true;
@@ -164,6 +172,8 @@ main(int argc, char **argv)
 		case 'b': cfg.max_events = (size_t)atol(optarg); break;
 		case 'q': quiet = true; break;
 		case 's': stats = true; break;
+		case 'w': stall = atof(optarg); break;
+		case 'z': silent = true; break;
 		default: return usage();
 		}
 	}
@@ -189,8 +199,8 @@ main(int argc, char **argv)
 		free(streams);
 		return e.code ? e.code : EX_SOFTWARE;
 	}
-	for (w = logical_warnings(src); *w; w++)
-		fprintf(stderr, "walcat: warning: %s\n", *w);
+	for (w = logical_warnings(src); w[warned]; warned++)
+		fprintf(stderr, "walcat: warning: %s\n", w[warned]);
 	if (logical_slot_created(src))
 		fprintf(stderr, "walcat: created replication slot '%s'\n",
 			cfg.slot);
@@ -201,6 +211,8 @@ main(int argc, char **argv)
 			rc = -1;
 			break;
 		}
+		for (w = logical_warnings(src); w[warned]; warned++)
+			fprintf(stderr, "walcat: warning: %s\n", w[warned]);
 		if (n == 0) {
 			if (idle >= 0 && now_mono() - last >= idle)
 				break;
@@ -225,6 +237,22 @@ main(int argc, char **argv)
 		if (logical_finish(src, &e) < 0) {
 			rc = -1;
 			break;
+		}
+		if (stall > 0 && !stalled) {
+			stalled = true;
+			fprintf(stderr, "walcat: stalling %.1f s\n", stall);
+			for (until = now_mono() + stall; now_mono() < until;) {
+				struct timespec ts = { 0, 500000000 };
+
+				nanosleep(&ts, NULL);
+				if (!silent && logical_service(src, &e) < 0) {
+					rc = -1;
+					break;
+				}
+			}
+			if (rc < 0)
+				break;
+			fprintf(stderr, "walcat: reading again\n");
 		}
 	}
 	if (stats) {
