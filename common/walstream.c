@@ -626,9 +626,9 @@ walstream_read(struct walstream *ws, struct walstream_msg *m,
 			ws->streaming = false;
 			return fail(ws, NULL, "replication stream", e);
 		}
+		/* nothing whole in libpq's buffer: what the socket has (a
+		 * zero timeout still takes what already arrived) */
 		now = now_mono();
-		if (now >= deadline)
-			return 0;
 		until = status_due(ws);
 		if (until > deadline)
 			until = deadline;
@@ -646,6 +646,8 @@ walstream_read(struct walstream *ws, struct walstream_msg *m,
 			ws->streaming = false;
 			return fail(ws, NULL, "replication stream", e);
 		}
+		if (n == 0 && now_mono() >= deadline)
+			return 0;
 	}
 }
 

@@ -14,7 +14,8 @@
  * "ev_type", "ev_data", "ev_extra1" .. "ev_extra4", "table", "stream",
  * "error"}.  -n: stop after COUNT events; --idle: stop after SECONDS
  * without one; SIGTERM/SIGINT: stop after the batch at hand.  --stats
- * prints "events N seconds S rate R maxrss_kb K" on stderr at the end.
+ * prints "events N batches B seconds S rate R maxrss_kb K" on stderr at
+ * the end.
  * --stall: after the first batch, read nothing for SECONDS (as a relay
  * whose RabbitMQ is down) but keep the stream alive (logical_service
  * every half second); --stall-silent: without that, to show it is
@@ -144,7 +145,7 @@ main(int argc, char **argv)
 	struct rusage ru;
 	const char *url = "";
 	char *display;
-	long count = -1, got = 0, n;
+	long count = -1, got = 0, n, batches = 0;
 	double idle = -1, stall = 0, t0, last, until;
 	bool quiet = false, stats = false, silent = false, stalled = false;
 	const char *const *w;
@@ -233,6 +234,7 @@ main(int argc, char **argv)
 			break;
 		}
 		got += n;
+		batches++;
 		last = now_mono();
 		if (logical_finish(src, &e) < 0) {
 			rc = -1;
@@ -259,8 +261,8 @@ main(int argc, char **argv)
 		double secs = now_mono() - t0;
 
 		getrusage(RUSAGE_SELF, &ru);
-		fprintf(stderr, "events %ld seconds %.3f rate %.0f "
-			"maxrss_kb %ld\n", got, secs,
+		fprintf(stderr, "events %ld batches %ld seconds %.3f rate %.0f "
+			"maxrss_kb %ld\n", got, batches, secs,
 			secs > 0 ? (double)got / secs : 0.0, ru.ru_maxrss);
 	}
 	logical_close(src);
