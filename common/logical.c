@@ -655,24 +655,38 @@ logical_next_batch(struct logical *s, struct mk_err *e)
 {
 	double deadline = now_mono() + s->cfg.wait, left;
 	struct walstream_msg w;
+	size_t before;
+	bool full;
 	int rc;
 
 	if (s->open_batch)
 		return mk_err_set(e, EX_SOFTWARE, "the previous batch is not "
 				  "finished");
 	batch_reset(s);
-	while (s->npend < s->cfg.max_events &&
-	       s->arena.len + render_bytes(s->render) < s->cfg.max_bytes) {
+	for (;;) {
+		/*
+		 * A full batch still takes the messages that make no event
+		 * (a commit above all, so that finishing it confirms the
+		 * transaction), and at most one that does.
+		 */
+		full = s->npend >= s->cfg.max_events ||
+		       s->arena.len + render_bytes(s->render) >=
+		       s->cfg.max_bytes;
+		if (full && !s->in_txn)
+			break;
 		left = s->npend ? 0 : deadline - now_mono();
 		rc = walstream_read(s->ws, &w, left > 0 ? left : 0, e);
 		if (rc < 0)
 			return -1;
 		if (rc == 0)
 			break;
+		before = s->npend;
 		if (on_xlogdata(s, &w, e) < 0)
 			return -1;
 		if (s->arena.oom)
 			return mk_err_set(e, EX_OSERR, "out of memory");
+		if (full && s->npend > before)
+			break;
 	}
 	if (render_pending(s->render) && render_run(s->render, e) < 0)
 		return -1;

@@ -96,7 +96,8 @@ bool logical_slot_created(const struct logical *s);
 
 /*
  * The next batch: waits up to cfg.wait for a first event, then takes
- * what has arrived, up to the limits.  Returns the number of events
+ * what has arrived, up to the limits (and past them the commit that
+ * follows at once, or the events of one more message).  Returns the number of events
  * (0: none came; positions of event-less transactions are confirmed on
  * the way), or -1 with e (the stream or a session broke: reopen).
  * The previous batch must be finished.

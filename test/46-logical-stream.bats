@@ -19,6 +19,11 @@ setup() {
 }
 
 teardown() {
+	if [ -n "${RESET_KEEP:-}" ]; then
+		sql "ALTER SYSTEM RESET max_slot_wal_keep_size;
+		     ALTER SYSTEM RESET wal_sender_timeout" >/dev/null
+		sql "SELECT pg_reload_conf()" >/dev/null
+	fi
 	lg_teardown
 	sql "SET client_min_messages = warning;
 	     DROP TABLE IF EXISTS $T, ${T}_b CASCADE;
@@ -294,4 +299,99 @@ types_rows() {
 	slot_bodies | jq -c 'del(.recorded_at) | del(.new.p, .old.p, .diff.p)' >"$BATS_TEST_TMPDIR/s"
 	diff "$BATS_TEST_TMPDIR/t" "$BATS_TEST_TMPDIR/s"
 	pgq_events | head -1 | jq -e '.ev_data | fromjson | .new.p == {"v": 7}'
+}
+
+# stat_of FILE NAME: the number after NAME in a walcat --stats line.
+stat_of() {
+	sed -n "s/.*$2 \([0-9]*\).*/\1/p" "$1" | tail -1
+}
+
+@test "a transaction of a million rows streams through bounded memory" {
+	sql "CREATE TABLE $T (id int PRIMARY KEY, t text);
+	     CREATE PUBLICATION $PUB FOR TABLE $T" >/dev/null
+	slot_create 2>/dev/null
+	# ASan keeps freed memory in quarantine (256 MB): a small one, so
+	# that RSS shows what the program holds
+	export ASAN_OPTIONS="${ASAN_OPTIONS:-}:quarantine_size_mb=16"
+	sql "INSERT INTO $T SELECT g, 'row ' || g FROM generate_series(1, 10000) g" >/dev/null
+	walcat -S "$SLOT" -P "$PUB" -n 10000 --idle 60 --quiet --stats \
+		2>"$BATS_TEST_TMPDIR/small.err"
+	sql "INSERT INTO $T SELECT g, 'row ' || g FROM generate_series(10001, 1010000) g" >/dev/null
+	walcat -S "$SLOT" -P "$PUB" -n 1000000 --idle 120 --quiet --stats \
+		2>"$BATS_TEST_TMPDIR/big.err"
+	cat "$BATS_TEST_TMPDIR/small.err" "$BATS_TEST_TMPDIR/big.err"
+	assert_equal "$(stat_of "$BATS_TEST_TMPDIR/big.err" events)" 1000000
+	small=$(stat_of "$BATS_TEST_TMPDIR/small.err" maxrss_kb)
+	big=$(stat_of "$BATS_TEST_TMPDIR/big.err" maxrss_kb)
+	# a hundred times the rows, not the memory: within 32 MB of the
+	# small one (one batch of 1000 rows is well under that)
+	[ "$big" -lt $((small + 32768)) ]
+	# and the transaction's commit was confirmed
+	wait_for 10 slot_inactive
+	[ "$(sql "SELECT confirmed_flush_lsn >= pg_current_wal_lsn() - 100000
+	          FROM pg_replication_slots WHERE slot_name = '$SLOT'")" = t ]
+}
+
+@test "a recorded slot that vanished is refused, naming it and the last position relayed; never recreated until forgotten" {
+	sql "CREATE TABLE $T (id int PRIMARY KEY);
+	     CREATE PUBLICATION $PUB FOR TABLE $T" >/dev/null
+	slot_create 2>/dev/null
+	sql "INSERT INTO $T VALUES (1)" >/dev/null
+	slot_read -n 1
+	last=$(sql "SELECT last_lsn FROM mikkoo.slots WHERE slot_name = '$SLOT'")
+	[ "$last" = "$(sql "SELECT confirmed_flush_lsn FROM pg_replication_slots
+	                    WHERE slot_name = '$SLOT'")" ]
+	sql "SELECT pg_drop_replication_slot('$SLOT')" >/dev/null
+	sql "INSERT INTO $T VALUES (2)" >/dev/null     # in the gap
+	run -78 walcat -S "$SLOT" -P "$PUB" --create -n 0
+	assert_output --partial "replication slot '$SLOT' is gone"
+	assert_output --partial "the last position relayed was $last"
+	assert_output --partial "SELECT mikkoo.forget_slot('$SLOT')"
+	[ "$(sql "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$SLOT'")" = 0 ]
+	# the operator's step
+	[ "$(sql "SELECT mikkoo.forget_slot('$SLOT')")" = t ]
+	run -78 walcat -S "$SLOT" -P "$PUB" -n 0
+	assert_output --partial "replication slot '$SLOT' does not exist (and creating it was not asked for)"
+	run -0 walcat -S "$SLOT" -P "$PUB" --create -n 0
+	assert_output --partial "created replication slot '$SLOT'"
+	[ "$(sql "SELECT consistent_point IS NOT NULL AND NOT adopted
+	          FROM mikkoo.slots WHERE slot_name = '$SLOT'")" = t ]
+}
+
+@test "a slot nobody recorded is adopted from its own position; one of another plugin is refused" {
+	sql "CREATE TABLE $T (id int PRIMARY KEY);
+	     CREATE PUBLICATION $PUB FOR TABLE $T" >/dev/null
+	sql "SELECT pg_create_logical_replication_slot('$SLOT', 'pgoutput')" >/dev/null
+	sql "INSERT INTO $T VALUES (1)" >/dev/null
+	slot_read -n 1
+	slot_bodies | jq -e '.action == "I" and .id == 1'
+	[ "$(sql "SELECT adopted FROM mikkoo.slots WHERE slot_name = '$SLOT'")" = t ]
+	sql "SELECT pg_create_logical_replication_slot('${SLOT}_x', 'test_decoding')" >/dev/null
+	run -78 walcat -S "${SLOT}_x" -P "$PUB" -n 0
+	sql "SELECT pg_drop_replication_slot('${SLOT}_x')" >/dev/null
+	assert_output --partial "replication slot '${SLOT}_x' is a logical slot of plugin test_decoding, not a logical pgoutput one"
+}
+
+@test "an invalidated slot (max_slot_wal_keep_size) is refused, naming it and the last position relayed" {
+	sql "CREATE TABLE $T (id int PRIMARY KEY, t text);
+	     CREATE PUBLICATION $PUB FOR TABLE $T" >/dev/null
+	slot_create 2>/dev/null
+	sql "INSERT INTO $T VALUES (1)" >/dev/null
+	slot_read -n 1
+	last=$(sql "SELECT last_lsn FROM mikkoo.slots WHERE slot_name = '$SLOT'")
+	sql "ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'" >/dev/null
+	RESET_KEEP=1
+	sql "SELECT pg_reload_conf()" >/dev/null
+	for i in 1 2 3; do
+		sql "INSERT INTO $T SELECT g, repeat('x', 100) FROM
+		     generate_series($i * 10000, $i * 10000 + 5000) g;
+		     SELECT pg_switch_wal()" >/dev/null
+	done
+	sql "CHECKPOINT" >/dev/null
+	wait_for 20 bash -c "[ \"\$(psql -XAtc \"SELECT wal_status FROM pg_replication_slots
+	    WHERE slot_name = '$SLOT'\")\" = lost ]"
+	run -78 walcat -S "$SLOT" -P "$PUB" --create -n 0
+	assert_output --partial "replication slot '$SLOT' was invalidated (wal_status lost"
+	assert_output --partial "the last position relayed was $last"
+	assert_output --partial "SELECT pg_drop_replication_slot('$SLOT'); SELECT mikkoo.forget_slot('$SLOT')"
 }

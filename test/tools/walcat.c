@@ -12,8 +12,10 @@
  *
  * A line: {"kind", "ev_id", "lsn", "commit_lsn", "ev_txid", "ev_time",
  * "ev_type", "ev_data", "ev_extra1" .. "ev_extra4", "table", "stream",
- * "error"}.  -n: stop after COUNT events; --idle: stop after SECONDS
- * without one; SIGTERM/SIGINT: stop after the batch at hand.  --stats
+ * "error"}.  -n: stop after COUNT events (and one more batch, for the
+ * commit that may follow them: it is what gets confirmed); --idle: stop
+ * after SECONDS without one; SIGTERM/SIGINT: stop after the batch at
+ * hand.  --stats
  * prints "events N batches B seconds S rate R maxrss_kb K" on stderr at
  * the end.
  * --stall: after the first batch, read nothing for SECONDS (as a relay
@@ -256,6 +258,21 @@ main(int argc, char **argv)
 				break;
 			fprintf(stderr, "walcat: reading again\n");
 		}
+	}
+	/* the commit that may follow the last event counted: confirmed by
+	 * a batch without events */
+	if (rc == 0 && !stop && count >= 0 && got >= count &&
+	    logical_next_batch(src, &e) > 0) {
+		n = 0;
+		while (logical_event(src, (size_t)n)) {
+			if (!quiet)
+				print_event(logical_event(src, (size_t)n));
+			n++;
+		}
+		fflush(stdout);
+		got += n;
+		if (logical_finish(src, &e) < 0)
+			rc = -1;
 	}
 	if (stats) {
 		double secs = now_mono() - t0;
