@@ -234,6 +234,10 @@ logical_open(struct logical **out, const struct logical_config *cfg,
 	if (cfg->npublications == 0 && cfg->nstreams == 0)
 		return mk_err_set(e, EX_CONFIG, "a logical source needs a "
 				  "publication or message streams");
+	if (cfg->slot == NULL || !walstream_slot_name_ok(cfg->slot))
+		return mk_err_set(e, EX_CONFIG, "'%s' is not a slot name "
+				  "(lower-case letters, digits and '_', at "
+				  "most 63)", cfg->slot ? cfg->slot : "");
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return mk_err_set(e, EX_OSERR, "out of memory");

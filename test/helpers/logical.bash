@@ -41,6 +41,16 @@ walcat() {
 	"$MIKKOO_BUILD/test/tools/walcat" -d "$MIKKOO_PG_URL" "$@"
 }
 
+# walcat_bg OUT ARGS: walcat in the background (its own pid in
+# WALCAT_PIDS, killed by lg_teardown), stdout to OUT, stderr to OUT.err.
+walcat_bg() {
+	local out=$1
+	shift
+	"$MIKKOO_BUILD/test/tools/walcat" -d "$MIKKOO_PG_URL" "$@" \
+		>"$out" 2>"$out.err" 3>&- &
+	WALCAT_PIDS+=($!)
+}
+
 # slot_create [ARGS]: create $SLOT (recorded), streaming nothing yet.
 slot_create() {
 	walcat -S "$SLOT" -P "$PUB" --create -n 0 "$@"
