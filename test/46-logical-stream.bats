@@ -35,6 +35,20 @@ teardown() {
 	fi
 }
 
+@test "unit: pgoutput (protocol 1, the relation cache, cut and corrupted messages), lsn" {
+	run "$MIKKOO_BUILD/test/test-pgoutput"
+	echo "$output"
+	assert_success
+	refute_line --regexp '^not ok'
+}
+
+@test "unit: emit (genuine, forged and malformed messages), JSON strings as to_json(text), commit times" {
+	run "$MIKKOO_BUILD/test/test-emit"
+	echo "$output"
+	assert_success
+	refute_line --regexp '^not ok'
+}
+
 # A role that may log in (dropped by teardown).
 make_role() {
 	ROLE_="r_$N"
