@@ -257,10 +257,29 @@ logical_open(struct logical **out, const struct logical_config *cfg,
 		free(s);
 		return mk_err_set(e, EX_OSERR, "out of memory");
 	}
+	/* everything that can be refused before a slot is created */
 	if (pg_connect(&s->pg, cfg->url, cfg->display, cfg->appname,
 		       cfg->connect_timeout, e) < 0 ||
-	    pg_check_schema(s->pg, cfg->display, e) < 0 ||
-	    walstream_connect(&s->ws, cfg->url, cfg->display, cfg->appname,
+	    pg_check_schema(s->pg, cfg->display, e) < 0)
+		goto fail;
+	if (cfg->nstreams) {
+		if (pg_value(s->pg, "SELECT key FROM mikkoo.emit_key", 0,
+			     NULL, "reading the emit key", &keep, &v, e) < 0) {
+			if (e->code == EX_NOPERM)
+				mk_err_prefix(e, "grant SELECT on "
+					      "mikkoo.emit_key to this role");
+			goto fail;
+		}
+		if (v == NULL || strlen(v) != EMIT_KEY_LEN) {
+			PQclear(keep);
+			mk_err_set(e, EX_CONFIG, "mikkoo.emit_key is empty: "
+				   "install mikkoo.sql again");
+			goto fail;
+		}
+		memcpy(s->key, v, EMIT_KEY_LEN + 1);
+		PQclear(keep);
+	}
+	if (walstream_connect(&s->ws, cfg->url, cfg->display, cfg->appname,
 			      cfg->connect_timeout, e) < 0 ||
 	    walstream_check_publications(s->ws, s->cfg.publications,
 					 s->cfg.npublications, e) < 0 ||
@@ -272,19 +291,6 @@ logical_open(struct logical **out, const struct logical_config *cfg,
 		warn(s, "replication slot '%s' is about to lose WAL it needs "
 		     "(wal_status unreserved: max_slot_wal_keep_size)",
 		     cfg->slot);
-	if (cfg->nstreams) {
-		if (pg_value(s->pg, "SELECT mikkoo._emit_key()", 0, NULL,
-			     "reading the emit key", &keep, &v, e) < 0)
-			goto fail;
-		if (v == NULL || strlen(v) != EMIT_KEY_LEN) {
-			PQclear(keep);
-			mk_err_set(e, EX_CONFIG, "mikkoo.emit_key is empty: "
-				   "install mikkoo.sql again");
-			goto fail;
-		}
-		memcpy(s->key, v, EMIT_KEY_LEN + 1);
-		PQclear(keep);
-	}
 	if (cfg->npublications && identity_warnings(s, e) < 0)
 		goto fail;
 	if (refresh_txid(s, e) < 0 || render_new(&s->render, s->pg, e) < 0 ||
@@ -294,7 +300,7 @@ logical_open(struct logical **out, const struct logical_config *cfg,
 	*out = s;
 	return 0;
 fail:
-	if (strstr(e->msg, "mikkoo._emit_key") && e->code == EX_SOFTWARE)
+	if (strstr(e->msg, "SQLSTATE 42P01"))
 		e->code = EX_CONFIG;   /* an older mikkoo.sql */
 	logical_close(s);
 	return -1;

@@ -18,11 +18,16 @@ struct record {
 static int
 schema_error(struct mk_err *e)
 {
+	if (e->code == EX_NOPERM)
+		return mk_err_prefix(e, "grant SELECT, INSERT and UPDATE on "
+				     "mikkoo.slots to this role");
 	/* undefined_table or undefined_function: an older mikkoo.sql */
 	if (strstr(e->msg, "SQLSTATE 42P01") ||
-	    strstr(e->msg, "SQLSTATE 42883"))
+	    strstr(e->msg, "SQLSTATE 42883")) {
 		e->code = EX_CONFIG;
-	return mk_err_prefix(e, "install this version's mikkoo.sql");
+		return mk_err_prefix(e, "install this version's mikkoo.sql");
+	}
+	return -1;
 }
 
 static int
@@ -64,7 +69,7 @@ call(PGconn *pg, const char *sql, int n, const char *const *v,
 	PGresult *r = pg_exec(pg, sql, n, v, what, e);
 
 	if (r == NULL)
-		return strstr(e->msg, "SQLSTATE 42883") ? schema_error(e) : -1;
+		return schema_error(e);
 	PQclear(r);
 	return 0;
 }

@@ -15,11 +15,12 @@ GRANT INSERT ON mikkoo.capture_settings TO pgq_writer;
 REVOKE ALL ON mikkoo.audit FROM pgq_writer;
 GRANT INSERT ON mikkoo.audit TO pgq_writer;
 GRANT SELECT ON mikkoo.captures TO PUBLIC;
--- The logical-decoding source (logical.sql): only the owner reads the
--- emit key; mikkoo.emit() runs with the owner's rights, so only roles
--- that may write events call it; the slot records are readable by all
--- and written through functions that check for REPLICATION.
+-- The logical-decoding source (logical.sql): roles that may write
+-- events read the emit key and call mikkoo.emit(); the slot records are
+-- readable by all.  The relay's role gets SELECT on mikkoo.emit_key and
+-- SELECT, INSERT, UPDATE on mikkoo.slots from the operator.
 REVOKE ALL ON mikkoo.emit_key FROM PUBLIC;
+GRANT SELECT ON mikkoo.emit_key TO pgq_writer;
 REVOKE ALL ON mikkoo.slots FROM PUBLIC;
 GRANT SELECT ON mikkoo.slots TO PUBLIC;
 REVOKE ALL ON FUNCTION mikkoo.emit(TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT)

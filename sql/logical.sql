@@ -7,23 +7,6 @@
 -- decoded row as mikkoo.capture() renders it.
 
 -- ---------------------------------------------------------------------
--- Who may read the WAL: a role whose session has the REPLICATION
--- attribute (or is a superuser) can stream a slot and so read every
--- change and message in the WAL.  Only such roles get the emit key (it
--- is in the WAL anyway) and write the slot records.  session_user, not
--- current_user: inside SECURITY DEFINER functions current_user is the
--- owner.
--- ---------------------------------------------------------------------
-CREATE OR REPLACE FUNCTION mikkoo._replication_role()
-RETURNS BOOLEAN
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT coalesce((SELECT r.rolreplication OR r.rolsuper FROM pg_roles r
-                     WHERE r.rolname = session_user), false);
-$$;
-
--- ---------------------------------------------------------------------
 -- The outbox without a table: mikkoo.emit() writes an event into the
 -- WAL with pg_logical_emit_message() (transactional: a transaction that
 -- rolls back sends nothing), for mikkoo-relay workers whose source is a
@@ -32,13 +15,12 @@ $$;
 -- pg_logical_emit_message() is executable by PUBLIC: any role can put
 -- a message with any prefix and content into the WAL.  So that the
 -- relay tells an event written through mikkoo.emit() by a role with the
--- right to write events (pgq_writer, as for pgq.insert_event) from a
--- forged one, mikkoo.emit() runs with its owner's rights and starts the
+-- right to write events from a forged one, mikkoo.emit() starts the
 -- content with the emit key, a random token in mikkoo.emit_key that only
--- the owner reads (and roles with REPLICATION, through
--- mikkoo._emit_key(): they read the WAL, where the key is, anyway).  A
--- message with mikkoo.emit's prefix and without the key is forged: the
--- relay never publishes it.
+-- roles with that right read (pgq_writer, as for pgq.insert_event; and
+-- the relay's role, which the operator grants SELECT on it).  A message
+-- with mikkoo.emit's prefix and without the key is forged: the relay
+-- never publishes it.  No function here runs with its owner's rights.
 --
 -- The content, after the 32 characters of the key: stream, ev_type,
 -- ev_data, ev_extra1 .. ev_extra4, each '-' for NULL or its length in
@@ -53,7 +35,7 @@ CREATE TABLE IF NOT EXISTS mikkoo.emit_key (
 );
 COMMENT ON TABLE mikkoo.emit_key IS
     'The token that marks messages written by mikkoo.emit(); readable '
-    'by the owner only (roles with REPLICATION: mikkoo._emit_key())';
+    'by roles that may write events (pgq_writer) and the relay''s role';
 INSERT INTO mikkoo.emit_key (key)
 SELECT replace(gen_random_uuid()::text, '-', '')
 WHERE NOT EXISTS (SELECT 1 FROM mikkoo.emit_key);
@@ -62,7 +44,7 @@ CREATE OR REPLACE FUNCTION mikkoo.emit(
     stream TEXT, ev_type TEXT, ev_data TEXT, ev_extra1 TEXT,
     ev_extra2 TEXT, ev_extra3 TEXT, ev_extra4 TEXT)
 RETURNS BIGINT
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -71,6 +53,12 @@ BEGIN
     IF stream IS NULL THEN
         RAISE EXCEPTION 'mikkoo.emit: stream must not be NULL'
             USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT has_table_privilege('mikkoo.emit_key', 'SELECT') THEN
+        RAISE EXCEPTION 'mikkoo.emit: permission denied: emitting events '
+                        'takes the right to write events'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'GRANT pgq_writer TO the role.';
     END IF;
     SELECT k.key INTO v_key FROM mikkoo.emit_key k;
     IF v_key IS NULL THEN
@@ -111,21 +99,6 @@ $$;
 COMMENT ON FUNCTION mikkoo.emit(TEXT, TEXT, TEXT) IS
     'mikkoo.emit() without the extra fields; needs pgq_writer';
 
-CREATE OR REPLACE FUNCTION mikkoo._emit_key()
-RETURNS TEXT
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF NOT mikkoo._replication_role() THEN
-        RAISE EXCEPTION 'mikkoo: permission denied for the emit key: '
-                        'only roles with REPLICATION read it'
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;
-    RETURN (SELECT k.key FROM mikkoo.emit_key k);
-END;
-$$;
-
 -- A worker that relays only mikkoo.emit() events still names a
 -- publication (pgoutput insists); this one publishes no table.  Made
 -- here when the installing role may create publications, otherwise by
@@ -148,8 +121,8 @@ $pub$;
 -- in a failover: in PostgreSQL 15 slots are not on standbys, this table
 -- is) and refuses to go on past the gap, naming last_lsn, the last
 -- position it confirmed.  mikkoo.forget_slot() is the operator's step
--- to start anew.  Written only by roles with REPLICATION (who may
--- create and drop slots anyway), through the functions below.
+-- to start anew.  Readable by all; written by the relay's role, which
+-- the operator grants SELECT, INSERT and UPDATE on it.
 -- ---------------------------------------------------------------------
 CREATE TABLE IF NOT EXISTS mikkoo.slots (
     slot_name        NAME PRIMARY KEY,
@@ -166,28 +139,13 @@ COMMENT ON TABLE mikkoo.slots IS
 COMMENT ON COLUMN mikkoo.slots.consistent_point IS
     'Where the slot''s stream began; NULL while it is being created';
 
-CREATE OR REPLACE FUNCTION mikkoo._slot_check_role(in_what TEXT)
-RETURNS VOID
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF NOT mikkoo._replication_role() THEN
-        RAISE EXCEPTION 'mikkoo: permission denied to %: it takes a role '
-                        'with REPLICATION', in_what
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;
-END;
-$$;
-
 -- Before CREATE_REPLICATION_SLOT: the intent.
 CREATE OR REPLACE FUNCTION mikkoo._slot_intent(in_slot NAME)
 RETURNS VOID
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM mikkoo._slot_check_role('record a slot');
     INSERT INTO mikkoo.slots (slot_name) VALUES (in_slot)
     ON CONFLICT (slot_name) DO NOTHING;
 END;
@@ -198,11 +156,10 @@ CREATE OR REPLACE FUNCTION mikkoo._slot_created(in_slot NAME,
                                                 in_point PG_LSN,
                                                 in_adopted BOOLEAN)
 RETURNS VOID
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM mikkoo._slot_check_role('record a slot');
     INSERT INTO mikkoo.slots AS s (slot_name, created_at, adopted,
                                    consistent_point, last_lsn, last_at)
     VALUES (in_slot, now(), in_adopted, in_point, in_point, now())
@@ -218,11 +175,10 @@ $$;
 CREATE OR REPLACE FUNCTION mikkoo._slot_progress(in_slot NAME,
                                                  in_lsn PG_LSN)
 RETURNS VOID
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM mikkoo._slot_check_role('record a slot''s position');
     UPDATE mikkoo.slots
     SET last_lsn = greatest(last_lsn, in_lsn), last_at = now()
     WHERE slot_name = in_slot AND consistent_point IS NOT NULL;
@@ -230,18 +186,18 @@ END;
 $$;
 
 -- The operator's step to start anew after a slot vanished or was
--- invalidated: forget the record (drop an invalidated slot with
+-- invalidated (as the owner of schema mikkoo, or a superuser): forget
+-- the record (drop an invalidated slot with
 -- pg_drop_replication_slot() first); the next start creates a new slot
 -- whose stream begins at its creation.  Returns whether there was one.
 CREATE OR REPLACE FUNCTION mikkoo.forget_slot(slot_name NAME)
 RETURNS BOOLEAN
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_n INTEGER;
 BEGIN
-    PERFORM mikkoo._slot_check_role('forget a slot');
     DELETE FROM mikkoo.slots s WHERE s.slot_name = forget_slot.slot_name;
     GET DIAGNOSTICS v_n = ROW_COUNT;
     RETURN v_n > 0;
@@ -250,7 +206,7 @@ $$;
 COMMENT ON FUNCTION mikkoo.forget_slot(NAME) IS
     'Forget the record of a slot that vanished or was invalidated, so '
     'that mikkoo-relay creates a new one (changes in between are not '
-    'sent); needs REPLICATION';
+    'sent); needs DELETE on mikkoo.slots (its owner has it)';
 
 -- ---------------------------------------------------------------------
 -- Rendering decoded rows.  The relay gets each value of a change as its

@@ -249,10 +249,12 @@ types_rows() {
 	walcat -S "$SLOT" -m "$STREAM" --create -n 0
 	run -1 --separate-stderr as_role "SELECT mikkoo.emit('$STREAM', 'x', 'y')"
 	[[ "$stderr" == *"permission denied for function emit"* ]]
-	run -1 --separate-stderr as_role "SELECT mikkoo._emit_key()"
-	[[ "$stderr" == *"permission denied for the emit key"* ]]
 	run -1 --separate-stderr as_role "SELECT key FROM mikkoo.emit_key"
 	[[ "$stderr" == *"permission denied for table emit_key"* ]]
+	# no function of mikkoo.sql reads it for others
+	[ "$(sql "SELECT count(*) FROM pg_proc WHERE prosecdef
+	          AND pronamespace = 'mikkoo'::regnamespace
+	          AND prosrc LIKE '%emit_key%'")" = 0 ]
 	# pg_logical_emit_message is PUBLIC's: the attack is a message in
 	# the exact format with a guessed key
 	fake="0123456789abcdef0123456789abcdef${#STREAM}:${STREAM}6:forged1:x-----"
@@ -492,12 +494,24 @@ slot_confirmed_ge() {
 	[ "$(sql "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$SLOT'")" = 0 ]
 	run -78 walcat -S "Bad-Name" -P "$PUB" --create -n 0
 	assert_output --partial "'Bad-Name' is not a slot name"
-	# REPLICATION without superuser: the slot's record and the key
-	# are its to use; the role needs nothing else of mikkoo
+	# REPLICATION without superuser: it needs the grants the operator
+	# gives the relay's role, and says which
 	sql "ALTER ROLE $ROLE_ REPLICATION; CREATE TABLE $T (id int PRIMARY KEY);
 	     CREATE PUBLICATION $PUB FOR TABLE $T" >/dev/null
+	run -77 walcat -d "$url" -S "$SLOT" -P "$PUB" -m s --create -n 0
+	assert_output --partial "grant SELECT on mikkoo.emit_key to this role"
+	sql "GRANT SELECT ON mikkoo.emit_key TO $ROLE_" >/dev/null
+	run -77 walcat -d "$url" -S "$SLOT" -P "$PUB" -m s --create -n 0
+	assert_output --partial "grant SELECT, INSERT and UPDATE on mikkoo.slots to this role"
+	# nothing was created on the way
+	[ "$(sql "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$SLOT'")" = 0 ]
+	sql "GRANT SELECT, INSERT, UPDATE ON mikkoo.slots TO $ROLE_" >/dev/null
 	run -0 walcat -d "$url" -S "$SLOT" -P "$PUB" -m s --create -n 0
 	[ "$(sql "SELECT created_by FROM mikkoo.slots WHERE slot_name = '$SLOT'")" = "$ROLE_" ]
+	# and a server that is not there
+	run -69 walcat -d "postgresql://mikkoo@127.0.0.1:1/mikkoo" -S "$SLOT" \
+		-P "$PUB" -n 0
+	assert_output --partial "cannot connect to PostgreSQL"
 }
 
 @test "a seeded random workload (MIKKOO_SEED) gives the same messages by slot as by trigger" {

@@ -17,7 +17,7 @@
  * after SECONDS without one; SIGTERM/SIGINT: stop after the batch at
  * hand.  --stats
  * prints "events N batches B seconds S rate R maxrss_kb K" on stderr at
- * the end.
+ * the end (S: from the start to the last event).
  * --stall: after the first batch, read nothing for SECONDS (as a relay
  * whose RabbitMQ is down) but keep the stream alive (logical_service
  * every half second); --stall-silent: without that, to show it is
@@ -275,7 +275,7 @@ main(int argc, char **argv)
 			rc = -1;
 	}
 	if (stats) {
-		double secs = now_mono() - t0;
+		double secs = last - t0;   /* reading, not the idle wait */
 
 		getrusage(RUSAGE_SELF, &ru);
 		fprintf(stderr, "events %ld batches %ld seconds %.3f rate %.0f "
