@@ -21,6 +21,7 @@
 #define CACHE_SLOTS 256
 #define CACHE_FOUND_TTL 60.0
 #define CACHE_MISSING_TTL 1.0
+#define RETURN_READ_TIMEOUT 30  /* s, for a returned message's content */
 
 struct cache_slot {
 	double expires;
@@ -38,6 +39,8 @@ struct broker {
 	bool probe_open;
 	bool blocked;
 	bool corked;            /* TCP_CORK set by a run of publishes */
+	amqp_bytes_t scratch;   /* for measuring big properties */
+	size_t frame_max;       /* negotiated at login */
 	char blocked_reason[128];
 	struct cache_slot cache[CACHE_SLOTS];
 };
@@ -280,6 +283,7 @@ broker_connect(struct broker **out, const struct broker_opts *o,
 		mk_err_prefix(e, "cannot log in to RabbitMQ '%s'", o->display);
 		goto fail;
 	}
+	b->frame_max = (size_t)amqp_get_frame_max(b->conn);
 	if (open_publish_channel(b, e) < 0 || open_probe_channel(b, e) < 0) {
 		mk_err_prefix(e, "RabbitMQ '%s'", o->display);
 		goto fail;
@@ -322,8 +326,47 @@ broker_free(struct broker *b)
 		}
 		amqp_destroy_connection(b->conn);
 	}
+	free(b->scratch.bytes);
 	free(b->display);
 	free(b);
+}
+
+/*
+ * Do m's properties fit in one header frame?  rabbitmq-c finds out only
+ * after it sent the basic.publish method, and RabbitMQ then closes the
+ * connection: the same event again after every reconnect.  A JSON value
+ * takes at most 2.5 times its text encoded (a "0," becomes an I32), so
+ * only events with big ev_extra3/ev_extra4 are encoded here to measure.
+ */
+static int
+props_fit(struct broker *b, const struct mk_message *m, struct mk_err *e)
+{
+	size_t room;
+	int n;
+
+	if (m->user_json_len == 0)
+		return 0;       /* most events: only our own properties */
+	/* frame header 7, class, weight and body size 12, frame end 1 */
+	room = b->frame_max > 20 ? b->frame_max - 20 : 0;
+	if (m->user_json_len < room / 4 && room > 8192 &&
+	    m->user_json_len * 4 + 8192 < room)
+		return 0;
+	if (b->scratch.len < room) {
+		void *p = realloc(b->scratch.bytes, room);
+
+		if (p == NULL)
+			return mk_err_set(e, EX_OSERR, "out of memory");
+		b->scratch.bytes = p;
+		b->scratch.len = room;
+	}
+	n = amqp_encode_properties(AMQP_BASIC_CLASS, (void *)&m->props,
+				   (amqp_bytes_t){ room, b->scratch.bytes });
+	if (n < 0)
+		return mk_err_set(e, EX_DATAERR, "the message's properties "
+				  "and headers do not fit in one AMQP frame "
+				  "of %zu bytes (the connection's frame_max)",
+				  room + 20);
+	return 0;
 }
 
 int
@@ -332,6 +375,8 @@ broker_publish(struct broker *b, const struct mk_message *m, uint64_t *tag,
 {
 	int st;
 
+	if (props_fit(b, m, e) < 0)
+		return -1;
 	cork(b, true);
 	st = amqp_basic_publish(b->conn, PUB_CH, m->exchange, m->routing_key,
 				1, 0, &m->props, m->body);
@@ -343,27 +388,79 @@ broker_publish(struct broker *b, const struct mk_message *m, uint64_t *tag,
 	return 0;
 }
 
+/*
+ * The content of a returned message: its header frame and body frames,
+ * read here instead of with amqp_read_message, which copies the
+ * properties with amqp_basic_properties_clone and so refuses what it
+ * cannot copy (a header with an empty name: "invalid parameter").  Only
+ * the event_id header is looked at; the body is skipped.  0, or an
+ * AMQP_STATUS_* (the connection is then unusable).
+ */
+static int
+read_returned(struct broker *b, amqp_channel_t ch, long long *ev_id)
+{
+	struct timeval tv;
+	amqp_frame_t f;
+	uint64_t left;
+	int st;
+
+	tv.tv_sec = RETURN_READ_TIMEOUT;
+	tv.tv_usec = 0;
+	st = amqp_simple_wait_frame_noblock(b->conn, &f, &tv);
+	if (st != AMQP_STATUS_OK)
+		return st;
+	/* content frames follow their method on its channel, and no other
+	 * channel of ours has anything in flight meanwhile */
+	if (f.channel != ch || f.frame_type != AMQP_FRAME_HEADER)
+		return AMQP_STATUS_UNEXPECTED_STATE;
+	*ev_id = event_id_of(f.payload.properties.decoded);
+	left = f.payload.properties.body_size;
+	while (left > 0) {
+		st = amqp_simple_wait_frame_noblock(b->conn, &f, &tv);
+		if (st != AMQP_STATUS_OK)
+			return st;
+		if (f.channel != ch || f.frame_type != AMQP_FRAME_BODY ||
+		    f.payload.body_fragment.len > left)
+			return AMQP_STATUS_UNEXPECTED_STATE;
+		left -= f.payload.body_fragment.len;
+	}
+#ifdef MIKKOO_TEST_HOOKS
+	/* test builds: act as if rabbitmq-c could not read it */
+	if (getenv("MIKKOO_FAULT_RETURN_UNREADABLE"))
+		return AMQP_STATUS_BAD_AMQP_DATA;
+#endif
+	return AMQP_STATUS_OK;
+}
+
 static int
 handle_return(struct broker *b, amqp_frame_t *f, broker_cb cb, void *arg,
 	      struct mk_err *e)
 {
 	amqp_basic_return_t *ret = f->payload.method.decoded;
 	struct broker_ev ev = { .kind = BROKER_RETURN };
-	amqp_message_t msg;
-	amqp_rpc_reply_t r;
 	char txt[512];
+	int st;
 
 	reply_text(txt, sizeof(txt), ret->reply_code, ret->reply_text);
-	/* basic.return carries no delivery tag: our event_id header says
-	 * which event came back. */
-	r = amqp_read_message(b->conn, f->channel, &msg, 0);
-	if (r.reply_type != AMQP_RESPONSE_NORMAL)
-		return rpc_error(b, r, f->channel, "reading a returned "
-				 "message", e);
-	ev.ev_id = event_id_of(&msg.properties);
 	ev.code = ret->reply_code;
 	ev.text = txt;
-	amqp_destroy_message(&msg);
+	/* borrowed from the frame, which stays until buffers are released */
+	ev.exchange = ret->exchange;
+	ev.routing_key = ret->routing_key;
+	/* basic.return carries no delivery tag: our event_id header says
+	 * which event came back, the exchange and key confirm it */
+	ev.ev_id = -1;
+	st = read_returned(b, f->channel, &ev.ev_id);
+	if (st != AMQP_STATUS_OK) {
+		/* still that event's fate: the relay finds it by its
+		 * exchange and key, then the connection is given up */
+		ev.ev_id = -1;
+		ev.unreadable = true;
+		cb(arg, &ev);
+		return mk_err_set(e, EX_UNAVAILABLE, "RabbitMQ '%s': reading "
+				  "a returned message: %s", b->display,
+				  amqp_error_string2(st));
+	}
 	cb(arg, &ev);
 	return 0;
 }

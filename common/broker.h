@@ -44,9 +44,14 @@ struct broker_ev {
 	enum broker_ev_kind kind;
 	uint64_t tag;
 	bool multiple;
-	long long ev_id;
+	long long ev_id;        /* a return's event_id header; -1 none */
 	int code;
 	const char *text;       /* borrowed for the callback's duration */
+	amqp_bytes_t exchange;  /* a return's exchange and routing key, */
+	amqp_bytes_t routing_key;       /* borrowed likewise */
+	bool unreadable;        /* the return's content could not be read:
+				   ev_id is -1 and broker_poll fails after
+				   the callback (the connection is lost) */
 };
 
 typedef void (*broker_cb)(void *arg, const struct broker_ev *ev);
@@ -64,7 +69,11 @@ int broker_connect(struct broker **out, const struct broker_opts *o,
 /* Close (best effort, bounded) and free; NULL is fine. */
 void broker_free(struct broker *b);
 
-/* Publish m on channel 1 (mandatory); *tag is its delivery tag. */
+/*
+ * Publish m on channel 1 (mandatory); *tag is its delivery tag.
+ * EX_DATAERR when m cannot be sent at all (its properties do not fit in
+ * a frame): nothing was sent and the connection is fine.
+ */
 int broker_publish(struct broker *b, const struct mk_message *m,
 		   uint64_t *tag, struct mk_err *e);
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <yaml.h>
@@ -277,6 +278,52 @@ set_password(struct ctx *c, struct mk_amqp_url *u, const char *s)
 }
 
 /* Its first line is the password; loose permissions get a notice. */
+/*
+ * Relative file names in a configuration (and the configuration's own
+ * name) mean the directory mikkoo-relay started in, also after
+ * --daemon's chdir("/"): every reload and every reconnect (TLS files are
+ * opened then) finds the same files.  Captured at the first load.
+ */
+static char start_dir[4096];
+
+static void
+remember_start_dir(void)
+{
+	if (start_dir[0] == '\0' && getcwd(start_dir, sizeof(start_dir))
+	    == NULL)
+		start_dir[0] = '\0';   /* unknown: names stay as given */
+}
+
+/* name, made absolute against start_dir when relative (malloc'd). */
+static char *
+absolute(const char *name)
+{
+	char *p;
+
+	remember_start_dir();
+	if (name[0] == '/' || start_dir[0] == '\0')
+		return strdup(name);
+	if (asprintf(&p, "%s/%s", start_dir, name) < 0)
+		return NULL;
+	return p;
+}
+
+/* *pp (malloc'd or NULL) made absolute in place; -1 out of memory. */
+static int
+make_absolute(char **pp)
+{
+	char *a;
+
+	if (*pp == NULL || (*pp)[0] == '/')
+		return 0;
+	a = absolute(*pp);
+	if (a == NULL)
+		return -1;
+	free(*pp);
+	*pp = a;
+	return 0;
+}
+
 static int
 read_password_file(struct ctx *c, const yaml_node_t *kn, const yaml_node_t *v)
 {
@@ -286,9 +333,15 @@ read_password_file(struct ctx *c, const yaml_node_t *kn, const yaml_node_t *v)
 	FILE *f;
 	int rc;
 
+	char *name;
+
 	if (want_scalar(c, v, "a file name") < 0)
 		return -1;
-	f = fopen(scalar(v), "r");
+	name = absolute(scalar(v));
+	if (name == NULL)
+		return mk_err_set(c->e, EX_OSERR, "out of memory");
+	f = fopen(name, "r");
+	free(name);
 	if (f == NULL)
 		return at(c, v, "key '%s': cannot open '%s': %s", c->path,
 			  shown(c, scalar(v)), strerror(errno));
@@ -822,6 +875,10 @@ finish_nodes(struct ctx *c)
 	int rc = 0;
 
 	w->nnodes = 1 + w->more_nodes.n;
+	if (make_absolute(&w->amqp.cacertfile) < 0 ||
+	    make_absolute(&w->amqp.certfile) < 0 ||
+	    make_absolute(&w->amqp.keyfile) < 0)
+		return mk_err_set(c->e, EX_OSERR, "out of memory");
 	if (w->nodes == NULL)
 		w->nodes = calloc(1, sizeof(*w->nodes));
 	if (w->nodes == NULL || url_amqp_copy(&w->nodes[0].url, &w->amqp) < 0
@@ -851,6 +908,10 @@ finish_nodes(struct ctx *c)
 			nd->display = url_mask(w->more_nodes.v[i - 1]);
 		}
 		if (rc == 0 && nd->display == NULL)
+			rc = mk_err_set(c->e, EX_OSERR, "out of memory");
+		if (rc == 0 && (make_absolute(&nd->url.cacertfile) < 0 ||
+				make_absolute(&nd->url.certfile) < 0 ||
+				make_absolute(&nd->url.keyfile) < 0))
 			rc = mk_err_set(c->e, EX_OSERR, "out of memory");
 	}
 	return rc;
@@ -1093,8 +1154,14 @@ config_load(const char *path, struct mk_config *cfg, struct mk_err *e)
 	size_t n;
 	int rc;
 
+	char *name;
+
 	memset(cfg, 0, sizeof(*cfg));
-	f = fopen(path, "r");
+	name = absolute(path);
+	if (name == NULL)
+		return mk_err_set(e, EX_OSERR, "out of memory");
+	f = fopen(name, "r");
+	free(name);
 	if (f == NULL)
 		return mk_err_set(e, errno == ENOENT ? EX_NOINPUT : EX_CONFIG,
 				  "cannot open '%s': %s", path,

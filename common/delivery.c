@@ -8,43 +8,11 @@
 #include <time.h>
 
 #include "delivery.h"
+#include "text.h"
 
 /* Deeper tables are cut: the record must stay bounded and the recursion
  * shallow whatever a publisher sent. */
 #define MAX_DEPTH 32
-
-bool
-delivery_utf8_ok(const void *s, size_t n)
-{
-	const unsigned char *p = s, *end = p + n;
-
-	while (p < end) {
-		unsigned c = *p++;
-		unsigned need, min, cp;
-
-		if (c < 0x80)
-			continue;
-		if (c >= 0xc2 && c <= 0xdf) {
-			need = 1, min = 0x80, cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			need = 2, min = 0x800, cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			need = 3, min = 0x10000, cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if ((size_t)(end - p) < need)
-			return false;
-		while (need--) {
-			if ((*p & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (*p++ & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-	}
-	return true;
-}
 
 char *
 delivery_base64(const void *s, size_t n)
@@ -83,57 +51,11 @@ delivery_base64(const void *s, size_t n)
 	return out;
 }
 
-/*
- * Bytes as printable UTF-8: valid sequences are kept, control and
- * invalid bytes become \xNN, and a backslash \\.  Cut with "..." to fit.
- */
+/* Bytes as safe text (text.h), quoted marks escaped, cut to fit. */
 static char *
 printable(char *dst, size_t sz, const void *src, size_t n)
 {
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *p = src;
-	size_t o = 0, i = 0;
-
-	while (i < n) {
-		size_t k = 1;
-		char tmp[5];
-		size_t t = 0;
-
-		if (p[i] >= 0x80) {
-			/* the length of a valid sequence starting here */
-			for (k = 2; k <= 4 && i + k <= n; k++)
-				if (delivery_utf8_ok(p + i, k))
-					break;
-			if (k > 4 || i + k > n)
-				k = 0;
-		}
-		if (k == 0 || (k == 1 && (p[i] < 0x20 || p[i] == 0x7f))) {
-			tmp[t++] = '\\';
-			tmp[t++] = 'x';
-			tmp[t++] = hex[p[i] >> 4];
-			tmp[t++] = hex[p[i] & 15];
-			k = 1;
-		} else if (k == 1 && p[i] == '\\') {
-			tmp[t++] = '\\';
-			tmp[t++] = '\\';
-		} else {
-			memcpy(tmp, p + i, k);
-			t = k;
-		}
-		if (o + t + 4 > sz) {
-			if (o + 4 <= sz) {
-				memcpy(dst + o, "...", 3);
-				o += 3;
-			}
-			break;
-		}
-		memcpy(dst + o, tmp, t);
-		o += t;
-		i += k;
-	}
-	if (sz)
-		dst[o] = '\0';
-	return dst;
+	return text_escape(dst, sz, src, n, n, TEXT_QUOTE);
 }
 
 static json_t *
@@ -151,11 +73,11 @@ base64_json(amqp_bytes_t b)
 
 /* A name or property: a string when valid UTF-8, else {"base64":..}. */
 static json_t *
-text_json(amqp_bytes_t b)
+name_json(amqp_bytes_t b)
 {
 	json_t *o;
 
-	if (delivery_utf8_ok(b.bytes, b.len))
+	if (text_utf8_ok(b.bytes, b.len))
 		return json_stringn(b.len ? b.bytes : "", b.len);
 	o = json_object();
 	if (o)
@@ -217,7 +139,7 @@ set_key(json_t *o, amqp_bytes_t key, json_t *v)
 {
 	char buf[4 * 255 + 8];
 
-	if (delivery_utf8_ok(key.bytes, key.len)) {
+	if (text_utf8_ok(key.bytes, key.len)) {
 		json_object_setn_new(o, key.len ? key.bytes : "", key.len, v);
 		return;
 	}
@@ -292,7 +214,7 @@ value_json(const amqp_field_value_t *v, int depth)
 		return typed("decimal", "value",
 			     decimal_json(v->value.decimal));
 	case AMQP_FIELD_KIND_UTF8:
-		if (delivery_utf8_ok(v->value.bytes.bytes, v->value.bytes.len))
+		if (text_utf8_ok(v->value.bytes.bytes, v->value.bytes.len))
 			return typed("string", "value",
 				     json_stringn(v->value.bytes.len
 						  ? v->value.bytes.bytes : "",
@@ -531,7 +453,7 @@ delivery_name_check(const char *what, const char *name, struct mk_err *e)
 	if (n > 255)
 		return mk_err_set(e, EX_USAGE, "%s name '%s' is longer than "
 				  "255 bytes", what, shown);
-	if (!delivery_utf8_ok(name, n))
+	if (!text_utf8_ok(name, n))
 		return mk_err_set(e, EX_USAGE, "%s name '%s' is not valid "
 				  "UTF-8", what, shown);
 	return 0;
@@ -547,7 +469,7 @@ properties_json(const amqp_basic_properties_t *p)
 		return NULL;
 #define TEXT(flag, name) \
 	if (f & (flag)) \
-		json_object_set_new(o, #name, text_json(p->name))
+		json_object_set_new(o, #name, name_json(p->name))
 	TEXT(AMQP_BASIC_CONTENT_TYPE_FLAG, content_type);
 	TEXT(AMQP_BASIC_CONTENT_ENCODING_FLAG, content_encoding);
 	if (f & AMQP_BASIC_DELIVERY_MODE_FLAG)
@@ -585,14 +507,14 @@ death_entry_json(const amqp_table_t *t)
 		return NULL;
 	for (i = 0; i < 2; i++)
 		if ((b = str_field(t, strs[i])) != NULL)
-			json_object_set_new(o, strs[i], text_json(*b));
+			json_object_set_new(o, strs[i], name_json(*b));
 	if (int_field(t, "count", &n))
 		json_object_set_new(o, "count", json_integer(n));
 	v = table_get(t, "time");
 	if (v && v->kind == AMQP_FIELD_KIND_TIMESTAMP)
 		json_object_set_new(o, "time", time_json(v->value.u64));
 	if ((b = str_field(t, "exchange")) != NULL)
-		json_object_set_new(o, "exchange", text_json(*b));
+		json_object_set_new(o, "exchange", name_json(*b));
 	v = table_get(t, "routing-keys");
 	if (v && v->kind == AMQP_FIELD_KIND_ARRAY) {
 		keys = json_array();
@@ -603,12 +525,12 @@ death_entry_json(const amqp_table_t *t)
 			if (e->kind == AMQP_FIELD_KIND_UTF8 ||
 			    e->kind == AMQP_FIELD_KIND_BYTES)
 				json_array_append_new(
-					keys, text_json(e->value.bytes));
+					keys, name_json(e->value.bytes));
 		}
 		json_object_set_new(o, "routing_keys", keys);
 	}
 	if ((b = str_field(t, "original-expiration")) != NULL)
-		json_object_set_new(o, "original_expiration", text_json(*b));
+		json_object_set_new(o, "original_expiration", name_json(*b));
 	return o;
 }
 
@@ -626,8 +548,8 @@ delivery_json(const struct delivery *d)
 		return NULL;
 	if (d->queue)
 		json_object_set_new(o, "queue", json_string(d->queue));
-	json_object_set_new(o, "exchange", text_json(d->exchange));
-	json_object_set_new(o, "routing_key", text_json(d->routing_key));
+	json_object_set_new(o, "exchange", name_json(d->exchange));
+	json_object_set_new(o, "routing_key", name_json(d->routing_key));
 	json_object_set_new(o, "redelivered", json_boolean(d->redelivered));
 	json_object_set_new(o, "properties", properties_json(p));
 	json_object_set_new(o, "headers", h ? table_json(h, 0)
@@ -644,14 +566,14 @@ delivery_json(const struct delivery *d)
 		f = json_object();
 		if (f) {
 			json_object_set_new(f, "exchange",
-					    text_json(first.exchange));
-			json_object_set_new(f, "queue", text_json(first.queue));
+					    name_json(first.exchange));
+			json_object_set_new(f, "queue", name_json(first.queue));
 			json_object_set_new(f, "reason",
-					    text_json(first.reason));
+					    name_json(first.reason));
 		}
 		json_object_set_new(o, "first_death", f);
 	}
-	if (delivery_utf8_ok(d->msg->body.bytes, d->msg->body.len))
+	if (text_utf8_ok(d->msg->body.bytes, d->msg->body.len))
 		json_object_set_new(o, "body", json_stringn(
 			d->msg->body.len ? d->msg->body.bytes : "",
 			d->msg->body.len));

@@ -88,9 +88,6 @@ int death_strip(const amqp_basic_properties_t *p, const amqp_array_t *cc,
  */
 int delivery_name_check(const char *what, const char *name, struct mk_err *e);
 
-/* Is s[0..n) valid UTF-8? */
-bool delivery_utf8_ok(const void *s, size_t n);
-
 /* Base64 (RFC 4648, padded) of n bytes: a new string, caller frees. */
 char *delivery_base64(const void *s, size_t n);
 

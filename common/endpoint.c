@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "endpoint.h"
+#include "text.h"
 
 /* Healthy?  If not, why (into buf). */
 static bool
@@ -28,9 +29,14 @@ healthy(const struct endpoint_worker *w, double max_lag, char *buf,
 		return false;
 	}
 	if (w->rep.state != REPORT_RELAYING) {
-		snprintf(buf, sz, "%s: %.*s",
+		char safe[REPORT_WHY * 4];
+
+		text_escape(safe, sizeof(safe), w->rep.why, strnlen(w->rep.why,
+			    sizeof(w->rep.why)), sizeof(w->rep.why), 0);
+		snprintf(buf, sz, "%s: %s",
 			 report_state_name((enum report_state)w->rep.state),
-			 (int)sizeof(w->rep.why), w->rep.why);
+			 safe);
+		buf[text_cut(buf, strlen(buf), sz - 4)] = '\0';
 		return false;
 	}
 	if (max_lag > 0 && w->rep.lag > max_lag) {
@@ -52,11 +58,17 @@ health(const struct endpoint_worker *w, size_t n, double max_lag,
 	for (i = 0; i < n; i++) {
 		char why[512];
 		bool ok = healthy(&w[i], max_lag, why, sizeof(why));
-		json_t *o = json_pack("{s:s,s:b,s:s}", "queue", w[i].queue,
+		json_t *o = json_pack("{s:o,s:b,s:s}", "queue",
+				      text_json(w[i].queue, strlen(w[i].queue)),
 				      "ok", ok, "state", !w[i].running
 				      ? "restarting" : !w[i].have ? "starting"
 				      : report_state_name((enum report_state)
 							  w[i].rep.state));
+
+		if (o == NULL) {
+			all = false;    /* out of memory: not a healthy answer */
+			continue;
+		}
 
 		if (w[i].have && w[i].rep.lag >= 0)
 			json_object_set_new(o, "lag_seconds",
@@ -64,8 +76,10 @@ health(const struct endpoint_worker *w, size_t n, double max_lag,
 		if (w[i].have && w[i].rep.pending >= 0)
 			json_object_set_new(o, "pending_events",
 					    json_integer(w[i].rep.pending));
+		/* the why carries server and broker words: text.h's rule */
 		if (!ok)
-			json_object_set_new(o, "why", json_string(why));
+			json_object_set_new(o, "why", text_json(why,
+								strlen(why)));
 		all = all && ok;
 		json_array_append_new(arr, o);
 	}

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "text.h"
 
 int
 mk_err_set(struct mk_err *e, int code, const char *fmt, ...)
@@ -17,6 +18,8 @@ mk_err_set(struct mk_err *e, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
 	va_end(ap);
+	/* a message cut short never ends inside a character (text.h) */
+	e->msg[text_cut(e->msg, strlen(e->msg), sizeof(e->msg) - 4)] = '\0';
 	return -1;
 }
 
@@ -33,6 +36,7 @@ mk_err_prefix(struct mk_err *e, const char *fmt, ...)
 	va_end(ap);
 	memcpy(old, e->msg, sizeof(old));
 	snprintf(e->msg, sizeof(e->msg), "%s: %s", ctx, old);
+	e->msg[text_cut(e->msg, strlen(e->msg), sizeof(e->msg) - 4)] = '\0';
 	return -1;
 }
 

@@ -10,8 +10,11 @@
 #include <time.h>
 
 #include "event.h"
+#include "text.h"
 
 #define SHORTSTR_MAX 255
+/* AMQP 0-9-1's field names (a table's keys): 1 to 128 bytes. */
+#define FIELD_NAME_MAX 128
 
 static const char *const extra_name[4] = {
 	"ev_extra1", "ev_extra2", "ev_extra3", "ev_extra4",
@@ -33,6 +36,7 @@ message_reset(struct mk_message *m)
 	m->json[0] = m->json[1] = NULL;
 	memset(&m->props, 0, sizeof(m->props));
 	m->exchange = m->routing_key = m->body = amqp_empty_bytes;
+	m->user_json_len = 0;
 }
 
 void
@@ -133,91 +137,15 @@ type_name(const json_t *v)
 }
 
 /*
- * UTF-8 length of the character at p (n bytes left), 0 if it is not one.
- * Strict like PostgreSQL: no overlong forms, surrogates or > U+10FFFF,
- * because reasons end up in mikkoo.dead_letter's text column.
- */
-static size_t
-utf8_len(const unsigned char *p, size_t n)
-{
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t len, k;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		len = 2;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		len = 3;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		len = 4;
-	else
-		return 0;
-	if (p[0] == 0xe0)
-		lo = 0xa0;
-	else if (p[0] == 0xed)
-		hi = 0x9f;
-	else if (p[0] == 0xf0)
-		lo = 0x90;
-	else if (p[0] == 0xf4)
-		hi = 0x8f;
-	if (n < len || p[1] < lo || p[1] > hi)
-		return 0;
-	for (k = 2; k < len; k++)
-		if (p[k] < 0x80 || p[k] > 0xbf)
-			return 0;
-	return len;
-}
-
-/*
- * Copy at most max bytes of s into buf as text that is safe in a log
- * line and a PostgreSQL text column: control characters become \uXXXX
- * (\n, \r, \t), bytes that are not UTF-8 become \xXX, and with
- * quote_marks '"' and '\' are escaped as in JSON.  A cut never splits a
- * character and is marked "...".
+ * Copy at most max bytes of s into buf as safe text (text.h), for a
+ * reason; with quote_marks '"' and '\\' are escaped too.  A cut never
+ * splits a character and is marked "...".
  */
 static void
 quote(char *buf, size_t sz, const char *s, size_t len, size_t max,
       bool quote_marks)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, o = 0, n;
-	char unit[8];
-
-	while (i < len) {
-		n = utf8_len(p + i, len - i);
-		if (n == 0)
-			snprintf(unit, sizeof(unit), "\\x%02x", p[i]);
-		else if (p[i] == '\n')
-			strcpy(unit, "\\n");
-		else if (p[i] == '\r')
-			strcpy(unit, "\\r");
-		else if (p[i] == '\t')
-			strcpy(unit, "\\t");
-		else if (p[i] < 0x20 || p[i] == 0x7f)
-			snprintf(unit, sizeof(unit), "\\u%04x", p[i]);
-		else if (quote_marks && (p[i] == '"' || p[i] == '\\'))
-			snprintf(unit, sizeof(unit), "\\%c", p[i]);
-		else
-			unit[0] = '\0';
-		if (n == 0)
-			n = 1;
-		/* room for this unit, a later "..." and the NUL */
-		if (i + n > max || o + (unit[0] ? strlen(unit) : n) + 4 > sz) {
-			memcpy(buf + o, "...", 3);
-			o += 3;
-			break;
-		}
-		if (unit[0]) {
-			memcpy(buf + o, unit, strlen(unit));
-			o += strlen(unit);
-		} else {
-			memcpy(buf + o, p + i, n);
-			o += n;
-		}
-		i += n;
-	}
-	buf[o] = '\0';
+	text_escape(buf, sz, s, len, max, quote_marks ? TEXT_QUOTE : 0);
 }
 
 #define SHOW_MAX 64
@@ -404,6 +332,48 @@ to_field(struct conv *c, json_t *v, amqp_field_value_t *f, int depth)
 }
 
 /*
+ * Headers RabbitMQ writes when it dead-letters a message.  A producer's
+ * copy would be taken for RabbitMQ's: by mikkoo-replay --amqp-queue,
+ * which re-publishes a dead letter where its first death says, and by
+ * whoever reads a dead-letter queue.
+ */
+static bool
+rabbitmq_header(const char *key)
+{
+	static const char *const names[] = {
+		"x-death", "x-first-death-exchange", "x-first-death-queue",
+		"x-first-death-reason", "x-last-death-exchange",
+		"x-last-death-queue", "x-last-death-reason",
+		"x-delivery-count",
+	};
+	size_t i;
+
+	if (strncmp(key, "x-", 2) != 0)
+		return false;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(key, names[i]) == 0)
+			return true;
+	return false;
+}
+
+/* CC and BCC: an array of strings RabbitMQ can use as routing keys. */
+static bool
+routing_keys(const json_t *v)
+{
+	size_t i;
+
+	if (!json_is_array(v))
+		return false;
+	for (i = 0; i < json_array_size(v); i++) {
+		const json_t *k = json_array_get(v, i);
+
+		if (!json_is_string(k) || json_string_length(k) > SHORTSTR_MAX)
+			return false;
+	}
+	return true;
+}
+
+/*
  * Convert a JSON object into an AMQP table, leaving reserve free entries
  * at the end for the automatic headers.  At the top level, a user's
  * "event_id" keeps its place but gets our value: the relay matches
@@ -438,11 +408,26 @@ to_table(struct conv *c, json_t *obj, amqp_table_t *t, int depth,
 		size_t klen = strlen(key);
 		amqp_table_entry_t *te = &t->entries[i++];
 
-		if (klen > SHORTSTR_MAX) {
+		/*
+		 * Names AMQP cannot carry: empty (rabbitmq-c's readers,
+		 * ours and every consumer's, refuse the message) or over
+		 * the specification's 128 bytes, at any depth.
+		 */
+		if (klen == 0)
+			return bad(c->e, "%s: a header name is empty (AMQP "
+				   "field names are 1 to %d bytes)", c->where,
+				   FIELD_NAME_MAX);
+		if (klen > FIELD_NAME_MAX) {
 			quote(shown, sizeof(shown), key, klen, 40, true);
 			return bad(c->e, "%s: header name \"%s\" is %zu bytes, "
 				   "over %d", c->where, shown, klen,
-				   SHORTSTR_MAX);
+				   FIELD_NAME_MAX);
+		}
+		if (top && rabbitmq_header(key)) {
+			quote(shown, sizeof(shown), key, klen, 40, true);
+			return bad(c->e, "%s: header '%s' is RabbitMQ's record "
+				   "of dead-lettering: a producer may not set "
+				   "it", c->where, shown);
 		}
 		te->key.bytes = (void *)key;
 		te->key.len = klen;
@@ -452,10 +437,19 @@ to_table(struct conv *c, json_t *obj, amqp_table_t *t, int depth,
 			c->has_event_id = true;
 			continue;
 		}
-		if (top && c->ctx->deny_cc_bcc &&
-		    (strcmp(key, "CC") == 0 || strcmp(key, "BCC") == 0))
-			return bad(c->e, "%s: header '%s' (sender-selected "
-				   "routing) is not allowed", c->where, key);
+		if (top && (strcmp(key, "CC") == 0 ||
+			    strcmp(key, "BCC") == 0)) {
+			if (c->ctx->deny_cc_bcc)
+				return bad(c->e, "%s: header '%s' (sender-"
+					   "selected routing) is not allowed",
+					   c->where, key);
+			/* RabbitMQ closes the channel for anything else */
+			if (!routing_keys(v))
+				return bad(c->e, "%s: header '%s' must be an "
+					   "array of routing keys (strings of "
+					   "at most %d bytes)", c->where, key,
+					   SHORTSTR_MAX);
+		}
 		if (to_field(c, v, &te->value, depth))
 			return -1;
 	}
@@ -746,6 +740,7 @@ event_map(const struct mk_event *ev, const struct mk_map_ctx *ctx,
 		pr->content_type.bytes = (void *)ev->extra[1];
 		pr->content_type.len = ev->extra_len[1];
 	}
+	m->user_json_len = ev->extra_len[2] + ev->extra_len[3];
 	/* Parsed only when present: most events have neither. */
 	if (present(ev->extra[3], ev->extra_len[3]) &&
 	    parse_object(m, ev, 3, &hdrs, e) < 0)

@@ -128,6 +128,8 @@ struct mk_message {
 	amqp_bytes_t routing_key;
 	amqp_bytes_t body;
 	amqp_basic_properties_t props;
+	size_t user_json_len;   /* bytes of ev_extra3 and ev_extra4: bounds
+				   what the properties can take encoded */
 	/* private */
 	amqp_pool_t pool;
 	json_t *json[2];

@@ -1,8 +1,25 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* fate: an event's fate from what happened to it. */
+#include <limits.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "fate.h"
+#include "text.h"
+
+/*
+ * The reason as safe text (text.h): the broker's words and the data
+ * quoted in them may hold any bytes, and the reason goes to a log line,
+ * a JSON document and a text column.  Room is kept for the suffix.
+ */
+static void
+set_reason(struct fate *f, const char *why, const char *suffix)
+{
+	char safe[FATE_REASON_MAX - 64];
+
+	text_escape(safe, sizeof(safe), why, strlen(why), strlen(why), 0);
+	snprintf(f->reason, sizeof(f->reason), "%s%s", safe, suffix);
+}
 
 static bool
 never_publishable(enum fate_cause cause)
@@ -16,6 +33,8 @@ fate_decide(enum fate_cause cause, long long ev_id, int ev_retry,
 {
 	if (ev_retry < 0)
 		ev_retry = 0;   /* NULL in PgQ: never failed */
+	if (ev_retry > INT_MAX - 1)
+		ev_retry = INT_MAX - 1; /* a row written by hand: no overflow */
 	f->ev_id = ev_id;
 	f->attempt = ev_retry + 1;
 	f->reason[0] = '\0';
@@ -26,20 +45,23 @@ fate_decide(enum fate_cause cause, long long ev_id, int ev_retry,
 		return f->verdict = FATE_PUBLISHED;
 	}
 	if (never_publishable(cause)) {
-		snprintf(f->reason, sizeof(f->reason), "%s", why);
+		set_reason(f, why, "");
 		return f->verdict = FATE_DEAD;
 	}
 	if (cause == FATE_NACKED) {
 		f->attempt = ev_retry;
-		snprintf(f->reason, sizeof(f->reason), "%s", why);
+		set_reason(f, why, "");
 		return f->verdict = FATE_REQUEUE;
 	}
 	if (ev_retry >= max_failures) {
-		snprintf(f->reason, sizeof(f->reason), "%s (attempt %d, "
-			 "max_failures %d)", why, f->attempt, max_failures);
+		char suffix[64];
+
+		snprintf(suffix, sizeof(suffix), " (attempt %d, max_failures "
+			 "%d)", f->attempt, max_failures);
+		set_reason(f, why, suffix);
 		return f->verdict = FATE_DEAD;
 	}
-	snprintf(f->reason, sizeof(f->reason), "%s", why);
+	set_reason(f, why, "");
 	return f->verdict = FATE_RETRY;
 }
 

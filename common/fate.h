@@ -12,7 +12,9 @@
  * it could not take on (a quorum queue without a majority, a full queue
  * with reject-publish), which says nothing about the event: a broker
  * outage must not move events to the dead letters.  struct fate is what
- * pgq_settle stores.
+ * pgq_settle stores; its reason is always safe text (text.h: valid
+ * UTF-8, every control and bidi character escaped, never cut inside a
+ * character), whatever bytes the broker or the event put in it.
  * Never: does I/O, logs, allocates.
  */
 #ifndef MIKKOO_FATE_H

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "inflight.h"
+#include "text.h"
 
 int
 inflight_init(struct inflight *q, size_t cap)
@@ -53,6 +54,7 @@ inflight_add(struct inflight *q, uint64_t tag, long long ev_id, int ev_retry)
 	s->ev_id = ev_id;
 	s->ev_retry = ev_retry;
 	s->ev_time_us = 0;
+	s->route = 0;
 	s->gen = q->gen;
 	s->state = INFLIGHT_PENDING;
 	s->returned = false;
@@ -87,7 +89,7 @@ resolve(struct inflight *q, struct inflight_slot *s, enum fate_cause cause,
 	s->state = cause == FATE_ACKED ? INFLIGHT_OK : INFLIGHT_FAILED;
 	s->cause = cause;
 	if (cause != FATE_ACKED && !s->returned && reason)
-		snprintf(s->reason, sizeof(s->reason), "%s", reason);
+		text_copy(s->reason, sizeof(s->reason), reason);
 	q->pending--;
 }
 
@@ -143,11 +145,69 @@ inflight_return(struct inflight *q, long long ev_id, const char *reason)
 		if (s->ev_id == ev_id && s->state == INFLIGHT_PENDING &&
 		    s->gen == q->gen && !s->returned) {
 			s->returned = true;
-			snprintf(s->reason, sizeof(s->reason), "%s", reason);
+			text_copy(s->reason, sizeof(s->reason), reason);
 			return true;
 		}
 	}
 	return false;
+}
+
+static bool
+returnable(const struct inflight *q, const struct inflight_slot *s)
+{
+	return s->state == INFLIGHT_PENDING && s->gen == q->gen &&
+		!s->returned;
+}
+
+bool
+inflight_return_match(struct inflight *q, long long ev_id, uint64_t route,
+		      const char *reason, long long *matched)
+{
+	struct inflight_slot *hit = NULL, *s;
+	size_t i;
+
+	for (i = 0; ev_id >= 0 && hit == NULL && i < q->count; i++) {
+		s = at(q, i);
+		if (returnable(q, s) && s->ev_id == ev_id && s->route == route)
+			hit = s;
+	}
+	for (i = 0; hit == NULL && i < q->count; i++) {
+		s = at(q, i);
+		if (returnable(q, s) && s->route == route)
+			hit = s;
+	}
+	if (hit == NULL)
+		return false;
+	hit->returned = true;
+	text_copy(hit->reason, sizeof(hit->reason), reason);
+	*matched = hit->ev_id;
+	return true;
+}
+
+/* Eight bytes a step: every publish pays for it, returns are rare. */
+static uint64_t
+mix(uint64_t h, const void *s, size_t n)
+{
+	const unsigned char *p = s;
+	uint64_t w;
+
+	for (; n >= 8; p += 8, n -= 8) {
+		memcpy(&w, p, 8);
+		h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+		h ^= h >> 29;
+	}
+	for (; n > 0; p++, n--)
+		h = (h ^ *p) * 0x100000001b3ULL;
+	return h;
+}
+
+uint64_t
+inflight_route(const void *exchange, size_t xlen, const void *key,
+	       size_t klen)
+{
+	/* the lengths go in: "ab" + "c" is not "a" + "bc" */
+	return mix(mix(0x6d696b6b6f6fULL ^ xlen, exchange, xlen) ^
+		   (uint64_t)klen << 32, key, klen);
 }
 
 void
@@ -195,4 +255,11 @@ inflight_set_time(struct inflight *q, long long ev_time_us)
 {
 	if (q->count > 0)
 		q->s[(q->head + q->count - 1) % q->cap].ev_time_us = ev_time_us;
+}
+
+void
+inflight_set_route(struct inflight *q, uint64_t route)
+{
+	if (q->count > 0)
+		q->s[(q->head + q->count - 1) % q->cap].route = route;
 }

@@ -37,6 +37,7 @@ struct inflight_slot {
 	long long ev_id;
 	int ev_retry;
 	long long ev_time_us;   /* for the latency histogram; 0 unknown */
+	uint64_t route;         /* inflight_route of its exchange and key */
 	unsigned gen;
 	enum inflight_state state;
 	enum fate_cause cause;  /* once resolved */
@@ -96,12 +97,32 @@ void inflight_add(struct inflight *q, uint64_t tag, long long ev_id,
 		  int ev_retry);
 /* The event time of the slot just added (for its latency at confirm). */
 void inflight_set_time(struct inflight *q, long long ev_time_us);
+/* The route of the slot just added (inflight_route; 0 by default). */
+void inflight_set_route(struct inflight *q, uint64_t route);
+
+/* A 64-bit hash of an exchange and a routing key. */
+uint64_t inflight_route(const void *exchange, size_t xlen, const void *key,
+			size_t klen);
 void inflight_ack(struct inflight *q, uint64_t tag, bool multiple);
 void inflight_nack(struct inflight *q, uint64_t tag, bool multiple,
 		   const char *reason);
 /* false when no pending slot has that ev_id (a stray return). */
 bool inflight_return(struct inflight *q, long long ev_id,
 		     const char *reason);
+
+/*
+ * A basic.return, matched without trusting what a producer controls:
+ * the pending, not yet returned slot of the current generation with
+ * our event_id header's value and the return's route; when there is
+ * none (ev_id < 0: the header could not be read), the oldest such slot
+ * with that route.  RabbitMQ returns in publish order, before the
+ * return's ack, so the oldest is the likeliest and a wrong guess costs
+ * an innocent event one retry, never a loss.  *matched is the slot's
+ * ev_id; false when nothing matches.
+ */
+bool inflight_return_match(struct inflight *q, long long ev_id,
+			   uint64_t route, const char *reason,
+			   long long *matched);
 void inflight_fail_all(struct inflight *q, const char *reason);
 
 /* 1 and *d when the oldest slot is resolved (and removed), else 0. */

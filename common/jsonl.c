@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "jsonl.h"
+#include "text.h"
 
 /* PostgreSQL type OIDs we convert (from pg_type.h, stable). */
 #define BOOLOID 16
@@ -170,11 +171,13 @@ jsonl_row(const PGresult *r, int row)
 			case JSONBOID:
 				j = json_loads(v, JSON_DECODE_ANY, NULL);
 				if (j == NULL)
-					j = json_string(v);
+					j = text_json(v, strlen(v));
 				break;
 			default:
-				j = json_stringn(v, (size_t)PQgetlength(r, row,
-									 c));
+				/* text.h: a database that is not UTF-8
+				 * may hand out any bytes */
+				j = text_json(v, (size_t)PQgetlength(r, row,
+								     c));
 				break;
 			}
 		}

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "text.h"
 
 static const char *log_prog = "mikkoo";
 static enum mk_log_level log_level = MK_LOG_INFO;
@@ -52,23 +53,26 @@ log_set_time(bool on)
 void
 log_set_context(const char *fmt, ...)
 {
+	char raw[sizeof(log_ctx)];
 	va_list ap;
 
 	if (fmt == NULL) {
 		log_ctx[0] = '\0';
 		return;
 	}
+
 	va_start(ap, fmt);
-	vsnprintf(log_ctx, sizeof(log_ctx), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	text_escape(log_ctx, sizeof(log_ctx), raw, strlen(raw), sizeof(raw),
+		    0);
 }
 
 void
 log_msg(enum mk_log_level level, const char *fmt, ...)
 {
-	static const char hex[] = "0123456789abcdef";
 	char line[4096], raw[3072], msg[3584];
-	size_t n = 0, i, o = 0;
+	size_t n = 0;
 	va_list ap;
 	int saved = errno;
 
@@ -79,24 +83,17 @@ log_msg(enum mk_log_level level, const char *fmt, ...)
 	va_end(ap);
 	/*
 	 * Messages carry data (exchange names, broker replies, server
-	 * errors): no control byte may reach the log as is, so a record is
-	 * always one line and never a terminal escape sequence (CWE-117).
+	 * errors): text.h's rule escapes every control character, bidi
+	 * override and invalid byte, so a record is always one line of
+	 * valid UTF-8 and never a terminal escape sequence (CWE-117).
+	 * A message cut by vsnprintf ends in a partial character at worst,
+	 * which is escaped like any invalid byte.
 	 */
-	for (i = 0; raw[i] && o + 5 < sizeof(msg); i++) {
-		unsigned char c = (unsigned char)raw[i];
-
-		if (c >= 0x20 && c != 0x7f) {
-			msg[o++] = (char)c;
-		} else if (c == '\n' || c == '\r' || c == '\t') {
-			msg[o++] = ' ';
-		} else {
-			msg[o++] = '\\';
-			msg[o++] = 'x';
-			msg[o++] = hex[c >> 4];
-			msg[o++] = hex[c & 15];
-		}
-	}
-	msg[o] = '\0';
+	n = strlen(raw);
+	if (n == sizeof(raw) - 1)
+		n = text_cut(raw, n, n - 3);    /* no partial character */
+	text_escape(msg, sizeof(msg), raw, n, n, 0);
+	n = 0;
 
 	if (log_time) {
 		struct timespec ts;
@@ -134,51 +131,4 @@ log_usage_error(const char *usage, const char *fmt, ...)
 	log_msg(MK_LOG_ERROR, "%s", msg);
 	fprintf(stderr, "%s\ntry '%s --help' for more\n", usage, log_prog);
 	return EX_USAGE;
-}
-
-char *
-log_escape(char *dst, size_t dstsz, const char *src, size_t len)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0, i;
-
-	if (dstsz == 0)
-		return dst;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)src[i];
-		char tmp[4];
-		size_t k = 0;
-
-		if (c == '\n') {
-			tmp[k++] = '\\';
-			tmp[k++] = 'n';
-		} else if (c == '\t') {
-			tmp[k++] = '\\';
-			tmp[k++] = 't';
-		} else if (c == '\r') {
-			tmp[k++] = '\\';
-			tmp[k++] = 'r';
-		} else if (c == '\\') {
-			tmp[k++] = '\\';
-			tmp[k++] = '\\';
-		} else if (c < 0x20 || c == 0x7f) {
-			tmp[k++] = '\\';
-			tmp[k++] = 'x';
-			tmp[k++] = hex[c >> 4];
-			tmp[k++] = hex[c & 15];
-		} else {
-			tmp[k++] = (char)c;
-		}
-		if (o + k + 4 > dstsz) {
-			if (o + 4 <= dstsz) {
-				memcpy(dst + o, "...", 3);
-				o += 3;
-			}
-			break;
-		}
-		memcpy(dst + o, tmp, k);
-		o += k;
-	}
-	dst[o] = '\0';
-	return dst;
 }

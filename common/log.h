@@ -2,9 +2,11 @@
 /*
  * log: one line per record on stderr, for s6-log, svlogd or a terminal.
  *
- * Owns: the line format "PROG: LEVEL: CONTEXT: message", the level filter,
- * and escaping of bytes that come from data (control characters, invalid
- * UTF-8 are never written raw, so a record is always exactly one line).
+ * Owns: the line format "PROG: LEVEL: CONTEXT: message" and the level
+ * filter.  Every record goes through text.h's escape (control and bidi
+ * characters, U+2028/U+2029 and invalid UTF-8 are never written raw),
+ * so a record is always exactly one line of valid UTF-8, whatever the
+ * data in it; a cut message never ends inside a character.
  * Never: exits, buffers, timestamps by default (the supervisor's logger
  * adds them; --log-time adds an RFC 3339 UTC stamp for bare terminals).
  * Secrets: callers pass URLs through url_mask() first; log never sees them.
@@ -51,12 +53,5 @@ void log_msg(enum mk_log_level level, const char *fmt, ...)
  */
 int log_usage_error(const char *usage, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-
-/*
- * Copy len bytes of src into dst as printable text: \n \r \t \\ and other
- * control bytes as \xNN; when dst is too small the copy ends in "...".
- * Always NUL-terminates; returns dst.  For event fields in log lines.
- */
-char *log_escape(char *dst, size_t dstsz, const char *src, size_t len);
 
 #endif

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* pg: connections, statements and error classes over libpq. */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "mono.h"
 #include "pg.h"
 
 /* libpq messages end in "\n" and may span lines; keep one line. */
@@ -55,6 +57,96 @@ connect_code(const char *msg)
 		if (strstr(msg, conf[i]))
 			return EX_CONFIG;
 	return EX_UNAVAILABLE;
+}
+
+/*
+ * libpq's own words for a server it could not reach (in the C locale
+ * the relay runs in): nothing the server said, so nothing to ask it.
+ */
+static bool
+unreachable(const char *msg)
+{
+	static const char *const net[] = {
+		"Connection refused", "could not translate host name",
+		"timeout expired", "No route to host", "Network is unreachable",
+		"server closed the connection unexpectedly",
+		"Connection reset by peer", "could not connect", NULL,
+	};
+	size_t i;
+
+	for (i = 0; net[i]; i++)
+		if (strstr(msg, net[i]))
+			return true;
+	return false;
+}
+
+int
+pg_sqlstate_in(const char *msg, char state[6])
+{
+	const char *p;
+	int found = 0, k;
+
+	/* verbose errors: "SEVERITY:  XXXXX: message", once per server
+	 * answer (several with several hosts): the last one counts */
+	for (p = msg; (p = strstr(p, ":  ")) != NULL; p++) {
+		const char *s = p + 3;
+
+		for (k = 0; k < 5; k++)
+			if (!((s[k] >= '0' && s[k] <= '9') ||
+			      (s[k] >= 'A' && s[k] <= 'Z')))
+				break;
+		if (k == 5 && s[5] == ':') {
+			memcpy(state, s, 5);
+			state[5] = '\0';
+			found = 1;
+		}
+	}
+	return found;
+}
+
+int
+pg_sqlstate_code(const char *state)
+{
+	if (strncmp(state, "28", 2) == 0 || strcmp(state, "42501") == 0 ||
+	    strcmp(state, "3D000") == 0)
+		return EX_NOPERM;
+	return EX_UNAVAILABLE;
+}
+
+/*
+ * The SQLSTATE of a failed connection, which libpq keeps only inside
+ * its message, in the server's language (lc_messages): a wrong password
+ * must stop the relay (77) in German too.  Asked again, only after a
+ * failure, with verbose errors set before the server answers, so the
+ * message carries the code.  1 with state, 0 unknown.
+ */
+static int
+connect_sqlstate(const char *const *keys, const char *const *vals,
+		 double timeout, char state[6])
+{
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	double end = now_mono() + (timeout < 2 ? 2 : timeout);
+	PGconn *c = PQconnectStartParams(keys, vals, 1);
+	int found = 0;
+
+	if (c == NULL)
+		return 0;
+	PQsetErrorVerbosity(c, PQERRORS_VERBOSE);
+	while (PQstatus(c) != CONNECTION_BAD && st != PGRES_POLLING_OK &&
+	       st != PGRES_POLLING_FAILED) {
+		struct pollfd pfd = { PQsocket(c), st == PGRES_POLLING_READING
+				      ? POLLIN : POLLOUT, 0 };
+		double left = end - now_mono();
+
+		if (left <= 0 || pfd.fd < 0 ||
+		    poll(&pfd, 1, (int)(left * 1000) + 1) <= 0)
+			break;
+		st = PQconnectPoll(c);
+	}
+	if (PQstatus(c) == CONNECTION_BAD)
+		found = pg_sqlstate_in(PQerrorMessage(c), state);
+	PQfinish(c);
+	return found;
 }
 
 /* A server notice or warning, on one line, at its level. */
@@ -112,9 +204,14 @@ pg_connect(PGconn **out, const char *url, const char *display,
 		return mk_err_set(e, EX_OSERR, "cannot connect to '%s': out of "
 				  "memory", display);
 	if (PQstatus(c) != CONNECTION_OK) {
+		char state[6];
+
 		one_line(PQerrorMessage(c), buf, sizeof(buf));
 		code = connect_code(buf);
 		PQfinish(c);
+		if (code == EX_UNAVAILABLE && !unreachable(buf) &&
+		    connect_sqlstate(keys, vals, timeout, state))
+			code = pg_sqlstate_code(state);
 		return mk_err_set(e, code, "cannot connect to PostgreSQL '%s': "
 				  "%s", display, buf);
 	}
@@ -227,11 +324,21 @@ pg_stream(PGconn *c, const char *sql, int n, const char *const *vals,
 
 	if (!PQsendQueryParams(c, sql, n, NULL, vals, NULL, NULL, 0))
 		return pg_error(c, NULL, what, e);
-	PQsetSingleRowMode(c);
+	/* Unchecked, a refusal would hand over every row at once, which
+	 * the loop below would take for an empty answer. */
+	if (!PQsetSingleRowMode(c)) {
+		while ((r = PQgetResult(c)) != NULL)
+			PQclear(r);
+		return mk_err_set(e, EX_SOFTWARE, "%s: cannot read the rows "
+				  "one by one", what);
+	}
 	while ((r = PQgetResult(c)) != NULL) {
 		ExecStatusType st = PQresultStatus(r);
 
-		if (st == PGRES_SINGLE_TUPLE && rc == 0)
+		if (st == PGRES_TUPLES_OK && PQntuples(r) > 0 && rc == 0)
+			rc = mk_err_set(e, EX_SOFTWARE, "%s: rows not read one "
+					"by one", what);
+		else if (st == PGRES_SINGLE_TUPLE && rc == 0)
 			rc = row(arg, r);
 		else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK &&
 			 rc == 0) {

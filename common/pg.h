@@ -87,4 +87,13 @@ int pg_stream(PGconn *c, const char *sql, int n, const char *const *vals,
  */
 int pg_check_schema(PGconn *c, const char *display, struct mk_err *e);
 
+/*
+ * A failed connection's SQLSTATE, from a message written with verbose
+ * errors ("FATAL:  28P01: ..."; the last one when several): 1 and
+ * state, or 0.  And the exit class of one: 28xxx, 42501 and 3D000
+ * (no such database) are EX_NOPERM, the rest EX_UNAVAILABLE.
+ */
+int pg_sqlstate_in(const char *msg, char state[6]);
+int pg_sqlstate_code(const char *state);
+
 #endif

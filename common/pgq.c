@@ -219,9 +219,19 @@ pgq_fetch(struct pgq_conn *c, int chunk, struct mk_event *ev, size_t *size,
 			pg_error(c->pg, NULL, "FETCH", e);
 			return PGQ_FETCH_ERROR;
 		}
-		/* One row at a time: memory stays at one event. */
-		PQsetSingleRowMode(c->pg);
+		/*
+		 * One row at a time: memory stays at one event.  Unchecked,
+		 * a refusal would hand the whole chunk over as one result,
+		 * which reads as "no more events": a batch finished unread.
+		 */
 		c->in_fetch = true;
+		if (!PQsetSingleRowMode(c->pg)) {
+			pg_error(c->pg, NULL, "FETCH: cannot read row by row",
+				 e);
+			e->code = EX_SOFTWARE;
+			pgq_batch_abandon(c);
+			return PGQ_FETCH_ERROR;
+		}
 		c->chunk_rows = 0;
 		c->chunk_want = chunk;
 	}
@@ -245,7 +255,9 @@ pgq_fetch(struct pgq_conn *c, int chunk, struct mk_event *ev, size_t *size,
 			ev->extra[i] = field(r, 7 + i, &n), ev->extra_len[i] = n;
 		return PGQ_FETCH_EVENT;
 	}
-	if (st != PGRES_TUPLES_OK) {
+	if (st != PGRES_TUPLES_OK || PQntuples(r) != 0) {
+		/* (rows in the final result were never handed out: an
+		 * error, not the end of the batch) */
 		c->in_fetch = false;
 		/* Drain so the connection is usable for ROLLBACK. */
 		pg_error(c->pg, r, "FETCH", e);
@@ -259,6 +271,67 @@ pgq_fetch(struct pgq_conn *c, int chunk, struct mk_event *ev, size_t *size,
 	c->in_fetch = false;
 	return c->chunk_rows < c->chunk_want ? PGQ_FETCH_DONE
 		: PGQ_FETCH_CHUNK_END;
+}
+
+int
+pgq_settle_json(const struct fate *f, size_t n, char **out, struct mk_err *e)
+{
+	json_t *arr = json_array(), *o;
+	size_t i;
+
+	*out = NULL;
+	if (arr == NULL)
+		return mk_err_set(e, EX_OSERR, "settling failures: out of "
+				  "memory");
+	for (i = 0; i < n; i++) {
+		if (f[i].verdict == FATE_PUBLISHED) {
+			json_decref(arr);
+			return mk_err_set(e, EX_SOFTWARE, "settling failures: "
+					  "ev_id %lld was published, not "
+					  "failed", f[i].ev_id);
+		}
+		/*
+		 * Every call checked: a member jansson refuses (a reason
+		 * that is not UTF-8, memory) must stop the settle, never
+		 * leave the event out of it.
+		 */
+		o = json_pack("{s:I,s:b,s:b,s:s%}", "ev_id",
+			      (json_int_t)f[i].ev_id, "dead",
+			      f[i].verdict == FATE_DEAD, "counted",
+			      f[i].verdict != FATE_REQUEUE, "reason",
+			      f[i].reason, strnlen(f[i].reason,
+						   sizeof(f[i].reason)));
+		if (o == NULL || json_array_append_new(arr, o) < 0) {
+			json_decref(arr);
+			return mk_err_set(e, EX_SOFTWARE, "settling failures: "
+					  "ev_id %lld cannot be written as "
+					  "JSON", f[i].ev_id);
+		}
+	}
+	if (json_array_size(arr) != n) {
+		json_decref(arr);
+		return mk_err_set(e, EX_SOFTWARE, "settling failures: %zu of "
+				  "%zu written", json_array_size(arr), n);
+	}
+	*out = json_dumps(arr, JSON_COMPACT);
+	json_decref(arr);
+	if (*out == NULL)
+		return mk_err_set(e, EX_OSERR, "settling failures: out of "
+				  "memory");
+	return 0;
+}
+
+/* A count from our own SQL, strictly: digits only. */
+static long long
+count_of(const char *s)
+{
+	char *end;
+	long long v;
+
+	if (s == NULL || *s == '\0')
+		return -1;
+	v = strtoll(s, &end, 10);
+	return *end == '\0' ? v : -1;
 }
 
 int
@@ -290,25 +363,15 @@ pgq_settle(struct pgq_conn *c, long long batch_id, const char *queue,
 		"  (SELECT count(*) FROM f)";
 	char bid[24], secs[16];
 	const char *v[5];
-	json_t *arr = NULL;
 	char *js = NULL;
 	PGresult *r = NULL;
-	size_t i;
+	long long stored, sent;
 	int ret = -1;
 
 	if (n == 0)
 		return 0;
-	arr = json_array();
-	for (i = 0; i < n; i++)
-		json_array_append_new(arr, json_pack("{s:I,s:b,s:b,s:s}",
-			"ev_id", (json_int_t)f[i].ev_id, "dead",
-			f[i].verdict == FATE_DEAD, "counted",
-			f[i].verdict != FATE_REQUEUE, "reason", f[i].reason));
-	js = json_dumps(arr, JSON_COMPACT);
-	if (js == NULL) {
-		mk_err_set(e, EX_OSERR, "settling failures: out of memory");
-		goto out;
-	}
+	if (pgq_settle_json(f, n, &js, e) < 0)
+		return -1;
 	snprintf(bid, sizeof(bid), "%lld", batch_id);
 	snprintf(secs, sizeof(secs), "%d", retry_seconds);
 	v[0] = bid;
@@ -319,18 +382,28 @@ pgq_settle(struct pgq_conn *c, long long batch_id, const char *queue,
 	r = pg_exec(c->pg, sql, 5, v, "settling failed events", e);
 	if (r == NULL)
 		goto out;
-	if (strcmp(PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1)) != 0) {
-		/* A failure we cannot find in the batch: never finish it. */
-		mk_err_set(e, EX_SOFTWARE, "settling failed events: %s of %s "
-			   "events found in batch %lld", PQgetvalue(r, 0, 0),
-			   PQgetvalue(r, 0, 1), batch_id);
+	if (PQntuples(r) != 1 || PQnfields(r) != 2) {
+		mk_err_set(e, EX_SOFTWARE, "settling failed events: %d rows "
+			   "of %d columns", PQntuples(r), PQnfields(r));
+		goto out;
+	}
+	stored = count_of(PQgetvalue(r, 0, 0));
+	sent = count_of(PQgetvalue(r, 0, 1));
+	/*
+	 * Counted against the failures we hold, not against what the JSON
+	 * turned out to carry: an event missing from either is never
+	 * finished with its batch.
+	 */
+	if (stored < 0 || sent != (long long)n || stored != (long long)n) {
+		mk_err_set(e, EX_SOFTWARE, "settling failed events: %lld "
+			   "stored and %lld received of %zu failed events in "
+			   "batch %lld", stored, sent, n, batch_id);
 		goto out;
 	}
 	ret = 0;
 out:
 	PQclear(r);
 	free(js);
-	json_decref(arr);
 	return ret;
 }
 

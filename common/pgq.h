@@ -91,10 +91,22 @@ enum pgq_fetch_result pgq_fetch(struct pgq_conn *c, int chunk,
  * ones with ev_retry as it was) and copy the
  * FATE_DEAD ones into mikkoo.dead_letter with their reasons, with one
  * scan of the batch.  Must not be called while a FETCH is streaming.
+ * 0 only when the database stored exactly n events (retried or dead):
+ * anything else is EX_SOFTWARE and the batch must not be finished.
  */
 int pgq_settle(struct pgq_conn *c, long long batch_id, const char *queue,
 	       const char *consumer, int retry_seconds,
 	       const struct fate *f, size_t n, struct mk_err *e);
+
+/*
+ * The JSON pgq_settle sends for f[0..n): an array of n objects {ev_id,
+ * dead, counted, reason}, in f's order; *out is the caller's to free.
+ * Every jansson call is checked: the array has n members or this fails
+ * (EX_SOFTWARE; EX_OSERR when memory ran out); a published fate in f is
+ * an error too.  Pure, for the fuzz target fuzz-settle.
+ */
+int pgq_settle_json(const struct fate *f, size_t n, char **out,
+		    struct mk_err *e);
 
 /* Close the cursor, pgq.finish_batch, COMMIT. */
 int pgq_batch_finish(struct pgq_conn *c, long long batch_id,

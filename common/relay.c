@@ -20,6 +20,7 @@
 #include "relay_int.h"
 #include "sdnotify.h"
 #include "sig.h"
+#include "text.h"
 
 /* The RabbitMQ node in use, masked, for log lines. */
 const char *
@@ -378,7 +379,8 @@ relay_set_state(struct relay *r, enum report_state st, const char *why)
 	size_t i;
 
 	r->rep.state = (uint32_t)st;
-	snprintf(r->rep.why, sizeof(r->rep.why), "%s", why ? why : "");
+	/* never cut inside a character: /health shows it (text.h) */
+	text_copy(r->rep.why, sizeof(r->rep.why), why ? why : "");
 	/* with the totals as they are now: a scrape that sees the new
 	 * state also sees the reconnect that led to it */
 	if (changed)
@@ -761,6 +763,8 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 		rc = ensure_locked(&r);
 		if (rc > 0 && ticker_begin(&r) < 0)
 			rc = -1;
+		if (sig_term_count() > 0)
+			break;  /* e.g. during the wait to take over ticking */
 		if (rc <= 0) {
 			if (rc < 0) {
 				drop_broken(&r);
@@ -773,10 +777,13 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			}
 			continue;
 		}
+		/* the gauges first: the report that says "relaying" (and
+		 * makes /health ok) carries them, so /metrics has pending
+		 * and lag samples from that moment on */
+		gauges_maybe(&r);
 		relay_set_state(&r, broker_blocked(r.mq) ? REPORT_BLOCKED
 			  : REPORT_RELAYING, broker_blocked(r.mq)
 			  ? broker_blocked_reason(r.mq) : NULL);
-		gauges_maybe(&r);
 		relay_stats(&r, false);
 		if (r.tk.active && !r.news) {
 			/* Only this relay ticks: no tick, no batch. */
@@ -796,6 +803,11 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			r.news = false;
 			if (!r.tk.active)
 				idle(&r, r.w->wait_duration);
+		} else if (br == BATCH_BROKEN) {
+			log_error("%s", r.e.msg);
+			*e = r.e;
+			cleanup(&r);
+			return -1;
 		} else if (br == BATCH_FINISHED) {
 			bool ticked;
 

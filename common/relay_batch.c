@@ -12,6 +12,7 @@
 #include "log.h"
 #include "mono.h"
 #include "relay_int.h"
+#include "text.h"
 
 /* ---- test-only fault points ---------------------------------------- */
 
@@ -117,11 +118,69 @@ settle(struct relay *r)
 	if (pgq_settle(&r->pg, r->batch_id, r->w->queue, r->w->consumer_name,
 		       r->w->retry_delay, r->fail, r->nfail, &r->e) < 0)
 		return -1;
+	r->batch_settled += r->nfail;
 	fail_clear(r);
 	return 0;
 }
 
+/*
+ * The invariant, checked where the batch would be finished: every event
+ * the relay read from PgQ was acked by RabbitMQ (and not returned) or
+ * stored by pgq_settle (retried or dead), counted against the events
+ * read, with nothing left in flight or waiting.  A violation is a bug:
+ * the batch is never finished (it is read again by the next worker) and
+ * the worker stops with EX_SOFTWARE.
+ */
+static bool
+accounted(struct relay *r)
+{
+	if (inflight_count(&r->q) == 0 && r->nfail == 0 &&
+	    r->batch_read == r->batch_acked + r->batch_settled)
+		return true;
+	mk_err_set(&r->e, EX_SOFTWARE, "batch %lld not finished: of %zu "
+		   "events read, %zu were confirmed and %zu settled, %zu are "
+		   "in flight and %zu wait to be settled (a bug: please "
+		   "report it)", r->batch_id, r->batch_read, r->batch_acked,
+		   r->batch_settled, inflight_count(&r->q), r->nfail);
+	return false;
+}
+
 /* ---- confirms ----------------------------------------------------- */
+
+/* The oldest entry makes room: the list only has to outlive a batch. */
+static void
+poison_add(struct relay *r, long long ev_id, const char *why)
+{
+	size_t i = r->npoison;
+
+	if (i == POISON_MAX) {
+		memmove(&r->poison[0], &r->poison[1],
+			sizeof(r->poison[0]) * (POISON_MAX - 1));
+		i = POISON_MAX - 1;
+	} else {
+		r->npoison++;
+	}
+	r->poison[i].ev_id = ev_id;
+	text_copy(r->poison[i].why, sizeof(r->poison[i].why), why);
+}
+
+/* Was ev_id returned unreadably?  Then it is taken out, *why its words. */
+static bool
+poison_take(struct relay *r, long long ev_id, char *why, size_t sz)
+{
+	size_t i;
+
+	for (i = 0; i < r->npoison; i++) {
+		if (r->poison[i].ev_id != ev_id)
+			continue;
+		text_copy(why, sz, r->poison[i].why);
+		memmove(&r->poison[i], &r->poison[i + 1],
+			sizeof(r->poison[0]) * (r->npoison - i - 1));
+		r->npoison--;
+		return true;
+	}
+	return false;
+}
 
 void
 relay_on_broker(void *arg, const struct broker_ev *ev)
@@ -138,14 +197,23 @@ relay_on_broker(void *arg, const struct broker_ev *ev)
 		inflight_nack(&r->q, ev->tag, ev->multiple,
 			      "nacked by RabbitMQ");
 		break;
-	case BROKER_RETURN:
-		snprintf(why, sizeof(why), "returned by RabbitMQ: %s",
-			 ev->text);
-		if (!inflight_return(&r->q, ev->ev_id, why))
+	case BROKER_RETURN: {
+		long long id;
+
+		snprintf(why, sizeof(why), "returned by RabbitMQ: %s%s",
+			 ev->text, ev->unreadable ? " (rabbitmq-c could not "
+			 "read the returned message)" : "");
+		if (!inflight_return_match(&r->q, ev->ev_id, inflight_route(
+				ev->exchange.bytes, ev->exchange.len,
+				ev->routing_key.bytes, ev->routing_key.len),
+				why, &id))
 			log_warn("a returned message matches no event in "
 				 "flight (event_id %lld): %s", ev->ev_id,
 				 ev->text);
+		else if (ev->unreadable)
+			poison_add(r, id, why);
 		break;
+	}
 	case BROKER_CHANNEL_CLOSED:
 		snprintf(why, sizeof(why), "channel closed by RabbitMQ: %s",
 			 ev->text);
@@ -175,6 +243,7 @@ drain_done(struct relay *r)
 
 	while (inflight_pop(&r->q, &d)) {
 		if (d.ok) {
+			r->batch_acked++;
 			r->cnt.total.published++;
 			if (d.ev_time_us > 0)
 				counters_latency(&r->cnt, now -
@@ -300,6 +369,11 @@ relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 			 "max_event_bytes (%zu)", size, w->max_event_bytes);
 		return failed_step(r, ev, FATE_OVERSIZED, reason);
 	}
+	/* its return could not be read last time: its fate, without
+	 * losing the connection over it again */
+	if (r->npoison > 0 && poison_take(r, ev->ev_id, reason,
+					  sizeof(reason)))
+		return failed_step(r, ev, FATE_RETURNED, reason);
 	r->ctx.sequence = ids_sequence();
 	ids_uuid4(r->ctx.correlation_id);
 	if (event_map(ev, &r->ctx, &r->msg, &me) < 0)
@@ -330,12 +404,16 @@ relay_event(struct relay *r, const struct mk_event *ev, size_t size,
 			return rc;
 	}
 	if (broker_publish(r->mq, &r->msg, &tag, &r->e) < 0)
-		return broker_failed(r);
+		return r->e.code == EX_DATAERR ? failed_step(r, ev,
+			FATE_BAD_DATA, r->e.msg) : broker_failed(r);
 	fault_point("after_publish");
 	if (inflight_pending(&r->q) == 0)
 		r->last_progress = now_mono();
 	inflight_add(&r->q, tag, ev->ev_id, ev->ev_retry);
 	inflight_set_time(&r->q, ev->ev_time_us);
+	inflight_set_route(&r->q, inflight_route(r->msg.exchange.bytes,
+		r->msg.exchange.len, r->msg.routing_key.bytes,
+		r->msg.routing_key.len));
 	if (++*since_poll >= POLL_EVERY) {
 		*since_poll = 0;
 		return poll_broker(r, 0);
@@ -373,6 +451,7 @@ relay_batch(struct relay *r)
 			   &r->e) < 0)
 		return BATCH_FAILED;
 	r->batch_failed = r->batch_failed_logged = 0;
+	r->batch_read = r->batch_acked = r->batch_settled = 0;
 	before = r->cnt.total.events;
 	r->last_progress = now_mono();
 	log_set_context("queue '%s' batch %lld", w->queue, r->batch_id);
@@ -387,9 +466,10 @@ relay_batch(struct relay *r)
 			break;
 		if (f == PGQ_FETCH_CHUNK_END) {
 			if (r->nfail >= FAIL_FLUSH && settle(r) < 0)
-				goto fail;
+				goto settle_failed;
 			continue;
 		}
+		r->batch_read++;
 		st = relay_event(r, &ev, size, &since_poll);
 		if (st == STEP_ERROR)
 			goto fail;
@@ -404,8 +484,12 @@ relay_batch(struct relay *r)
 	had_events = r->cnt.total.events > before;
 	if (had_events)
 		fault_point("after_confirm");
-	if (drain_done(r) < 0 || settle(r) < 0)
+	if (drain_done(r) < 0)
 		goto fail;
+	if (settle(r) < 0)
+		goto settle_failed;
+	if (!accounted(r))
+		goto broken;
 	if (had_events)
 		fault_point("before_finish");
 	if (pgq_batch_finish(&r->pg, r->batch_id, &r->e) < 0)
@@ -428,8 +512,17 @@ stopped:
 	batch_abandon(r);
 	log_set_context("queue '%s'", w->queue);
 	return BATCH_STOPPED;
+settle_failed:
+	/* pgq_settle's own count did not match (or an SQL error without a
+	 * class of its own): never go on as if it had */
+	if (r->e.code == EX_SOFTWARE)
+		goto broken;
 fail:
 	batch_abandon(r);
 	log_set_context("queue '%s'", w->queue);
 	return BATCH_FAILED;
+broken:
+	batch_abandon(r);
+	log_set_context("queue '%s'", w->queue);
+	return BATCH_BROKEN;
 }

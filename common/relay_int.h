@@ -29,6 +29,7 @@
 				   for the next at once when lost */
 #define FAIL_FLUSH 1000         /* settle failures at this many */
 #define FAIL_LOG_MAX 10         /* per-event failure lines per batch */
+#define POISON_MAX 16           /* returns that could not be read */
 #define POLL_EVERY 32           /* publishes between non-blocking polls */
 /* Ticker mode: look for news every NEWS_MIN s after a tick, the gap
  * growing by NEWS_GROWTH per empty look up to NEWS_MAX, and to
@@ -54,6 +55,8 @@ enum batch_result {
 	BATCH_NONE,             /* PgQ had no batch for us */
 	BATCH_FINISHED,
 	BATCH_STOPPED,          /* abandoned on a stop request */
+	BATCH_BROKEN,           /* the settle invariant failed: abandoned,
+				   and the worker must stop (r->e, 70) */
 };
 
 struct relay {
@@ -70,10 +73,24 @@ struct relay {
 	struct mk_map_ctx ctx;
 	char origin[256];
 
+	/*
+	 * Events whose return could not be read: the connection was lost
+	 * with them, so their fate waits for the batch to be read again
+	 * (relay_event fails them there, without publishing).
+	 */
+	struct {
+		long long ev_id;
+		char why[INFLIGHT_REASON_MAX];
+	} poison[POISON_MAX];
+	size_t npoison;
+
 	struct fate *fail;      /* failures waiting for pgq_settle */
 	size_t nfail, capfail;
 	long long batch_id;
 	size_t batch_failed_logged, batch_failed;
+	/* The settle invariant (relay_batch.c): every event read is
+	 * acked, or stored by pgq_settle, before the batch may finish. */
+	size_t batch_read, batch_acked, batch_settled;
 
 	bool started, locked, lock_logged, tk_logged;
 	bool mq_broken;                 /* the last error came from RabbitMQ */

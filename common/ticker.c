@@ -7,6 +7,7 @@
 
 #include "mono.h"
 #include "pg.h"
+#include "sig.h"
 #include "ticker.h"
 
 /* A number, not data: the advisory lock class of queue tickers. */
@@ -127,12 +128,16 @@ wait_other_tickers(PGconn *pg, double wait_max, struct mk_err *e)
 		 */
 		if (hidden > 0 && !hidden_waited) {
 			hidden_waited = true;
-			nap(1.0);
+			/* in steps: a TERM must not wait for the second */
+			for (int i = 0; i < 100 && sig_term_count() == 0; i++)
+				nap(0.01);
 			continue;
 		}
 		if (busy == 0)
 			return 1;
-		if (now_mono() >= end)
+		/* runit kills 7 s after TERM: a stop does not wait for
+		 * pgqd (the queue is given back to it) */
+		if (now_mono() >= end || sig_term_count() > 0)
 			return 0;
 		nap(0.01);
 	}
@@ -236,9 +241,14 @@ ticker_start(struct ticker *t, PGconn *pg, const char *queue,
 				*e = e2;
 				return -1;
 			}
-			mk_err_set(e, 0, "a pgq.ticker() call still ran after "
-				   "%.0f s: queue '%s' left to pgqd", wait_max,
-				   queue);
+			if (sig_term_count() > 0)
+				mk_err_set(e, 0, "stop requested while waiting "
+					   "to tick queue '%s': left to pgqd",
+					   queue);
+			else
+				mk_err_set(e, 0, "a pgq.ticker() call still "
+					   "ran after %.0f s: queue '%s' left "
+					   "to pgqd", wait_max, queue);
 			return 0;
 		}
 	}

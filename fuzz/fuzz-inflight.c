@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * libFuzzer: the confirm tracker driven by arbitrary publish / ack /
- * nack / return / channel-close sequences.  Invariants: pending <=
+ * nack / return (by ev_id, or matched by route: inflight_return_match) /
+ * channel-close sequences.  Invariants: pending <=
  * count <= capacity; an event pops once, only when resolved, in publish
  * order; after a channel close everything that was pending has failed.
  */
@@ -28,8 +29,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		switch (op) {
 		case 0:
-			if (!inflight_full(&q))
+			if (!inflight_full(&q)) {
 				inflight_add(&q, ++tag, next_ev++, arg);
+				inflight_set_route(&q, arg % 3);
+			}
 			break;
 		case 1:
 			inflight_ack(&q, arg % (tag + 2), arg & 1);
@@ -38,7 +41,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			inflight_nack(&q, arg % (tag + 2), arg & 1, "nack");
 			break;
 		case 3:
-			inflight_return(&q, arg % (next_ev + 1), "ret");
+			if (arg & 0x80) {
+				/* a return matched by route only (an unreadable
+				 * one: ev_id -1), or by ev_id and route */
+				long long id = -1, got;
+
+				if (arg & 0x40)
+					id = (arg & 0x3f) % (next_ev + 1);
+				if (inflight_return_match(&q, id, arg % 3, "ret",
+							  &got) &&
+				    (got <= 0 || got >= next_ev))
+					abort();
+			} else {
+				inflight_return(&q, arg % (next_ev + 1), "ret");
+			}
 			break;
 		case 4:
 			inflight_fail_all(&q, "closed");

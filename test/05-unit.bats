@@ -47,3 +47,7 @@ unit() {
 @test "unit: routes (the routes key, routing by media type)" {
 	unit test-routes
 }
+
+@test "unit: text (UTF-8, cuts at boundaries, one escape rule)" {
+	unit test-text
+}

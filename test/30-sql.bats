@@ -85,6 +85,7 @@ stored() {
 }
 
 @test "search_path is pinned: a caller's schema cannot hijack the helpers" {
+	defer sql "DROP SCHEMA IF EXISTS evil CASCADE"
 	sql "CREATE SCHEMA IF NOT EXISTS evil;
 	     CREATE OR REPLACE FUNCTION evil.json_build_object(text, text)
 	     RETURNS json LANGUAGE sql AS \$\$ SELECT '{\"hijacked\":1}'::json \$\$;" >/dev/null
@@ -96,11 +97,11 @@ stored() {
 		SELECT mikkoo.insert_event('$Q', 'ex', 'rk', 'b', NULL)")
 	run stored "$id"
 	refute_output --partial hijacked
-	sql "DROP SCHEMA evil CASCADE" >/dev/null
 }
 
 @test "producers need PgQ's right to write events (pgq_writer); with it they insert audited events, and read no audit row" {
 	role="p_$$"
+	defer sql "DROP OWNED BY $role; DROP ROLE $role"
 	sql "DROP ROLE IF EXISTS $role; CREATE ROLE $role LOGIN PASSWORD 'pw';
 	     GRANT USAGE ON SCHEMA mikkoo TO $role;" >/dev/null
 	n=$(sql "SELECT count(*) FROM mikkoo.audit")
@@ -122,7 +123,6 @@ stored() {
 	assert_output --partial "permission denied"
 	run -1 env PGUSER="$role" PGPASSWORD=pw psql -qXAt -c "DELETE FROM mikkoo.audit"
 	assert_output --partial "permission denied"
-	sql "DROP OWNED BY $role; DROP ROLE $role" >/dev/null
 }
 
 @test "installing over every earlier mikkoo.sql upgrades it in place: dead letters and audit rows kept, mikkoo.version() says 0.2.0" {

@@ -218,6 +218,19 @@ bodies() {
 	assert_output --partial "--reason is rejected, expired, maxlen or delivery_limit"
 }
 
+@test "a reader that stops reading (| head -n 1) ends the run with 0; the rest stays" {
+	setup_dlx
+	dead_letters 2
+	# a pipe whose reader is gone before the first record: EPIPE at once
+	mikkoo-replay -a "$DLQ" 2>"$BATS_TEST_TMPDIR/err" | (exec 0<&-; sleep 1)
+	assert_equal "${PIPESTATUS[0]}" 0
+	# the one resurrected before the output failed is back; none lost
+	wait_for 10 mq_depth_is "$Q" 1
+	wait_for 10 mq_depth_is "$DLQ" 1
+	run grep -c "error" "$BATS_TEST_TMPDIR/err"
+	assert_output 0
+}
+
 @test "a message that is not a dead letter stays and is reported (65)" {
 	setup_dlx
 	mq publish "" "$DLQ" stray --properties '{"message_id":"s-1"}'
@@ -256,7 +269,7 @@ bodies() {
 	assert_output ""
 	run --separate-stderr mikkoo-replay -a "$(printf 'x\001\377')"
 	assert_equal "$status" 64
-	assert_equal "$stderr" 'mikkoo-replay: error: queue name '\''x\x01\xff'\'' is not valid UTF-8'
+	assert_equal "$stderr" 'mikkoo-replay: error: queue name '\''x\u0001\xff'\'' is not valid UTF-8'
 	run -64 mikkoo-replay -a "$(printf 'q%.0s' $(seq 300))"
 	assert_output --partial "is longer than 255 bytes"
 	run -64 mikkoo-replay -a "$N" --stdin

@@ -169,6 +169,7 @@ types_table() {
 }
 
 @test "routing key templates: {schema}, {table} and {action}" {
+	defer sql "DROP SCHEMA IF EXISTS s_$Q CASCADE"
 	sql "CREATE SCHEMA IF NOT EXISTS s_$Q;
 	     CREATE TABLE s_$Q.orders (id int PRIMARY KEY, v int)" >/dev/null
 	sql "SELECT mikkoo.capture('s_$Q.orders', '$Q', '$EX',
@@ -181,7 +182,6 @@ types_table() {
 		"db1.s_$Q.orders.I db1.s_$Q.orders.U db1.s_$Q.orders.D db1.s_$Q.orders.T"
 	msgs | jq -s -e --arg t "s_$Q.orders" 'all((.body | fromjson | .table_name) == $t and
 		.properties.headers.table == $t)'
-	sql "DROP SCHEMA s_$Q CASCADE" >/dev/null
 }
 
 @test "a renamed table's events carry the new name" {
@@ -467,6 +467,8 @@ $Q2|q2.{action}||t|{id}"
 	pgq_create_queue "q ''${Q}\" x"
 	pgq_create_queue "$rq"
 	sql "SELECT pgq.register_consumer('$rq', 'mikkoo')" >/dev/null
+	defer sql "SELECT mikkoo.uncapture('\"S ''$Q\".\"T x\"')"
+	defer sql "DROP SCHEMA IF EXISTS \"S '$Q\" CASCADE"
 	sql "CREATE SCHEMA \"S '$Q\"; CREATE TABLE \"S '$Q\".\"T x\" (\"Id\" int PRIMARY KEY, v text)" >/dev/null
 	for dst in "q ''${Q}\" x" "$rq"; do
 		sql "SELECT mikkoo.capture('\"S ''$Q\".\"T x\"', '$dst', '$EX',
@@ -495,12 +497,12 @@ YAML
 	run -0 sql "SELECT ev_type || '|' || (ev_data::jsonb ->> 'table_name') || '|' ||
 	            (ev_extra4::jsonb ->> 'action') FROM $pfx"
 	assert_output "S '$Q/T x/I|S '$Q.T x|I"
-	sql "SELECT mikkoo.uncapture('\"S ''$Q\".\"T x\"'); DROP SCHEMA \"S '$Q\" CASCADE" >/dev/null
 }
 
 @test "a writer's search_path cannot hijack the capture's functions" {
 	sql "CREATE TABLE $T (id int PRIMARY KEY, v text)" >/dev/null
 	sql "SELECT mikkoo.capture('$T', '$Q', '$EX')" >/dev/null
+	defer sql "DROP SCHEMA IF EXISTS evil_$Q CASCADE"
 	sql "CREATE SCHEMA IF NOT EXISTS evil_$Q;
 	     CREATE FUNCTION evil_$Q.to_jsonb(anyelement) RETURNS jsonb
 	     LANGUAGE sql AS \$\$ SELECT '{\"hijacked\": 1}'::jsonb \$\$;
@@ -516,5 +518,4 @@ YAML
 	get_messages 100
 	run -1 grep -c hijacked "$BATS_TEST_TMPDIR/msgs.jsonl"
 	assert_output 0
-	sql "DROP SCHEMA evil_$Q CASCADE" >/dev/null
 }

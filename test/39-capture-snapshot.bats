@@ -192,6 +192,9 @@ writer() {
 	sql "INSERT INTO $T SELECT g, g, md5(g::text) FROM generate_series(1, 20000) g" >/dev/null
 	sql "SELECT mikkoo.capture('$T', '$Q', '$EX')" >/dev/null
 	stop="$BATS_TEST_TMPDIR/stop"
+	# the writers' pipelines stop on this file, also when the test fails
+	# half way (killing their subshells would leave awk and psql behind)
+	defer sh -c "echo stop >'$stop'"
 	seed=$((RANDOM * 32768 + RANDOM))
 	echo "# writers' seed: $seed" >&3
 	WRITERS=

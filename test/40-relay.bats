@@ -15,6 +15,9 @@ setup() {
 
 teardown() {
 	common_teardown
+	# a session a test held open (see the ticker takeover test)
+	sql "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+	     WHERE application_name = 'hold_$Q'" >/dev/null 2>&1 || true
 }
 
 @test "the seed README's insertion example arrives with every property and header" {
@@ -305,6 +308,50 @@ consumer_done() {
 	wait_for 15 _gone "$pid"
 	[ ! -e "$pidfile" ]
 	grep -q "stopping on SIGTERM" "$BATS_TEST_TMPDIR/daemon.err"
+}
+
+@test "--daemon with a relative -c path reloads on SIGHUP after its chdir(\"/\")" {
+	pidfile="$BATS_TEST_TMPDIR/mikkoo.pid"
+	printf 'Daemon:\n  pidfile: %s\n' "$pidfile" >>"$CONF"
+	cd "$BATS_TEST_TMPDIR"
+	mikkoo-relay --daemon -c mikkoo.yml 2>"$BATS_TEST_TMPDIR/daemon.err"
+	pid=$(cat "$pidfile")
+	echo "$pid" >"$BATS_TEST_TMPDIR/relay.pid"   # teardown kills it
+	echo relay >>"$BATS_TEST_TMPDIR/daemons"
+	touch "$BATS_TEST_TMPDIR/relay.err"
+	write_config "$CONF" "persistent: false"
+	printf 'Daemon:\n  pidfile: %s\n' "$pidfile" >>"$CONF"
+	kill -HUP "$pid"
+	wait_for 10 grep -q "configuration reloaded" "$BATS_TEST_TMPDIR/daemon.err"
+	run grep -c "reload failed" "$BATS_TEST_TMPDIR/daemon.err"
+	assert_output 0
+	insert_event "'k'" "'reloaded'" "'$EX'" NULL NULL NULL
+	get_messages 1
+	msgs | jq -e '.body == "reloaded" and (.properties | has("delivery_mode") | not)'
+	kill -TERM "$pid"
+	wait_for 15 _gone "$pid"
+}
+
+# holding NAME: the session named NAME runs its statement.  (A function,
+# so that wait_for asks again each time.)
+holding() {
+	[ "$(sql "SELECT count(*) FROM pg_stat_activity
+		  WHERE application_name = '$1' AND state = 'active'")" = 1 ]
+}
+
+@test "TERM stops the relay at once while it waits to take over ticking" {
+	# a statement that looks like a running pgq.ticker() call: the
+	# relay waits for it (up to 30 s) before it ticks the queue itself
+	PGAPPNAME="hold_$Q" psql -qXAt -c "SELECT pg_sleep(60) -- pgq.ticker" \
+		>/dev/null 2>&1 &
+	wait_for 30 holding "hold_$Q"
+	relay_start
+	sleep 1
+	start=$SECONDS
+	relay_stop
+	assert_equal "$daemon_status" 0
+	[ $((SECONDS - start)) -le 10 ] || fail "took $((SECONDS - start)) s to stop"
+	grep -q "stop requested while waiting to tick" "$BATS_TEST_TMPDIR/relay.err"
 }
 
 @test "workers do not outlive a killed supervisor" {

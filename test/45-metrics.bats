@@ -138,6 +138,16 @@ health_is() {
 	assert_equal "$daemon_status" 0
 }
 
+@test "pending and lag gauges have samples as soon as /health says ok" {
+	metrics_config
+	relay_start
+	wait_for 20 health_is 200
+	get /metrics >/dev/null
+	grep -q "^mikkoo_pending_events{queue=\"$Q\"} [0-9]" "$BATS_TEST_TMPDIR/body"
+	grep -q "^mikkoo_consumer_lag_seconds{queue=\"$Q\"} [0-9]" "$BATS_TEST_TMPDIR/body"
+	relay_stop
+}
+
 @test "/health is 503 while a worker waits for the consumer lock" {
 	metrics_config
 	sql "SELECT pg_advisory_lock(hashtext('mikkoo'),
@@ -197,14 +207,13 @@ health_is() {
 	/usr/bin/python3 -c 'import socket, sys, time
 s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen()
 time.sleep(60)' "$PORT" &
-	echo $! >"$BATS_TEST_TMPDIR/holder.pid"
+	defer kill $!
 	wait_for 10 sh -c "ss -Htln 'sport = :$PORT' | grep -q ."
 	metrics_config
 	run -69 --separate-stderr mikkoo-relay -c "$CONF"
 	assert_output ""
 	[[ "$stderr" == *"metrics: cannot listen on '127.0.0.1:$PORT': the port is in use"* ]]
 	[[ "$stderr" != *"starting 1 worker"* ]]
-	kill "$(cat "$BATS_TEST_TMPDIR/holder.pid")"
 }
 
 @test "a flood of slow and malformed HTTP clients: the relay keeps relaying, the endpoint answers after" {

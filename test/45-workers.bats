@@ -139,6 +139,7 @@ worker_block() {
 
 @test "a pgq_reader role: the relay starts on an existing queue; ticker: relay falls back to pgqd's ticks" {
 	role="relay_$$"
+	defer sql "DROP OWNED BY $role; DROP ROLE $role"
 	# pgq_reader consumes; pgq.set_queue_config takes pgq_admin
 	sql "DROP ROLE IF EXISTS $role; CREATE ROLE $role LOGIN PASSWORD 'r-S3cret'
 	     IN ROLE pgq_reader; GRANT USAGE ON SCHEMA mikkoo TO $role;
@@ -154,5 +155,4 @@ worker_block() {
 	msgs | jq -e '.body == "ticked by pgqd"'
 	relay_stop
 	assert_equal "$daemon_status" 0
-	sql "DROP OWNED BY $role; DROP ROLE $role" >/dev/null
 }

@@ -95,6 +95,7 @@ audited() {
 	audited 1 5 >/dev/null
 	wait_for 20 sh -c "[ \$(/usr/bin/python3 '$MIKKOO_TOP/test/tools/mq.py' count '$AQ') -ge 5 ]"
 	role="audit_$$"
+	defer sql "DROP OWNED BY $role; DROP ROLE $role"
 	sql "DROP ROLE IF EXISTS $role; CREATE ROLE $role LOGIN PASSWORD 'pw';
 	     GRANT USAGE ON SCHEMA mikkoo TO $role;
 	     GRANT SELECT ON mikkoo.audit, mikkoo.dead_letter TO $role;" >/dev/null
@@ -107,7 +108,6 @@ audited() {
 	wait_for 10 sh -c "[ \$(/usr/bin/python3 '$MIKKOO_TOP/test/tools/mq.py' count '$AQ') -eq 5 ]"
 	run -0 --separate-stderr mikkoo-audit -a "$AQ" -q "$Q" --grace 0 --idle 0.5
 	assert_output ""
-	sql "DROP OWNED BY $role; DROP ROLE $role" >/dev/null
 }
 
 @test "usage and connection errors" {

@@ -138,13 +138,31 @@ amqp_answers_now() {
 }
 
 @test "fault: pgqd down for a while (no ticks: a stall, no loss)" {
+	# pgqd must be the queue's ticker, or stopping it tests nothing
+	# (the default, ticker: relay, ticks the queue itself)
+	write_config "$CONF" "max_failures: 1000" "ticker: pgqd"
+	defer pgqd_running_again
 	relay_start
 	produce 200 8
 	sleep 1
 	"$MIKKOO_TOP/test/servers/ctl" "$MIKKOO_SRV_DIR" pgqd-stop
+	before=$(queue_ticks)
 	sleep 4
+	# stalled: nobody ticked the queue meanwhile
+	assert_equal "$(queue_ticks)" "$before"
 	"$MIKKOO_TOP/test/servers/ctl" "$MIKKOO_SRV_DIR" pgqd-start
 	finish
+}
+
+# for teardown: pgqd runs again, whatever the test reached
+pgqd_running_again() {
+	kill -0 "$(cat "$MIKKOO_SRV_DIR/pgqd.pid")" 2>/dev/null ||
+		"$MIKKOO_TOP/test/servers/ctl" "$MIKKOO_SRV_DIR" pgqd-start
+}
+
+queue_ticks() {
+	sql "SELECT count(*) FROM pgq.tick t JOIN pgq.queue q
+	     ON q.queue_id = t.tick_queue WHERE q.queue_name = '$Q'"
 }
 
 @test "fault: RabbitMQ memory alarm (connection.blocked), then cleared" {

@@ -110,7 +110,8 @@ pgctl() {
 		 FROM pgq.tick t JOIN pgq.queue q ON q.queue_id = t.tick_queue
 		 WHERE q.queue_name = '$Q') x")
 	echo "ticker: longest pause between two ticks of the queue: $gap s" >&3
-	! grep -F "$PGPASSWORD" "$BATS_TEST_TMPDIR/relay.err"
+	# (not "! grep": bats does not fail a test on a negated command)
+	run -1 grep -F "$PGPASSWORD" "$BATS_TEST_TMPDIR/relay.err"
 
 	# the old primary comes back as the new standby (for the next run)
 	pgctl pg-standby "$p"

@@ -74,8 +74,10 @@ YAML
 
 @test "secrets: a canary password never reaches logs, errors, argv or dead letters" {
 	canary="S3cr3t-CANARY-$$"
+	defer "$RABBITMQCTL" -q delete_user "canary$$"
 	"$RABBITMQCTL" -q add_user "canary$$" "$canary" >/dev/null
 	"$RABBITMQCTL" -q set_permissions "canary$$" '.*' '.*' '.*' >/dev/null
+	defer sql "DROP ROLE IF EXISTS canary$$"
 	sql "CREATE ROLE canary$$ LOGIN SUPERUSER PASSWORD '$canary'" >/dev/null
 	tls_config "amqp://canary$$:$canary@127.0.0.1:$AMQP_PORT/%2f" \
 		"postgresql://canary$$:$canary@127.0.0.1:$PGPORT/mikkoo"
@@ -106,8 +108,6 @@ YAML
 	run grep -c -- "$canary" "$BATS_TEST_TMPDIR/all"
 	assert_output 0
 	grep -q "canary$$:\*\*\*@" "$BATS_TEST_TMPDIR/all"
-	"$RABBITMQCTL" -q delete_user "canary$$" >/dev/null
-	sql "DROP ROLE canary$$" >/dev/null
 }
 
 @test "secrets: a config with passwords readable by others warns; password_file and the environment" {
@@ -185,9 +185,15 @@ YAML
 @test "hostile input: control characters in data never reach the log raw" {
 	relay_start
 	sql "SELECT pgq.insert_event('$Q', 'k', 'x', E'bad\\x1b[31mname\\nline', NULL, NULL, NULL)" >/dev/null
-	wait_for 20 grep -q 'bad\\x1b\[31mname' "$BATS_TEST_TMPDIR/relay.err"
+	# text.h's one rule: \uXXXX for a control character, \n for a newline
+	wait_for 20 grep -q 'bad\\u001b\[31mname\\nline' "$BATS_TEST_TMPDIR/relay.err"
 	run grep -c $'\x1b' "$BATS_TEST_TMPDIR/relay.err"
 	assert_output 0
 	run grep -c "^line" "$BATS_TEST_TMPDIR/relay.err"
+	assert_output 0
+	# bidi overrides and line separators are escaped too, never raw
+	sql "SELECT pgq.insert_event('$Q', 'k', 'x', E'rtl\u202eevil\u2028x', NULL, NULL, NULL)" >/dev/null
+	wait_for 20 grep -q 'rtl\\u202eevil\\u2028x' "$BATS_TEST_TMPDIR/relay.err"
+	run grep -c $'\u202e' "$BATS_TEST_TMPDIR/relay.err"
 	assert_output 0
 }

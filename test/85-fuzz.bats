@@ -31,6 +31,10 @@ fuzz() {
 	fuzz fuzz-event
 }
 
+@test "fuzz: the settle path (failures to the JSON PostgreSQL receives)" {
+	fuzz fuzz-settle
+}
+
 @test "fuzz: configuration parser" {
 	fuzz fuzz-config
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "delivery.h"
+#include "text.h"
 #include "mono.h"
 #include "mq.h"
 #include "mqchan.h"
@@ -31,7 +32,7 @@ tap_run(struct broker *b, const struct mq_view_opts *o, FILE *out,
 		return -1;
 	for (i = 0; i < o->nkeys; i++)
 		if (strlen(o->keys[i]) > 255 ||
-		    !delivery_utf8_ok(o->keys[i], strlen(o->keys[i])))
+		    !text_utf8_ok(o->keys[i], strlen(o->keys[i])))
 			return mk_err_set(e, EX_USAGE, "binding key %zu is not "
 					  "up to 255 bytes of UTF-8", i + 1);
 	if (mqchan_open(&c, b, e) < 0 ||

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* resurrect: RabbitMQ dead letters re-published with confirms, then acked. */
 #include <errno.h>
+#include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "delivery.h"
+#include "text.h"
 #include "event.h"
 #include "jsonl.h"
 #include "log.h"
@@ -56,7 +59,7 @@ static json_t *
 bytes_json(amqp_bytes_t b)
 {
 	/* Names RabbitMQ gave back are UTF-8; a bad one shows as null. */
-	json_t *j = delivery_utf8_ok(b.bytes, b.len)
+	json_t *j = text_utf8_ok(b.bytes, b.len)
 		? json_stringn(b.len ? b.bytes : "", b.len) : NULL;
 
 	return j ? j : json_null();
@@ -109,15 +112,25 @@ emit(FILE *out, json_t *rec, const char *result, const char *why,
 		return mk_err_set(e, EX_OSERR, "out of memory");
 	json_object_set_new(rec, "result", json_string(result));
 	if (why)
-		json_object_set_new(rec, "error", json_string(why));
+		/* the broker's words: text.h's rule, never a lost member */
+		json_object_set_new(rec, "error", text_json(why, strlen(why)));
+	errno = 0;
 	jsonl_write(out, rec);
 	json_decref(rec);
+	fflush(out);
 	/* The records are the account of what happened: without them,
 	 * stop (the rest stays in the queue). */
-	if (ferror(out))
-		return mk_err_set(e, EX_IOERR, "writing output failed: %s",
-				  strerror(errno ? errno : EIO));
-	return 0;
+	if (!ferror(out))
+		return 0;
+	if (errno == EPIPE) {
+		/* head(1) has what it wanted: stop, as mikkoo-inspect
+		 * does, and it is not a failure of ours */
+		__fpurge(out);
+		clearerr(out);
+		return 1;
+	}
+	return mk_err_set(e, EX_IOERR, "writing output failed: %s",
+			  strerror(errno ? errno : EIO));
 }
 
 /*
@@ -279,6 +292,11 @@ resurrect_run(struct broker *b, const struct resurrect_opts *o, FILE *out,
 		mq_msg_release(&m);
 		if (rc < 0)
 			break;
+		if (rc == 1) {
+			/* the reader of our output is gone: the rest stays */
+			rc = 0;
+			break;
+		}
 	}
 	empty_amqp_pool(&pool);
 	/* Everything not acked goes back to its place, with the channel or,

@@ -94,8 +94,31 @@ assert_no_sanitizer_report() {
 	fi
 }
 
-# Call from teardown(): stop leftover daemons; on failure show their logs.
+# defer CMD...: run CMD at teardown (common_teardown), last deferred
+# first, whether the test passed or not: cleanup written at the end of
+# a test never runs when an assertion before it fails.
+defer() {
+	printf '%q ' "$@" >>"$BATS_TEST_TMPDIR/deferred"
+	echo >>"$BATS_TEST_TMPDIR/deferred"
+}
+
+_run_deferred() {
+	local f=$BATS_TEST_TMPDIR/deferred line
+	[ -f "$f" ] || return 0
+	tac "$f" | while IFS= read -r line; do
+		eval "$line" >/dev/null 2>&1 </dev/null || true
+	done
+	rm -f "$f"
+}
+
+# Call from teardown(): stop leftover daemons; on failure show their logs;
+# then what the test deferred.
 common_teardown() {
+	_common_teardown_daemons
+	_run_deferred
+}
+
+_common_teardown_daemons() {
 	local d=$BATS_TEST_TMPDIR name pid
 	[ -f "$d/daemons" ] || return 0
 	while read -r name; do

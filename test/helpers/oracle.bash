@@ -14,6 +14,11 @@ oracle() {
 # long time.
 setup_oracle_queue() {
 	setup_relay_queue
+	# fault timing (at_random_moments) from a fixed seed per test,
+	# printed: FAULT_SEED=N reruns a run's timing
+	FAULT_SEED=${FAULT_SEED:-$((7919 * ${BATS_TEST_NUMBER:-1}))}
+	RANDOM=$FAULT_SEED
+	echo "# fault timing seed $FAULT_SEED" >&3
 	AQ="oracle_$Q"
 	mq declare-queue "$AQ" --bind "$EX:#" ${AQ_ARGS:+--arguments "$AQ_ARGS"}
 	write_config "$CONF" "max_failures: 1000" "$@"

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "delivery.h"
+#include "text.h"
 #include "tap.h"
 
 static amqp_bytes_t
@@ -49,15 +50,15 @@ test_utf8_base64(void)
 {
 	char *s;
 
-	ok(delivery_utf8_ok("", 0), "empty is UTF-8");
-	ok(delivery_utf8_ok("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 15),
+	ok(text_utf8_ok("", 0), "empty is UTF-8");
+	ok(text_utf8_ok("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 15),
 	   "2, 3 and 4 byte sequences");
-	ok(!delivery_utf8_ok("\xff", 1), "0xff is not UTF-8");
-	ok(!delivery_utf8_ok("\xc0\xaf", 2), "an overlong '/' is not UTF-8");
-	ok(!delivery_utf8_ok("\xed\xa0\x80", 3), "a surrogate is not UTF-8");
-	ok(!delivery_utf8_ok("\xe2\x82", 2), "a cut sequence is not UTF-8");
-	ok(!delivery_utf8_ok("\xf4\x90\x80\x80", 4), "past U+10FFFF is not");
-	ok(delivery_utf8_ok("a\0b", 3), "NUL is UTF-8 (JSON escapes it)");
+	ok(!text_utf8_ok("\xff", 1), "0xff is not UTF-8");
+	ok(!text_utf8_ok("\xc0\xaf", 2), "an overlong '/' is not UTF-8");
+	ok(!text_utf8_ok("\xed\xa0\x80", 3), "a surrogate is not UTF-8");
+	ok(!text_utf8_ok("\xe2\x82", 2), "a cut sequence is not UTF-8");
+	ok(!text_utf8_ok("\xf4\x90\x80\x80", 4), "past U+10FFFF is not");
+	ok(text_utf8_ok("a\0b", 3), "NUL is UTF-8 (JSON escapes it)");
 	s = delivery_base64("", 0);
 	is_str(s, "", "base64 of nothing");
 	free(s);

@@ -628,23 +628,49 @@ names_and_sizes(void)
 	is_str(reason(ev("", "b", "x", NULL, NULL, NULL)), "(mapped)",
 	       "an empty routing key is fine");
 
-	/* header names: shortstr */
+	/* header names: AMQP field names, 1 to 128 bytes */
 	memset(big, 'k', 256);
 	big[256] = '\0';
 	snprintf(key, sizeof(key), "{\"%s\":1}", big);
 	is_str(reason(ev34(NULL, key)),
 	       "ev_extra4: header name \"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"
-	       "kkkk...\" is 256 bytes, over 255", "256-byte header name");
+	       "kkkk...\" is 256 bytes, over 128", "256-byte header name");
 	snprintf(key, sizeof(key), "{\"headers\":{\"o\":{\"\\\"%s\":1}}}",
 		 big + 1);
 	is_str(reason(ev34(key, NULL)),
 	       "ev_extra3 'headers': header name \"\\\"kkkkkkkkkkkkkkkkkkkkkkk"
-	       "kkkkkkkkkkkkkkkk...\" is 256 bytes, over 255",
+	       "kkkkkkkkkkkkkkkk...\" is 256 bytes, over 128",
 	       "256-byte nested name, shown escaped");
-	big[255] = '\0';
+	big[129] = '\0';
+	snprintf(key, sizeof(key), "{\"x\":{\"%s\":1}}", big);
+	is_str(reason(ev34(NULL, key)), "ev_extra4: header name \"kkkkkkkkkkkk"
+	       "kkkkkkkkkkkkkkkkkkkkkkkkkkkk...\" is 129 bytes, over 128",
+	       "a 129-byte nested name");
+	big[128] = '\0';
 	snprintf(key, sizeof(key), "{\"%s\":1}", big);
-	is_str(reason(ev34(NULL, key)), "(mapped)", "255-byte header name");
-	ok(hdr(&m, big) != NULL, "255-byte name kept");
+	is_str(reason(ev34(NULL, key)), "(mapped)", "128-byte header name");
+	ok(hdr(&m, big) != NULL, "128-byte name kept");
+	is_str(reason(ev34(NULL, "{\"\":\"x\"}")), "ev_extra4: a header name "
+	       "is empty (AMQP field names are 1 to 128 bytes)",
+	       "an empty header name");
+	is_str(reason(ev34("{\"headers\":{\"a\":{\"\":1}}}", NULL)),
+	       "ev_extra3 'headers': a header name is empty (AMQP field names "
+	       "are 1 to 128 bytes)", "an empty nested name");
+
+	/* names RabbitMQ gives meaning to */
+	is_str(reason(ev34(NULL, "{\"x-death\":\"x\"}")), "ev_extra4: header "
+	       "'x-death' is RabbitMQ's record of dead-lettering: a producer "
+	       "may not set it", "x-death refused");
+	is_str(reason(ev34(NULL, "{\"x-first-death-exchange\":\"e\"}")),
+	       "ev_extra4: header 'x-first-death-exchange' is RabbitMQ's "
+	       "record of dead-lettering: a producer may not set it",
+	       "x-first-death-exchange refused");
+	is_str(reason(ev34(NULL, "{\"x\":{\"x-death\":1},\"x-other\":1}")),
+	       "(mapped)", "nested x-death and other x- headers pass");
+	is_str(reason(ev34(NULL, "{\"event_id\":\"7\",\"origin\":\"o\"}")),
+	       "(mapped)", "event_id and the automatic names are not refused");
+	is_int(event_id_of(&m.props), 4, "event_id is the relay's, not the "
+	       "producer's");
 
 	/* the event's size: ev_type + ev_data + extras */
 	huge = malloc(2000);
@@ -726,6 +752,12 @@ limits(void)
 	ctx.deny_cc_bcc = false;
 	is_str(reason(ev34(NULL, "{\"CC\":[\"a\"],\"BCC\":[\"b\"]}")),
 	       "(mapped)", "CC and BCC allowed by default");
+	is_str(reason(ev34(NULL, "{\"CC\":\"a\"}")), "ev_extra4: header 'CC' "
+	       "must be an array of routing keys (strings of at most 255 "
+	       "bytes)", "a CC that is not an array closes no channel");
+	is_str(reason(ev34(NULL, "{\"BCC\":[\"a\",1]}")), "ev_extra4: header "
+	       "'BCC' must be an array of routing keys (strings of at most "
+	       "255 bytes)", "a BCC of other things");
 
 	/* max_headers counts the user's entries, not the automatic ones */
 	ctx.max_headers = 2;

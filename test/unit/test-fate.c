@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "fate.h"
+#include "text.h"
 #include "tap.h"
 
 struct row {
@@ -89,7 +90,33 @@ main(void)
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	fate_decide(FATE_NACKED, 1, 10, 10, big, &f);
-	ok(strlen(f.reason) == FATE_REASON_MAX - 1, "a long reason is cut to "
-	   "fit, not overrun");
+	ok(strlen(f.reason) < FATE_REASON_MAX && strlen(f.reason) > 200 &&
+	   strcmp(f.reason + strlen(f.reason) - 3, "...") == 0,
+	   "a long reason is cut to fit, not overrun, and says so");
+	/* the first defect of issue 17: a 404 reply quoting 35 CJK
+	 * characters twice, then a retry suffix, cut anywhere */
+	{
+		char cjk[1024] = "exchange '";
+		int k, bad = 0;
+
+		for (k = 0; k < 35; k++)
+			strcat(cjk, "\xe4\xb8\xad");
+		strcat(cjk, "' cannot be published to: 404 NOT_FOUND - no "
+		       "exchange '");
+		for (k = 0; k < 35; k++)
+			strcat(cjk, "\xe4\xb8\xad");
+		strcat(cjk, "' in vhost '/'");
+		for (k = 150; k < (int)strlen(cjk); k++) {
+			char cut[1024];
+
+			memcpy(cut, cjk, (size_t)k);
+			cut[k] = '\0';
+			fate_decide(FATE_EXCHANGE_REFUSED, 1, 1, 1, cut, &f);
+			if (!text_safe(f.reason, strlen(f.reason)))
+				bad++;
+		}
+		is_int(bad, 0, "reasons are valid UTF-8 wherever the words "
+		       "they quote were cut");
+	}
 	return tap_done();
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests for inflight: confirm bookkeeping against a naive model. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "inflight.h"
 #include "tap.h"
@@ -136,12 +137,50 @@ randomized(unsigned seed)
 	inflight_release(&q);
 }
 
+/* Returns matched without trusting what a producer controls. */
+static void
+matching(void)
+{
+	struct inflight q;
+	struct inflight_done d;
+	uint64_t ra = inflight_route("ex", 2, "a", 1);
+	uint64_t rb = inflight_route("ex", 2, "b", 1);
+	long long got = 0;
+
+	ok(ra != rb && inflight_route("e", 1, "xa", 2) != ra,
+	   "routes differ by exchange and key, not by their concatenation");
+	inflight_init(&q, 8);
+	inflight_add(&q, 1, 200, 0);
+	inflight_set_route(&q, ra);
+	inflight_add(&q, 2, 201, 0);
+	inflight_set_route(&q, rb);
+	inflight_add(&q, 3, 202, 0);
+	inflight_set_route(&q, rb);
+	ok(inflight_return_match(&q, 202, rb, "ret", &got) && got == 202,
+	   "event_id and route: that event");
+	ok(inflight_return_match(&q, 200, rb, "guess", &got) && got == 201,
+	   "an event_id whose route differs is not trusted: the oldest "
+	   "pending event with the route");
+	ok(!inflight_return_match(&q, -1, rb, "again", &got),
+	   "each event is returned once");
+	ok(inflight_return_match(&q, -1, ra, "unreadable", &got) && got == 200,
+	   "unreadable (no event_id): by the route");
+	inflight_ack(&q, 3, true);
+	ok(inflight_pop(&q, &d) && !d.ok && d.ev_id == 200 &&
+	   strcmp(d.reason, "unreadable") == 0, "returned, then acked: failed");
+	ok(inflight_pop(&q, &d) && !d.ok && d.cause == FATE_RETURNED &&
+	   strcmp(d.reason, "guess") == 0, "the guessed one failed");
+	ok(inflight_pop(&q, &d) && !d.ok && d.ev_id == 202, "the matched one");
+	inflight_release(&q);
+}
+
 int
 main(void)
 {
 	unsigned s;
 
 	basics();
+	matching();
 	for (s = 1; s <= 50; s++)
 		randomized(s);
 	return tap_done();
