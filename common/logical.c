@@ -19,6 +19,7 @@
 
 #define PG_EPOCH_OFFSET_US (946684800LL * 1000000)
 #define NONE ((size_t)-1)
+#define MAX_WARNINGS 256
 
 /* The strings of a pending event, as offsets into the arena. */
 enum { F_TYPE, F_DATA, F_X1, F_X2, F_X3, F_X4, F_TABLE, F_STREAM, F_ERR,
@@ -77,6 +78,10 @@ warn(struct logical *s, const char *fmt, ...)
 	char buf[1024], **w;
 	va_list ap;
 
+	/* bounded: a long run that re-prepares definitions repeats its
+	 * notes (the caller has logged them by then) */
+	if (s->nwarnings >= MAX_WARNINGS)
+		return 0;
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
