@@ -21,6 +21,7 @@ struct plan {
 	uint32_t *types;
 	bool *raw;             /* json, jsonb: the value goes in as JSON */
 	char stmt[24];
+	bool prepared;
 	unsigned long long last_use;
 	/* this round's rows: a JSON array being built */
 	struct sbuf req;
@@ -159,7 +160,7 @@ plan_clear(struct render *r, struct plan *p)
 
 	if (!p->used)
 		return;
-	if (r && PQstatus(r->pg) == CONNECTION_OK) {
+	if (r && p->prepared && PQstatus(r->pg) == CONNECTION_OK) {
 		snprintf(cmd, sizeof(cmd), "DEALLOCATE %s", p->stmt);
 		res = PQexec(r->pg, cmd);
 		PQclear(res);
@@ -359,10 +360,10 @@ plan_prepare(struct render *r, struct plan *p,
 				   PQresultErrorField(prep,
 						      PG_DIAG_MESSAGE_PRIMARY));
 			PQclear(prep);
-			p->stmt[0] = '\0';
 			return -1;
 		}
 		PQclear(prep);
+		p->prepared = true;
 	}
 	return 0;
 }
