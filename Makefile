@@ -79,7 +79,7 @@ MANS       := $(wildcard man/*.[1-9])
 # mikkoo.sql, put together from its parts (in this order: each part
 # says what it holds).
 SQL_PARTS := $(addprefix sql/,schema.sql audit.sql events.sql capture.sql \
-	snapshot.sql grants.sql upgrade.sql)
+	snapshot.sql logical.sql grants.sql upgrade.sql)
 SQL       := $(O)/mikkoo.sql
 
 all: $(BINS) $(SQL)

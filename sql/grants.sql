@@ -15,5 +15,19 @@ GRANT INSERT ON mikkoo.capture_settings TO pgq_writer;
 REVOKE ALL ON mikkoo.audit FROM pgq_writer;
 GRANT INSERT ON mikkoo.audit TO pgq_writer;
 GRANT SELECT ON mikkoo.captures TO PUBLIC;
+-- The logical-decoding source (logical.sql): roles that may write
+-- events read the emit key and call mikkoo.emit(); the slot records are
+-- readable by all.  The relay's role gets SELECT on mikkoo.emit_key and
+-- SELECT, INSERT, UPDATE on mikkoo.slots from the operator.
+REVOKE ALL ON mikkoo.emit_key FROM PUBLIC;
+GRANT SELECT ON mikkoo.emit_key TO pgq_writer;
+REVOKE ALL ON mikkoo.slots FROM PUBLIC;
+GRANT SELECT ON mikkoo.slots TO PUBLIC;
+REVOKE ALL ON FUNCTION mikkoo.emit(TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT)
+    FROM PUBLIC;
+REVOKE ALL ON FUNCTION mikkoo.emit(TEXT, TEXT, TEXT) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mikkoo.emit(TEXT, TEXT, TEXT, TEXT, TEXT, TEXT,
+                                      TEXT) TO pgq_writer;
+GRANT EXECUTE ON FUNCTION mikkoo.emit(TEXT, TEXT, TEXT) TO pgq_writer;
 
 RESET ROLE;
