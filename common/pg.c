@@ -10,9 +10,8 @@
 #include "mono.h"
 #include "pg.h"
 
-/* libpq messages end in "\n" and may span lines; keep one line. */
-static const char *
-one_line(const char *msg, char *buf, size_t sz)
+const char *
+pg_one_line(const char *msg, char *buf, size_t sz)
 {
 	size_t i, n = 0;
 
@@ -29,14 +28,11 @@ one_line(const char *msg, char *buf, size_t sz)
 	return buf;
 }
 
-/*
- * A failed connection attempt has no SQLSTATE on the client side: libpq
- * only has its message to go by.
- */
-static int
-connect_code(const char *msg)
+int
+pg_connect_code(const char *msg)
 {
 	static const char *const perm[] = {
+		"replication role", /* a replication connection's */
 		"authentication failed",
 		"no pg_hba.conf entry",
 		"does not exist",
@@ -182,7 +178,7 @@ notice(void *arg, const PGresult *r)
 		level = MK_LOG_DEBUG;
 	if (level == MK_LOG_DEBUG && log_get_level() < MK_LOG_DEBUG)
 		return;
-	one_line(msg ? msg : PQresultErrorMessage(r), buf, sizeof(buf));
+	pg_one_line(msg ? msg : PQresultErrorMessage(r), buf, sizeof(buf));
 	log_msg(level, "postgresql says: %s", buf);
 }
 
@@ -231,8 +227,8 @@ pg_connect(PGconn **out, const char *url, const char *display,
 	if (PQstatus(c) != CONNECTION_OK) {
 		char state[6];
 
-		one_line(PQerrorMessage(c), buf, sizeof(buf));
-		code = connect_code(buf);
+		pg_one_line(PQerrorMessage(c), buf, sizeof(buf));
+		code = pg_connect_code(buf);
 		PQfinish(c);
 		if (code == EX_UNAVAILABLE && !unreachable(buf) &&
 		    connect_sqlstate(keys, vals, timeout, state))
@@ -274,7 +270,7 @@ pg_message(const PGconn *c, const PGresult *r, char *buf, size_t sz)
 
 	if (msg == NULL)
 		msg = c ? PQerrorMessage(c) : "no connection";
-	return one_line(msg, buf, sz);
+	return pg_one_line(msg, buf, sz);
 }
 
 int

@@ -43,6 +43,18 @@ bool pg_alive(const PGconn *c);
 /* The exit code that a failed result r (NULL: none) on c stands for. */
 int pg_code(const PGconn *c, const PGresult *r);
 
+/*
+ * The exit code of a failed connection attempt, from libpq's message
+ * (there is no SQLSTATE on the client side): EX_NOPERM (refused: a
+ * password, pg_hba.conf, a missing role or database, TLS, no
+ * REPLICATION attribute), EX_CONFIG (a malformed URL), else
+ * EX_UNAVAILABLE.  Shared by every kind of connection (walstream.c's).
+ */
+int pg_connect_code(const char *msg);
+
+/* msg (libpq's: may end in "\n", may span lines) as one line in buf. */
+const char *pg_one_line(const char *msg, char *buf, size_t sz);
+
 /* The server's primary message for r, else libpq's, on one line. */
 const char *
 pg_message(const PGconn *c, const PGresult *r, char *buf, size_t sz);

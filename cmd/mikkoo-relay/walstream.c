@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 
 #include "mono.h"
+#include "pg.h"
 #include "walstream.h"
 
 /* Seconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01. */
@@ -44,70 +45,17 @@ walstream_slot_name_ok(const char *name)
 	return i > 0 && i < 64;
 }
 
-/* libpq messages end in "\n" and may span lines; keep one line. */
-static const char *
-one_line(const char *msg, char *buf, size_t sz)
-{
-	size_t i, n = 0;
-
-	for (i = 0; msg && msg[i] && n + 1 < sz; i++)
-		buf[n++] = (msg[i] == '\n' || msg[i] == '\r' || msg[i] == '\t')
-				   ? ' '
-				   : msg[i];
-	while (n > 0 && buf[n - 1] == ' ')
-		n--;
-	buf[n] = '\0';
-	return buf;
-}
-
-/* The exit code a failed connection attempt's message stands for. */
-static int
-connect_code(const char *msg)
-{
-	static const char *const perm[] = {
-		"replication role",
-		"authentication failed",
-		"no pg_hba.conf entry",
-		"does not exist",
-		"permission denied",
-		"password is required",
-		"not permitted to log in",
-		"certificate verify failed",
-		"does not match host name",
-		"server certificate",
-		NULL,
-	};
-	static const char *const conf[] = {
-		"invalid connection option",
-		"invalid URI",
-		"missing \"=\"",
-		"invalid integer value",
-		"invalid sslmode value",
-		"unterminated quoted string",
-		NULL,
-	};
-	size_t i;
-
-	for (i = 0; perm[i]; i++)
-		if (strstr(msg, perm[i]))
-			return EX_NOPERM;
-	for (i = 0; conf[i]; i++)
-		if (strstr(msg, conf[i]))
-			return EX_CONFIG;
-	return EX_UNAVAILABLE;
-}
-
-/* The exit code of a failed command's result on the walsender. */
+/* The exit code of a failed command's result on the walsender: as any
+ * connection's (pg_code), and the walsender's own refusals. */
 static int
 result_code(const PGconn *c, const PGresult *r)
 {
-	const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	int code = pg_code(c, r);
+	const char *st;
 
-	if (PQstatus(c) != CONNECTION_OK || st == NULL ||
-	    strncmp(st, "08", 2) == 0 || strncmp(st, "57P", 3) == 0)
-		return EX_UNAVAILABLE;
-	if (strncmp(st, "28", 2) == 0 || strcmp(st, "42501") == 0)
-		return EX_NOPERM;
+	if (code != EX_SOFTWARE)
+		return code;
+	st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 	/* undefined_object (a slot, a publication), a slot that cannot
 	 * stream (invalidated, wal_level), an invalid parameter */
 	if (strcmp(st, "42704") == 0 || strcmp(st, "55000") == 0 ||
@@ -127,7 +75,7 @@ fail(struct walstream *ws, PGresult *r, const char *what, struct mk_err *e)
 	const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 	char buf[512];
 
-	one_line(msg ? msg : PQerrorMessage(ws->conn), buf, sizeof(buf));
+	pg_one_line(msg ? msg : PQerrorMessage(ws->conn), buf, sizeof(buf));
 	if (buf[0] == '\0')
 		snprintf(buf, sizeof(buf), "the server closed the connection");
 	if (st)
@@ -279,8 +227,8 @@ walstream_connect(struct walstream **out, const char *url, const char *display,
 				  display);
 	}
 	if (PQstatus(ws->conn) != CONNECTION_OK) {
-		one_line(PQerrorMessage(ws->conn), buf, sizeof(buf));
-		mk_err_set(e, connect_code(buf),
+		pg_one_line(PQerrorMessage(ws->conn), buf, sizeof(buf));
+		mk_err_set(e, pg_connect_code(buf),
 			   "cannot connect to "
 			   "PostgreSQL '%s' for replication: %s",
 			   display, buf);
