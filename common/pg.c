@@ -182,13 +182,21 @@ notice(void *arg, const PGresult *r)
 	log_msg(level, "postgresql says: %s", buf);
 }
 
-int
-pg_connect(PGconn **out, const char *url, const char *display,
-	   const char *appname, double timeout, struct mk_err *e)
+/*
+ * Both kinds of connection: an ordinary one, or with replication set a
+ * walsender's (replication=database, in the session settings a
+ * pgoutput stream is rendered with).
+ */
+static int
+connect_kind(PGconn **out, const char *url, const char *display,
+	     const char *appname, double timeout, bool replication,
+	     struct mk_err *e)
 {
 	/*
 	 * Defaults come first: with expand_dbname, keywords of the URL
-	 * override the ones before it, so a user's own setting wins.
+	 * override the ones before it, so a user's own setting wins; the
+	 * ones after dbname (a walsender's) override the URL's.  libpq
+	 * skips a keyword whose value is NULL.
 	 */
 	static const char *const keys[] = {
 		"application_name",
@@ -199,10 +207,12 @@ pg_connect(PGconn **out, const char *url, const char *display,
 		"keepalives_count",
 		"tcp_user_timeout",
 		"dbname",
+		"replication",
+		"options",
 		NULL,
 	};
 	char ctimeout[16], buf[512];
-	const char *vals[9];
+	const char *vals[11];
 	PGconn *c;
 	int code;
 
@@ -217,7 +227,12 @@ pg_connect(PGconn **out, const char *url, const char *display,
 	vals[5] = "3";
 	vals[6] = "30000";
 	vals[7] = url;
-	vals[8] = NULL;
+	vals[8] = replication ? "database" : NULL;
+	vals[9] = replication ? "-c datestyle=ISO -c intervalstyle=postgres "
+				"-c timezone=UTC -c bytea_output=hex "
+				"-c extra_float_digits=3"
+			      : NULL;
+	vals[10] = NULL;
 	c = PQconnectdbParams(keys, vals, 1);
 	if (c == NULL)
 		return mk_err_set(e, EX_OSERR,
@@ -233,14 +248,27 @@ pg_connect(PGconn **out, const char *url, const char *display,
 		if (code == EX_UNAVAILABLE && !unreachable(buf) &&
 		    connect_sqlstate(keys, vals, timeout, state))
 			code = pg_sqlstate_code(state);
-		return mk_err_set(e, code,
-				  "cannot connect to PostgreSQL '%s': "
-				  "%s",
-				  display, buf);
+		return mk_err_set(
+			e, code, "cannot connect to PostgreSQL '%s'%s: %s",
+			display, replication ? " for replication" : "", buf);
 	}
 	PQsetNoticeReceiver(c, notice, NULL);
 	*out = c;
 	return 0;
+}
+
+int
+pg_connect(PGconn **out, const char *url, const char *display,
+	   const char *appname, double timeout, struct mk_err *e)
+{
+	return connect_kind(out, url, display, appname, timeout, false, e);
+}
+
+int
+pg_connect_replication(PGconn **out, const char *url, const char *display,
+		       const char *appname, double timeout, struct mk_err *e)
+{
+	return connect_kind(out, url, display, appname, timeout, true, e);
 }
 
 bool

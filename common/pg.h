@@ -38,6 +38,15 @@
 int pg_connect(PGconn **out, const char *url, const char *display,
 	       const char *appname, double timeout, struct mk_err *e);
 
+/*
+ * The same for a walsender (replication=database): a logical slot's
+ * stream, rendered in the session settings the relay needs (ISO dates,
+ * UTC, hex bytea, shortest exact floats).  "... for replication: ...".
+ */
+int
+pg_connect_replication(PGconn **out, const char *url, const char *display,
+		       const char *appname, double timeout, struct mk_err *e);
+
 bool pg_alive(const PGconn *c);
 
 /* The exit code that a failed result r (NULL: none) on c stands for. */

@@ -176,26 +176,6 @@ int
 walstream_connect(struct walstream **out, const char *url, const char *display,
 		  const char *appname, double timeout, struct mk_err *e)
 {
-	/*
-	 * With expand_dbname, keywords after dbname override the URL's:
-	 * replication and the session settings are ours, the rest the
-	 * user's (they come first as defaults).
-	 */
-	static const char *const keys[] = {
-		"application_name",
-		"connect_timeout",
-		"keepalives",
-		"keepalives_idle",
-		"keepalives_interval",
-		"keepalives_count",
-		"tcp_user_timeout",
-		"dbname",
-		"replication",
-		"options",
-		NULL,
-	};
-	char ctimeout[16], buf[512];
-	const char *vals[11];
 	struct walstream *ws;
 
 	*out = NULL;
@@ -203,35 +183,8 @@ walstream_connect(struct walstream **out, const char *url, const char *display,
 	if (ws == NULL)
 		return mk_err_set(e, EX_OSERR, "out of memory");
 	snprintf(ws->display, sizeof(ws->display), "%s", display);
-	snprintf(ctimeout, sizeof(ctimeout), "%d",
-		 timeout < 2 ? 2 : (int)timeout);
-	vals[0] = appname;
-	vals[1] = ctimeout;
-	vals[2] = "1";
-	vals[3] = "10";
-	vals[4] = "5";
-	vals[5] = "3";
-	vals[6] = "30000";
-	vals[7] = url;
-	vals[8] = "database";
-	vals[9] = "-c datestyle=ISO -c intervalstyle=postgres "
-		  "-c timezone=UTC -c bytea_output=hex "
-		  "-c extra_float_digits=3";
-	vals[10] = NULL;
-	ws->conn = PQconnectdbParams(keys, vals, 1);
-	if (ws->conn == NULL) {
-		free(ws);
-		return mk_err_set(e, EX_OSERR,
-				  "cannot connect to '%s': out "
-				  "of memory",
-				  display);
-	}
-	if (PQstatus(ws->conn) != CONNECTION_OK) {
-		pg_one_line(PQerrorMessage(ws->conn), buf, sizeof(buf));
-		mk_err_set(e, pg_connect_code(buf),
-			   "cannot connect to "
-			   "PostgreSQL '%s' for replication: %s",
-			   display, buf);
+	if (pg_connect_replication(&ws->conn, url, display, appname, timeout,
+				   e) < 0) {
 		walstream_close(ws);
 		return -1;
 	}
