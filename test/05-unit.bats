@@ -51,3 +51,10 @@ unit() {
 @test "unit: text (UTF-8, cuts at boundaries, one escape rule)" {
 	unit test-text
 }
+
+@test "layers: no two files call each other (scripts/calls over the build's objects)" {
+	run "$MIKKOO_TOP/scripts/calls" "$MIKKOO_BUILD"
+	echo "$output"
+	assert_success
+	assert_output ""
+}

@@ -63,15 +63,4 @@ int tap_run(struct broker *b, const struct mq_view_opts *o, FILE *out,
 	    void (*ready)(const char *queue, const struct mq_view_opts *o),
 	    long *count, struct mk_err *e);
 
-/* m's record (common/delivery.h); queue is NULL for a tap.  A new
- * reference, NULL only when memory ran out. */
-json_t *mq_record(const char *queue, const struct mq_msg *m);
-
-/*
- * Write rec as a JSON line and drop the reference: 1 written, 0 the
- * reader is gone (EPIPE: the rest of the buffer is dropped so the exit
- * is clean), -1 another write error (left for jsonl_finish to report).
- */
-int mq_emit(FILE *out, json_t *rec);
-
 #endif

@@ -3,6 +3,7 @@
 #include "delivery.h"
 #include "mq.h"
 #include "mqchan.h"
+#include "record.h"
 #include "sig.h"
 
 int

@@ -8,6 +8,7 @@
 #include "mono.h"
 #include "mq.h"
 #include "mqchan.h"
+#include "record.h"
 #include "sig.h"
 
 /* Unacked deliveries in flight to us: enough to stream, bounded. */
