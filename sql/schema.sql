@@ -6,7 +6,7 @@
 --     psql -v ON_ERROR_STOP=1 -f mikkoo.sql DBNAME
 --
 -- make builds it from the parts in sql/ (schema.sql, this one, then
--- audit, events, capture, snapshot, grants and upgrade: SQL_PARTS in
+-- audit, events, capture, snapshot, logical, grants and upgrade: SQL_PARTS in
 -- the Makefile), one transaction in one file.
 --
 -- Needs the pgq extension (CREATE EXTENSION pgq) and PostgreSQL 13 or
