@@ -149,7 +149,10 @@ snapshot_waits() {
 	relay_start
 	get_messages 32
 	# the writer's two U events, then the R events with its values
-	msgs | jq -s -e 'map(.body | fromjson | [.action, .id, .new.v]) |
+	local got
+	got=$(msgs | jq -c -s 'map(.body | fromjson | [.action, .id, .new.v])')
+	echo "messages: $got"
+	echo "$got" | jq -e '
 		.[0:2] == [["U", 5, -5], ["U", 2, -2]] and
 		(.[2:] | map(.[0]) | unique) == ["R"] and
 		(.[2:] | map(.[1])) == [range(1; 31)] and
