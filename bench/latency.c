@@ -45,8 +45,8 @@ cmp(const void *a, const void *b)
 
 /* The consumer: "SLICE TIME" lines to out until total arrived. */
 static int
-consume(const char *url, const char *queue, long total, double secs,
-	FILE *out, int ready)
+consume(const char *url, const char *queue, long total, double secs, FILE *out,
+	int ready)
 {
 	struct mk_amqp_url u;
 	struct mk_err e;
@@ -59,7 +59,8 @@ consume(const char *url, const char *queue, long total, double secs,
 	c = amqp_new_connection();
 	if (amqp_socket_open(amqp_tcp_socket_new(c), u.host, u.port) ||
 	    amqp_login(c, u.vhost, 0, 131072, 30, AMQP_SASL_METHOD_PLAIN,
-		       u.user, u.password).reply_type != AMQP_RESPONSE_NORMAL)
+		       u.user, u.password)
+			    .reply_type != AMQP_RESPONSE_NORMAL)
 		return 69;
 	amqp_channel_open(c, 1);
 	if (amqp_basic_consume(c, 1, amqp_cstring_bytes(queue),
@@ -102,7 +103,8 @@ main(int argc, char **argv)
 	int fd;
 
 	if (argc != 8 && argc != 9) {
-		fprintf(stderr, "usage: latency CONNINFO QUEUE EXCHANGE "
+		fprintf(stderr,
+			"usage: latency CONNINFO QUEUE EXCHANGE "
 			"AMQP_URL AMQP_QUEUE RATE SECONDS [SAMPLES_FILE]\n");
 		return 64;
 	}
@@ -151,7 +153,8 @@ main(int argc, char **argv)
 			continue;
 		snprintf(body, sizeof(body), "%ld", slice);
 		snprintf(n, sizeof(n), "%ld", due);
-		res = PQexecParams(pg, "SELECT count(pgq.insert_event($1,"
+		res = PQexecParams(pg,
+				   "SELECT count(pgq.insert_event($1,"
 				   " 'lat', $2, $3, NULL, NULL, NULL))"
 				   " FROM generate_series(1, $4::int)",
 				   4, NULL, v, NULL, NULL, 0);
@@ -180,8 +183,8 @@ main(int argc, char **argv)
 	unlink(tmpl);
 	qsort(lat, (size_t)got, sizeof(*lat), cmp);
 	if (got > 0)
-		printf("p50_ms %.1f\np99_ms %.1f\nmax_ms %.1f\n",
-		       lat[got / 2], lat[(long)(got * 0.99)], lat[got - 1]);
+		printf("p50_ms %.1f\np99_ms %.1f\nmax_ms %.1f\n", lat[got / 2],
+		       lat[(long)(got * 0.99)], lat[got - 1]);
 	printf("received %ld\n", got);
 	if (argc == 9 && (f = fopen(argv[8], "w")) != NULL) {
 		long i;

@@ -45,7 +45,8 @@ main(int argc, char **argv)
 	char batch[32];
 
 	if (argc != 5) {
-		fprintf(stderr, "usage: raw-pgq CONNINFO QUEUE CONSUMER COUNT\n");
+		fprintf(stderr,
+			"usage: raw-pgq CONNINFO QUEUE CONSUMER COUNT\n");
 		return 64;
 	}
 	count = atol(argv[4]);
@@ -68,8 +69,7 @@ main(int argc, char **argv)
 		}
 		snprintf(batch, sizeof(batch), "%s", PQgetvalue(r, 0, 0));
 		PQclear(r);
-		r = q(c, "SELECT * FROM pgq.get_batch_events($1)", batch,
-		      NULL);
+		r = q(c, "SELECT * FROM pgq.get_batch_events($1)", batch, NULL);
 		got += PQntuples(r);
 		PQclear(r);
 		PQclear(q(c, "SELECT pgq.finish_batch($1)", batch, NULL));

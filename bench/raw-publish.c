@@ -66,7 +66,8 @@ main(int argc, char **argv)
 	if (amqp_socket_open(s, u.host, u.port))
 		die("cannot connect");
 	if (amqp_login(c, u.vhost, 0, 131072, 30, AMQP_SASL_METHOD_PLAIN,
-		       u.user, u.password).reply_type != AMQP_RESPONSE_NORMAL)
+		       u.user, u.password)
+		    .reply_type != AMQP_RESPONSE_NORMAL)
 		die("login failed");
 	amqp_channel_open(c, 1);
 	amqp_confirm_select(c, 1);
@@ -76,11 +77,11 @@ main(int argc, char **argv)
 	/* The shape of a relayed message: properties and five headers. */
 	memset(&p, 0, sizeof(p));
 	p._flags = AMQP_BASIC_APP_ID_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG |
-		AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
-		AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
+		   AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
+		   AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
 	p.app_id = amqp_cstring_bytes("mikkoo");
-	p.correlation_id = amqp_cstring_bytes(
-		"0ad6b212-4c84-4eb0-8782-9a44bdfe949f");
+	p.correlation_id =
+		amqp_cstring_bytes("0ad6b212-4c84-4eb0-8782-9a44bdfe949f");
 	p.content_type = amqp_cstring_bytes("application/json");
 	p.timestamp = 1487830634;
 	p.delivery_mode = 2;
@@ -91,8 +92,8 @@ main(int argc, char **argv)
 	h[1].value.kind = AMQP_FIELD_KIND_I64;
 	h[2].key = amqp_cstring_bytes("timestamp");
 	h[2].value.kind = AMQP_FIELD_KIND_UTF8;
-	h[2].value.value.bytes = amqp_cstring_bytes(
-		"2017-02-23T06:17:14.471682+00:00");
+	h[2].value.value.bytes =
+		amqp_cstring_bytes("2017-02-23T06:17:14.471682+00:00");
 	h[3].key = amqp_cstring_bytes("txid");
 	h[3].value.kind = AMQP_FIELD_KIND_I64;
 	h[3].value.value.i64 = 41356335556LL;
@@ -106,7 +107,8 @@ main(int argc, char **argv)
 		while (sent < count && sent - acked < window) {
 			h[1].value.value.i64 = sent;
 			h[4].value.value.i64 = sent;
-			if (amqp_basic_publish(c, 1, amqp_cstring_bytes(argv[2]),
+			if (amqp_basic_publish(c, 1,
+					       amqp_cstring_bytes(argv[2]),
 					       amqp_cstring_bytes(argv[3]), 1,
 					       0, &p, body))
 				die("publish failed");
@@ -128,7 +130,7 @@ main(int argc, char **argv)
 					acked = (long)a->delivery_tag;
 			} else if (f.frame_type == AMQP_FRAME_METHOD &&
 				   f.payload.method.id ==
-				   AMQP_BASIC_NACK_METHOD) {
+					   AMQP_BASIC_NACK_METHOD) {
 				die("nacked");
 			}
 			if (!amqp_frames_enqueued(c))

@@ -21,7 +21,7 @@
 #define CACHE_SLOTS 256
 #define CACHE_FOUND_TTL 60.0
 #define CACHE_MISSING_TTL 1.0
-#define RETURN_READ_TIMEOUT 30  /* s, for a returned message's content */
+#define RETURN_READ_TIMEOUT 30 /* s, for a returned message's content */
 
 struct cache_slot {
 	double expires;
@@ -37,11 +37,11 @@ struct broker {
 	char user[256];
 	uint64_t last_tag;
 	bool probe_open;
-	double blocked_since;   /* mono time of connection.blocked; 0 not */
-	bool lost;              /* see broker_lost */
-	bool corked;            /* TCP_CORK set by a run of publishes */
-	amqp_bytes_t scratch;   /* for measuring big properties */
-	size_t frame_max;       /* negotiated at login */
+	double blocked_since; /* mono time of connection.blocked; 0 not */
+	bool lost;            /* see broker_lost */
+	bool corked;          /* TCP_CORK set by a run of publishes */
+	amqp_bytes_t scratch; /* for measuring big properties */
+	size_t frame_max;     /* negotiated at login */
 	char blocked_reason[128];
 	struct cache_slot cache[CACHE_SLOTS];
 };
@@ -90,8 +90,10 @@ rpc_error(struct broker *b, amqp_rpc_reply_t r, amqp_channel_t ch,
 		return 0;
 	case AMQP_RESPONSE_NONE:
 		b->lost = true;
-		return mk_err_set(e, EX_UNAVAILABLE, "%s: no reply from "
-				  "RabbitMQ", what);
+		return mk_err_set(e, EX_UNAVAILABLE,
+				  "%s: no reply from "
+				  "RabbitMQ",
+				  what);
 	case AMQP_RESPONSE_LIBRARY_EXCEPTION:
 		b->lost = true;
 		return mk_err_set(e, EX_UNAVAILABLE, "%s: %s", what,
@@ -107,11 +109,12 @@ rpc_error(struct broker *b, amqp_rpc_reply_t r, amqp_channel_t ch,
 		amqp_send_method(b->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD,
 				 &ok);
 		b->lost = closed_for_node(c->reply_code);
-		return mk_err_set(e, (c->reply_code == 403 ||
-				      c->reply_code == 530) ? EX_NOPERM
-				  : EX_UNAVAILABLE,
-				  "%s: connection closed by RabbitMQ: %s",
-				  what, txt);
+		return mk_err_set(e,
+				  (c->reply_code == 403 || c->reply_code == 530)
+					  ? EX_NOPERM
+					  : EX_UNAVAILABLE,
+				  "%s: connection closed by RabbitMQ: %s", what,
+				  txt);
 	}
 	if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
 		amqp_channel_close_t *c = r.reply.decoded;
@@ -120,10 +123,9 @@ rpc_error(struct broker *b, amqp_rpc_reply_t r, amqp_channel_t ch,
 		reply_text(txt, sizeof(txt), c->reply_code, c->reply_text);
 		amqp_send_method(b->conn, ch, AMQP_CHANNEL_CLOSE_OK_METHOD,
 				 &ok);
-		return mk_err_set(e, c->reply_code == 403 ? EX_NOPERM
-				  : EX_UNAVAILABLE,
-				  "%s: channel closed by RabbitMQ: %s", what,
-				  txt);
+		return mk_err_set(
+			e, c->reply_code == 403 ? EX_NOPERM : EX_UNAVAILABLE,
+			"%s: channel closed by RabbitMQ: %s", what, txt);
 	}
 	return mk_err_set(e, EX_UNAVAILABLE, "%s: unexpected %s", what,
 			  amqp_method_name(r.reply.id));
@@ -137,8 +139,8 @@ open_publish_channel(struct broker *b, struct mk_err *e)
 		      "opening the channel", e) < 0)
 		return -1;
 	amqp_confirm_select(b->conn, PUB_CH);
-	if (rpc_error(b, amqp_get_rpc_reply(b->conn), PUB_CH,
-		      "confirm.select", e) < 0)
+	if (rpc_error(b, amqp_get_rpc_reply(b->conn), PUB_CH, "confirm.select",
+		      e) < 0)
 		return -1;
 	b->last_tag = 0;
 	return 0;
@@ -234,21 +236,26 @@ open_socket(struct broker *b, const struct broker_opts *o, struct mk_err *e)
 	if (u->tls) {
 		s = amqp_ssl_socket_new(b->conn);
 		if (s == NULL)
-			return mk_err_set(e, EX_OSERR, "cannot create a TLS "
+			return mk_err_set(e, EX_OSERR,
+					  "cannot create a TLS "
 					  "socket");
 		if (amqp_ssl_socket_set_ssl_versions(s, AMQP_TLSv1_2,
 						     AMQP_TLSvLATEST))
-			return mk_err_set(e, EX_SOFTWARE, "TLS 1.2 is not "
+			return mk_err_set(e, EX_SOFTWARE,
+					  "TLS 1.2 is not "
 					  "supported by this OpenSSL");
 		if (u->cacertfile &&
 		    amqp_ssl_socket_set_cacert(s, u->cacertfile))
-			return mk_err_set(e, EX_CONFIG, "cannot load CA file "
-					  "'%s'", u->cacertfile);
+			return mk_err_set(e, EX_CONFIG,
+					  "cannot load CA file "
+					  "'%s'",
+					  u->cacertfile);
 		if (u->key_password)
 			amqp_ssl_socket_set_key_passwd(s, u->key_password);
 		if (u->certfile && u->keyfile &&
 		    amqp_ssl_socket_set_key(s, u->certfile, u->keyfile))
-			return mk_err_set(e, EX_CONFIG, "cannot load client "
+			return mk_err_set(e, EX_CONFIG,
+					  "cannot load client "
 					  "certificate '%s' or key '%s'",
 					  u->certfile, u->keyfile);
 		amqp_ssl_socket_set_verify_peer(s, u->verify != 0);
@@ -256,19 +263,23 @@ open_socket(struct broker *b, const struct broker_opts *o, struct mk_err *e)
 	} else {
 		s = amqp_tcp_socket_new(b->conn);
 		if (s == NULL)
-			return mk_err_set(e, EX_OSERR, "cannot create a "
+			return mk_err_set(e, EX_OSERR,
+					  "cannot create a "
 					  "socket");
 	}
 	st = amqp_socket_open_noblock(s, u->host, u->port, &tv);
 	if (st != AMQP_STATUS_OK)
 		/* A certificate we must not trust is a refusal, not an
 		 * outage: retrying will not help. */
-		return mk_err_set(e, st == AMQP_STATUS_SSL_ERROR ||
-				  st == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED ||
-				  st == AMQP_STATUS_SSL_PEER_VERIFY_FAILED
-				  ? EX_NOPERM : EX_UNAVAILABLE,
-				  "cannot connect to RabbitMQ '%s': %s",
-				  o->display, amqp_error_string2(st));
+		return mk_err_set(
+			e,
+			st == AMQP_STATUS_SSL_ERROR ||
+					st == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED ||
+					st == AMQP_STATUS_SSL_PEER_VERIFY_FAILED
+				? EX_NOPERM
+				: EX_UNAVAILABLE,
+			"cannot connect to RabbitMQ '%s': %s", o->display,
+			amqp_error_string2(st));
 	/*
 	 * rabbitmq-c 0.11 can block in send() forever on a black-holed
 	 * peer; the kernel gives up on unacknowledged data after this.
@@ -325,18 +336,19 @@ broker_connect(struct broker **out, const struct broker_opts *o,
 	props_t.num_entries = 5;
 	props_t.entries = props;
 
-	r = amqp_login_with_properties(b->conn, u->vhost, 0,
-				       u->frame_max > 0 ? u->frame_max
-				       : AMQP_DEFAULT_FRAME_SIZE,
-				       o->heartbeat, &props_t,
-				       AMQP_SASL_METHOD_PLAIN, u->user,
-				       u->password);
+	r = amqp_login_with_properties(
+		b->conn, u->vhost, 0,
+		u->frame_max > 0 ? u->frame_max : AMQP_DEFAULT_FRAME_SIZE,
+		o->heartbeat, &props_t, AMQP_SASL_METHOD_PLAIN, u->user,
+		u->password);
 	if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
 	    r.library_error == AMQP_STATUS_CONNECTION_CLOSED) {
 		/* Old brokers refuse a login by closing the socket. */
-		mk_err_set(e, EX_NOPERM, "cannot log in to RabbitMQ '%s': "
+		mk_err_set(e, EX_NOPERM,
+			   "cannot log in to RabbitMQ '%s': "
 			   "connection closed during login (wrong user or "
-			   "password?)", o->display);
+			   "password?)",
+			   o->display);
 		goto fail;
 	}
 	if (rpc_error(b, r, 0, "login", e) < 0) {
@@ -417,7 +429,7 @@ props_fit(struct broker *b, const struct mk_message *m, struct mk_err *e)
 	int n;
 
 	if (m->user_json_len == 0)
-		return 0;       /* most events: only our own properties */
+		return 0; /* most events: only our own properties */
 	/* frame header 7, class, weight and body size 12, frame end 1 */
 	room = b->frame_max > 20 ? b->frame_max - 20 : 0;
 	if (m->user_json_len < room / 4 && room > 8192 &&
@@ -434,7 +446,8 @@ props_fit(struct broker *b, const struct mk_message *m, struct mk_err *e)
 	n = amqp_encode_properties(AMQP_BASIC_CLASS, (void *)&m->props,
 				   (amqp_bytes_t){ room, b->scratch.bytes });
 	if (n < 0)
-		return mk_err_set(e, EX_DATAERR, "the message's properties "
+		return mk_err_set(e, EX_DATAERR,
+				  "the message's properties "
 				  "and headers do not fit in one AMQP frame "
 				  "of %zu bytes (the connection's frame_max)",
 				  room + 20);
@@ -450,13 +463,14 @@ broker_publish(struct broker *b, const struct mk_message *m, uint64_t *tag,
 	if (props_fit(b, m, e) < 0)
 		return -1;
 	cork(b, true);
-	st = amqp_basic_publish(b->conn, PUB_CH, m->exchange, m->routing_key,
-				1, 0, &m->props, m->body);
+	st = amqp_basic_publish(b->conn, PUB_CH, m->exchange, m->routing_key, 1,
+				0, &m->props, m->body);
 	if (st != AMQP_STATUS_OK) {
 		b->lost = true;
-		return mk_err_set(e, EX_UNAVAILABLE, "publishing to RabbitMQ "
-				  "'%s': %s", b->display,
-				  amqp_error_string2(st));
+		return mk_err_set(e, EX_UNAVAILABLE,
+				  "publishing to RabbitMQ "
+				  "'%s': %s",
+				  b->display, amqp_error_string2(st));
 	}
 	*tag = ++b->last_tag;
 	return 0;
@@ -531,9 +545,10 @@ handle_return(struct broker *b, amqp_frame_t *f, broker_cb cb, void *arg,
 		ev.ev_id = -1;
 		ev.unreadable = true;
 		cb(arg, &ev);
-		return mk_err_set(e, EX_UNAVAILABLE, "RabbitMQ '%s': reading "
-				  "a returned message: %s", b->display,
-				  amqp_error_string2(st));
+		return mk_err_set(e, EX_UNAVAILABLE,
+				  "RabbitMQ '%s': reading "
+				  "a returned message: %s",
+				  b->display, amqp_error_string2(st));
 	}
 	cb(arg, &ev);
 	return 0;
@@ -576,9 +591,11 @@ handle_frame(struct broker *b, amqp_frame_t *f, broker_cb cb, void *arg,
 		reply_text(txt, sizeof(txt), c->reply_code, c->reply_text);
 		if (amqp_send_method(b->conn, f->channel,
 				     AMQP_CHANNEL_CLOSE_OK_METHOD, &ok))
-			return mk_err_set(e, EX_UNAVAILABLE, "RabbitMQ '%s': "
+			return mk_err_set(e, EX_UNAVAILABLE,
+					  "RabbitMQ '%s': "
 					  "connection lost after a channel "
-					  "close (%s)", b->display, txt);
+					  "close (%s)",
+					  b->display, txt);
 		if (f->channel != PUB_CH) {
 			/* A tool's channel is the tool's business. */
 			if (f->channel == PROBE_CH)
@@ -599,8 +616,10 @@ handle_frame(struct broker *b, amqp_frame_t *f, broker_cb cb, void *arg,
 		amqp_send_method(b->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD,
 				 &ok);
 		b->lost = closed_for_node(c->reply_code);
-		return mk_err_set(e, EX_UNAVAILABLE, "connection closed by "
-				  "RabbitMQ '%s': %s", b->display, txt);
+		return mk_err_set(e, EX_UNAVAILABLE,
+				  "connection closed by "
+				  "RabbitMQ '%s': %s",
+				  b->display, txt);
 	}
 	case AMQP_CONNECTION_BLOCKED_METHOD: {
 		amqp_connection_blocked_t *bl = f->payload.method.decoded;
@@ -642,9 +661,10 @@ broker_poll(struct broker *b, int timeout_ms, broker_cb cb, void *arg,
 			break;
 		if (st != AMQP_STATUS_OK) {
 			b->lost = true;
-			return mk_err_set(e, EX_UNAVAILABLE, "RabbitMQ '%s': "
-					  "%s", b->display,
-					  amqp_error_string2(st));
+			return mk_err_set(e, EX_UNAVAILABLE,
+					  "RabbitMQ '%s': "
+					  "%s",
+					  b->display, amqp_error_string2(st));
 		}
 		if (handle_frame(b, &f, cb, arg, e) < 0)
 			return -1;
@@ -687,8 +707,8 @@ broker_exchange_exists(struct broker *b, amqp_bytes_t name, bool *exists,
 	}
 	s = cache_slot(b, name);
 	now = now_mono();
-	if (s->len == name.len && memcmp(s->name, name.bytes, name.len) == 0
-	    && s->expires > now) {
+	if (s->len == name.len && memcmp(s->name, name.bytes, name.len) == 0 &&
+	    s->expires > now) {
 		*exists = s->exists;
 		if (!s->exists)
 			snprintf(why, whysz, "%s", s->why);
@@ -712,8 +732,10 @@ broker_exchange_exists(struct broker *b, amqp_bytes_t name, bool *exists,
 			   c->reply_text);
 		if (amqp_send_method(b->conn, PROBE_CH,
 				     AMQP_CHANNEL_CLOSE_OK_METHOD, &ok))
-			return mk_err_set(e, EX_UNAVAILABLE, "RabbitMQ '%s': "
-					  "connection lost", b->display);
+			return mk_err_set(e, EX_UNAVAILABLE,
+					  "RabbitMQ '%s': "
+					  "connection lost",
+					  b->display);
 		b->probe_open = false;
 		s->exists = false;
 		s->expires = now + CACHE_MISSING_TTL;
@@ -794,8 +816,8 @@ broker_consume(struct broker *b, const char *queue, int prefetch,
 
 	cork(b, false);
 	amqp_basic_qos(b->conn, PUB_CH, 0, (uint16_t)prefetch, 0);
-	if (rpc_error(b, amqp_get_rpc_reply(b->conn), PUB_CH, "basic.qos",
-		      e) < 0)
+	if (rpc_error(b, amqp_get_rpc_reply(b->conn), PUB_CH, "basic.qos", e) <
+	    0)
 		return -1;
 	amqp_basic_consume(b->conn, PUB_CH, amqp_cstring_bytes(queue),
 			   amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
@@ -804,8 +826,10 @@ broker_consume(struct broker *b, const char *queue, int prefetch,
 	    r.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
 	    ((amqp_channel_close_t *)r.reply.decoded)->reply_code == 404) {
 		rpc_error(b, r, PUB_CH, "basic.consume", e);
-		return mk_err_set(e, EX_NOINPUT, "no RabbitMQ queue '%s' on "
-				  "'%s'", queue, b->display);
+		return mk_err_set(e, EX_NOINPUT,
+				  "no RabbitMQ queue '%s' on "
+				  "'%s'",
+				  queue, b->display);
 	}
 	return rpc_error(b, r, PUB_CH, "basic.consume", e);
 }
@@ -829,15 +853,15 @@ broker_get(struct broker *b, int timeout_ms, struct broker_msg *m,
 	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
 		/* (a close from the server arrives as an unexpected frame) */
 		b->lost = true;
-		return mk_err_set(e, EX_UNAVAILABLE, "RabbitMQ '%s': %s",
-				  b->display, r.reply_type ==
-				  AMQP_RESPONSE_LIBRARY_EXCEPTION
-				  ? amqp_error_string2(r.library_error)
-				  : "unexpected reply while consuming");
+		return mk_err_set(
+			e, EX_UNAVAILABLE, "RabbitMQ '%s': %s", b->display,
+			r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
+				? amqp_error_string2(r.library_error)
+				: "unexpected reply while consuming");
 	}
 	m->tag = env.delivery_tag;
-	m->has_id = (env.message.properties._flags &
-		     AMQP_BASIC_MESSAGE_ID_FLAG) &&
+	m->has_id =
+		(env.message.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) &&
 		env.message.properties.message_id.len < sizeof(m->message_id);
 	m->message_id[0] = '\0';
 	if (m->has_id)
@@ -854,8 +878,10 @@ broker_ack(struct broker *b, uint64_t tag, bool multiple, struct mk_err *e)
 	cork(b, false);
 	if (amqp_basic_ack(b->conn, PUB_CH, tag, multiple) != AMQP_STATUS_OK) {
 		b->lost = true;
-		return mk_err_set(e, EX_UNAVAILABLE, "RabbitMQ '%s': cannot "
-				  "acknowledge", b->display);
+		return mk_err_set(e, EX_UNAVAILABLE,
+				  "RabbitMQ '%s': cannot "
+				  "acknowledge",
+				  b->display);
 	}
 	return 0;
 }

@@ -35,25 +35,25 @@
 struct broker;
 
 enum broker_ev_kind {
-	BROKER_ACK,             /* tag, multiple */
-	BROKER_NACK,            /* tag, multiple */
-	BROKER_RETURN,          /* ev_id, code, text */
-	BROKER_CHANNEL_CLOSED,  /* code, text: every unconfirmed tag failed;
+	BROKER_ACK,            /* tag, multiple */
+	BROKER_NACK,           /* tag, multiple */
+	BROKER_RETURN,         /* ev_id, code, text */
+	BROKER_CHANNEL_CLOSED, /* code, text: every unconfirmed tag failed;
 				   tags restart at 1 on the new channel */
-	BROKER_BLOCKED,         /* text: connection.blocked (an alarm) */
-	BROKER_UNBLOCKED,       /* connection.unblocked */
+	BROKER_BLOCKED,        /* text: connection.blocked (an alarm) */
+	BROKER_UNBLOCKED,      /* connection.unblocked */
 };
 
 struct broker_ev {
 	enum broker_ev_kind kind;
 	uint64_t tag;
 	bool multiple;
-	long long ev_id;        /* a return's event_id header; -1 none */
+	long long ev_id; /* a return's event_id header; -1 none */
 	int code;
-	const char *text;       /* borrowed for the callback's duration */
-	amqp_bytes_t exchange;  /* a return's exchange and routing key, */
-	amqp_bytes_t routing_key;       /* borrowed likewise */
-	bool unreadable;        /* the return's content could not be read:
+	const char *text;         /* borrowed for the callback's duration */
+	amqp_bytes_t exchange;    /* a return's exchange and routing key, */
+	amqp_bytes_t routing_key; /* borrowed likewise */
+	bool unreadable;          /* the return's content could not be read:
 				   ev_id is -1 and broker_poll fails after
 				   the callback (the connection is lost) */
 };
@@ -62,10 +62,10 @@ typedef void (*broker_cb)(void *arg, const struct broker_ev *ev);
 
 struct broker_opts {
 	const struct mk_amqp_url *url;
-	const char *display;    /* masked URL, for messages */
-	const char *name;       /* connection_name shown by RabbitMQ */
-	int heartbeat;          /* seconds; 0 disables */
-	double timeout;         /* connect/handshake/RPC deadline, seconds */
+	const char *display; /* masked URL, for messages */
+	const char *name;    /* connection_name shown by RabbitMQ */
+	int heartbeat;       /* seconds; 0 disables */
+	double timeout;      /* connect/handshake/RPC deadline, seconds */
 };
 
 int broker_connect(struct broker **out, const struct broker_opts *o,
@@ -95,8 +95,8 @@ int broker_fresh_channel(struct broker *b, struct mk_err *e);
  * EX_DATAERR when m cannot be sent at all (its properties do not fit in
  * a frame): nothing was sent and the connection is fine.
  */
-int broker_publish(struct broker *b, const struct mk_message *m,
-		   uint64_t *tag, struct mk_err *e);
+int broker_publish(struct broker *b, const struct mk_message *m, uint64_t *tag,
+		   struct mk_err *e);
 
 /*
  * Wait up to timeout_ms for frames, then handle everything already
@@ -131,8 +131,7 @@ int broker_consume(struct broker *b, const char *queue, int prefetch,
 /* The next delivery: 1, 0 when none came within timeout_ms, -1 error. */
 int broker_get(struct broker *b, int timeout_ms, struct broker_msg *m,
 	       struct mk_err *e);
-int broker_ack(struct broker *b, uint64_t tag, bool multiple,
-	       struct mk_err *e);
+int broker_ack(struct broker *b, uint64_t tag, bool multiple, struct mk_err *e);
 
 /*
  * The connection is lost, not refused: it failed under us (socket

@@ -24,8 +24,8 @@ cli_init(struct cli_parser *p, const struct cli *c)
 	p->shortopts[s++] = ':';
 	for (o = c->opts; o->name && n < CLI_MAX_OPTS; o++, n++) {
 		p->longopts[n].name = o->name;
-		p->longopts[n].has_arg = o->arg ? required_argument
-			: no_argument;
+		p->longopts[n].has_arg =
+			o->arg ? required_argument : no_argument;
 		p->longopts[n].val = o->val;
 		if (o->val < 256) {
 			p->shortopts[s++] = (char)o->val;
@@ -34,7 +34,7 @@ cli_init(struct cli_parser *p, const struct cli *c)
 		}
 	}
 	if (o->name)
-		abort();        /* a table over CLI_MAX_OPTS: a build bug */
+		abort(); /* a table over CLI_MAX_OPTS: a build bug */
 }
 
 /* "-c, --config FILE" or "    --ready-fd N" */
@@ -95,7 +95,7 @@ cli_next(struct cli_parser *p, int argc, char **argv, int *rc)
 {
 	int opt;
 
-	opterr = 0;       /* our own messages, one line each */
+	opterr = 0; /* our own messages, one line each */
 	opt = getopt_long(argc, argv, p->shortopts, p->longopts, NULL);
 	switch (opt) {
 	case -1:

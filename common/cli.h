@@ -19,23 +19,25 @@
 #include <stdbool.h>
 
 struct cli_opt {
-	int val;                /* the short letter, or >= 256 for long only */
-	const char *name;       /* the long name */
-	const char *arg;        /* the value's name in --help; NULL: none */
-	const char *help;       /* one line; "\n" goes on under it */
+	int val;          /* the short letter, or >= 256 for long only */
+	const char *name; /* the long name */
+	const char *arg;  /* the value's name in --help; NULL: none */
+	const char *help; /* one line; "\n" goes on under it */
 };
 
 /* Every command has these two; they end its table before { 0 }. */
-#define CLI_STD_OPTS \
-	{ 'h', "help", NULL, "show this help and exit" }, \
-	{ 'V', "version", NULL, "show the version and exit" }
+#define CLI_STD_OPTS                                              \
+	{ 'h', "help", NULL, "show this help and exit" },         \
+	{                                                         \
+		'V', "version", NULL, "show the version and exit" \
+	}
 
 struct cli {
 	const char *prog;
-	const char *usage;      /* "usage: PROG ..." (lines) */
-	const char *about;      /* --help: paragraphs before the options */
-	const struct cli_opt *opts;   /* ends with { 0 } */
-	const char *after;      /* --help: after the options (exit status) */
+	const char *usage;          /* "usage: PROG ..." (lines) */
+	const char *about;          /* --help: paragraphs before the options */
+	const struct cli_opt *opts; /* ends with { 0 } */
+	const char *after; /* --help: after the options (exit status) */
 };
 
 #define CLI_MAX_OPTS 48
@@ -47,8 +49,8 @@ struct cli_parser {
 };
 
 enum {
-	CLI_END = -1,           /* no more options (optind: the operands) */
-	CLI_EXIT = -2,          /* main returns *rc: --help, --version, or a
+	CLI_END = -1,  /* no more options (optind: the operands) */
+	CLI_EXIT = -2, /* main returns *rc: --help, --version, or a
 				   usage error already reported */
 };
 
@@ -68,10 +70,10 @@ int cli_usage(const struct cli *c, const char *fmt, ...)
  * In a main() that frees what it built at a label 'out': report a usage
  * error and go there with rc set to EX_USAGE.
  */
-#define CLI_FAIL(rc, c, ...) \
-	do { \
+#define CLI_FAIL(rc, c, ...)                        \
+	do {                                        \
 		(rc) = cli_usage((c), __VA_ARGS__); \
-		goto out; \
+		goto out;                           \
 	} while (0)
 
 /* An integer in lo..hi: 0, or -1 (nothing stored). */

@@ -22,23 +22,22 @@
 #define MAX_FILE (1024 * 1024)
 
 struct ctx {
-	const char *name;       /* file name for messages */
+	const char *name; /* file name for messages */
 	yaml_document_t doc;
 	struct mk_config *cfg;
 	struct mk_worker_config *w;
 	struct mk_err *e;
-	char path[512];         /* key path being read, for messages */
-	bool amqp_map;          /* the rabbitmq: form was used */
+	char path[512]; /* key path being read, for messages */
+	bool amqp_map;  /* the rabbitmq: form was used */
 	bool amqp_url_set;
 	int amqp_line;
 	bool ssl;
-	char shown[128];        /* a rejected value, masked (see shown()) */
-	uint64_t given;         /* the worker's keys the file gave, by
+	char shown[128]; /* a rejected value, masked (see shown()) */
+	uint64_t given;  /* the worker's keys the file gave, by
 				   their index in config_worker_keys */
 };
 
-static int
-at(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
+static int at(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* An error located at node n: "FILE:LINE:COL: ...". */
@@ -58,8 +57,7 @@ at(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
 	return mk_err_set(c->e, EX_CONFIG, "%s: %s", c->name, msg);
 }
 
-static int
-notice(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
+static int notice(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /*
@@ -69,8 +67,8 @@ notice(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
 static int
 add_notice(struct mk_config *cfg, const char *queue, char *line)
 {
-	struct mk_notice *p = realloc(cfg->notices,
-				      (cfg->nnotices + 1) * sizeof(*p));
+	struct mk_notice *p =
+		realloc(cfg->notices, (cfg->nnotices + 1) * sizeof(*p));
 	char *q = queue ? strdup(queue) : NULL;
 
 	if (p)
@@ -155,7 +153,7 @@ want_scalar(struct ctx *c, const yaml_node_t *v, const char *what)
 	if (v->type != YAML_SCALAR_NODE)
 		return at(c, v, "key '%s' must be %s, not a %s", c->path, what,
 			  v->type == YAML_MAPPING_NODE ? "mapping"
-			  : "sequence");
+						       : "sequence");
 	return 0;
 }
 
@@ -174,7 +172,8 @@ set_string(struct ctx *c, const yaml_node_t *v, char **dst)
 	if (want_scalar(c, v, "a string") < 0)
 		return -1;
 	if (is_null(v))
-		return at(c, v, "key '%s' must be a string, not empty", c->path);
+		return at(c, v, "key '%s' must be a string, not empty",
+			  c->path);
 	if (*dst) {
 		explicit_bzero(*dst, strlen(*dst));
 		free(*dst);
@@ -232,9 +231,11 @@ parse_number(struct ctx *c, const yaml_node_t *v, const struct key *k,
 		d = strtod(s, &end);
 	}
 	if (errno || end == s || *end || !isfinite(d))
-		return at(c, v, "key '%s' must be %s from %.15g to %.15g, not "
-			  "'%s'", c->path, integer ? "an integer"
-			  : "a number", k->lo, k->hi, shown(c, s));
+		return at(c, v,
+			  "key '%s' must be %s from %.15g to %.15g, not "
+			  "'%s'",
+			  c->path, integer ? "an integer" : "a number", k->lo,
+			  k->hi, shown(c, s));
 	if (d < k->lo || d > k->hi)
 		return at(c, v, "key '%s' must be from %.15g to %.15g, not %s",
 			  c->path, k->lo, k->hi, shown(c, s));
@@ -261,8 +262,8 @@ parse_bool(struct ctx *c, const yaml_node_t *v, bool *out)
 			if (strcasecmp(s, no[i]) == 0)
 				return *out = false, 0;
 	}
-	return at(c, v, "key '%s' must be true or false, not '%s'",
-		  c->path, shown(c, s));
+	return at(c, v, "key '%s' must be true or false, not '%s'", c->path,
+		  shown(c, s));
 }
 
 static int walk(struct ctx *c, const yaml_node_t *map, const struct key *tab);
@@ -291,9 +292,9 @@ static char start_dir[4096];
 static void
 remember_start_dir(void)
 {
-	if (start_dir[0] == '\0' && getcwd(start_dir, sizeof(start_dir))
-	    == NULL)
-		start_dir[0] = '\0';   /* unknown: names stay as given */
+	if (start_dir[0] == '\0' &&
+	    getcwd(start_dir, sizeof(start_dir)) == NULL)
+		start_dir[0] = '\0'; /* unknown: names stay as given */
 }
 
 /* name, made absolute against start_dir when relative (malloc'd). */
@@ -350,8 +351,10 @@ read_password_file(struct ctx *c, const yaml_node_t *kn, const yaml_node_t *v)
 	if (fgets(buf, sizeof(buf), f) == NULL)
 		buf[0] = '\0';
 	if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
-		notice(c, kn, "password file '%s' is readable by group or "
-		       "others: chmod 600 it", shown(c, scalar(v)));
+		notice(c, kn,
+		       "password file '%s' is readable by group or "
+		       "others: chmod 600 it",
+		       shown(c, scalar(v)));
 	fclose(f);
 	buf[strcspn(buf, "\r\n")] = '\0';
 	rc = set_password(c, u, buf);
@@ -370,21 +373,24 @@ set_list(struct ctx *c, const yaml_node_t *v)
 	if (v->type != YAML_SEQUENCE_NODE)
 		return at(c, v, "key '%s' must be a list of exchange names",
 			  c->path);
-	n = (size_t)(v->data.sequence.items.top -
-		     v->data.sequence.items.start);
+	n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
 	l->v = calloc(n + 1, sizeof(*l->v));
 	if (l->v == NULL)
 		return mk_err_set(c->e, EX_OSERR, "out of memory");
-	for (it = v->data.sequence.items.start;
-	     it < v->data.sequence.items.top; it++) {
+	for (it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+	     it++) {
 		yaml_node_t *x = yaml_document_get_node(&c->doc, *it);
 
 		if (x->type != YAML_SCALAR_NODE)
-			return at(c, x, "key '%s' must be a list of exchange "
-				  "names", c->path);
+			return at(c, x,
+				  "key '%s' must be a list of exchange "
+				  "names",
+				  c->path);
 		if (x->data.scalar.length > 255)
-			return at(c, x, "key '%s': an exchange name is at most "
-				  "255 bytes", c->path);
+			return at(c, x,
+				  "key '%s': an exchange name is at most "
+				  "255 bytes",
+				  c->path);
 		l->v[l->n] = strdup(scalar(x));
 		if (l->v[l->n++] == NULL)
 			return mk_err_set(c->e, EX_OSERR, "out of memory");
@@ -422,8 +428,10 @@ set_names(struct ctx *c, const struct key *k, const yaml_node_t *v)
 		yaml_node_t *x = yaml_document_get_node(&c->doc, *it);
 
 		if (x->type != YAML_SCALAR_NODE || is_null(x))
-			return at(c, x, "key '%s' must be a name or a list of "
-				  "names", c->path);
+			return at(c, x,
+				  "key '%s' must be a name or a list of "
+				  "names",
+				  c->path);
 		if (x->data.scalar.length > k->hi)
 			return at(c, x, "key '%s': '%s' is over %.0f bytes",
 				  c->path, shown(c, scalar(x)), k->hi);
@@ -440,8 +448,9 @@ slot_name(const char *s)
 {
 	size_t n = strlen(s);
 
-	return n >= 1 && n <= 63 && strspn(s, "abcdefghijklmnopqrstuvwxyz"
-					   "0123456789_") == n;
+	return n >= 1 && n <= 63 &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyz"
+			 "0123456789_") == n;
 }
 
 /*
@@ -468,11 +477,11 @@ set_nodes(struct ctx *c, const yaml_node_t *v, bool urls)
 	w->nodes = calloc(n, sizeof(*w->nodes));
 	if (w->more_nodes.v == NULL || w->nodes == NULL)
 		return mk_err_set(c->e, EX_OSERR, "out of memory");
-	for (it = v->data.sequence.items.start;
-	     it < v->data.sequence.items.top; it++, i++) {
+	for (it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+	     it++, i++) {
 		yaml_node_t *x = yaml_document_get_node(&c->doc, *it);
 		char **dst = i == 0 ? (urls ? &w->rabbitmq_url : &w->amqp.host)
-			: &w->more_nodes.v[w->more_nodes.n];
+				    : &w->more_nodes.v[w->more_nodes.n];
 
 		if (set_string(c, x, dst) < 0)
 			return -1;
@@ -516,8 +525,10 @@ set_routes(struct ctx *c, const yaml_node_t *v)
 
 	if (v->type != YAML_MAPPING_NODE ||
 	    v->data.mapping.pairs.top == v->data.mapping.pairs.start)
-		return at(c, v, "key '%s' must map media types (and "
-			  "'default') to exchange names", c->path);
+		return at(c, v,
+			  "key '%s' must map media types (and "
+			  "'default') to exchange names",
+			  c->path);
 	n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
 	r->v = calloc(n, sizeof(*r->v));
 	if (r->v == NULL)
@@ -530,34 +541,41 @@ set_routes(struct ctx *c, const yaml_node_t *v)
 		char **dst;
 
 		if (kn->type != YAML_SCALAR_NODE)
-			return at(c, kn, "key '%s': a route's media type must "
-				  "be a string", c->path);
+			return at(c, kn,
+				  "key '%s': a route's media type must "
+				  "be a string",
+				  c->path);
 		k = scalar(kn);
 		if (strcmp(k, "default") != 0 && !media_type(k))
-			return at(c, kn, "key '%s': '%s' is not a media type "
+			return at(c, kn,
+				  "key '%s': '%s' is not a media type "
 				  "(type/subtype, no parameters) or 'default'",
 				  c->path, shown(c, k));
 		for (q = v->data.mapping.pairs.start; q < p; q++) {
-			yaml_node_t *pk = yaml_document_get_node(&c->doc,
-								 q->key);
+			yaml_node_t *pk =
+				yaml_document_get_node(&c->doc, q->key);
 
 			if (strcasecmp(scalar(pk), k) == 0)
-				return at(c, kn, "key '%s': route '%s' is "
+				return at(c, kn,
+					  "key '%s': route '%s' is "
 					  "repeated (first on line %zu)",
 					  c->path, shown(c, k),
 					  pk->start_mark.line + 1);
 		}
 		if (vn->type != YAML_SCALAR_NODE || is_null(vn) ||
 		    vn->data.scalar.length > 255)
-			return at(c, vn, "key '%s': route '%s' must name an "
+			return at(c, vn,
+				  "key '%s': route '%s' must name an "
 				  "exchange (up to 255 bytes; \"\" is the "
-				  "default exchange)", c->path, shown(c, k));
+				  "default exchange)",
+				  c->path, shown(c, k));
 		if (strcmp(k, "default") == 0) {
 			dst = &r->fallback;
 		} else {
 			r->v[r->n].media_type = strdup(k);
 			if (r->v[r->n].media_type == NULL)
-				return mk_err_set(c->e, EX_OSERR, "out of "
+				return mk_err_set(c->e, EX_OSERR,
+						  "out of "
 						  "memory");
 			dst = &r->v[r->n++].exchange;
 		}
@@ -582,11 +600,11 @@ set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 
 		if (set_string(c, v, dst) < 0)
 			return -1;
-		if (listen_parse(*(char **)dst, NULL, why,
-				       sizeof(why)) < 0)
-			return at(c, v, "key '%s': '%s' is not an address to "
-				  "listen on: %s", c->path,
-				  shown(c, *(char **)dst), why);
+		if (listen_parse(*(char **)dst, NULL, why, sizeof(why)) < 0)
+			return at(c, v,
+				  "key '%s': '%s' is not an address to "
+				  "listen on: %s",
+				  c->path, shown(c, *(char **)dst), why);
 		return 0;
 	}
 	case K_STR:
@@ -596,7 +614,8 @@ set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 		if (set_string(c, v, dst) < 0)
 			return -1;
 		if (!valid_name(*(char **)dst))
-			return at(c, v, "key '%s': '%s' is not a valid "
+			return at(c, v,
+				  "key '%s': '%s' is not a valid "
 				  "name (1 to 63 of A-Z a-z 0-9 _ . : -)",
 				  c->path, shown(c, *(char **)dst));
 		return 0;
@@ -619,7 +638,7 @@ set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 		if (parse_bool(c, v, &b) < 0)
 			return -1;
 		if (k->target == T_AMQP)
-			*(int *)dst = b;        /* verify is tri-state */
+			*(int *)dst = b; /* verify is tri-state */
 		else
 			*(bool *)dst = b;
 		if (k->note && b != (strcmp(k->def, "true") == 0))
@@ -637,12 +656,16 @@ set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 			return 0;
 		}
 		for (ch = k->choices; *ch; ch++)
-			snprintf(list + strlen(list), sizeof(list) -
-				 strlen(list), "%s'%s'", ch == k->choices ? ""
-				 : ch[1] ? ", " : " or ", *ch);
+			snprintf(list + strlen(list),
+				 sizeof(list) - strlen(list), "%s'%s'",
+				 ch == k->choices ? ""
+				 : ch[1]          ? ", "
+						  : " or ",
+				 *ch);
 		return at(c, v, "key '%s' is '%s': give %s", c->path,
 			  v->type == YAML_SCALAR_NODE ? shown(c, scalar(v))
-			  : "not a value", list);
+						      : "not a value",
+			  list);
 	}
 	case K_STRLIST:
 		return set_list(c, v);
@@ -652,9 +675,10 @@ set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 		if (set_string(c, v, dst) < 0)
 			return -1;
 		if (!slot_name(*(char **)dst))
-			return at(c, v, "key '%s': '%s' is not a replication "
-				  "slot name (1 to 63 of a-z 0-9 _)", c->path,
-				  shown(c, *(char **)dst));
+			return at(c, v,
+				  "key '%s': '%s' is not a replication "
+				  "slot name (1 to 63 of a-z 0-9 _)",
+				  c->path, shown(c, *(char **)dst));
 		return 0;
 	case K_ROUTES:
 		return set_routes(c, v);
@@ -687,12 +711,14 @@ set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 			return at(c, v, "key '%s' must be a mapping", c->path);
 		return walk(c, v, k->sub);
 	case K_WORKERS:
-		return -2;      /* handled by the caller */
+		return -2; /* handled by the caller */
 	case K_IGNORED:
 		return notice(c, kn, "'%s' is ignored: %s", k->name, k->note);
 	case K_UNSUPPORTED:
-		return notice(c, kn, "'%s' is ignored: not supported by "
-			      "mikkoo-relay's TLS client", c->path);
+		return notice(c, kn,
+			      "'%s' is ignored: not supported by "
+			      "mikkoo-relay's TLS client",
+			      c->path);
 	case K_PWFILE:
 		return read_password_file(c, kn, v);
 	}
@@ -725,8 +751,8 @@ walk(struct ctx *c, const yaml_node_t *map, const struct key *tab)
 	size_t nseen = 0, i;
 	int rc = 0;
 
-	for (p = map->data.mapping.pairs.start;
-	     p < map->data.mapping.pairs.top; p++) {
+	for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+	     p++) {
 		yaml_node_t *kn = yaml_document_get_node(&c->doc, p->key);
 		yaml_node_t *vn = yaml_document_get_node(&c->doc, p->value);
 		const struct key *k, *best = NULL;
@@ -740,14 +766,15 @@ walk(struct ctx *c, const yaml_node_t *map, const struct key *tab)
 		name = scalar(kn);
 		append_key(c, plen, name);
 		for (q = map->data.mapping.pairs.start; q < p; q++) {
-			yaml_node_t *prev = yaml_document_get_node(&c->doc,
-								   q->key);
+			yaml_node_t *prev =
+				yaml_document_get_node(&c->doc, q->key);
 
 			if (prev->type == YAML_SCALAR_NODE &&
 			    strcmp(scalar(prev), name) == 0) {
-				rc = at(c, kn, "key '%s' is repeated (first "
-					"on line %zu)", c->path,
-					prev->start_mark.line + 1);
+				rc = at(c, kn,
+					"key '%s' is repeated (first "
+					"on line %zu)",
+					c->path, prev->start_mark.line + 1);
 				goto out;
 			}
 		}
@@ -764,8 +791,10 @@ walk(struct ctx *c, const yaml_node_t *map, const struct key *tab)
 		}
 		if (k->name == NULL) {
 			if (best)
-				rc = at(c, kn, "key '%s' is unknown (did you "
-					"mean '%s'?)", c->path, best->name);
+				rc = at(c, kn,
+					"key '%s' is unknown (did you "
+					"mean '%s'?)",
+					c->path, best->name);
 			else
 				rc = at(c, kn, "key '%s' is unknown", c->path);
 			goto out;
@@ -773,11 +802,13 @@ walk(struct ctx *c, const yaml_node_t *map, const struct key *tab)
 		if (k->group) {
 			for (i = 0; i < nseen; i++)
 				if (strcmp(seen_group[i], k->group) == 0) {
-					rc = at(c, kn, "key '%s' says again "
+					rc = at(c, kn,
+						"key '%s' says again "
 						"what line %zu said: give only "
-						"one", c->path,
+						"one",
+						c->path,
 						seen_at[i]->start_mark.line +
-						1);
+							1);
 					goto out;
 				}
 			if (nseen < 32) {
@@ -943,20 +974,21 @@ finish_nodes(struct ctx *c)
 		return mk_err_set(c->e, EX_OSERR, "out of memory");
 	if (w->nodes == NULL)
 		w->nodes = calloc(1, sizeof(*w->nodes));
-	if (w->nodes == NULL || url_amqp_copy(&w->nodes[0].url, &w->amqp) < 0
-	    || (w->nodes[0].display = strdup(w->amqp_display)) == NULL)
+	if (w->nodes == NULL || url_amqp_copy(&w->nodes[0].url, &w->amqp) < 0 ||
+	    (w->nodes[0].display = strdup(w->amqp_display)) == NULL)
 		return mk_err_set(c->e, EX_OSERR, "out of memory");
 	for (i = 1; i < w->nnodes && rc == 0; i++) {
 		struct mk_amqp_node *nd = &w->nodes[i];
 
 		if (c->amqp_map) {
 			if (url_amqp_copy(&nd->url, &w->amqp) < 0)
-				return mk_err_set(c->e, EX_OSERR, "out of "
+				return mk_err_set(c->e, EX_OSERR,
+						  "out of "
 						  "memory");
 			free(nd->url.host);
 			nd->url.host = strdup(w->more_nodes.v[i - 1]);
 			nd->display = nd->url.host ? url_amqp_display(&nd->url)
-				: NULL;
+						   : NULL;
 		} else {
 			struct mk_amqp_url first = w->amqp;
 
@@ -964,7 +996,8 @@ finish_nodes(struct ctx *c)
 			if (env && !w->amqp.password_given)
 				rc = set_password(c, &w->amqp, env);
 			if (rc == 0)
-				rc = apply_defaults(c, config_rabbitmq_keys, true);
+				rc = apply_defaults(c, config_rabbitmq_keys,
+						    true);
 			nd->url = w->amqp;
 			w->amqp = first;
 			nd->display = url_mask(w->more_nodes.v[i - 1]);
@@ -990,7 +1023,7 @@ route_outside(const struct mk_worker_config *w, const char **x)
 		return false;
 	for (i = 0; i <= w->routes.n; i++) {
 		*x = i < w->routes.n ? w->routes.v[i].exchange
-			: w->routes.fallback;
+				     : w->routes.fallback;
 		if (*x == NULL)
 			continue;
 		for (j = 0; j < w->exchanges.n; j++)
@@ -1023,37 +1056,41 @@ check_applies(struct ctx *c, const yaml_node_t *kn)
 		bool any = false;
 
 		if (!config_applies(k, w)) {
-			if (given(c, k))
-			{
+			if (given(c, k)) {
 				char cond[64];
 
 				snprintf(cond, sizeof(cond), "%s", k->when);
 				if (strchr(cond, '='))
 					memcpy(strchr(cond, '='), ":", 1);
-				return at(c, kn, "worker '%s': key '%s' is for "
+				return at(c, kn,
+					  "worker '%s': key '%s' is for "
 					  "workers with '%.*s %s' only",
 					  w->queue, k->name,
 					  (int)strcspn(cond, ":") + 1, cond,
-					  strchr(cond, ':') ? strchr(cond, ':')
-					  + 1 : "");
+					  strchr(cond, ':')
+						  ? strchr(cond, ':') + 1
+						  : "");
 			}
 			continue;
 		}
 		if (k->type == K_SLOT && !given(c, k) &&
 		    !slot_name(*(char *const *)field(c, k)))
-			return at(c, kn, "worker '%s': its default %s '%s' is "
+			return at(c, kn,
+				  "worker '%s': its default %s '%s' is "
 				  "not a replication slot name (1 to 63 of a-z "
-				  "0-9 _): set %s", w->queue, k->name,
+				  "0-9 _): set %s",
+				  w->queue, k->name,
 				  shown(c, *(char *const *)field(c, k)),
 				  k->name);
 		if (k->with && !given(c, k)) {
 			for (j = config_worker_keys; j->name; j++)
 				if (strcmp(j->name, k->with) == 0 &&
 				    given(c, j))
-					return at(c, kn, "worker '%s': key "
+					return at(c, kn,
+						  "worker '%s': key "
 						  "'%s' is required with "
-						  "'%s'", w->queue, k->name,
-						  k->with);
+						  "'%s'",
+						  w->queue, k->name, k->with);
 		}
 		if (k->one_of == NULL)
 			continue;
@@ -1085,13 +1122,18 @@ finish_worker(struct ctx *c, const yaml_node_t *kn)
 		return at(c, kn, "worker '%s': postgres_url is required",
 			  w->queue);
 	if (c->amqp_url_set && c->amqp_map)
-		return at(c, kn, "worker '%s': give rabbitmq_url or rabbitmq, "
-			  "not both", w->queue);
+		return at(c, kn,
+			  "worker '%s': give rabbitmq_url or rabbitmq, "
+			  "not both",
+			  w->queue);
 	if (!c->amqp_url_set && !c->amqp_map)
-		return at(c, kn, "worker '%s': rabbitmq_url (or a rabbitmq "
-			  "mapping) is required", w->queue);
+		return at(c, kn,
+			  "worker '%s': rabbitmq_url (or a rabbitmq "
+			  "mapping) is required",
+			  w->queue);
 	if (route_outside(w, &x))
-		return at(c, kn, "worker '%s': routes send events to exchange "
+		return at(c, kn,
+			  "worker '%s': routes send events to exchange "
 			  "'%s', which is not in its exchanges list",
 			  w->queue, shown(c, x));
 	if (check_applies(c, kn) < 0)
@@ -1143,16 +1185,18 @@ walk_workers(struct ctx *c, const yaml_node_t *map)
 	cfg->workers = calloc(n, sizeof(*cfg->workers));
 	if (cfg->workers == NULL)
 		return mk_err_set(c->e, EX_OSERR, "out of memory");
-	for (p = map->data.mapping.pairs.start;
-	     p < map->data.mapping.pairs.top; p++) {
+	for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+	     p++) {
 		yaml_node_t *kn = yaml_document_get_node(&c->doc, p->key);
 		yaml_node_t *vn = yaml_document_get_node(&c->doc, p->value);
 		struct mk_worker_config *w;
 		size_t i;
 
 		if (kn->type != YAML_SCALAR_NODE || !valid_name(scalar(kn)))
-			return at(c, kn, "key under '%s' must be a queue name "
-				  "(1 to 63 of A-Z a-z 0-9 _ . : -)", c->path);
+			return at(c, kn,
+				  "key under '%s' must be a queue name "
+				  "(1 to 63 of A-Z a-z 0-9 _ . : -)",
+				  c->path);
 		for (i = 0; i < cfg->nworkers; i++)
 			if (strcmp(cfg->workers[i].queue, scalar(kn)) == 0)
 				return at(c, kn, "worker '%s' is repeated",
@@ -1165,8 +1209,10 @@ walk_workers(struct ctx *c, const yaml_node_t *map)
 		snprintf(c->path + plen, sizeof(c->path) - plen, "/%s",
 			 w->queue);
 		if (vn->type != YAML_MAPPING_NODE) {
-			rc = at(c, vn, "worker '%s' must be a mapping of "
-				"settings", w->queue);
+			rc = at(c, vn,
+				"worker '%s' must be a mapping of "
+				"settings",
+				w->queue);
 			goto out;
 		}
 		c->w = w;
@@ -1212,19 +1258,21 @@ config_load_buffer(const char *name, const char *buf, size_t len,
 	if (apply_defaults(&c, config_top_keys, false) < 0)
 		goto out;
 	if (len > MAX_FILE) {
-		mk_err_set(e, EX_CONFIG, "%s: configuration is %zu bytes, over "
-			   "the limit of 1 MiB", name, len);
+		mk_err_set(e, EX_CONFIG,
+			   "%s: configuration is %zu bytes, over "
+			   "the limit of 1 MiB",
+			   name, len);
 		goto out;
 	}
 	if (!yaml_parser_initialize(&parser)) {
 		mk_err_set(e, EX_OSERR, "out of memory");
 		goto out;
 	}
-	yaml_parser_set_input_string(&parser, (const unsigned char *)buf,
-				     len);
+	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
 	if (!yaml_parser_load(&parser, &c.doc)) {
-		mk_err_set(e, EX_CONFIG, "%s:%zu:%zu: YAML syntax error: %s%s%s",
-			   name, parser.problem_mark.line + 1,
+		mk_err_set(e, EX_CONFIG,
+			   "%s:%zu:%zu: YAML syntax error: %s%s%s", name,
+			   parser.problem_mark.line + 1,
 			   parser.problem_mark.column + 1,
 			   parser.problem ? parser.problem : "unknown",
 			   parser.context ? " " : "",
@@ -1241,15 +1289,18 @@ config_load_buffer(const char *name, const char *buf, size_t len,
 		goto out;
 	}
 	if (root->type != YAML_MAPPING_NODE) {
-		at(&c, root, "the top level must be a mapping with an "
+		at(&c, root,
+		   "the top level must be a mapping with an "
 		   "'Application' section");
 		goto out;
 	}
 	if (walk(&c, root, config_top_keys) < 0)
 		goto out;
 	if (cfg->nworkers == 0) {
-		mk_err_set(e, EX_CONFIG, "%s: no workers: add queues under "
-			   "'Application/workers'", name);
+		mk_err_set(e, EX_CONFIG,
+			   "%s: no workers: add queues under "
+			   "'Application/workers'",
+			   name);
 		goto out;
 	}
 	rc = 0;
@@ -1316,8 +1367,10 @@ config_load(const char *path, struct mk_config *cfg, struct mk_err *e)
 		 * configurations that worked with the Python mikkoo. */
 		char *line;
 
-		if (asprintf(&line, "%s: holds passwords and is readable by "
-			     "group or others: chmod 600 %s", path, path) > 0)
+		if (asprintf(&line,
+			     "%s: holds passwords and is readable by "
+			     "group or others: chmod 600 %s",
+			     path, path) > 0)
 			(void)add_notice(cfg, NULL, line); /* OOM: none */
 	}
 	fclose(f);

@@ -74,16 +74,16 @@
 #include "url.h"
 
 struct mk_statsd_config {
-	bool enabled;           /* default false */
-	char *host;             /* default "localhost" */
-	int port;               /* default 8125 */
-	char *prefix;           /* default "mikkoo" */
-	bool include_hostname;  /* default true (1.x) */
+	bool enabled;          /* default false */
+	char *host;            /* default "localhost" */
+	int port;              /* default 8125 */
+	char *prefix;          /* default "mikkoo" */
+	bool include_hostname; /* default true (1.x) */
 };
 
 /* A list of strings from a YAML sequence. */
 struct mk_strlist {
-	char **v;               /* NULL when the key is absent */
+	char **v; /* NULL when the key is absent */
 	size_t n;
 };
 
@@ -92,14 +92,14 @@ struct mk_strlist {
 /* One RabbitMQ node a worker may publish to. */
 struct mk_amqp_node {
 	struct mk_amqp_url url;
-	char *display;          /* its masked URL, for log lines */
+	char *display; /* its masked URL, for log lines */
 };
 
 /* routes: for events without an exchange (event.h struct mk_route). */
 struct mk_routes {
-	struct mk_route *v;     /* in file order; NULL when absent */
+	struct mk_route *v; /* in file order; NULL when absent */
 	size_t n;
-	char *fallback;         /* the "default" route; NULL when absent */
+	char *fallback; /* the "default" route; NULL when absent */
 };
 
 /*
@@ -107,10 +107,10 @@ struct mk_routes {
  * config.c says which; a row without one fails the unit test).
  */
 enum config_reload {
-	CONFIG_RELOAD_UNSET,    /* no class given: a table bug */
-	CONFIG_RELOAD_LIVE,     /* applied between batches, no reconnect */
-	CONFIG_RELOAD_NOTICE,   /* only at the next start: a notice says so */
-	CONFIG_RELOAD_RESTART,  /* the worker reconnects (is restarted) */
+	CONFIG_RELOAD_UNSET,   /* no class given: a table bug */
+	CONFIG_RELOAD_LIVE,    /* applied between batches, no reconnect */
+	CONFIG_RELOAD_NOTICE,  /* only at the next start: a notice says so */
+	CONFIG_RELOAD_RESTART, /* the worker reconnects (is restarted) */
 };
 
 /* ticker: the key's choices, in the table's order. */
@@ -120,77 +120,77 @@ enum mk_ticker { MK_TICKER_RELAY, MK_TICKER_PGQD };
 enum mk_source { MK_SOURCE_PGQ, MK_SOURCE_LOGICAL };
 
 struct mk_worker_config {
-	char *queue;            /* the key under workers: the PgQ queue */
-	char *postgres_url;     /* libpq URL or conninfo, as written */
-	char *rabbitmq_url;     /* as written (1.x form), else NULL */
+	char *queue;        /* the key under workers: the PgQ queue */
+	char *postgres_url; /* libpq URL or conninfo, as written */
+	char *rabbitmq_url; /* as written (1.x form), else NULL */
 	/*
 	 * From rabbitmq_url or the rabbitmq: map, with the table's defaults
 	 * for what neither gave: heartbeat (s), timeout (connect, handshake
 	 * and RPC deadline, s; PostgreSQL's connect timeout too), frame_max.
 	 */
 	struct mk_amqp_url amqp;
-	char *amqp_display;     /* masked amqp URL for log lines */
+	char *amqp_display; /* masked amqp URL for log lines */
 	/*
 	 * Every RabbitMQ node in the order given, nodes[0] with amqp's
 	 * settings (its own copy); one unless a list was given.  The relay
 	 * tries them in this order (see mikkoo.yaml(5)).
 	 */
 	struct mk_amqp_node *nodes;
-	size_t nnodes;          /* >= 1 */
+	size_t nnodes;                /* >= 1 */
 	struct mk_strlist more_nodes; /* the list's items after the first,
 				   as written (URLs, or hosts of the map) */
-	char *postgres_display; /* masked postgres_url for log lines */
-	bool confirm;           /* default true; false is accepted but
+	char *postgres_display;       /* masked postgres_url for log lines */
+	bool confirm;                 /* default true; false is accepted but
 				   ignored with a notice: we always confirm */
-	char *consumer_name;    /* default "mikkoo" */
-	int max_failures;       /* default 10, 0..1000000 */
-	int retry_delay;        /* seconds, default 10, 1..86400 */
-	bool unregister;        /* default false; true warns */
-	double wait_duration;   /* seconds, default 1, 0.01..3600 */
-	bool persistent;        /* default true: delivery_mode 2 */
-	size_t max_event_bytes; /* default 8 MiB, 1 KiB..512 MiB */
-	int window;             /* publishes in flight, default 1000, 1..65535 */
-	int batch_chunk;        /* rows per FETCH, default 1000, 1..100000 */
+	char *consumer_name;          /* default "mikkoo" */
+	int max_failures;             /* default 10, 0..1000000 */
+	int retry_delay;              /* seconds, default 10, 1..86400 */
+	bool unregister;              /* default false; true warns */
+	double wait_duration;         /* seconds, default 1, 0.01..3600 */
+	bool persistent;              /* default true: delivery_mode 2 */
+	size_t max_event_bytes;       /* default 8 MiB, 1 KiB..512 MiB */
+	int window;      /* publishes in flight, default 1000, 1..65535 */
+	int batch_chunk; /* rows per FETCH, default 1000, 1..100000 */
 	struct mk_strlist exchanges; /* allowlist; v NULL: any exchange */
-	bool allow_sender_routing; /* CC/BCC headers; default false */
-	int ticker;             /* MK_TICKER_RELAY (default: the relay
+	bool allow_sender_routing;   /* CC/BCC headers; default false */
+	int ticker;                  /* MK_TICKER_RELAY (default: the relay
 				   ticks its queue, see ticker.h) or
 				   MK_TICKER_PGQD */
 	struct mk_routes routes;
-	int source;             /* MK_SOURCE_PGQ (default) or
+	int source; /* MK_SOURCE_PGQ (default) or
 				   MK_SOURCE_LOGICAL */
 	/* source: logical (mikkoo-logical(7)); unused otherwise */
-	char *slot;             /* default "mikkoo_" + the worker's name */
+	char *slot; /* default "mikkoo_" + the worker's name */
 	struct mk_strlist publications; /* table changes of these */
 	struct mk_strlist streams;      /* mikkoo.emit() streams relayed */
-	char *change_exchange;  /* table changes' exchange (key exchange) */
+	char *change_exchange;    /* table changes' exchange (key exchange) */
 	char *change_routing_key; /* template, default "{schema}.{table}" */
-	bool skip_unchanged;    /* default true */
-	int line;               /* where the worker was defined, for errors */
+	bool skip_unchanged;      /* default true */
+	int line;                 /* where the worker was defined, for errors */
 };
 
 /* A one-line notice for the caller to log, and whom it concerns. */
 struct mk_notice {
-	char *queue;            /* the worker it is about; NULL: global */
-	char *text;             /* "FILE:LINE: ..." */
+	char *queue; /* the worker it is about; NULL: global */
+	char *text;  /* "FILE:LINE: ..." */
 };
 
 struct mk_metrics_config {
-	char *listen;           /* "ADDRESS:PORT"; NULL: no endpoint */
-	double health_max_lag;  /* seconds; 0: lag never fails health */
+	char *listen;               /* "ADDRESS:PORT"; NULL: no endpoint */
+	double health_max_lag;      /* seconds; 0: lag never fails health */
 	size_t health_max_retained; /* bytes of WAL a slot worker's slot
 				   may hold back; 0: never fails health */
 };
 
 struct mk_config {
-	char *path;             /* as given */
-	int poll_interval;      /* default 60 */
+	char *path;        /* as given */
+	int poll_interval; /* default 60 */
 	struct mk_statsd_config statsd;
 	struct mk_metrics_config metrics;
-	char *daemon_user;      /* Daemon/user, NULL if absent */
-	char *daemon_pidfile;   /* Daemon/pidfile, NULL if absent */
+	char *daemon_user;    /* Daemon/user, NULL if absent */
+	char *daemon_pidfile; /* Daemon/pidfile, NULL if absent */
 	struct mk_worker_config *workers;
-	size_t nworkers;        /* >= 1 */
+	size_t nworkers; /* >= 1 */
 	/*
 	 * Notices for the caller to log at warning level: "FILE:LINE:
 	 * 'Logging' is ignored: mikkoo-relay logs to stderr", the
@@ -220,8 +220,8 @@ int config_load_buffer(const char *name, const char *buf, size_t len,
 void config_release(struct mk_config *cfg);
 
 /* The worker named queue, or NULL. */
-const struct mk_worker_config *config_worker(const struct mk_config *cfg,
-					     const char *queue);
+const struct mk_worker_config *
+config_worker(const struct mk_config *cfg, const char *queue);
 
 /* Is notice n for worker queue (its own, or a global one)?  queue NULL:
  * every notice is. */

@@ -17,7 +17,10 @@
 #define RESTART .reload = CONFIG_RELOAD_RESTART
 #define NOTE(s) .note = (s)
 #define GIVEN_A(f) .given = 1 + offsetof(struct mk_amqp_url, f)
-#define END { NULL, 0 }
+#define END             \
+	{               \
+		NULL, 0 \
+	}
 
 static const char *const ticker_choices[] = { "relay", "pgqd", NULL };
 static const char *const source_choices[] = { "pgq", "logical", NULL };
@@ -53,8 +56,8 @@ static const struct key metrics_keys[] = {
 };
 
 static const struct key app_keys[] = {
-	{ "poll_interval", K_INT, C(poll_interval), RANGE(1, 86400),
-	  DEF("60"), LIVE },
+	{ "poll_interval", K_INT, C(poll_interval), RANGE(1, 86400), DEF("60"),
+	  LIVE },
 	{ "sentry_dsn", K_IGNORED, .target = T_CFG, LIVE,
 	  NOTE("Sentry is not supported") },
 	{ "statsd", K_STATSD, .target = T_CFG, .sub = statsd_keys, LIVE },
@@ -96,8 +99,8 @@ const struct key config_rabbitmq_keys[] = {
 	  .group = "password", GIVEN_A(password_given) },
 	{ "password_file", K_PWFILE, A(password), RESTART,
 	  .group = "password" },
-	{ "heartbeat_interval", K_INT, A(heartbeat), RANGE(0, 65535),
-	  DEF("30"), RESTART },
+	{ "heartbeat_interval", K_INT, A(heartbeat), RANGE(0, 65535), DEF("30"),
+	  RESTART },
 	{ "socket_timeout", K_DOUBLE, A(timeout), RANGE(0.1, 3600), DEF("10"),
 	  RESTART },
 	{ "frame_max", K_INT, A(frame_max), RANGE(4096, 2147483647),
@@ -113,8 +116,8 @@ const struct key config_worker_keys[] = {
 	  .group = "postgres_url" },
 	{ "rabbitmq_url", K_AMQP_URL, W(rabbitmq_url), RESTART,
 	  .group = "rabbitmq" },
-	{ "rabbitmq", K_RABBITMQ, .target = T_WORKER, .sub = config_rabbitmq_keys,
-	  RESTART, .group = "rabbitmq" },
+	{ "rabbitmq", K_RABBITMQ, .target = T_WORKER,
+	  .sub = config_rabbitmq_keys, RESTART, .group = "rabbitmq" },
 	/* always on: false only earns a notice */
 	{ "confirm", K_BOOL, W(confirm), DEF("true"), LIVE,
 	  NOTE("'confirm: false' is ignored: mikkoo-relay always waits for "
@@ -127,12 +130,13 @@ const struct key config_worker_keys[] = {
 	  LIVE },
 	{ "retry_delay", K_INT, W(retry_delay), RANGE(1, 86400), DEF("10"),
 	  LIVE, .group = "retry" },
-	{ "retry_interval", K_INT, W(retry_delay), RANGE(1, 86400),
-	  DEF("10"), LIVE, .group = "retry" },
+	{ "retry_interval", K_INT, W(retry_delay), RANGE(1, 86400), DEF("10"),
+	  LIVE, .group = "retry" },
 	{ "unregister", K_BOOL, W(unregister), DEF("false"), LIVE,
 	  NOTE("'unregister: true' drops the consumer's position and retry "
 	       "queue on every shutdown; events inserted while the relay is "
-	       "down are skipped"), PGQ_ONLY },
+	       "down are skipped"),
+	  PGQ_ONLY },
 	{ "wait_duration", K_DOUBLE, W(wait_duration), RANGE(0.01, 3600),
 	  DEF("1"), LIVE },
 	{ "persistent", K_BOOL, W(persistent), DEF("true"), LIVE },
@@ -142,22 +146,21 @@ const struct key config_worker_keys[] = {
 	{ "batch_chunk", K_INT, W(batch_chunk), RANGE(1, 100000), DEF("1000"),
 	  LIVE },
 	{ "exchanges", K_STRLIST, W(exchanges), LIVE },
-	{ "allow_sender_routing", K_BOOL, W(allow_sender_routing),
-	  DEF("false"), LIVE },
+	{ "allow_sender_routing", K_BOOL, W(allow_sender_routing), DEF("false"),
+	  LIVE },
 	{ "ticker", K_CHOICE, W(ticker), DEF("relay"), RESTART,
 	  .choices = ticker_choices, PGQ_ONLY },
 	{ "routes", K_ROUTES, W(routes), LIVE },
 	/* source: logical (mikkoo-logical(7)); {worker} is its name */
-	{ "slot", K_SLOT, W(slot), DEF("mikkoo_{worker}"), RESTART,
-	  SLOT_ONLY },
+	{ "slot", K_SLOT, W(slot), DEF("mikkoo_{worker}"), RESTART, SLOT_ONLY },
 	{ "publication", K_NAMES, W(publications), RANGE(1, 63), RESTART,
 	  SLOT_ONLY, RELAYS },
 	{ "messages", K_NAMES, W(streams), RANGE(1, 255), RESTART, SLOT_ONLY,
 	  RELAYS },
 	{ "exchange", K_STR, W(change_exchange), RESTART, SLOT_ONLY,
 	  .with = "publication" },
-	{ "routing_key", K_STR, W(change_routing_key),
-	  DEF("{schema}.{table}"), RESTART, SLOT_ONLY },
+	{ "routing_key", K_STR, W(change_routing_key), DEF("{schema}.{table}"),
+	  RESTART, SLOT_ONLY },
 	{ "skip_unchanged", K_BOOL, W(skip_unchanged), DEF("true"), RESTART,
 	  SLOT_ONLY },
 	END,
@@ -207,9 +210,9 @@ config_applies(const struct key *k, const struct mk_worker_config *w)
 		    strncmp(c->name, k->when, n) == 0)
 			break;
 	if (c->name == NULL || eq == NULL)
-		return true;    /* a table bug: config_check_table says so */
-	return config_choice(c, eq + 1) == *(const int *)config_field(c, NULL,
-								      w);
+		return true; /* a table bug: config_check_table says so */
+	return config_choice(c, eq + 1) ==
+	       *(const int *)config_field(c, NULL, w);
 }
 
 /* The table's own rules, for the unit test. */
@@ -223,27 +226,33 @@ check_tab(const struct key *tab, const char *prefix, struct mk_err *e)
 
 		snprintf(path, sizeof(path), "%s%s", prefix, k->name);
 		if (k->reload == CONFIG_RELOAD_UNSET)
-			return mk_err_set(e, EX_SOFTWARE, "key '%s' does not "
-					  "say how a reload treats it", path);
+			return mk_err_set(e, EX_SOFTWARE,
+					  "key '%s' does not "
+					  "say how a reload treats it",
+					  path);
 		if (k->def && (k->type == K_INT || k->type == K_DOUBLE ||
 			       k->type == K_SIZE)) {
 			char *end;
 			double v = strtod(k->def, &end);
 
 			if (*end || v < k->lo || v > k->hi)
-				return mk_err_set(e, EX_SOFTWARE, "key '%s': "
+				return mk_err_set(e, EX_SOFTWARE,
+						  "key '%s': "
 						  "default '%s' is out of its "
-						  "range", path, k->def);
+						  "range",
+						  path, k->def);
 		}
 		if (k->def && k->type == K_BOOL &&
 		    strcmp(k->def, "true") != 0 && strcmp(k->def, "false") != 0)
-			return mk_err_set(e, EX_SOFTWARE, "key '%s': default "
-					  "'%s' is not true or false", path,
-					  k->def);
+			return mk_err_set(e, EX_SOFTWARE,
+					  "key '%s': default "
+					  "'%s' is not true or false",
+					  path, k->def);
 		if (k->type == K_CHOICE &&
 		    (k->choices == NULL || k->def == NULL ||
 		     config_choice(k, k->def) < 0))
-			return mk_err_set(e, EX_SOFTWARE, "key '%s': its "
+			return mk_err_set(e, EX_SOFTWARE,
+					  "key '%s': its "
 					  "default is not one of its choices",
 					  path);
 		if (k->when) {
@@ -252,15 +261,17 @@ check_tab(const struct key *tab, const char *prefix, struct mk_err *e)
 			size_t n = eq ? (size_t)(eq - k->when) : 0;
 
 			for (c = config_worker_keys; eq && c->name; c++)
-				if (c->type == K_CHOICE && strlen(c->name) == n
-				    && strncmp(c->name, k->when, n) == 0)
+				if (c->type == K_CHOICE &&
+				    strlen(c->name) == n &&
+				    strncmp(c->name, k->when, n) == 0)
 					break;
 			if (eq == NULL || c->name == NULL ||
 			    config_choice(c, eq + 1) < 0)
-				return mk_err_set(e, EX_SOFTWARE, "key '%s': "
+				return mk_err_set(e, EX_SOFTWARE,
+						  "key '%s': "
 						  "'when %s' names no choice "
-						  "of a worker key", path,
-						  k->when);
+						  "of a worker key",
+						  path, k->when);
 		}
 		if (k->with) {
 			const struct key *c;
@@ -269,30 +280,36 @@ check_tab(const struct key *tab, const char *prefix, struct mk_err *e)
 				if (strcmp(c->name, k->with) == 0)
 					break;
 			if (c->name == NULL)
-				return mk_err_set(e, EX_SOFTWARE, "key '%s' is "
+				return mk_err_set(e, EX_SOFTWARE,
+						  "key '%s' is "
 						  "required with '%s', which "
-						  "is not in its table", path,
-						  k->with);
+						  "is not in its table",
+						  path, k->with);
 		}
 		if (k->type == K_NAMES && !(k->hi >= 1))
-			return mk_err_set(e, EX_SOFTWARE, "key '%s': names "
-					  "need a length bound", path);
+			return mk_err_set(e, EX_SOFTWARE,
+					  "key '%s': names "
+					  "need a length bound",
+					  path);
 		if (k->type == K_IGNORED && k->note == NULL)
-			return mk_err_set(e, EX_SOFTWARE, "key '%s' is ignored "
-					  "without saying why", path);
+			return mk_err_set(e, EX_SOFTWARE,
+					  "key '%s' is ignored "
+					  "without saying why",
+					  path);
 		if (k->note && k->type == K_BOOL && k->def == NULL)
-			return mk_err_set(e, EX_SOFTWARE, "key '%s': a note "
+			return mk_err_set(e, EX_SOFTWARE,
+					  "key '%s': a note "
 					  "needs a default to differ from",
 					  path);
 		if (k->sub) {
-			snprintf(path + strlen(path), sizeof(path) -
-				 strlen(path), "/");
+			snprintf(path + strlen(path),
+				 sizeof(path) - strlen(path), "/");
 			if (check_tab(k->sub, path, e) < 0)
 				return -1;
 		}
 		if (k->type == K_WORKERS) {
-			snprintf(path + strlen(path), sizeof(path) -
-				 strlen(path), "/*/");
+			snprintf(path + strlen(path),
+				 sizeof(path) - strlen(path), "/*/");
 			if (check_tab(config_worker_keys, path, e) < 0)
 				return -1;
 		}
@@ -308,7 +325,8 @@ config_check_table(struct mk_err *e)
 	/* config.c keeps which worker keys a file gave in 64 bits */
 	for (k = config_worker_keys; k->name; k++)
 		if (k - config_worker_keys >= 64)
-			return mk_err_set(e, EX_SOFTWARE, "over 64 worker "
+			return mk_err_set(e, EX_SOFTWARE,
+					  "over 64 worker "
 					  "keys: widen struct ctx's given");
 	return check_tab(config_top_keys, "", e);
 }

@@ -19,29 +19,29 @@
 #include "config.h"
 
 enum ktype {
-	K_STR,          /* any scalar */
-	K_NAME,         /* a queue or consumer name */
+	K_STR,  /* any scalar */
+	K_NAME, /* a queue or consumer name */
 	K_INT,
 	K_DOUBLE,
 	K_BOOL,
-	K_SIZE,         /* integer bytes */
-	K_STRLIST,      /* a sequence of strings: exchanges */
-	K_ROUTES,       /* a mapping media type -> exchange: routes */
-	K_AMQP_URL,     /* rabbitmq_url: parsed into w->amqp; or a list */
-	K_HOSTS,        /* rabbitmq/host: one, or a list */
-	K_RABBITMQ,     /* the 3.x rabbitmq: mapping */
-	K_SSL,          /* rabbitmq/ssl_options */
+	K_SIZE,     /* integer bytes */
+	K_STRLIST,  /* a sequence of strings: exchanges */
+	K_ROUTES,   /* a mapping media type -> exchange: routes */
+	K_AMQP_URL, /* rabbitmq_url: parsed into w->amqp; or a list */
+	K_HOSTS,    /* rabbitmq/host: one, or a list */
+	K_RABBITMQ, /* the 3.x rabbitmq: mapping */
+	K_SSL,      /* rabbitmq/ssl_options */
 	K_STATSD,
 	K_WORKERS,
-	K_SECTION,      /* a mapping walked with its own table */
-	K_IGNORED,      /* any node; a notice says it does not apply */
-	K_UNSUPPORTED,  /* accepted with a notice (TLS options we lack) */
-	K_PWFILE,       /* rabbitmq/password_file */
-	K_LISTEN,       /* an address:port to listen on (metrics) */
-	K_SECRET,       /* a password: never shown in a message */
-	K_CHOICE,       /* one of choices[], stored as its index (int) */
-	K_SLOT,         /* a replication slot name: 1 to 63 of a-z 0-9 _ */
-	K_NAMES,        /* one name or a list of them (struct mk_strlist),
+	K_SECTION,     /* a mapping walked with its own table */
+	K_IGNORED,     /* any node; a notice says it does not apply */
+	K_UNSUPPORTED, /* accepted with a notice (TLS options we lack) */
+	K_PWFILE,      /* rabbitmq/password_file */
+	K_LISTEN,      /* an address:port to listen on (metrics) */
+	K_SECRET,      /* a password: never shown in a message */
+	K_CHOICE,      /* one of choices[], stored as its index (int) */
+	K_SLOT,        /* a replication slot name: 1 to 63 of a-z 0-9 _ */
+	K_NAMES,       /* one name or a list of them (struct mk_strlist),
 			   each 1 to hi bytes */
 };
 
@@ -62,8 +62,8 @@ struct key {
 	double lo, hi;
 	const char *def;
 	enum config_reload reload;
-	const char *group;      /* keys that are aliases share a group */
-	const struct key *sub;  /* for K_SECTION and the mappings */
+	const char *group;          /* keys that are aliases share a group */
+	const struct key *sub;      /* for K_SECTION and the mappings */
 	const char *const *choices; /* K_CHOICE: the values, NULL-ended */
 	/*
 	 * A notice for the file: K_BOOL says it when the file gives the

@@ -94,8 +94,8 @@ time_json(uint64_t secs)
 
 	/* Past year 9999 RFC 3339 has no form: give the number. */
 	if (secs > 253402300799ULL || gmtime_r(&t, &tm) == NULL)
-		return json_integer((json_int_t)(secs > INT64_MAX ? INT64_MAX
-						 : secs));
+		return json_integer(
+			(json_int_t)(secs > INT64_MAX ? INT64_MAX : secs));
 	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	return json_string(buf);
 }
@@ -217,7 +217,8 @@ value_json(const amqp_field_value_t *v, int depth)
 		if (text_utf8_ok(v->value.bytes.bytes, v->value.bytes.len))
 			return typed("string", "value",
 				     json_stringn(v->value.bytes.len
-						  ? v->value.bytes.bytes : "",
+							  ? v->value.bytes.bytes
+							  : "",
 						  v->value.bytes.len));
 		return typed("string", "base64", base64_json(v->value.bytes));
 	case AMQP_FIELD_KIND_BYTES:
@@ -227,8 +228,8 @@ value_json(const amqp_field_value_t *v, int depth)
 	case AMQP_FIELD_KIND_TABLE:
 		if (depth >= MAX_DEPTH)
 			return typed("table", "value", NULL);
-		return typed("table", "value", table_json(&v->value.table,
-							   depth));
+		return typed("table", "value",
+			     table_json(&v->value.table, depth));
 	case AMQP_FIELD_KIND_ARRAY:
 		if (depth >= MAX_DEPTH)
 			return typed("array", "value", NULL);
@@ -289,17 +290,31 @@ int_field(const amqp_table_t *t, const char *key, long long *out)
 	if (v == NULL)
 		return false;
 	switch (v->kind) {
-	case AMQP_FIELD_KIND_I8: *out = v->value.i8; return true;
-	case AMQP_FIELD_KIND_U8: *out = v->value.u8; return true;
-	case AMQP_FIELD_KIND_I16: *out = v->value.i16; return true;
-	case AMQP_FIELD_KIND_U16: *out = v->value.u16; return true;
-	case AMQP_FIELD_KIND_I32: *out = v->value.i32; return true;
-	case AMQP_FIELD_KIND_U32: *out = v->value.u32; return true;
-	case AMQP_FIELD_KIND_I64: *out = v->value.i64; return true;
+	case AMQP_FIELD_KIND_I8:
+		*out = v->value.i8;
+		return true;
+	case AMQP_FIELD_KIND_U8:
+		*out = v->value.u8;
+		return true;
+	case AMQP_FIELD_KIND_I16:
+		*out = v->value.i16;
+		return true;
+	case AMQP_FIELD_KIND_U16:
+		*out = v->value.u16;
+		return true;
+	case AMQP_FIELD_KIND_I32:
+		*out = v->value.i32;
+		return true;
+	case AMQP_FIELD_KIND_U32:
+		*out = v->value.u32;
+		return true;
+	case AMQP_FIELD_KIND_I64:
+		*out = v->value.i64;
+		return true;
 	case AMQP_FIELD_KIND_U64:
 	case AMQP_FIELD_KIND_TIMESTAMP:
 		*out = v->value.u64 > INT64_MAX ? INT64_MAX
-			: (long long)v->value.u64;
+						: (long long)v->value.u64;
 		return true;
 	default:
 		return false;
@@ -309,8 +324,8 @@ int_field(const amqp_table_t *t, const char *key, long long *out)
 static bool
 bytes_eq(const amqp_bytes_t *a, const amqp_bytes_t *b)
 {
-	return a->len == b->len && (a->len == 0 ||
-				    memcmp(a->bytes, b->bytes, a->len) == 0);
+	return a->len == b->len &&
+	       (a->len == 0 || memcmp(a->bytes, b->bytes, a->len) == 0);
 }
 
 static const amqp_array_t *
@@ -390,9 +405,14 @@ static bool
 is_death_header(amqp_bytes_t key, bool drop_cc)
 {
 	static const char *const names[] = {
-		"x-death", "x-first-death-exchange", "x-first-death-queue",
-		"x-first-death-reason", "x-last-death-exchange",
-		"x-last-death-queue", "x-last-death-reason", "x-delivery-count",
+		"x-death",
+		"x-first-death-exchange",
+		"x-first-death-queue",
+		"x-first-death-reason",
+		"x-last-death-exchange",
+		"x-last-death-queue",
+		"x-last-death-reason",
+		"x-delivery-count",
 	};
 	size_t i;
 
@@ -403,7 +423,7 @@ is_death_header(amqp_bytes_t key, bool drop_cc)
 	if (!drop_cc)
 		return false;
 	return (key.len == 2 && memcmp(key.bytes, "CC", 2) == 0) ||
-		(key.len == 3 && memcmp(key.bytes, "BCC", 3) == 0);
+	       (key.len == 3 && memcmp(key.bytes, "BCC", 3) == 0);
 }
 
 int
@@ -420,8 +440,8 @@ death_strip(const amqp_basic_properties_t *p, const amqp_array_t *cc,
 	out->headers = amqp_empty_table;
 	if (h == NULL && !add_cc)
 		return 0;
-	ent = amqp_pool_alloc(pool, sizeof(*ent) *
-			      (size_t)((h ? h->num_entries : 0) + 1));
+	ent = amqp_pool_alloc(
+		pool, sizeof(*ent) * (size_t)((h ? h->num_entries : 0) + 1));
 	if (ent == NULL)
 		return -1;
 	for (i = 0; h && i < h->num_entries; i++)
@@ -451,11 +471,15 @@ delivery_name_check(const char *what, const char *name, struct mk_err *e)
 		return mk_err_set(e, EX_USAGE, "%s name is empty", what);
 	printable(shown, sizeof(shown), name, n);
 	if (n > 255)
-		return mk_err_set(e, EX_USAGE, "%s name '%s' is longer than "
-				  "255 bytes", what, shown);
+		return mk_err_set(e, EX_USAGE,
+				  "%s name '%s' is longer than "
+				  "255 bytes",
+				  what, shown);
 	if (!text_utf8_ok(name, n))
-		return mk_err_set(e, EX_USAGE, "%s name '%s' is not valid "
-				  "UTF-8", what, shown);
+		return mk_err_set(e, EX_USAGE,
+				  "%s name '%s' is not valid "
+				  "UTF-8",
+				  what, shown);
 	return 0;
 }
 
@@ -468,8 +492,8 @@ properties_json(const amqp_basic_properties_t *p)
 	if (o == NULL)
 		return NULL;
 #define TEXT(flag, name) \
-	if (f & (flag)) \
-		json_object_set_new(o, #name, name_json(p->name))
+	if (f & (flag))  \
+	json_object_set_new(o, #name, name_json(p->name))
 	TEXT(AMQP_BASIC_CONTENT_TYPE_FLAG, content_type);
 	TEXT(AMQP_BASIC_CONTENT_ENCODING_FLAG, content_encoding);
 	if (f & AMQP_BASIC_DELIVERY_MODE_FLAG)
@@ -552,14 +576,15 @@ delivery_json(const struct delivery *d)
 	json_object_set_new(o, "routing_key", name_json(d->routing_key));
 	json_object_set_new(o, "redelivered", json_boolean(d->redelivered));
 	json_object_set_new(o, "properties", properties_json(p));
-	json_object_set_new(o, "headers", h ? table_json(h, 0)
-			    : json_object());
+	json_object_set_new(o, "headers", h ? table_json(h, 0) : json_object());
 	if (xd) {
 		a = json_array();
 		for (i = 0; a && i < xd->num_entries; i++)
 			if (xd->entries[i].kind == AMQP_FIELD_KIND_TABLE)
-				json_array_append_new(a, death_entry_json(
-					&xd->entries[i].value.table));
+				json_array_append_new(
+					a,
+					death_entry_json(
+						&xd->entries[i].value.table));
 		json_object_set_new(o, "x_death", a);
 	}
 	if (death_first(p, &first) == 1) {
@@ -574,9 +599,10 @@ delivery_json(const struct delivery *d)
 		json_object_set_new(o, "first_death", f);
 	}
 	if (text_utf8_ok(d->msg->body.bytes, d->msg->body.len))
-		json_object_set_new(o, "body", json_stringn(
-			d->msg->body.len ? d->msg->body.bytes : "",
-			d->msg->body.len));
+		json_object_set_new(
+			o, "body",
+			json_stringn(d->msg->body.len ? d->msg->body.bytes : "",
+				     d->msg->body.len));
 	else
 		json_object_set_new(o, "body_base64",
 				    base64_json(d->msg->body));

@@ -33,7 +33,7 @@
 #include "err.h"
 
 struct delivery {
-	const char *queue;      /* the queue read from; NULL for a tap */
+	const char *queue; /* the queue read from; NULL for a tap */
 	amqp_bytes_t exchange;
 	amqp_bytes_t routing_key;
 	bool redelivered;
@@ -53,11 +53,11 @@ json_t *delivery_value_json(const amqp_field_value_t *v);
  * those headers, the oldest x-death entry is the first death).
  */
 struct death {
-	amqp_bytes_t exchange;          /* the exchange it was published to */
-	amqp_bytes_t queue;             /* the queue it died in */
-	amqp_bytes_t reason;            /* rejected, expired, maxlen, ... */
-	const amqp_array_t *keys;       /* routing keys (CC's included) */
-	long long count;                /* deaths in that queue, that reason */
+	amqp_bytes_t exchange;    /* the exchange it was published to */
+	amqp_bytes_t queue;       /* the queue it died in */
+	amqp_bytes_t reason;      /* rejected, expired, maxlen, ... */
+	const amqp_array_t *keys; /* routing keys (CC's included) */
+	long long count;          /* deaths in that queue, that reason */
 };
 
 /*

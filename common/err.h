@@ -19,7 +19,7 @@
 #define MK_EX_NO 1
 
 struct mk_err {
-	int code;      /* exit code main() should use: EX_* from sysexits.h */
+	int code; /* exit code main() should use: EX_* from sysexits.h */
 	char msg[1024];
 };
 

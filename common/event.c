@@ -17,7 +17,10 @@
 #define FIELD_NAME_MAX 128
 
 static const char *const extra_name[4] = {
-	"ev_extra1", "ev_extra2", "ev_extra3", "ev_extra4",
+	"ev_extra1",
+	"ev_extra2",
+	"ev_extra3",
+	"ev_extra4",
 };
 
 void
@@ -92,9 +95,10 @@ event_iso_time(long long time_us, char *buf, size_t bufsz)
 	char *p = buf;
 
 	if (y < 0 || y > 9999 || bufsz < 33) {
-		snprintf(buf, bufsz, "%04lld-%02lld-%02lldT%02lld:%02lld:"
-			 "%02lld.%06lld+00:00", y, m, d, sod / 3600,
-			 sod / 60 % 60, sod % 60, usec);
+		snprintf(buf, bufsz,
+			 "%04lld-%02lld-%02lldT%02lld:%02lld:"
+			 "%02lld.%06lld+00:00",
+			 y, m, d, sod / 3600, sod / 60 % 60, sod % 60, usec);
 		return;
 	}
 	p = digits(p, y, 4);
@@ -181,8 +185,7 @@ show(const json_t *v, char *buf, size_t sz)
 	quote(buf, sz, d.text, d.len, SHOW_MAX, false);
 }
 
-static int
-bad(struct mk_err *e, const char *fmt, ...)
+static int bad(struct mk_err *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 static int
@@ -201,14 +204,13 @@ bad(struct mk_err *e, const char *fmt, ...)
 
 /* "ev_extra3 property 'NAME' must be MUST, not VALUE" */
 static int
-bad_prop(struct mk_err *e, const char *name, const char *must,
-	 const json_t *v)
+bad_prop(struct mk_err *e, const char *name, const char *must, const json_t *v)
 {
 	char shown[SHOW_MAX + 16];
 
 	show(v, shown, sizeof(shown));
-	return bad(e, "ev_extra3 property '%s' must be %s, not %s", name,
-		   must, shown);
+	return bad(e, "ev_extra3 property '%s' must be %s, not %s", name, must,
+		   shown);
 }
 
 static int
@@ -266,9 +268,9 @@ jbytes(const json_t *s)
 struct conv {
 	struct mk_message *m;
 	const struct mk_map_ctx *ctx;
-	const char *where;      /* "ev_extra4" or "ev_extra3 'headers'" */
+	const char *where; /* "ev_extra4" or "ev_extra3 'headers'" */
 	long long ev_id;
-	bool has_event_id;      /* the user's table had one, now ours */
+	bool has_event_id; /* the user's table had one, now ours */
 	struct mk_err *e;
 };
 
@@ -313,13 +315,16 @@ to_field(struct conv *c, json_t *v, amqp_field_value_t *f, int depth)
 		return to_table(c, v, &f->value.table, depth + 1, 0, false);
 	case JSON_ARRAY:
 		if (depth + 1 > c->ctx->max_depth)
-			return bad(c->e, "%s: headers are nested deeper than "
-				   "%d levels", c->where, c->ctx->max_depth);
+			return bad(c->e,
+				   "%s: headers are nested deeper than "
+				   "%d levels",
+				   c->where, c->ctx->max_depth);
 		n = json_array_size(v);
 		f->kind = AMQP_FIELD_KIND_ARRAY;
 		f->value.array.num_entries = (int)n;
-		f->value.array.entries = n == 0 ? NULL
-			: amqp_pool_alloc(&c->m->pool, n * sizeof(*f));
+		f->value.array.entries =
+			n == 0 ? NULL
+			       : amqp_pool_alloc(&c->m->pool, n * sizeof(*f));
 		if (n && f->value.array.entries == NULL)
 			return oom(c->e);
 		for (k = 0; k < n; k++)
@@ -341,9 +346,13 @@ static bool
 rabbitmq_header(const char *key)
 {
 	static const char *const names[] = {
-		"x-death", "x-first-death-exchange", "x-first-death-queue",
-		"x-first-death-reason", "x-last-death-exchange",
-		"x-last-death-queue", "x-last-death-reason",
+		"x-death",
+		"x-first-death-exchange",
+		"x-first-death-queue",
+		"x-first-death-reason",
+		"x-last-death-exchange",
+		"x-last-death-queue",
+		"x-last-death-reason",
 		"x-delivery-count",
 	};
 	size_t i;
@@ -380,8 +389,8 @@ routing_keys(const json_t *v)
  * returned messages on it, so it must never be the user's.
  */
 static int
-to_table(struct conv *c, json_t *obj, amqp_table_t *t, int depth,
-	 int reserve, bool top)
+to_table(struct conv *c, json_t *obj, amqp_table_t *t, int depth, int reserve,
+	 bool top)
 {
 	size_t n = obj ? json_object_size(obj) : 0;
 	char shown[SHOW_MAX + 16];
@@ -401,10 +410,11 @@ to_table(struct conv *c, json_t *obj, amqp_table_t *t, int depth,
 	if (n + (size_t)reserve == 0)
 		return 0;
 	t->entries = amqp_pool_alloc(&c->m->pool, (n + (size_t)reserve) *
-				     sizeof(*t->entries));
+							  sizeof(*t->entries));
 	if (t->entries == NULL)
 		return oom(c->e);
-	json_object_foreach(obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		size_t klen = strlen(key);
 		amqp_table_entry_t *te = &t->entries[i++];
 
@@ -414,20 +424,24 @@ to_table(struct conv *c, json_t *obj, amqp_table_t *t, int depth,
 		 * the specification's 128 bytes, at any depth.
 		 */
 		if (klen == 0)
-			return bad(c->e, "%s: a header name is empty (AMQP "
-				   "field names are 1 to %d bytes)", c->where,
-				   FIELD_NAME_MAX);
+			return bad(c->e,
+				   "%s: a header name is empty (AMQP "
+				   "field names are 1 to %d bytes)",
+				   c->where, FIELD_NAME_MAX);
 		if (klen > FIELD_NAME_MAX) {
 			quote(shown, sizeof(shown), key, klen, 40, true);
-			return bad(c->e, "%s: header name \"%s\" is %zu bytes, "
-				   "over %d", c->where, shown, klen,
-				   FIELD_NAME_MAX);
+			return bad(c->e,
+				   "%s: header name \"%s\" is %zu bytes, "
+				   "over %d",
+				   c->where, shown, klen, FIELD_NAME_MAX);
 		}
 		if (top && rabbitmq_header(key)) {
 			quote(shown, sizeof(shown), key, klen, 40, true);
-			return bad(c->e, "%s: header '%s' is RabbitMQ's record "
+			return bad(c->e,
+				   "%s: header '%s' is RabbitMQ's record "
 				   "of dead-lettering: a producer may not set "
-				   "it", c->where, shown);
+				   "it",
+				   c->where, shown);
 		}
 		te->key.bytes = (void *)key;
 		te->key.len = klen;
@@ -437,18 +451,20 @@ to_table(struct conv *c, json_t *obj, amqp_table_t *t, int depth,
 			c->has_event_id = true;
 			continue;
 		}
-		if (top && (strcmp(key, "CC") == 0 ||
-			    strcmp(key, "BCC") == 0)) {
+		if (top &&
+		    (strcmp(key, "CC") == 0 || strcmp(key, "BCC") == 0)) {
 			if (c->ctx->deny_cc_bcc)
-				return bad(c->e, "%s: header '%s' (sender-"
+				return bad(c->e,
+					   "%s: header '%s' (sender-"
 					   "selected routing) is not allowed",
 					   c->where, key);
 			/* RabbitMQ closes the channel for anything else */
 			if (!routing_keys(v))
-				return bad(c->e, "%s: header '%s' must be an "
+				return bad(c->e,
+					   "%s: header '%s' must be an "
 					   "array of routing keys (strings of "
-					   "at most %d bytes)", c->where, key,
-					   SHORTSTR_MAX);
+					   "at most %d bytes)",
+					   c->where, key, SHORTSTR_MAX);
 		}
 		if (to_field(c, v, &te->value, depth))
 			return -1;
@@ -472,14 +488,13 @@ has_key(json_t *obj, const char *key)
 }
 
 /* Properties ev_extra3 may set, and how. */
-enum ptype { P_STR, P_EXPIRATION, P_MODE, P_PRIORITY, P_TIMESTAMP,
-	     P_HEADERS };
+enum ptype { P_STR, P_EXPIRATION, P_MODE, P_PRIORITY, P_TIMESTAMP, P_HEADERS };
 
 static const struct prop {
 	const char *name;
 	enum ptype type;
 	amqp_flags_t flag;
-	size_t off;             /* of the amqp_bytes_t or integer member */
+	size_t off; /* of the amqp_bytes_t or integer member */
 } prop_table[] = {
 	{ "app_id", P_STR, AMQP_BASIC_APP_ID_FLAG,
 	  offsetof(amqp_basic_properties_t, app_id) },
@@ -531,8 +546,8 @@ expiration_ok(const char *s, size_t len)
 }
 
 static int
-set_prop(struct mk_message *m, const struct prop *p, json_t *v,
-	 json_t **hdrs, bool *hdrs_set, struct mk_err *e)
+set_prop(struct mk_message *m, const struct prop *p, json_t *v, json_t **hdrs,
+	 bool *hdrs_set, struct mk_err *e)
 {
 	amqp_basic_properties_t *pr = &m->props;
 	json_int_t i;
@@ -551,8 +566,10 @@ set_prop(struct mk_message *m, const struct prop *p, json_t *v,
 		if (!json_is_string(v))
 			return bad_prop(e, p->name, "a string", v);
 		if (json_string_length(v) > SHORTSTR_MAX)
-			return bad(e, "ev_extra3 property '%s' is %zu bytes, "
-				   "over %d", p->name, json_string_length(v),
+			return bad(e,
+				   "ev_extra3 property '%s' is %zu bytes, "
+				   "over %d",
+				   p->name, json_string_length(v),
 				   SHORTSTR_MAX);
 		*(amqp_bytes_t *)((char *)pr + p->off) = jbytes(v);
 		break;
@@ -569,9 +586,11 @@ set_prop(struct mk_message *m, const struct prop *p, json_t *v,
 					 json_string_length(v))) {
 			pr->expiration = jbytes(v);
 		} else {
-			return bad_prop(e, "expiration", "milliseconds from 0 "
+			return bad_prop(e, "expiration",
+					"milliseconds from 0 "
 					"to 4294967295 (digits in a string, or "
-					"an integer)", v);
+					"an integer)",
+					v);
 		}
 		break;
 	case P_MODE:
@@ -583,15 +602,19 @@ set_prop(struct mk_message *m, const struct prop *p, json_t *v,
 	case P_PRIORITY:
 		i = json_is_integer(v) ? json_integer_value(v) : -1;
 		if (i < 0 || i > 255)
-			return bad_prop(e, "priority", "an integer from 0 to "
-					"255", v);
+			return bad_prop(e, "priority",
+					"an integer from 0 to "
+					"255",
+					v);
 		pr->priority = (uint8_t)i;
 		break;
 	case P_TIMESTAMP:
 		i = json_is_integer(v) ? json_integer_value(v) : -1;
 		if (i < 0)
-			return bad_prop(e, "timestamp", "a non-negative "
-					"integer (epoch seconds)", v);
+			return bad_prop(e, "timestamp",
+					"a non-negative "
+					"integer (epoch seconds)",
+					v);
 		pr->timestamp = (uint64_t)i;
 		break;
 	case P_HEADERS:
@@ -653,24 +676,28 @@ route(const struct mk_event *ev, const struct mk_map_ctx *ctx,
 {
 	const amqp_basic_properties_t *pr = &m->props;
 	bool has_ct = pr->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG;
-	const char *x = event_route(ctx, has_ct ? pr->content_type.bytes
-				    : NULL, pr->content_type.len);
+	const char *x = event_route(ctx, has_ct ? pr->content_type.bytes : NULL,
+				    pr->content_type.len);
 	char shown[SHOW_MAX + 16];
 
 	if (x == NULL) {
 		if (!has_ct)
-			return bad(e, "ev_extra1 (exchange) is %s and the "
+			return bad(e,
+				   "ev_extra1 (exchange) is %s and the "
 				   "event has no content type to route by",
 				   ev->extra[0] ? "empty" : "NULL");
 		quote(shown, sizeof(shown), pr->content_type.bytes,
 		      pr->content_type.len, SHOW_MAX, true);
-		return bad(e, "ev_extra1 (exchange) is %s and no route "
+		return bad(e,
+			   "ev_extra1 (exchange) is %s and no route "
 			   "matches content type \"%s\"",
 			   ev->extra[0] ? "empty" : "NULL", shown);
 	}
 	if (ctx->exchanges && !allowed(ctx, x, strlen(x)))
-		return bad(e, "routed exchange \"%s\" is not in the worker's "
-			   "exchanges list", x);
+		return bad(e,
+			   "routed exchange \"%s\" is not in the worker's "
+			   "exchanges list",
+			   x);
 	m->exchange = amqp_cstring_bytes(x);
 	return 0;
 }
@@ -680,7 +707,7 @@ event_map(const struct mk_event *ev, const struct mk_map_ctx *ctx,
 	  struct mk_message *m, struct mk_err *e)
 {
 	bool routed = (ctx->nroutes > 0 || ctx->route_default) &&
-		!present(ev->extra[0], ev->extra_len[0]);
+		      !present(ev->extra[0], ev->extra_len[0]);
 	amqp_basic_properties_t *pr = &m->props;
 	json_t *hdrs = NULL, *extra3 = NULL;
 	bool hdrs_from3 = false;
@@ -714,8 +741,10 @@ event_map(const struct mk_event *ev, const struct mk_map_ctx *ctx,
 	    !allowed(ctx, ev->extra[0], ev->extra_len[0])) {
 		quote(shown, sizeof(shown), ev->extra[0], ev->extra_len[0],
 		      SHOW_MAX, true);
-		return bad(e, "ev_extra1 (exchange) \"%s\" is not in the "
-			   "worker's exchanges list", shown);
+		return bad(e,
+			   "ev_extra1 (exchange) \"%s\" is not in the "
+			   "worker's exchanges list",
+			   shown);
 	}
 	m->exchange.bytes = (void *)ev->extra[0];
 	m->exchange.len = ev->extra_len[0];
@@ -740,8 +769,10 @@ event_map(const struct mk_event *ev, const struct mk_map_ctx *ctx,
 	}
 	if (present(ev->extra[1], ev->extra_len[1])) {
 		if (ev->extra_len[1] > SHORTSTR_MAX)
-			return bad(e, "ev_extra2 (content type) is %zu bytes, "
-				   "over %d", ev->extra_len[1], SHORTSTR_MAX);
+			return bad(e,
+				   "ev_extra2 (content type) is %zu bytes, "
+				   "over %d",
+				   ev->extra_len[1], SHORTSTR_MAX);
 		pr->_flags |= AMQP_BASIC_CONTENT_TYPE_FLAG;
 		pr->content_type.bytes = (void *)ev->extra[1];
 		pr->content_type.len = ev->extra_len[1];
@@ -754,12 +785,13 @@ event_map(const struct mk_event *ev, const struct mk_map_ctx *ctx,
 	if (present(ev->extra[2], ev->extra_len[2])) {
 		if (parse_object(m, ev, 2, &extra3, e) < 0)
 			return -1;
-		json_object_foreach(extra3, key, val) {
+		json_object_foreach(extra3, key, val)
+		{
 			for (i = 0; i < NPROPS; i++)
 				if (strcmp(key, prop_table[i].name) == 0)
 					break;
 			if (i == NPROPS)
-				continue;       /* unknown keys are ignored */
+				continue; /* unknown keys are ignored */
 			if (set_prop(m, &prop_table[i], val, &hdrs, &hdrs_from3,
 				     e) < 0)
 				return -1;
@@ -775,8 +807,10 @@ event_map(const struct mk_event *ev, const struct mk_map_ctx *ctx,
 		/* RabbitMQ would close the channel (PRECONDITION_FAILED) */
 		quote(shown, sizeof(shown), pr->user_id.bytes, pr->user_id.len,
 		      SHOW_MAX, true);
-		return bad(e, "ev_extra3 property 'user_id' must be the "
-			   "relay's RabbitMQ user, not \"%s\"", shown);
+		return bad(e,
+			   "ev_extra3 property 'user_id' must be the "
+			   "relay's RabbitMQ user, not \"%s\"",
+			   shown);
 	}
 
 	if (to_table(&c, hdrs, &pr->headers, 1, 6, true) < 0)

@@ -83,14 +83,14 @@
 /* A PgQ event as read from pgq.get_batch_events; strings are borrowed. */
 struct mk_event {
 	long long ev_id;
-	long long ev_time_us;   /* microseconds since 1970-01-01 UTC */
+	long long ev_time_us; /* microseconds since 1970-01-01 UTC */
 	long long ev_txid;
-	int ev_retry;           /* SQL NULL is 0 */
-	const char *ev_type;    /* NULL for SQL NULL; the same below */
+	int ev_retry;        /* SQL NULL is 0 */
+	const char *ev_type; /* NULL for SQL NULL; the same below */
 	size_t ev_type_len;
 	const char *ev_data;
 	size_t ev_data_len;
-	const char *extra[4];   /* ev_extra1 .. ev_extra4 */
+	const char *extra[4]; /* ev_extra1 .. ev_extra4 */
 	size_t extra_len[4];
 	/*
 	 * The octet length of ev_type, ev_data and the extras as the source
@@ -118,27 +118,27 @@ struct mk_route {
 
 /* Everything a mapping needs that is not in the event. */
 struct mk_map_ctx {
-	const char *app_id;       /* "mikkoo" */
-	const char *origin;       /* the relay host's FQDN */
-	const char *user;         /* the AMQP user, for the user_id check */
+	const char *app_id; /* "mikkoo" */
+	const char *origin; /* the relay host's FQDN */
+	const char *user;   /* the AMQP user, for the user_id check */
 	bool persistent;
-	bool allow_user_id;       /* false: user_id must equal user */
-	bool deny_cc_bcc;         /* true: CC/BCC headers are bad data */
-	char *const *exchanges;   /* allowlist, or NULL for any exchange */
+	bool allow_user_id;     /* false: user_id must equal user */
+	bool deny_cc_bcc;       /* true: CC/BCC headers are bad data */
+	char *const *exchanges; /* allowlist, or NULL for any exchange */
 	size_t nexchanges;
-	const struct mk_route *routes;  /* for events without an exchange */
+	const struct mk_route *routes; /* for events without an exchange */
 	size_t nroutes;
-	const char *route_default;      /* NULL: no default route */
-	int max_depth;            /* headers nesting (table = 1), e.g. 32 */
+	const char *route_default; /* NULL: no default route */
+	int max_depth;             /* headers nesting (table = 1), e.g. 32 */
 	/*
 	 * The user's top-level headers (ev_extra4 or ev_extra3's
 	 * "headers", a user event_id included); the automatic ones come on
 	 * top, so a message has at most max_headers + 6.
 	 */
 	int max_headers;
-	size_t max_event_bytes;   /* ev_type + ev_data + extras, as pgq.c */
-	long long sequence;       /* header "sequence" for this publish */
-	char correlation_id[37];  /* UUIDv4 text for this publish */
+	size_t max_event_bytes;  /* ev_type + ev_data + extras, as pgq.c */
+	long long sequence;      /* header "sequence" for this publish */
+	char correlation_id[37]; /* UUIDv4 text for this publish */
 };
 
 struct mk_message {
@@ -146,7 +146,7 @@ struct mk_message {
 	amqp_bytes_t routing_key;
 	amqp_bytes_t body;
 	amqp_basic_properties_t props;
-	size_t user_json_len;   /* bytes of ev_extra3 and ev_extra4: bounds
+	size_t user_json_len; /* bytes of ev_extra3 and ev_extra4: bounds
 				   what the properties can take encoded */
 	/* private */
 	amqp_pool_t pool;
@@ -172,8 +172,8 @@ void event_iso_time(long long time_us, char *buf, size_t bufsz);
  * The exchange routes send a message of content type ct (len bytes; NULL
  * for none) to: the matching route's, else route_default, else NULL.
  */
-const char *event_route(const struct mk_map_ctx *ctx, const char *ct,
-			size_t len);
+const char *
+event_route(const struct mk_map_ctx *ctx, const char *ct, size_t len);
 
 /* The event_id header of a (returned) message; -1 if absent. */
 long long event_id_of(const amqp_basic_properties_t *props);

@@ -58,8 +58,8 @@ ids_uuid4(char out[37])
 		refill();
 	b = pool + sizeof(pool) - pool_left;
 	pool_left -= 16;
-	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);   /* version 4 */
-	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);   /* variant 10xx */
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* variant 10xx */
 	for (i = 0; i < 16; i++) {
 		if (i == 4 || i == 6 || i == 8 || i == 10)
 			out[o++] = '-';

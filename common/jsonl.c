@@ -40,8 +40,7 @@ jsonl_reader_release(struct jsonl_reader *r)
 
 /* Read one line into r->buf (without "\n"); 1, 0 at EOF, -1 error. */
 static int
-read_line(struct jsonl_reader *r, size_t *len, bool *too_long,
-	  struct mk_err *e)
+read_line(struct jsonl_reader *r, size_t *len, bool *too_long, struct mk_err *e)
 {
 	size_t n = 0;
 	int c;
@@ -51,7 +50,7 @@ read_line(struct jsonl_reader *r, size_t *len, bool *too_long,
 		if (c == '\n')
 			break;
 		if (n >= r->max_line) {
-			*too_long = true;       /* keep reading: skip it */
+			*too_long = true; /* keep reading: skip it */
 			continue;
 		}
 		if (n + 1 >= r->cap) {
@@ -91,24 +90,27 @@ jsonl_read(struct jsonl_reader *r, json_t **out, struct mk_err *e)
 		if (rc <= 0)
 			return rc;
 		if (too_long)
-			return mk_err_set(e, EX_DATAERR, "%s:%ld:1: line is "
-					  "longer than %zu bytes", r->name,
-					  r->line, r->max_line);
+			return mk_err_set(e, EX_DATAERR,
+					  "%s:%ld:1: line is "
+					  "longer than %zu bytes",
+					  r->name, r->line, r->max_line);
 		for (i = 0; i < len && strchr(" \t\r", r->buf[i]); i++)
 			;
 		if (i < len)
-			break;          /* skip blank lines */
+			break; /* skip blank lines */
 	}
-	*out = json_loadb(r->buf, len, JSON_REJECT_DUPLICATES |
-			  JSON_DECODE_ANY, &jerr);
+	*out = json_loadb(r->buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+			  &jerr);
 	if (*out == NULL)
 		return mk_err_set(e, EX_DATAERR, "%s:%ld:%d: %s", r->name,
 				  r->line, jerr.column, jerr.text);
 	if (!json_is_object(*out)) {
 		json_decref(*out);
 		*out = NULL;
-		return mk_err_set(e, EX_DATAERR, "%s:%ld:1: a record must be "
-				  "a JSON object", r->name, r->line);
+		return mk_err_set(e, EX_DATAERR,
+				  "%s:%ld:1: a record must be "
+				  "a JSON object",
+				  r->name, r->line);
 	}
 	return 1;
 }
@@ -176,8 +178,8 @@ jsonl_row(const PGresult *r, int row)
 			default:
 				/* text.h: a database that is not UTF-8
 				 * may hand out any bytes */
-				j = text_json(v, (size_t)PQgetlength(r, row,
-								     c));
+				j = text_json(v,
+					      (size_t)PQgetlength(r, row, c));
 				break;
 			}
 		}

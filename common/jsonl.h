@@ -25,9 +25,9 @@
 
 struct jsonl_reader {
 	FILE *f;
-	const char *name;       /* "<stdin>" */
+	const char *name; /* "<stdin>" */
 	size_t max_line;
-	long line;              /* number of the line last read */
+	long line; /* number of the line last read */
 	char *buf;
 	size_t cap;
 };

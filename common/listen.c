@@ -10,8 +10,7 @@
 #include "listen.h"
 
 int
-listen_parse(const char *s, struct listen_addr *out, char *why,
-		   size_t whysz)
+listen_parse(const char *s, struct listen_addr *out, char *why, size_t whysz)
 {
 	struct listen_addr a;
 	const char *colon;
@@ -24,7 +23,8 @@ listen_parse(const char *s, struct listen_addr *out, char *why,
 		const char *close = strchr(s, ']');
 
 		if (close == NULL || close[1] != ':') {
-			snprintf(why, whysz, "an IPv6 address is written "
+			snprintf(why, whysz,
+				 "an IPv6 address is written "
 				 "[ADDRESS]:PORT");
 			return -1;
 		}
@@ -48,12 +48,14 @@ listen_parse(const char *s, struct listen_addr *out, char *why,
 	errno = 0;
 	port = strtol(colon + 1, &end, 10);
 	if (colon[1] == '\0' || *end || errno || port < 1 || port > 65535) {
-		snprintf(why, whysz, "the port must be a number from 1 to "
+		snprintf(why, whysz,
+			 "the port must be a number from 1 to "
 			 "65535");
 		return -1;
 	}
 	if (host[0] == '\0') {
-		snprintf(why, whysz, "no address: give one (127.0.0.1 to be "
+		snprintf(why, whysz,
+			 "no address: give one (127.0.0.1 to be "
 			 "reached from this machine only; 0.0.0.0 for every "
 			 "interface)");
 		return -1;
@@ -75,9 +77,11 @@ listen_parse(const char *s, struct listen_addr *out, char *why,
 		struct sockaddr_in *v4 = (struct sockaddr_in *)&a.ss;
 
 		if (inet_pton(AF_INET, host, &v4->sin_addr) != 1) {
-			snprintf(why, whysz, "'%s' is not an IPv4 address "
+			snprintf(why, whysz,
+				 "'%s' is not an IPv4 address "
 				 "(names other than localhost are not looked "
-				 "up; IPv6 goes in brackets)", host);
+				 "up; IPv6 goes in brackets)",
+				 host);
 			return -1;
 		}
 		v4->sin_family = AF_INET;

@@ -22,7 +22,7 @@ struct listen_addr {
  * numeric address or localhost, then a port 1-65535.  -1 with why
  * ("no port: give ADDRESS:PORT", ...) otherwise.  out may be NULL.
  */
-int listen_parse(const char *s, struct listen_addr *out, char *why,
-		 size_t whysz);
+int
+listen_parse(const char *s, struct listen_addr *out, char *why, size_t whysz);
 
 #endif

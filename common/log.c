@@ -17,10 +17,8 @@ static bool log_time;
 static char log_ctx[256];
 
 static const char *const level_names[] = {
-	[MK_LOG_FATAL] = "fatal",
-	[MK_LOG_ERROR] = "error",
-	[MK_LOG_WARNING] = "warning",
-	[MK_LOG_INFO] = "info",
+	[MK_LOG_FATAL] = "fatal",     [MK_LOG_ERROR] = "error",
+	[MK_LOG_WARNING] = "warning", [MK_LOG_INFO] = "info",
 	[MK_LOG_DEBUG] = "debug",
 };
 
@@ -64,8 +62,7 @@ log_set_context(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
-	text_escape(log_ctx, sizeof(log_ctx), raw, strlen(raw), sizeof(raw),
-		    0);
+	text_escape(log_ctx, sizeof(log_ctx), raw, strlen(raw), sizeof(raw), 0);
 }
 
 void
@@ -91,7 +88,7 @@ log_msg(enum mk_log_level level, const char *fmt, ...)
 	 */
 	n = strlen(raw);
 	if (n == sizeof(raw) - 1)
-		n = text_cut(raw, n, n - 3);    /* no partial character */
+		n = text_cut(raw, n, n - 3); /* no partial character */
 	text_escape(msg, sizeof(msg), raw, n, n, 0);
 	n = 0;
 

@@ -31,8 +31,8 @@ void log_set_level(enum mk_log_level level);
 enum mk_log_level log_get_level(void);
 void log_set_time(bool on);
 /* Context printed after the level, e.g. "queue 'orders'"; NULL clears. */
-void log_set_context(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
+void
+log_set_context(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 void log_msg(enum mk_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -41,9 +41,9 @@ void log_msg(enum mk_log_level level, const char *fmt, ...)
 #define log_error(...) log_msg(MK_LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(MK_LOG_WARNING, __VA_ARGS__)
 #define log_info(...) log_msg(MK_LOG_INFO, __VA_ARGS__)
-#define log_debug(...) \
-	do { \
-		if (log_get_level() >= MK_LOG_DEBUG) \
+#define log_debug(...)                                      \
+	do {                                                \
+		if (log_get_level() >= MK_LOG_DEBUG)        \
 			log_msg(MK_LOG_DEBUG, __VA_ARGS__); \
 	} while (0)
 

@@ -35,8 +35,9 @@ reply_error(struct mqchan *c, amqp_rpc_reply_t r, const char *what,
 
 	if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
 	    r.reply.id == AMQP_CHANNEL_CLOSE_METHOD)
-		missing = ((amqp_channel_close_t *)r.reply.decoded)
-			->reply_code == 404;
+		missing =
+			((amqp_channel_close_t *)r.reply.decoded)->reply_code ==
+			404;
 	if (r.reply_type != AMQP_RESPONSE_NORMAL)
 		c->open = false;
 	broker_rpc_error(c->b, r, CH, what, e);
@@ -82,8 +83,8 @@ mqchan_count(struct mqchan *c, const char *queue, uint32_t *ready,
 
 	if (mqchan_open(c, c->b, e) < 0)
 		return -1;
-	ok = amqp_queue_declare(c->conn, CH, amqp_cstring_bytes(queue), 1, 0,
-				0, 0, amqp_empty_table);
+	ok = amqp_queue_declare(c->conn, CH, amqp_cstring_bytes(queue), 1, 0, 0,
+				0, amqp_empty_table);
 	r = amqp_get_rpc_reply(c->conn);
 	if (ok == NULL || r.reply_type != AMQP_RESPONSE_NORMAL)
 		return reply_error(c, r, "checking the queue", "queue", queue,
@@ -165,8 +166,8 @@ mqchan_get(struct mqchan *c, const char *queue, struct mq_msg *m,
 				   e);
 	}
 	m->has_msg = true;
-	m->handed_back = m->redelivered &&
-		has_delivery_count(&m->msg.properties);
+	m->handed_back =
+		m->redelivered && has_delivery_count(&m->msg.properties);
 	c->last_handed_back = m->handed_back;
 	return 1;
 }
@@ -203,8 +204,10 @@ mqchan_ack(struct mqchan *c, uint64_t tag, struct mk_err *e)
 {
 	if (amqp_basic_ack(broker_conn(c->b), CH, tag, 0) != AMQP_STATUS_OK) {
 		broker_note_lost(c->b);
-		return mk_err_set(e, EX_UNAVAILABLE, "RabbitMQ '%s': cannot "
-				  "acknowledge", broker_display(c->b));
+		return mk_err_set(e, EX_UNAVAILABLE,
+				  "RabbitMQ '%s': cannot "
+				  "acknowledge",
+				  broker_display(c->b));
 	}
 	return 0;
 }
@@ -226,8 +229,8 @@ mqchan_tap(struct mqchan *c, const char *exchange, char *const *keys,
 				amqp_empty_table);
 	r = amqp_get_rpc_reply(c->conn);
 	if (ok == NULL || r.reply_type != AMQP_RESPONSE_NORMAL)
-		return reply_error(c, r, "declaring the tap queue", "queue",
-				   "", e);
+		return reply_error(c, r, "declaring the tap queue", "queue", "",
+				   e);
 	snprintf(qname, qsz, "%.*s", (int)ok->queue.len,
 		 (const char *)ok->queue.bytes);
 	q = amqp_cstring_bytes(qname);
@@ -283,7 +286,8 @@ other_frame(struct mqchan *c, struct mk_err *e)
 		if (f.channel != CH)
 			return 0;
 		c->open = false;
-		return mk_err_set(e, EX_UNAVAILABLE, "RabbitMQ '%s': channel "
+		return mk_err_set(e, EX_UNAVAILABLE,
+				  "RabbitMQ '%s': channel "
 				  "closed by RabbitMQ: %s",
 				  broker_display(c->b), txt);
 	}
@@ -299,12 +303,14 @@ other_frame(struct mqchan *c, struct mk_err *e)
 		c->open = false;
 		if (cl->reply_code == 320 || cl->reply_code == 541)
 			broker_note_lost(c->b);
-		return mk_err_set(e, EX_UNAVAILABLE, "connection closed by "
-				  "RabbitMQ '%s': %s", broker_display(c->b),
-				  txt);
+		return mk_err_set(e, EX_UNAVAILABLE,
+				  "connection closed by "
+				  "RabbitMQ '%s': %s",
+				  broker_display(c->b), txt);
 	}
 	case AMQP_BASIC_CANCEL_METHOD:
-		return mk_err_set(e, EX_UNAVAILABLE, "RabbitMQ '%s' cancelled "
+		return mk_err_set(e, EX_UNAVAILABLE,
+				  "RabbitMQ '%s' cancelled "
 				  "the tap (was its queue deleted?)",
 				  broker_display(c->b));
 	default:
@@ -330,11 +336,12 @@ mqchan_next(struct mqchan *c, int ms, struct mq_msg *m, struct mk_err *e)
 		return other_frame(c, e) < 0 ? -1 : 0;
 	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
 		broker_note_lost(c->b);
-		return mk_err_set(e, EX_UNAVAILABLE, "RabbitMQ '%s': %s",
-				  broker_display(c->b), r.reply_type ==
-				  AMQP_RESPONSE_LIBRARY_EXCEPTION
-				  ? amqp_error_string2(r.library_error)
-				  : "unexpected reply while consuming");
+		return mk_err_set(
+			e, EX_UNAVAILABLE, "RabbitMQ '%s': %s",
+			broker_display(c->b),
+			r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
+				? amqp_error_string2(r.library_error)
+				: "unexpected reply while consuming");
 	}
 	m->tag = env.delivery_tag;
 	m->redelivered = env.redelivered;

@@ -35,7 +35,7 @@ struct mqchan {
 	struct broker *b;
 	amqp_connection_state_t conn;
 	bool open;
-	bool last_handed_back;  /* the last message got was a quorum
+	bool last_handed_back; /* the last message got was a quorum
 				   queue's handed back one */
 };
 
@@ -43,11 +43,11 @@ struct mqchan {
 struct mq_msg {
 	uint64_t tag;
 	bool redelivered;
-	amqp_bytes_t exchange;          /* copies (malloc) */
+	amqp_bytes_t exchange; /* copies (malloc) */
 	amqp_bytes_t routing_key;
-	amqp_message_t msg;             /* owns its pool and body */
+	amqp_message_t msg; /* owns its pool and body */
 	bool has_msg;
-	bool handed_back;               /* redelivered, with the
+	bool handed_back; /* redelivered, with the
 					   x-delivery-count of a quorum
 					   queue */
 };
@@ -68,8 +68,7 @@ int mqchan_count(struct mqchan *c, const char *queue, uint32_t *ready,
  * after a close, e.g. for a quorum queue, which takes a moment to return
  * them.  Gives up quietly when the time is over.
  */
-void mqchan_wait_ready(struct mqchan *c, const char *queue, uint32_t n,
-		       int ms);
+void mqchan_wait_ready(struct mqchan *c, const char *queue, uint32_t n, int ms);
 
 /* basic.get without ack: 1 with *m filled, 0 when the queue is empty. */
 int mqchan_get(struct mqchan *c, const char *queue, struct mq_msg *m,
@@ -99,7 +98,6 @@ int mqchan_tap(struct mqchan *c, const char *exchange, char *const *keys,
 	       struct mk_err *e);
 
 /* The next message of the tap: 1, 0 when none came within ms, -1. */
-int mqchan_next(struct mqchan *c, int ms, struct mq_msg *m,
-		struct mk_err *e);
+int mqchan_next(struct mqchan *c, int ms, struct mq_msg *m, struct mk_err *e);
 
 #endif

@@ -22,7 +22,8 @@ nodes_connect(const struct mk_amqp_node *nodes, size_t n, size_t first,
 
 	*out = NULL;
 	if (n == 0)
-		return mk_err_set(e, EX_SOFTWARE, "no RabbitMQ node to "
+		return mk_err_set(e, EX_SOFTWARE,
+				  "no RabbitMQ node to "
 				  "connect to");
 	mk_err_clear(&last);
 	for (k = 0; k < n; k++) {

@@ -37,17 +37,26 @@ static int
 connect_code(const char *msg)
 {
 	static const char *const perm[] = {
-		"authentication failed", "no pg_hba.conf entry",
-		"does not exist", "permission denied", "password is required",
+		"authentication failed",
+		"no pg_hba.conf entry",
+		"does not exist",
+		"permission denied",
+		"password is required",
 		"not permitted to log in",
 		/* TLS: a server we must not talk to */
-		"certificate verify failed", "does not match host name",
-		"server certificate", NULL,
+		"certificate verify failed",
+		"does not match host name",
+		"server certificate",
+		NULL,
 	};
 	static const char *const conf[] = {
-		"invalid connection option", "invalid URI",
-		"missing \"=\"", "invalid integer value",
-		"invalid sslmode value", "unterminated quoted string", NULL,
+		"invalid connection option",
+		"invalid URI",
+		"missing \"=\"",
+		"invalid integer value",
+		"invalid sslmode value",
+		"unterminated quoted string",
+		NULL,
 	};
 	size_t i;
 
@@ -68,10 +77,15 @@ static bool
 unreachable(const char *msg)
 {
 	static const char *const net[] = {
-		"Connection refused", "could not translate host name",
-		"timeout expired", "No route to host", "Network is unreachable",
+		"Connection refused",
+		"could not translate host name",
+		"timeout expired",
+		"No route to host",
+		"Network is unreachable",
 		"server closed the connection unexpectedly",
-		"Connection reset by peer", "could not connect", NULL,
+		"Connection reset by peer",
+		"could not connect",
+		NULL,
 	};
 	size_t i;
 
@@ -135,8 +149,10 @@ connect_sqlstate(const char *const *keys, const char *const *vals,
 	PQsetErrorVerbosity(c, PQERRORS_VERBOSE);
 	while (PQstatus(c) != CONNECTION_BAD && st != PGRES_POLLING_OK &&
 	       st != PGRES_POLLING_FAILED) {
-		struct pollfd pfd = { PQsocket(c), st == PGRES_POLLING_READING
-				      ? POLLIN : POLLOUT, 0 };
+		struct pollfd pfd = { PQsocket(c),
+				      st == PGRES_POLLING_READING ? POLLIN
+								  : POLLOUT,
+				      0 };
 		double left = end - now_mono();
 
 		if (left <= 0 || pfd.fd < 0 ||
@@ -179,9 +195,15 @@ pg_connect(PGconn **out, const char *url, const char *display,
 	 * override the ones before it, so a user's own setting wins.
 	 */
 	static const char *const keys[] = {
-		"application_name", "connect_timeout", "keepalives",
-		"keepalives_idle", "keepalives_interval", "keepalives_count",
-		"tcp_user_timeout", "dbname", NULL,
+		"application_name",
+		"connect_timeout",
+		"keepalives",
+		"keepalives_idle",
+		"keepalives_interval",
+		"keepalives_count",
+		"tcp_user_timeout",
+		"dbname",
+		NULL,
 	};
 	char ctimeout[16], buf[512];
 	const char *vals[9];
@@ -202,8 +224,10 @@ pg_connect(PGconn **out, const char *url, const char *display,
 	vals[8] = NULL;
 	c = PQconnectdbParams(keys, vals, 1);
 	if (c == NULL)
-		return mk_err_set(e, EX_OSERR, "cannot connect to '%s': out of "
-				  "memory", display);
+		return mk_err_set(e, EX_OSERR,
+				  "cannot connect to '%s': out of "
+				  "memory",
+				  display);
 	if (PQstatus(c) != CONNECTION_OK) {
 		char state[6];
 
@@ -213,8 +237,10 @@ pg_connect(PGconn **out, const char *url, const char *display,
 		if (code == EX_UNAVAILABLE && !unreachable(buf) &&
 		    connect_sqlstate(keys, vals, timeout, state))
 			code = pg_sqlstate_code(state);
-		return mk_err_set(e, code, "cannot connect to PostgreSQL '%s': "
-				  "%s", display, buf);
+		return mk_err_set(e, code,
+				  "cannot connect to PostgreSQL '%s': "
+				  "%s",
+				  display, buf);
 	}
 	PQsetNoticeReceiver(c, notice, NULL);
 	*out = c;
@@ -243,8 +269,8 @@ pg_code(const PGconn *c, const PGresult *r)
 const char *
 pg_message(const PGconn *c, const PGresult *r, char *buf, size_t sz)
 {
-	const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
-			    : NULL;
+	const char *msg =
+		r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 
 	if (msg == NULL)
 		msg = c ? PQerrorMessage(c) : "no connection";
@@ -293,8 +319,7 @@ pg_command(PGconn *c, const char *sql, const char *what, struct mk_err *e)
 
 int
 pg_value(PGconn *c, const char *sql, int n, const char *const *vals,
-	 const char *what, PGresult **keep, const char **val,
-	 struct mk_err *e)
+	 const char *what, PGresult **keep, const char **val, struct mk_err *e)
 {
 	PGresult *r = pg_exec(c, sql, n, vals, what, e);
 
@@ -307,8 +332,10 @@ pg_value(PGconn *c, const char *sql, int n, const char *const *vals,
 
 		PQclear(r);
 		*keep = NULL;
-		return mk_err_set(e, EX_SOFTWARE, "%s: expected one row, got "
-				  "%d", what, rows);
+		return mk_err_set(e, EX_SOFTWARE,
+				  "%s: expected one row, got "
+				  "%d",
+				  what, rows);
 	}
 	if (!PQgetisnull(r, 0, 0))
 		*val = PQgetvalue(r, 0, 0);
@@ -317,8 +344,8 @@ pg_value(PGconn *c, const char *sql, int n, const char *const *vals,
 
 int
 pg_stream(PGconn *c, const char *sql, int n, const char *const *vals,
-	  const char *what, int (*row)(void *arg, const PGresult *r),
-	  void *arg, struct mk_err *e)
+	  const char *what, int (*row)(void *arg, const PGresult *r), void *arg,
+	  struct mk_err *e)
 {
 	PGresult *r;
 	int rc = 0;
@@ -330,21 +357,25 @@ pg_stream(PGconn *c, const char *sql, int n, const char *const *vals,
 	if (!PQsetSingleRowMode(c)) {
 		while ((r = PQgetResult(c)) != NULL)
 			PQclear(r);
-		return mk_err_set(e, EX_SOFTWARE, "%s: cannot read the rows "
-				  "one by one", what);
+		return mk_err_set(e, EX_SOFTWARE,
+				  "%s: cannot read the rows "
+				  "one by one",
+				  what);
 	}
 	while ((r = PQgetResult(c)) != NULL) {
 		ExecStatusType st = PQresultStatus(r);
 
 		if (st == PGRES_TUPLES_OK && PQntuples(r) > 0 && rc == 0)
-			rc = mk_err_set(e, EX_SOFTWARE, "%s: rows not read one "
-					"by one", what);
+			rc = mk_err_set(e, EX_SOFTWARE,
+					"%s: rows not read one "
+					"by one",
+					what);
 		else if (st == PGRES_SINGLE_TUPLE && rc == 0)
 			rc = row(arg, r);
 		else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK &&
 			 rc == 0) {
 			rc = pg_error(c, r, what, e);
-			continue;       /* cleared */
+			continue; /* cleared */
 		}
 		PQclear(r);
 	}
@@ -362,8 +393,7 @@ pg_check_schema(PGconn *c, const char *display, struct mk_err *e)
 		" coalesce((SELECT pg_catalog.has_schema_privilege(oid, 'USAGE')"
 		"  FROM pg_catalog.pg_namespace WHERE nspname = 'mikkoo'),"
 		"  false)";
-	PGresult *r = pg_exec(c, sql, 0, NULL, "checking the mikkoo schema",
-			      e);
+	PGresult *r = pg_exec(c, sql, 0, NULL, "checking the mikkoo schema", e);
 	bool exists, usable;
 
 	if (r == NULL)
@@ -372,13 +402,17 @@ pg_check_schema(PGconn *c, const char *display, struct mk_err *e)
 	usable = PQgetvalue(r, 0, 1)[0] == 't';
 	PQclear(r);
 	if (!exists)
-		return mk_err_set(e, EX_CONFIG, "table mikkoo.dead_letter does "
+		return mk_err_set(e, EX_CONFIG,
+				  "table mikkoo.dead_letter does "
 				  "not exist in '%s': install mikkoo.sql first "
-				  "(psql -f mikkoo.sql)", display);
+				  "(psql -f mikkoo.sql)",
+				  display);
 	if (!usable)
-		return mk_err_set(e, EX_NOPERM, "'%s': permission denied for "
+		return mk_err_set(e, EX_NOPERM,
+				  "'%s': permission denied for "
 				  "schema mikkoo: grant USAGE on it (see "
-				  "mikkoo.sql)", display);
+				  "mikkoo.sql)",
+				  display);
 	return pg_check_schema_version(c, display, e);
 }
 
@@ -387,8 +421,8 @@ static int
 version_cmp(const char *a, const char *b)
 {
 	while (*a || *b) {
-		long x = strtol(a, (char **)&a, 10), y = strtol(b, (char **)&b,
-								10);
+		long x = strtol(a, (char **)&a, 10),
+		     y = strtol(b, (char **)&b, 10);
 
 		if (x != y)
 			return x < y ? -1 : 1;
@@ -407,9 +441,10 @@ int
 pg_check_schema_version(PGconn *c, const char *display, struct mk_err *e)
 {
 	/* mikkoo.version() came with 0.2.0: its absence says "older" */
-	PGresult *r = pg_exec(c, "SELECT pg_catalog.to_regprocedure("
-			      "'mikkoo.version()') IS NOT NULL", 0, NULL,
-			      "looking for mikkoo.version()", e);
+	PGresult *r = pg_exec(c,
+			      "SELECT pg_catalog.to_regprocedure("
+			      "'mikkoo.version()') IS NOT NULL",
+			      0, NULL, "looking for mikkoo.version()", e);
 	char have[32] = "older than 0.2.0";
 	bool known;
 
@@ -428,9 +463,11 @@ pg_check_schema_version(PGconn *c, const char *display, struct mk_err *e)
 	if (isdigit((unsigned char)have[0]) &&
 	    version_cmp(have, MIKKOO_SCHEMA_NEEDED) >= 0)
 		return 0;
-	return mk_err_set(e, EX_CONFIG, "the mikkoo schema in '%s' is %s; "
+	return mk_err_set(e, EX_CONFIG,
+			  "the mikkoo schema in '%s' is %s; "
 			  "this program needs %s: upgrade it in place by "
 			  "installing mikkoo.sql again (psql -v "
 			  "ON_ERROR_STOP=1 -f mikkoo.sql, as a superuser; "
-			  "see mikkoo(7))", display, have, MIKKOO_SCHEMA_NEEDED);
+			  "see mikkoo(7))",
+			  display, have, MIKKOO_SCHEMA_NEEDED);
 }

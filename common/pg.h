@@ -44,31 +44,29 @@ bool pg_alive(const PGconn *c);
 int pg_code(const PGconn *c, const PGresult *r);
 
 /* The server's primary message for r, else libpq's, on one line. */
-const char *pg_message(const PGconn *c, const PGresult *r, char *buf,
-		       size_t sz);
+const char *
+pg_message(const PGconn *c, const PGresult *r, char *buf, size_t sz);
 
 /*
  * Fill e with pg_code and "WHAT: message (SQLSTATE xxxxx)", PQclear(r),
  * return -1.
  */
-int pg_error(const PGconn *c, PGresult *r, const char *what,
-	     struct mk_err *e);
+int pg_error(const PGconn *c, PGresult *r, const char *what, struct mk_err *e);
 
 /* Run sql; the result (tuples or command OK) or NULL with e filled. */
-PGresult *pg_exec(PGconn *c, const char *sql, int n,
-		  const char *const *vals, const char *what, struct mk_err *e);
+PGresult *pg_exec(PGconn *c, const char *sql, int n, const char *const *vals,
+		  const char *what, struct mk_err *e);
 
 /* The same for a statement whose result is not needed. */
-int pg_command(PGconn *c, const char *sql, const char *what,
-	       struct mk_err *e);
+int pg_command(PGconn *c, const char *sql, const char *what, struct mk_err *e);
 
 /*
  * A one-row, one-value query: *val (NULL for SQL NULL) is borrowed from
  * *keep, which the caller PQclears.  Another row count is EX_SOFTWARE.
  */
-int pg_value(PGconn *c, const char *sql, int n, const char *const *vals,
-	     const char *what, PGresult **keep, const char **val,
-	     struct mk_err *e);
+int
+pg_value(PGconn *c, const char *sql, int n, const char *const *vals,
+	 const char *what, PGresult **keep, const char **val, struct mk_err *e);
 
 /*
  * Stream the rows of sql one at a time (single-row mode: memory is one
@@ -93,8 +91,7 @@ int pg_check_schema(PGconn *c, const char *display, struct mk_err *e);
  * does this too.
  */
 #define MIKKOO_SCHEMA_NEEDED "0.2.0"
-int pg_check_schema_version(PGconn *c, const char *display,
-			    struct mk_err *e);
+int pg_check_schema_version(PGconn *c, const char *display, struct mk_err *e);
 
 /*
  * A failed connection's SQLSTATE, from a message written with verbose

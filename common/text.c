@@ -53,11 +53,11 @@ decode(const unsigned char *p, size_t len)
 		return (uint32_t)(p[0] & 0x1f) << 6 | (p[1] & 0x3f);
 	case 3:
 		return (uint32_t)(p[0] & 0x0f) << 12 |
-			(uint32_t)(p[1] & 0x3f) << 6 | (p[2] & 0x3f);
+		       (uint32_t)(p[1] & 0x3f) << 6 | (p[2] & 0x3f);
 	default:
 		return (uint32_t)(p[0] & 0x07) << 18 |
-			(uint32_t)(p[1] & 0x3f) << 12 |
-			(uint32_t)(p[2] & 0x3f) << 6 | (p[3] & 0x3f);
+		       (uint32_t)(p[1] & 0x3f) << 12 |
+		       (uint32_t)(p[2] & 0x3f) << 6 | (p[3] & 0x3f);
 	}
 }
 
@@ -83,10 +83,9 @@ text_utf8_ok(const void *s, size_t n)
 bool
 text_unsafe(uint32_t cp)
 {
-	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) ||
-		cp == 0x061c || cp == 0x200e || cp == 0x200f ||
-		(cp >= 0x2028 && cp <= 0x202e) ||
-		(cp >= 0x2066 && cp <= 0x2069);
+	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x061c ||
+	       cp == 0x200e || cp == 0x200f || (cp >= 0x2028 && cp <= 0x202e) ||
+	       (cp >= 0x2066 && cp <= 0x2069);
 }
 
 bool
@@ -140,8 +139,8 @@ text_copy(char *dst, size_t dstsz, const char *src)
 }
 
 char *
-text_escape(char *dst, size_t dstsz, const void *src, size_t len,
-	    size_t max_in, unsigned flags)
+text_escape(char *dst, size_t dstsz, const void *src, size_t len, size_t max_in,
+	    unsigned flags)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = src;
@@ -164,9 +163,11 @@ text_escape(char *dst, size_t dstsz, const void *src, size_t len,
 			n = 1;
 		} else if (p[i] == '\n' || p[i] == '\r' || p[i] == '\t') {
 			unit[u++] = '\\';
-			unit[u++] = p[i] == '\n' ? 'n' : p[i] == '\r' ? 'r' : 't';
-		} else if ((flags & TEXT_QUOTE) && (p[i] == '"' ||
-						    p[i] == '\\')) {
+			unit[u++] = p[i] == '\n'   ? 'n'
+				    : p[i] == '\r' ? 'r'
+						   : 't';
+		} else if ((flags & TEXT_QUOTE) &&
+			   (p[i] == '"' || p[i] == '\\')) {
 			unit[u++] = '\\';
 			unit[u++] = (char)p[i];
 		} else {

@@ -27,14 +27,16 @@ tool_setup(struct tool_conn *t, struct mk_err *e)
 	if (t->worker) {
 		t->w = config_worker(&t->cfg, t->worker);
 		if (t->w == NULL)
-			return mk_err_set(e, EX_CONFIG, "no worker '%s' in '%s'",
-					  t->worker, t->config);
+			return mk_err_set(e, EX_CONFIG,
+					  "no worker '%s' in '%s'", t->worker,
+					  t->config);
 	} else if (t->cfg.nworkers == 1) {
 		t->w = &t->cfg.workers[0];
 	} else {
-		return mk_err_set(e, EX_USAGE, "'%s' has %zu workers: choose "
-				  "one with -w QUEUE", t->config,
-				  t->cfg.nworkers);
+		return mk_err_set(e, EX_USAGE,
+				  "'%s' has %zu workers: choose "
+				  "one with -w QUEUE",
+				  t->config, t->cfg.nworkers);
 	}
 	return 0;
 }
@@ -76,7 +78,7 @@ tool_pg(struct tool_conn *t, PGconn **c, struct mk_err *e)
 	if (url == NULL)
 		url = getenv("MIKKOO_POSTGRES_URL");
 	if (url == NULL)
-		url = "";       /* libpq's environment and defaults */
+		url = ""; /* libpq's environment and defaults */
 	display = url_mask(url);
 	if (display == NULL)
 		return mk_err_set(e, EX_OSERR, "out of memory");
@@ -84,8 +86,8 @@ tool_pg(struct tool_conn *t, PGconn **c, struct mk_err *e)
 		log_warn("a password given with -d is visible to every user "
 			 "of this machine (ps): prefer ~/.pgpass, PGPASSWORD "
 			 "or MIKKOO_POSTGRES_URL");
-	rc = pg_connect(c, url, url[0] ? display : "(libpq defaults)",
-			 t->prog, 10, e);
+	rc = pg_connect(c, url, url[0] ? display : "(libpq defaults)", t->prog,
+			10, e);
 	free(display);
 	return rc;
 }
@@ -111,7 +113,7 @@ env_nodes(const char *env, struct mk_amqp_node **out, size_t *n,
 	const char *p = env;
 	size_t cap = 0, i = 0;
 
-	for (p = env; *p; ) {
+	for (p = env; *p;) {
 		p += strspn(p, " \t\n");
 		if (*p)
 			cap++;
@@ -120,8 +122,10 @@ env_nodes(const char *env, struct mk_amqp_node **out, size_t *n,
 	if (cap == 0)
 		return mk_err_set(e, EX_USAGE, "MIKKOO_RABBITMQ_URL is empty");
 	if (cap > CONFIG_MAX_NODES)
-		return mk_err_set(e, EX_USAGE, "MIKKOO_RABBITMQ_URL lists %zu "
-				  "nodes: at most %d", cap, CONFIG_MAX_NODES);
+		return mk_err_set(e, EX_USAGE,
+				  "MIKKOO_RABBITMQ_URL lists %zu "
+				  "nodes: at most %d",
+				  cap, CONFIG_MAX_NODES);
 	nodes = calloc(cap, sizeof(*nodes));
 	if (nodes == NULL)
 		return mk_err_set(e, EX_OSERR, "out of memory");
@@ -173,7 +177,8 @@ tool_amqp_nodes(struct tool_conn *t, struct mk_amqp_node **out, size_t *n,
 	*n = 0;
 	if (t->w == NULL) {
 		if (env == NULL)
-			return mk_err_set(e, EX_USAGE, "no RabbitMQ to connect "
+			return mk_err_set(e, EX_USAGE,
+					  "no RabbitMQ to connect "
 					  "to: use -c FILE or set "
 					  "MIKKOO_RABBITMQ_URL");
 		return env_nodes(env, out, n, e);
@@ -185,7 +190,7 @@ tool_amqp_nodes(struct tool_conn *t, struct mk_amqp_node **out, size_t *n,
 	for (i = 0; i < t->w->nnodes; i++) {
 		if (url_amqp_copy(&nodes[i].url, &t->w->nodes[i].url) < 0 ||
 		    (nodes[i].display = strdup(t->w->nodes[i].display)) ==
-		    NULL) {
+			    NULL) {
 			tool_nodes_free(nodes, i + 1);
 			return mk_err_set(e, EX_OSERR, "out of memory");
 		}
@@ -231,8 +236,8 @@ tool_mq_open(struct tool_conn *t, const char *name, struct tool_mq *m,
 	m->name = name;
 	if (tool_amqp_nodes(t, &m->nodes, &m->n, e) < 0)
 		return -1;
-	if (nodes_connect(m->nodes, m->n, 0, name, &m->b, &m->node,
-			  node_failed, NULL, e) < 0)
+	if (nodes_connect(m->nodes, m->n, 0, name, &m->b, &m->node, node_failed,
+			  NULL, e) < 0)
 		return -1;
 	if (m->n > 1)
 		log_info("connected to RabbitMQ '%s' (node %zu of %zu)",
@@ -247,20 +252,20 @@ tool_mq_lost(const struct tool_mq *m)
 }
 
 int
-tool_mq_move(struct tool_mq *m, const struct mk_err *why_in,
-	     struct mk_err *e)
+tool_mq_move(struct tool_mq *m, const struct mk_err *why_in, struct mk_err *e)
 {
 	size_t lost = m->node;
-	struct mk_err why = *why_in;    /* e may be why_in */
+	struct mk_err why = *why_in; /* e may be why_in */
 	double pause;
 	struct timespec ts;
 
 	broker_abort(m->b);
 	m->b = NULL;
 	if (++m->moves > TOOL_MQ_MOVES)
-		return mk_err_set(e, EX_UNAVAILABLE, "%s (RabbitMQ lost %d "
-				  "times in this run: giving up)", why.msg,
-				  TOOL_MQ_MOVES);
+		return mk_err_set(e, EX_UNAVAILABLE,
+				  "%s (RabbitMQ lost %d "
+				  "times in this run: giving up)",
+				  why.msg, TOOL_MQ_MOVES);
 	/* 0.25 s, then 0.5, 1, 2 s: a quorum queue elects a new leader */
 	pause = 0.25 * (double)(1 << (m->moves < 4 ? m->moves - 1 : 3));
 	ts.tv_sec = (time_t)pause;

@@ -25,12 +25,17 @@
 #include "url.h"
 
 /* The connection options, rows of each tool's cli_opt table. */
-#define TOOL_CONN_OPTS \
-	{ 'd', "dbname", "URL", "PostgreSQL URL or conninfo (default: from " \
+#define TOOL_CONN_OPTS                                              \
+	{ 'd', "dbname", "URL",                                     \
+	  "PostgreSQL URL or conninfo (default: from "              \
 	  "-c,\n$MIKKOO_POSTGRES_URL, or libpq's PG* variables)" }, \
-	{ 'c', "config", "FILE", "take connections from mikkoo-relay's " \
-	  "config" }, \
-	{ 'w', "worker", "QUEUE", "which worker of that config (if several)" }
+		{ 'c', "config", "FILE",                            \
+		  "take connections from mikkoo-relay's "           \
+		  "config" },                                       \
+	{                                                           \
+		'w', "worker", "QUEUE",                             \
+			"which worker of that config (if several)"  \
+	}
 
 /* The values of TOOL_CONN_OPTS: true when opt was one of them. */
 struct tool_conn;
@@ -42,7 +47,7 @@ struct tool_conn {
 	const char *config;
 	const char *worker;
 	struct mk_config cfg;
-	const struct mk_worker_config *w;       /* NULL without -c */
+	const struct mk_worker_config *w; /* NULL without -c */
 };
 
 /* Load -c if given and pick the worker. */
@@ -58,8 +63,8 @@ int tool_pg(struct tool_conn *t, PGconn **c, struct mk_err *e);
  * URL, or several separated by white space; heartbeat 30 s and timeout
  * 10 s unless a URL says otherwise).
  */
-int tool_amqp_nodes(struct tool_conn *t, struct mk_amqp_node **nodes,
-		    size_t *n, struct mk_err *e);
+int tool_amqp_nodes(struct tool_conn *t, struct mk_amqp_node **nodes, size_t *n,
+		    struct mk_err *e);
 void tool_nodes_free(struct mk_amqp_node *nodes, size_t n);
 
 /*
@@ -77,9 +82,9 @@ void tool_nodes_free(struct mk_amqp_node *nodes, size_t n);
 struct tool_mq {
 	struct mk_amqp_node *nodes;
 	size_t n;
-	size_t node;            /* in use (or last) */
-	const char *name;       /* connection name */
-	struct broker *b;       /* NULL after a failed move */
+	size_t node;      /* in use (or last) */
+	const char *name; /* connection name */
+	struct broker *b; /* NULL after a failed move */
 	int moves;
 };
 
@@ -91,8 +96,7 @@ bool tool_mq_lost(const struct tool_mq *m);
  * The connection was lost (why says how): move.  0 with m->b the new
  * connection; -1 with e when no node answered or the moves ran out.
  */
-int tool_mq_move(struct tool_mq *m, const struct mk_err *why,
-		 struct mk_err *e);
+int tool_mq_move(struct tool_mq *m, const struct mk_err *why, struct mk_err *e);
 void tool_mq_close(struct tool_mq *m);
 
 /*

@@ -70,7 +70,7 @@ sb_add(struct sbuf *b, const char *s, size_t n)
 		if (p == NULL) {
 			free(b->p);
 			b->p = NULL;
-			b->cap = 1;     /* remember the failure */
+			b->cap = 1; /* remember the failure */
 			return;
 		}
 		b->p = p;
@@ -95,8 +95,9 @@ mask_pairs(struct sbuf *b, const char *s, size_t n, bool query)
 	size_t i = 0;
 
 	while (i < n) {
-		bool at_start = i == 0 || (query ? (s[i - 1] == '?' ||
-			s[i - 1] == '&') : isspace((unsigned char)s[i - 1]));
+		bool at_start =
+			i == 0 || (query ? (s[i - 1] == '?' || s[i - 1] == '&')
+					 : isspace((unsigned char)s[i - 1]));
 		size_t j = i + sizeof(key) - 1;
 
 		if (at_start && n - i >= sizeof(key) - 1 &&
@@ -119,9 +120,11 @@ mask_pairs(struct sbuf *b, const char *s, size_t n, bool query)
 					if (j < n)
 						j++;
 				} else {
-					while (j < n && (query ? s[j] != '&' &&
-						s[j] != '#' : !isspace(
-						(unsigned char)s[j])))
+					while (j < n &&
+					       (query ? s[j] != '&' &&
+								s[j] != '#'
+						      : !isspace((unsigned char)
+									 s[j])))
 						j++;
 				}
 				i = j;
@@ -179,7 +182,7 @@ mask(const char *s, bool conninfo)
 		mask_pairs(&t, at, strlen(at), false);
 		if (t.p != NULL)
 			mask_pairs(&b, t.p, t.len, true);
-		if (t.p == NULL || b.p == NULL) {     /* out of memory */
+		if (t.p == NULL || b.p == NULL) { /* out of memory */
 			free(t.p);
 			free(b.p);
 			return NULL;
@@ -258,8 +261,7 @@ url_mask_strict_to(char *buf, size_t sz, const char *s)
 }
 
 static int
-fail(struct mk_amqp_url *u, struct mk_err *e, const char *s,
-     const char *why)
+fail(struct mk_amqp_url *u, struct mk_err *e, const char *s, const char *why)
 {
 	char *m = url_mask_strict(s);
 
@@ -318,8 +320,8 @@ parse_query(struct mk_amqp_url *u, const char *q, const char *s,
 			char *end;
 
 			u->timeout = strtod(v, &end);
-			bad = end == v || *end || !(u->timeout > 0 &&
-						   u->timeout <= 3600);
+			bad = end == v || *end ||
+			      !(u->timeout > 0 && u->timeout <= 3600);
 		} else if (strcmp(k, "frame_max") == 0) {
 			bad = parse_int(v, 4096, 2147483647, &u->frame_max);
 		} else if (strcmp(k, "channel_max") == 0) {
@@ -355,15 +357,19 @@ parse_query(struct mk_amqp_url *u, const char *q, const char *s,
 			char name[41];
 
 			url_mask_strict_to(name, sizeof(name), k);
-			snprintf(why, sizeof(why), "unknown query parameter "
-				 "'%s'", name);
+			snprintf(why, sizeof(why),
+				 "unknown query parameter "
+				 "'%s'",
+				 name);
 			free(k);
 			free(v);
 			return fail(u, e, s, why);
 		}
 		if (bad) {
-			snprintf(why, sizeof(why), "bad value for query "
-				 "parameter '%s'", k);
+			snprintf(why, sizeof(why),
+				 "bad value for query "
+				 "parameter '%s'",
+				 k);
 			free(k);
 			free(v);
 			return fail(u, e, s, why);
@@ -415,11 +421,13 @@ url_amqp_parse(const char *s, struct mk_amqp_url *u, struct mk_err *e)
 		const char *colon = memchr(p, ':', (size_t)(at - p));
 
 		u->user = url_decode(p, (size_t)((colon ? colon : at) - p));
-		u->password = colon ? url_decode(colon + 1,
-			(size_t)(at - colon - 1)) : strdup("");
+		u->password =
+			colon ? url_decode(colon + 1, (size_t)(at - colon - 1))
+			      : strdup("");
 		u->password_given = colon != NULL;
 		if (u->user == NULL || u->password == NULL)
-			return fail(u, e, s, "bad percent-escape in the user "
+			return fail(u, e, s,
+				    "bad percent-escape in the user "
 				    "or password");
 		host = at + 1;
 	} else {
@@ -465,7 +473,8 @@ url_amqp_parse(const char *s, struct mk_amqp_url *u, struct mk_err *e)
 
 		u->vhost = url_decode(p + 1, (size_t)(vend - p - 1));
 		if (u->vhost == NULL)
-			return fail(u, e, s, "bad percent-escape in the "
+			return fail(u, e, s,
+				    "bad percent-escape in the "
 				    "vhost");
 		p = vend;
 	}
@@ -563,9 +572,9 @@ url_amqp_display(const struct mk_amqp_url *u)
 {
 	char *vh = pct_vhost(u->vhost), *s;
 
-	if (vh == NULL || asprintf(&s, "%s://%s:***@%s:%d/%s",
-				   u->tls ? "amqps" : "amqp", u->user,
-				   u->host, u->port, vh) < 0)
+	if (vh == NULL ||
+	    asprintf(&s, "%s://%s:***@%s:%d/%s", u->tls ? "amqps" : "amqp",
+		     u->user, u->host, u->port, vh) < 0)
 		s = NULL;
 	free(vh);
 	return s;

@@ -31,17 +31,17 @@ struct mk_amqp_url {
 	char *vhost;
 	char *user;
 	char *password;
-	bool password_given;    /* in the URL, not the guest default */
-	int heartbeat;          /* -1: not given */
-	double timeout;         /* seconds; -1: not given */
-	int frame_max;          /* -1: not given */
-	int channel_max;        /* -1: not given */
-	char *cacertfile;       /* NULL: not given */
+	bool password_given; /* in the URL, not the guest default */
+	int heartbeat;       /* -1: not given */
+	double timeout;      /* seconds; -1: not given */
+	int frame_max;       /* -1: not given */
+	int channel_max;     /* -1: not given */
+	char *cacertfile;    /* NULL: not given */
 	char *certfile;
 	char *keyfile;
-	char *key_password;     /* for an encrypted keyfile (config only) */
-	int verify;             /* -1 not given, 0 verify_none, 1 verify_peer */
-	char *sni;              /* server_name_indication */
+	char *key_password; /* for an encrypted keyfile (config only) */
+	int verify;         /* -1 not given, 0 verify_none, 1 verify_peer */
+	char *sni;          /* server_name_indication */
 };
 
 /*

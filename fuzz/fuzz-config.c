@@ -19,8 +19,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct mk_config cfg;
 	struct mk_err e;
 
-	if (config_load_buffer("f.yml", (const char *)data, size, &cfg,
-			       &e) == 0) {
+	if (config_load_buffer("f.yml", (const char *)data, size, &cfg, &e) ==
+	    0) {
 		if (cfg.nworkers == 0)
 			abort();
 		/* every node's display is masked, as the first one's */

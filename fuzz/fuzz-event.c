@@ -19,9 +19,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct mk_message m;
 	static int ready;
 	struct mk_map_ctx ctx = {
-		.app_id = "mikkoo", .origin = "fuzz", .user = "mikkoo",
-		.persistent = true, .max_depth = 32, .max_headers = 64,
-		.max_event_bytes = 1 << 20, .sequence = 1,
+		.app_id = "mikkoo",
+		.origin = "fuzz",
+		.user = "mikkoo",
+		.persistent = true,
+		.max_depth = 32,
+		.max_headers = 64,
+		.max_event_bytes = 1 << 20,
+		.sequence = 1,
 		.correlation_id = "0ad6b212-4c84-4eb0-8782-9a44bdfe949f",
 		.deny_cc_bcc = size % 2,
 	};

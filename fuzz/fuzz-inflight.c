@@ -48,8 +48,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 				if (arg & 0x40)
 					id = (arg & 0x3f) % (next_ev + 1);
-				if (inflight_return_match(&q, id, arg % 3, "ret",
-							  &got) &&
+				if (inflight_return_match(&q, id, arg % 3,
+							  "ret", &got) &&
 				    (got <= 0 || got >= next_ev))
 					abort();
 			} else {

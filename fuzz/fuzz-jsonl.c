@@ -33,7 +33,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		else if (e.code != EX_DATAERR)
 			abort();
 		if (++guard > (int)size + 1)
-			abort();        /* more records than bytes: a loop */
+			abort(); /* more records than bytes: a loop */
 	}
 	jsonl_reader_release(&r);
 	fclose(f);

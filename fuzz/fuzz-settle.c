@@ -33,11 +33,11 @@ check(const struct fate *f, size_t n, bool expect_ok)
 
 	if (pgq_settle_json(f, n, &js, &e) < 0) {
 		if (expect_ok)
-			abort();        /* refused a settle it must carry */
+			abort(); /* refused a settle it must carry */
 		return;
 	}
 	if (!expect_ok)
-		abort();                /* carried a reason that is not UTF-8 */
+		abort(); /* carried a reason that is not UTF-8 */
 	arr = json_loads(js, 0, NULL);
 	if (arr == NULL || !json_is_array(arr) || json_array_size(arr) != n)
 		abort();
@@ -47,8 +47,8 @@ check(const struct fate *f, size_t n, bool expect_ok)
 		int dead;
 		const char *reason;
 
-		if (json_unpack(o, "{s:I,s:b,s:s}", "ev_id", &id, "dead",
-				&dead, "reason", &reason) < 0)
+		if (json_unpack(o, "{s:I,s:b,s:s}", "ev_id", &id, "dead", &dead,
+				"reason", &reason) < 0)
 			abort();
 		if (id != f[i].ev_id || dead != (f[i].verdict == FATE_DEAD) ||
 		    strcmp(reason, f[i].reason) != 0)
@@ -74,7 +74,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (len > size - i)
 			len = size - i;
 		memcpy(why, data + i, len);
-		why[len] = '\0';        /* the words end at a NUL, as in C */
+		why[len] = '\0'; /* the words end at a NUL, as in C */
 		i += len;
 		if (op & 0x80) {
 			/* a fate written by hand: the reason's bytes raw */

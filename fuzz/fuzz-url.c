@@ -26,7 +26,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (m == NULL)
 		abort();
 	if (url_amqp_parse(s, &u, &e) == 0) {
-		if (u.password_given && u.password[0] && strchr(s, '%') == NULL) {
+		if (u.password_given && u.password[0] &&
+		    strchr(s, '%') == NULL) {
 			needle = malloc(strlen(u.password) + 3);
 			strcpy(needle, ":");
 			strcat(needle, u.password);

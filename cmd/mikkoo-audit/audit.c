@@ -32,16 +32,17 @@ is_uuid(const char *s)
  * delivery up to tag: in that order, so a crash never loses a row.
  */
 static int
-settle(PGconn *pg, struct broker *mq, const char *ids, size_t n,
-       uint64_t tag, struct audit_stats *st, struct mk_err *e)
+settle(PGconn *pg, struct broker *mq, const char *ids, size_t n, uint64_t tag,
+       struct audit_stats *st, struct mk_err *e)
 {
 	const char *v[] = { ids };
 	PGresult *r;
 
 	if (n > 0) {
-		r = pg_exec(pg, "DELETE FROM mikkoo.audit"
-			    " WHERE message_id = ANY($1::uuid[])", 1, v,
-			    "deleting audit rows", e);
+		r = pg_exec(pg,
+			    "DELETE FROM mikkoo.audit"
+			    " WHERE message_id = ANY($1::uuid[])",
+			    1, v, "deleting audit rows", e);
 		if (r == NULL)
 			return -1;
 		st->confirmed += atol(PQcmdTuples(r));
@@ -110,9 +111,9 @@ drain(PGconn *pg, struct tool_mq *mq, const struct audit_opts *o,
 				odd_in_chunk++;
 			}
 		}
-		if (rc == 0 || n == CHUNK || (last && st->consumed % CHUNK
-					       == 0) || (o->max_messages &&
-					       st->consumed >= o->max_messages)) {
+		if (rc == 0 || n == CHUNK ||
+		    (last && st->consumed % CHUNK == 0) ||
+		    (o->max_messages && st->consumed >= o->max_messages)) {
 			long before = st->confirmed;
 
 			ids[len] = '}';
@@ -126,16 +127,16 @@ drain(PGconn *pg, struct tool_mq *mq, const struct audit_opts *o,
 				st->consumed -= in_chunk;
 				st->unaudited -= odd_in_chunk;
 			} else {
-				st->unaudited += (long)n -
-					(st->confirmed - before);
+				st->unaudited +=
+					(long)n - (st->confirmed - before);
 			}
 			n = 0;
 			len = 1;
 			last = 0;
 			in_chunk = odd_in_chunk = 0;
 		}
-		if (rc == 0 || (o->max_messages &&
-				st->consumed >= o->max_messages))
+		if (rc == 0 ||
+		    (o->max_messages && st->consumed >= o->max_messages))
 			break;
 	}
 	free(ids);
@@ -191,8 +192,8 @@ report(PGconn *pg, const struct audit_opts *o, FILE *out,
 }
 
 int
-audit_run(PGconn *pg, struct tool_mq *mq, const struct audit_opts *o,
-	  FILE *out, struct audit_stats *st, struct mk_err *e)
+audit_run(PGconn *pg, struct tool_mq *mq, const struct audit_opts *o, FILE *out,
+	  struct audit_stats *st, struct mk_err *e)
 {
 	memset(st, 0, sizeof(*st));
 	if (o->amqp_queue && drain(pg, mq, o, st, e) < 0)

@@ -31,14 +31,13 @@ struct audit_opts {
 };
 
 struct audit_stats {
-	long consumed;          /* messages taken from the queue */
-	long confirmed;         /* audit rows they deleted */
-	long unaudited;         /* messages with no (or an unknown) row */
-	long missing;           /* rows reported */
+	long consumed;  /* messages taken from the queue */
+	long confirmed; /* audit rows they deleted */
+	long unaudited; /* messages with no (or an unknown) row */
+	long missing;   /* rows reported */
 };
 
-int audit_run(PGconn *pg, struct tool_mq *mq,
-	      const struct audit_opts *o, FILE *out, struct audit_stats *st,
-	      struct mk_err *e);
+int audit_run(PGconn *pg, struct tool_mq *mq, const struct audit_opts *o,
+	      FILE *out, struct audit_stats *st, struct mk_err *e);
 
 #endif

@@ -12,7 +12,7 @@
 #include "log.h"
 #include "tool.h"
 
-#define USAGE \
+#define USAGE                                                         \
 	"usage: mikkoo-audit [conn] -a AMQP_QUEUE [--grace SECONDS] " \
 	"[-q PGQ_QUEUE]"
 
@@ -20,14 +20,17 @@ enum { OPT_NO_DRAIN = 256, OPT_IDLE, OPT_MAX };
 
 static const struct cli_opt opts[] = {
 	TOOL_CONN_OPTS,
-	{ 'a', "amqp-queue", "Q", "the confirming queue to drain (RabbitMQ: "
+	{ 'a', "amqp-queue", "Q",
+	  "the confirming queue to drain (RabbitMQ: "
 	  "from -c,\nor $MIKKOO_RABBITMQ_URL: one URL, or several, the "
 	  "first\nthat answers)" },
 	{ OPT_NO_DRAIN, "no-drain", NULL, "only report (no RabbitMQ needed)" },
 	{ 'q', "queue", "QUEUE", "report rows of this PgQ queue only" },
-	{ 'g', "grace", "SECONDS", "how old a row must be to count (default "
+	{ 'g', "grace", "SECONDS",
+	  "how old a row must be to count (default "
 	  "300)" },
-	{ OPT_IDLE, "idle", "SECONDS", "stop draining after this silence "
+	{ OPT_IDLE, "idle", "SECONDS",
+	  "stop draining after this silence "
 	  "(default 2)" },
 	{ OPT_MAX, "max", "N", "drain at most N messages" },
 	CLI_STD_OPTS,
@@ -38,20 +41,20 @@ static const struct cli cli = {
 	.prog = "mikkoo-audit",
 	.usage = USAGE,
 	.about =
-	"Drain a confirming queue (a RabbitMQ queue bound to the audited\n"
-	"exchanges), delete the mikkoo.audit row of each message by its\n"
-	"message_id, acknowledge the messages once that committed, then print\n"
-	"the rows older than the grace period: events never delivered.\n"
-	"For cron: the exit status is 1 when something is missing.\n"
-	"  {\"message_id\":..,\"event_id\":..,\"queue\":..,\"exchange\":..,\n"
-	"   \"routing_key\":..,\"published_at\":..,\"age_seconds\":..,\n"
-	"   \"dead_letter_id\":..,\"dead_letter_reason\":..}\n",
+		"Drain a confirming queue (a RabbitMQ queue bound to the audited\n"
+		"exchanges), delete the mikkoo.audit row of each message by its\n"
+		"message_id, acknowledge the messages once that committed, then print\n"
+		"the rows older than the grace period: events never delivered.\n"
+		"For cron: the exit status is 1 when something is missing.\n"
+		"  {\"message_id\":..,\"event_id\":..,\"queue\":..,\"exchange\":..,\n"
+		"   \"routing_key\":..,\"published_at\":..,\"age_seconds\":..,\n"
+		"   \"dead_letter_id\":..,\"dead_letter_reason\":..}\n",
 	.opts = opts,
 	.after =
-	"Exit status: 0 nothing missing, 1 something is missing, 64 usage,\n"
-	"66 no such RabbitMQ queue, 69 a server unreachable, 74 output\n"
-	"failed, 77 login or permission refused, 78 bad config.  See\n"
-	"mikkoo-audit(1).\n",
+		"Exit status: 0 nothing missing, 1 something is missing, 64 usage,\n"
+		"66 no such RabbitMQ queue, 69 a server unreachable, 74 output\n"
+		"failed, 77 login or permission refused, 78 bad config.  See\n"
+		"mikkoo-audit(1).\n",
 };
 
 int
@@ -76,9 +79,15 @@ main(int argc, char **argv)
 		if (tool_option(&t, opt, optarg))
 			continue;
 		switch (opt) {
-		case 'a': o.amqp_queue = optarg; break;
-		case 'q': o.pgq_queue = optarg; break;
-		case OPT_NO_DRAIN: no_drain = true; break;
+		case 'a':
+			o.amqp_queue = optarg;
+			break;
+		case 'q':
+			o.pgq_queue = optarg;
+			break;
+		case OPT_NO_DRAIN:
+			no_drain = true;
+			break;
 		case 'g':
 			if (cli_seconds(optarg, 0, 1e7, &o.grace) < 0)
 				return cli_usage(&cli, "--grace needs seconds");
@@ -91,16 +100,19 @@ main(int argc, char **argv)
 		case OPT_MAX:
 			if (cli_long(optarg, 1, LONG_MAX, &o.max_messages) < 0)
 				return cli_usage(&cli, "--max needs a positive "
-						 "integer");
+						       "integer");
 			break;
 		}
 	}
 	if (optind < argc)
 		return cli_usage(&cli, "unexpected argument");
 	if (no_drain == (o.amqp_queue != NULL))
-		return cli_usage(&cli, "%s", no_drain ? "--no-drain and -a "
-				 "exclude each other" : "give the confirming "
-				 "queue with -a QUEUE (or --no-drain)");
+		return cli_usage(
+			&cli, "%s",
+			no_drain ? "--no-drain and -a "
+				   "exclude each other"
+				 : "give the confirming "
+				   "queue with -a QUEUE (or --no-drain)");
 	if (tool_setup(&t, &e) < 0 || tool_pg(&t, &pg, &e) < 0)
 		goto fail;
 	if (!no_drain && tool_mq_open(&t, "mikkoo-audit", &mq, &e) < 0)

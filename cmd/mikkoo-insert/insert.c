@@ -13,21 +13,30 @@
 #define TEXTOID 25
 
 /* The columns a chunk sends, in the order of the SQL's unnest. */
-enum { C_QUEUE, C_RK, C_BODY, C_EXCHANGE, C_CTYPE, C_PROPS, C_HDRS, C_MID,
-       NCOLS };
+enum {
+	C_QUEUE,
+	C_RK,
+	C_BODY,
+	C_EXCHANGE,
+	C_CTYPE,
+	C_PROPS,
+	C_HDRS,
+	C_MID,
+	NCOLS
+};
 
 struct insert_chunk {
 	size_t n, cap;
 	long *line;
-	char **col[NCOLS];      /* owned strings; NULL is SQL NULL */
-	bool audited;           /* some record has a message_id */
-	char *param[NCOLS];     /* binary text[] encodings while sent */
+	char **col[NCOLS];  /* owned strings; NULL is SQL NULL */
+	bool audited;       /* some record has a message_id */
+	char *param[NCOLS]; /* binary text[] encodings while sent */
 	int plen[NCOLS];
 };
 
 static const char *const keys[] = {
-	"queue", "exchange", "routing_key", "body", "content_type",
-	"properties", "headers", "audit", NULL,
+	"queue",      "exchange", "routing_key", "body", "content_type",
+	"properties", "headers",  "audit",       NULL,
 };
 
 static struct insert_chunk *
@@ -150,8 +159,10 @@ want_object(json_t *rec, const char *key, json_t **out, struct mk_err *e)
 	if (v == NULL || json_is_null(v))
 		return 0;
 	if (!json_is_object(v))
-		return mk_err_set(e, EX_DATAERR, "'%s' must be an object or "
-				  "null", key);
+		return mk_err_set(e, EX_DATAERR,
+				  "'%s' must be an object or "
+				  "null",
+				  key);
 	*out = v;
 	return 0;
 }
@@ -180,15 +191,18 @@ inserter_add(struct inserter *in, long line, json_t *rec,
 	char mid[37] = "", *f[NCOLS];
 	int i, k;
 
-	json_object_foreach(rec, key, v) {
+	json_object_foreach(rec, key, v)
+	{
 		for (i = 0; keys[i]; i++)
 			if (strcmp(key, keys[i]) == 0)
 				break;
 		if (keys[i] == NULL)
-			return mk_err_set(e, EX_DATAERR, "unknown key '%.64s' "
+			return mk_err_set(e, EX_DATAERR,
+					  "unknown key '%.64s' "
 					  "(known: queue, exchange, "
 					  "routing_key, body, content_type, "
-					  "properties, headers, audit)", key);
+					  "properties, headers, audit)",
+					  key);
 	}
 	if (want_string(rec, "queue", false, &queue, e) < 0 ||
 	    want_string(rec, "exchange", true, &exchange, e) < 0 ||
@@ -200,21 +214,25 @@ inserter_add(struct inserter *in, long line, json_t *rec,
 	if (queue == NULL)
 		queue = default_queue;
 	if (queue == NULL || queue[0] == '\0')
-		return mk_err_set(e, EX_DATAERR, "no queue: give 'queue' or "
+		return mk_err_set(e, EX_DATAERR,
+				  "no queue: give 'queue' or "
 				  "-q QUEUE");
 	audit = json_object_get(rec, "audit");
 	if (audit && !json_is_boolean(audit))
-		return mk_err_set(e, EX_DATAERR, "'audit' must be true or "
+		return mk_err_set(e, EX_DATAERR,
+				  "'audit' must be true or "
 				  "false");
 	body = json_object_get(rec, "body");
 	if (json_is_true(audit)) {
 		if (body == NULL || json_is_null(body))
-			return mk_err_set(e, EX_DATAERR, "an audited event needs "
+			return mk_err_set(e, EX_DATAERR,
+					  "an audited event needs "
 					  "a body (mikkoo.audit.payload is "
 					  "NOT NULL)");
 		v = props ? json_object_get(props, "message_id") : NULL;
 		if (v && !json_is_string(v))
-			return mk_err_set(e, EX_DATAERR, "properties.message_id "
+			return mk_err_set(e, EX_DATAERR,
+					  "properties.message_id "
 					  "must be a UUID string");
 		p2 = props ? json_deep_copy(props) : json_object();
 		if (v) {
@@ -239,8 +257,8 @@ inserter_add(struct inserter *in, long line, json_t *rec,
 	f[C_RK] = strdup(rk);
 	/* A JSON body given as JSON is stored as its compact text. */
 	f[C_BODY] = body == NULL || json_is_null(body) ? NULL
-		: json_is_string(body) ? strdup(json_string_value(body))
-		: text_of(body);
+		    : json_is_string(body) ? strdup(json_string_value(body))
+					   : text_of(body);
 	f[C_EXCHANGE] = strdup(exchange);
 	f[C_CTYPE] = dup_or_null(ctype);
 	f[C_PROPS] = text_of(props);
@@ -299,9 +317,9 @@ encode(struct insert_chunk *c, int k)
 static int
 send_chunk(struct inserter *in, struct insert_chunk *c, struct mk_err *e)
 {
-#define UNNEST \
+#define UNNEST                                                               \
 	"unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]," \
-	" $6::text[], $7::text[], $8::text[]) WITH ORDINALITY" \
+	" $6::text[], $7::text[], $8::text[]) WITH ORDINALITY"               \
 	" AS u(q, rk, b, ex, ct, p, h, mid, ord)"
 	/* unnest keeps array order, so the insert_event calls (and the
 	 * ev_ids) follow the lines. */
@@ -327,9 +345,10 @@ send_chunk(struct inserter *in, struct insert_chunk *c, struct mk_err *e)
 		formats[k] = 1;
 		vals[k] = c->param[k];
 	}
-	if (!PQsendQueryParams(in->pg, c->audited ? audited : plain,
-			       NCOLS, types, vals, c->plen, formats, 0))
-		return mk_err_set(e, EX_UNAVAILABLE, "lost the connection to "
+	if (!PQsendQueryParams(in->pg, c->audited ? audited : plain, NCOLS,
+			       types, vals, c->plen, formats, 0))
+		return mk_err_set(e, EX_UNAVAILABLE,
+				  "lost the connection to "
 				  "PostgreSQL: lines %ld-%ld were not inserted",
 				  c->line[0], c->line[c->n - 1]);
 	return 0;
@@ -341,10 +360,12 @@ write_results(struct insert_chunk *c, PGresult *r, FILE *out)
 	size_t i;
 
 	for (i = 0; i < c->n; i++) {
-		json_t *o = json_pack("{s:I,s:o,s:s}", "line",
-			(json_int_t)c->line[i], "ev_id",
-			r ? json_integer(strtoll(PQgetvalue(r, (int)i, 0),
-						 NULL, 10)) : json_null(),
+		json_t *o = json_pack(
+			"{s:I,s:o,s:s}", "line", (json_int_t)c->line[i],
+			"ev_id",
+			r ? json_integer(
+				    strtoll(PQgetvalue(r, (int)i, 0), NULL, 10))
+			  : json_null(),
 			"queue", c->col[C_QUEUE][i]);
 
 		if (c->col[C_MID][i])
@@ -382,23 +403,29 @@ collect(struct inserter *in, FILE *out, struct mk_err *e)
 		char msg[512];
 		/* Rows missing from a good result: the server took the data
 		 * but said nothing of it, which only bad data explains. */
-		int code = PQresultStatus(res) == PGRES_TUPLES_OK ? EX_DATAERR
-			: pg_code(in->pg, res);
+		int code = PQresultStatus(res) == PGRES_TUPLES_OK
+				   ? EX_DATAERR
+				   : pg_code(in->pg, res);
 
 		pg_message(in->pg, res, msg, sizeof(msg));
 		/* An SQL error on this chunk: the server refused its data. */
 		if (code == EX_SOFTWARE)
 			code = EX_DATAERR;
 		if (code == EX_UNAVAILABLE)
-			rc = mk_err_set(e, code, "lost the connection to "
+			rc = mk_err_set(e, code,
+					"lost the connection to "
 					"PostgreSQL: lines %ld-%ld were not "
-					"inserted", first, last);
+					"inserted",
+					first, last);
 		else if (first == last)
-			rc = mk_err_set(e, code, "line %ld was not inserted: %s",
-					last, msg);
+			rc = mk_err_set(e, code,
+					"line %ld was not inserted: %s", last,
+					msg);
 		else
-			rc = mk_err_set(e, code, "lines %ld-%ld were not "
-					"inserted: %s", first, last, msg);
+			rc = mk_err_set(e, code,
+					"lines %ld-%ld were not "
+					"inserted: %s",
+					first, last, msg);
 		in->failed += c->n;
 	}
 	PQclear(res);

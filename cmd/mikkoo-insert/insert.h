@@ -32,9 +32,9 @@
 struct insert_chunk;
 
 struct inserter {
-	PGconn *pg;    /* NULL for a dry run */
-	struct insert_chunk *cur;       /* being filled */
-	struct insert_chunk *sent;      /* in flight, or NULL */
+	PGconn *pg;                /* NULL for a dry run */
+	struct insert_chunk *cur;  /* being filled */
+	struct insert_chunk *sent; /* in flight, or NULL */
 	size_t inserted, failed;
 };
 

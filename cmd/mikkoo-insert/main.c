@@ -11,9 +11,9 @@
 #include "log.h"
 #include "tool.h"
 
-#define USAGE \
+#define USAGE                                                                 \
 	"usage: mikkoo-insert [conn] -q QUEUE -e EXCHANGE -r KEY [-b BODY]\n" \
-	"                     [-t TYPE] [-P K=V]... [-H K=V]... [--audit]\n" \
+	"                     [-t TYPE] [-P K=V]... [-H K=V]... [--audit]\n"  \
 	"       mikkoo-insert [conn] [-q QUEUE] --jsonl [--batch N] < FILE"
 
 enum { OPT_AUDIT = 256, OPT_JSONL, OPT_BATCH, OPT_MAX_LINE, OPT_STRICT };
@@ -21,19 +21,23 @@ enum { OPT_AUDIT = 256, OPT_JSONL, OPT_BATCH, OPT_MAX_LINE, OPT_STRICT };
 static const struct cli_opt opts[] = {
 	TOOL_CONN_OPTS,
 	{ 'q', "queue", "QUEUE", "the PgQ queue (default: the worker's)" },
-	{ 'e', "exchange", "NAME", "ev_extra1: the exchange ('' is the "
+	{ 'e', "exchange", "NAME",
+	  "ev_extra1: the exchange ('' is the "
 	  "default one)" },
 	{ 'r', "routing-key", "K", "ev_type: the routing key" },
 	{ 'b', "body", "TEXT", "ev_data: the body ('-' reads standard input)" },
 	{ 't', "content-type", "T", "ev_extra2" },
-	{ 'P', "property", "K=V", "a property in ev_extra3 (V is JSON or "
+	{ 'P', "property", "K=V",
+	  "a property in ev_extra3 (V is JSON or "
 	  "text)" },
 	{ 'H', "header", "K=V", "a header in ev_extra4 (V is JSON or text)" },
-	{ OPT_AUDIT, "audit", NULL, "also write a mikkoo.audit row "
+	{ OPT_AUDIT, "audit", NULL,
+	  "also write a mikkoo.audit row "
 	  "(message_id)" },
 	{ OPT_JSONL, "jsonl", NULL, "read events as JSON lines from stdin" },
 	{ OPT_BATCH, "batch", "N", "lines per transaction (default 1000)" },
-	{ OPT_MAX_LINE, "max-line", "N", "longest input line in bytes "
+	{ OPT_MAX_LINE, "max-line", "N",
+	  "longest input line in bytes "
 	  "(default 1 MiB)" },
 	{ OPT_STRICT, "strict", NULL, "stop at the first bad line" },
 	{ 'n', "dry-run", NULL, "check and show, insert nothing" },
@@ -45,19 +49,19 @@ static const struct cli cli = {
 	.prog = "mikkoo-insert",
 	.usage = USAGE,
 	.about =
-	"Insert events into a PgQ queue with mikkoo's mapping.  With --jsonl,\n"
-	"read one event per line from standard input:\n"
-	"  {\"queue\":..,\"exchange\":..,\"routing_key\":..,\"body\":..,\n"
-	"   \"content_type\":..,\"properties\":{..},\"headers\":{..},"
-	"\"audit\":true}\n"
-	"Each chunk of --batch lines is one transaction; a bad line inserts\n"
-	"nothing of its chunk.  One result line per input line on stdout:\n"
-	"  {\"line\":1,\"ev_id\":42,\"queue\":\"orders\"}\n",
+		"Insert events into a PgQ queue with mikkoo's mapping.  With --jsonl,\n"
+		"read one event per line from standard input:\n"
+		"  {\"queue\":..,\"exchange\":..,\"routing_key\":..,\"body\":..,\n"
+		"   \"content_type\":..,\"properties\":{..},\"headers\":{..},"
+		"\"audit\":true}\n"
+		"Each chunk of --batch lines is one transaction; a bad line inserts\n"
+		"nothing of its chunk.  One result line per input line on stdout:\n"
+		"  {\"line\":1,\"ev_id\":42,\"queue\":\"orders\"}\n",
 	.opts = opts,
 	.after =
-	"Exit status: 0 all inserted, 64 usage, 65 a bad line or a refused\n"
-	"chunk, 69 PostgreSQL unreachable, 74 output failed, 77 login or\n"
-	"permission refused, 78 bad config.  See mikkoo-insert(1).\n",
+		"Exit status: 0 all inserted, 64 usage, 65 a bad line or a refused\n"
+		"chunk, 69 PostgreSQL unreachable, 74 output failed, 77 login or\n"
+		"permission refused, 78 bad config.  See mikkoo-insert(1).\n",
 };
 
 /* K=V into obj: V as JSON when it parses, else as text. */
@@ -131,7 +135,8 @@ end_chunk(struct inserter *in, bool chunk_bad, long last, int *bad)
 	if (chunk_bad) {
 		if (inserter_pending(in))
 			log_error("lines %ld-%ld not inserted: their chunk has "
-				  "a bad line", inserter_first_line(in), last);
+				  "a bad line",
+				  inserter_first_line(in), last);
 		inserter_discard(in);
 		return 0;
 	}
@@ -165,11 +170,21 @@ main(int argc, char **argv)
 		if (tool_option(&t, opt, optarg))
 			continue;
 		switch (opt) {
-		case 'q': queue = optarg; break;
-		case 'e': exchange = optarg; break;
-		case 'r': rk = optarg; break;
-		case 'b': body = optarg; break;
-		case 't': ctype = optarg; break;
+		case 'q':
+			queue = optarg;
+			break;
+		case 'e':
+			exchange = optarg;
+			break;
+		case 'r':
+			rk = optarg;
+			break;
+		case 'b':
+			body = optarg;
+			break;
+		case 't':
+			ctype = optarg;
+			break;
 		case 'P':
 			if (add_pair(props, optarg) < 0)
 				CLI_FAIL(rc, &cli, "-P needs KEY=VALUE");
@@ -178,29 +193,41 @@ main(int argc, char **argv)
 			if (add_pair(hdrs, optarg) < 0)
 				CLI_FAIL(rc, &cli, "-H needs KEY=VALUE");
 			break;
-		case OPT_AUDIT: audit = true; break;
-		case OPT_JSONL: jsonl = true; break;
-		case OPT_STRICT: strict = true; break;
+		case OPT_AUDIT:
+			audit = true;
+			break;
+		case OPT_JSONL:
+			jsonl = true;
+			break;
+		case OPT_STRICT:
+			strict = true;
+			break;
 		case OPT_BATCH:
 			if (cli_long(optarg, 1, 100000, &batch) < 0)
-				CLI_FAIL(rc, &cli, "--batch must be 1 to 100000");
+				CLI_FAIL(rc, &cli,
+					 "--batch must be 1 to 100000");
 			break;
 		case OPT_MAX_LINE:
 			if (cli_long(optarg, 64, 1L << 30, &max_line) < 0)
-				CLI_FAIL(rc, &cli, "--max-line must be 64 to 1 GiB");
+				CLI_FAIL(rc, &cli,
+					 "--max-line must be 64 to 1 GiB");
 			break;
-		case 'n': dry = true; break;
+		case 'n':
+			dry = true;
+			break;
 		}
 	}
 	if (optind < argc)
 		CLI_FAIL(rc, &cli, "unexpected argument");
 	if (jsonl && (exchange || rk || body || ctype || audit ||
 		      json_object_size(props) || json_object_size(hdrs)))
-		CLI_FAIL(rc, &cli, "--jsonl takes the events from stdin: no "
-				   "-e, -r, -b, -t, -P, -H or --audit");
+		CLI_FAIL(rc, &cli,
+			 "--jsonl takes the events from stdin: no "
+			 "-e, -r, -b, -t, -P, -H or --audit");
 	if (!jsonl && (exchange == NULL || rk == NULL))
-		CLI_FAIL(rc, &cli, "give -e EXCHANGE and -r ROUTING_KEY, or "
-				   "--jsonl");
+		CLI_FAIL(rc, &cli,
+			 "give -e EXCHANGE and -r ROUTING_KEY, or "
+			 "--jsonl");
 	if (tool_setup(&t, &e) < 0) {
 		log_error("%s", e.msg);
 		return e.code;
@@ -228,8 +255,9 @@ main(int argc, char **argv)
 				"content_type", ctype, "properties", props,
 				"headers", hdrs, "audit", audit);
 		if (rec == NULL || inserter_add(&in, 1, rec, queue, &e) < 0) {
-			log_error("%s", rec ? e.msg : "arguments are not "
-				  "valid UTF-8");
+			log_error("%s", rec ? e.msg
+					    : "arguments are not "
+					      "valid UTF-8");
 			rc = EX_DATAERR;
 		} else if (inserter_flush(&in, stdout, &e) < 0 ||
 			   inserter_finish(&in, stdout, &e) < 0) {

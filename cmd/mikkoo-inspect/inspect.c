@@ -8,7 +8,7 @@
 #include "jsonl.h"
 #include "log.h"
 
-#define TIME(col) \
+#define TIME(col)                              \
 	"to_char(" col " AT TIME ZONE 'UTC', " \
 	"'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
@@ -68,78 +68,77 @@ one_row(PGconn *c, const char *sql, int n, const char *const *v,
  * mikkoo.queue_ticker (an older mikkoo.sql) "external" and "nobody"
  * cannot be told apart: "unknown".
  */
-#define TICKER_SQL(set_by, unmarked) \
-		" CASE WHEN q.queue_ticker_paused THEN 'paused'" \
-		"  WHEN NOT q.queue_external_ticker THEN 'pgqd'" \
-		"  WHEN tk.pid IS NOT NULL THEN 'relay'" \
-		"  WHEN " set_by " IS NOT NULL THEN 'nobody'" \
-		"  ELSE '" unmarked "' END AS ticker," \
-		" tk.pid AS ticker_pid, " set_by " AS ticker_set_by,"
-#define MARKER_SQL \
-		"(SELECT m.set_by || ' since ' || to_char(m.set_at AT TIME" \
-		" ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')" \
-		" FROM mikkoo.queue_ticker m WHERE m.queue_name = c.queue_name" \
-		" AND q.queue_external_ticker)"
+#define TICKER_SQL(set_by, unmarked)                     \
+	" CASE WHEN q.queue_ticker_paused THEN 'paused'" \
+	"  WHEN NOT q.queue_external_ticker THEN 'pgqd'" \
+	"  WHEN tk.pid IS NOT NULL THEN 'relay'"         \
+	"  WHEN " set_by " IS NOT NULL THEN 'nobody'"    \
+	"  ELSE '" unmarked "' END AS ticker,"           \
+	" tk.pid AS ticker_pid, " set_by " AS ticker_set_by,"
+#define MARKER_SQL                                                      \
+	"(SELECT m.set_by || ' since ' || to_char(m.set_at AT TIME"     \
+	" ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"                \
+	" FROM mikkoo.queue_ticker m WHERE m.queue_name = c.queue_name" \
+	" AND q.queue_external_ticker)"
 /* The session holding the queue's ticker lock (ticker.h). */
-#define TICKER_LOCK_SQL \
-		" LEFT JOIN LATERAL (SELECT l.pid FROM pg_locks l" \
-		"  WHERE l.locktype = 'advisory' AND l.granted" \
-		"  AND l.database = (SELECT oid FROM pg_database" \
-		"   WHERE datname = current_database())" \
-		"  AND l.classid = hashtext('mikkoo-ticker')::oid" \
-		"  AND l.objid = (SELECT queue_id FROM pgq.queue" \
-		"   WHERE queue_name = c.queue_name)::oid" \
-		"  AND l.objsubid = 2 LIMIT 1) tk ON true"
+#define TICKER_LOCK_SQL                                    \
+	" LEFT JOIN LATERAL (SELECT l.pid FROM pg_locks l" \
+	"  WHERE l.locktype = 'advisory' AND l.granted"    \
+	"  AND l.database = (SELECT oid FROM pg_database"  \
+	"   WHERE datname = current_database())"           \
+	"  AND l.classid = hashtext('mikkoo-ticker')::oid" \
+	"  AND l.objid = (SELECT queue_id FROM pgq.queue"  \
+	"   WHERE queue_name = c.queue_name)::oid"         \
+	"  AND l.objsubid = 2 LIMIT 1) tk ON true"
 
 static int
-status(PGconn *c, const struct inspect_opts *o, bool has_dead,
-       bool has_marker, FILE *out, long *count, struct mk_err *e)
+status(PGconn *c, const struct inspect_opts *o, bool has_dead, bool has_marker,
+       FILE *out, long *count, struct mk_err *e)
 {
 /*
  * The relay consuming as (queue, consumer): the session holding its
  * advisory lock (see pgq_try_lock), and the RabbitMQ node that session's
  * application_name names ("mikkoo-relay HOST:PORT", set by the relay).
  */
-#define RELAY_SQL \
-		" LEFT JOIN LATERAL (SELECT l.pid," \
-		"  substring(a.application_name FROM '^mikkoo-relay (.+)$')" \
-		"  AS node FROM pg_locks l" \
-		"  LEFT JOIN pg_stat_activity a ON a.pid = l.pid" \
-		"  WHERE l.locktype = 'advisory' AND l.granted" \
-		"  AND l.database = (SELECT oid FROM pg_database" \
-		"   WHERE datname = current_database())" \
-		"  AND l.classid = hashtext('mikkoo')::oid" \
-		"  AND l.objid = hashtext(c.queue_name || '/'" \
-		"   || c.consumer_name)::oid" \
-		"  AND l.objsubid = 2 LIMIT 1) rl ON true"
-#define STATUS_SQL(dead, ticker) \
-		"SELECT c.queue_name AS queue, c.consumer_name AS consumer," \
-		" extract(epoch FROM c.lag)::float8 AS lag_seconds," \
-		" extract(epoch FROM c.last_seen)::float8 AS last_seen_seconds,"\
-		" c.last_tick, c.current_batch, c.next_tick, c.pending_events,"\
-		" (SELECT count(*) FROM pgq.retry_queue r" \
-		"  JOIN pgq.subscription s ON s.sub_id = r.ev_owner" \
-		"  JOIN pgq.consumer k ON k.co_id = s.sub_consumer" \
-		"  JOIN pgq.queue q ON q.queue_id = s.sub_queue" \
-		"  WHERE q.queue_name = c.queue_name" \
-		"  AND k.co_name = c.consumer_name) AS retry_events, " \
-		dead " AS dead_letters," \
-		" extract(epoch FROM q.ticker_lag)::float8" \
-		"  AS ticker_lag_seconds," \
-		ticker \
-		" q.ev_per_sec AS events_per_second," \
-		" rl.pid AS relay_pid, rl.node AS rabbitmq_node" \
-		" FROM pgq.get_consumer_info($1) c" \
-		" CROSS JOIN pgq.get_queue_info($1) q" \
-		RELAY_SQL TICKER_LOCK_SQL \
-		" WHERE $2::text IS NULL OR c.consumer_name = $2" \
-		" ORDER BY c.consumer_name"
-#define DEAD_SQL \
-		"(SELECT count(*) FROM mikkoo.dead_letter d" \
-		" WHERE d.queue = c.queue_name AND d.consumer = c.consumer_name)"
+#define RELAY_SQL                                                    \
+	" LEFT JOIN LATERAL (SELECT l.pid,"                          \
+	"  substring(a.application_name FROM '^mikkoo-relay (.+)$')" \
+	"  AS node FROM pg_locks l"                                  \
+	"  LEFT JOIN pg_stat_activity a ON a.pid = l.pid"            \
+	"  WHERE l.locktype = 'advisory' AND l.granted"              \
+	"  AND l.database = (SELECT oid FROM pg_database"            \
+	"   WHERE datname = current_database())"                     \
+	"  AND l.classid = hashtext('mikkoo')::oid"                  \
+	"  AND l.objid = hashtext(c.queue_name || '/'"               \
+	"   || c.consumer_name)::oid"                                \
+	"  AND l.objsubid = 2 LIMIT 1) rl ON true"
+#define STATUS_SQL(dead, ticker)                                         \
+	"SELECT c.queue_name AS queue, c.consumer_name AS consumer,"     \
+	" extract(epoch FROM c.lag)::float8 AS lag_seconds,"             \
+	" extract(epoch FROM c.last_seen)::float8 AS last_seen_seconds," \
+	" c.last_tick, c.current_batch, c.next_tick, c.pending_events,"  \
+	" (SELECT count(*) FROM pgq.retry_queue r"                       \
+	"  JOIN pgq.subscription s ON s.sub_id = r.ev_owner"             \
+	"  JOIN pgq.consumer k ON k.co_id = s.sub_consumer"              \
+	"  JOIN pgq.queue q ON q.queue_id = s.sub_queue"                 \
+	"  WHERE q.queue_name = c.queue_name"                            \
+	"  AND k.co_name = c.consumer_name) AS retry_events, " dead      \
+	" AS dead_letters,"                                              \
+	" extract(epoch FROM q.ticker_lag)::float8"                      \
+	"  AS ticker_lag_seconds," ticker                                \
+	" q.ev_per_sec AS events_per_second,"                            \
+	" rl.pid AS relay_pid, rl.node AS rabbitmq_node"                 \
+	" FROM pgq.get_consumer_info($1) c"                              \
+	" CROSS JOIN pgq.get_queue_info($1) q" RELAY_SQL TICKER_LOCK_SQL \
+	" WHERE $2::text IS NULL OR c.consumer_name = $2"                \
+	" ORDER BY c.consumer_name"
+#define DEAD_SQL                                     \
+	"(SELECT count(*) FROM mikkoo.dead_letter d" \
+	" WHERE d.queue = c.queue_name AND d.consumer = c.consumer_name)"
 	static const char *const sql[2][2] = {
 		{ STATUS_SQL("NULL::int8", TICKER_SQL("NULL::text", "unknown")),
-		  STATUS_SQL("NULL::int8", TICKER_SQL(MARKER_SQL, "external")) },
+		  STATUS_SQL("NULL::int8",
+			     TICKER_SQL(MARKER_SQL, "external")) },
 		{ STATUS_SQL(DEAD_SQL, TICKER_SQL("NULL::text", "unknown")),
 		  STATUS_SQL(DEAD_SQL, TICKER_SQL(MARKER_SQL, "external")) },
 	};
@@ -148,23 +147,27 @@ status(PGconn *c, const struct inspect_opts *o, bool has_dead,
 	PGresult *r;
 	int rc;
 
-	if (stream(c, sql[has_dead][has_marker], 2, v, "reading the consumer "
-		   "status", out, count, e) < 0)
+	if (stream(c, sql[has_dead][has_marker], 2, v,
+		   "reading the consumer "
+		   "status",
+		   out, count, e) < 0)
 		return -1;
 	if (o->consumer && *count == before)
-		return mk_err_set(e, EX_NOINPUT, "consumer '%s' is not "
-				  "registered on queue '%s'", o->consumer,
-				  o->queue);
+		return mk_err_set(e, EX_NOINPUT,
+				  "consumer '%s' is not "
+				  "registered on queue '%s'",
+				  o->consumer, o->queue);
 	if (!has_marker)
 		return 0;
 	/* a leftover flag stalls the queue: say so, and how to end it */
-	rc = one_row(c, "SELECT " MARKER_SQL ", round(extract(epoch FROM"
+	rc = one_row(c,
+		     "SELECT " MARKER_SQL ", round(extract(epoch FROM"
 		     " q.ticker_lag))::int8 FROM pgq.get_queue_info($1) q,"
 		     " (SELECT $1::text AS queue_name) c" TICKER_LOCK_SQL
 		     " WHERE q.queue_external_ticker AND tk.pid IS NULL"
 		     " AND NOT q.queue_ticker_paused AND " MARKER_SQL
-		     " IS NOT NULL", 1, v, "looking for a leftover ticker flag",
-		     &r, e);
+		     " IS NOT NULL",
+		     1, v, "looking for a leftover ticker flag", &r, e);
 	if (rc < 0)
 		return -1;
 	if (rc > 0) {
@@ -173,16 +176,17 @@ status(PGconn *c, const struct inspect_opts *o, bool has_dead,
 			 "without handing the queue back; a relay that starts "
 			 "takes it back, or give it to pgqd: SELECT "
 			 "pgq.set_queue_config('%s', 'external_ticker', "
-			 "'false')", o->queue, PQgetvalue(r, 0, 1),
-			 PQgetvalue(r, 0, 0), o->queue);
+			 "'false')",
+			 o->queue, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 0),
+			 o->queue);
 		PQclear(r);
 	}
 	return 0;
 }
 
 static int
-pending(PGconn *c, const struct inspect_opts *o, FILE *out,
-	long *count, struct mk_err *e)
+pending(PGconn *c, const struct inspect_opts *o, FILE *out, long *count,
+	struct mk_err *e)
 {
 	static const char subq[] =
 		"SELECT q.queue_id, q.queue_data_pfx, s.sub_id, s.sub_last_tick"
@@ -199,9 +203,12 @@ pending(PGconn *c, const struct inspect_opts *o, FILE *out,
 
 	rc = one_row(c, subq, 2, v, "reading the subscription", &r, e);
 	if (rc <= 0)
-		return rc < 0 ? -1 : mk_err_set(e, EX_NOINPUT, "consumer '%s' "
-						"is not registered on queue "
-						"'%s'", consumer, o->queue);
+		return rc < 0 ? -1
+			      : mk_err_set(e, EX_NOINPUT,
+					   "consumer '%s' "
+					   "is not registered on queue "
+					   "'%s'",
+					   consumer, o->queue);
 	/* The event table's name comes from pgq's catalog; quote it. */
 	pfx = strdup(PQgetvalue(r, 0, 1));
 	dot = pfx ? strchr(pfx, '.') : NULL;
@@ -215,18 +222,21 @@ pending(PGconn *c, const struct inspect_opts *o, FILE *out,
 		goto out;
 	}
 	snprintf(lim, sizeof(lim), "%ld", o->limit);
-	snprintf(sql, sizeof(sql),
-		 "SELECT ev.ev_id, " TIME("ev.ev_time") " AS ev_time,"
-		 " ev.ev_txid, ev.ev_retry, ev.ev_type, ev.ev_data,"
-		 " ev.ev_extra1, ev.ev_extra2, ev.ev_extra3, ev.ev_extra4"
-		 " FROM %s.%s ev, pgq.tick t"
-		 " WHERE t.tick_queue = $1::int4 AND t.tick_id = $2::int8"
-		 " AND ev.ev_txid >= txid_snapshot_xmin(t.tick_snapshot)"
-		 " AND NOT txid_visible_in_snapshot(ev.ev_txid, t.tick_snapshot)"
-		 " AND txid_visible_in_snapshot(ev.ev_txid,"
-		 "  txid_current_snapshot())"
-		 " AND (ev.ev_owner IS NULL OR ev.ev_owner = $3::int4)"
-		 " ORDER BY ev.ev_id LIMIT nullif($4::int8, 0)", schema, table);
+	snprintf(
+		sql, sizeof(sql),
+		"SELECT ev.ev_id, " TIME(
+			"ev.ev_time") " AS ev_time,"
+				      " ev.ev_txid, ev.ev_retry, ev.ev_type, ev.ev_data,"
+				      " ev.ev_extra1, ev.ev_extra2, ev.ev_extra3, ev.ev_extra4"
+				      " FROM %s.%s ev, pgq.tick t"
+				      " WHERE t.tick_queue = $1::int4 AND t.tick_id = $2::int8"
+				      " AND ev.ev_txid >= txid_snapshot_xmin(t.tick_snapshot)"
+				      " AND NOT txid_visible_in_snapshot(ev.ev_txid, t.tick_snapshot)"
+				      " AND txid_visible_in_snapshot(ev.ev_txid,"
+				      "  txid_current_snapshot())"
+				      " AND (ev.ev_owner IS NULL OR ev.ev_owner = $3::int4)"
+				      " ORDER BY ev.ev_id LIMIT nullif($4::int8, 0)",
+		schema, table);
 	pv[0] = PQgetvalue(r, 0, 0);
 	pv[1] = PQgetvalue(r, 0, 3);
 	pv[2] = PQgetvalue(r, 0, 2);
@@ -241,20 +251,21 @@ out:
 }
 
 static int
-retry(PGconn *c, const struct inspect_opts *o, FILE *out,
-      long *count, struct mk_err *e)
+retry(PGconn *c, const struct inspect_opts *o, FILE *out, long *count,
+      struct mk_err *e)
 {
-	static const char sql[] =
-		"SELECT r.ev_id, " TIME("r.ev_time") " AS ev_time, r.ev_retry,"
-		" " TIME("r.ev_retry_after") " AS retry_after,"
-		" r.ev_type, r.ev_data, r.ev_extra1, r.ev_extra2, r.ev_extra3,"
-		" r.ev_extra4"
-		" FROM pgq.retry_queue r"
-		" JOIN pgq.subscription s ON s.sub_id = r.ev_owner"
-		" JOIN pgq.consumer k ON k.co_id = s.sub_consumer"
-		" JOIN pgq.queue q ON q.queue_id = s.sub_queue"
-		" WHERE q.queue_name = $1 AND k.co_name = $2"
-		" ORDER BY r.ev_retry_after, r.ev_id LIMIT nullif($3::int8, 0)";
+	static const char sql[] = "SELECT r.ev_id, " TIME(
+		"r.ev_time") " AS ev_time, r.ev_retry,"
+			     " " TIME(
+				     "r.ev_retry_after") " AS retry_after,"
+							 " r.ev_type, r.ev_data, r.ev_extra1, r.ev_extra2, r.ev_extra3,"
+							 " r.ev_extra4"
+							 " FROM pgq.retry_queue r"
+							 " JOIN pgq.subscription s ON s.sub_id = r.ev_owner"
+							 " JOIN pgq.consumer k ON k.co_id = s.sub_consumer"
+							 " JOIN pgq.queue q ON q.queue_id = s.sub_queue"
+							 " WHERE q.queue_name = $1 AND k.co_name = $2"
+							 " ORDER BY r.ev_retry_after, r.ev_id LIMIT nullif($3::int8, 0)";
 	char lim[32];
 	const char *v[] = { o->queue, o->consumer ? o->consumer : "mikkoo",
 			    lim };
@@ -264,20 +275,22 @@ retry(PGconn *c, const struct inspect_opts *o, FILE *out,
 }
 
 static int
-dead(PGconn *c, const struct inspect_opts *o, FILE *out,
-     long *count, struct mk_err *e)
+dead(PGconn *c, const struct inspect_opts *o, FILE *out, long *count,
+     struct mk_err *e)
 {
-	static const char sql[] =
-		"SELECT " DEAD_COLUMNS " FROM mikkoo.dead_letter WHERE "
-		DEAD_WHERE " ORDER BY id LIMIT nullif($8::int8, 0)";
+	static const char sql[] = "SELECT " DEAD_COLUMNS
+				  " FROM mikkoo.dead_letter WHERE " DEAD_WHERE
+				  " ORDER BY id LIMIT nullif($8::int8, 0)";
 	const char *v[DEAD_NPARAMS + 1];
 	char lim[32];
 
 	snprintf(lim, sizeof(lim), "%ld", o->limit);
 	dead_params(&o->dead, v);
 	v[DEAD_NPARAMS] = lim;
-	return stream(c, sql, DEAD_NPARAMS + 1, v, "reading "
-		      "mikkoo.dead_letter", out, count, e);
+	return stream(c, sql, DEAD_NPARAMS + 1, v,
+		      "reading "
+		      "mikkoo.dead_letter",
+		      out, count, e);
 }
 
 /* One record per table and queue; arrays as JSON arrays. */
@@ -297,12 +310,14 @@ captures(PGconn *c, const struct inspect_opts *o, FILE *out, long *count,
 	PGresult *r;
 	int rc;
 
-	rc = one_row(c, "SELECT 1 WHERE to_regclass('mikkoo.captures')"
-		     " IS NOT NULL", 0, NULL, "looking for mikkoo.captures",
-		     &r, e);
+	rc = one_row(c,
+		     "SELECT 1 WHERE to_regclass('mikkoo.captures')"
+		     " IS NOT NULL",
+		     0, NULL, "looking for mikkoo.captures", &r, e);
 	PQclear(r);
 	if (rc == 0)
-		return mk_err_set(e, EX_NOINPUT, "view mikkoo.captures does "
+		return mk_err_set(e, EX_NOINPUT,
+				  "view mikkoo.captures does "
 				  "not exist: install mikkoo.sql");
 	if (rc < 0)
 		return -1;
@@ -311,9 +326,8 @@ captures(PGconn *c, const struct inspect_opts *o, FILE *out, long *count,
 }
 
 int
-inspect_run(PGconn *c, enum inspect_what what,
-	    const struct inspect_opts *o, FILE *out, long *count,
-	    struct mk_err *e)
+inspect_run(PGconn *c, enum inspect_what what, const struct inspect_opts *o,
+	    FILE *out, long *count, struct mk_err *e)
 {
 	const char *v[] = { o->queue };
 	bool has_dead, has_marker;
@@ -335,22 +349,25 @@ inspect_run(PGconn *c, enum inspect_what what,
 		if (rc < 0)
 			goto out;
 	}
-	rc = one_row(c, "SELECT 1 WHERE to_regclass('mikkoo.dead_letter')"
-		     " IS NOT NULL", 0, NULL, "looking for mikkoo.dead_letter",
-		     &r, e);
+	rc = one_row(c,
+		     "SELECT 1 WHERE to_regclass('mikkoo.dead_letter')"
+		     " IS NOT NULL",
+		     0, NULL, "looking for mikkoo.dead_letter", &r, e);
 	PQclear(r);
 	if (rc < 0)
 		goto out;
 	has_dead = rc > 0;
-	rc = one_row(c, "SELECT 1 WHERE to_regclass('mikkoo.queue_ticker')"
-		     " IS NOT NULL", 0, NULL, "looking for mikkoo.queue_ticker",
-		     &r, e);
+	rc = one_row(c,
+		     "SELECT 1 WHERE to_regclass('mikkoo.queue_ticker')"
+		     " IS NOT NULL",
+		     0, NULL, "looking for mikkoo.queue_ticker", &r, e);
 	PQclear(r);
 	if (rc < 0)
 		goto out;
 	has_marker = rc > 0;
 	if (what == INSPECT_DEAD && !has_dead) {
-		rc = mk_err_set(e, EX_NOINPUT, "table mikkoo.dead_letter does "
+		rc = mk_err_set(e, EX_NOINPUT,
+				"table mikkoo.dead_letter does "
 				"not exist: install mikkoo.sql");
 		goto out;
 	}

@@ -18,17 +18,17 @@
 #include "pg.h"
 
 enum inspect_what {
-	INSPECT_STATUS,         /* one record per consumer */
-	INSPECT_PENDING,        /* events the consumer has not finished */
-	INSPECT_RETRY,          /* the consumer's events in pgq.retry_queue */
-	INSPECT_DEAD,           /* rows of mikkoo.dead_letter */
-	INSPECT_CAPTURES,       /* rows of mikkoo.captures */
+	INSPECT_STATUS,   /* one record per consumer */
+	INSPECT_PENDING,  /* events the consumer has not finished */
+	INSPECT_RETRY,    /* the consumer's events in pgq.retry_queue */
+	INSPECT_DEAD,     /* rows of mikkoo.dead_letter */
+	INSPECT_CAPTURES, /* rows of mikkoo.captures */
 };
 
 struct inspect_opts {
 	const char *queue;
-	const char *consumer;   /* NULL: all (status), "mikkoo" otherwise */
-	long limit;             /* 0: no limit */
+	const char *consumer; /* NULL: all (status), "mikkoo" otherwise */
+	long limit;           /* 0: no limit */
 	struct dead_filter dead;
 };
 
@@ -37,8 +37,7 @@ struct inspect_opts {
  * consumer or the table or view read (dead, captures) does not exist.
  * Dead letters and captures cover every queue when o->queue is NULL.
  */
-int inspect_run(PGconn *c, enum inspect_what what,
-		const struct inspect_opts *o, FILE *out, long *count,
-		struct mk_err *e);
+int inspect_run(PGconn *c, enum inspect_what what, const struct inspect_opts *o,
+		FILE *out, long *count, struct mk_err *e);
 
 #endif

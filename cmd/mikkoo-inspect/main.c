@@ -14,12 +14,12 @@
 #include "mq.h"
 #include "tool.h"
 
-#define USAGE \
-	"usage: mikkoo-inspect [conn] -q QUEUE [--consumer NAME] " \
-	"[status|pending|retry|dead|captures]\n" \
-	"                      [--limit N] [dead filters]\n" \
+#define USAGE                                                           \
+	"usage: mikkoo-inspect [conn] -q QUEUE [--consumer NAME] "      \
+	"[status|pending|retry|dead|captures]\n"                        \
+	"                      [--limit N] [dead filters]\n"            \
 	"       mikkoo-inspect [conn] --amqp-queue QUEUE [--limit N]\n" \
-	"       mikkoo-inspect [conn] tap -e EXCHANGE [-k KEY]... " \
+	"       mikkoo-inspect [conn] tap -e EXCHANGE [-k KEY]... "     \
 	"[--limit N] [--seconds S]"
 
 enum { OPT_CONSUMER = 256, OPT_SECONDS, OPT_STOP_AT_LIMIT };
@@ -27,19 +27,24 @@ enum { OPT_CONSUMER = 256, OPT_SECONDS, OPT_STOP_AT_LIMIT };
 static const struct cli_opt opts[] = {
 	TOOL_CONN_OPTS,
 	{ 'q', "queue", "QUEUE", "the PgQ queue (default: the worker's)" },
-	{ OPT_CONSUMER, "consumer", "NAME", "the consumer (status: all; else "
+	{ OPT_CONSUMER, "consumer", "NAME",
+	  "the consumer (status: all; else "
 	  "mikkoo)" },
 	{ 'l', "limit", "N", "at most N records" },
-	DEAD_FILTER_OPTS,         /* for 'dead' */
-	{ 'a', "amqp-queue", "QUEUE", "RabbitMQ: print a queue's messages, "
+	DEAD_FILTER_OPTS, /* for 'dead' */
+	{ 'a', "amqp-queue", "QUEUE",
+	  "RabbitMQ: print a queue's messages, "
 	  "leave them\nin place (they come back marked redelivered)" },
-	{ OPT_STOP_AT_LIMIT, "stop-at-limit", NULL, "peek: stop at --limit "
+	{ OPT_STOP_AT_LIMIT, "stop-at-limit", NULL,
+	  "peek: stop at --limit "
 	  "even where a quorum\nqueue then moves what was read behind "
 	  "messages\nhanded back before (see ORDER)" },
 	{ 'e', "exchange", "NAME", "tap: the exchange" },
-	{ 'k', "binding", "KEY", "tap: a binding key (repeatable; default "
+	{ 'k', "binding", "KEY",
+	  "tap: a binding key (repeatable; default "
 	  "'#')" },
-	{ OPT_SECONDS, "seconds", "S", "tap: stop after S seconds (also "
+	{ OPT_SECONDS, "seconds", "S",
+	  "tap: stop after S seconds (also "
 	  "--limit, ^C)" },
 	CLI_STD_OPTS,
 	{ 0 },
@@ -49,24 +54,24 @@ static const struct cli cli = {
 	.prog = "mikkoo-inspect",
 	.usage = USAGE,
 	.about =
-	"Show a PgQ queue as JSON lines, without consuming or changing\n"
-	"anything (a read-only transaction, rolled back):\n"
-	"  status   one record per consumer: lag, pending events, open batch,\n"
-	"           retry and dead-letter counts (the default)\n"
-	"  pending  the events the consumer has not finished, in ev_id order\n"
-	"  retry    the consumer's events waiting in PgQ's retry queue\n"
-	"  dead     rows of mikkoo.dead_letter (all queues without -q)\n"
-	"  captures tables captured into the queue (all without -q)\n"
-	"\n"
-	"Or look at RabbitMQ (from -c, or $MIKKOO_RABBITMQ_URL): peek at a\n"
-	"queue with --amqp-queue, or tap an exchange:\n"
-	"  tap      print what is routed through an exchange from now on\n",
+		"Show a PgQ queue as JSON lines, without consuming or changing\n"
+		"anything (a read-only transaction, rolled back):\n"
+		"  status   one record per consumer: lag, pending events, open batch,\n"
+		"           retry and dead-letter counts (the default)\n"
+		"  pending  the events the consumer has not finished, in ev_id order\n"
+		"  retry    the consumer's events waiting in PgQ's retry queue\n"
+		"  dead     rows of mikkoo.dead_letter (all queues without -q)\n"
+		"  captures tables captured into the queue (all without -q)\n"
+		"\n"
+		"Or look at RabbitMQ (from -c, or $MIKKOO_RABBITMQ_URL): peek at a\n"
+		"queue with --amqp-queue, or tap an exchange:\n"
+		"  tap      print what is routed through an exchange from now on\n",
 	.opts = opts,
 	.after =
-	"Exit status: 0 ok, 64 usage, 66 no such queue, consumer or exchange,\n"
-	"69 PostgreSQL or RabbitMQ unreachable, 70 unexpected SQL error, 74\n"
-	"output failed, 77 login or permission refused, 78 bad config.  See\n"
-	"mikkoo-inspect(1).\n",
+		"Exit status: 0 ok, 64 usage, 66 no such queue, consumer or exchange,\n"
+		"69 PostgreSQL or RabbitMQ unreachable, 70 unexpected SQL error, 74\n"
+		"output failed, 77 login or permission refused, 78 bad config.  See\n"
+		"mikkoo-inspect(1).\n",
 };
 
 int
@@ -93,26 +98,39 @@ main(int argc, char **argv)
 		if (tool_option(&t, opt, optarg))
 			continue;
 		switch (opt) {
-		case 'q': o.queue = optarg; break;
-		case OPT_CONSUMER: o.consumer = optarg; break;
+		case 'q':
+			o.queue = optarg;
+			break;
+		case OPT_CONSUMER:
+			o.consumer = optarg;
+			break;
 		default:
 			if (dead_option(&o.dead, &ids, opt, optarg) < 0)
-				CLI_FAIL(rc, &cli, "--id needs a positive integer");
+				CLI_FAIL(rc, &cli,
+					 "--id needs a positive integer");
 			break;
 		case 'l':
 			if (cli_long(optarg, 1, LONG_MAX, &o.limit) < 0)
-				CLI_FAIL(rc, &cli, "--limit needs a positive integer");
+				CLI_FAIL(rc, &cli,
+					 "--limit needs a positive integer");
 			break;
-		case 'a': mo.queue = optarg; break;
-		case OPT_STOP_AT_LIMIT: mo.stop_at_limit = true; break;
-		case 'e': mo.exchange = optarg; break;
+		case 'a':
+			mo.queue = optarg;
+			break;
+		case OPT_STOP_AT_LIMIT:
+			mo.stop_at_limit = true;
+			break;
+		case 'e':
+			mo.exchange = optarg;
+			break;
 		case 'k':
 			if (mq_add_key(&mo, optarg) < 0)
 				CLI_FAIL(rc, &cli, "out of memory");
 			break;
 		case OPT_SECONDS:
 			if (cli_seconds(optarg, 0.001, 1e7, &mo.seconds) < 0)
-				CLI_FAIL(rc, &cli, "--seconds needs a positive "
+				CLI_FAIL(rc, &cli,
+					 "--seconds needs a positive "
 					 "number");
 			break;
 		}
@@ -126,8 +144,9 @@ main(int argc, char **argv)
 		for (i = 0; i < 6 && strcmp(argv[optind], names[i]); i++)
 			;
 		if (i == 6)
-			CLI_FAIL(rc, &cli, "the view is status, pending, "
-					   "retry, dead, captures or tap");
+			CLI_FAIL(rc, &cli,
+				 "the view is status, pending, "
+				 "retry, dead, captures or tap");
 		tap = i == 5;
 		view = !tap;
 		what = tap ? INSPECT_STATUS : (enum inspect_what)i;
@@ -138,19 +157,22 @@ main(int argc, char **argv)
 	if (tap || mo.queue || mo.exchange || mo.nkeys || mo.seconds > 0 ||
 	    mo.stop_at_limit) {
 		mo.limit = o.limit;
-		bad = mq_usage(&mo, tap, view, o.queue || o.consumer ||
-			       o.dead.since || o.dead.until ||
-			       o.dead.routing_key || o.dead.reason_like || ids);
+		bad = mq_usage(&mo, tap, view,
+			       o.queue || o.consumer || o.dead.since ||
+				       o.dead.until || o.dead.routing_key ||
+				       o.dead.reason_like || ids);
 		if (bad)
 			CLI_FAIL(rc, &cli, "%s", bad);
 		rc = mq_inspect(&t, &mo, tap);
 		goto out;
 	}
-	if (what != INSPECT_DEAD && (dead_filtered(&o.dead) && (o.dead.since
-	    || o.dead.until || o.dead.routing_key || o.dead.reason_like ||
-	    ids)))
-		CLI_FAIL(rc, &cli, "--since, --until, --routing-key, "
-				   "--reason-like and --id are for 'dead'");
+	if (what != INSPECT_DEAD &&
+	    (dead_filtered(&o.dead) &&
+	     (o.dead.since || o.dead.until || o.dead.routing_key ||
+	      o.dead.reason_like || ids)))
+		CLI_FAIL(rc, &cli,
+			 "--since, --until, --routing-key, "
+			 "--reason-like and --id are for 'dead'");
 	if (tool_setup(&t, &e) < 0) {
 		log_error("%s", e.msg);
 		rc = e.code;
@@ -158,8 +180,7 @@ main(int argc, char **argv)
 	}
 	if (o.queue == NULL)
 		o.queue = tool_queue(&t);
-	if (o.queue == NULL && what != INSPECT_DEAD &&
-	    what != INSPECT_CAPTURES)
+	if (o.queue == NULL && what != INSPECT_DEAD && what != INSPECT_CAPTURES)
 		CLI_FAIL(rc, &cli, "which queue? give -q QUEUE");
 	o.dead.queue = o.queue;
 	o.dead.consumer = o.consumer;

@@ -60,10 +60,10 @@ mq_usage(const struct mq_view_opts *o, bool tap, bool view, bool pgq)
 {
 	if (view)
 		return "--amqp-queue, -e, -k and --seconds are not for the PgQ "
-			"views";
+		       "views";
 	if (pgq)
 		return "-q, --consumer and the dead filters are for the PgQ "
-			"views";
+		       "views";
 	if (tap && o->queue)
 		return "tap reads an exchange: no --amqp-queue with it";
 	if (tap && o->exchange == NULL)
@@ -87,7 +87,8 @@ tap_ready(const char *queue, const struct mq_view_opts *o)
 		n += (size_t)snprintf(keys + n, sizeof(keys) - n, "%s'%s'",
 				      i ? ", " : "", o->keys[i]);
 	log_info("tapping exchange '%s' with binding %s (queue '%s'); stop "
-		 "with ^C", o->exchange, o->nkeys ? keys : "'#'", queue);
+		 "with ^C",
+		 o->exchange, o->nkeys ? keys : "'#'", queue);
 }
 
 int
@@ -105,15 +106,16 @@ mq_inspect(struct tool_conn *t, const struct mq_view_opts *o, bool tap)
 	if (sig_install(false) < 0)
 		log_warn("cannot install signal handlers: ^C ends at once");
 	if ((tap ? delivery_name_check("exchange", o->exchange, &e)
-	     : delivery_name_check("queue", o->queue, &e)) < 0 ||
-	    tool_setup(t, &e) < 0 || tool_mq_open(t, "mikkoo-inspect", &m,
-						  &e) < 0)
+		 : delivery_name_check("queue", o->queue, &e)) < 0 ||
+	    tool_setup(t, &e) < 0 ||
+	    tool_mq_open(t, "mikkoo-inspect", &m, &e) < 0)
 		goto fail;
 	for (;;) {
 		passes++;
-		if (tap ? tap_run(m.b, &left, stdout, passes == 1 ? tap_ready
-				  : NULL, &count, &e) == 0
-		    : peek_run(m.b, o, stdout, &count, &e) == 0)
+		if (tap ? tap_run(m.b, &left, stdout,
+				  passes == 1 ? tap_ready : NULL, &count,
+				  &e) == 0
+			: peek_run(m.b, o, stdout, &count, &e) == 0)
 			break;
 		total += count;
 		if (!tool_mq_lost(&m) || sig_term_count() > 0)
@@ -143,8 +145,8 @@ done:
 			 total, total == 1 ? "" : "s");
 	else
 		log_info("peeked at %ld message%s of '%s': back in the queue, "
-			 "in order, marked redelivered", count,
-			 count == 1 ? "" : "s", o->queue);
+			 "in order, marked redelivered",
+			 count, count == 1 ? "" : "s", o->queue);
 	goto out;
 fail:
 	log_error("%s", e.msg);

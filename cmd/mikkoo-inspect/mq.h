@@ -30,13 +30,13 @@
 #include "tool.h"
 
 struct mq_view_opts {
-	const char *queue;      /* peek: --amqp-queue */
-	const char *exchange;   /* tap: -e */
-	char **keys;            /* tap: -k (none: "#") */
+	const char *queue;    /* peek: --amqp-queue */
+	const char *exchange; /* tap: -e */
+	char **keys;          /* tap: -k (none: "#") */
 	size_t nkeys;
-	long limit;             /* 0: no limit */
-	double seconds;         /* tap: 0 until stopped */
-	bool stop_at_limit;     /* peek: no reading on (mqchan.h) */
+	long limit;         /* 0: no limit */
+	double seconds;     /* tap: 0 until stopped */
+	bool stop_at_limit; /* peek: no reading on (mqchan.h) */
 };
 
 /* Add a -k binding key (o->keys borrows optarg); -1 out of memory. */
@@ -46,8 +46,8 @@ int mq_add_key(struct mq_view_opts *o, const char *key);
  * Are the options a peek or a tap?  view: a PgQ view was named; pgq:
  * PgQ-only options were given.  NULL, or what is wrong (a usage error).
  */
-const char *mq_usage(const struct mq_view_opts *o, bool tap, bool view,
-		     bool pgq);
+const char *
+mq_usage(const struct mq_view_opts *o, bool tap, bool view, bool pgq);
 
 /* Connect as the tool says, run the peek or the tap, log the outcome;
  * returns the exit status. */

@@ -6,8 +6,8 @@
 #include "sig.h"
 
 int
-peek_run(struct broker *b, const struct mq_view_opts *o, FILE *out,
-	 long *count, struct mk_err *e)
+peek_run(struct broker *b, const struct mq_view_opts *o, FILE *out, long *count,
+	 struct mk_err *e)
 {
 	struct mqchan c = { 0 };
 	struct mq_msg m;
@@ -25,8 +25,8 @@ peek_run(struct broker *b, const struct mq_view_opts *o, FILE *out,
 	/* At least one basic.get even when the count says empty: a stream
 	 * (count 0, no basic.get) or a queue we may not read says so. */
 	bound = ready ? ready : 1;
-	while ((uint32_t)taken < bound && (o->limit == 0 || *count < o->limit)
-	       && sig_term_count() == 0) {
+	while ((uint32_t)taken < bound &&
+	       (o->limit == 0 || *count < o->limit) && sig_term_count() == 0) {
 		got = mqchan_get(&c, o->queue, &m, e);
 		if (got <= 0) {
 			rc = got;
@@ -51,8 +51,8 @@ peek_run(struct broker *b, const struct mq_view_opts *o, FILE *out,
 	/* Stopped early on a quorum queue: read on through the handed-back
 	 * ones, or what was read would go behind them (mqchan.h). */
 	if (rc == 0 && !o->stop_at_limit &&
-	    mqchan_keep_order(&c, o->queue, bound - (uint32_t)taken, &more,
-			      e) < 0) {
+	    mqchan_keep_order(&c, o->queue, bound - (uint32_t)taken, &more, e) <
+		    0) {
 		if (e->code == EX_UNAVAILABLE)
 			mqchan_forget(&c);
 		return -1;

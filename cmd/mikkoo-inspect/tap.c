@@ -33,8 +33,10 @@ tap_run(struct broker *b, const struct mq_view_opts *o, FILE *out,
 	for (i = 0; i < o->nkeys; i++)
 		if (strlen(o->keys[i]) > 255 ||
 		    !text_utf8_ok(o->keys[i], strlen(o->keys[i])))
-			return mk_err_set(e, EX_USAGE, "binding key %zu is not "
-					  "up to 255 bytes of UTF-8", i + 1);
+			return mk_err_set(e, EX_USAGE,
+					  "binding key %zu is not "
+					  "up to 255 bytes of UTF-8",
+					  i + 1);
 	if (mqchan_open(&c, b, e) < 0 ||
 	    mqchan_tap(&c, o->exchange, o->nkeys ? o->keys : all,
 		       o->nkeys ? o->nkeys : 1, TAP_PREFETCH, qname,
@@ -76,12 +78,11 @@ tap_run(struct broker *b, const struct mq_view_opts *o, FILE *out,
 		/* Our private copy: acked once shown, so prefetch moves. */
 		rc = mqchan_ack(&c, m.tag, e);
 		mq_msg_release(&m);
-		if (rc < 0 || w <= 0 ||
-		    (o->limit > 0 && *count >= o->limit))
+		if (rc < 0 || w <= 0 || (o->limit > 0 && *count >= o->limit))
 			break;
 	}
 	if (rc < 0 && e->code == EX_UNAVAILABLE)
-		mqchan_forget(&c);      /* the connection is gone */
+		mqchan_forget(&c); /* the connection is gone */
 	mqchan_close(&c);
 	return rc;
 }

@@ -58,7 +58,7 @@ same_value(const struct key *k, const struct side *x, const struct side *y)
 	const void *a = field_of(k, x), *b = field_of(k, y);
 
 	switch (k->type) {
-	case K_AMQP_URL:        /* the first node, then the others */
+	case K_AMQP_URL: /* the first node, then the others */
 		return same_str(*(char *const *)a, *(char *const *)b) &&
 		       (*(char *const *)a == NULL ||
 			same_list(&x->w->more_nodes, &y->w->more_nodes));
@@ -70,7 +70,7 @@ same_value(const struct key *k, const struct side *x, const struct side *y)
 	case K_NAME:
 	case K_LISTEN:
 	case K_SLOT:
-	case K_PWFILE:          /* what the file said: the password */
+	case K_PWFILE: /* what the file said: the password */
 		return same_str(*(char *const *)a, *(char *const *)b);
 	case K_INT:
 	case K_CHOICE:
@@ -120,8 +120,8 @@ diff_tab(const struct key *tab, const char *prefix, const struct side *x,
 			dup = j->target == k->target && j->off == k->off &&
 			      j->group && k->group &&
 			      strcmp(j->group, k->group) == 0;
-		if (dup || (!workers && (k->target == T_WORKER ||
-					 k->target == T_AMQP)))
+		if (dup || (!workers &&
+			    (k->target == T_WORKER || k->target == T_AMQP)))
 			continue;
 		if (k->sub) {
 			/* both from one URL: the URL row said it all */

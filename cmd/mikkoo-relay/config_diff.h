@@ -19,7 +19,7 @@
  * reload class, as "a, rabbitmq/b" lists for log lines (cut to fit).
  */
 struct config_diff {
-	bool restart;           /* restart_keys is not empty */
+	bool restart; /* restart_keys is not empty */
 	bool live;
 	bool notice;
 	char restart_keys[256];

@@ -75,7 +75,7 @@ counters_tick(struct counters *c, double now, bool force)
 		struct counts d;
 
 		if (s->next == 0)
-			s->next = now + s->every;   /* the first period */
+			s->next = now + s->every; /* the first period */
 		if (!force && now < s->next)
 			continue;
 		s->next = now + s->every;
@@ -93,10 +93,10 @@ counters_log_sink(void *arg, const struct counts *t, const struct counts *d,
 	(void)d;
 	log_info("stats: batches=%lld events=%lld processed=%lld failed=%lld "
 		 "retried=%lld dead=%lld refused=%lld empty_polls=%lld "
-		 "reconnects=%lld pending=%lld", t->batches, t->events,
-		 t->published, t->retried + t->dead, t->retried, t->dead,
-		 t->refused, t->empty, t->reconnects_pg + t->reconnects_mq,
-		 g->pending);
+		 "reconnects=%lld pending=%lld",
+		 t->batches, t->events, t->published, t->retried + t->dead,
+		 t->retried, t->dead, t->refused, t->empty,
+		 t->reconnects_pg + t->reconnects_mq, g->pending);
 }
 
 void

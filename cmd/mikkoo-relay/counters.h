@@ -22,23 +22,23 @@
 #include "prom.h"
 
 struct counts {
-	long long batches;      /* finished */
-	long long events;       /* read from PgQ */
-	long long published;    /* confirmed by RabbitMQ */
-	long long retried;      /* put back with pgq retry (counted) */
-	long long dead;         /* copied to mikkoo.dead_letter */
-	long long refused;      /* holds after a broker refusal */
-	long long empty;        /* polls that found no batch */
-	long long reconnects_pg;/* connections re-established */
+	long long batches;       /* finished */
+	long long events;        /* read from PgQ */
+	long long published;     /* confirmed by RabbitMQ */
+	long long retried;       /* put back with pgq retry (counted) */
+	long long dead;          /* copied to mikkoo.dead_letter */
+	long long refused;       /* holds after a broker refusal */
+	long long empty;         /* polls that found no batch */
+	long long reconnects_pg; /* connections re-established */
 	long long reconnects_mq;
-	struct prom_hist latency;  /* commit to confirm of published
+	struct prom_hist latency; /* commit to confirm of published
 				      events (totals only: not in deltas) */
 };
 
 struct gauges {
-	long long pending;      /* pgq's pending_events; < 0 unknown */
-	double lag;             /* seconds behind; < 0 unknown */
-	double tick_age;        /* seconds since the queue's last tick; < 0
+	long long pending; /* pgq's pending_events; < 0 unknown */
+	double lag;        /* seconds behind; < 0 unknown */
+	double tick_age;   /* seconds since the queue's last tick; < 0
 				   unknown */
 };
 
@@ -57,7 +57,7 @@ struct counter_sink {
 };
 
 struct counters {
-	struct counts total;    /* the batch loop adds here */
+	struct counts total; /* the batch loop adds here */
 	struct gauges gauges;
 	struct counter_sink sink[COUNTERS_SINKS];
 	size_t nsinks;

@@ -35,14 +35,17 @@ write_pidfile(const char *path, struct mk_err *e)
 
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
-		return mk_err_set(e, EX_CANTCREAT, "cannot open pidfile '%s': "
-				  "%s", path, strerror(errno));
+		return mk_err_set(e, EX_CANTCREAT,
+				  "cannot open pidfile '%s': "
+				  "%s",
+				  path, strerror(errno));
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		n = (int)read(fd, buf, sizeof(buf) - 1);
 		buf[n > 0 ? n : 0] = '\0';
 		buf[strcspn(buf, "\n")] = '\0';
 		close(fd);
-		return mk_err_set(e, EX_TEMPFAIL, "pidfile '%s' is locked: "
+		return mk_err_set(e, EX_TEMPFAIL,
+				  "pidfile '%s' is locked: "
 				  "mikkoo-relay is already running (pid %s)",
 				  path, buf[0] ? buf : "?");
 	}
@@ -52,7 +55,7 @@ write_pidfile(const char *path, struct mk_err *e)
 		return mk_err_set(e, EX_IOERR, "cannot write pidfile '%s': %s",
 				  path, strerror(errno));
 	}
-	pidfd = fd;             /* keep the lock for our lifetime */
+	pidfd = fd; /* keep the lock for our lifetime */
 	pidpath = strdup(path);
 	owner = getpid();
 	return 0;
@@ -69,8 +72,8 @@ drop_privileges(const char *user, struct mk_err *e)
 	if (pw == NULL)
 		return mk_err_set(e, EX_NOUSER, "no user '%s' (Daemon/user)",
 				  user);
-	if (initgroups(pw->pw_name, pw->pw_gid) < 0 ||
-	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0)
 		return mk_err_set(e, EX_NOPERM, "cannot become user '%s': %s",
 				  user, strerror(errno));
 	return 0;

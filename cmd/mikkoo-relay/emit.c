@@ -37,8 +37,7 @@ field(const char **p, const char *end, const char **out, size_t *len)
 
 int
 emit_parse(const char *prefix, bool transactional, const char *content,
-	   size_t len, const char *key, struct emit_event *ev,
-	   struct mk_err *e)
+	   size_t len, const char *key, struct emit_event *ev, struct mk_err *e)
 {
 	const char *p, *end = content + len;
 	unsigned char diff = 0;
@@ -47,36 +46,43 @@ emit_parse(const char *prefix, bool transactional, const char *content,
 	if (prefix == NULL || strcmp(prefix, EMIT_PREFIX) != 0)
 		return 0;
 	if (!transactional)
-		return mk_err_set(e, EX_DATAERR, "forged: a message with "
+		return mk_err_set(e, EX_DATAERR,
+				  "forged: a message with "
 				  "prefix '" EMIT_PREFIX "' that is not "
 				  "transactional (mikkoo.emit() writes only "
 				  "transactional ones)");
 	if (key == NULL || strlen(key) != EMIT_KEY_LEN)
-		return mk_err_set(e, EX_SOFTWARE, "no emit key to check "
+		return mk_err_set(e, EX_SOFTWARE,
+				  "no emit key to check "
 				  "messages with");
 	if (len < EMIT_KEY_LEN)
-		return mk_err_set(e, EX_DATAERR, "forged: a message with "
+		return mk_err_set(e, EX_DATAERR,
+				  "forged: a message with "
 				  "prefix '" EMIT_PREFIX "' without the emit "
 				  "key (not written by mikkoo.emit())");
 	for (i = 0; i < EMIT_KEY_LEN; i++)
 		diff |= (unsigned char)(content[i] ^ key[i]);
 	if (diff)
-		return mk_err_set(e, EX_DATAERR, "forged: a message with "
+		return mk_err_set(e, EX_DATAERR,
+				  "forged: a message with "
 				  "prefix '" EMIT_PREFIX "' without the emit "
 				  "key (not written by mikkoo.emit())");
 	p = content + EMIT_KEY_LEN;
 	if (field(&p, end, &ev->stream, &ev->stream_len) < 0 ||
 	    ev->stream == NULL)
-		return mk_err_set(e, EX_DATAERR, "malformed message of "
+		return mk_err_set(e, EX_DATAERR,
+				  "malformed message of "
 				  "mikkoo.emit() at byte %zu: no stream",
 				  (size_t)(p - content));
 	for (i = 0; i < 6; i++)
 		if (field(&p, end, &ev->field[i], &ev->len[i]) < 0)
-			return mk_err_set(e, EX_DATAERR, "malformed message "
+			return mk_err_set(e, EX_DATAERR,
+					  "malformed message "
 					  "of mikkoo.emit() at byte %zu",
 					  (size_t)(p - content));
 	if (p != end)
-		return mk_err_set(e, EX_DATAERR, "malformed message of "
+		return mk_err_set(e, EX_DATAERR,
+				  "malformed message of "
 				  "mikkoo.emit(): %zu bytes after its fields",
 				  (size_t)(end - p));
 	return 1;

@@ -30,8 +30,8 @@
 struct emit_event {
 	const char *stream;
 	size_t stream_len;
-	const char *field[6];   /* ev_type, ev_data, ev_extra1 .. 4; NULL */
-	size_t len[6];          /* for SQL NULL */
+	const char *field[6]; /* ev_type, ev_data, ev_extra1 .. 4; NULL */
+	size_t len[6];        /* for SQL NULL */
 };
 
 /*

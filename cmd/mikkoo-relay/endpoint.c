@@ -11,8 +11,7 @@
 
 /* Healthy?  If not, why (into buf). */
 static bool
-healthy(const struct endpoint_worker *w, double max_lag, char *buf,
-	size_t sz)
+healthy(const struct endpoint_worker *w, double max_lag, char *buf, size_t sz)
 {
 	if (!w->running) {
 		snprintf(buf, sz, "worker restarting (%s)",
@@ -31,8 +30,9 @@ healthy(const struct endpoint_worker *w, double max_lag, char *buf,
 	if (w->rep.state != REPORT_RELAYING) {
 		char safe[REPORT_WHY * 4];
 
-		text_escape(safe, sizeof(safe), w->rep.why, strnlen(w->rep.why,
-			    sizeof(w->rep.why)), sizeof(w->rep.why), 0);
+		text_escape(safe, sizeof(safe), w->rep.why,
+			    strnlen(w->rep.why, sizeof(w->rep.why)),
+			    sizeof(w->rep.why), 0);
 		snprintf(buf, sz, "%s: %s",
 			 report_state_name((enum report_state)w->rep.state),
 			 safe);
@@ -40,8 +40,10 @@ healthy(const struct endpoint_worker *w, double max_lag, char *buf,
 		return false;
 	}
 	if (max_lag > 0 && w->rep.lag > max_lag) {
-		snprintf(buf, sz, "consumer lag %.1f s is over health_max_lag "
-			 "%g s", w->rep.lag, max_lag);
+		snprintf(buf, sz,
+			 "consumer lag %.1f s is over health_max_lag "
+			 "%g s",
+			 w->rep.lag, max_lag);
 		return false;
 	}
 	return true;
@@ -58,15 +60,18 @@ health(const struct endpoint_worker *w, size_t n, double max_lag,
 	for (i = 0; i < n; i++) {
 		char why[512];
 		bool ok = healthy(&w[i], max_lag, why, sizeof(why));
-		json_t *o = json_pack("{s:o,s:b,s:s}", "queue",
-				      text_json(w[i].queue, strlen(w[i].queue)),
-				      "ok", ok, "state", !w[i].running
-				      ? "restarting" : !w[i].have ? "starting"
-				      : report_state_name((enum report_state)
-							  w[i].rep.state));
+		json_t *o = json_pack(
+			"{s:o,s:b,s:s}", "queue",
+			text_json(w[i].queue, strlen(w[i].queue)), "ok", ok,
+			"state",
+			!w[i].running ? "restarting"
+			: !w[i].have
+				? "starting"
+				: report_state_name(
+					  (enum report_state)w[i].rep.state));
 
 		if (o == NULL) {
-			all = false;    /* out of memory: not a healthy answer */
+			all = false; /* out of memory: not a healthy answer */
 			continue;
 		}
 
@@ -78,13 +83,13 @@ health(const struct endpoint_worker *w, size_t n, double max_lag,
 					    json_integer(w[i].rep.pending));
 		/* the why carries server and broker words: text.h's rule */
 		if (!ok)
-			json_object_set_new(o, "why", text_json(why,
-								strlen(why)));
+			json_object_set_new(o, "why",
+					    text_json(why, strlen(why)));
 		all = all && ok;
 		json_array_append_new(arr, o);
 	}
-	json_object_set_new(root, "status", json_string(all ? "ok"
-							: "unavailable"));
+	json_object_set_new(root, "status",
+			    json_string(all ? "ok" : "unavailable"));
 	json_object_set_new(root, "workers", arr);
 	page->body = json_dumps(root, JSON_COMPACT);
 	json_decref(root);
@@ -131,9 +136,8 @@ metrics(const struct endpoint_worker *w, size_t n, struct httpd_page *page)
 }
 
 void
-endpoint_page(const struct endpoint_worker *w, size_t n,
-	      double health_max_lag, const char *path,
-	      struct httpd_page *page)
+endpoint_page(const struct endpoint_worker *w, size_t n, double health_max_lag,
+	      const char *path, struct httpd_page *page)
 {
 	if (strcmp(path, "/metrics") == 0) {
 		metrics(w, n, page);

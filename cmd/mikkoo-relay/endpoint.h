@@ -23,21 +23,21 @@
 #include "prom.h"
 #include "report.h"
 
-#define ENDPOINT_STALE 10.0     /* seconds without a report: stuck */
+#define ENDPOINT_STALE 10.0 /* seconds without a report: stuck */
 
 struct endpoint_worker {
 	const char *queue;
-	bool running;           /* its process is alive */
-	bool have;              /* rep holds a report of this process */
+	bool running; /* its process is alive */
+	bool have;    /* rep holds a report of this process */
 	struct report rep;
-	struct prom_counts base;/* the totals of its earlier processes */
-	double report_age;      /* seconds since rep arrived */
-	const char *exited;     /* when not running: "exited with ..." */
+	struct prom_counts base; /* the totals of its earlier processes */
+	double report_age;       /* seconds since rep arrived */
+	const char *exited;      /* when not running: "exited with ..." */
 };
 
 /* The page for path ("/metrics", "/health"; else 404). */
-void endpoint_page(const struct endpoint_worker *w, size_t n,
-		   double health_max_lag, const char *path,
-		   struct httpd_page *page);
+void
+endpoint_page(const struct endpoint_worker *w, size_t n, double health_max_lag,
+	      const char *path, struct httpd_page *page);
 
 #endif

@@ -32,7 +32,7 @@ fate_decide(enum fate_cause cause, long long ev_id, int ev_retry,
 	    int max_failures, const char *why, struct fate *f)
 {
 	if (ev_retry < 0)
-		ev_retry = 0;   /* NULL in PgQ: never failed */
+		ev_retry = 0; /* NULL in PgQ: never failed */
 	if (ev_retry > INT_MAX - 1)
 		ev_retry = INT_MAX - 1; /* a row written by hand: no overflow */
 	f->ev_id = ev_id;
@@ -51,8 +51,10 @@ fate_decide(enum fate_cause cause, long long ev_id, int ev_retry,
 	if (ev_retry >= max_failures) {
 		char suffix[64];
 
-		snprintf(suffix, sizeof(suffix), " (attempt %d, max_failures "
-			 "%d)", f->attempt, max_failures);
+		snprintf(suffix, sizeof(suffix),
+			 " (attempt %d, max_failures "
+			 "%d)",
+			 f->attempt, max_failures);
 		set_reason(f, why, suffix);
 		return f->verdict = FATE_DEAD;
 	}

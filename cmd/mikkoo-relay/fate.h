@@ -25,26 +25,26 @@
 #define FATE_REASON_MAX 384
 
 enum fate_cause {
-	FATE_ACKED,             /* confirmed and not returned */
-	FATE_NACKED,            /* basic.nack */
-	FATE_RETURNED,          /* basic.return (unroutable), then acked */
-	FATE_CHANNEL_CLOSED,    /* the channel closed before its confirm */
-	FATE_EXCHANGE_REFUSED,  /* the exchange probe said no (404, 403) */
-	FATE_BAD_DATA,          /* cannot be mapped to a message (over
+	FATE_ACKED,            /* confirmed and not returned */
+	FATE_NACKED,           /* basic.nack */
+	FATE_RETURNED,         /* basic.return (unroutable), then acked */
+	FATE_CHANNEL_CLOSED,   /* the channel closed before its confirm */
+	FATE_EXCHANGE_REFUSED, /* the exchange probe said no (404, 403) */
+	FATE_BAD_DATA,         /* cannot be mapped to a message (over
 				   max_event_bytes too: event.c) */
 };
 
 enum fate_verdict {
 	FATE_PUBLISHED,
-	FATE_RETRY,             /* pgq retry, ev_retry + 1 */
-	FATE_DEAD,              /* into mikkoo.dead_letter */
+	FATE_RETRY, /* pgq retry, ev_retry + 1 */
+	FATE_DEAD,  /* into mikkoo.dead_letter */
 };
 
 struct fate {
 	long long ev_id;
 	enum fate_verdict verdict;
-	int attempt;            /* which failure this is: ev_retry + 1 */
-	char reason[FATE_REASON_MAX];   /* "" when published */
+	int attempt;                  /* which failure this is: ev_retry + 1 */
+	char reason[FATE_REASON_MAX]; /* "" when published */
 };
 
 /*
@@ -53,9 +53,9 @@ struct fate {
  * acked).  Fills *f and returns its verdict.  A dead refusal's reason
  * says so: "... (attempt 11, max_failures 10)".
  */
-enum fate_verdict fate_decide(enum fate_cause cause, long long ev_id,
-			      int ev_retry, int max_failures, const char *why,
-			      struct fate *f);
+enum fate_verdict
+fate_decide(enum fate_cause cause, long long ev_id, int ev_retry,
+	    int max_failures, const char *why, struct fate *f);
 
 /* "published", "retry", "dead" */
 const char *fate_verdict_name(enum fate_verdict v);

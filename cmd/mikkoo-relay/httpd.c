@@ -16,7 +16,7 @@
 
 struct httpd {
 	struct MHD_Daemon *d;
-	int fd;                 /* the listening socket (MHD closes it) */
+	int fd; /* the listening socket (MHD closes it) */
 	httpd_handler h;
 	void *arg;
 };
@@ -38,17 +38,16 @@ reply(struct MHD_Connection *c, int status, char *body, size_t len,
 	}
 	if (type)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL,
-				"no-store");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	ok = MHD_queue_response(c, (unsigned)status, r);
 	MHD_destroy_response(r);
 	return ok;
 }
 
 static enum MHD_Result
-answer(void *cls, struct MHD_Connection *c, const char *url,
-       const char *method, const char *version, const char *upload,
-       size_t *upload_size, void **state)
+answer(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+       const char *version, const char *upload, size_t *upload_size,
+       void **state)
 {
 	static int seen;
 	struct httpd *d = cls;
@@ -84,8 +83,8 @@ listen_on(const char *addr, struct mk_err *e)
 	if (listen_parse(addr, &a, why, sizeof(why)) < 0)
 		return mk_err_set(e, EX_CONFIG, "metrics: listen '%s': %s",
 				  addr, why);
-	fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC |
-		    SOCK_NONBLOCK, 0);
+	fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+		    0);
 	if (fd < 0)
 		return mk_err_set(e, EX_OSERR, "metrics: socket: %s",
 				  strerror(errno));
@@ -99,14 +98,19 @@ listen_on(const char *addr, struct mk_err *e)
 	err = errno;
 	close(fd);
 	if (err == EADDRINUSE)
-		return mk_err_set(e, EX_UNAVAILABLE, "metrics: cannot listen "
-				  "on '%s': the port is in use", addr);
+		return mk_err_set(e, EX_UNAVAILABLE,
+				  "metrics: cannot listen "
+				  "on '%s': the port is in use",
+				  addr);
 	if (err == EACCES)
-		return mk_err_set(e, EX_NOPERM, "metrics: cannot listen on "
+		return mk_err_set(e, EX_NOPERM,
+				  "metrics: cannot listen on "
 				  "'%s': %s (ports under 1024 need "
-				  "privileges)", addr, strerror(err));
+				  "privileges)",
+				  addr, strerror(err));
 	if (err == EADDRNOTAVAIL)
-		return mk_err_set(e, EX_CONFIG, "metrics: cannot listen on "
+		return mk_err_set(e, EX_CONFIG,
+				  "metrics: cannot listen on "
 				  "'%s': not an address of this machine",
 				  addr);
 	return mk_err_set(e, EX_OSERR, "metrics: cannot listen on '%s': %s",
@@ -114,8 +118,8 @@ listen_on(const char *addr, struct mk_err *e)
 }
 
 int
-httpd_open(struct httpd **out, const char *addr, httpd_handler h,
-	   void *arg, struct mk_err *e)
+httpd_open(struct httpd **out, const char *addr, httpd_handler h, void *arg,
+	   struct mk_err *e)
 {
 	struct httpd *d = calloc(1, sizeof(*d));
 	const union MHD_DaemonInfo *info;
@@ -130,30 +134,28 @@ httpd_open(struct httpd **out, const char *addr, httpd_handler h,
 		free(d);
 		return -1;
 	}
-	d->d = MHD_start_daemon(MHD_USE_EPOLL,
-				0, NULL, NULL, answer, d,
-				MHD_OPTION_LISTEN_SOCKET, d->fd,
-				MHD_OPTION_CONNECTION_LIMIT,
-				(unsigned)HTTPD_MAX_CONN,
-				MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-				(unsigned)HTTPD_MAX_PER_IP,
-				MHD_OPTION_CONNECTION_TIMEOUT,
-				(unsigned)HTTPD_TIMEOUT,
-				MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-				(size_t)HTTPD_MEMORY,
-				MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
-				MHD_OPTION_END);
+	d->d = MHD_start_daemon(
+		MHD_USE_EPOLL, 0, NULL, NULL, answer, d,
+		MHD_OPTION_LISTEN_SOCKET, d->fd, MHD_OPTION_CONNECTION_LIMIT,
+		(unsigned)HTTPD_MAX_CONN, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		(unsigned)HTTPD_MAX_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT,
+		(unsigned)HTTPD_TIMEOUT, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		(size_t)HTTPD_MEMORY, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
+		MHD_OPTION_END);
 	if (d->d == NULL) {
 		close(d->fd);
 		free(d);
-		return mk_err_set(e, EX_OSERR, "metrics: cannot start the "
-				  "HTTP server on '%s'", addr);
+		return mk_err_set(e, EX_OSERR,
+				  "metrics: cannot start the "
+				  "HTTP server on '%s'",
+				  addr);
 	}
 	info = MHD_get_daemon_info(d->d, MHD_DAEMON_INFO_EPOLL_FD);
 	if (info == NULL) {
 		MHD_stop_daemon(d->d);
 		free(d);
-		return mk_err_set(e, EX_OSERR, "metrics: libmicrohttpd has no "
+		return mk_err_set(e, EX_OSERR,
+				  "metrics: libmicrohttpd has no "
 				  "epoll support");
 	}
 	/* the workers, forked later, must not hold these */
@@ -192,6 +194,6 @@ httpd_close(struct httpd *d)
 {
 	if (d == NULL)
 		return;
-	MHD_stop_daemon(d->d);  /* closes the listening socket too */
+	MHD_stop_daemon(d->d); /* closes the listening socket too */
 	free(d);
 }

@@ -47,8 +47,8 @@ struct httpd;
  * EX_CONFIG a bad address or not one of this machine's, EX_UNAVAILABLE
  * the port is in use, EX_NOPERM a privileged port, EX_OSERR otherwise.
  */
-int httpd_open(struct httpd **out, const char *addr, httpd_handler h,
-	       void *arg, struct mk_err *e);
+int httpd_open(struct httpd **out, const char *addr, httpd_handler h, void *arg,
+	       struct mk_err *e);
 /* The fd to poll for input, and the longest wait before httpd_run. */
 int httpd_fd(const struct httpd *d);
 int httpd_timeout_ms(struct httpd *d);

@@ -34,7 +34,7 @@ why_new(const char *reason)
 	text_copy(buf, sizeof(buf), reason);
 	n = strlen(buf) + 1;
 	w = malloc(sizeof(*w) + n);
-	if (w) {                /* NULL: the pop says "unknown" */
+	if (w) { /* NULL: the pop says "unknown" */
 		w->refs = 1;
 		memcpy(w->text, buf, n);
 	}
@@ -140,7 +140,7 @@ resolve(struct inflight *q, struct inflight_slot *s, enum fate_cause cause,
 	if (!unresolved(s))
 		return;
 	if (s->outcome == INFLIGHT_RETURNED)
-		cause = FATE_RETURNED;  /* returned, then acked: not delivered */
+		cause = FATE_RETURNED; /* returned, then acked: not delivered */
 	else if (cause != FATE_ACKED)
 		keep_reason(s, reason);
 	s->outcome = (signed char)cause;
@@ -148,8 +148,8 @@ resolve(struct inflight *q, struct inflight_slot *s, enum fate_cause cause,
 }
 
 static void
-settle(struct inflight *q, uint64_t tag, bool multiple,
-       enum fate_cause cause, struct inflight_why *reason)
+settle(struct inflight *q, uint64_t tag, bool multiple, enum fate_cause cause,
+       struct inflight_why *reason)
 {
 	struct inflight_slot *s;
 	uint64_t t;
@@ -264,12 +264,12 @@ mix(uint64_t h, const void *s, size_t n)
 }
 
 uint64_t
-inflight_route(const void *exchange, size_t xlen, const void *key,
-	       size_t klen)
+inflight_route(const void *exchange, size_t xlen, const void *key, size_t klen)
 {
 	/* the lengths go in: "ab" + "c" is not "a" + "bc" */
 	return mix(mix(0x6d696b6b6f6fULL ^ xlen, exchange, xlen) ^
-		   (uint64_t)klen << 32, key, klen);
+			   (uint64_t)klen << 32,
+		   key, klen);
 }
 
 void
@@ -296,7 +296,7 @@ inflight_pop(struct inflight *q, struct inflight_done *d)
 	if (unresolved(s))
 		return 0;
 	why_put(q->popped);
-	q->popped = s->reason;  /* borrowed by d until the next pop */
+	q->popped = s->reason; /* borrowed by d until the next pop */
 	s->reason = NULL;
 	d->ev_id = s->ev_id;
 	d->ev_retry = s->ev_retry;

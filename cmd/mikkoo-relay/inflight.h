@@ -44,30 +44,30 @@ struct inflight_why {
 struct inflight_slot {
 	uint64_t tag;
 	long long ev_id;
-	long long ev_time_us;   /* for the latency histogram; 0 unknown */
-	uint64_t route;         /* inflight_route of its exchange and key */
+	long long ev_time_us; /* for the latency histogram; 0 unknown */
+	uint64_t route;       /* inflight_route of its exchange and key */
 	struct inflight_why *reason; /* a failure's words, shared by the
 				   slots one nack or close failed; NULL
 				   while it has none: slots that succeed
 				   cost nothing for it */
 	unsigned gen;
 	int ev_retry;
-	signed char outcome;    /* INFLIGHT_PENDING, INFLIGHT_RETURNED or
+	signed char outcome; /* INFLIGHT_PENDING, INFLIGHT_RETURNED or
 				   an enum fate_cause */
 };
 
 struct inflight {
 	struct inflight_slot *s;
 	size_t cap;
-	size_t head;            /* oldest slot */
+	size_t head; /* oldest slot */
 	size_t count;
 	unsigned gen;
-	size_t gen_start;       /* ring offset (from head) of this gen's
+	size_t gen_start; /* ring offset (from head) of this gen's
 				   first slot; valid while gen_count > 0 */
-	size_t gen_count;       /* slots of the current generation */
-	uint64_t gen_tag;       /* tag of this gen's first slot */
-	uint64_t floor;         /* every tag <= floor of this gen resolved */
-	size_t pending;         /* unresolved slots */
+	size_t gen_count; /* slots of the current generation */
+	uint64_t gen_tag; /* tag of this gen's first slot */
+	uint64_t floor;   /* every tag <= floor of this gen resolved */
+	size_t pending;   /* unresolved slots */
 	struct inflight_why *popped; /* the last popped slot's reason, let
 				   go at the next pop (inflight_done
 				   borrows its text) */
@@ -77,9 +77,9 @@ struct inflight_done {
 	long long ev_id;
 	int ev_retry;
 	long long ev_time_us;
-	bool ok;                /* cause == FATE_ACKED */
+	bool ok; /* cause == FATE_ACKED */
 	enum fate_cause cause;
-	const char *reason;     /* borrowed until the next call */
+	const char *reason; /* borrowed until the next call */
 };
 
 int inflight_init(struct inflight *q, size_t cap);
@@ -107,22 +107,21 @@ inflight_count(const struct inflight *q)
 }
 
 /* A publish with delivery tag tag; the caller checks inflight_full. */
-void inflight_add(struct inflight *q, uint64_t tag, long long ev_id,
-		  int ev_retry);
+void
+inflight_add(struct inflight *q, uint64_t tag, long long ev_id, int ev_retry);
 /* The event time of the slot just added (for its latency at confirm). */
 void inflight_set_time(struct inflight *q, long long ev_time_us);
 /* The route of the slot just added (inflight_route; 0 by default). */
 void inflight_set_route(struct inflight *q, uint64_t route);
 
 /* A 64-bit hash of an exchange and a routing key. */
-uint64_t inflight_route(const void *exchange, size_t xlen, const void *key,
-			size_t klen);
+uint64_t
+inflight_route(const void *exchange, size_t xlen, const void *key, size_t klen);
 void inflight_ack(struct inflight *q, uint64_t tag, bool multiple);
 void inflight_nack(struct inflight *q, uint64_t tag, bool multiple,
 		   const char *reason);
 /* false when no pending slot has that ev_id (a stray return). */
-bool inflight_return(struct inflight *q, long long ev_id,
-		     const char *reason);
+bool inflight_return(struct inflight *q, long long ev_id, const char *reason);
 
 /*
  * A basic.return, matched without trusting what a producer controls:
@@ -134,9 +133,8 @@ bool inflight_return(struct inflight *q, long long ev_id,
  * an innocent event one retry, never a loss.  *matched is the slot's
  * ev_id; false when nothing matches.
  */
-bool inflight_return_match(struct inflight *q, long long ev_id,
-			   uint64_t route, const char *reason,
-			   long long *matched);
+bool inflight_return_match(struct inflight *q, long long ev_id, uint64_t route,
+			   const char *reason, long long *matched);
 void inflight_fail_all(struct inflight *q, const char *reason);
 
 /* Delivered (and not returned)? */

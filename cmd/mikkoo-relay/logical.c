@@ -22,15 +22,14 @@
 #define MAX_WARNINGS 256
 
 /* The strings of a pending event, as offsets into the arena. */
-enum { F_TYPE, F_DATA, F_X1, F_X2, F_X3, F_X4, F_TABLE, F_STREAM, F_ERR,
-       F_N };
+enum { F_TYPE, F_DATA, F_X1, F_X2, F_X3, F_X4, F_TABLE, F_STREAM, F_ERR, F_N };
 
 struct pending {
 	char kind;
 	mk_lsn lsn, commit_lsn;
 	long long txid;
 	int64_t commit_time;
-	int row;                /* render row, or -1: F_DATA in the arena */
+	int row; /* render row, or -1: F_DATA in the arena */
 	size_t off[F_N], len[F_N];
 };
 
@@ -50,8 +49,8 @@ struct logical {
 	long long txid;
 	int64_t commit_time;
 	mk_lsn commit_lsn;
-	uint64_t next_full;     /* a recent full next txid, for epochs */
-	mk_lsn last_start;      /* ids: the record and the index in it */
+	uint64_t next_full; /* a recent full next txid, for epochs */
+	mk_lsn last_start;  /* ids: the record and the index in it */
 	long long k;
 
 	/* the batch */
@@ -60,16 +59,15 @@ struct logical {
 	struct sbuf arena;
 	struct logical_event *events;
 	size_t nevents, capevents;
-	mk_lsn batch_commit;    /* the end of its last commit, or 0 */
-	bool batch_idle;        /* it ended between transactions */
+	mk_lsn batch_commit; /* the end of its last commit, or 0 */
+	bool batch_idle;     /* it ended between transactions */
 	bool open_batch;
 
 	mk_lsn recorded;
 	double recorded_at;
 };
 
-static int
-warn(struct logical *s, const char *fmt, ...)
+static int warn(struct logical *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 static int
@@ -155,19 +153,20 @@ identity_warnings(struct logical *s, struct mk_err *e)
 	if (pubs.oom)
 		return mk_err_set(e, EX_OSERR, "out of memory");
 	v[0] = pubs.p;
-	r = pg_exec(s->pg,
-		    "SELECT DISTINCT p.schemaname || '.' || p.tablename, "
-		    "  c.relreplident, "
-		    "  EXISTS (SELECT 1 FROM pg_catalog.pg_index x "
-		    "          WHERE x.indrelid = c.oid AND "
-		    "            (x.indisprimary OR x.indisreplident)) "
-		    "FROM pg_catalog.pg_publication_tables p "
-		    "JOIN pg_catalog.pg_namespace n ON n.nspname = p.schemaname "
-		    "JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid "
-		    "  AND c.relname = p.tablename "
-		    "WHERE p.pubname = ANY ($1::text[]) "
-		    "  AND c.relreplident <> 'f' ORDER BY 1",
-		    1, v, "reading the publications' tables", e);
+	r = pg_exec(
+		s->pg,
+		"SELECT DISTINCT p.schemaname || '.' || p.tablename, "
+		"  c.relreplident, "
+		"  EXISTS (SELECT 1 FROM pg_catalog.pg_index x "
+		"          WHERE x.indrelid = c.oid AND "
+		"            (x.indisprimary OR x.indisreplident)) "
+		"FROM pg_catalog.pg_publication_tables p "
+		"JOIN pg_catalog.pg_namespace n ON n.nspname = p.schemaname "
+		"JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid "
+		"  AND c.relname = p.tablename "
+		"WHERE p.pubname = ANY ($1::text[]) "
+		"  AND c.relreplident <> 'f' ORDER BY 1",
+		1, v, "reading the publications' tables", e);
 	sbuf_release(&pubs);
 	if (r == NULL)
 		return -1;
@@ -176,19 +175,23 @@ identity_warnings(struct logical *s, struct mk_err *e)
 		bool key = PQgetvalue(r, i, 2)[0] == 't';
 
 		if (id[0] == 'n' || (id[0] == 'd' && !key))
-			warn(s, "table %s has no replica identity (REPLICA "
+			warn(s,
+			     "table %s has no replica identity (REPLICA "
 			     "IDENTITY %s%s): if its publication publishes "
 			     "updates or deletes, its writers' UPDATE and "
 			     "DELETE fail; ALTER TABLE %s REPLICA IDENTITY "
-			     "FULL", t, id[0] == 'n' ? "NOTHING" : "DEFAULT",
+			     "FULL",
+			     t, id[0] == 'n' ? "NOTHING" : "DEFAULT",
 			     id[0] == 'n' ? "" : " without a primary key", t);
 		else
-			warn(s, "table %s is not REPLICA IDENTITY FULL: its "
+			warn(s,
+			     "table %s is not REPLICA IDENTITY FULL: its "
 			     "UPDATE and DELETE messages hold only the key "
 			     "in old, and an update's diff is every column "
 			     "of new but the unchanged key (ALTER TABLE %s "
 			     "REPLICA IDENTITY FULL for the capture's exact "
-			     "old and diff)", t, t);
+			     "old and diff)",
+			     t, t);
 	}
 	PQclear(r);
 	return 0;
@@ -200,9 +203,10 @@ refresh_txid(struct logical *s, struct mk_err *e)
 	PGresult *keep;
 	const char *v;
 
-	if (pg_value(s->pg, "SELECT pg_catalog.pg_snapshot_xmax("
-		     "pg_catalog.pg_current_snapshot())::text", 0, NULL,
-		     "reading the next txid", &keep, &v, e) < 0)
+	if (pg_value(s->pg,
+		     "SELECT pg_catalog.pg_snapshot_xmax("
+		     "pg_catalog.pg_current_snapshot())::text",
+		     0, NULL, "reading the next txid", &keep, &v, e) < 0)
 		return -1;
 	s->next_full = strtoull(v ? v : "0", NULL, 10);
 	PQclear(keep);
@@ -211,8 +215,7 @@ refresh_txid(struct logical *s, struct mk_err *e)
 
 /* The 64-bit txid of a 32-bit xid the stream names. */
 static int
-full_txid(struct logical *s, uint32_t xid, long long *out,
-	  struct mk_err *e)
+full_txid(struct logical *s, uint32_t xid, long long *out, struct mk_err *e)
 {
 	uint64_t epoch;
 
@@ -220,7 +223,7 @@ full_txid(struct logical *s, uint32_t xid, long long *out,
 		return -1;
 	epoch = s->next_full >> 32;
 	if (xid > (uint32_t)s->next_full && epoch > 0)
-		epoch--;            /* the previous epoch's */
+		epoch--; /* the previous epoch's */
 	*out = (long long)(epoch << 32 | xid);
 	return 0;
 }
@@ -237,12 +240,15 @@ logical_open(struct logical **out, const struct logical_config *cfg,
 
 	*out = NULL;
 	if (cfg->npublications == 0 && cfg->nstreams == 0)
-		return mk_err_set(e, EX_CONFIG, "a logical source needs a "
+		return mk_err_set(e, EX_CONFIG,
+				  "a logical source needs a "
 				  "publication or message streams");
 	if (cfg->slot == NULL || !walstream_slot_name_ok(cfg->slot))
-		return mk_err_set(e, EX_CONFIG, "'%s' is not a slot name "
+		return mk_err_set(e, EX_CONFIG,
+				  "'%s' is not a slot name "
 				  "(lower-case letters, digits and '_', at "
-				  "most 63)", cfg->slot ? cfg->slot : "");
+				  "most 63)",
+				  cfg->slot ? cfg->slot : "");
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return mk_err_set(e, EX_OSERR, "out of memory");
@@ -268,16 +274,18 @@ logical_open(struct logical **out, const struct logical_config *cfg,
 	    pg_check_schema(s->pg, cfg->display, e) < 0)
 		goto fail;
 	if (cfg->nstreams) {
-		if (pg_value(s->pg, "SELECT key FROM mikkoo.emit_key", 0,
-			     NULL, "reading the emit key", &keep, &v, e) < 0) {
+		if (pg_value(s->pg, "SELECT key FROM mikkoo.emit_key", 0, NULL,
+			     "reading the emit key", &keep, &v, e) < 0) {
 			if (e->code == EX_NOPERM)
-				mk_err_prefix(e, "grant SELECT on "
+				mk_err_prefix(e,
+					      "grant SELECT on "
 					      "mikkoo.emit_key to this role");
 			goto fail;
 		}
 		if (v == NULL || strlen(v) != EMIT_KEY_LEN) {
 			PQclear(keep);
-			mk_err_set(e, EX_CONFIG, "mikkoo.emit_key is empty: "
+			mk_err_set(e, EX_CONFIG,
+				   "mikkoo.emit_key is empty: "
 				   "install mikkoo.sql again");
 			goto fail;
 		}
@@ -293,7 +301,8 @@ logical_open(struct logical **out, const struct logical_config *cfg,
 	s->created = si.created;
 	s->recorded = si.confirmed;
 	if (strcmp(si.wal_status, "unreserved") == 0)
-		warn(s, "replication slot '%s' is about to lose WAL it needs "
+		warn(s,
+		     "replication slot '%s' is about to lose WAL it needs "
 		     "(wal_status unreserved: max_slot_wal_keep_size)",
 		     cfg->slot);
 	if (cfg->npublications && identity_warnings(s, e) < 0)
@@ -306,7 +315,7 @@ logical_open(struct logical **out, const struct logical_config *cfg,
 	return 0;
 fail:
 	if (strstr(e->msg, "SQLSTATE 42P01"))
-		e->code = EX_CONFIG;   /* an older mikkoo.sql */
+		e->code = EX_CONFIG; /* an older mikkoo.sql */
 	logical_close(s);
 	return -1;
 }
@@ -382,8 +391,8 @@ change_fields(struct logical *s, struct pending *p,
 
 	subst[2][1] = a;
 	/* replace() three times over the template, as the capture does */
-	sbuf_adds(&rk, s->cfg.routing_key ? s->cfg.routing_key
-					  : "{schema}.{table}");
+	sbuf_adds(&rk,
+		  s->cfg.routing_key ? s->cfg.routing_key : "{schema}.{table}");
 	for (i = 0; i < 3; i++) {
 		struct sbuf next = { 0 };
 		const char *c = rk.p, *hit;
@@ -457,8 +466,8 @@ on_message(struct logical *s, const struct pgo_msg *m, struct mk_err *e)
 
 	if (s->cfg.nstreams == 0)
 		return 0;
-	rc = emit_parse(m->prefix, m->transactional, m->content,
-			m->content_len, s->key, &ev, &why);
+	rc = emit_parse(m->prefix, m->transactional, m->content, m->content_len,
+			s->key, &ev, &why);
 	if (rc == 0)
 		return 0;
 	if (rc < 0 && why.code != EX_DATAERR) {
@@ -500,8 +509,8 @@ on_change(struct logical *s, const struct pgo_msg *m, mk_lsn start,
 
 	if (ours(m->rel))
 		return 0;
-	row = render_add(s->render, m->rel, m->type, m->old_kind,
-			 &m->old_tuple, &m->new_tuple, s->commit_time, e);
+	row = render_add(s->render, m->rel, m->type, m->old_kind, &m->old_tuple,
+			 &m->new_tuple, s->commit_time, e);
 	if (row < 0)
 		return -1;
 	note = render_take_note(s->render);
@@ -544,8 +553,7 @@ on_truncate(struct logical *s, const struct pgo_msg *m, mk_lsn start,
 
 /* One message of the stream. */
 static int
-on_xlogdata(struct logical *s, const struct walstream_msg *w,
-	    struct mk_err *e)
+on_xlogdata(struct logical *s, const struct walstream_msg *w, struct mk_err *e)
 {
 	struct pgo_msg m;
 
@@ -572,7 +580,7 @@ on_xlogdata(struct logical *s, const struct walstream_msg *w,
 		return on_truncate(s, &m, w->start, e);
 	case 'M':
 		return on_message(s, &m, e);
-	default:      /* R, Y, O: the decoder keeps what matters */
+	default: /* R, Y, O: the decoder keeps what matters */
 		return 0;
 	}
 }
@@ -602,8 +610,8 @@ build_events(struct logical *s, struct mk_err *e)
 	int f;
 
 	if (s->capevents < s->npend) {
-		struct logical_event *ev = realloc(s->events, s->npend *
-						   sizeof(*ev));
+		struct logical_event *ev =
+			realloc(s->events, s->npend * sizeof(*ev));
 
 		if (ev == NULL)
 			return mk_err_set(e, EX_OSERR, "out of memory");
@@ -619,8 +627,10 @@ build_events(struct logical *s, struct mk_err *e)
 		if (p->row >= 0) {
 			rr = render_result(s->render, (size_t)p->row);
 			if (rr == NULL)
-				return mk_err_set(e, EX_SOFTWARE, "row %d was "
-						  "not rendered", p->row);
+				return mk_err_set(e, EX_SOFTWARE,
+						  "row %d was "
+						  "not rendered",
+						  p->row);
 			if (rr->unchanged && s->cfg.skip_unchanged &&
 			    rr->error == NULL)
 				continue;
@@ -630,9 +640,11 @@ build_events(struct logical *s, struct mk_err *e)
 		ev->lsn = p->lsn;
 		ev->commit_lsn = p->commit_lsn;
 		ev->ev.ev_id = (long long)(p->kind == 'E' || p->kind == 'F'
-					   ? p->lsn - 1 : p->lsn);
-		ev->ev.ev_time_us = p->commit_time ? p->commit_time +
-				    PG_EPOCH_OFFSET_US : 0;
+						   ? p->lsn - 1
+						   : p->lsn);
+		ev->ev.ev_time_us =
+			p->commit_time ? p->commit_time + PG_EPOCH_OFFSET_US
+				       : 0;
 		ev->ev.ev_txid = p->txid;
 		ev->ev.ev_type = at(s, p, F_TYPE);
 		ev->ev.ev_type_len = p->len[F_TYPE];
@@ -675,7 +687,8 @@ logical_next_batch(struct logical *s, struct mk_err *e)
 	int rc;
 
 	if (s->open_batch)
-		return mk_err_set(e, EX_SOFTWARE, "the previous batch is not "
+		return mk_err_set(e, EX_SOFTWARE,
+				  "the previous batch is not "
 				  "finished");
 	batch_reset(s);
 	for (;;) {
@@ -686,7 +699,7 @@ logical_next_batch(struct logical *s, struct mk_err *e)
 		 */
 		full = s->npend >= s->cfg.max_events ||
 		       s->arena.len + render_bytes(s->render) >=
-		       s->cfg.max_bytes;
+			       s->cfg.max_bytes;
 		if (full && !s->in_txn)
 			break;
 		left = s->npend ? 0 : deadline - now_mono();

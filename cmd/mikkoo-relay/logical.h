@@ -49,33 +49,33 @@
 #include "lsn.h"
 
 struct logical_config {
-	const char *url;              /* the database (libpq URL) */
-	const char *display;          /* url masked, for messages */
+	const char *url;     /* the database (libpq URL) */
+	const char *display; /* url masked, for messages */
 	const char *appname;
 	double connect_timeout;
 	const char *slot;
-	bool create_slot;             /* create it when missing and unrecorded */
-	const char *const *publications;   /* table changes; none: only */
-	size_t npublications;              /* events (pub. mikkoo_emit) */
-	const char *const *streams;   /* mikkoo.emit() streams relayed */
+	bool create_slot; /* create it when missing and unrecorded */
+	const char *const *publications; /* table changes; none: only */
+	size_t npublications;            /* events (pub. mikkoo_emit) */
+	const char *const *streams;      /* mikkoo.emit() streams relayed */
 	size_t nstreams;
-	const char *exchange;         /* of table changes */
-	const char *routing_key;      /* template, "{schema}.{table}" */
+	const char *exchange;    /* of table changes */
+	const char *routing_key; /* template, "{schema}.{table}" */
 	bool skip_unchanged;
-	size_t max_events;            /* per batch */
-	size_t max_bytes;             /* per batch, about */
-	double wait;                  /* seconds a batch waits for its first */
-	double record_every;          /* seconds between mikkoo.slots writes */
+	size_t max_events;   /* per batch */
+	size_t max_bytes;    /* per batch, about */
+	double wait;         /* seconds a batch waits for its first */
+	double record_every; /* seconds between mikkoo.slots writes */
 };
 
 struct logical_event {
 	struct mk_event ev;
-	char kind;                    /* I U D T, E, F (see above) */
-	mk_lsn lsn;                   /* the WAL position of its record */
-	mk_lsn commit_lsn;            /* its transaction's commit (0: none) */
-	const char *table;            /* I U D T: "schema.table" */
-	const char *stream;           /* E */
-	const char *error;            /* F; or a change PostgreSQL could not
+	char kind;          /* I U D T, E, F (see above) */
+	mk_lsn lsn;         /* the WAL position of its record */
+	mk_lsn commit_lsn;  /* its transaction's commit (0: none) */
+	const char *table;  /* I U D T: "schema.table" */
+	const char *stream; /* E */
+	const char *error;  /* F; or a change PostgreSQL could not
 				       * render (ev_data: values as texts) */
 };
 
@@ -105,8 +105,7 @@ bool logical_slot_created(const struct logical *s);
 long logical_next_batch(struct logical *s, struct mk_err *e);
 
 /* Event i of the batch (borrowed until the next batch). */
-const struct logical_event *logical_event(const struct logical *s,
-					  size_t i);
+const struct logical_event *logical_event(const struct logical *s, size_t i);
 
 /*
  * Every event of the batch is settled (RabbitMQ confirmed it, or it is a

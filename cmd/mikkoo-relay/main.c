@@ -15,32 +15,42 @@
 #include "sig.h"
 #include "supervise.h"
 
-#define USAGE \
+#define USAGE                                                           \
 	"usage: mikkoo-relay [-fnvV] [--quiet] -c FILE [-w|-q QUEUE]\n" \
 	"                    [--ready-fd N] [--daemon]"
 
 enum {
-	OPT_READY_FD = 256, OPT_NOTIFY_FD, OPT_LOG_TIME, OPT_DAEMON,
-	OPT_QUIET, OPT_CHECK
+	OPT_READY_FD = 256,
+	OPT_NOTIFY_FD,
+	OPT_LOG_TIME,
+	OPT_DAEMON,
+	OPT_QUIET,
+	OPT_CHECK
 };
 
 static const struct cli_opt opts[] = {
-	{ 'c', "config", "FILE", "the YAML configuration (see mikkoo.yaml(5))" },
+	{ 'c', "config", "FILE",
+	  "the YAML configuration (see mikkoo.yaml(5))" },
 	{ 'n', "dry-run", NULL, "check the configuration, start nothing" },
 	{ OPT_CHECK, "check", NULL, "the same as --dry-run" },
-	{ 'w', "worker", "QUEUE", "run only this queue's worker, in this "
+	{ 'w', "worker", "QUEUE",
+	  "run only this queue's worker, in this "
 	  "process" },
 	{ 'q', "queue", "QUEUE", "the same as --worker" },
-	{ OPT_READY_FD, "ready-fd", "N", "write a newline to fd N once ready "
+	{ OPT_READY_FD, "ready-fd", "N",
+	  "write a newline to fd N once ready "
 	  "(s6)" },
 	{ OPT_NOTIFY_FD, "notify-fd", "N", "the same as --ready-fd" },
 	{ 'f', "foreground", NULL, "accepted for compatibility (the default)" },
-	{ OPT_DAEMON, "daemon", NULL, "detach, write Daemon/pidfile, run as "
+	{ OPT_DAEMON, "daemon", NULL,
+	  "detach, write Daemon/pidfile, run as "
 	  "Daemon/user" },
-	{ OPT_LOG_TIME, "log-time", NULL, "start log lines with an RFC 3339 "
+	{ OPT_LOG_TIME, "log-time", NULL,
+	  "start log lines with an RFC 3339 "
 	  "UTC time" },
 	{ 'v', "verbose", NULL, "more log lines (debug)" },
-	{ OPT_QUIET, "quiet", NULL, "warnings and errors only (-q alone: the "
+	{ OPT_QUIET, "quiet", NULL,
+	  "warnings and errors only (-q alone: the "
 	  "old spelling)" },
 	CLI_STD_OPTS,
 	{ 0 },
@@ -50,20 +60,20 @@ static const struct cli cli = {
 	.prog = "mikkoo-relay",
 	.usage = USAGE,
 	.about =
-	"Relay events from PgQ queues to RabbitMQ: one worker process per\n"
-	"queue in the configuration, in the foreground, logging to stderr.\n"
-	"An event leaves PgQ only once RabbitMQ confirmed it or it was\n"
-	"stored in mikkoo.dead_letter.\n",
+		"Relay events from PgQ queues to RabbitMQ: one worker process per\n"
+		"queue in the configuration, in the foreground, logging to stderr.\n"
+		"An event leaves PgQ only once RabbitMQ confirmed it or it was\n"
+		"stored in mikkoo.dead_letter.\n",
 	.opts = opts,
 	.after =
-	"Signals: TERM/INT finish the open batch (or give it up after 5 s;\n"
-	"PgQ hands it out again) and exit 0; a second TERM stops at once;\n"
-	"HUP reloads the configuration.  Under systemd (Type=notify, with\n"
-	"NOTIFY_SOCKET) it says READY=1, RELOADING=1, STOPPING=1 and\n"
-	"STATUS= itself.\n"
-	"Exit status: 0 stopped on request, 64 usage, 69 no server was\n"
-	"available at start, 77 login or permission refused, 78 bad\n"
-	"configuration.  See mikkoo-relay(1).\n",
+		"Signals: TERM/INT finish the open batch (or give it up after 5 s;\n"
+		"PgQ hands it out again) and exit 0; a second TERM stops at once;\n"
+		"HUP reloads the configuration.  Under systemd (Type=notify, with\n"
+		"NOTIFY_SOCKET) it says READY=1, RELOADING=1, STOPPING=1 and\n"
+		"STATUS= itself.\n"
+		"Exit status: 0 stopped on request, 64 usage, 69 no server was\n"
+		"available at start, 77 login or permission refused, 78 bad\n"
+		"configuration.  See mikkoo-relay(1).\n",
 };
 
 /*
@@ -118,9 +128,11 @@ main(int argc, char **argv)
 		case OPT_READY_FD:
 		case OPT_NOTIFY_FD:
 			if (cli_fd(optarg, &ready_fd) < 0)
-				return cli_usage(&cli, "--ready-fd needs an "
+				return cli_usage(&cli,
+						 "--ready-fd needs an "
 						 "open file descriptor, not "
-						 "'%s'", optarg);
+						 "'%s'",
+						 optarg);
 			break;
 		case 'f':
 			break;
@@ -172,8 +184,8 @@ main(int argc, char **argv)
 
 	/* No core file or same-user ptrace: memory holds passwords. */
 	(void)prctl(PR_SET_DUMPABLE, 0);
-	if (detach && daemon_detach(cfg.daemon_pidfile, cfg.daemon_user,
-				    &e) < 0) {
+	if (detach &&
+	    daemon_detach(cfg.daemon_pidfile, cfg.daemon_user, &e) < 0) {
 		log_error("%s", e.msg);
 		config_release(&cfg);
 		return e.code;

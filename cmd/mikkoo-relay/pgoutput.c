@@ -6,9 +6,9 @@
 #include "pgoutput.h"
 
 struct pgo {
-	struct pgo_relation **rels;   /* open addressing by relid */
+	struct pgo_relation **rels; /* open addressing by relid */
 	size_t cap, count;
-	struct pgo_value *vals[2];    /* old, new */
+	struct pgo_value *vals[2]; /* old, new */
 	int nvals[2];
 	const struct pgo_relation **trunc;
 	int ntrunc;
@@ -93,9 +93,10 @@ str(struct cur *c)
 static int
 cut_short(const struct cur *c, char type, struct mk_err *e)
 {
-	return mk_err_set(e, EX_PROTOCOL, "pgoutput: message '%c' is cut "
-			  "short or malformed at byte %zu of %zu", type,
-			  (size_t)(c->p - c->start),
+	return mk_err_set(e, EX_PROTOCOL,
+			  "pgoutput: message '%c' is cut "
+			  "short or malformed at byte %zu of %zu",
+			  type, (size_t)(c->p - c->start),
 			  (size_t)(c->end - c->start));
 }
 
@@ -239,7 +240,8 @@ decode_tuple(struct pgo *d, struct cur *c, const struct pgo_relation *rel,
 	if (c->bad)
 		return cut_short(c, type, e);
 	if (n != rel->ncols)
-		return mk_err_set(e, EX_PROTOCOL, "pgoutput: message '%c' "
+		return mk_err_set(e, EX_PROTOCOL,
+				  "pgoutput: message '%c' "
 				  "for %s.%s has %d columns, its relation %d",
 				  type, rel->nspname, rel->relname, n,
 				  rel->ncols);
@@ -289,15 +291,16 @@ change_rel(struct pgo *d, struct cur *c, struct pgo_msg *m, char type,
 		return cut_short(c, type, e);
 	m->rel = pgo_relation(d, relid);
 	if (m->rel == NULL)
-		return mk_err_set(e, EX_PROTOCOL, "pgoutput: message '%c' for "
+		return mk_err_set(e, EX_PROTOCOL,
+				  "pgoutput: message '%c' for "
 				  "relation %u, which no 'R' message "
-				  "described", type, relid);
+				  "described",
+				  type, relid);
 	return 0;
 }
 
 static int
-decode_change(struct pgo *d, struct cur *c, struct pgo_msg *m,
-	      struct mk_err *e)
+decode_change(struct pgo *d, struct cur *c, struct pgo_msg *m, struct mk_err *e)
 {
 	char type = m->type;
 	uint8_t k;
@@ -320,7 +323,7 @@ decode_change(struct pgo *d, struct cur *c, struct pgo_msg *m,
 		if (decode_tuple(d, c, m->rel, 1, &m->new_tuple, type, e) < 0)
 			return -1;
 	} else if (m->old_kind == 0) {
-		c->bad = true;      /* a delete without its old key or row */
+		c->bad = true; /* a delete without its old key or row */
 		return cut_short(c, type, e);
 	}
 	if (c->p != c->end) {
@@ -351,9 +354,11 @@ decode_truncate(struct pgo *d, struct cur *c, struct pgo_msg *m,
 		relid = u32(c);
 		d->trunc[i] = pgo_relation(d, relid);
 		if (d->trunc[i] == NULL)
-			return mk_err_set(e, EX_PROTOCOL, "pgoutput: truncate "
+			return mk_err_set(e, EX_PROTOCOL,
+					  "pgoutput: truncate "
 					  "of relation %u, which no 'R' "
-					  "message described", relid);
+					  "message described",
+					  relid);
 	}
 	m->nrels = (int)n;
 	m->rels = d->trunc;
@@ -379,7 +384,7 @@ pgo_decode(struct pgo *d, const char *buf, size_t len, struct pgo_msg *m,
 		m->xid = u32(&c);
 		break;
 	case 'C':
-		(void)u8(&c);   /* flags, unused */
+		(void)u8(&c); /* flags, unused */
 		m->final_lsn = u64(&c);
 		m->end_lsn = u64(&c);
 		m->commit_time = (int64_t)u64(&c);
@@ -412,7 +417,8 @@ pgo_decode(struct pgo *d, const char *buf, size_t len, struct pgo_msg *m,
 		c.p += m->content_len;
 		break;
 	default:
-		return mk_err_set(e, EX_PROTOCOL, "pgoutput: unknown message "
+		return mk_err_set(e, EX_PROTOCOL,
+				  "pgoutput: unknown message "
 				  "type 0x%02x (protocol 1 was asked for)",
 				  (unsigned char)m->type);
 	}

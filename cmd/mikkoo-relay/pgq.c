@@ -53,8 +53,10 @@ pgq_setup(struct pgq_conn *c, const char *queue, const char *consumer,
 
 	if (pg_command(c->pg, "BEGIN", "BEGIN", e) < 0)
 		return -1;
-	r = pg_exec(c->pg, "SELECT pg_advisory_xact_lock(hashtext('mikkoo'),"
-		    " hashtext('setup'))", 0, NULL, "advisory lock", e);
+	r = pg_exec(c->pg,
+		    "SELECT pg_advisory_xact_lock(hashtext('mikkoo'),"
+		    " hashtext('setup'))",
+		    0, NULL, "advisory lock", e);
 	if (r == NULL)
 		goto fail;
 	PQclear(r);
@@ -63,13 +65,14 @@ pgq_setup(struct pgq_conn *c, const char *queue, const char *consumer,
 	 * relay whose role is only a pgq_reader must still start on a queue
 	 * that exists (the catalog is readable by every role).
 	 */
-	r = pg_exec(c->pg, "SELECT EXISTS (SELECT 1 FROM pgq.queue"
+	r = pg_exec(c->pg,
+		    "SELECT EXISTS (SELECT 1 FROM pgq.queue"
 		    "  WHERE queue_name = $1),"
 		    " EXISTS (SELECT 1 FROM pgq.subscription s"
 		    "  JOIN pgq.queue q ON q.queue_id = s.sub_queue"
 		    "  JOIN pgq.consumer k ON k.co_id = s.sub_consumer"
-		    "  WHERE q.queue_name = $1 AND k.co_name = $2)", 2, v,
-		    "looking up the queue and consumer", e);
+		    "  WHERE q.queue_name = $1 AND k.co_name = $2)",
+		    2, v, "looking up the queue and consumer", e);
 	if (r == NULL)
 		goto fail;
 	*created = PQgetvalue(r, 0, 0)[0] != 't';
@@ -104,7 +107,7 @@ pgq_unregister(struct pgq_conn *c, const char *queue, const char *consumer,
 	PGresult *r;
 
 	if (pg_value(c->pg, "SELECT pgq.unregister_consumer($1, $2)", 2, v,
-		       "pgq.unregister_consumer", &r, &val, e) < 0)
+		     "pgq.unregister_consumer", &r, &val, e) < 0)
 		return -1;
 	PQclear(r);
 	return 0;
@@ -117,9 +120,10 @@ pgq_try_lock(struct pgq_conn *c, const char *queue, const char *consumer,
 	const char *v[] = { queue, consumer }, *val;
 	PGresult *r;
 
-	if (pg_value(c->pg, "SELECT pg_try_advisory_lock(hashtext('mikkoo'), "
-		       "hashtext($1 || '/' || $2))", 2, v, "advisory lock",
-		       &r, &val, e) < 0)
+	if (pg_value(c->pg,
+		     "SELECT pg_try_advisory_lock(hashtext('mikkoo'), "
+		     "hashtext($1 || '/' || $2))",
+		     2, v, "advisory lock", &r, &val, e) < 0)
 		return -1;
 	*got = val && strcmp(val, "t") == 0;
 	PQclear(r);
@@ -138,9 +142,10 @@ pgq_next_batch(struct pgq_conn *c, const char *queue, const char *consumer,
 	 * the same events out again as a new batch (at-least-once), and
 	 * the fsync it saves is between every two batches.
 	 */
-	if (pg_value(c->pg, "SELECT pgq.next_batch($1, $2), set_config("
-		       "'synchronous_commit', 'off', true)", 2, v,
-		       "pgq.next_batch", &r, &val, e) < 0)
+	if (pg_value(c->pg,
+		     "SELECT pgq.next_batch($1, $2), set_config("
+		     "'synchronous_commit', 'off', true)",
+		     2, v, "pgq.next_batch", &r, &val, e) < 0)
 		return -1;
 	*batch_id = val ? strtoll(val, NULL, 10) : -1;
 	PQclear(r);
@@ -212,8 +217,7 @@ field(PGresult *r, int col, size_t *len)
 }
 
 enum pgq_fetch_result
-pgq_fetch(struct pgq_conn *c, int chunk, struct mk_event *ev,
-	  struct mk_err *e)
+pgq_fetch(struct pgq_conn *c, int chunk, struct mk_event *ev, struct mk_err *e)
 {
 	PGresult *r;
 	ExecStatusType st;
@@ -254,15 +258,17 @@ pgq_fetch(struct pgq_conn *c, int chunk, struct mk_event *ev,
 		c->chunk_rows++;
 		ev->ev_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 		ev->ev_time_us = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
-		ev->ev_txid = PQgetisnull(r, 0, 2) ? 0
-			: strtoll(PQgetvalue(r, 0, 2), NULL, 10);
-		ev->ev_retry = PQgetisnull(r, 0, 3) ? 0
-			: atoi(PQgetvalue(r, 0, 3));
+		ev->ev_txid = PQgetisnull(r, 0, 2)
+				      ? 0
+				      : strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+		ev->ev_retry =
+			PQgetisnull(r, 0, 3) ? 0 : atoi(PQgetvalue(r, 0, 3));
 		ev->size = (size_t)strtoull(PQgetvalue(r, 0, 4), NULL, 10);
 		ev->ev_type = field(r, 5, &ev->ev_type_len);
 		ev->ev_data = field(r, 6, &ev->ev_data_len);
 		for (i = 0; i < 4; i++)
-			ev->extra[i] = field(r, 7 + i, &n), ev->extra_len[i] = n;
+			ev->extra[i] = field(r, 7 + i, &n),
+			ev->extra_len[i] = n;
 		return PGQ_FETCH_EVENT;
 	}
 	if (st != PGRES_TUPLES_OK || PQntuples(r) != 0) {
@@ -280,7 +286,7 @@ pgq_fetch(struct pgq_conn *c, int chunk, struct mk_event *ev,
 		PQclear(r);
 	c->in_fetch = false;
 	return c->chunk_rows < c->chunk_want ? PGQ_FETCH_DONE
-		: PGQ_FETCH_CHUNK_END;
+					     : PGQ_FETCH_CHUNK_END;
 }
 
 int
@@ -291,41 +297,48 @@ pgq_settle_json(const struct fate *f, size_t n, char **out, struct mk_err *e)
 
 	*out = NULL;
 	if (arr == NULL)
-		return mk_err_set(e, EX_OSERR, "settling failures: out of "
+		return mk_err_set(e, EX_OSERR,
+				  "settling failures: out of "
 				  "memory");
 	for (i = 0; i < n; i++) {
 		if (f[i].verdict == FATE_PUBLISHED) {
 			json_decref(arr);
-			return mk_err_set(e, EX_SOFTWARE, "settling failures: "
+			return mk_err_set(e, EX_SOFTWARE,
+					  "settling failures: "
 					  "ev_id %lld was published, not "
-					  "failed", f[i].ev_id);
+					  "failed",
+					  f[i].ev_id);
 		}
 		/*
 		 * Every call checked: a member jansson refuses (a reason
 		 * that is not UTF-8, memory) must stop the settle, never
 		 * leave the event out of it.
 		 */
-		o = json_pack("{s:I,s:b,s:s%}", "ev_id",
-			      (json_int_t)f[i].ev_id, "dead",
-			      f[i].verdict == FATE_DEAD, "reason",
-			      f[i].reason, strnlen(f[i].reason,
-						   sizeof(f[i].reason)));
+		o = json_pack("{s:I,s:b,s:s%}", "ev_id", (json_int_t)f[i].ev_id,
+			      "dead", f[i].verdict == FATE_DEAD, "reason",
+			      f[i].reason,
+			      strnlen(f[i].reason, sizeof(f[i].reason)));
 		if (o == NULL || json_array_append_new(arr, o) < 0) {
 			json_decref(arr);
-			return mk_err_set(e, EX_SOFTWARE, "settling failures: "
+			return mk_err_set(e, EX_SOFTWARE,
+					  "settling failures: "
 					  "ev_id %lld cannot be written as "
-					  "JSON", f[i].ev_id);
+					  "JSON",
+					  f[i].ev_id);
 		}
 	}
 	if (json_array_size(arr) != n) {
 		json_decref(arr);
-		return mk_err_set(e, EX_SOFTWARE, "settling failures: %zu of "
-				  "%zu written", json_array_size(arr), n);
+		return mk_err_set(e, EX_SOFTWARE,
+				  "settling failures: %zu of "
+				  "%zu written",
+				  json_array_size(arr), n);
 	}
 	*out = json_dumps(arr, JSON_COMPACT);
 	json_decref(arr);
 	if (*out == NULL)
-		return mk_err_set(e, EX_OSERR, "settling failures: out of "
+		return mk_err_set(e, EX_OSERR,
+				  "settling failures: out of "
 				  "memory");
 	return 0;
 }
@@ -345,8 +358,8 @@ count_of(const char *s)
 
 int
 pgq_settle(struct pgq_conn *c, long long batch_id, const char *queue,
-	   const char *consumer, int retry_seconds,
-	   const struct fate *f, size_t n, struct mk_err *e)
+	   const char *consumer, int retry_seconds, const struct fate *f,
+	   size_t n, struct mk_err *e)
 {
 	/*
 	 * One statement, one scan of the batch: pgq.event_retry would
@@ -391,8 +404,10 @@ pgq_settle(struct pgq_conn *c, long long batch_id, const char *queue,
 	if (r == NULL)
 		goto out;
 	if (PQntuples(r) != 1 || PQnfields(r) != 2) {
-		mk_err_set(e, EX_SOFTWARE, "settling failed events: %d rows "
-			   "of %d columns", PQntuples(r), PQnfields(r));
+		mk_err_set(e, EX_SOFTWARE,
+			   "settling failed events: %d rows "
+			   "of %d columns",
+			   PQntuples(r), PQnfields(r));
 		goto out;
 	}
 	stored = count_of(PQgetvalue(r, 0, 0));
@@ -403,9 +418,11 @@ pgq_settle(struct pgq_conn *c, long long batch_id, const char *queue,
 	 * finished with its batch.
 	 */
 	if (stored < 0 || sent != (long long)n || stored != (long long)n) {
-		mk_err_set(e, EX_SOFTWARE, "settling failed events: %lld "
+		mk_err_set(e, EX_SOFTWARE,
+			   "settling failed events: %lld "
 			   "stored and %lld received of %zu failed events in "
-			   "batch %lld", stored, sent, n, batch_id);
+			   "batch %lld",
+			   stored, sent, n, batch_id);
 		goto out;
 	}
 	ret = 0;
@@ -422,8 +439,10 @@ pgq_batch_finish(struct pgq_conn *c, long long batch_id, struct mk_err *e)
 	PGresult *r;
 
 	/* One round trip; the batch id is ours, not data. */
-	snprintf(sql, sizeof(sql), "CLOSE " CURSOR "; SELECT pgq.finish_batch("
-		 "%lld); COMMIT", batch_id);
+	snprintf(sql, sizeof(sql),
+		 "CLOSE " CURSOR "; SELECT pgq.finish_batch("
+		 "%lld); COMMIT",
+		 batch_id);
 	r = PQexec(c->pg, sql);
 	if (PQresultStatus(r) == PGRES_COMMAND_OK) {
 		PQclear(r);
@@ -472,19 +491,19 @@ pgq_batch_abandon(struct pgq_conn *c)
 
 int
 pgq_gauges(struct pgq_conn *c, const char *queue, const char *consumer,
-	   long long *pending, double *lag, double *tick_age,
-	   struct mk_err *e)
+	   long long *pending, double *lag, double *tick_age, struct mk_err *e)
 {
 	const char *v[] = { queue, consumer };
 	PGresult *r;
 
-	r = pg_exec(c->pg, "SELECT c.pending_events,"
+	r = pg_exec(c->pg,
+		    "SELECT c.pending_events,"
 		    " CASE WHEN c.last_tick < q.last_tick_id"
 		    "  THEN extract(epoch FROM c.lag) ELSE 0 END,"
 		    " extract(epoch FROM q.ticker_lag)"
 		    " FROM pgq.get_consumer_info($1, $2) c,"
-		    " pgq.get_queue_info($1) q", 2, v,
-		    "reading the consumer's lag", e);
+		    " pgq.get_queue_info($1) q",
+		    2, v, "reading the consumer's lag", e);
 	if (r == NULL)
 		return -1;
 	*pending = -1;

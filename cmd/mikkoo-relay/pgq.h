@@ -22,11 +22,11 @@
 
 struct pgq_conn {
 	PGconn *pg;
-	PGresult *row;          /* the current single-row result */
-	bool in_fetch;          /* a FETCH is streaming */
+	PGresult *row; /* the current single-row result */
+	bool in_fetch; /* a FETCH is streaming */
 	bool in_tx;
-	int chunk_rows;         /* rows seen in the current FETCH */
-	int chunk_want;         /* rows asked for */
+	int chunk_rows; /* rows seen in the current FETCH */
+	int chunk_want; /* rows asked for */
 };
 
 /*
@@ -45,17 +45,16 @@ bool pgq_alive(struct pgq_conn *c);
  */
 int pgq_setup(struct pgq_conn *c, const char *queue, const char *consumer,
 	      bool *created, bool *registered, struct mk_err *e);
-int pgq_unregister(struct pgq_conn *c, const char *queue,
-		   const char *consumer, struct mk_err *e);
+int pgq_unregister(struct pgq_conn *c, const char *queue, const char *consumer,
+		   struct mk_err *e);
 
 /* Session advisory lock on (queue, consumer): one relay per consumer. */
 int pgq_try_lock(struct pgq_conn *c, const char *queue, const char *consumer,
 		 bool *got, struct mk_err *e);
 
 /* pgq.next_batch: *batch_id = -1 when there is no batch. */
-int pgq_next_batch(struct pgq_conn *c, const char *queue,
-		   const char *consumer, long long *batch_id,
-		   struct mk_err *e);
+int pgq_next_batch(struct pgq_conn *c, const char *queue, const char *consumer,
+		   long long *batch_id, struct mk_err *e);
 
 /*
  * Open the batch's transaction and cursor.  Rows are then read with
@@ -71,15 +70,15 @@ int pgq_batch_open(struct pgq_conn *c, long long batch_id, size_t max_bytes,
  * events before from_ev_id were settled in memory (a relay holding the
  * line after a broker refusal, see relay.h).  0 reads it all.
  */
-int pgq_batch_open_from(struct pgq_conn *c, long long batch_id,
-			size_t max_bytes, long long from_ev_id,
-			struct mk_err *e);
+int
+pgq_batch_open_from(struct pgq_conn *c, long long batch_id, size_t max_bytes,
+		    long long from_ev_id, struct mk_err *e);
 
 enum pgq_fetch_result {
 	PGQ_FETCH_ERROR = -1,
-	PGQ_FETCH_DONE,         /* the batch has no more events */
-	PGQ_FETCH_EVENT,        /* *ev is the next event */
-	PGQ_FETCH_CHUNK_END,    /* a FETCH ended: the connection is idle
+	PGQ_FETCH_DONE,      /* the batch has no more events */
+	PGQ_FETCH_EVENT,     /* *ev is the next event */
+	PGQ_FETCH_CHUNK_END, /* a FETCH ended: the connection is idle
 				   (pgq_settle may run); the next call
 				   starts the next one */
 };
@@ -90,8 +89,8 @@ enum pgq_fetch_result {
  * the extras); when it is over max_bytes the text fields arrive NULL
  * (event_map refuses such an event: the size rule is event.c's).
  */
-enum pgq_fetch_result pgq_fetch(struct pgq_conn *c, int chunk,
-				struct mk_event *ev, struct mk_err *e);
+enum pgq_fetch_result
+pgq_fetch(struct pgq_conn *c, int chunk, struct mk_event *ev, struct mk_err *e);
 
 /*
  * In the batch's transaction: put the FATE_RETRY events back with
@@ -102,8 +101,8 @@ enum pgq_fetch_result pgq_fetch(struct pgq_conn *c, int chunk,
  * anything else is EX_SOFTWARE and the batch must not be finished.
  */
 int pgq_settle(struct pgq_conn *c, long long batch_id, const char *queue,
-	       const char *consumer, int retry_seconds,
-	       const struct fate *f, size_t n, struct mk_err *e);
+	       const char *consumer, int retry_seconds, const struct fate *f,
+	       size_t n, struct mk_err *e);
 
 /*
  * The JSON pgq_settle sends for f[0..n): an array of n objects {ev_id,
@@ -112,12 +111,11 @@ int pgq_settle(struct pgq_conn *c, long long batch_id, const char *queue,
  * (EX_SOFTWARE; EX_OSERR when memory ran out); a published fate in f is
  * an error too.  Pure, for the fuzz target fuzz-settle.
  */
-int pgq_settle_json(const struct fate *f, size_t n, char **out,
-		    struct mk_err *e);
+int
+pgq_settle_json(const struct fate *f, size_t n, char **out, struct mk_err *e);
 
 /* Close the cursor, pgq.finish_batch, COMMIT. */
-int pgq_batch_finish(struct pgq_conn *c, long long batch_id,
-		     struct mk_err *e);
+int pgq_batch_finish(struct pgq_conn *c, long long batch_id, struct mk_err *e);
 
 /* Give up the batch: ROLLBACK (it is read again next time). */
 void pgq_batch_abandon(struct pgq_conn *c);
@@ -129,8 +127,8 @@ void pgq_batch_abandon(struct pgq_conn *c);
  * the age of the queue's last tick, whoever made it (pgq's ticker_lag;
  * it grows without bound when nobody ticks the queue).  Between batches.
  */
-int pgq_gauges(struct pgq_conn *c, const char *queue, const char *consumer,
-	       long long *pending, double *lag, double *tick_age,
-	       struct mk_err *e);
+int
+pgq_gauges(struct pgq_conn *c, const char *queue, const char *consumer,
+	   long long *pending, double *lag, double *tick_age, struct mk_err *e);
 
 #endif

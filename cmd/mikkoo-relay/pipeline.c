@@ -102,9 +102,9 @@ event_failed(struct relay *r, long long ev_id, int ev_retry,
 			log_warn("ev_id %lld: %s: moved to mikkoo.dead_letter",
 				 ev_id, f->reason);
 		else
-			log_warn("ev_id %lld: %s: retry %d of %d in %ds",
-				 ev_id, f->reason, f->attempt,
-				 w->max_failures, w->retry_delay);
+			log_warn("ev_id %lld: %s: retry %d of %d in %ds", ev_id,
+				 f->reason, f->attempt, w->max_failures,
+				 w->retry_delay);
 	}
 	if (f->verdict == FATE_DEAD)
 		r->cnt.total.dead++;
@@ -139,11 +139,13 @@ accounted(struct relay *r)
 	if (inflight_count(&r->q) == 0 && r->nfail == 0 &&
 	    r->batch_read == r->batch_acked + r->batch_settled)
 		return true;
-	mk_err_set(&r->e, EX_SOFTWARE, "batch %lld not finished: of %zu "
+	mk_err_set(&r->e, EX_SOFTWARE,
+		   "batch %lld not finished: of %zu "
 		   "events read, %zu were confirmed and %zu settled, %zu are "
 		   "in flight and %zu wait to be settled (a bug: please "
-		   "report it)", r->batch_id, r->batch_read, r->batch_acked,
-		   r->batch_settled, inflight_count(&r->q), r->nfail);
+		   "report it)",
+		   r->batch_id, r->batch_read, r->batch_acked, r->batch_settled,
+		   inflight_count(&r->q), r->nfail);
 	return false;
 }
 
@@ -216,7 +218,8 @@ hold_from(struct relay *r, long long from, bool lost, const char *why)
 	if (ahead > 0 && !lost)
 		log_warn("%zu events after ev_id %lld were confirmed although "
 			 "it was refused: a queue that took them before it "
-			 "has them out of order", ahead, from);
+			 "has them out of order",
+			 ahead, from);
 	forget_from(r, from);
 	if (!h->on || h->batch_id != r->batch_id)
 		h->attempts = 0;
@@ -233,16 +236,19 @@ hold_from(struct relay *r, long long from, bool lost, const char *why)
 		r->cnt.total.refused++;
 		log_warn("%s (%s): holding the line: publishing again in "
 			 "order from ev_id %lld, nothing goes to PgQ's retry "
-			 "queue", lost ? "RabbitMQ connection lost mid-batch"
-			 : "RabbitMQ refuses publishes", why, from);
+			 "queue",
+			 lost ? "RabbitMQ connection lost mid-batch"
+			      : "RabbitMQ refuses publishes",
+			 why, from);
 	} else {
 		r->cnt.total.refused++;
 		if (now_mono() - h->logged_at >= HOLD_LOG_EVERY) {
 			h->logged_at = now_mono();
-			log_warn("RabbitMQ still %s after %.0f s (%lld "
-				 "attempts; %s): holding the line at ev_id %lld",
-				 lost ? "lost" : "refuses publishes",
-				 now_mono() - h->since, h->attempts, why, from);
+			log_warn(
+				"RabbitMQ still %s after %.0f s (%lld "
+				"attempts; %s): holding the line at ev_id %lld",
+				lost ? "lost" : "refuses publishes",
+				now_mono() - h->since, h->attempts, why, from);
 		} else {
 			log_debug("refused again (%s): from ev_id %lld", why,
 				  from);
@@ -335,7 +341,8 @@ pipeline_on_broker(void *arg, const struct broker_ev *ev)
 		inflight_nack(&r->q, ev->tag, ev->multiple,
 			      "nacked by RabbitMQ");
 		if (!r->refused)
-			text_copy(r->refusal, sizeof(r->refusal), "nacked by "
+			text_copy(r->refusal, sizeof(r->refusal),
+				  "nacked by "
 				  "RabbitMQ: a queue refused it (full with "
 				  "reject-publish, or a quorum queue without "
 				  "a leader)");
@@ -345,15 +352,19 @@ pipeline_on_broker(void *arg, const struct broker_ev *ev)
 		long long id;
 
 		snprintf(why, sizeof(why), "returned by RabbitMQ: %s%s",
-			 ev->text, ev->unreadable ? " (rabbitmq-c could not "
-			 "read the returned message)" : "");
-		if (!inflight_return_match(&r->q, ev->ev_id, inflight_route(
-				ev->exchange.bytes, ev->exchange.len,
-				ev->routing_key.bytes, ev->routing_key.len),
-				why, &id))
+			 ev->text,
+			 ev->unreadable ? " (rabbitmq-c could not "
+					  "read the returned message)"
+					: "");
+		if (!inflight_return_match(&r->q, ev->ev_id,
+					   inflight_route(ev->exchange.bytes,
+							  ev->exchange.len,
+							  ev->routing_key.bytes,
+							  ev->routing_key.len),
+					   why, &id))
 			log_warn("a returned message matches no event in "
-				 "flight (event_id %lld): %s", ev->ev_id,
-				 ev->text);
+				 "flight (event_id %lld): %s",
+				 ev->ev_id, ev->text);
 		else if (ev->unreadable)
 			poison_add(r, id, why);
 		break;
@@ -392,9 +403,9 @@ now_wall(void)
 static bool
 closed_for_event(const struct relay *r)
 {
-	return r->close_pending == 1 && (r->close_code == 403 ||
-					 r->close_code == 404 ||
-					 r->close_code == 406);
+	return r->close_pending == 1 &&
+	       (r->close_code == 403 || r->close_code == 404 ||
+		r->close_code == 406);
 }
 
 /* Hand resolved events their fate, oldest first. */
@@ -402,17 +413,18 @@ static enum step
 drain_done(struct relay *r)
 {
 	struct inflight_done d;
-	double now = now_wall();        /* the confirms came in this poll */
+	double now = now_wall(); /* the confirms came in this poll */
 
 	while (inflight_pop(&r->q, &d)) {
 		if (d.ok) {
 			r->batch_acked++;
 			r->cnt.total.published++;
 			if (r->win < (size_t)r->w->window)
-				r->win++;       /* one more per confirm */
+				r->win++; /* one more per confirm */
 			if (d.ev_time_us > 0)
-				counters_latency(&r->cnt, now -
-						 (double)d.ev_time_us / 1e6);
+				counters_latency(&r->cnt,
+						 now - (double)d.ev_time_us /
+								 1e6);
 			if (r->failed_at > 0) {
 				/* the time a failover cost, as seen here */
 				log_info("relaying again: first publish "
@@ -425,8 +437,9 @@ drain_done(struct relay *r)
 		}
 		if (d.cause == FATE_NACKED ||
 		    (d.cause == FATE_CHANNEL_CLOSED && !closed_for_event(r)))
-			return hold_from(r, d.ev_id, false, d.cause ==
-					 FATE_NACKED ? r->refusal : d.reason);
+			return hold_from(r, d.ev_id, false,
+					 d.cause == FATE_NACKED ? r->refusal
+								: d.reason);
 		if (event_failed(r, d.ev_id, d.ev_retry, d.cause, d.reason) < 0)
 			return STEP_ERROR;
 	}
@@ -445,7 +458,7 @@ refused_now(struct relay *r)
 	if (st != STEP_OK)
 		return st;
 	if (inflight_count(&r->q) == 0) {
-		r->refused = false;     /* all confirmed after all */
+		r->refused = false; /* all confirmed after all */
 		return STEP_OK;
 	}
 	return hold_from(r, head_ev_id(r), false, r->refusal);
@@ -465,7 +478,7 @@ broker_failed(struct relay *r)
 	r->mq_broken = true;
 	snprintf(why, sizeof(why), "%s", r->e.msg);
 	if (drain_done(r) == STEP_HOLD) {
-		r->hold.lost = true;    /* a nack came first; the connection
+		r->hold.lost = true; /* a nack came first; the connection
 					   is gone too */
 		return STEP_HOLD;
 	}
@@ -492,7 +505,8 @@ blocked_too_long(struct relay *r)
 	if (r->w->nnodes < 2 || since == 0 ||
 	    now_mono() - since <= CONFIRM_TIMEOUT)
 		return false;
-	mk_err_set(&r->e, EX_UNAVAILABLE, "RabbitMQ '%s' has blocked "
+	mk_err_set(&r->e, EX_UNAVAILABLE,
+		   "RabbitMQ '%s' has blocked "
 		   "publishing for over %.0f s (%s): trying another node",
 		   status_node(r), CONFIRM_TIMEOUT,
 		   broker_blocked_reason(r->mq));
@@ -546,7 +560,8 @@ await(struct relay *r, bool (*done)(struct relay *, size_t), size_t arg)
 			return broker_failed(r);
 		if (!broker_blocked(r->mq) &&
 		    now_mono() - r->last_progress > CONFIRM_TIMEOUT) {
-			mk_err_set(&r->e, EX_UNAVAILABLE, "no publisher "
+			mk_err_set(&r->e, EX_UNAVAILABLE,
+				   "no publisher "
 				   "confirm from RabbitMQ for %.0f s",
 				   CONFIRM_TIMEOUT);
 			return broker_failed(r);
@@ -581,7 +596,8 @@ failed_step(struct relay *r, const struct mk_event *ev, enum fate_cause cause,
 {
 	r->cur_ev_id = -1;
 	return event_failed(r, ev->ev_id, ev->ev_retry, cause, why) < 0
-		? STEP_ERROR : STEP_OK;
+		       ? STEP_ERROR
+		       : STEP_OK;
 }
 
 static enum step
@@ -597,8 +613,7 @@ relay_event(struct relay *r, const struct mk_event *ev, unsigned *since_poll)
 	r->cur_ev_id = ev->ev_id;
 	/* its return could not be read last time: its fate, without
 	 * losing the connection over it again */
-	if (r->npoison > 0 && poison_take(r, ev->ev_id, reason,
-					  sizeof(reason)))
+	if (r->npoison > 0 && poison_take(r, ev->ev_id, reason, sizeof(reason)))
 		return failed_step(r, ev, FATE_RETURNED, reason);
 	r->ctx.sequence = ids_sequence();
 	ids_uuid4(r->ctx.correlation_id);
@@ -609,8 +624,10 @@ relay_event(struct relay *r, const struct mk_event *ev, unsigned *since_poll)
 				   sizeof(why), &r->e) < 0)
 		return broker_failed(r);
 	if (!exists) {
-		snprintf(reason, sizeof(reason), "exchange '%.*s' cannot be "
-			 "published to: %s", (int)r->msg.exchange.len,
+		snprintf(reason, sizeof(reason),
+			 "exchange '%.*s' cannot be "
+			 "published to: %s",
+			 (int)r->msg.exchange.len,
 			 (const char *)r->msg.exchange.bytes, why);
 		return failed_step(r, ev, FATE_EXCHANGE_REFUSED, reason);
 	}
@@ -628,16 +645,18 @@ relay_event(struct relay *r, const struct mk_event *ev, unsigned *since_poll)
 	if (r->refused && (rc = refused_now(r)) != STEP_OK)
 		return rc;
 	if (broker_publish(r->mq, &r->msg, &tag, &r->e) < 0)
-		return r->e.code == EX_DATAERR ? failed_step(r, ev,
-			FATE_BAD_DATA, r->e.msg) : broker_failed(r);
+		return r->e.code == EX_DATAERR
+			       ? failed_step(r, ev, FATE_BAD_DATA, r->e.msg)
+			       : broker_failed(r);
 	fault_point("after_publish");
 	if (inflight_pending(&r->q) == 0)
-		progress(r);    /* the first to wait for a confirm */
+		progress(r); /* the first to wait for a confirm */
 	inflight_add(&r->q, tag, ev->ev_id, ev->ev_retry);
 	inflight_set_time(&r->q, ev->ev_time_us);
 	inflight_set_route(&r->q, inflight_route(r->msg.exchange.bytes,
-		r->msg.exchange.len, r->msg.routing_key.bytes,
-		r->msg.routing_key.len));
+						 r->msg.exchange.len,
+						 r->msg.routing_key.bytes,
+						 r->msg.routing_key.len));
 	r->cur_ev_id = -1;
 	if (++*since_poll >= POLL_EVERY) {
 		*since_poll = 0;
@@ -671,7 +690,7 @@ batch_open(struct relay *r)
 		from = r->hold.from;
 	} else {
 		if (r->hold.on)
-			pipeline_hold_end(r);      /* not ours any more */
+			pipeline_hold_end(r); /* not ours any more */
 		fail_clear(r);
 		r->batch_failed_logged = 0;
 		r->batch_read = r->batch_acked = r->batch_settled = 0;
@@ -757,7 +776,8 @@ pipeline_batch(struct relay *r)
 	r->cnt.total.batches++;
 	if (failures(r) > r->batch_failed_logged)
 		log_warn("%zu more failed events in this batch (not logged "
-			 "one by one)", failures(r) - r->batch_failed_logged);
+			 "one by one)",
+			 failures(r) - r->batch_failed_logged);
 	if (had_events)
 		log_debug("finished: %lld events, %zu failed",
 			  r->cnt.total.events - before, failures(r));

@@ -9,8 +9,8 @@
 #include "prom.h"
 
 const double prom_buckets[PROM_NBUCKETS] = {
-	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
-	10, 30, 60,
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+	0.5,   1,      2.5,   5,    10,    30,   60,
 };
 
 void
@@ -19,7 +19,7 @@ prom_observe(struct prom_hist *h, double s)
 	size_t i;
 
 	if (!(s > 0))
-		s = 0;          /* clocks apart, or NaN: the first bucket */
+		s = 0; /* clocks apart, or NaN: the first bucket */
 	for (i = 0; i < PROM_NBUCKETS && s > prom_buckets[i]; i++)
 		;
 	h->n[i]++;
@@ -114,7 +114,7 @@ put_value(struct buf *b, double v)
 	else if (isinf(v))
 		put(b, v > 0 ? "+Inf" : "-Inf");
 	else if (v == floor(v) && fabs(v) < 9007199254740992.0)
-		put(b, "%.0f", v);      /* counts: digits, never 1e+01 */
+		put(b, "%.0f", v); /* counts: digits, never 1e+01 */
 	else {
 		char t[32];
 		int prec;
@@ -138,8 +138,8 @@ family(struct buf *b, const char *name, const char *type, const char *help)
 }
 
 static void
-sample(struct buf *b, const char *name, const char *queue,
-       const char *more, double v)
+sample(struct buf *b, const char *name, const char *queue, const char *more,
+       double v)
 {
 	put(b, "%s{queue=\"", name);
 	put_label(b, queue);
@@ -161,26 +161,36 @@ prom_render(const struct prom_queue *q, size_t n, char **out, size_t *len)
 	b.cap = 4096;
 	b.p[0] = '\0';
 
-#define COUNTER(name, help, field) do { \
-		family(&b, name, "counter", help); \
-		for (i = 0; i < n; i++) \
+#define COUNTER(name, help, field)                         \
+	do {                                               \
+		family(&b, name, "counter", help);         \
+		for (i = 0; i < n; i++)                    \
 			sample(&b, name, q[i].queue, NULL, \
-			       (double)q[i].c.field); \
+			       (double)q[i].c.field);      \
 	} while (0)
-	COUNTER("mikkoo_events_published_total", "Events confirmed by "
-		"RabbitMQ.", published);
-	COUNTER("mikkoo_events_retried_total", "Events put back into PgQ "
-		"for a later retry.", retried);
-	COUNTER("mikkoo_events_dead_lettered_total", "Events stored in "
-		"mikkoo.dead_letter.", dead);
+	COUNTER("mikkoo_events_published_total",
+		"Events confirmed by "
+		"RabbitMQ.",
+		published);
+	COUNTER("mikkoo_events_retried_total",
+		"Events put back into PgQ "
+		"for a later retry.",
+		retried);
+	COUNTER("mikkoo_events_dead_lettered_total",
+		"Events stored in "
+		"mikkoo.dead_letter.",
+		dead);
 	COUNTER("mikkoo_batches_total", "PgQ batches finished.", batches);
-	COUNTER("mikkoo_broker_refusals_total", "Times RabbitMQ refused "
+	COUNTER("mikkoo_broker_refusals_total",
+		"Times RabbitMQ refused "
 		"publishes of an open batch for reasons not the event's "
 		"(nacks, channel closes, lost connections): the relay held "
-		"the line and published again in order.", refused);
+		"the line and published again in order.",
+		refused);
 #undef COUNTER
 
-	family(&b, "mikkoo_reconnects_total", "counter", "Connections "
+	family(&b, "mikkoo_reconnects_total", "counter",
+	       "Connections "
 	       "re-established after a loss, by server.");
 	for (i = 0; i < n; i++) {
 		sample(&b, "mikkoo_reconnects_total", q[i].queue,
@@ -189,33 +199,38 @@ prom_render(const struct prom_queue *q, size_t n, char **out, size_t *len)
 		       ",server=\"rabbitmq\"", (double)q[i].c.reconnects_mq);
 	}
 
-	family(&b, "mikkoo_pending_events", "gauge", "Events PgQ holds for "
+	family(&b, "mikkoo_pending_events", "gauge",
+	       "Events PgQ holds for "
 	       "the consumer (pgq.get_consumer_info), as last seen.");
 	for (i = 0; i < n; i++)
 		if (q[i].pending >= 0)
 			sample(&b, "mikkoo_pending_events", q[i].queue, NULL,
 			       (double)q[i].pending);
-	family(&b, "mikkoo_consumer_lag_seconds", "gauge", "Age of the "
+	family(&b, "mikkoo_consumer_lag_seconds", "gauge",
+	       "Age of the "
 	       "consumer's last finished tick while a newer tick exists, "
 	       "else 0.");
 	for (i = 0; i < n; i++)
 		if (q[i].lag >= 0)
 			sample(&b, "mikkoo_consumer_lag_seconds", q[i].queue,
 			       NULL, q[i].lag);
-	family(&b, "mikkoo_queue_tick_age_seconds", "gauge", "Age of the "
+	family(&b, "mikkoo_queue_tick_age_seconds", "gauge",
+	       "Age of the "
 	       "queue's last tick, whoever ticks it (pgq ticker_lag); grows "
 	       "while nobody does.");
 	for (i = 0; i < n; i++)
 		if (q[i].tick_age >= 0)
 			sample(&b, "mikkoo_queue_tick_age_seconds", q[i].queue,
 			       NULL, q[i].tick_age);
-	family(&b, "mikkoo_worker_up", "gauge", "1 when the queue's worker "
+	family(&b, "mikkoo_worker_up", "gauge",
+	       "1 when the queue's worker "
 	       "is connected to both servers and relaying.");
 	for (i = 0; i < n; i++)
 		sample(&b, "mikkoo_worker_up", q[i].queue, NULL,
 		       q[i].up ? 1 : 0);
 
-	family(&b, "mikkoo_delivery_latency_seconds", "histogram", "From "
+	family(&b, "mikkoo_delivery_latency_seconds", "histogram",
+	       "From "
 	       "the event's ev_time to RabbitMQ's confirm.");
 	for (i = 0; i < n; i++) {
 		const struct prom_hist *h = &q[i].c.latency;
@@ -233,8 +248,8 @@ prom_render(const struct prom_queue *q, size_t n, char **out, size_t *len)
 		}
 		sample(&b, "mikkoo_delivery_latency_seconds_sum", q[i].queue,
 		       NULL, h->sum);
-		sample(&b, "mikkoo_delivery_latency_seconds_count",
-		       q[i].queue, NULL, (double)h->count);
+		sample(&b, "mikkoo_delivery_latency_seconds_count", q[i].queue,
+		       NULL, (double)h->count);
 	}
 	if (b.oom) {
 		free(b.p);

@@ -20,18 +20,18 @@
 extern const double prom_buckets[PROM_NBUCKETS];
 
 struct prom_hist {
-	uint64_t n[PROM_NBUCKETS + 1];  /* per bucket, not cumulative;
+	uint64_t n[PROM_NBUCKETS + 1]; /* per bucket, not cumulative;
 					   the last is above every bound */
 	uint64_t count;
-	double sum;                     /* seconds */
+	double sum; /* seconds */
 };
 
 struct prom_counts {
-	uint64_t published;     /* confirmed by RabbitMQ */
+	uint64_t published; /* confirmed by RabbitMQ */
 	uint64_t retried;
-	uint64_t dead;          /* stored in mikkoo.dead_letter */
-	uint64_t batches;       /* finished */
-	uint64_t refused;       /* broker refusals held (nacks, channel
+	uint64_t dead;    /* stored in mikkoo.dead_letter */
+	uint64_t batches; /* finished */
+	uint64_t refused; /* broker refusals held (nacks, channel
 				   closes, lost connections mid-batch) */
 	uint64_t reconnects_pg, reconnects_mq;
 	struct prom_hist latency;
@@ -40,10 +40,10 @@ struct prom_counts {
 struct prom_queue {
 	const char *queue;
 	struct prom_counts c;
-	bool up;                /* connected to both servers, relaying */
-	long long pending;      /* pgq pending_events; < 0 unknown */
-	double lag;             /* consumer lag, seconds; < 0 unknown */
-	double tick_age;        /* since the queue's last tick; < 0 unknown */
+	bool up;           /* connected to both servers, relaying */
+	long long pending; /* pgq pending_events; < 0 unknown */
+	double lag;        /* consumer lag, seconds; < 0 unknown */
+	double tick_age;   /* since the queue's last tick; < 0 unknown */
 };
 
 /* Count one confirmed event's latency (seconds; < 0 counts as 0). */
@@ -55,7 +55,6 @@ void prom_add(struct prom_counts *a, const struct prom_counts *b);
  * Render the families for n queues into a malloc'd NUL-terminated text
  * (*len without the NUL).  Returns 0, or -1 when out of memory.
  */
-int prom_render(const struct prom_queue *q, size_t n, char **out,
-		size_t *len);
+int prom_render(const struct prom_queue *q, size_t n, char **out, size_t *len);
 
 #endif

@@ -33,16 +33,16 @@
 #define RELAY_WAITING 'u'
 
 struct relay_opts {
-	const char *config_path;  /* re-read on SIGHUP when reload is set */
+	const char *config_path; /* re-read on SIGHUP when reload is set */
 	const struct mk_config *cfg;
-	const char *queue;        /* the worker to run */
-	int ready_fd;             /* "\n" then close when ready; -1 none */
-	bool reload;              /* re-read config_path on SIGHUP */
-	bool supervised;          /* a child of supervise: retries servers
+	const char *queue;    /* the worker to run */
+	int ready_fd;         /* "\n" then close when ready; -1 none */
+	bool reload;          /* re-read config_path on SIGHUP */
+	bool supervised;      /* a child of supervise: retries servers
 				     unavailable at start; its parent logs
 				     the config's notices */
-	double drain_seconds;     /* stop deadline for the open batch */
-	int report_fd;            /* struct report records for the
+	double drain_seconds; /* stop deadline for the open batch */
+	int report_fd;        /* struct report records for the
 				     supervisor (non-blocking); -1 none */
 };
 

@@ -19,7 +19,7 @@ struct plan {
 	int ncols;
 	char **names;
 	uint32_t *types;
-	bool *raw;             /* json, jsonb: the value goes in as JSON */
+	bool *raw; /* json, jsonb: the value goes in as JSON */
 	char stmt[24];
 	bool prepared;
 	unsigned long long last_use;
@@ -32,10 +32,10 @@ struct row {
 	struct plan *plan;
 	char action;
 	int64_t commit_time;
-	char *table;           /* "schema.table", JSON-escaped with quotes */
-	size_t req_start, req_len;   /* its object in plan->req */
+	char *table; /* "schema.table", JSON-escaped with quotes */
+	size_t req_start, req_len; /* its object in plan->req */
 	struct render_row out;
-	size_t body_off;       /* in r->bodies */
+	size_t body_off; /* in r->bodies */
 	bool done;
 	char *error;
 };
@@ -134,11 +134,14 @@ render_new(struct render **out, PGconn *pg, struct mk_err *e)
 	/* UTC, as the issue wants timestamps from a slot; nothing of a
 	 * caller's search_path in the statements */
 	res = PQexec(pg, "SET search_path = pg_catalog, pg_temp; "
-		     "SET TimeZone = 'UTC'; SET DateStyle = 'ISO'");
+			 "SET TimeZone = 'UTC'; SET DateStyle = 'ISO'");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		mk_err_set(e, PQstatus(pg) == CONNECTION_OK ? EX_SOFTWARE
-			   : EX_UNAVAILABLE, "setting up the rendering "
-			   "session: %s", PQerrorMessage(pg));
+		mk_err_set(e,
+			   PQstatus(pg) == CONNECTION_OK ? EX_SOFTWARE
+							 : EX_UNAVAILABLE,
+			   "setting up the rendering "
+			   "session: %s",
+			   PQerrorMessage(pg));
 		PQclear(res);
 		return -1;
 	}
@@ -264,8 +267,8 @@ parse_bools(const char *s, bool *raw, int n)
 }
 
 static int
-plan_prepare(struct render *r, struct plan *p,
-	     const struct pgo_relation *rel, struct mk_err *e)
+plan_prepare(struct render *r, struct plan *p, const struct pgo_relation *rel,
+	     struct mk_err *e)
 {
 	struct sbuf names = { 0 }, types = { 0 };
 	const char *vals[3];
@@ -316,33 +319,40 @@ plan_prepare(struct render *r, struct plan *p,
 	vals[0] = relid;
 	vals[1] = names.p;
 	vals[2] = types.p;
-	res = PQexecParams(r->pg, "SELECT sql, raw, unsafe FROM "
+	res = PQexecParams(r->pg,
+			   "SELECT sql, raw, unsafe FROM "
 			   "mikkoo._logical_render_sql($1::oid, $2::text[], "
-			   "$3::oid[])", 3, NULL, vals, NULL, NULL, 0);
+			   "$3::oid[])",
+			   3, NULL, vals, NULL, NULL, 0);
 	sbuf_release(&names);
 	sbuf_release(&types);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
 	    parse_bools(PQgetvalue(res, 0, 1), p->raw, p->ncols) < 0) {
 		const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
-		mk_err_set(e, PQstatus(r->pg) != CONNECTION_OK ? EX_UNAVAILABLE
+		mk_err_set(e,
+			   PQstatus(r->pg) != CONNECTION_OK ? EX_UNAVAILABLE
 			   : st && strcmp(st, "42883") == 0 ? EX_CONFIG
-			   : EX_SOFTWARE, "cannot render rows of %s.%s: %s",
-			   rel->nspname, rel->relname,
+							    : EX_SOFTWARE,
+			   "cannot render rows of %s.%s: %s", rel->nspname,
+			   rel->relname,
 			   PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
-			   ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
-			   : "unexpected answer");
+				   ? PQresultErrorField(res,
+							PG_DIAG_MESSAGE_PRIMARY)
+				   : "unexpected answer");
 		PQclear(res);
 		return -1;
 	}
 	if (strcmp(PQgetvalue(res, 0, 2), "{}") != 0) {
 		free(r->note);
 		r->note = NULL;
-		if (asprintf(&r->note, "table %s.%s: columns %s are sent as "
+		if (asprintf(&r->note,
+			     "table %s.%s: columns %s are sent as "
 			     "their text (JSON strings): reading them would "
 			     "run a CHECK constraint of a domain whose owner "
-			     "mikkoo does not trust", rel->nspname,
-			     rel->relname, PQgetvalue(res, 0, 2)) < 0)
+			     "mikkoo does not trust",
+			     rel->nspname, rel->relname,
+			     PQgetvalue(res, 0, 2)) < 0)
 			r->note = NULL;
 	}
 	snprintf(p->stmt, sizeof(p->stmt), "mikkoo_render_%llu",
@@ -353,8 +363,10 @@ plan_prepare(struct render *r, struct plan *p,
 
 		PQclear(res);
 		if (PQresultStatus(prep) != PGRES_COMMAND_OK) {
-			mk_err_set(e, PQstatus(r->pg) != CONNECTION_OK
-				   ? EX_UNAVAILABLE : EX_SOFTWARE,
+			mk_err_set(e,
+				   PQstatus(r->pg) != CONNECTION_OK
+					   ? EX_UNAVAILABLE
+					   : EX_SOFTWARE,
 				   "cannot prepare the rendering of %s.%s: %s",
 				   rel->nspname, rel->relname,
 				   PQresultErrorField(prep,
@@ -370,8 +382,7 @@ plan_prepare(struct render *r, struct plan *p,
 
 /* The plan for rel's definition, prepared if new. */
 static struct plan *
-plan_for(struct render *r, const struct pgo_relation *rel,
-	 struct mk_err *e)
+plan_for(struct render *r, const struct pgo_relation *rel, struct mk_err *e)
 {
 	struct plan *p, *victim = NULL;
 	size_t i;
@@ -395,8 +406,10 @@ plan_for(struct render *r, const struct pgo_relation *rel,
 			victim = p;
 	}
 	if (victim == NULL) {
-		mk_err_set(e, EX_SOFTWARE, "more than %d table definitions in "
-			   "one round", RENDER_PLANS);
+		mk_err_set(e, EX_SOFTWARE,
+			   "more than %d table definitions in "
+			   "one round",
+			   RENDER_PLANS);
 		return NULL;
 	}
 	plan_clear(r, victim);
@@ -423,8 +436,7 @@ add_value(struct sbuf *b, const struct pgo_value *v, bool raw)
 int
 render_add(struct render *r, const struct pgo_relation *rel, char action,
 	   char old_kind, const struct pgo_tuple *oldt,
-	   const struct pgo_tuple *newt, int64_t commit_time,
-	   struct mk_err *e)
+	   const struct pgo_tuple *newt, int64_t commit_time, struct mk_err *e)
 {
 	const struct pgo_value **nv, **ov;
 	struct plan *p;
@@ -437,17 +449,20 @@ render_add(struct render *r, const struct pgo_relation *rel, char action,
 	if (r->ran)
 		render_reset(r);
 	if (oldt && oldt->ncols && oldt->ncols != n)
-		return mk_err_set(e, EX_PROTOCOL, "old row of %s.%s has %d "
-				  "columns, not %d", rel->nspname,
-				  rel->relname, oldt->ncols, n);
+		return mk_err_set(e, EX_PROTOCOL,
+				  "old row of %s.%s has %d "
+				  "columns, not %d",
+				  rel->nspname, rel->relname, oldt->ncols, n);
 	if (newt && newt->ncols && newt->ncols != n)
-		return mk_err_set(e, EX_PROTOCOL, "new row of %s.%s has %d "
-				  "columns, not %d", rel->nspname,
-				  rel->relname, newt->ncols, n);
+		return mk_err_set(e, EX_PROTOCOL,
+				  "new row of %s.%s has %d "
+				  "columns, not %d",
+				  rel->nspname, rel->relname, newt->ncols, n);
 	for (i = 0; i < n; i++)
 		if ((oldt && oldt->ncols && oldt->vals[i].kind == 'b') ||
 		    (newt && newt->ncols && newt->vals[i].kind == 'b'))
-			return mk_err_set(e, EX_PROTOCOL, "a binary value in "
+			return mk_err_set(e, EX_PROTOCOL,
+					  "a binary value in "
 					  "%s.%s (text was asked for)",
 					  rel->nspname, rel->relname);
 	p = plan_for(r, rel, e);
@@ -485,7 +500,7 @@ render_add(struct render *r, const struct pgo_relation *rel, char action,
 				v = old_kind == 'O' ? o : NULL;
 		}
 		if (action == 'U' && old_kind == 0 && rel->cols[i].key)
-			o = v;     /* the key did not change */
+			o = v; /* the key did not change */
 		nv[i] = action == 'D' ? NULL : v;
 		ov[i] = action == 'U' || action == 'D' ? o : NULL;
 	}
@@ -564,9 +579,9 @@ body(struct render *r, struct row *row, const char *id, const char *old,
 	sbuf_adds(b, diff ? diff : "{}");
 	tail(b, row->commit_time);
 	row->out.len = b->len - row->body_off;
-	row->out.unchanged = row->action == 'U' && diff &&
-			     strcmp(diff, "{}") == 0;
-	sbuf_addc(b, '\0');   /* bodies are NUL-separated in the arena */
+	row->out.unchanged =
+		row->action == 'U' && diff && strcmp(diff, "{}") == 0;
+	sbuf_addc(b, '\0'); /* bodies are NUL-separated in the arena */
 }
 
 /* A row PostgreSQL could not render: its values as JSON strings. */
@@ -612,8 +627,7 @@ static PGresult *
 exec_plan(struct render *r, struct plan *p, const char *req, int *failed)
 {
 	const char *vals[1] = { req };
-	PGresult *res = PQexecPrepared(r->pg, p->stmt, 1, vals, NULL, NULL,
-				       0);
+	PGresult *res = PQexecPrepared(r->pg, p->stmt, 1, vals, NULL, NULL, 0);
 
 	*failed = PQresultStatus(res) != PGRES_TUPLES_OK;
 	return res;
@@ -629,8 +643,10 @@ take(struct render *r, PGresult *res, struct mk_err *e)
 		struct row *row;
 
 		if (i < 0 || (size_t)i >= r->nrows)
-			return mk_err_set(e, EX_SOFTWARE, "rendering: row %ld "
-					  "of %zu", i, r->nrows);
+			return mk_err_set(e, EX_SOFTWARE,
+					  "rendering: row %ld "
+					  "of %zu",
+					  i, r->nrows);
 		row = &r->rows[i];
 #define V(c) (PQgetisnull(res, t, c) ? NULL : PQgetvalue(res, t, c))
 		body(r, row, V(1), V(2), V(3), V(4));
@@ -681,8 +697,7 @@ render_run(struct render *r, struct mk_err *e)
 				continue;
 			sbuf_reset(&one);
 			sbuf_addc(&one, '[');
-			sbuf_add(&one, p->req.p + row->req_start,
-				 row->req_len);
+			sbuf_add(&one, p->req.p + row->req_start, row->req_len);
 			sbuf_addc(&one, ']');
 			res = exec_plan(r, p, one.p, &failed);
 			if (!failed && take(r, res, e) == 0) {
@@ -690,24 +705,28 @@ render_run(struct render *r, struct mk_err *e)
 				continue;
 			}
 			if (PQstatus(r->pg) != CONNECTION_OK) {
-				mk_err_set(e, EX_UNAVAILABLE, "rendering "
-					   "rows: %s", PQerrorMessage(r->pg));
+				mk_err_set(e, EX_UNAVAILABLE,
+					   "rendering "
+					   "rows: %s",
+					   PQerrorMessage(r->pg));
 				PQclear(res);
 				sbuf_release(&one);
 				return -1;
 			}
-			fallback(r, row, PQresultErrorField(res,
-				 PG_DIAG_MESSAGE_PRIMARY)
-				 ? PQresultErrorField(res,
-						      PG_DIAG_MESSAGE_PRIMARY)
-				 : "cannot render the row");
+			fallback(
+				r, row,
+				PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
+					? PQresultErrorField(
+						  res, PG_DIAG_MESSAGE_PRIMARY)
+					: "cannot render the row");
 			PQclear(res);
 		}
 	}
 	sbuf_release(&one);
 	for (i = 0; i < r->nrows; i++)
 		if (!r->rows[i].done)
-			fallback(r, &r->rows[i], "the rendering statement "
+			fallback(r, &r->rows[i],
+				 "the rendering statement "
 				 "returned no row for it");
 	if (r->bodies.oom)
 		return mk_err_set(e, EX_OSERR, "out of memory");

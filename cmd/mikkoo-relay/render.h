@@ -56,10 +56,10 @@ struct render;
 
 /* One rendered row. */
 struct render_row {
-	const char *body;      /* NUL-terminated, the capture's JSON */
+	const char *body; /* NUL-terminated, the capture's JSON */
 	size_t len;
-	bool unchanged;        /* an update whose diff is {} */
-	const char *error;     /* NULL, or why PostgreSQL could not render
+	bool unchanged;    /* an update whose diff is {} */
+	const char *error; /* NULL, or why PostgreSQL could not render
 				* it (body then holds its values as texts) */
 };
 
@@ -74,10 +74,10 @@ void render_free(struct render *r);
  * with e (the table's definition cannot be prepared: EX_CONFIG without
  * mikkoo.sql's function, EX_SOFTWARE, EX_UNAVAILABLE).
  */
-int render_add(struct render *r, const struct pgo_relation *rel,
-	       char action, char old_kind, const struct pgo_tuple *oldt,
-	       const struct pgo_tuple *newt, int64_t commit_time,
-	       struct mk_err *e);
+int
+render_add(struct render *r, const struct pgo_relation *rel, char action,
+	   char old_kind, const struct pgo_tuple *oldt,
+	   const struct pgo_tuple *newt, int64_t commit_time, struct mk_err *e);
 
 /*
  * The note of the last definition render_add prepared, if it has one

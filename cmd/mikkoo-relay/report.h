@@ -20,30 +20,30 @@
 #include "prom.h"
 
 enum report_state {
-	REPORT_STARTING,        /* not connected yet */
-	REPORT_RELAYING,        /* both servers, the lock: healthy */
-	REPORT_DOWN,            /* a server unavailable: why says which */
-	REPORT_WAITING,         /* another relay holds the consumer lock */
-	REPORT_BLOCKED,         /* RabbitMQ blocked publishing */
-	REPORT_REFUSED,         /* RabbitMQ refuses publishes (nacks): the
+	REPORT_STARTING, /* not connected yet */
+	REPORT_RELAYING, /* both servers, the lock: healthy */
+	REPORT_DOWN,     /* a server unavailable: why says which */
+	REPORT_WAITING,  /* another relay holds the consumer lock */
+	REPORT_BLOCKED,  /* RabbitMQ blocked publishing */
+	REPORT_REFUSED,  /* RabbitMQ refuses publishes (nacks): the
 				   line is held, why says since when */
 };
 
 #define REPORT_WHY 256
 
 struct report {
-	uint32_t state;         /* enum report_state */
+	uint32_t state; /* enum report_state */
 	uint32_t pad;
-	struct prom_counts c;   /* since this worker process started */
-	int64_t pending;        /* < 0 unknown */
-	double lag;             /* seconds; < 0 unknown */
-	double tick_age;        /* seconds since the queue's last tick;
+	struct prom_counts c; /* since this worker process started */
+	int64_t pending;      /* < 0 unknown */
+	double lag;           /* seconds; < 0 unknown */
+	double tick_age;      /* seconds since the queue's last tick;
 				   < 0 unknown */
-	char why[REPORT_WHY];   /* for states other than RELAYING */
+	char why[REPORT_WHY]; /* for states other than RELAYING */
 };
 
 _Static_assert(sizeof(struct report) <= 4096, "a report is one atomic "
-	       "pipe write");
+					      "pipe write");
 
 /* The state's name for /health ("relaying", "down", ...). */
 const char *report_state_name(enum report_state s);

@@ -32,10 +32,12 @@ sdnotify_open(struct mk_err *e)
 		/* quoted before unsetenv frees it */
 		snprintf(name, sizeof(name), "%s", v);
 		unsetenv("NOTIFY_SOCKET");
-		return mk_err_set(e, EX_CONFIG, "NOTIFY_SOCKET '%.100s' is "
+		return mk_err_set(e, EX_CONFIG,
+				  "NOTIFY_SOCKET '%.100s' is "
 				  "not an absolute path or an @abstract "
 				  "name of at most %zu bytes: not notifying "
-				  "systemd", name, sizeof(addr.sun_path) - 1);
+				  "systemd",
+				  name, sizeof(addr.sun_path) - 1);
 	}
 	memset(&addr, 0, sizeof(addr));
 	addr.sun_family = AF_UNIX;
@@ -48,7 +50,8 @@ sdnotify_open(struct mk_err *e)
 	unsetenv("NOTIFY_SOCKET");
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return mk_err_set(e, EX_OSERR, "cannot open a socket for "
+		return mk_err_set(e, EX_OSERR,
+				  "cannot open a socket for "
 				  "systemd's notifications: %s",
 				  strerror(errno));
 	return 0;
@@ -73,14 +76,17 @@ sdnotify(struct mk_err *e, const char *fmt, ...)
 	n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (n < 0)
-		return mk_err_set(e, EX_SOFTWARE, "cannot format a "
+		return mk_err_set(e, EX_SOFTWARE,
+				  "cannot format a "
 				  "notification");
 	if ((size_t)n > SDNOTIFY_MAX)
 		n = SDNOTIFY_MAX;
 	if (sendto(fd, msg, (size_t)n, MSG_NOSIGNAL, (struct sockaddr *)&addr,
 		   addrlen) < 0)
-		return mk_err_set(e, EX_IOERR, "cannot notify systemd "
-				  "(NOTIFY_SOCKET): %s", strerror(errno));
+		return mk_err_set(e, EX_IOERR,
+				  "cannot notify systemd "
+				  "(NOTIFY_SOCKET): %s",
+				  strerror(errno));
 	return 0;
 }
 

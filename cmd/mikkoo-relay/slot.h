@@ -47,7 +47,6 @@ int slot_open(struct walstream *ws, PGconn *pg, const char *slot,
 	      bool may_create, struct slot_info *out, struct mk_err *e);
 
 /* Record lsn as the last position confirmed on slot. */
-int slot_progress(PGconn *pg, const char *slot, mk_lsn lsn,
-		  struct mk_err *e);
+int slot_progress(PGconn *pg, const char *slot, mk_lsn lsn, struct mk_err *e);
 
 #endif

@@ -22,9 +22,9 @@
 
 enum source_fetch {
 	SOURCE_ERROR = -1,
-	SOURCE_DONE,            /* the batch has no more events */
-	SOURCE_EVENT,           /* *ev is the next one */
-	SOURCE_PAUSE,           /* a read ended: settle() may run now */
+	SOURCE_DONE,  /* the batch has no more events */
+	SOURCE_EVENT, /* *ev is the next one */
+	SOURCE_PAUSE, /* a read ended: settle() may run now */
 };
 
 struct source;

@@ -17,15 +17,15 @@ struct source_pgq {
 	struct pgq_conn *pg;
 	const char *queue;
 	const char *consumer;
-	int retry_delay;        /* seconds */
-	int chunk;              /* rows per FETCH */
+	int retry_delay; /* seconds */
+	int chunk;       /* rows per FETCH */
 	long long batch_id;
 };
 
 /* Make s a source over pg for this queue and consumer (strings are
  * borrowed: the worker's configuration). */
-void source_pgq_init(struct source_pgq *s, struct pgq_conn *pg,
-		     const char *queue, const char *consumer, int retry_delay,
-		     int chunk);
+void
+source_pgq_init(struct source_pgq *s, struct pgq_conn *pg, const char *queue,
+		const char *consumer, int retry_delay, int chunk);
 
 #endif

@@ -39,8 +39,8 @@ statsd_open(const struct mk_statsd_config *c, const char *queue, char *why,
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		goto fail;
-	s->fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_NONBLOCK |
-		       SOCK_CLOEXEC, 0);
+	s->fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		       0);
 	if (s->fd < 0 || connect(s->fd, ai->ai_addr, ai->ai_addrlen) < 0) {
 		snprintf(why, whysz, "cannot set up statsd socket to '%s:%d'",
 			 c->host, c->port);

@@ -15,8 +15,8 @@
 struct statsd;
 
 /* NULL when statsd is disabled or cannot be set up (see *why). */
-struct statsd *statsd_open(const struct mk_statsd_config *c,
-			   const char *queue, char *why, size_t whysz);
+struct statsd *statsd_open(const struct mk_statsd_config *c, const char *queue,
+			   char *why, size_t whysz);
 void statsd_close(struct statsd *s);
 void statsd_count(struct statsd *s, const char *name, long long n);
 void statsd_gauge(struct statsd *s, const char *name, long long v);

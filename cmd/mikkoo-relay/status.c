@@ -56,7 +56,7 @@ status_notify(const char *what)
 /* The counters' third sink: the totals and gauges, to the supervisor. */
 void
 status_report_sink(void *arg, const struct counts *t, const struct counts *d,
-	    const struct gauges *g)
+		   const struct gauges *g)
 {
 	struct relay *r = arg;
 
@@ -94,7 +94,7 @@ status_set(struct relay *r, enum report_state st, const char *why)
 		snprintf(status, sizeof(status), "STATUS=%s%s%s",
 			 report_state_name(st), r->rep.why[0] ? ": " : "",
 			 r->rep.why);
-		for (i = 0; status[i]; i++)     /* one line */
+		for (i = 0; status[i]; i++) /* one line */
 			if ((unsigned char)status[i] < 0x20)
 				status[i] = ' ';
 		status_notify(status);

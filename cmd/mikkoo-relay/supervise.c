@@ -30,20 +30,20 @@
 
 struct child {
 	char *queue;
-	pid_t pid;              /* 0: not running */
-	int ready_rd;           /* -1: closed */
+	pid_t pid;    /* 0: not running */
+	int ready_rd; /* -1: closed */
 	bool ready, ever_ready;
-	bool waiting;           /* a server was unavailable at its start */
-	bool remove;            /* gone from the config: do not restart */
-	bool restart_now;       /* changed by a reload: restart at once */
+	bool waiting;     /* a server was unavailable at its start */
+	bool remove;      /* gone from the config: do not restart */
+	bool restart_now; /* changed by a reload: restart at once */
 	double started, restart_at, backoff;
 	/* its reports, for /metrics and /health (see endpoint.h) */
-	int rep_rd;             /* -1: closed */
+	int rep_rd; /* -1: closed */
 	struct report rep;
 	bool have_rep;
 	double rep_at;
-	struct prom_counts base;/* totals of its earlier processes */
-	char how[64];           /* how the last one ended */
+	struct prom_counts base; /* totals of its earlier processes */
+	char how[64];            /* how the last one ended */
 };
 
 struct sup {
@@ -52,12 +52,12 @@ struct sup {
 	struct child *c;
 	size_t n;
 	bool stopping;
-	bool announced;         /* readiness decided (maybe_ready) */
-	char status[512];       /* the last STATUS= sent to systemd */
+	bool announced;   /* readiness decided (maybe_ready) */
+	char status[512]; /* the last STATUS= sent to systemd */
 	double kill_at;
 	int exit_code;
 	struct mk_err err;
-	struct httpd *http;     /* Application/metrics/listen; NULL: none */
+	struct httpd *http; /* Application/metrics/listen; NULL: none */
 };
 
 static void
@@ -100,8 +100,7 @@ start_child(struct sup *s, struct child *c)
 		 * killed (SIGKILL by a supervisor's timeout), TERM drains the
 		 * worker as if asked.
 		 */
-		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 ||
-		    getppid() != parent)
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
 			_exit(0);
 		/*
 		 * The child: nothing of the parent's plumbing stays open
@@ -111,7 +110,7 @@ start_child(struct sup *s, struct child *c)
 		 */
 		sig_reset();
 		sig_close();
-		sdnotify_close();       /* the parent speaks for the service */
+		sdnotify_close(); /* the parent speaks for the service */
 		{
 			int fr = fcntl(p[1], F_DUPFD, 10);
 			int fw = fcntl(rp[1], F_DUPFD, 10);
@@ -183,8 +182,7 @@ notify(const char *what, const char *status)
 {
 	struct mk_err e;
 
-	if (sdnotify(&e, "%s%sSTATUS=%s", what, *what ? "\n" : "",
-		     status) < 0)
+	if (sdnotify(&e, "%s%sSTATUS=%s", what, *what ? "\n" : "", status) < 0)
 		log_warn("%s", e.msg);
 }
 
@@ -196,7 +194,8 @@ begin_stop(struct sup *s, int code)
 		s->exit_code = code;
 		s->kill_at = now_mono() + s->o->drain_seconds + 5;
 		notify("STOPPING=1", code ? "stopping: a worker could not "
-		       "start" : "stopping: finishing open batches");
+					    "start"
+					  : "stopping: finishing open batches");
 	}
 	kill_all(s, SIGTERM);
 }
@@ -258,7 +257,7 @@ child_exited(struct sup *s, struct child *c, int status)
 		return;
 	}
 	c->backoff = ran > STABLE_AFTER ? RESTART_MIN
-		: fmin(c->backoff * 2, RESTART_MAX);
+					: fmin(c->backoff * 2, RESTART_MAX);
 	c->restart_at = now_mono() + c->backoff;
 	log_warn("worker '%s' %s: restarting in %.0f s", c->queue, how,
 		 c->backoff);
@@ -298,23 +297,25 @@ reload(struct sup *s)
 	}
 	if (config_load(s->o->config_path, &nc, &e) < 0) {
 		log_error("reload failed: %s: keeping the running "
-			  "configuration", e.msg);
+			  "configuration",
+			  e.msg);
 		notify("READY=1", "reload failed: running the configuration "
-		       "as it was");
-		s->status[0] = '\0';   /* the workers' line again */
+				  "as it was");
+		s->status[0] = '\0'; /* the workers' line again */
 		return;
 	}
 	relay_log_notices(&nc, NULL);
 	config_diff(&s->cfg, &nc, NULL, &d);
 	if (d.notice)
 		log_warn("reload: %s changed: takes effect when mikkoo-relay "
-			 "is started again", d.notice_keys);
+			 "is started again",
+			 d.notice_keys);
 	for (i = 0; i < s->n; i++) {
 		struct child *c = &s->c[i];
-		const struct mk_worker_config *nw = config_worker(&nc,
-								  c->queue);
-		const struct mk_worker_config *ow = config_worker(&s->cfg,
-								  c->queue);
+		const struct mk_worker_config *nw =
+			config_worker(&nc, c->queue);
+		const struct mk_worker_config *ow =
+			config_worker(&s->cfg, c->queue);
 
 		if (c->remove)
 			continue;
@@ -356,8 +357,8 @@ reload(struct sup *s)
 	config_release(&s->cfg);
 	s->cfg = nc;
 	log_info("configuration reloaded: %zu worker%s restarted, %zu "
-		 "told to apply changes", restarted, restarted == 1 ? "" : "s",
-		 told);
+		 "told to apply changes",
+		 restarted, restarted == 1 ? "" : "s", told);
 	notify("READY=1", "configuration reloaded");
 	s->status[0] = '\0';
 }
@@ -435,8 +436,8 @@ maybe_ready(struct sup *s)
 	notify("READY=1", "ready");
 	if (nwait)
 		log_warn("ready: %zu of %zu workers relaying; %s waiting for "
-			 "%s servers, retrying", nready, n, waiting,
-			 nwait == 1 ? "its" : "their");
+			 "%s servers, retrying",
+			 nready, n, waiting, nwait == 1 ? "its" : "their");
 	else
 		log_info("ready: %zu worker%s running", n, n == 1 ? "" : "s");
 }
@@ -585,8 +586,8 @@ supervise_run(struct supervise_opts *o, struct mk_err *e)
 			config_release(&s.cfg);
 			return mk_err_set(e, EX_OSERR, "out of memory");
 		}
-	log_info("mikkoo-relay %s: starting %zu worker%s", MIKKOO_VERSION,
-		 s.n, s.n == 1 ? "" : "s");
+	log_info("mikkoo-relay %s: starting %zu worker%s", MIKKOO_VERSION, s.n,
+		 s.n == 1 ? "" : "s");
 
 	for (;;) {
 		double now = now_mono(), wait = 1.0;
@@ -596,8 +597,10 @@ supervise_run(struct supervise_opts *o, struct mk_err *e)
 		if (terms > last_terms) {
 			if (last_terms == 0)
 				log_info("stopping on %s: waiting for the "
-					 "workers", sig_term_signo() == SIGINT
-					 ? "SIGINT" : "SIGTERM");
+					 "workers",
+					 sig_term_signo() == SIGINT
+						 ? "SIGINT"
+						 : "SIGTERM");
 			last_terms = terms;
 			begin_stop(&s, 0);
 		}
@@ -682,7 +685,8 @@ supervise_run(struct supervise_opts *o, struct mk_err *e)
 	free(s.c);
 	config_release(&s.cfg);
 	if (s.exit_code != 0)
-		return mk_err_set(e, s.exit_code, "%s", "");  /* the worker said why */
+		return mk_err_set(e, s.exit_code, "%s",
+				  ""); /* the worker said why */
 	log_info("stopped");
 	return 0;
 }

@@ -24,8 +24,8 @@
 
 struct supervise_opts {
 	const char *config_path;
-	struct mk_config *cfg;  /* taken over: released by supervise_run */
-	int ready_fd;           /* -1 for none */
+	struct mk_config *cfg; /* taken over: released by supervise_run */
+	int ready_fd;          /* -1 for none */
 	double drain_seconds;
 };
 

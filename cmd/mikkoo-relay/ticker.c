@@ -15,8 +15,8 @@
 #define STMT "mikkoo_tick"
 
 static PGresult *
-run(PGconn *pg, const char *sql, int n, const char *const *v,
-    const char *what, struct mk_err *e)
+run(PGconn *pg, const char *sql, int n, const char *const *v, const char *what,
+    struct mk_err *e)
 {
 	return pg_exec(pg, sql, n, v, what, e);
 }
@@ -53,26 +53,27 @@ tick_sql(const char *events)
 {
 	char *s;
 
-	if (asprintf(&s,
-	    "WITH q AS (SELECT queue_id, queue_tick_seq, queue_event_seq,"
-	    "  queue_ticker_max_lag AS max_lag,"
-	    "  queue_ticker_idle_period AS idle FROM pgq.queue"
-	    "  WHERE queue_name = $1 AND queue_external_ticker"
-	    "  AND NOT queue_ticker_paused),"
-	    " last AS (SELECT t.tick_snapshot AS s, now() - t.tick_time AS age"
-	    "  FROM pgq.tick t, q WHERE t.tick_queue = q.queue_id"
-	    "  ORDER BY t.tick_id DESC LIMIT 1)"
-	    " SELECT set_config('synchronous_commit', 'off', true),"
-	    "  pgq.ticker($1, nextval(q.queue_tick_seq::regclass), now(),"
-	    "   pgq.seq_getval(q.queue_event_seq))"
-	    " FROM q, last"
-	    " WHERE last.age >= q.idle"
-	    "  OR ((NOT $2::bool OR last.age >= q.max_lag)"
-	    "   AND (EXISTS (SELECT 1 FROM %s e"
-	    "     WHERE e.ev_txid >= txid_snapshot_xmax(last.s))"
-	    "    OR EXISTS (SELECT 1 FROM %s e WHERE e.ev_txid = ANY ("
-	    "     ARRAY(SELECT txid_snapshot_xip(last.s))))))",
-	    events, events) < 0)
+	if (asprintf(
+		    &s,
+		    "WITH q AS (SELECT queue_id, queue_tick_seq, queue_event_seq,"
+		    "  queue_ticker_max_lag AS max_lag,"
+		    "  queue_ticker_idle_period AS idle FROM pgq.queue"
+		    "  WHERE queue_name = $1 AND queue_external_ticker"
+		    "  AND NOT queue_ticker_paused),"
+		    " last AS (SELECT t.tick_snapshot AS s, now() - t.tick_time AS age"
+		    "  FROM pgq.tick t, q WHERE t.tick_queue = q.queue_id"
+		    "  ORDER BY t.tick_id DESC LIMIT 1)"
+		    " SELECT set_config('synchronous_commit', 'off', true),"
+		    "  pgq.ticker($1, nextval(q.queue_tick_seq::regclass), now(),"
+		    "   pgq.seq_getval(q.queue_event_seq))"
+		    " FROM q, last"
+		    " WHERE last.age >= q.idle"
+		    "  OR ((NOT $2::bool OR last.age >= q.max_lag)"
+		    "   AND (EXISTS (SELECT 1 FROM %s e"
+		    "     WHERE e.ev_txid >= txid_snapshot_xmax(last.s))"
+		    "    OR EXISTS (SELECT 1 FROM %s e WHERE e.ev_txid = ANY ("
+		    "     ARRAY(SELECT txid_snapshot_xip(last.s))))))",
+		    events, events) < 0)
 		return NULL;
 	return s;
 }
@@ -145,8 +146,8 @@ wait_other_tickers(PGconn *pg, double wait_max, struct mk_err *e)
 
 /* Run the statements of a transaction; -1 (rolled back) on error. */
 static int
-in_tx(PGconn *pg, const char *const *sql, const int *nv,
-      const char *const *v, size_t n, const char *what, struct mk_err *e)
+in_tx(PGconn *pg, const char *const *sql, const int *nv, const char *const *v,
+      size_t n, const char *what, struct mk_err *e)
 {
 	PGresult *r;
 	size_t i;
@@ -169,8 +170,9 @@ static int
 unlock(PGconn *pg, const char *id, struct mk_err *e)
 {
 	const char *v[] = { id };
-	PGresult *r = run(pg, "SELECT pg_advisory_unlock(" LOCK_CLASS
-			  ", $1::int4)", 1, v, "unlocking", e);
+	PGresult *r =
+		run(pg, "SELECT pg_advisory_unlock(" LOCK_CLASS ", $1::int4)",
+		    1, v, "unlocking", e);
 
 	if (r == NULL)
 		return -1;
@@ -178,14 +180,14 @@ unlock(PGconn *pg, const char *id, struct mk_err *e)
 	return 0;
 }
 
-#define MARK_SQL \
+#define MARK_SQL                                                               \
 	"INSERT INTO mikkoo.queue_ticker (queue_name, set_by) VALUES ($1, $2)" \
-	" ON CONFLICT (queue_name) DO UPDATE" \
+	" ON CONFLICT (queue_name) DO UPDATE"                                  \
 	" SET set_by = excluded.set_by, set_at = now()"
 
 int
-ticker_start(struct ticker *t, PGconn *pg, const char *queue,
-	     const char *who, double wait_max, struct mk_err *e)
+ticker_start(struct ticker *t, PGconn *pg, const char *queue, const char *who,
+	     double wait_max, struct mk_err *e)
 {
 	static const char sql[] =
 		"SELECT queue_id, queue_data_pfx, queue_external_ticker,"
@@ -207,8 +209,10 @@ ticker_start(struct ticker *t, PGconn *pg, const char *queue,
 		return -1;
 	if (PQntuples(r) != 1) {
 		PQclear(r);
-		return mk_err_set(e, EX_SOFTWARE, "taking the queue's ticker "
-				  "lock: no PgQ queue '%s'", queue);
+		return mk_err_set(e, EX_SOFTWARE,
+				  "taking the queue's ticker "
+				  "lock: no PgQ queue '%s'",
+				  queue);
 	}
 	t->queue_id = atoi(PQgetvalue(r, 0, 0));
 	events = quote_table(pg, PQgetvalue(r, 0, 1));
@@ -226,7 +230,8 @@ ticker_start(struct ticker *t, PGconn *pg, const char *queue,
 	if (!t->prepared) {
 		r = PQprepare(pg, STMT, t->sql, 2, NULL);
 		if (PQresultStatus(r) != PGRES_COMMAND_OK)
-			return pg_error(pg, r, "preparing the tick statement", e);
+			return pg_error(pg, r, "preparing the tick statement",
+					e);
 		PQclear(r);
 		t->prepared = true;
 	}
@@ -241,10 +246,11 @@ ticker_start(struct ticker *t, PGconn *pg, const char *queue,
 	}
 	if (external && t->marker) {
 		/* Who set it?  The lock is ours, so no relay ticks now. */
-		r = run(pg, "SELECT set_by || ' since ' || to_char(set_at AT "
+		r = run(pg,
+			"SELECT set_by || ' since ' || to_char(set_at AT "
 			"TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-			" FROM mikkoo.queue_ticker WHERE queue_name = $1", 1, v,
-			"reading mikkoo.queue_ticker", e);
+			" FROM mikkoo.queue_ticker WHERE queue_name = $1",
+			1, v, "reading mikkoo.queue_ticker", e);
 		if (r == NULL)
 			return -1;
 		marked = PQntuples(r) == 1;
@@ -254,10 +260,13 @@ ticker_start(struct ticker *t, PGconn *pg, const char *queue,
 		PQclear(r);
 		if (!marked) {
 			t->foreign = true;
-			mk_err_set(e, 0, "queue '%s' has external_ticker set by "
-				   "another ticker than mikkoo-relay (a Londiste "
-				   "cascade?): this relay uses its ticks and "
-				   "leaves the flag alone", queue);
+			mk_err_set(
+				e, 0,
+				"queue '%s' has external_ticker set by "
+				"another ticker than mikkoo-relay (a Londiste "
+				"cascade?): this relay uses its ticks and "
+				"leaves the flag alone",
+				queue);
 			return unlock(pg, id, e) < 0 ? -1 : 0;
 		}
 	}
@@ -268,16 +277,22 @@ ticker_start(struct ticker *t, PGconn *pg, const char *queue,
 			const char *q[] = { MARK_SQL };
 			const int nq[] = { 2 };
 
-			if (in_tx(pg, q, nq, v, 1, "mikkoo.queue_ticker", e) < 0)
+			if (in_tx(pg, q, nq, v, 1, "mikkoo.queue_ticker", e) <
+			    0)
 				return -1;
-			mk_err_set(e, 0, "queue '%s': took back the ticking left "
+			mk_err_set(e, 0,
+				   "queue '%s': took back the ticking left "
 				   "by a relay that stopped without handing it "
-				   "back (%s)", queue, set_by);
+				   "back (%s)",
+				   queue, set_by);
 		} else {
-			mk_err_set(e, 0, "queue '%s': external_ticker was set and "
-				   "mikkoo.queue_ticker is missing (install the "
-				   "current mikkoo.sql): cannot tell who set it; "
-				   "ticking it", queue);
+			mk_err_set(
+				e, 0,
+				"queue '%s': external_ticker was set and "
+				"mikkoo.queue_ticker is missing (install the "
+				"current mikkoo.sql): cannot tell who set it; "
+				"ticking it",
+				queue);
 		}
 		t->active = true;
 		return 1;
@@ -285,7 +300,8 @@ ticker_start(struct ticker *t, PGconn *pg, const char *queue,
 	{
 		const char *q[] = {
 			"SELECT pgq.set_queue_config($1, 'external_ticker',"
-			" 'true')", MARK_SQL,
+			" 'true')",
+			MARK_SQL,
 		};
 		const int nq[] = { 1, 2 };
 
@@ -303,11 +319,14 @@ ticker_start(struct ticker *t, PGconn *pg, const char *queue,
 		snprintf(why, sizeof(why), "%s", e->msg);
 		if (unlock(pg, id, e) < 0)
 			return -1;
-		mk_err_set(e, 0, "queue '%s' cannot be ticked by this relay "
+		mk_err_set(e, 0,
+			   "queue '%s' cannot be ticked by this relay "
 			   "(%s): pgqd ticks it; give the role the right to "
 			   "call pgq.set_queue_config%s, or set ticker: pgqd",
-			   queue, why, t->marker ? " and to write "
-			   "mikkoo.queue_ticker" : "");
+			   queue, why,
+			   t->marker ? " and to write "
+				       "mikkoo.queue_ticker"
+				     : "");
 		return 0;
 	}
 	if (rc < 0)
@@ -327,12 +346,15 @@ ticker_start(struct ticker *t, PGconn *pg, const char *queue,
 			return -1;
 		}
 		if (sig_term_count() > 0)
-			mk_err_set(e, 0, "stop requested while waiting to tick "
-				   "queue '%s': left to pgqd", queue);
-		else
-			mk_err_set(e, 0, "a pgq.ticker() call still ran after "
-				   "%.0f s: queue '%s' left to pgqd", wait_max,
+			mk_err_set(e, 0,
+				   "stop requested while waiting to tick "
+				   "queue '%s': left to pgqd",
 				   queue);
+		else
+			mk_err_set(e, 0,
+				   "a pgq.ticker() call still ran after "
+				   "%.0f s: queue '%s' left to pgqd",
+				   wait_max, queue);
 		return 0;
 	}
 	t->active = true;
@@ -360,8 +382,7 @@ ticker_tick(struct ticker *t, PGconn *pg, const char *queue,
 }
 
 int
-ticker_stop(struct ticker *t, PGconn *pg, const char *queue,
-	    struct mk_err *e)
+ticker_stop(struct ticker *t, PGconn *pg, const char *queue, struct mk_err *e)
 {
 	static const char *const q[] = {
 		"SELECT pgq.set_queue_config($1, 'external_ticker', 'false')",
@@ -381,8 +402,8 @@ ticker_stop(struct ticker *t, PGconn *pg, const char *queue,
 	 * a relay that takes the lock after us must see pgqd ticking again
 	 * (and wait for it).
 	 */
-	if (in_tx(pg, q, nq, v, t->marker ? 2 : 1, "pgq.set_queue_config",
-		  e) < 0)
+	if (in_tx(pg, q, nq, v, t->marker ? 2 : 1, "pgq.set_queue_config", e) <
+	    0)
 		return -1;
 	return unlock(pg, id, e);
 }

@@ -56,19 +56,19 @@
 #include "err.h"
 
 struct ticker {
-	bool active;            /* lock held, flag set: we tick */
-	bool paused;            /* queue_ticker_paused: nobody ticks */
-	bool foreign;           /* external_ticker set by another ticker */
-	bool marker;            /* mikkoo.queue_ticker exists */
-	bool prepared;          /* the session has the tick statement */
+	bool active;   /* lock held, flag set: we tick */
+	bool paused;   /* queue_ticker_paused: nobody ticks */
+	bool foreign;  /* external_ticker set by another ticker */
+	bool marker;   /* mikkoo.queue_ticker exists */
+	bool prepared; /* the session has the tick statement */
 	int queue_id;
-	char *sql;              /* the tick statement (owned) */
-	long long ticks;        /* ticks made by this session */
+	char *sql;       /* the tick statement (owned) */
+	long long ticks; /* ticks made by this session */
 };
 
 enum ticker_for {
-	TICK_FOR_RELAY,         /* any committed new event ticks now */
-	TICK_FOR_OTHERS,        /* as pgq.ticker() would: ticker_max_lag */
+	TICK_FOR_RELAY,  /* any committed new event ticks now */
+	TICK_FOR_OTHERS, /* as pgq.ticker() would: ticker_max_lag */
 };
 
 /*
@@ -94,8 +94,8 @@ int ticker_tick(struct ticker *t, PGconn *pg, const char *queue,
  * Clean stop on a live connection: clear external_ticker (pgqd ticks
  * again) and release the lock.  Best effort; returns -1 with e on error.
  */
-int ticker_stop(struct ticker *t, PGconn *pg, const char *queue,
-		struct mk_err *e);
+int
+ticker_stop(struct ticker *t, PGconn *pg, const char *queue, struct mk_err *e);
 
 /* The connection is gone (its lock with it): forget, keep nothing. */
 void ticker_forget(struct ticker *t);

@@ -21,15 +21,15 @@ struct walstream {
 	char dbname[64];
 	mk_lsn server_lsn;
 	bool streaming;
-	char *buf;           /* the message handed out last (PQfreemem) */
-	mk_lsn received;     /* the highest WAL end the server sent */
-	mk_lsn confirmed;    /* what the caller settled */
-	mk_lsn sent;         /* the flushed position last sent */
-	mk_lsn ka_clean;     /* a keepalive's end, no XLogData since (0: no) */
+	char *buf;        /* the message handed out last (PQfreemem) */
+	mk_lsn received;  /* the highest WAL end the server sent */
+	mk_lsn confirmed; /* what the caller settled */
+	mk_lsn sent;      /* the flushed position last sent */
+	mk_lsn ka_clean;  /* a keepalive's end, no XLogData since (0: no) */
 	bool idle;
-	bool reply_now;      /* the server asked for a reply */
-	double last_status;  /* now_mono() of the last status update */
-	double interval;     /* seconds between status updates */
+	bool reply_now;     /* the server asked for a reply */
+	double last_status; /* now_mono() of the last status update */
+	double interval;    /* seconds between status updates */
 };
 
 bool
@@ -51,8 +51,9 @@ one_line(const char *msg, char *buf, size_t sz)
 	size_t i, n = 0;
 
 	for (i = 0; msg && msg[i] && n + 1 < sz; i++)
-		buf[n++] = (msg[i] == '\n' || msg[i] == '\r' ||
-			    msg[i] == '\t') ? ' ' : msg[i];
+		buf[n++] = (msg[i] == '\n' || msg[i] == '\r' || msg[i] == '\t')
+				   ? ' '
+				   : msg[i];
 	while (n > 0 && buf[n - 1] == ' ')
 		n--;
 	buf[n] = '\0';
@@ -64,16 +65,26 @@ static int
 connect_code(const char *msg)
 {
 	static const char *const perm[] = {
-		"replication role", "authentication failed",
-		"no pg_hba.conf entry", "does not exist", "permission denied",
-		"password is required", "not permitted to log in",
-		"certificate verify failed", "does not match host name",
-		"server certificate", NULL,
+		"replication role",
+		"authentication failed",
+		"no pg_hba.conf entry",
+		"does not exist",
+		"permission denied",
+		"password is required",
+		"not permitted to log in",
+		"certificate verify failed",
+		"does not match host name",
+		"server certificate",
+		NULL,
 	};
 	static const char *const conf[] = {
-		"invalid connection option", "invalid URI", "missing \"=\"",
-		"invalid integer value", "invalid sslmode value",
-		"unterminated quoted string", NULL,
+		"invalid connection option",
+		"invalid URI",
+		"missing \"=\"",
+		"invalid integer value",
+		"invalid sslmode value",
+		"unterminated quoted string",
+		NULL,
 	};
 	size_t i;
 
@@ -102,18 +113,17 @@ result_code(const PGconn *c, const PGresult *r)
 	if (strcmp(st, "42704") == 0 || strcmp(st, "55000") == 0 ||
 	    strcmp(st, "22023") == 0)
 		return EX_CONFIG;
-	if (strcmp(st, "55006") == 0)   /* object_in_use: slot active */
+	if (strcmp(st, "55006") == 0) /* object_in_use: slot active */
 		return EX_TEMPFAIL;
 	return EX_PROTOCOL;
 }
 
 /* Fill e from r (which may be NULL) on ws, PQclear(r), return -1. */
 static int
-fail(struct walstream *ws, PGresult *r, const char *what,
-     struct mk_err *e)
+fail(struct walstream *ws, PGresult *r, const char *what, struct mk_err *e)
 {
-	const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
-			    : NULL;
+	const char *msg =
+		r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 	const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 	char buf[512];
 
@@ -121,19 +131,20 @@ fail(struct walstream *ws, PGresult *r, const char *what,
 	if (buf[0] == '\0')
 		snprintf(buf, sizeof(buf), "the server closed the connection");
 	if (st)
-		mk_err_set(e, result_code(ws->conn, r), "%s on '%s': %s "
-			   "(SQLSTATE %s)", what, ws->display, buf, st);
+		mk_err_set(e, result_code(ws->conn, r),
+			   "%s on '%s': %s "
+			   "(SQLSTATE %s)",
+			   what, ws->display, buf, st);
 	else
-		mk_err_set(e, result_code(ws->conn, r), "%s on '%s': %s",
-			   what, ws->display, buf);
+		mk_err_set(e, result_code(ws->conn, r), "%s on '%s': %s", what,
+			   ws->display, buf);
 	PQclear(r);
 	return -1;
 }
 
 /* Run a command that returns rows (or none); NULL with e on failure. */
 static PGresult *
-run(struct walstream *ws, const char *cmd, const char *what,
-    struct mk_err *e)
+run(struct walstream *ws, const char *cmd, const char *what, struct mk_err *e)
 {
 	PGresult *r = PQexec(ws->conn, cmd);
 	ExecStatusType st = PQresultStatus(r);
@@ -159,7 +170,7 @@ setting_seconds(const char *v)
 		return x * 60;
 	if (strcmp(end, "h") == 0)
 		return x * 3600;
-	return x;       /* "s", or a bare number of milliseconds */
+	return x; /* "s", or a bare number of milliseconds */
 }
 
 static int
@@ -175,8 +186,10 @@ check_server(struct walstream *ws, struct mk_err *e)
 	    lsn_parse(PQgetvalue(r, 0, 2), &ws->server_lsn) < 0 ||
 	    PQgetisnull(r, 0, 3)) {
 		PQclear(r);
-		return mk_err_set(e, EX_PROTOCOL, "IDENTIFY_SYSTEM on '%s': "
-				  "not a database connection", ws->display);
+		return mk_err_set(e, EX_PROTOCOL,
+				  "IDENTIFY_SYSTEM on '%s': "
+				  "not a database connection",
+				  ws->display);
 	}
 	snprintf(ws->dbname, sizeof(ws->dbname), "%s", PQgetvalue(r, 0, 3));
 	PQclear(r);
@@ -185,9 +198,11 @@ check_server(struct walstream *ws, struct mk_err *e)
 	if (r == NULL)
 		return -1;
 	if (PQntuples(r) != 1 || strcmp(PQgetvalue(r, 0, 0), "logical")) {
-		mk_err_set(e, EX_CONFIG, "PostgreSQL '%s' has wal_level '%s': "
+		mk_err_set(e, EX_CONFIG,
+			   "PostgreSQL '%s' has wal_level '%s': "
 			   "logical decoding needs wal_level = logical (in "
-			   "postgresql.conf, then a restart)", ws->display,
+			   "postgresql.conf, then a restart)",
+			   ws->display,
 			   PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "?");
 		PQclear(r);
 		return -1;
@@ -210,9 +225,8 @@ check_server(struct walstream *ws, struct mk_err *e)
 }
 
 int
-walstream_connect(struct walstream **out, const char *url,
-		  const char *display, const char *appname, double timeout,
-		  struct mk_err *e)
+walstream_connect(struct walstream **out, const char *url, const char *display,
+		  const char *appname, double timeout, struct mk_err *e)
 {
 	/*
 	 * With expand_dbname, keywords after dbname override the URL's:
@@ -220,9 +234,17 @@ walstream_connect(struct walstream **out, const char *url,
 	 * user's (they come first as defaults).
 	 */
 	static const char *const keys[] = {
-		"application_name", "connect_timeout", "keepalives",
-		"keepalives_idle", "keepalives_interval", "keepalives_count",
-		"tcp_user_timeout", "dbname", "replication", "options", NULL,
+		"application_name",
+		"connect_timeout",
+		"keepalives",
+		"keepalives_idle",
+		"keepalives_interval",
+		"keepalives_count",
+		"tcp_user_timeout",
+		"dbname",
+		"replication",
+		"options",
+		NULL,
 	};
 	char ctimeout[16], buf[512];
 	const char *vals[11];
@@ -251,13 +273,17 @@ walstream_connect(struct walstream **out, const char *url,
 	ws->conn = PQconnectdbParams(keys, vals, 1);
 	if (ws->conn == NULL) {
 		free(ws);
-		return mk_err_set(e, EX_OSERR, "cannot connect to '%s': out "
-				  "of memory", display);
+		return mk_err_set(e, EX_OSERR,
+				  "cannot connect to '%s': out "
+				  "of memory",
+				  display);
 	}
 	if (PQstatus(ws->conn) != CONNECTION_OK) {
 		one_line(PQerrorMessage(ws->conn), buf, sizeof(buf));
-		mk_err_set(e, connect_code(buf), "cannot connect to "
-			   "PostgreSQL '%s' for replication: %s", display, buf);
+		mk_err_set(e, connect_code(buf),
+			   "cannot connect to "
+			   "PostgreSQL '%s' for replication: %s",
+			   display, buf);
 		walstream_close(ws);
 		return -1;
 	}
@@ -290,9 +316,11 @@ walstream_slot_state(struct walstream *ws, const char *slot,
 
 	memset(st, 0, sizeof(*st));
 	if (!walstream_slot_name_ok(slot))
-		return mk_err_set(e, EX_CONFIG, "'%s' is not a slot name "
+		return mk_err_set(e, EX_CONFIG,
+				  "'%s' is not a slot name "
 				  "(lower-case letters, digits and '_', at "
-				  "most 63)", slot);
+				  "most 63)",
+				  slot);
 	/* simple query protocol only here: the name is checked above */
 	snprintf(cmd, sizeof(cmd),
 		 "SELECT slot_type, coalesce(plugin, ''), "
@@ -334,16 +362,20 @@ walstream_create_slot(struct walstream *ws, const char *slot,
 	if (!walstream_slot_name_ok(slot))
 		return mk_err_set(e, EX_CONFIG, "'%s' is not a slot name",
 				  slot);
-	snprintf(cmd, sizeof(cmd), "CREATE_REPLICATION_SLOT %s LOGICAL "
-		 "pgoutput (SNAPSHOT 'nothing')", slot);
+	snprintf(cmd, sizeof(cmd),
+		 "CREATE_REPLICATION_SLOT %s LOGICAL "
+		 "pgoutput (SNAPSHOT 'nothing')",
+		 slot);
 	r = run(ws, cmd, "creating replication slot", e);
 	if (r == NULL)
 		return mk_err_prefix(e, "slot '%s'", slot);
 	if (PQntuples(r) != 1 || PQnfields(r) < 2 ||
 	    lsn_parse(PQgetvalue(r, 0, 1), consistent_point) < 0) {
 		PQclear(r);
-		return mk_err_set(e, EX_PROTOCOL, "CREATE_REPLICATION_SLOT "
-				  "on '%s': unexpected answer", ws->display);
+		return mk_err_set(e, EX_PROTOCOL,
+				  "CREATE_REPLICATION_SLOT "
+				  "on '%s': unexpected answer",
+				  ws->display);
 	}
 	PQclear(r);
 	return 0;
@@ -371,7 +403,7 @@ quote_ident(char *buf, size_t sz, size_t *n, const char *s)
 /* pgoutput would only fail at the first change. */
 int
 walstream_check_publications(struct walstream *ws, const char *const *pubs,
-		   size_t npubs, struct mk_err *e)
+			     size_t npubs, struct mk_err *e)
 {
 	PGresult *r;
 	size_t i;
@@ -383,8 +415,10 @@ walstream_check_publications(struct walstream *ws, const char *const *pubs,
 		lit = PQescapeLiteral(ws->conn, pubs[i], strlen(pubs[i]));
 		if (lit == NULL)
 			return mk_err_set(e, EX_OSERR, "out of memory");
-		snprintf(cmd, sizeof(cmd), "SELECT 1 FROM "
-			 "pg_catalog.pg_publication WHERE pubname = %s", lit);
+		snprintf(cmd, sizeof(cmd),
+			 "SELECT 1 FROM "
+			 "pg_catalog.pg_publication WHERE pubname = %s",
+			 lit);
 		PQfreemem(lit);
 		r = run(ws, cmd, "reading pg_publication", e);
 		if (r == NULL)
@@ -392,17 +426,18 @@ walstream_check_publications(struct walstream *ws, const char *const *pubs,
 		found = PQntuples(r);
 		PQclear(r);
 		if (!found)
-			return mk_err_set(e, EX_CONFIG, "publication '%s' does "
+			return mk_err_set(e, EX_CONFIG,
+					  "publication '%s' does "
 					  "not exist in database '%s' (CREATE "
-					  "PUBLICATION)", pubs[i], ws->dbname);
+					  "PUBLICATION)",
+					  pubs[i], ws->dbname);
 	}
 	return 0;
 }
 
 int
-walstream_start(struct walstream *ws, const char *slot,
-		const char *const *pubs, size_t npubs, bool messages,
-		struct mk_err *e)
+walstream_start(struct walstream *ws, const char *slot, const char *const *pubs,
+		size_t npubs, bool messages, struct mk_err *e)
 {
 	struct walstream_slot st;
 	char cmd[8192];
@@ -410,21 +445,26 @@ walstream_start(struct walstream *ws, const char *slot,
 	PGresult *r;
 
 	if (npubs == 0)
-		return mk_err_set(e, EX_CONFIG, "pgoutput needs a "
+		return mk_err_set(e, EX_CONFIG,
+				  "pgoutput needs a "
 				  "publication to stream");
 	if (walstream_check_publications(ws, pubs, npubs, e) < 0)
 		return -1;
 	if (walstream_slot_state(ws, slot, &st, e) < 0)
 		return -1;
 	if (!st.exists)
-		return mk_err_set(e, EX_CONFIG, "replication slot '%s' does "
-				  "not exist", slot);
+		return mk_err_set(e, EX_CONFIG,
+				  "replication slot '%s' does "
+				  "not exist",
+				  slot);
 	/* The server starts at the slot's position whatever we say; a
 	 * status update below it would move the slot back. */
 	ws->confirmed = ws->sent = ws->received = st.confirmed_flush;
-	n = (size_t)snprintf(cmd, sizeof(cmd), "START_REPLICATION SLOT %s "
+	n = (size_t)snprintf(cmd, sizeof(cmd),
+			     "START_REPLICATION SLOT %s "
 			     "LOGICAL 0/0 (proto_version '1', "
-			     "publication_names '", slot);
+			     "publication_names '",
+			     slot);
 	for (i = 0; i < npubs; i++) {
 		if (i > 0 && n + 1 < sizeof(cmd))
 			cmd[n++] = ',';
@@ -477,8 +517,8 @@ static int
 send_status(struct walstream *ws, struct mk_err *e)
 {
 	unsigned char m[34];
-	mk_lsn written = ws->received > ws->confirmed ? ws->received
-						       : ws->confirmed;
+	mk_lsn written =
+		ws->received > ws->confirmed ? ws->received : ws->confirmed;
 
 	m[0] = 'r';
 	put64(m + 1, written);
@@ -557,8 +597,10 @@ stream_ended(struct walstream *ws, struct mk_err *e)
 		PQclear(r);
 		while ((next = PQgetResult(ws->conn)) != NULL)
 			PQclear(next);
-		return mk_err_set(e, EX_UNAVAILABLE, "PostgreSQL '%s' ended "
-				  "the replication stream", ws->display);
+		return mk_err_set(e, EX_UNAVAILABLE,
+				  "PostgreSQL '%s' ended "
+				  "the replication stream",
+				  ws->display);
 	}
 	fail(ws, r, "replication stream", e);
 	while ((next = PQgetResult(ws->conn)) != NULL)
@@ -567,8 +609,8 @@ stream_ended(struct walstream *ws, struct mk_err *e)
 }
 
 int
-walstream_read(struct walstream *ws, struct walstream_msg *m,
-	       double timeout, struct mk_err *e)
+walstream_read(struct walstream *ws, struct walstream_msg *m, double timeout,
+	       struct mk_err *e)
 {
 	double deadline = now_mono() + timeout, now, until;
 	const unsigned char *p;
@@ -614,11 +656,13 @@ walstream_read(struct walstream *ws, struct walstream_msg *m,
 				continue;
 			}
 			PQfreemem(buf);
-			return mk_err_set(e, EX_PROTOCOL, "replication stream "
-					  "on '%s': unknown message '%c' of %d "
-					  "bytes", ws->display,
-					  p[0] >= ' ' && p[0] < 127 ? p[0] : '?',
-					  n);
+			return mk_err_set(
+				e, EX_PROTOCOL,
+				"replication stream "
+				"on '%s': unknown message '%c' of %d "
+				"bytes",
+				ws->display,
+				p[0] >= ' ' && p[0] < 127 ? p[0] : '?', n);
 		}
 		if (n == -1)
 			return stream_ended(ws, e);
@@ -641,7 +685,7 @@ walstream_read(struct walstream *ws, struct walstream_msg *m,
 			return mk_err_set(e, EX_OSERR, "poll: %s",
 					  strerror(errno));
 		if (n < 0)
-			return 0;  /* a signal: let the caller look */
+			return 0; /* a signal: let the caller look */
 		if (n > 0 && PQconsumeInput(ws->conn) != 1) {
 			ws->streaming = false;
 			return fail(ws, NULL, "replication stream", e);

@@ -55,21 +55,21 @@ struct walstream;
 struct walstream_slot {
 	bool exists;
 	bool temporary;
-	char plugin[64];        /* "" for a physical slot */
-	char slot_type[16];     /* "logical" or "physical" */
+	char plugin[64];    /* "" for a physical slot */
+	char slot_type[16]; /* "logical" or "physical" */
 	char database[64];
-	char wal_status[16];    /* reserved, extended, unreserved, lost */
-	int active_pid;         /* 0: nobody streams it */
+	char wal_status[16]; /* reserved, extended, unreserved, lost */
+	int active_pid;      /* 0: nobody streams it */
 	mk_lsn restart_lsn;
 	mk_lsn confirmed_flush; /* 0 for a physical slot */
 };
 
 /* One XLogData message. */
 struct walstream_msg {
-	mk_lsn start;      /* the WAL position the message stands for */
-	mk_lsn end;        /* the server's WAL end when it sent it */
-	const char *data;  /* the pgoutput message, valid until the next */
-	size_t len;        /* walstream_read() or walstream_close() */
+	mk_lsn start;     /* the WAL position the message stands for */
+	mk_lsn end;       /* the server's WAL end when it sent it */
+	const char *data; /* the pgoutput message, valid until the next */
+	size_t len;       /* walstream_read() or walstream_close() */
 };
 
 /*
@@ -77,9 +77,9 @@ struct walstream_msg {
  * form for messages) as a walsender, run IDENTIFY_SYSTEM and check
  * wal_level.  timeout: connect timeout in seconds.
  */
-int walstream_connect(struct walstream **out, const char *url,
-		      const char *display, const char *appname,
-		      double timeout, struct mk_err *e);
+int
+walstream_connect(struct walstream **out, const char *url, const char *display,
+		  const char *appname, double timeout, struct mk_err *e);
 
 /* What IDENTIFY_SYSTEM said: the database and the server's WAL end. */
 const char *walstream_dbname(const struct walstream *ws);
@@ -98,18 +98,17 @@ int walstream_create_slot(struct walstream *ws, const char *slot,
 			  mk_lsn *consistent_point, struct mk_err *e);
 
 /* Does each publication exist?  EX_CONFIG for the first that does not. */
-int walstream_check_publications(struct walstream *ws,
-				 const char *const *pubs, size_t npubs,
-				 struct mk_err *e);
+int walstream_check_publications(struct walstream *ws, const char *const *pubs,
+				 size_t npubs, struct mk_err *e);
 
 /*
  * START_REPLICATION from the slot's confirmed position, pgoutput
  * protocol 1, the publications named (at least one: pgoutput insists)
  * and, when messages, the messages of pg_logical_emit_message().
  */
-int walstream_start(struct walstream *ws, const char *slot,
-		    const char *const *pubs, size_t npubs, bool messages,
-		    struct mk_err *e);
+int
+walstream_start(struct walstream *ws, const char *slot, const char *const *pubs,
+		size_t npubs, bool messages, struct mk_err *e);
 
 /*
  * The next XLogData within timeout seconds: 1 and *m filled, 0 when

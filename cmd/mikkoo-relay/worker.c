@@ -38,16 +38,14 @@ find_origin(char *buf, size_t sz)
 	hints.ai_flags = AI_CANONNAME;
 	hints.ai_family = AF_UNSPEC;
 	/* Like Python's socket.getfqdn(): the canonical name if any. */
-	if (getaddrinfo(buf, NULL, &hints, &ai) == 0 && ai &&
-	    ai->ai_canonname)
+	if (getaddrinfo(buf, NULL, &hints, &ai) == 0 && ai && ai->ai_canonname)
 		snprintf(buf, sz, "%s", ai->ai_canonname);
 	if (ai)
 		freeaddrinfo(ai);
 }
 
 /* Interruptible sleep that keeps the AMQP connection's heartbeats. */
-static void
-idle(struct relay *r, double seconds);
+static void idle(struct relay *r, double seconds);
 
 /* ---- connections -------------------------------------------------- */
 
@@ -80,14 +78,15 @@ connect_pg(struct relay *r)
 		return -1;
 	if (pg_check_schema(r->pg.pg, w->postgres_display, &r->e) < 0)
 		goto fail;
-	if (pgq_setup(&r->pg, w->queue, w->consumer_name, &created,
-		      &registered, &r->e) < 0)
+	if (pgq_setup(&r->pg, w->queue, w->consumer_name, &created, &registered,
+		      &r->e) < 0)
 		goto fail;
 	if (created)
 		log_info("created PgQ queue '%s'", w->queue);
 	if (registered)
 		log_info("registered PgQ consumer '%s' (it sees events from "
-			 "now on)", w->consumer_name);
+			 "now on)",
+			 w->consumer_name);
 	return 0;
 fail:
 	pgq_disconnect(&r->pg);
@@ -109,7 +108,7 @@ connect_mq(struct relay *r)
 	char name[128];
 
 	snprintf(name, sizeof(name), "mikkoo-relay %s", w->queue);
-	r->failover_now = false;        /* this is the attempt */
+	r->failover_now = false; /* this is the attempt */
 	if (r->next_node >= w->nnodes)
 		r->next_node = 0;
 	if (nodes_connect(w->nodes, w->nnodes, r->next_node, name, &r->mq,
@@ -135,15 +134,15 @@ name_session(struct relay *r)
 	const char *v[] = { name }, *val;
 	PGresult *res;
 
-	if (r->named || r->mq == NULL || !pgq_alive(&r->pg) ||
-	    r->w->nnodes < 2)
+	if (r->named || r->mq == NULL || !pgq_alive(&r->pg) || r->w->nnodes < 2)
 		return 0;
 	nodes_address(&r->w->nodes[r->node], addr, sizeof(addr));
 	/* PostgreSQL keeps 63 bytes of it */
 	snprintf(name, sizeof(name), "mikkoo-relay %s", addr);
-	if (pg_value(r->pg.pg, "SELECT set_config('application_name', $1, "
-		     "false)", 1, v, "setting application_name", &res, &val,
-		     &r->e) < 0)
+	if (pg_value(r->pg.pg,
+		     "SELECT set_config('application_name', $1, "
+		     "false)",
+		     1, v, "setting application_name", &res, &val, &r->e) < 0)
 		return -1;
 	PQclear(res);
 	r->named = true;
@@ -159,7 +158,7 @@ lose_mq(struct relay *r)
 		/* a node that worked for a while: the others are worth a
 		 * try at once (one that fails at once gets the backoff) */
 		r->failover_now = r->w->nnodes > 1 &&
-			now_mono() - r->mq_since >= FAILOVER_AFTER;
+				  now_mono() - r->mq_since >= FAILOVER_AFTER;
 	}
 	disconnect(r, false, true);
 }
@@ -185,8 +184,9 @@ ensure_connected(struct relay *r)
 			r->cnt.total.reconnects_mq++;
 			if (r->w->nnodes > 1)
 				log_info("reconnected to RabbitMQ '%s' (node "
-					 "%zu of %zu)", status_node(r),
-					 r->node + 1, r->w->nnodes);
+					 "%zu of %zu)",
+					 status_node(r), r->node + 1,
+					 r->w->nnodes);
 			else
 				log_info("reconnected to RabbitMQ");
 		}
@@ -203,14 +203,13 @@ ensure_locked(struct relay *r)
 
 	if (r->locked)
 		return 1;
-	if (pgq_try_lock(&r->pg, w->queue, w->consumer_name, &got,
-			 &r->e) < 0)
+	if (pgq_try_lock(&r->pg, w->queue, w->consumer_name, &got, &r->e) < 0)
 		return -1;
 	if (!got) {
 		if (!r->lock_logged)
 			log_warn("another mikkoo-relay is consuming queue '%s' "
-				 "as '%s': waiting for it to stop", w->queue,
-				 w->consumer_name);
+				 "as '%s': waiting for it to stop",
+				 w->queue, w->consumer_name);
 		r->lock_logged = true;
 		return 0;
 	}
@@ -235,7 +234,8 @@ ticker_begin(struct relay *r)
 	char who[384];
 	int rc;
 
-	if (r->w->ticker != MK_TICKER_RELAY || r->tk.active || now_mono() < r->tk_retry_at)
+	if (r->w->ticker != MK_TICKER_RELAY || r->tk.active ||
+	    now_mono() < r->tk_retry_at)
 		return 0;
 	/* what mikkoo-inspect status shows as the ticker */
 	snprintf(who, sizeof(who), "mikkoo-relay on %s (consumer %s)",
@@ -248,11 +248,12 @@ ticker_begin(struct relay *r)
 		if (r->e.msg[0])
 			log_warn("%s", r->e.msg);
 		log_info("ticking queue '%s' itself (external_ticker is set: "
-			 "pgqd leaves the queue to this relay)", q);
+			 "pgqd leaves the queue to this relay)",
+			 q);
 		r->tk_logged = false;
 		r->news_gap = NEWS_MIN;
 		r->news_at = now_mono();
-		r->news = true;         /* ticks made before us */
+		r->news = true; /* ticks made before us */
 	} else if (!r->tk_logged) {
 		r->tk_logged = true;
 		if (r->e.msg[0])
@@ -260,11 +261,12 @@ ticker_begin(struct relay *r)
 		else if (r->tk.paused)
 			log_warn("queue '%s': its ticker is paused "
 				 "(ticker_paused): no batches until it is "
-				 "resumed", q);
+				 "resumed",
+				 q);
 		else
 			log_info("another session ticks queue '%s': using "
-				 "its ticks, looking again every %.2f s", q,
-				 r->w->wait_duration);
+				 "its ticks, looking again every %.2f s",
+				 q, r->w->wait_duration);
 	}
 	return 0;
 }
@@ -276,8 +278,7 @@ tick_now(struct relay *r, enum ticker_for why, bool *ticked)
 	*ticked = false;
 	if (!r->tk.active || !pgq_alive(&r->pg))
 		return 0;
-	if (ticker_tick(&r->tk, r->pg.pg, r->w->queue, why, ticked,
-			&r->e) < 0)
+	if (ticker_tick(&r->tk, r->pg.pg, r->w->queue, why, ticked, &r->e) < 0)
 		return -1;
 	if (*ticked) {
 		r->news = true;
@@ -303,7 +304,8 @@ wait_news(struct relay *r)
 
 	while (sig_term_count() == 0 && !(r->o->reload && sig_hup_pending())) {
 		double cap = now_mono() - r->news_at > NEWS_QUIET
-			? NEWS_QUIET_MAX : NEWS_MAX;
+				     ? NEWS_QUIET_MAX
+				     : NEWS_MAX;
 
 		idle(r, r->news_gap);
 		if (r->mq == NULL)
@@ -333,7 +335,8 @@ ticker_end(struct relay *r)
 			 r->w->queue, e.msg);
 	else
 		log_info("queue '%s' handed back to pgqd (external_ticker "
-			 "cleared)", r->w->queue);
+			 "cleared)",
+			 r->w->queue);
 }
 
 /* Between batches, connected: the pending and lag gauges, now and then. */
@@ -346,8 +349,8 @@ gauges_maybe(struct relay *r)
 	if (!pgq_alive(&r->pg) || now_mono() < r->gauges_at)
 		return;
 	r->gauges_at = now_mono() + GAUGES_EVERY;
-	if (pgq_gauges(&r->pg, r->w->queue, r->w->consumer_name,
-		       &g->pending, &g->lag, &g->tick_age, &e) < 0) {
+	if (pgq_gauges(&r->pg, r->w->queue, r->w->consumer_name, &g->pending,
+		       &g->lag, &g->tick_age, &e) < 0) {
 		g->pending = -1;
 		g->lag = -1;
 		g->tick_age = -1;
@@ -401,8 +404,8 @@ ready(struct relay *r)
 		snprintf(of, sizeof(of), " (node %zu of %zu)", r->node + 1,
 			 w->nnodes);
 	log_info("ready: relaying queue '%s' (consumer '%s') to '%s'%s, "
-		 "%d publishes in flight, %s", w->queue, w->consumer_name,
-		 status_node(r), of, w->window,
+		 "%d publishes in flight, %s",
+		 w->queue, w->consumer_name, status_node(r), of, w->window,
 		 w->persistent ? "persistent" : "transient");
 	if (r->o->ready_fd >= 0) {
 		(void)!write(r->o->ready_fd, "\n", 1);
@@ -486,14 +489,15 @@ reload_config(struct relay *r)
 
 	if (config_load(r->o->config_path, &nc, &me) < 0) {
 		log_error("reload failed: %s: keeping the running "
-			  "configuration", me.msg);
+			  "configuration",
+			  me.msg);
 		return;
 	}
 	nw = config_worker(&nc, r->w->queue);
 	if (nw == NULL) {
 		log_error("reload failed: worker '%s' is no longer in '%s': "
-			  "keeping the running configuration", r->w->queue,
-			  r->o->config_path);
+			  "keeping the running configuration",
+			  r->w->queue, r->o->config_path);
 		config_release(&nc);
 		return;
 	}
@@ -503,8 +507,8 @@ reload_config(struct relay *r)
 	config_diff(r->cfg, &nc, nw->queue, &d);
 	if (d.restart) {
 		disconnect(r, true, true);
-		r->node = r->next_node = 0;     /* the list may have changed */
-		pipeline_hold_end(r);              /* the batch is read anew */
+		r->node = r->next_node = 0; /* the list may have changed */
+		pipeline_hold_end(r);       /* the batch is read anew */
 	}
 	if (r->own)
 		config_release(&r->own_cfg);
@@ -515,12 +519,13 @@ reload_config(struct relay *r)
 	if ((size_t)r->w->window != r->q.cap) {
 		inflight_release(&r->q);
 		if (inflight_init(&r->q, (size_t)r->w->window) < 0)
-			abort();        /* a few kilobytes: nothing to save */
+			abort(); /* a few kilobytes: nothing to save */
 	}
 	apply_worker(r);
 	if (d.notice && !r->o->supervised)
 		log_warn("reload: %s changed: takes effect when mikkoo-relay "
-			 "is started again", d.notice_keys);
+			 "is started again",
+			 d.notice_keys);
 	if (d.restart)
 		log_info("configuration reloaded: reconnecting (%s changed)",
 			 d.restart_keys);
@@ -570,7 +575,7 @@ backoff(struct relay *r)
 		/* The queue's other consumers still get ticks, at pgqd's
 		 * pace, while this relay cannot consume. */
 		if (tick_now(r, TICK_FOR_OTHERS, &ticked) < 0)
-			log_debug("%s", r->e.msg);  /* the loop reconnects */
+			log_debug("%s", r->e.msg); /* the loop reconnects */
 	}
 	*pause = fmin(*pause * 2, cap);
 }
@@ -595,9 +600,10 @@ hold_wait(struct relay *r)
 		backoff(r);
 		return;
 	}
-	snprintf(why, sizeof(why), "RabbitMQ refuses publishes since %.0f s "
-		 "(%s): holding the line at ev_id %lld", now_mono() - h->since,
-		 h->why, h->from);
+	snprintf(why, sizeof(why),
+		 "RabbitMQ refuses publishes since %.0f s "
+		 "(%s): holding the line at ev_id %lld",
+		 now_mono() - h->since, h->why, h->from);
 	status_set(r, REPORT_REFUSED, why);
 	idle(r, h->pause);
 	h->pause = fmin(h->pause * 2, HOLD_PAUSE_MAX);
@@ -689,9 +695,9 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			      r.cfg->poll_interval) < 0 ||
 	    counters_add_sink(&r.cnt, counters_statsd_sink, NULL,
 			      r.cfg->poll_interval) < 0 ||
-	    (o->report_fd >= 0 && counters_add_sink(&r.cnt, status_report_sink, &r,
-						    REPORT_EVERY) < 0))
-		abort();        /* a fixed table with room for all three */
+	    (o->report_fd >= 0 && counters_add_sink(&r.cnt, status_report_sink,
+						    &r, REPORT_EVERY) < 0))
+		abort(); /* a fixed table with room for all three */
 	r.backoff = BACKOFF_MIN;
 	r.mq_backoff = MQ_BACKOFF_MIN;
 	r.rep.pending = -1;
@@ -701,8 +707,9 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 	status_set(&r, REPORT_STARTING, "connecting");
 	apply_worker(&r);
 	log_info("mikkoo-relay %s starting: consumer '%s', postgres '%s', "
-		 "rabbitmq '%s'", MIKKOO_VERSION, r.w->consumer_name,
-		 r.w->postgres_display, r.w->amqp_display);
+		 "rabbitmq '%s'",
+		 MIKKOO_VERSION, r.w->consumer_name, r.w->postgres_display,
+		 r.w->amqp_display);
 	for (size_t i = 1; i < r.w->nnodes; i++)
 		log_info("RabbitMQ node %zu of %zu: '%s'", i + 1, r.w->nnodes,
 			 r.w->nodes[i].display);
@@ -735,15 +742,16 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 		if (rc > 0 && ticker_begin(&r) < 0)
 			rc = -1;
 		if (sig_term_count() > 0)
-			break;  /* e.g. during the wait to take over ticking */
+			break; /* e.g. during the wait to take over ticking */
 		if (rc <= 0) {
 			if (rc < 0) {
 				drop_broken(&r);
 				backoff(&r);
 			} else {
-				status_set(&r, REPORT_WAITING, "another "
-					  "mikkoo-relay holds the consumer "
-					  "lock");
+				status_set(&r, REPORT_WAITING,
+					   "another "
+					   "mikkoo-relay holds the consumer "
+					   "lock");
 				idle(&r, r.w->wait_duration);
 			}
 			continue;
@@ -754,10 +762,12 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 		 * so until a publish is confirmed */
 		gauges_maybe(&r);
 		if (!r.hold.on)
-			status_set(&r, broker_blocked(r.mq) ?
-					REPORT_BLOCKED : REPORT_RELAYING,
-					broker_blocked(r.mq) ?
-					broker_blocked_reason(r.mq) : NULL);
+			status_set(&r,
+				   broker_blocked(r.mq) ? REPORT_BLOCKED
+							: REPORT_RELAYING,
+				   broker_blocked(r.mq)
+					   ? broker_blocked_reason(r.mq)
+					   : NULL);
 		status_stats(&r, false);
 		if (r.tk.active && !r.news) {
 			/* Only this relay ticks: no tick, no batch. */
@@ -799,8 +809,8 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 		}
 	}
 
-	log_info("stopping on %s", sig_term_signo() == SIGINT ? "SIGINT"
-		 : "SIGTERM");
+	log_info("stopping on %s",
+		 sig_term_signo() == SIGINT ? "SIGINT" : "SIGTERM");
 	status_notify("STOPPING=1");
 	if (r.w->unregister && pgq_alive(&r.pg)) {
 		if (pgq_unregister(&r.pg, r.w->queue, r.w->consumer_name,
@@ -808,7 +818,8 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			log_warn("%s", r.e.msg);
 		else
 			log_warn("unregistered consumer '%s' (unregister is "
-				 "on)", r.w->consumer_name);
+				 "on)",
+				 r.w->consumer_name);
 	}
 	status_stats(&r, true);
 	cleanup(&r);

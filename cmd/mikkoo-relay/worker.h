@@ -40,14 +40,15 @@
  * grows from HOLD_PAUSE_MIN to HOLD_PAUSE_MAX. */
 #define HOLD_PAUSE_MIN 0.05
 #define HOLD_PAUSE_MAX 1.0
-#define HOLD_LOG_EVERY 10.0     /* "still refused" lines */
-#define CONFIRM_TIMEOUT 60.0    /* no confirm progress: connection dead */
-#define FAILOVER_AFTER 5.0      /* a node up this long is worth leaving
+#define HOLD_LOG_EVERY 10.0  /* "still refused" lines */
+#define CONFIRM_TIMEOUT 60.0 /* no confirm progress: connection dead */
+#define FAILOVER_AFTER \
+	5.0             /* a node up this long is worth leaving
 				   for the next at once when lost */
-#define FAIL_FLUSH 1000         /* settle failures at this many */
-#define FAIL_LOG_MAX 10         /* per-event failure lines per batch */
-#define POISON_MAX 16           /* returns that could not be read */
-#define POLL_EVERY 32           /* publishes between non-blocking polls */
+#define FAIL_FLUSH 1000 /* settle failures at this many */
+#define FAIL_LOG_MAX 10 /* per-event failure lines per batch */
+#define POISON_MAX 16   /* returns that could not be read */
+#define POLL_EVERY 32   /* publishes between non-blocking polls */
 /* Ticker mode: look for news every NEWS_MIN s after a tick, the gap
  * growing by NEWS_GROWTH per empty look up to NEWS_MAX, and to
  * NEWS_QUIET_MAX after NEWS_QUIET s without news (see wait_news). */
@@ -56,25 +57,25 @@
 #define NEWS_MAX 0.1
 #define NEWS_QUIET 10.0
 #define NEWS_QUIET_MAX 0.25
-#define TAKEOVER_WAIT 30.0      /* for a pgq.ticker() call still running */
-#define REPORT_EVERY 1.0        /* to the supervisor (see report.h) */
-#define GAUGES_EVERY 5.0        /* the pending and lag query */
+#define TAKEOVER_WAIT 30.0 /* for a pgq.ticker() call still running */
+#define REPORT_EVERY 1.0   /* to the supervisor (see report.h) */
+#define GAUGES_EVERY 5.0   /* the pending and lag query */
 
 /* What one step of a batch asks of its caller. */
 enum step {
-	STEP_ERROR = -1,        /* a connection broke: abandon the batch */
+	STEP_ERROR = -1, /* a connection broke: abandon the batch */
 	STEP_OK,
-	STEP_STOP,              /* a stop was asked for and is due now */
-	STEP_HOLD,              /* RabbitMQ refused: hold the line (r->hold) */
+	STEP_STOP, /* a stop was asked for and is due now */
+	STEP_HOLD, /* RabbitMQ refused: hold the line (r->hold) */
 };
 
 enum batch_result {
-	BATCH_FAILED = -1,      /* abandoned; r->e says why */
-	BATCH_NONE,             /* PgQ had no batch for us */
+	BATCH_FAILED = -1, /* abandoned; r->e says why */
+	BATCH_NONE,        /* PgQ had no batch for us */
 	BATCH_FINISHED,
-	BATCH_STOPPED,          /* abandoned on a stop request */
-	BATCH_HELD,             /* held: see struct hold */
-	BATCH_BROKEN,           /* the settle invariant failed: abandoned,
+	BATCH_STOPPED, /* abandoned on a stop request */
+	BATCH_HELD,    /* held: see struct hold */
+	BATCH_BROKEN,  /* the settle invariant failed: abandoned,
 				   and the worker must stop (r->e, 70) */
 };
 
@@ -92,10 +93,10 @@ enum batch_result {
 struct hold {
 	bool on;
 	long long batch_id;
-	long long from;         /* ev_id to publish again from */
-	bool lost;              /* the connection, not only a refusal */
-	double since;           /* the streak's first refusal; 0 none */
-	double pause;           /* before the next attempt */
+	long long from; /* ev_id to publish again from */
+	bool lost;      /* the connection, not only a refusal */
+	double since;   /* the streak's first refusal; 0 none */
+	double pause;   /* before the next attempt */
 	double logged_at;
 	long long attempts;
 	char why[REPORT_WHY];
@@ -103,12 +104,12 @@ struct hold {
 
 struct relay {
 	const struct relay_opts *o;
-	const struct mk_config *cfg;    /* o->cfg, or own_cfg after reload */
+	const struct mk_config *cfg; /* o->cfg, or own_cfg after reload */
 	struct mk_config own_cfg;
 	bool own;
 	const struct mk_worker_config *w;
 	struct pgq_conn pg;
-	struct source_pgq pgq;          /* the pipeline's source, over pg */
+	struct source_pgq pgq; /* the pipeline's source, over pg */
 	struct source *src;
 	struct broker *mq;
 	struct statsd *sd;
@@ -128,47 +129,47 @@ struct relay {
 	} poison[POISON_MAX];
 	size_t npoison;
 
-	struct fate *fail;      /* failures waiting for pgq_settle */
+	struct fate *fail; /* failures waiting for pgq_settle */
 	size_t nfail, capfail;
 	long long batch_id;
-	size_t batch_failed_logged;     /* failure lines of this batch */
+	size_t batch_failed_logged; /* failure lines of this batch */
 	/* The settle invariant (relay_batch.c): every event read is
 	 * acked, or stored by pgq_settle, before the batch may finish. */
 	size_t batch_read, batch_acked, batch_settled;
-	long long last_read;            /* ev_id of the last event read */
-	long long cur_ev_id;            /* read, not yet in flight or
+	long long last_read;  /* ev_id of the last event read */
+	long long cur_ev_id;  /* read, not yet in flight or
 					   failed; -1 none */
-	size_t win;                     /* publishes in flight at most, up
+	size_t win;           /* publishes in flight at most, up
 					   to the window: 1 after a refusal,
 					   one more per confirm */
-	bool refused;                   /* a nack or channel close came */
-	int close_code;                 /* of the last channel close */
-	size_t close_pending;           /* unconfirmed at that close */
+	bool refused;         /* a nack or channel close came */
+	int close_code;       /* of the last channel close */
+	size_t close_pending; /* unconfirmed at that close */
 	char refusal[INFLIGHT_REASON_MAX];
 	struct hold hold;
 
 	bool started, locked, lock_logged, tk_logged;
-	bool mq_broken;                 /* the last error came from RabbitMQ */
-	size_t node;                    /* the RabbitMQ node in use (or last) */
-	size_t next_node;               /* where the next connect starts */
-	bool named;                     /* application_name says the node */
-	bool failover_now;              /* lost a node that had worked: try
+	bool mq_broken;        /* the last error came from RabbitMQ */
+	size_t node;           /* the RabbitMQ node in use (or last) */
+	size_t next_node;      /* where the next connect starts */
+	bool named;            /* application_name says the node */
+	bool failover_now;     /* lost a node that had worked: try
 					   the next one without backing off */
-	double mq_since;                /* when the node in use connected */
-	double backoff;                 /* PostgreSQL, or both */
-	double mq_backoff;              /* RabbitMQ alone (MQ_BACKOFF_*) */
-	double failed_at;               /* first failure of a streak; 0 none */
-	double down_logged_at;          /* the streak's last warning */
-	double last_progress;           /* RabbitMQ's last sign of life
+	double mq_since;       /* when the node in use connected */
+	double backoff;        /* PostgreSQL, or both */
+	double mq_backoff;     /* RabbitMQ alone (MQ_BACKOFF_*) */
+	double failed_at;      /* first failure of a streak; 0 none */
+	double down_logged_at; /* the streak's last warning */
+	double last_progress;  /* RabbitMQ's last sign of life
 					   (pipeline.c's progress) */
 	double stop_deadline;
 	struct counters cnt;
-	struct ticker tk;               /* ticker mode (ticker: relay) */
-	double news_gap;                /* wait_news's current gap */
-	double news_at;                 /* when the last tick was made */
-	bool news;                      /* a batch may be waiting */
-	double tk_retry_at;             /* next try for the ticker lock */
-	struct report rep;              /* for the supervisor */
+	struct ticker tk;   /* ticker mode (ticker: relay) */
+	double news_gap;    /* wait_news's current gap */
+	double news_at;     /* when the last tick was made */
+	bool news;          /* a batch may be waiting */
+	double tk_retry_at; /* next try for the ticker lock */
+	struct report rep;  /* for the supervisor */
 	double gauges_at;
 	struct mk_err e;
 };

@@ -13,13 +13,21 @@
 #include "resurrect.h"
 #include "tool.h"
 
-#define USAGE \
-	"usage: mikkoo-replay [conn] [-n] (FILTERS | --all | --stdin)\n" \
+#define USAGE                                                             \
+	"usage: mikkoo-replay [conn] [-n] (FILTERS | --all | --stdin)\n"  \
 	"       mikkoo-replay [conn] [-n] --amqp-queue DLQ [--to-queue] " \
 	"[AMQP FILTERS]"
 
-enum { OPT_CONSUMER = 256, OPT_ALL, OPT_STDIN, OPT_BATCH, OPT_REASON_IS,
-       OPT_LIMIT, OPT_TO_QUEUE, OPT_TIMEOUT };
+enum {
+	OPT_CONSUMER = 256,
+	OPT_ALL,
+	OPT_STDIN,
+	OPT_BATCH,
+	OPT_REASON_IS,
+	OPT_LIMIT,
+	OPT_TO_QUEUE,
+	OPT_TIMEOUT
+};
 
 static const struct cli_opt opts[] = {
 	TOOL_CONN_OPTS,
@@ -28,19 +36,25 @@ static const struct cli_opt opts[] = {
 	{ OPT_CONSUMER, "consumer", "NAME", "dead letters of this consumer" },
 	DEAD_FILTER_OPTS,
 	{ OPT_ALL, "all", NULL, "every dead letter (no filter given)" },
-	{ OPT_STDIN, "stdin", NULL, "the dead letters named by JSON lines on\n"
+	{ OPT_STDIN, "stdin", NULL,
+	  "the dead letters named by JSON lines on\n"
 	  "stdin (their \"id\"), e.g. from\n"
 	  "mikkoo-inspect dead | jq -c 'select(...)'" },
-	{ OPT_BATCH, "batch", "N", "dead letters per transaction (default "
+	{ OPT_BATCH, "batch", "N",
+	  "dead letters per transaction (default "
 	  "500)" },
-	{ 'a', "amqp-queue", "DLQ", "resurrect this RabbitMQ dead-letter "
+	{ 'a', "amqp-queue", "DLQ",
+	  "resurrect this RabbitMQ dead-letter "
 	  "queue\n(--routing-key: only those first routed so)" },
-	{ OPT_TO_QUEUE, "to-queue", NULL, "-a: to the queue each died in, "
+	{ OPT_TO_QUEUE, "to-queue", NULL,
+	  "-a: to the queue each died in, "
 	  "through the\ndefault exchange (no other queue gets it)" },
-	{ OPT_REASON_IS, "reason", "WHY", "-a: only those that first died "
+	{ OPT_REASON_IS, "reason", "WHY",
+	  "-a: only those that first died "
 	  "so: rejected,\nexpired, maxlen or delivery_limit" },
 	{ OPT_LIMIT, "limit", "N", "-a: at most N messages" },
-	{ OPT_TIMEOUT, "timeout", "S", "-a: wait S seconds for a confirm "
+	{ OPT_TIMEOUT, "timeout", "S",
+	  "-a: wait S seconds for a confirm "
 	  "(default 30)" },
 	CLI_STD_OPTS,
 	{ 0 },
@@ -50,24 +64,24 @@ static const struct cli cli = {
 	.prog = "mikkoo-replay",
 	.usage = USAGE,
 	.about =
-	"Re-insert dead letters (rows of mikkoo.dead_letter) into their PgQ\n"
-	"queues with their original type, data and extras, deleting each\n"
-	"dead letter in the same transaction.  Dry-run first: -n shows what\n"
-	"would be replayed and changes nothing.  One line per dead letter:\n"
-	"  {\"id\":7,\"queue\":\"orders\",\"old_ev_id\":812,"
-	"\"ev_id\":9051}\n"
-	"\n"
-	"With -a, resurrect RabbitMQ dead letters instead (RabbitMQ from -c,\n"
-	"or $MIKKOO_RABBITMQ_URL): re-publish each to the exchange and\n"
-	"routing keys of its first death, mandatory with confirms, and\n"
-	"acknowledge it in DLQ only once confirmed; one line per message.\n",
+		"Re-insert dead letters (rows of mikkoo.dead_letter) into their PgQ\n"
+		"queues with their original type, data and extras, deleting each\n"
+		"dead letter in the same transaction.  Dry-run first: -n shows what\n"
+		"would be replayed and changes nothing.  One line per dead letter:\n"
+		"  {\"id\":7,\"queue\":\"orders\",\"old_ev_id\":812,"
+		"\"ev_id\":9051}\n"
+		"\n"
+		"With -a, resurrect RabbitMQ dead letters instead (RabbitMQ from -c,\n"
+		"or $MIKKOO_RABBITMQ_URL): re-publish each to the exchange and\n"
+		"routing keys of its first death, mandatory with confirms, and\n"
+		"acknowledge it in DLQ only once confirmed; one line per message.\n",
 	.opts = opts,
 	.after =
-	"Exit status: 0 ok, 64 usage, 65 a bad input line, an id that is not\n"
-	"a dead letter, or a message that stayed in DLQ, 66 no such queue,\n"
-	"69 PostgreSQL or RabbitMQ unreachable (or no confirm in time), 70\n"
-	"unexpected SQL error, 74 output failed, 77 login or permission\n"
-	"refused, 78 bad config.  See mikkoo-replay(1).\n",
+		"Exit status: 0 ok, 64 usage, 65 a bad input line, an id that is not\n"
+		"a dead letter, or a message that stayed in DLQ, 66 no such queue,\n"
+		"69 PostgreSQL or RabbitMQ unreachable (or no confirm in time), 70\n"
+		"unexpected SQL error, 74 output failed, 77 login or permission\n"
+		"refused, 78 bad config.  See mikkoo-replay(1).\n",
 };
 
 static void
@@ -79,8 +93,8 @@ missing(long long id, void *arg)
 
 /* --stdin: ids from JSON lines, a chunk per transaction. */
 static int
-from_stdin(PGconn *pg, bool dry, long batch,
-	   struct replay_stats *st, int *bad, struct mk_err *e)
+from_stdin(PGconn *pg, bool dry, long batch, struct replay_stats *st, int *bad,
+	   struct mk_err *e)
 {
 	struct jsonl_reader rd;
 	long long *ids = calloc((size_t)batch, sizeof(*ids));
@@ -105,9 +119,11 @@ from_stdin(PGconn *pg, bool dry, long batch,
 		if (json_is_integer(id) && json_integer_value(id) > 0) {
 			ids[n++] = json_integer_value(id);
 		} else {
-			log_error("<stdin>:%ld:1: a record needs \"id\", a dead "
-				  "letter's id (as mikkoo-inspect dead prints "
-				  "it)", rd.line);
+			log_error(
+				"<stdin>:%ld:1: a record needs \"id\", a dead "
+				"letter's id (as mikkoo-inspect dead prints "
+				"it)",
+				rd.line);
 			(*bad)++;
 		}
 		json_decref(rec);
@@ -150,41 +166,61 @@ main(int argc, char **argv)
 		if (tool_option(&t, opt, optarg))
 			continue;
 		switch (opt) {
-		case 'n': dry = true; break;
-		case 'q': f.queue = optarg; break;
-		case OPT_CONSUMER: f.consumer = optarg; break;
+		case 'n':
+			dry = true;
+			break;
+		case 'q':
+			f.queue = optarg;
+			break;
+		case OPT_CONSUMER:
+			f.consumer = optarg;
+			break;
 
-		case OPT_ALL: all = true; break;
-		case OPT_STDIN: use_stdin = true; break;
+		case OPT_ALL:
+			all = true;
+			break;
+		case OPT_STDIN:
+			use_stdin = true;
+			break;
 		default:
 			if (dead_option(&f, &ids, opt, optarg) < 0)
-				CLI_FAIL(rc, &cli, "--id needs a positive integer");
+				CLI_FAIL(rc, &cli,
+					 "--id needs a positive integer");
 			break;
 		case OPT_BATCH:
 			if (cli_long(optarg, 1, 100000, &batch) < 0)
-				CLI_FAIL(rc, &cli, "--batch must be 1 to 100000");
+				CLI_FAIL(rc, &cli,
+					 "--batch must be 1 to 100000");
 			batch_given = true;
 			break;
-		case 'a': ro.queue = optarg; break;
+		case 'a':
+			ro.queue = optarg;
+			break;
 		case OPT_REASON_IS:
-			if (strcmp(optarg, "rejected") && strcmp(optarg,
-			    "expired") && strcmp(optarg, "maxlen") &&
+			if (strcmp(optarg, "rejected") &&
+			    strcmp(optarg, "expired") &&
+			    strcmp(optarg, "maxlen") &&
 			    strcmp(optarg, "delivery_limit"))
-				CLI_FAIL(rc, &cli, "--reason is rejected, "
+				CLI_FAIL(rc, &cli,
+					 "--reason is rejected, "
 					 "expired, maxlen or delivery_limit");
 			ro.reason = optarg;
 			amqp = true;
 			break;
 		case OPT_LIMIT:
 			if (cli_long(optarg, 1, LONG_MAX, &ro.limit) < 0)
-				CLI_FAIL(rc, &cli, "--limit needs a positive "
+				CLI_FAIL(rc, &cli,
+					 "--limit needs a positive "
 					 "integer");
 			amqp = true;
 			break;
-		case OPT_TO_QUEUE: ro.to_queue = amqp = true; break;
+		case OPT_TO_QUEUE:
+			ro.to_queue = amqp = true;
+			break;
 		case OPT_TIMEOUT:
 			if (cli_seconds(optarg, 0.001, 3600, &ro.timeout) < 0)
-				CLI_FAIL(rc, &cli, "--timeout needs seconds "
+				CLI_FAIL(rc, &cli,
+					 "--timeout needs seconds "
 					 "(up to 3600)");
 			amqp = true;
 			break;
@@ -192,12 +228,14 @@ main(int argc, char **argv)
 	}
 	if (amqp || ro.queue) {
 		if (ro.queue == NULL)
-			CLI_FAIL(rc, &cli, "--reason, --limit, --to-queue and "
+			CLI_FAIL(rc, &cli,
+				 "--reason, --limit, --to-queue and "
 				 "--timeout are for --amqp-queue");
 		if (use_stdin || all || ids || batch_given || f.queue ||
 		    f.consumer || f.since || f.until || f.reason_like ||
 		    optind < argc)
-			CLI_FAIL(rc, &cli, "--amqp-queue resurrects RabbitMQ "
+			CLI_FAIL(rc, &cli,
+				 "--amqp-queue resurrects RabbitMQ "
 				 "dead letters: no PgQ filters, --all, --stdin "
 				 "or --batch with it");
 		ro.routing_key = f.routing_key;
@@ -213,11 +251,13 @@ main(int argc, char **argv)
 	if (optind < argc)
 		CLI_FAIL(rc, &cli, "unexpected argument");
 	if (use_stdin && (dead_filtered(&f) || all))
-		CLI_FAIL(rc, &cli, "--stdin takes the dead letters from stdin: "
-				   "no filters or --all with it");
+		CLI_FAIL(rc, &cli,
+			 "--stdin takes the dead letters from stdin: "
+			 "no filters or --all with it");
 	if (!use_stdin && !dead_filtered(&f) && !all)
-		CLI_FAIL(rc, &cli, "refusing to replay every dead letter: give "
-				   "a filter, --stdin, or --all");
+		CLI_FAIL(rc, &cli,
+			 "refusing to replay every dead letter: give "
+			 "a filter, --stdin, or --all");
 	if (tool_setup(&t, &e) < 0 || tool_pg(&t, &pg, &e) < 0) {
 		log_error("%s", e.msg);
 		rc = e.code;
@@ -229,8 +269,8 @@ main(int argc, char **argv)
 			rc = e.code;
 		}
 	} else {
-		if (replay_filter(pg, &f, (int)batch, dry, stdout, &st,
-				  &e) < 0) {
+		if (replay_filter(pg, &f, (int)batch, dry, stdout, &st, &e) <
+		    0) {
 			log_error("%s", e.msg);
 			rc = e.code;
 		}
@@ -240,15 +280,17 @@ main(int argc, char **argv)
 
 			if (asked > st.replayed) {
 				st.missing = asked - st.replayed;
-				log_error("%ld of the --id dead letters were not "
-					  "found (replayed already?)",
-					  st.missing);
+				log_error(
+					"%ld of the --id dead letters were not "
+					"found (replayed already?)",
+					st.missing);
 			}
 		}
 	}
 	if (dry)
 		log_info("would replay %ld dead letter%s (dry run: nothing "
-			 "changed)", st.replayed, st.replayed == 1 ? "" : "s");
+			 "changed)",
+			 st.replayed, st.replayed == 1 ? "" : "s");
 	else
 		log_info("replayed %ld dead letter%s into their PgQ queues",
 			 st.replayed, st.replayed == 1 ? "" : "s");

@@ -26,9 +26,8 @@ id_array(const long long *ids, size_t n)
 
 /* Replay (or show) exactly the dead letters in idlist; one transaction. */
 static int
-replay_chunk(PGconn *c, const char *idlist, bool dry_run,
-	     FILE *out, struct replay_stats *st, PGresult **done,
-	     struct mk_err *e)
+replay_chunk(PGconn *c, const char *idlist, bool dry_run, FILE *out,
+	     struct replay_stats *st, PGresult **done, struct mk_err *e)
 {
 	static const char run[] =
 		"WITH d AS (DELETE FROM mikkoo.dead_letter WHERE id IN ("
@@ -47,8 +46,11 @@ replay_chunk(PGconn *c, const char *idlist, bool dry_run,
 	PGresult *r;
 	int i, n;
 
-	r = pg_exec(c, dry_run ? dry : run, 1, v, dry_run ? "reading dead "
-		    "letters" : "replaying dead letters", e);
+	r = pg_exec(c, dry_run ? dry : run, 1, v,
+		    dry_run ? "reading dead "
+			      "letters"
+			    : "replaying dead letters",
+		    e);
 	if (r == NULL)
 		return -1;
 	n = PQntuples(r);
@@ -64,10 +66,9 @@ replay_chunk(PGconn *c, const char *idlist, bool dry_run,
 }
 
 int
-replay_ids(PGconn *c, const long long *ids, size_t n,
-	   bool dry_run, FILE *out, struct replay_stats *st,
-	   void (*missing)(long long id, void *arg), void *arg,
-	   struct mk_err *e)
+replay_ids(PGconn *c, const long long *ids, size_t n, bool dry_run, FILE *out,
+	   struct replay_stats *st, void (*missing)(long long id, void *arg),
+	   void *arg, struct mk_err *e)
 {
 	PGresult *r = NULL;
 	char *list = id_array(ids, n);
@@ -97,9 +98,8 @@ replay_ids(PGconn *c, const long long *ids, size_t n,
 }
 
 int
-replay_filter(PGconn *c, const struct dead_filter *f, int chunk,
-	      bool dry_run, FILE *out, struct replay_stats *st,
-	      struct mk_err *e)
+replay_filter(PGconn *c, const struct dead_filter *f, int chunk, bool dry_run,
+	      FILE *out, struct replay_stats *st, struct mk_err *e)
 {
 	/* Walk the selection by id so each chunk is a fresh snapshot and a
 	 * concurrent replay's rows are simply skipped. */
@@ -119,8 +119,10 @@ replay_filter(PGconn *c, const struct dead_filter *f, int chunk,
 		const char *list;
 		char *last;
 
-		r = pg_exec(c, pick, DEAD_NPARAMS + 2, v, "selecting dead "
-			    "letters", e);
+		r = pg_exec(c, pick, DEAD_NPARAMS + 2, v,
+			    "selecting dead "
+			    "letters",
+			    e);
 		if (r == NULL)
 			return -1;
 		list = PQgetvalue(r, 0, 0);

@@ -21,26 +21,26 @@
 #include "pg.h"
 
 struct replay_stats {
-	long replayed;          /* events inserted (or that would be) */
-	long missing;           /* ids asked for that are not dead letters */
+	long replayed; /* events inserted (or that would be) */
+	long missing;  /* ids asked for that are not dead letters */
 };
 
 /*
  * Replay the dead letters the filter selects, chunk rows at a time.
  * Records {"id":..,"queue":..,"old_ev_id":..,"ev_id":..} go to out.
  */
-int replay_filter(PGconn *c, const struct dead_filter *f,
-		  int chunk, bool dry_run, FILE *out, struct replay_stats *st,
-		  struct mk_err *e);
+int
+replay_filter(PGconn *c, const struct dead_filter *f, int chunk, bool dry_run,
+	      FILE *out, struct replay_stats *st, struct mk_err *e);
 
 /*
  * Replay these ids (a chunk, from JSON lines): ids that are not (or no
  * longer) dead letters are counted in st->missing and reported to the
  * caller through the missing callback.
  */
-int replay_ids(PGconn *c, const long long *ids, size_t n,
-	       bool dry_run, FILE *out, struct replay_stats *st,
-	       void (*missing)(long long id, void *arg), void *arg,
-	       struct mk_err *e);
+int
+replay_ids(PGconn *c, const long long *ids, size_t n, bool dry_run, FILE *out,
+	   struct replay_stats *st, void (*missing)(long long id, void *arg),
+	   void *arg, struct mk_err *e);
 
 #endif

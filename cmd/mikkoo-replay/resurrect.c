@@ -35,7 +35,8 @@ on_broker(void *arg, const struct broker_ev *ev)
 			w->done = true;
 			w->acked = ev->kind == BROKER_ACK;
 			if (!w->acked)
-				snprintf(w->why, sizeof(w->why), "nacked by "
+				snprintf(w->why, sizeof(w->why),
+					 "nacked by "
 					 "RabbitMQ (a queue refused it: a "
 					 "reject-publish length limit?)");
 		}
@@ -49,10 +50,12 @@ on_broker(void *arg, const struct broker_ev *ev)
 	case BROKER_CHANNEL_CLOSED:
 		w->done = true;
 		w->closed = true;
-		snprintf(w->why, sizeof(w->why), "channel closed by RabbitMQ: "
-			 "%s", ev->text);
+		snprintf(w->why, sizeof(w->why),
+			 "channel closed by RabbitMQ: "
+			 "%s",
+			 ev->text);
 		break;
-	case BROKER_BLOCKED:    /* the wait's deadline covers it */
+	case BROKER_BLOCKED: /* the wait's deadline covers it */
 	case BROKER_UNBLOCKED:
 		break;
 	}
@@ -63,7 +66,8 @@ bytes_json(amqp_bytes_t b)
 {
 	/* Names RabbitMQ gave back are UTF-8; a bad one shows as null. */
 	json_t *j = text_utf8_ok(b.bytes, b.len)
-		? json_stringn(b.len ? b.bytes : "", b.len) : NULL;
+			    ? json_stringn(b.len ? b.bytes : "", b.len)
+			    : NULL;
 
 	return j ? j : json_null();
 }
@@ -88,20 +92,20 @@ record(const char *queue, const amqp_basic_properties_t *p,
 	json_object_set_new(o, "queue", json_string(queue));
 	json_object_set_new(o, "message_id",
 			    (p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG)
-			    ? bytes_json(p->message_id) : json_null());
-	json_object_set_new(o, "death_queue", dead ? bytes_json(d->queue)
-			    : json_null());
-	json_object_set_new(o, "death_reason", dead ? bytes_json(d->reason)
-			    : json_null());
-	json_object_set_new(o, "exchange", dead ? bytes_json(ex)
-			    : json_null());
-	json_object_set_new(o, "routing_key", dead ? bytes_json(rk)
-			    : json_null());
+				    ? bytes_json(p->message_id)
+				    : json_null());
+	json_object_set_new(o, "death_queue",
+			    dead ? bytes_json(d->queue) : json_null());
+	json_object_set_new(o, "death_reason",
+			    dead ? bytes_json(d->reason) : json_null());
+	json_object_set_new(o, "exchange", dead ? bytes_json(ex) : json_null());
+	json_object_set_new(o, "routing_key",
+			    dead ? bytes_json(rk) : json_null());
 	if (cc && cc->num_entries > 0) {
 		a = json_array();
 		for (i = 0; a && i < cc->num_entries; i++)
-			json_array_append_new(a, bytes_json(
-				cc->entries[i].value.bytes));
+			json_array_append_new(
+				a, bytes_json(cc->entries[i].value.bytes));
 		json_object_set_new(o, "cc", a);
 	}
 	return o;
@@ -153,12 +157,15 @@ publish(struct broker *b, const struct mk_message *msg, double timeout,
 	while (!w->done) {
 		if (now_mono() >= deadline) {
 			w->timed_out = true;
-			mk_err_set(e, EX_UNAVAILABLE, "RabbitMQ '%s' did not "
+			mk_err_set(e, EX_UNAVAILABLE,
+				   "RabbitMQ '%s' did not "
 				   "confirm a publish within %g s%s%s",
 				   broker_display(b), timeout,
 				   broker_blocked(b) ? ": publishing is "
-				   "blocked: " : "", broker_blocked(b)
-				   ? broker_blocked_reason(b) : "");
+						       "blocked: "
+						     : "",
+				   broker_blocked(b) ? broker_blocked_reason(b)
+						     : "");
 			snprintf(w->why, sizeof(w->why), "%s", e->msg);
 			return -1;
 		}
@@ -173,8 +180,8 @@ publish(struct broker *b, const struct mk_message *msg, double timeout,
 /* One message got from the queue: resurrect it or say why not. */
 static int
 one(struct broker *b, struct mqchan *c, const struct resurrect_opts *o,
-    struct mq_msg *m, amqp_pool_t *pool, FILE *out,
-    struct resurrect_stats *st, struct mk_err *e)
+    struct mq_msg *m, amqp_pool_t *pool, FILE *out, struct resurrect_stats *st,
+    struct mk_err *e)
 {
 	const amqp_basic_properties_t *p = &m->msg.properties;
 	const amqp_array_t *cc = NULL;
@@ -211,8 +218,10 @@ one(struct broker *b, struct mqchan *c, const struct resurrect_opts *o,
 	rec = record(o->queue, p, &d, dead, msg.exchange, msg.routing_key, cc);
 	if (!dead) {
 		st->stayed++;
-		return emit(out, rec, "not_a_dead_letter", "no x-death header: "
-			    "where it died is unknown", e);
+		return emit(out, rec, "not_a_dead_letter",
+			    "no x-death header: "
+			    "where it died is unknown",
+			    e);
 	}
 	if (o->dry_run) {
 		st->resurrected++;
@@ -327,8 +336,8 @@ resurrect_run(struct broker *b, const struct resurrect_opts *o, FILE *out,
 	}
 	/* Stopped early on a quorum queue: read on through the handed-back
 	 * ones so that what stays keeps its order (mqchan.h). */
-	if (rc == 0 && mqchan_keep_order(&c, o->queue, bound - taken, &more,
-					 e) < 0) {
+	if (rc == 0 &&
+	    mqchan_keep_order(&c, o->queue, bound - taken, &more, e) < 0) {
 		rc = -1;
 		if (e->code == EX_UNAVAILABLE) {
 			st->lost = broker_lost(b);
@@ -338,8 +347,8 @@ resurrect_run(struct broker *b, const struct resurrect_opts *o, FILE *out,
 	mqchan_close(&c);
 	if (rc == 0 && ((long)taken > st->resurrected - gone || o->dry_run)) {
 		/* A quorum queue takes a moment to have them ready again. */
-		uint32_t left = o->dry_run ? 0
-			: (uint32_t)(st->resurrected - gone);
+		uint32_t left =
+			o->dry_run ? 0 : (uint32_t)(st->resurrected - gone);
 
 		mqchan_wait_ready(&c, o->queue, ready > left ? ready - left : 0,
 				  2000);
@@ -361,8 +370,8 @@ resurrect_main(struct tool_conn *t, const struct resurrect_opts *o)
 	if (sig_install(false) < 0)
 		log_warn("cannot install signal handlers: ^C ends at once");
 	if (delivery_name_check("queue", o->queue, &e) < 0 ||
-	    tool_setup(t, &e) < 0 || tool_mq_open(t, "mikkoo-replay", &m,
-						  &e) < 0)
+	    tool_setup(t, &e) < 0 ||
+	    tool_mq_open(t, "mikkoo-replay", &m, &e) < 0)
 		goto fail;
 	while (resurrect_run(m.b, o, stdout, &st, &e) < 0) {
 		/* The node was lost: go on from the next one.  Messages not
@@ -372,7 +381,8 @@ resurrect_main(struct tool_conn *t, const struct resurrect_opts *o)
 		    tool_mq_move(&m, &e, &e) == 0) {
 			log_warn("resurrecting '%s' on: %ld resurrected so "
 				 "far; what was read and not resurrected is "
-				 "read again", o->queue, st.resurrected);
+				 "read again",
+				 o->queue, st.resurrected);
 			continue;
 		}
 		log_error("%s", e.msg);
@@ -392,8 +402,8 @@ resurrect_main(struct tool_conn *t, const struct resurrect_opts *o)
 			 o->queue);
 	if (st.stayed)
 		log_warn("%ld selected message%s stayed in '%s' (see their "
-			 "records)", st.stayed, st.stayed == 1 ? "" : "s",
-			 o->queue);
+			 "records)",
+			 st.stayed, st.stayed == 1 ? "" : "s", o->queue);
 	if (rc == 0 && st.stayed)
 		rc = EX_DATAERR;
 	goto out;

@@ -35,24 +35,24 @@
 #include "tool.h"
 
 struct resurrect_opts {
-	const char *queue;              /* the dead-letter queue */
-	const char *routing_key;        /* only messages first routed so */
-	const char *reason;             /* only this first-death reason */
-	long limit;                     /* at most this many selected; 0 all */
-	bool to_queue;                  /* via the default exchange to the
+	const char *queue;       /* the dead-letter queue */
+	const char *routing_key; /* only messages first routed so */
+	const char *reason;      /* only this first-death reason */
+	long limit;              /* at most this many selected; 0 all */
+	bool to_queue;           /* via the default exchange to the
 					   queue of the first death */
 	bool dry_run;
-	double timeout;                 /* seconds to wait for a confirm */
+	double timeout; /* seconds to wait for a confirm */
 };
 
 struct resurrect_stats {
-	long read;              /* messages read from the queue */
-	long resurrected;       /* confirmed and acked (dry run: would be) */
-	long stayed;            /* selected but left in the queue */
-	long skipped;           /* not selected by the filters */
-	uint32_t ready0;        /* the queue's count at the start */
-	bool lost;              /* the run failed with its connection */
-	bool timed_out;         /* no confirm within the timeout */
+	long read;        /* messages read from the queue */
+	long resurrected; /* confirmed and acked (dry run: would be) */
+	long stayed;      /* selected but left in the queue */
+	long skipped;     /* not selected by the filters */
+	uint32_t ready0;  /* the queue's count at the start */
+	bool lost;        /* the run failed with its connection */
+	bool timed_out;   /* no confirm within the timeout */
 };
 
 /*
@@ -64,8 +64,8 @@ struct resurrect_stats {
  * stops early on a quorum queue reads on through the messages handed
  * back before (mqchan_keep_order), so what stays keeps its order.
  */
-int resurrect_run(struct broker *b, const struct resurrect_opts *o,
-		  FILE *out, struct resurrect_stats *st, struct mk_err *e);
+int resurrect_run(struct broker *b, const struct resurrect_opts *o, FILE *out,
+		  struct resurrect_stats *st, struct mk_err *e);
 
 /* Connect as the tool says, resurrect, log the summary; the exit
  * status: 65 when a selected message stayed in the queue. */

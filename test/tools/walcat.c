@@ -73,28 +73,30 @@ print_event(const struct logical_event *le)
 
 	json_object_set_new(o, "kind", json_string(kind));
 	json_object_set_new(o, "ev_id", json_integer(ev->ev_id));
-	json_object_set_new(o, "lsn", json_string(lsn_format(le->lsn, lsn,
-							       sizeof(lsn))));
-	json_object_set_new(o, "commit_lsn",
-			    le->commit_lsn ? json_string(lsn_format(
-				le->commit_lsn, clsn, sizeof(clsn)))
-				: json_null());
+	json_object_set_new(o, "lsn",
+			    json_string(lsn_format(le->lsn, lsn, sizeof(lsn))));
+	json_object_set_new(
+		o, "commit_lsn",
+		le->commit_lsn ? json_string(lsn_format(le->commit_lsn, clsn,
+							sizeof(clsn)))
+			       : json_null());
 	json_object_set_new(o, "ev_txid", json_integer(ev->ev_txid));
 	event_iso_time(ev->ev_time_us, when, sizeof(when));
 	json_object_set_new(o, "ev_time", json_string(when));
-	json_object_set_new(o, "ev_type", str_or_null(ev->ev_type,
-						      ev->ev_type_len));
-	json_object_set_new(o, "ev_data", str_or_null(ev->ev_data,
-						      ev->ev_data_len));
+	json_object_set_new(o, "ev_type",
+			    str_or_null(ev->ev_type, ev->ev_type_len));
+	json_object_set_new(o, "ev_data",
+			    str_or_null(ev->ev_data, ev->ev_data_len));
 	for (i = 0; i < 4; i++)
-		json_object_set_new(o, extra[i], str_or_null(ev->extra[i],
-							     ev->extra_len[i]));
-	json_object_set_new(o, "table", le->table ? json_string(le->table)
-						  : json_null());
-	json_object_set_new(o, "stream", le->stream ? json_string(le->stream)
-						    : json_null());
-	json_object_set_new(o, "error", le->error ? json_string(le->error)
-						  : json_null());
+		json_object_set_new(
+			o, extra[i],
+			str_or_null(ev->extra[i], ev->extra_len[i]));
+	json_object_set_new(o, "table",
+			    le->table ? json_string(le->table) : json_null());
+	json_object_set_new(o, "stream",
+			    le->stream ? json_string(le->stream) : json_null());
+	json_object_set_new(o, "error",
+			    le->error ? json_string(le->error) : json_null());
 	line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	if (line)
 		puts(line);
@@ -105,7 +107,8 @@ print_event(const struct logical_event *le)
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: walcat -S SLOT [-d URL] [-P PUB]... "
+	fprintf(stderr,
+		"usage: walcat -S SLOT [-d URL] [-P PUB]... "
 		"[-m STREAM]... [--create] [-x EXCHANGE] [-k ROUTING_KEY] "
 		"[--keep-unchanged] [-n COUNT] [--idle SECONDS] [--batch N] "
 		"[--quiet] [--stats]\n");
@@ -159,25 +162,56 @@ main(int argc, char **argv)
 	cfg.routing_key = "{schema}.{table}";
 	cfg.exchange = "";
 	cfg.wait = 0.5;
-	while ((c = getopt_long(argc, argv, "d:S:P:m:x:k:n:", opts,
-				NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:S:P:m:x:k:n:", opts, NULL)) !=
+	       -1) {
 		switch (c) {
-		case 'd': url = optarg; break;
-		case 'S': cfg.slot = optarg; break;
-		case 'P': pubs = push(pubs, &cfg.npublications, optarg); break;
-		case 'm': streams = push(streams, &cfg.nstreams, optarg); break;
-		case 'x': cfg.exchange = optarg; break;
-		case 'k': cfg.routing_key = optarg; break;
-		case 'n': count = atol(optarg); break;
-		case 'c': cfg.create_slot = true; break;
-		case 'u': cfg.skip_unchanged = false; break;
-		case 'i': idle = atof(optarg); break;
-		case 'b': cfg.max_events = (size_t)atol(optarg); break;
-		case 'q': quiet = true; break;
-		case 's': stats = true; break;
-		case 'w': stall = atof(optarg); break;
-		case 'z': silent = true; break;
-		default: return usage();
+		case 'd':
+			url = optarg;
+			break;
+		case 'S':
+			cfg.slot = optarg;
+			break;
+		case 'P':
+			pubs = push(pubs, &cfg.npublications, optarg);
+			break;
+		case 'm':
+			streams = push(streams, &cfg.nstreams, optarg);
+			break;
+		case 'x':
+			cfg.exchange = optarg;
+			break;
+		case 'k':
+			cfg.routing_key = optarg;
+			break;
+		case 'n':
+			count = atol(optarg);
+			break;
+		case 'c':
+			cfg.create_slot = true;
+			break;
+		case 'u':
+			cfg.skip_unchanged = false;
+			break;
+		case 'i':
+			idle = atof(optarg);
+			break;
+		case 'b':
+			cfg.max_events = (size_t)atol(optarg);
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 's':
+			stats = true;
+			break;
+		case 'w':
+			stall = atof(optarg);
+			break;
+		case 'z':
+			silent = true;
+			break;
+		default:
+			return usage();
 		}
 	}
 	if (cfg.slot == NULL || optind != argc)
@@ -191,7 +225,7 @@ main(int argc, char **argv)
 	cfg.connect_timeout = 10;
 
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;   /* no SA_RESTART: poll() returns */
+	sa.sa_handler = on_signal; /* no SA_RESTART: poll() returns */
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 
@@ -225,8 +259,10 @@ main(int argc, char **argv)
 			const struct logical_event *le = logical_event(src, i);
 
 			if (le->kind == 'F' || (le->error && !quiet))
-				fprintf(stderr, "walcat: warning: event %lld: "
-					"%s\n", le->ev.ev_id, le->error);
+				fprintf(stderr,
+					"walcat: warning: event %lld: "
+					"%s\n",
+					le->ev.ev_id, le->error);
 			if (!quiet)
 				print_event(le);
 		}
@@ -275,12 +311,14 @@ main(int argc, char **argv)
 			rc = -1;
 	}
 	if (stats) {
-		double secs = last - t0;   /* reading, not the idle wait */
+		double secs = last - t0; /* reading, not the idle wait */
 
 		getrusage(RUSAGE_SELF, &ru);
-		fprintf(stderr, "events %ld batches %ld seconds %.3f rate %.0f "
-			"maxrss_kb %ld\n", got, batches, secs,
-			secs > 0 ? (double)got / secs : 0.0, ru.ru_maxrss);
+		fprintf(stderr,
+			"events %ld batches %ld seconds %.3f rate %.0f "
+			"maxrss_kb %ld\n",
+			got, batches, secs, secs > 0 ? (double)got / secs : 0.0,
+			ru.ru_maxrss);
 	}
 	logical_close(src);
 	free(display);

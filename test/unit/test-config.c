@@ -60,12 +60,12 @@ error_of(const char *text)
 		config_release(&cfg);
 		return "(loaded)";
 	}
-	snprintf(buf, sizeof(buf), "%s%s", e.code == EX_CONFIG ? ""
-		 : "(wrong code) ", e.msg);
+	snprintf(buf, sizeof(buf), "%s%s",
+		 e.code == EX_CONFIG ? "" : "(wrong code) ", e.msg);
 	return buf;
 }
 
-#define WORKER(body) \
+#define WORKER(body)                         \
 	"Application:\n  workers:\n    q:\n" \
 	"      postgres_url: postgresql://u:S3cr3t-CANARY@h/db\n" body
 
@@ -79,7 +79,8 @@ seed_example(void)
 	ok(load(seed, &cfg, &e) == 0, "the seed README example loads");
 	is_int(cfg.poll_interval, 10, "poll_interval");
 	ok(cfg.statsd.enabled && cfg.statsd.port == 8125 &&
-	   strcmp(cfg.statsd.host, "localhost") == 0, "statsd");
+		   strcmp(cfg.statsd.host, "localhost") == 0,
+	   "statsd");
 	is_str(cfg.daemon_user, "mikkoo", "Daemon/user kept");
 	is_str(cfg.daemon_pidfile, "/var/run/mikkoo", "Daemon/pidfile");
 	is_int(cfg.nworkers, 1, "one worker");
@@ -96,23 +97,26 @@ seed_example(void)
 	is_str(w->amqp.vhost, "/", "%2f vhost");
 	is_str(w->amqp_display, "amqp://localhost:5672/%2f", "display");
 	ok(w->persistent && w->window == 1000 && w->batch_chunk == 1000 &&
-	   w->max_event_bytes == 8 * 1024 * 1024 && w->amqp.heartbeat == 30 &&
-	   w->amqp.timeout == 10 && w->amqp.frame_max == 131072,
+		   w->max_event_bytes == 8 * 1024 * 1024 &&
+		   w->amqp.heartbeat == 30 && w->amqp.timeout == 10 &&
+		   w->amqp.frame_max == 131072,
 	   "our defaults");
 	is_int(cfg.nnotices, 3, "three notices");
 	has_str(cfg.notices[0].text, "t.yml:4: 'sentry_dsn' is ignored",
 		"sentry notice");
-	has_str(cfg.notices[1].text, "t.yml:13: worker 'test': 'confirm: "
-		"false' is ignored", "confirm notice");
+	has_str(cfg.notices[1].text,
+		"t.yml:13: worker 'test': 'confirm: "
+		"false' is ignored",
+		"confirm notice");
 	has_str(cfg.notices[2].text, "t.yml:26: 'Logging' is ignored",
 		"Logging");
 	ok(cfg.notices[0].queue == NULL && cfg.notices[2].queue == NULL,
 	   "global notices name no worker");
 	is_str(cfg.notices[1].queue, "test", "a worker's notice names it");
 	ok(config_notice_for(&cfg.notices[1], "test") &&
-	   !config_notice_for(&cfg.notices[1], "tes") &&
-	   !config_notice_for(&cfg.notices[1], "test_v2") &&
-	   config_notice_for(&cfg.notices[0], "other"),
+		   !config_notice_for(&cfg.notices[1], "tes") &&
+		   !config_notice_for(&cfg.notices[1], "test_v2") &&
+		   config_notice_for(&cfg.notices[0], "other"),
 	   "a worker sees its own notices and the global ones only");
 	ok(config_worker(&cfg, "nope") == NULL, "unknown worker is NULL");
 	config_release(&cfg);
@@ -125,20 +129,19 @@ map_form(void)
 	struct mk_err e;
 	struct config_diff d;
 	const struct mk_worker_config *w;
-	static const char text[] =
-		WORKER("      rabbitmq:\n"
-		       "        host: mq.example.com\n"
-		       "        vhost: /prod\n"
-		       "        username: app\n"
-		       "        password: S3cr3t-CANARY\n"
-		       "        heartbeat_interval: 15\n"
-		       "        socket_timeout: 2.5\n"
-		       "        ssl_options:\n"
-		       "          ca_certs: /ca.pem\n"
-		       "          ciphers: HIGH\n"
-		       "      retry_interval: 7\n"
-		       "      unregister: yes\n"
-		       "      persistent: off\n");
+	static const char text[] = WORKER("      rabbitmq:\n"
+					  "        host: mq.example.com\n"
+					  "        vhost: /prod\n"
+					  "        username: app\n"
+					  "        password: S3cr3t-CANARY\n"
+					  "        heartbeat_interval: 15\n"
+					  "        socket_timeout: 2.5\n"
+					  "        ssl_options:\n"
+					  "          ca_certs: /ca.pem\n"
+					  "          ciphers: HIGH\n"
+					  "      retry_interval: 7\n"
+					  "      unregister: yes\n"
+					  "      persistent: off\n");
 
 	ok(load(text, &cfg, &e) == 0, "3.x rabbitmq mapping loads");
 	w = &cfg.workers[0];
@@ -153,11 +156,11 @@ map_form(void)
 	ok(w->amqp.timeout == 2.5, "socket_timeout");
 	is_int(w->retry_delay, 7, "retry_interval alias");
 	ok(w->unregister && !w->persistent, "yes/off spellings");
-	has_str(cfg.notices[0].text, "'Application/workers/q/rabbitmq/"
+	has_str(cfg.notices[0].text,
+		"'Application/workers/q/rabbitmq/"
 		"ssl_options/ciphers' is ignored",
 		"unsupported TLS option notice");
-	has_str(cfg.notices[1].text, "'unregister: true' drops",
-		"unregister");
+	has_str(cfg.notices[1].text, "'unregister: true' drops", "unregister");
 	ok(load(text, &cfg2, &e) == 0, "loads twice");
 	config_diff(&cfg, &cfg2, "q", &d);
 	ok(!d.restart && !d.live && !d.notice, "no difference with itself");
@@ -191,18 +194,21 @@ node_lists(void)
 	ok(load(WORKER("      rabbitmq_url:\n"
 		       "        - amqp://u:S3cr3t-CANARY@h1:5672/%2f\n"
 		       "        - amqps://v:S3cr3t-CANARY@h2/x?heartbeat=5\n"
-		       "        - amqp://h3:5674\n"), &cfg, &e) == 0,
+		       "        - amqp://h3:5674\n"),
+		&cfg, &e) == 0,
 	   "a list of URLs loads");
 	w = &cfg.workers[0];
 	is_int(w->nnodes, 3, "three nodes");
 	is_str(w->amqp.host, "h1", "amqp is the first");
 	is_str(w->nodes[0].url.host, "h1", "node 1");
 	ok(w->nodes[0].url.password != w->amqp.password &&
-	   strcmp(w->nodes[0].url.password, "S3cr3t-CANARY") == 0,
+		   strcmp(w->nodes[0].url.password, "S3cr3t-CANARY") == 0,
 	   "node 1 has its own copy of the first URL's settings");
 	ok(w->nodes[1].url.tls && w->nodes[1].url.port == 5671 &&
-	   w->nodes[1].url.heartbeat == 5 && w->nodes[1].url.timeout == 10 &&
-	   w->nodes[1].url.frame_max == 131072, "node 2: its own query, the "
+		   w->nodes[1].url.heartbeat == 5 &&
+		   w->nodes[1].url.timeout == 10 &&
+		   w->nodes[1].url.frame_max == 131072,
+	   "node 2: its own query, the "
 	   "table's defaults for the rest");
 	is_str(w->nodes[1].url.user, "v", "node 2's user");
 	is_str(w->nodes[1].url.vhost, "x", "node 2's vhost");
@@ -219,28 +225,31 @@ node_lists(void)
 		       "        port: 5673\n"
 		       "        username: app\n"
 		       "        password: S3cr3t-CANARY\n"
-		       "        ssl_options: {ca_certs: /ca.pem}\n"), &cfg,
-		&e) == 0, "the map with a list of hosts loads");
+		       "        ssl_options: {ca_certs: /ca.pem}\n"),
+		&cfg, &e) == 0,
+	   "the map with a list of hosts loads");
 	w = &cfg.workers[0];
 	is_int(w->nnodes, 3, "three nodes");
 	is_str(w->amqp.host, "a.example", "amqp is the first host");
 	is_str(w->nodes[2].url.host, "c.example", "node 3's host");
 	ok(w->nodes[2].url.tls && w->nodes[2].url.port == 5673 &&
-	   strcmp(w->nodes[2].url.user, "app") == 0 &&
-	   strcmp(w->nodes[2].url.password, "S3cr3t-CANARY") == 0 &&
-	   strcmp(w->nodes[2].url.cacertfile, "/ca.pem") == 0,
+		   strcmp(w->nodes[2].url.user, "app") == 0 &&
+		   strcmp(w->nodes[2].url.password, "S3cr3t-CANARY") == 0 &&
+		   strcmp(w->nodes[2].url.cacertfile, "/ca.pem") == 0,
 	   "the other hosts share port, credentials and TLS");
 	is_str(w->nodes[1].display, "amqps://app:***@b.example:5673/%2f",
 	       "display of node 2");
 	config_release(&cfg);
 
 	ok(load(WORKER("      rabbitmq: {host: [solo]}\n"), &cfg, &e) == 0 &&
-	   cfg.workers[0].nnodes == 1, "a list of one host");
+		   cfg.workers[0].nnodes == 1,
+	   "a list of one host");
 	config_release(&cfg);
 
 	is_str(error_of(WORKER("      rabbitmq_url: []\n")),
 	       "t.yml:5:21: key 'Application/workers/q/rabbitmq_url' must list "
-	       "at least one URL", "an empty list");
+	       "at least one URL",
+	       "an empty list");
 	is_str(error_of(WORKER("      rabbitmq_url:\n        - amqp://h/\n"
 			       "        - amqp://u:S3cr3t-CANARY@h:99999/\n")),
 	       "t.yml:7:11: key 'Application/workers/q/rabbitmq_url', item 2: "
@@ -248,17 +257,21 @@ node_lists(void)
 	       "a bad URL names its item, masked");
 	is_str(error_of(WORKER("      rabbitmq_url: [amqp://h/, [x]]\n")),
 	       "t.yml:5:33: key 'Application/workers/q/rabbitmq_url' must be "
-	       "a string, not a sequence", "an item that is not a string");
+	       "a string, not a sequence",
+	       "an item that is not a string");
 	is_str(error_of(WORKER("      rabbitmq: {host: [a, ~]}\n")),
 	       "t.yml:5:28: key 'Application/workers/q/rabbitmq/host' must be a "
-	       "string, not empty", "an empty host");
+	       "string, not empty",
+	       "an empty host");
 	is_str(error_of(WORKER("      rabbitmq: {host: []}\n")),
 	       "t.yml:5:24: key 'Application/workers/q/rabbitmq/host' must "
-	       "list at least one host", "no host");
+	       "list at least one host",
+	       "no host");
 	is_str(error_of(WORKER("      rabbitmq: {host: [a,b,c,d,e,f,g,h,i,j,"
 			       "k,l,m,n,o,p,q]}\n")),
 	       "t.yml:5:24: key 'Application/workers/q/rabbitmq/host' lists 17 "
-	       "nodes: at most 16", "too many");
+	       "nodes: at most 16",
+	       "too many");
 
 	d = diff_of(WORKER("      rabbitmq_url: [amqp://a/, amqp://b/]\n"),
 		    WORKER("      rabbitmq_url: [amqp://a/, amqp://c/]\n"));
@@ -280,13 +293,14 @@ table(void)
 
 	e.msg[0] = '\0';
 	ok(config_check_table(&e) == 0, "every key says how a reload treats "
-	   "it, and its default is valid");
+					"it, and its default is valid");
 	if (e.msg[0])
 		diag("%s", e.msg);
 }
 
-#define RELOADED(a, b) diff_of(WORKER("      rabbitmq_url: amqp://h/\n" a), \
-			       WORKER("      rabbitmq_url: amqp://h/\n" b))
+#define RELOADED(a, b)                                       \
+	diff_of(WORKER("      rabbitmq_url: amqp://h/\n" a), \
+		WORKER("      rabbitmq_url: amqp://h/\n" b))
 
 static struct config_diff diff;
 
@@ -324,7 +338,8 @@ reload_classes(void)
 	d = RELOADED("      retry_delay: 5\n", "      retry_interval: 5\n");
 	ok(!d->live && !d->restart, "an alias with the same value: no change");
 	d = RELOADED("", "      retry_interval: 6\n");
-	is_str(d->live_keys, "retry_delay", "an alias is named by its field's "
+	is_str(d->live_keys, "retry_delay",
+	       "an alias is named by its field's "
 	       "first key");
 	d = RELOADED("", "      consumer_name: other\n");
 	ok(d->restart, "consumer_name restarts the worker");
@@ -346,9 +361,11 @@ reload_classes(void)
 		    "      rabbitmq_url: amqp://h/\n"
 		    "Daemon: {user: nobody}\n");
 	ok(d->live && !d->restart && d->notice, "Application keys are live, "
-	   "Daemon's need a new start");
-	is_str(d->live_keys, "Application/poll_interval, "
-	       "Application/statsd/port", "global keys named by path");
+						"Daemon's need a new start");
+	is_str(d->live_keys,
+	       "Application/poll_interval, "
+	       "Application/statsd/port",
+	       "global keys named by path");
 	is_str(d->notice_keys, "Daemon/user", "Daemon/user");
 }
 
@@ -360,23 +377,33 @@ errors(void)
 	const char *m;
 
 	is_str(error_of(""), "t.yml: the configuration is empty", "empty");
-	is_str(error_of("- a\n"), "t.yml:1:1: the top level must be a mapping "
-	       "with an 'Application' section", "not a mapping");
-	is_str(error_of("Daemon: {user: x}\n"), "t.yml: no workers: add "
-	       "queues under 'Application/workers'", "no workers");
-	has_str(error_of("Application:\n  workers: [\n"), "t.yml:3:1: YAML "
-		"syntax error: ", "syntax error located");
+	is_str(error_of("- a\n"),
+	       "t.yml:1:1: the top level must be a mapping "
+	       "with an 'Application' section",
+	       "not a mapping");
+	is_str(error_of("Daemon: {user: x}\n"),
+	       "t.yml: no workers: add "
+	       "queues under 'Application/workers'",
+	       "no workers");
+	has_str(error_of("Application:\n  workers: [\n"),
+		"t.yml:3:1: YAML "
+		"syntax error: ",
+		"syntax error located");
 	has_str(error_of("Application:\n\tworkers: {}\n"), "YAML syntax error",
 		"tab indentation");
-	is_str(error_of("Application:\n  workers: {}\n"), "t.yml:2:12: key "
+	is_str(error_of("Application:\n  workers: {}\n"),
+	       "t.yml:2:12: key "
 	       "'Application/workers' must name at least one queue",
 	       "empty workers");
-	is_str(error_of("Applicaton: {}\n"), "t.yml:1:1: key 'Applicaton' is "
-	       "unknown (did you mean 'Application'?)", "top-level typo");
+	is_str(error_of("Applicaton: {}\n"),
+	       "t.yml:1:1: key 'Applicaton' is "
+	       "unknown (did you mean 'Application'?)",
+	       "top-level typo");
 	is_str(error_of(WORKER("      rabbitmq_url: amqp://h/\n"
 			       "      max_failurs: 3\n")),
 	       "t.yml:6:7: key 'Application/workers/q/max_failurs' is unknown "
-	       "(did you mean 'max_failures'?)", "worker typo suggestion");
+	       "(did you mean 'max_failures'?)",
+	       "worker typo suggestion");
 	is_str(error_of(WORKER("      rabbitmq_url: amqp://h/\n"
 			       "      frobnicate: 3\n")),
 	       "t.yml:6:7: key 'Application/workers/q/frobnicate' is unknown",
@@ -384,47 +411,58 @@ errors(void)
 	is_str(error_of(WORKER("      rabbitmq_url: amqp://h/\n"
 			       "      max_failures: \"3\"\n")),
 	       "t.yml:6:21: key 'Application/workers/q/max_failures' must be "
-	       "an integer, not the string \"3\"", "quoted number");
+	       "an integer, not the string \"3\"",
+	       "quoted number");
 	is_str(error_of(WORKER("      rabbitmq_url: amqp://h/\n"
 			       "      window: 0\n")),
 	       "t.yml:6:15: key 'Application/workers/q/window' must be from 1 "
-	       "to 65535, not 0", "range");
+	       "to 65535, not 0",
+	       "range");
 	is_str(error_of(WORKER("      rabbitmq_url: amqp://h/\n"
 			       "      max_failures: -1\n")),
 	       "t.yml:6:21: key 'Application/workers/q/max_failures' must be "
-	       "from 0 to 1000000, not -1", "negative");
+	       "from 0 to 1000000, not -1",
+	       "negative");
 	has_str(error_of(WORKER("      rabbitmq_url: amqp://h/\n"
 				"      max_failures: 99999999999999999999\n")),
 		"must be an integer from 0 to 1000000", "huge number");
 	is_str(error_of(WORKER("      rabbitmq_url: amqp://h/\n"
 			       "      persistent: maybe\n")),
 	       "t.yml:6:19: key 'Application/workers/q/persistent' must be "
-	       "true or false, not 'maybe'", "bad boolean");
+	       "true or false, not 'maybe'",
+	       "bad boolean");
 	is_str(error_of(WORKER("      rabbitmq_url: amqp://h/\n"
 			       "      wait_duration: [1]\n")),
 	       "t.yml:6:22: key 'Application/workers/q/wait_duration' must be "
-	       "a number, not a sequence", "sequence for a number");
+	       "a number, not a sequence",
+	       "sequence for a number");
 	is_str(error_of("Application:\n  workers:\n    q:\n"
 			"      rabbitmq_url: amqp://h/\n"),
 	       "t.yml:3:5: worker 'q': postgres_url is required",
 	       "postgres_url required");
-	is_str(error_of(WORKER("")), "t.yml:3:5: worker 'q': rabbitmq_url (or "
-	       "a rabbitmq mapping) is required", "rabbitmq required");
+	is_str(error_of(WORKER("")),
+	       "t.yml:3:5: worker 'q': rabbitmq_url (or "
+	       "a rabbitmq mapping) is required",
+	       "rabbitmq required");
 	is_str(error_of(WORKER("      rabbitmq_url: amqp://h/\n"
 			       "      rabbitmq: {host: h}\n")),
 	       "t.yml:6:7: key 'Application/workers/q/rabbitmq' says again "
-	       "what line 5 said: give only one", "both rabbitmq forms");
+	       "what line 5 said: give only one",
+	       "both rabbitmq forms");
 	is_str(error_of(WORKER("      postgresql_url: x\n"
 			       "      rabbitmq_url: amqp://h/\n")),
 	       "t.yml:5:7: key 'Application/workers/q/postgresql_url' says "
-	       "again what line 4 said: give only one", "postgres aliases");
+	       "again what line 4 said: give only one",
+	       "postgres aliases");
 	is_str(error_of(WORKER("      rabbitmq_url: amqp://h/\n"
 			       "      rabbitmq_url: amqp://h/\n")),
 	       "t.yml:6:7: key 'Application/workers/q/rabbitmq_url' is "
-	       "repeated (first on line 5)", "repeated key");
+	       "repeated (first on line 5)",
+	       "repeated key");
 	is_str(error_of("Application:\n  workers:\n    'a b': {}\n"),
 	       "t.yml:3:5: key under 'Application/workers' must be a queue "
-	       "name (1 to 63 of A-Z a-z 0-9 _ . : -)", "bad queue name");
+	       "name (1 to 63 of A-Z a-z 0-9 _ . : -)",
+	       "bad queue name");
 	is_str(error_of("Application:\n  workers:\n    q: 5\n"),
 	       "t.yml:3:8: worker 'q' must be a mapping of settings",
 	       "worker not a mapping");
@@ -433,9 +471,12 @@ errors(void)
 	       "t.yml:6:22: key 'Application/workers/q/consumer_name': 'x'; "
 	       "drop' is not a valid name (1 to 63 of A-Z a-z 0-9 _ . : -)",
 	       "bad consumer name");
-	m = error_of(WORKER("      rabbitmq_url: amqp://u:S3cr3t-CANARY@h:0/\n"));
-	is_str(m, "t.yml:5:21: key 'Application/workers/q/rabbitmq_url': bad "
-	       "URL 'amqp://u:***@h:0/': port out of range", "bad URL");
+	m = error_of(
+		WORKER("      rabbitmq_url: amqp://u:S3cr3t-CANARY@h:0/\n"));
+	is_str(m,
+	       "t.yml:5:21: key 'Application/workers/q/rabbitmq_url': bad "
+	       "URL 'amqp://u:***@h:0/': port out of range",
+	       "bad URL");
 	ok(strstr(m, "CANARY") == NULL, "no password in the URL error");
 	m = error_of(WORKER("      rabbitmq: {password: S3cr3t-CANARY, "
 			    "port: 0}\n"));
@@ -457,8 +498,10 @@ errors(void)
 	for (i = 0; i < 2 * 1024 * 1024 - 1; i++)
 		big[i] = i % 80 == 79 ? '\n' : '#';
 	big[i] = '\0';
-	is_str(error_of(big), "t.yml: configuration is 2097151 bytes, over "
-	       "the limit of 1 MiB", "size cap");
+	is_str(error_of(big),
+	       "t.yml: configuration is 2097151 bytes, over "
+	       "the limit of 1 MiB",
+	       "size cap");
 	free(big);
 }
 
@@ -469,9 +512,12 @@ file_errors(void)
 	struct mk_err e;
 
 	ok(config_load("/nonexistent/m.yml", &cfg, &e) < 0 &&
-	   e.code == EX_NOINPUT, "missing file is EX_NOINPUT");
-	is_str(e.msg, "cannot open '/nonexistent/m.yml': No such file or "
-	       "directory", "missing file message");
+		   e.code == EX_NOINPUT,
+	   "missing file is EX_NOINPUT");
+	is_str(e.msg,
+	       "cannot open '/nonexistent/m.yml': No such file or "
+	       "directory",
+	       "missing file message");
 }
 
 int

@@ -87,7 +87,8 @@ test_values(void)
 	check_value(v, "{\"type\":\"int64\",\"value\":-9000000000}", "int64");
 	v.kind = AMQP_FIELD_KIND_U64;
 	v.value.u64 = 18446744073709551615ULL;
-	check_value(v, "{\"type\":\"uint64\",\"value\":"
+	check_value(v,
+		    "{\"type\":\"uint64\",\"value\":"
 		    "\"18446744073709551615\"}",
 		    "uint64 past int64 is a string");
 	v.kind = AMQP_FIELD_KIND_I8;
@@ -117,8 +118,10 @@ test_values(void)
 	check_value(v, "{\"type\":\"decimal\",\"value\":\"7\"}", "decimal 7");
 	v.kind = AMQP_FIELD_KIND_TIMESTAMP;
 	v.value.u64 = 1700000000;
-	check_value(v, "{\"type\":\"timestamp\",\"value\":"
-		    "\"2023-11-14T22:13:20Z\"}", "timestamp in RFC 3339");
+	check_value(v,
+		    "{\"type\":\"timestamp\",\"value\":"
+		    "\"2023-11-14T22:13:20Z\"}",
+		    "timestamp in RFC 3339");
 	v.kind = AMQP_FIELD_KIND_UTF8;
 	v.value.bytes = B("caf\xc3\xa9");
 	check_value(v, "{\"type\":\"string\",\"value\":\"caf\xc3\xa9\"}",
@@ -138,7 +141,8 @@ test_values(void)
 	v.kind = AMQP_FIELD_KIND_ARRAY;
 	v.value.array.num_entries = 2;
 	v.value.array.entries = inner;
-	check_value(v, "{\"type\":\"array\",\"value\":[{\"type\":\"int32\","
+	check_value(v,
+		    "{\"type\":\"array\",\"value\":[{\"type\":\"int32\","
 		    "\"value\":1},{\"type\":\"string\",\"value\":\"x\"}]}",
 		    "array of typed values");
 	te[0].key = B("k\xff");
@@ -146,7 +150,8 @@ test_values(void)
 	v.kind = AMQP_FIELD_KIND_TABLE;
 	v.value.table.num_entries = 1;
 	v.value.table.entries = te;
-	check_value(v, "{\"type\":\"table\",\"value\":{\"k\\\\xff\":{\"type\":"
+	check_value(v,
+		    "{\"type\":\"table\",\"value\":{\"k\\\\xff\":{\"type\":"
 		    "\"int32\",\"value\":1}}}",
 		    "a key that is not UTF-8 is shown escaped");
 }
@@ -275,13 +280,13 @@ test_death(void)
 	cc.entries = d.keys->entries + 1;
 	is_int(death_strip(&x.p, &cc, false, &pool, &out), 0, "strip");
 	ok(!has_header(&out, "x-death") &&
-	   !has_header(&out, "x-first-death-queue") &&
-	   !has_header(&out, "x-delivery-count"),
+		   !has_header(&out, "x-first-death-queue") &&
+		   !has_header(&out, "x-delivery-count"),
 	   "death headers and x-delivery-count are dropped");
 	ok(has_header(&out, "app"), "other headers stay");
 	is_int(out.headers.num_entries, 2, "app and the restored CC");
 	ok(out.headers.entries[1].value.kind == AMQP_FIELD_KIND_ARRAY &&
-	   out.headers.entries[1].value.value.array.num_entries == 1,
+		   out.headers.entries[1].value.value.array.num_entries == 1,
 	   "CC is the first death's other keys");
 	ok(out.message_id.len == 3 && (out._flags & AMQP_BASIC_MESSAGE_ID_FLAG),
 	   "properties are kept");
@@ -290,7 +295,7 @@ test_death(void)
 	is_int(death_strip(&x.p, NULL, true, &pool, &out), 0, "strip, no CC");
 	ok(!has_header(&out, "CC") && out.headers.num_entries == 1,
 	   "drop_cc removes CC");
-	x.p.headers.num_entries = 2;    /* app, x-death */
+	x.p.headers.num_entries = 2; /* app, x-death */
 	x.h[0] = x.h[1];
 	x.p.headers.num_entries = 1;
 	death_strip(&x.p, NULL, false, &pool, &out);
@@ -311,8 +316,8 @@ test_record(void)
 	memset(&m, 0, sizeof(m));
 	make_dead(&x, true);
 	m.properties = x.p;
-	m.properties._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG |
-		AMQP_BASIC_TIMESTAMP_FLAG;
+	m.properties._flags |=
+		AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_TIMESTAMP_FLAG;
 	m.properties.delivery_mode = 2;
 	m.properties.timestamp = 0;
 	m.body = B("\xff\x01");
@@ -323,28 +328,34 @@ test_record(void)
 	dv.msg = &m;
 	j = delivery_json(&dv);
 	s = json_dumps(json_object_get(j, "properties"), JSON_COMPACT);
-	is_str(s, "{\"delivery_mode\":2,\"message_id\":\"m-1\","
+	is_str(s,
+	       "{\"delivery_mode\":2,\"message_id\":\"m-1\","
 	       "\"timestamp\":\"1970-01-01T00:00:00Z\"}",
 	       "properties in AMQP order, timestamp in RFC 3339");
 	free(s);
 	s = json_dumps(json_object_get(j, "first_death"), JSON_COMPACT);
-	is_str(s, "{\"exchange\":\"orders\",\"queue\":\"billing\","
-	       "\"reason\":\"rejected\"}", "first_death");
+	is_str(s,
+	       "{\"exchange\":\"orders\",\"queue\":\"billing\","
+	       "\"reason\":\"rejected\"}",
+	       "first_death");
 	free(s);
 	s = json_dumps(json_array_get(json_object_get(j, "x_death"), 1),
 		       JSON_COMPACT);
-	is_str(s, "{\"queue\":\"billing\",\"reason\":\"rejected\",\"count\":3,"
+	is_str(s,
+	       "{\"queue\":\"billing\",\"reason\":\"rejected\",\"count\":3,"
 	       "\"time\":\"2023-11-14T22:13:20Z\",\"exchange\":\"orders\","
 	       "\"routing_keys\":[\"order.paid\",\"audit\"]}",
 	       "x_death entries decoded");
 	free(s);
-	is_str(json_string_value(json_object_get(j, "body_base64")), "/wE=",
-	       "a binary body is base64");
+	is_str(json_string_value(json_object_get(j, "body_base64")),
+	       "/wE=", "a binary body is base64");
 	ok(json_object_get(j, "body") == NULL, "and has no body key");
 	s = json_dumps(j, JSON_COMPACT);
-	ok(strncmp(s, "{\"queue\":\"dlq\",\"exchange\":\"dlx\",\"routing_key\":"
-		   "\"order.paid\",\"redelivered\":true,\"properties\":", 87)
-	   == 0, "identity first, fixed order");
+	ok(strncmp(s,
+		   "{\"queue\":\"dlq\",\"exchange\":\"dlx\",\"routing_key\":"
+		   "\"order.paid\",\"redelivered\":true,\"properties\":",
+		   87) == 0,
+	   "identity first, fixed order");
 	free(s);
 	json_decref(j);
 	m.body = B("plain");

@@ -15,8 +15,7 @@
 #define KEY "0123456789abcdef0123456789abcdef"
 
 static int
-parse(const char *content, bool tx, struct emit_event *ev,
-      struct mk_err *e)
+parse(const char *content, bool tx, struct emit_event *ev, struct mk_err *e)
 {
 	return emit_parse(EMIT_PREFIX, tx, content, strlen(content), KEY, ev,
 			  e);
@@ -29,9 +28,10 @@ genuine(void)
 	struct mk_err e;
 
 	ok(parse(KEY "6:orders13:order.created8:{\"id\":1}2:ex16:"
-		 "application/json-0:", true, &ev, &e) == 1, "parses");
-	ok(ev.stream_len == 6 && memcmp(ev.stream, "orders", 6) == 0,
-	   "stream");
+		     "application/json-0:",
+		 true, &ev, &e) == 1,
+	   "parses");
+	ok(ev.stream_len == 6 && memcmp(ev.stream, "orders", 6) == 0, "stream");
 	ok(ev.len[0] == 13 && memcmp(ev.field[0], "order.created", 13) == 0,
 	   "ev_type");
 	ok(ev.len[1] == 8 && memcmp(ev.field[1], "{\"id\":1}", 8) == 0,
@@ -40,8 +40,10 @@ genuine(void)
 	   "NULL is '-', empty is '0:'");
 	/* lengths are bytes: a value holding ':' and '-' and UTF-8 */
 	ok(parse(KEY "1:s8:a:-\xc3\x85:--2:x:----", true, &ev, &e) == 1 &&
-	   ev.len[0] == 8 && memcmp(ev.field[0], "a:-\xc3\x85:--", 8) == 0 &&
-	   ev.len[1] == 2, "lengths in bytes");
+		   ev.len[0] == 8 &&
+		   memcmp(ev.field[0], "a:-\xc3\x85:--", 8) == 0 &&
+		   ev.len[1] == 2,
+	   "lengths in bytes");
 	ok(emit_parse("someapp", true, "x", 1, KEY, &ev, &e) == 0,
 	   "another prefix is not ours");
 	ok(emit_parse(NULL, true, "x", 1, KEY, &ev, &e) == 0, "no prefix");
@@ -60,30 +62,31 @@ forged(void)
 	};
 	int i;
 
-	ok(parse(KEY "1:s------", false, &ev, &e) < 0 &&
-	   e.code == EX_DATAERR && strstr(e.msg, "not transactional"),
+	ok(parse(KEY "1:s------", false, &ev, &e) < 0 && e.code == EX_DATAERR &&
+		   strstr(e.msg, "not transactional"),
 	   "a non-transactional message is forged: %s", e.msg);
 	for (i = 0; bad[i]; i++)
 		ok(parse(bad[i], true, &ev, &e) < 0 && e.code == EX_DATAERR &&
-		   strstr(e.msg, "forged: ") && !strstr(e.msg, KEY),
+			   strstr(e.msg, "forged: ") && !strstr(e.msg, KEY),
 		   "no key, or a wrong one: forged (%d)", i);
 	ok(emit_parse(EMIT_PREFIX, true, "x", 1, NULL, &ev, &e) < 0 &&
-	   e.code == EX_SOFTWARE, "no key to check with");
+		   e.code == EX_SOFTWARE,
+	   "no key to check with");
 }
 
 static void
 malformed(void)
 {
 	const char *bad[] = {
-		KEY,                          /* no stream */
-		KEY "-------",                /* NULL stream */
-		KEY "1:s-----",               /* a field short */
-		KEY "1:s-------",             /* a field too many */
-		KEY "1:s------x",             /* bytes after */
-		KEY "1:s01:x-----",           /* a leading zero */
-		KEY "1:s9:x------",           /* longer than the content */
+		KEY,                /* no stream */
+		KEY "-------",      /* NULL stream */
+		KEY "1:s-----",     /* a field short */
+		KEY "1:s-------",   /* a field too many */
+		KEY "1:s------x",   /* bytes after */
+		KEY "1:s01:x-----", /* a leading zero */
+		KEY "1:s9:x------", /* longer than the content */
 		KEY "1:s99999999999999999999999:x-----",
-		KEY "1:s1x------",            /* no ':' */
+		KEY "1:s1x------", /* no ':' */
 		NULL,
 	};
 	struct emit_event ev;
@@ -92,7 +95,8 @@ malformed(void)
 
 	for (i = 0; bad[i]; i++)
 		ok(parse(bad[i], true, &ev, &e) < 0 && e.code == EX_DATAERR &&
-		   !strstr(e.msg, KEY), "malformed %d refused: %s", i, e.msg);
+			   !strstr(e.msg, KEY),
+		   "malformed %d refused: %s", i, e.msg);
 }
 
 static unsigned
@@ -134,7 +138,8 @@ random_contents(void)
 				sbuf_addc(&b, alphabet[RND() % 13]);
 		}
 		if (RND() % 2) {
-			size_t at = EMIT_KEY_LEN + RND() % (b.len - EMIT_KEY_LEN);
+			size_t at =
+				EMIT_KEY_LEN + RND() % (b.len - EMIT_KEY_LEN);
 
 			b.p[at] = alphabet[RND() % 13];
 		}
@@ -148,8 +153,10 @@ random_contents(void)
 	}
 #undef RND
 	sbuf_release(&b);
-	ok(good > 25000 && bad > 0, "50000 random contents (seed 46): %u "
-	   "parsed, %u refused", good, bad);
+	ok(good > 25000 && bad > 0,
+	   "50000 random contents (seed 46): %u "
+	   "parsed, %u refused",
+	   good, bad);
 }
 
 static void

@@ -37,7 +37,7 @@ ev(const char *type, const char *data, const char *x1, const char *x2,
 
 	memset(&e, 0, sizeof(e));
 	e.ev_id = 4;
-	e.ev_time_us = 1487830634471682LL;     /* 2017-02-23T06:17:14.471682Z */
+	e.ev_time_us = 1487830634471682LL; /* 2017-02-23T06:17:14.471682Z */
 	e.ev_txid = 41356335556LL;
 	e.ev_type = type;
 	e.ev_type_len = type ? strlen(type) : 0;
@@ -109,7 +109,7 @@ static bool
 is_utf8(const amqp_field_value_t *v, const char *want)
 {
 	return v && v->kind == AMQP_FIELD_KIND_UTF8 &&
-		strcmp(str(v->value.bytes), want) == 0;
+	       strcmp(str(v->value.bytes), want) == 0;
 }
 
 static bool
@@ -124,7 +124,7 @@ is_i64(const amqp_field_value_t *v, int64_t want)
 	return v && v->kind == AMQP_FIELD_KIND_I64 && v->value.i64 == want;
 }
 
-static struct mk_message m;     /* reused by all checks, as the relay does */
+static struct mk_message m; /* reused by all checks, as the relay does */
 
 /* Map e into m; "(mapped)" or the reason, "(wrong code)" unless DATAERR. */
 static const char *
@@ -135,8 +135,8 @@ reason(struct mk_event e)
 
 	if (event_map(&e, &ctx, &m, &err) == 0)
 		return "(mapped)";
-	snprintf(buf, sizeof(buf), "%s%s", err.code == EX_DATAERR ? "" :
-		 "(wrong code) ", err.msg);
+	snprintf(buf, sizeof(buf), "%s%s",
+		 err.code == EX_DATAERR ? "" : "(wrong code) ", err.msg);
 	return buf;
 }
 
@@ -147,18 +147,20 @@ seed_example(void)
 	 * pgq.insert_event('test', 'test.routing-key', '{"foo": "bar"}',
 	 *     'postgres', 'application/json', '{"type": "example"}', '')
 	 */
-	struct mk_event e = ev("test.routing-key", "{\"foo\": \"bar\"}",
-			       "postgres", "application/json",
-			       "{\"type\": \"example\"}", "");
+	struct mk_event e =
+		ev("test.routing-key", "{\"foo\": \"bar\"}", "postgres",
+		   "application/json", "{\"type\": \"example\"}", "");
 
 	is_str(reason(e), "(mapped)", "seed README example maps");
 	is_str(str(m.exchange), "postgres", "exchange is ev_extra1");
 	is_str(str(m.routing_key), "test.routing-key", "routing key ev_type");
 	is_str(str(m.body), "{\"foo\": \"bar\"}", "body is ev_data");
-	is_int(m.props._flags, AMQP_BASIC_APP_ID_FLAG |
-	       AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG |
-	       AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
-	       AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_HEADERS_FLAG,
+	is_int(m.props._flags,
+	       AMQP_BASIC_APP_ID_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG |
+		       AMQP_BASIC_CORRELATION_ID_FLAG |
+		       AMQP_BASIC_TIMESTAMP_FLAG |
+		       AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_TYPE_FLAG |
+		       AMQP_BASIC_HEADERS_FLAG,
 	       "exactly these properties are set");
 	is_str(str(m.props.app_id), "mikkoo", "app_id");
 	is_str(str(m.props.content_type), "application/json", "content_type");
@@ -206,7 +208,8 @@ precedence(void)
 			 "\"timestamp\":42,\"content_encoding\":\"gzip\","
 			 "\"correlation_id\":\"c-1\",\"message_id\":\"m-1\","
 			 "\"type\":\"t\",\"user_id\":\"mikkoo\","
-			 "\"nope\":[1],\"reply_to\":\"q\"}", NULL)),
+			 "\"nope\":[1],\"reply_to\":\"q\"}",
+			 NULL)),
 	       "(mapped)", "every ev_extra3 property at once");
 	is_str(str(m.props.content_type), "application/x",
 	       "ev_extra3 content_type beats ev_extra2");
@@ -228,8 +231,8 @@ precedence(void)
 
 	/* user headers beat the automatic ones; event_id is ours */
 	is_str(reason(ev34(NULL, "{\"origin\":\"mine\",\"event_id\":\"spoof\","
-			   "\"sequence\":\"s\",\"timestamp\":5,"
-			   "\"txid\":null,\"own\":1}")),
+				 "\"sequence\":\"s\",\"timestamp\":5,"
+				 "\"txid\":null,\"own\":1}")),
 	       "(mapped)", "ev_extra4 with automatic names");
 	ok(is_utf8(hdr(&m, "origin"), "mine"), "user origin wins");
 	ok(is_utf8(hdr(&m, "sequence"), "s"), "user sequence wins");
@@ -279,7 +282,8 @@ nulls_and_persistence(void)
 			 "\"delivery_mode\":null,\"headers\":null,"
 			 "\"content_encoding\":null,\"expiration\":null,"
 			 "\"message_id\":null,\"priority\":null,"
-			 "\"type\":null,\"user_id\":null}", "{\"h4\":1}")),
+			 "\"type\":null,\"user_id\":null}",
+			 "{\"h4\":1}")),
 	       "(mapped)", "null for every property");
 	is_int(m.props._flags, AMQP_BASIC_HEADERS_FLAG,
 	       "null unsets every property but headers");
@@ -297,11 +301,13 @@ nulls_and_persistence(void)
 	is_str(reason(ev34("{\"delivery_mode\":2}", NULL)), "(mapped)",
 	       "transient worker, ev_extra3 asks");
 	ok((m.props._flags & AMQP_BASIC_DELIVERY_MODE_FLAG) &&
-	   m.props.delivery_mode == 2, "ev_extra3 can still ask for 2");
+		   m.props.delivery_mode == 2,
+	   "ev_extra3 can still ask for 2");
 	ctx.persistent = true;
 	is_str(reason(ev34(NULL, NULL)), "(mapped)", "persistent event");
 	ok((m.props._flags & AMQP_BASIC_DELIVERY_MODE_FLAG) &&
-	   m.props.delivery_mode == 2, "delivery_mode 2 when persistent");
+		   m.props.delivery_mode == 2,
+	   "delivery_mode 2 when persistent");
 }
 
 static void
@@ -311,16 +317,18 @@ values(void)
 	const amqp_table_t *t;
 
 	is_str(reason(ev34(NULL, "{\"o\":{\"a\":[1,\"s\",2.5,true,false,null,"
-			   "{\"x\":{}},[]],\"f\":-0.25},\"e\":{},"
-			   "\"u\":\"caf\\u00e9 \\ud83d\\ude00\"}")),
+				 "{\"x\":{}},[]],\"f\":-0.25},\"e\":{},"
+				 "\"u\":\"caf\\u00e9 \\ud83d\\ude00\"}")),
 	       "(mapped)", "nested headers map");
 	v = hdr(&m, "o");
 	ok(v && v->kind == AMQP_FIELD_KIND_TABLE &&
-	   v->value.table.num_entries == 2, "object is a table");
+		   v->value.table.num_entries == 2,
+	   "object is a table");
 	t = v ? &v->value.table : NULL;
 	a = t ? get(t, "a") : NULL;
 	ok(a && a->kind == AMQP_FIELD_KIND_ARRAY &&
-	   a->value.array.num_entries == 8, "array of 8");
+		   a->value.array.num_entries == 8,
+	   "array of 8");
 	if (a && a->kind == AMQP_FIELD_KIND_ARRAY &&
 	    a->value.array.num_entries == 8) {
 		amqp_field_value_t *x = a->value.array.entries;
@@ -331,33 +339,36 @@ values(void)
 		   "[2] double");
 		ok(x[3].kind == AMQP_FIELD_KIND_BOOLEAN && x[3].value.boolean,
 		   "[3] true");
-		ok(x[4].kind == AMQP_FIELD_KIND_BOOLEAN &&
-		   !x[4].value.boolean, "[4] false");
+		ok(x[4].kind == AMQP_FIELD_KIND_BOOLEAN && !x[4].value.boolean,
+		   "[4] false");
 		ok(x[5].kind == AMQP_FIELD_KIND_VOID, "[5] null is void");
 		ok(x[6].kind == AMQP_FIELD_KIND_TABLE &&
-		   x[6].value.table.num_entries == 1 &&
-		   x[6].value.table.entries[0].value.kind ==
-		   AMQP_FIELD_KIND_TABLE &&
-		   x[6].value.table.entries[0].value.value.table.num_entries
-		   == 0, "[6] table in an array, empty table in it");
+			   x[6].value.table.num_entries == 1 &&
+			   x[6].value.table.entries[0].value.kind ==
+				   AMQP_FIELD_KIND_TABLE &&
+			   x[6].value.table.entries[0]
+					   .value.value.table.num_entries == 0,
+		   "[6] table in an array, empty table in it");
 		ok(x[7].kind == AMQP_FIELD_KIND_ARRAY &&
-		   x[7].value.array.num_entries == 0, "[7] empty array");
+			   x[7].value.array.num_entries == 0,
+		   "[7] empty array");
 	}
 	v = t ? get(t, "f") : NULL;
 	ok(v && v->kind == AMQP_FIELD_KIND_F64 && v->value.f64 == -0.25,
 	   "negative double in a nested table");
 	v = hdr(&m, "e");
 	ok(v && v->kind == AMQP_FIELD_KIND_TABLE &&
-	   v->value.table.num_entries == 0, "empty object, empty table");
+		   v->value.table.num_entries == 0,
+	   "empty object, empty table");
 	ok(is_utf8(hdr(&m, "u"), "caf\xc3\xa9 \xf0\x9f\x98\x80"),
 	   "\\u escapes and surrogate pairs become UTF-8");
 
 	/* integers: 32 bits when they fit, else 64; beyond is bad data */
 	is_str(reason(ev34(NULL, "{\"a\":2147483647,\"b\":-2147483648,"
-			   "\"c\":2147483648,\"d\":-2147483649,"
-			   "\"e\":9223372036854775807,"
-			   "\"f\":-9223372036854775808,\"g\":1.0,"
-			   "\"h\":1e300}")),
+				 "\"c\":2147483648,\"d\":-2147483649,"
+				 "\"e\":9223372036854775807,"
+				 "\"f\":-9223372036854775808,\"g\":1.0,"
+				 "\"h\":1e300}")),
 	       "(mapped)", "integer edges map");
 	ok(is_i32(hdr(&m, "a"), 2147483647), "INT32_MAX is int32");
 	ok(is_i32(hdr(&m, "b"), -2147483647 - 1), "INT32_MIN is int32");
@@ -381,7 +392,8 @@ values(void)
 	       "INT64_MIN - 1 is bad data");
 	is_str(reason(ev34(NULL, "{\"a\":1e400}")),
 	       "ev_extra4 is not valid JSON: real number overflow near "
-	       "'1e400' at line 1, column 10", "1e400 is bad data");
+	       "'1e400' at line 1, column 10",
+	       "1e400 is bad data");
 }
 
 static void
@@ -389,13 +401,16 @@ json_errors(void)
 {
 	is_str(reason(ev34("{\"type\":", NULL)),
 	       "ev_extra3 is not valid JSON: unexpected token near end of "
-	       "file at line 1, column 8", "malformed ev_extra3");
+	       "file at line 1, column 8",
+	       "malformed ev_extra3");
 	is_str(reason(ev34(NULL, "{\"a\" 1}")),
 	       "ev_extra4 is not valid JSON: ':' expected near '1' at line 1, "
-	       "column 6", "malformed ev_extra4");
+	       "column 6",
+	       "malformed ev_extra4");
 	is_str(reason(ev34("{}", "{\"a\":1}\n{")),
 	       "ev_extra4 is not valid JSON: end of file expected near '{' "
-	       "at line 2, column 1", "the line is counted");
+	       "at line 2, column 1",
+	       "the line is counted");
 	is_str(reason(ev34("[1]", NULL)),
 	       "ev_extra3 is not a JSON object (it is an array)",
 	       "array ev_extra3");
@@ -415,29 +430,36 @@ json_errors(void)
 	       "real ev_extra4");
 	is_str(reason(ev34("{\"a\":1,\"a\":2}", NULL)),
 	       "ev_extra3 is not valid JSON: duplicate object key near "
-	       "'\"a\"' at line 1, column 10", "duplicate keys");
+	       "'\"a\"' at line 1, column 10",
+	       "duplicate keys");
 	is_str(reason(ev34(NULL, "{\"b\":{\"a\":1,\"a\":2}}")),
 	       "ev_extra4 is not valid JSON: duplicate object key near "
-	       "'\"a\"' at line 1, column 15", "nested duplicate keys");
+	       "'\"a\"' at line 1, column 15",
+	       "nested duplicate keys");
 	is_str(reason(ev34(NULL, "{\"a\":\"\\u0000\"}")),
 	       "ev_extra4 is not valid JSON: \\u0000 is not allowed without "
 	       "JSON_ALLOW_NUL near '\"\\u0000\"' at line 1, column 13",
 	       "\\u0000 refused");
 	is_str(reason(ev34(NULL, "{\"a\":\"\xff\"}")),
 	       "ev_extra4 is not valid JSON: unable to decode byte 0xff "
-	       "near '\"' at line 1, column 6", "invalid UTF-8 refused");
+	       "near '\"' at line 1, column 6",
+	       "invalid UTF-8 refused");
 	is_str(reason(ev34(NULL, "{\"a\":\"\xed\xa0\x80\"}")),
 	       "ev_extra4 is not valid JSON: unable to decode byte 0xed "
-	       "near '\"' at line 1, column 6", "UTF-8 surrogate refused");
+	       "near '\"' at line 1, column 6",
+	       "UTF-8 surrogate refused");
 	is_str(reason(ev34(NULL, "{\"a\":\"x\x1b\"}")),
 	       "ev_extra4 is not valid JSON: control character 0x1b near "
-	       "'\"x' at line 1, column 7", "raw control character refused");
+	       "'\"x' at line 1, column 7",
+	       "raw control character refused");
 	is_str(reason(ev34(NULL, "{\"a\":\x01}")),
 	       "ev_extra4 is not valid JSON: invalid token near '\\u0001' at "
-	       "line 1, column 6", "jansson's raw token is escaped");
+	       "line 1, column 6",
+	       "jansson's raw token is escaped");
 	is_str(reason(ev34(NULL, "{\"a\":\"\\ud800\"}")),
 	       "ev_extra4 is not valid JSON: invalid Unicode '\\uD800' near "
-	       "'\"\\ud800\"' at line 1, column 13", "lone surrogate escape");
+	       "'\"\\ud800\"' at line 1, column 13",
+	       "lone surrogate escape");
 }
 
 static void
@@ -456,26 +478,30 @@ properties(void)
 	       "delivery_mode 2.0");
 	is_str(reason(ev34("{\"priority\":256}", NULL)),
 	       "ev_extra3 property 'priority' must be an integer from 0 to "
-	       "255, not 256", "priority 256");
+	       "255, not 256",
+	       "priority 256");
 	is_str(reason(ev34("{\"priority\":-1}", NULL)),
 	       "ev_extra3 property 'priority' must be an integer from 0 to "
-	       "255, not -1", "priority -1");
+	       "255, not -1",
+	       "priority -1");
 	is_str(reason(ev34("{\"priority\":\"5\"}", NULL)),
 	       "ev_extra3 property 'priority' must be an integer from 0 to "
-	       "255, not \"5\"", "priority as a string");
+	       "255, not \"5\"",
+	       "priority as a string");
 	is_str(reason(ev34("{\"priority\":255}", NULL)), "(mapped)",
 	       "priority 255");
 	is_int(m.props.priority, 255, "priority 255 set");
 	is_str(reason(ev34("{\"priority\":0}", NULL)), "(mapped)",
 	       "priority 0");
-	ok((m.props._flags & AMQP_BASIC_PRIORITY_FLAG) &&
-	   m.props.priority == 0, "priority 0 set");
+	ok((m.props._flags & AMQP_BASIC_PRIORITY_FLAG) && m.props.priority == 0,
+	   "priority 0 set");
 	is_str(reason(ev34("{\"type\":5}", NULL)),
 	       "ev_extra3 property 'type' must be a string, not 5",
 	       "type must be a string");
 	is_str(reason(ev34("{\"app_id\":{\"a\":[1]}}", NULL)),
 	       "ev_extra3 property 'app_id' must be a string, not "
-	       "{\"a\":[1]}", "app_id must be a string");
+	       "{\"a\":[1]}",
+	       "app_id must be a string");
 	is_str(reason(ev34("{\"message_id\":true}", NULL)),
 	       "ev_extra3 property 'message_id' must be a string, not true",
 	       "message_id must be a string");
@@ -491,20 +517,24 @@ properties(void)
 	is_int(m.props.message_id.len, 255, "all 255 kept");
 	is_str(reason(ev34("{\"timestamp\":-1}", NULL)),
 	       "ev_extra3 property 'timestamp' must be a non-negative integer "
-	       "(epoch seconds), not -1", "negative timestamp");
+	       "(epoch seconds), not -1",
+	       "negative timestamp");
 	is_str(reason(ev34("{\"timestamp\":\"now\"}", NULL)),
 	       "ev_extra3 property 'timestamp' must be a non-negative integer "
-	       "(epoch seconds), not \"now\"", "string timestamp");
+	       "(epoch seconds), not \"now\"",
+	       "string timestamp");
 	is_str(reason(ev34("{\"timestamp\":0}", NULL)), "(mapped)",
 	       "timestamp 0");
 	ok((m.props._flags & AMQP_BASIC_TIMESTAMP_FLAG) &&
-	   m.props.timestamp == 0, "timestamp 0 set");
+		   m.props.timestamp == 0,
+	   "timestamp 0 set");
 	is_str(reason(ev34("{\"headers\":[1]}", NULL)),
 	       "ev_extra3 property 'headers' must be an object, not [1]",
 	       "headers must be an object");
 	is_str(reason(ev34("{\"headers\":\"{}\"}", NULL)),
 	       "ev_extra3 property 'headers' must be an object, not "
-	       "\"{}\"", "headers as a string");
+	       "\"{}\"",
+	       "headers as a string");
 
 	/* expiration: what RabbitMQ accepts, or bad data */
 	is_str(reason(ev34("{\"expiration\":\"60000\"}", NULL)), "(mapped)",
@@ -518,15 +548,16 @@ properties(void)
 	is_str(str(m.props.expiration), "0", "0 as text");
 	is_str(reason(ev34("{\"expiration\":\"0004294967295\"}", NULL)),
 	       "(mapped)", "leading zeros are fine");
-#define EXPIRATION_MUST "ev_extra3 property 'expiration' must be " \
+#define EXPIRATION_MUST                                                 \
+	"ev_extra3 property 'expiration' must be "                      \
 	"milliseconds from 0 to 4294967295 (digits in a string, or an " \
 	"integer), not "
 	is_str(reason(ev34("{\"expiration\":4294967296}", NULL)),
 	       EXPIRATION_MUST "4294967296", "expiration over the limit");
 	is_str(reason(ev34("{\"expiration\":\"4294967296\"}", NULL)),
 	       EXPIRATION_MUST "\"4294967296\"", "string over the limit");
-	is_str(reason(ev34("{\"expiration\":-1}", NULL)),
-	       EXPIRATION_MUST "-1", "negative expiration");
+	is_str(reason(ev34("{\"expiration\":-1}", NULL)), EXPIRATION_MUST "-1",
+	       "negative expiration");
 	is_str(reason(ev34("{\"expiration\":\"1m\"}", NULL)),
 	       EXPIRATION_MUST "\"1m\"", "expiration with a unit");
 	is_str(reason(ev34("{\"expiration\":\"\"}", NULL)),
@@ -537,7 +568,8 @@ properties(void)
 	/* user_id must be the relay's user, shown safely */
 	is_str(reason(ev34("{\"user_id\":\"root\"}", NULL)),
 	       "ev_extra3 property 'user_id' must be the relay's RabbitMQ "
-	       "user, not \"root\"", "foreign user_id");
+	       "user, not \"root\"",
+	       "foreign user_id");
 	is_str(reason(ev34("{\"user_id\":\"a\\\"b\\\\c\\nd\\u0001\\u007f\"}",
 			   NULL)),
 	       "ev_extra3 property 'user_id' must be the relay's RabbitMQ "
@@ -545,13 +577,16 @@ properties(void)
 	       "user_id shown with JSON escapes");
 	is_str(reason(ev34("{\"user_id\":\"mikkooo\"}", NULL)),
 	       "ev_extra3 property 'user_id' must be the relay's RabbitMQ "
-	       "user, not \"mikkooo\"", "a longer name is not the user");
+	       "user, not \"mikkooo\"",
+	       "a longer name is not the user");
 	is_str(reason(ev34("{\"user_id\":\"mikkoo\"}", NULL)), "(mapped)",
 	       "own user_id is fine");
 	is_str(reason(ev34("{\"user_id\":\"root\",\"user_id2\":1,"
-			   "\"type\":\"t\"}", NULL)),
+			   "\"type\":\"t\"}",
+			   NULL)),
 	       "ev_extra3 property 'user_id' must be the relay's RabbitMQ "
-	       "user, not \"root\"", "checked whatever comes after");
+	       "user, not \"root\"",
+	       "checked whatever comes after");
 	ctx.allow_user_id = true;
 	is_str(reason(ev34("{\"user_id\":\"root\"}", NULL)), "(mapped)",
 	       "any user_id with allow_user_id");
@@ -571,7 +606,7 @@ shown_values(void)
 		strcat(in, "x");
 	strcat(in, "\"}");
 	strcpy(want, "ev_extra3 property 'delivery_mode' must be 1 or 2, "
-	       "not \"");
+		     "not \"");
 	for (i = 0; i < 63; i++)
 		strcat(want, "x");
 	strcat(want, "...");
@@ -582,7 +617,7 @@ shown_values(void)
 		strcat(in, "\xc3\xa9");
 	strcat(in, "\"}");
 	strcpy(want, "ev_extra3 property 'delivery_mode' must be 1 or 2, "
-	       "not \"");
+		     "not \"");
 	for (i = 0; i < 31; i++)
 		strcat(want, "\xc3\xa9");
 	strcat(want, "...");
@@ -591,14 +626,17 @@ shown_values(void)
 
 	is_str(reason(ev34("{\"delivery_mode\":\"\\u0007\\ttab\"}", NULL)),
 	       "ev_extra3 property 'delivery_mode' must be 1 or 2, not "
-	       "\"\\u0007\\ttab\"", "control characters stay escaped");
+	       "\"\\u0007\\ttab\"",
+	       "control characters stay escaped");
 	is_str(reason(ev34("{\"delivery_mode\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
 			   "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]"
 			   "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
-			   "]]]]]]]]]]]}", NULL)),
+			   "]]]]]]]]]]]}",
+			   NULL)),
 	       "ev_extra3 property 'delivery_mode' must be 1 or 2, not "
 	       "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
-	       "[[...", "a big value is cut too");
+	       "[[...",
+	       "a big value is cut too");
 }
 
 static void
@@ -634,7 +672,8 @@ names_and_sizes(void)
 	snprintf(key, sizeof(key), "{\"%s\":1}", big);
 	is_str(reason(ev34(NULL, key)),
 	       "ev_extra4: header name \"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"
-	       "kkkk...\" is 256 bytes, over 128", "256-byte header name");
+	       "kkkk...\" is 256 bytes, over 128",
+	       "256-byte header name");
 	snprintf(key, sizeof(key), "{\"headers\":{\"o\":{\"\\\"%s\":1}}}",
 		 big + 1);
 	is_str(reason(ev34(key, NULL)),
@@ -643,24 +682,29 @@ names_and_sizes(void)
 	       "256-byte nested name, shown escaped");
 	big[129] = '\0';
 	snprintf(key, sizeof(key), "{\"x\":{\"%s\":1}}", big);
-	is_str(reason(ev34(NULL, key)), "ev_extra4: header name \"kkkkkkkkkkkk"
+	is_str(reason(ev34(NULL, key)),
+	       "ev_extra4: header name \"kkkkkkkkkkkk"
 	       "kkkkkkkkkkkkkkkkkkkkkkkkkkkk...\" is 129 bytes, over 128",
 	       "a 129-byte nested name");
 	big[128] = '\0';
 	snprintf(key, sizeof(key), "{\"%s\":1}", big);
 	is_str(reason(ev34(NULL, key)), "(mapped)", "128-byte header name");
 	ok(hdr(&m, big) != NULL, "128-byte name kept");
-	is_str(reason(ev34(NULL, "{\"\":\"x\"}")), "ev_extra4: a header name "
+	is_str(reason(ev34(NULL, "{\"\":\"x\"}")),
+	       "ev_extra4: a header name "
 	       "is empty (AMQP field names are 1 to 128 bytes)",
 	       "an empty header name");
 	is_str(reason(ev34("{\"headers\":{\"a\":{\"\":1}}}", NULL)),
 	       "ev_extra3 'headers': a header name is empty (AMQP field names "
-	       "are 1 to 128 bytes)", "an empty nested name");
+	       "are 1 to 128 bytes)",
+	       "an empty nested name");
 
 	/* names RabbitMQ gives meaning to */
-	is_str(reason(ev34(NULL, "{\"x-death\":\"x\"}")), "ev_extra4: header "
+	is_str(reason(ev34(NULL, "{\"x-death\":\"x\"}")),
+	       "ev_extra4: header "
 	       "'x-death' is RabbitMQ's record of dead-lettering: a producer "
-	       "may not set it", "x-death refused");
+	       "may not set it",
+	       "x-death refused");
 	is_str(reason(ev34(NULL, "{\"x-first-death-exchange\":\"e\"}")),
 	       "ev_extra4: header 'x-first-death-exchange' is RabbitMQ's "
 	       "record of dead-lettering: a producer may not set it",
@@ -669,7 +713,8 @@ names_and_sizes(void)
 	       "(mapped)", "nested x-death and other x- headers pass");
 	is_str(reason(ev34(NULL, "{\"event_id\":\"7\",\"origin\":\"o\"}")),
 	       "(mapped)", "event_id and the automatic names are not refused");
-	is_int(event_id_of(&m.props), 4, "event_id is the relay's, not the "
+	is_int(event_id_of(&m.props), 4,
+	       "event_id is the relay's, not the "
 	       "producer's");
 
 	/* the event's size: ev_type + ev_data + extras */
@@ -680,7 +725,7 @@ names_and_sizes(void)
 	is_str(reason(ev("k", huge, "x", NULL, NULL, NULL)),
 	       "event is 2001 bytes, over max_event_bytes (1024)",
 	       "event size limit");
-	huge[1024 - 1 - 1 - 2 - 2 - 2] = '\0';  /* k, x, ab, {}, {} */
+	huge[1024 - 1 - 1 - 2 - 2 - 2] = '\0'; /* k, x, ab, {}, {} */
 	is_str(reason(ev("k", huge, "x", "ab", "{}", "{}")), "(mapped)",
 	       "exactly max_event_bytes is fine");
 	is_str(reason(ev("k", huge, "x", "ab", "{}", "{ }")),
@@ -727,8 +772,7 @@ limits(void)
 	is_str(reason(ev34(NULL, nested(32, '{', '}', true))),
 	       "ev_extra4: headers are nested deeper than 32 levels",
 	       "33 levels of tables");
-	snprintf(h, sizeof(h), "{\"headers\":%s}",
-		 nested(32, '[', ']', false));
+	snprintf(h, sizeof(h), "{\"headers\":%s}", nested(32, '[', ']', false));
 	is_str(reason(ev34(h, NULL)),
 	       "ev_extra3 'headers': headers are nested deeper than 32 levels",
 	       "depth in ev_extra3 headers");
@@ -743,21 +787,27 @@ limits(void)
 	ctx.deny_cc_bcc = true;
 	is_str(reason(ev34(NULL, "{\"CC\":[\"a\"]}")),
 	       "ev_extra4: header 'CC' (sender-selected routing) is not "
-	       "allowed", "CC denied when configured");
+	       "allowed",
+	       "CC denied when configured");
 	is_str(reason(ev34("{\"headers\":{\"BCC\":[\"a\"]}}", NULL)),
 	       "ev_extra3 'headers': header 'BCC' (sender-selected routing) "
-	       "is not allowed", "BCC in ev_extra3 headers denied");
+	       "is not allowed",
+	       "BCC in ev_extra3 headers denied");
 	is_str(reason(ev34(NULL, "{\"cc\":1,\"x\":{\"CC\":1}}")), "(mapped)",
 	       "only top-level CC/BCC, case-sensitive like RabbitMQ");
 	ctx.deny_cc_bcc = false;
 	is_str(reason(ev34(NULL, "{\"CC\":[\"a\"],\"BCC\":[\"b\"]}")),
 	       "(mapped)", "CC and BCC allowed by default");
-	is_str(reason(ev34(NULL, "{\"CC\":\"a\"}")), "ev_extra4: header 'CC' "
+	is_str(reason(ev34(NULL, "{\"CC\":\"a\"}")),
+	       "ev_extra4: header 'CC' "
 	       "must be an array of routing keys (strings of at most 255 "
-	       "bytes)", "a CC that is not an array closes no channel");
-	is_str(reason(ev34(NULL, "{\"BCC\":[\"a\",1]}")), "ev_extra4: header "
+	       "bytes)",
+	       "a CC that is not an array closes no channel");
+	is_str(reason(ev34(NULL, "{\"BCC\":[\"a\",1]}")),
+	       "ev_extra4: header "
 	       "'BCC' must be an array of routing keys (strings of at most "
-	       "255 bytes)", "a BCC of other things");
+	       "255 bytes)",
+	       "a BCC of other things");
 
 	/* max_headers counts the user's entries, not the automatic ones */
 	ctx.max_headers = 2;
@@ -790,16 +840,19 @@ iso_time_vs_gmtime(void)
 	for (t = -62135596800LL; t < 253402300800LL; t += step, n++) {
 		s = (time_t)t;
 		gmtime_r(&s, &tm);
-		snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02d."
-			 "%06lld+00:00", tm.tm_year + 1900, tm.tm_mon + 1,
-			 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-			 n % 1000000);
+		snprintf(want, sizeof(want),
+			 "%04d-%02d-%02dT%02d:%02d:%02d."
+			 "%06lld+00:00",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+			 tm.tm_hour, tm.tm_min, tm.tm_sec, n % 1000000);
 		event_iso_time(t * 1000000 + n % 1000000, b, sizeof(b));
 		if (strcmp(b, want) != 0 && bad++ == 0)
 			fprintf(stderr, "# %s != %s\n", b, want);
 	}
-	ok(bad == 0, "the same as gmtime_r for %lld times from year 1 to "
-	   "9999 (%lld differ)", n, bad);
+	ok(bad == 0,
+	   "the same as gmtime_r for %lld times from year 1 to "
+	   "9999 (%lld differ)",
+	   n, bad);
 }
 
 static void
@@ -850,7 +903,8 @@ event_times(void)
 	e.ev_time_us = 0;
 	is_str(reason(e), "(mapped)", "the epoch maps");
 	ok((m.props._flags & AMQP_BASIC_TIMESTAMP_FLAG) &&
-	   m.props.timestamp == 0, "timestamp 0 at the epoch");
+		   m.props.timestamp == 0,
+	   "timestamp 0 at the epoch");
 }
 
 static void
@@ -907,11 +961,14 @@ static void
 reuse(void)
 {
 	static const char *const x3[] = {
-		"{\"type\":\"x\",\"expiration\":5}", NULL, "",
+		"{\"type\":\"x\",\"expiration\":5}",        NULL,         "",
 		"{\"headers\":{\"a\":[1,2,{\"b\":null}]}}", "{\"type\":",
 	};
 	static const char *const x4[] = {
-		"{\"a\":{\"b\":[1,2,3]},\"s\":\"t\"}", NULL, "{\"x\":1}", "[",
+		"{\"a\":{\"b\":[1,2,3]},\"s\":\"t\"}",
+		NULL,
+		"{\"x\":1}",
+		"[",
 	};
 	struct mk_event e;
 	struct mk_err err;
@@ -928,8 +985,7 @@ reuse(void)
 			pages = m.pool.pages.num_blocks;
 	}
 	is_int(fails, 0, "10000 mappings with one message");
-	is_int(bad, 10000 / 5 + 10000 / 4 - 10000 / 20,
-	       "the bad ones failed");
+	is_int(bad, 10000 / 5 + 10000 / 4 - 10000 / 20, "the bad ones failed");
 	is_int(m.pool.pages.num_blocks, pages, "no pool growth after 100");
 	ok(pages <= 2, "a page or two for these events (%d)", pages);
 	is_int(m.pool.large_blocks.num_blocks, 0, "no large blocks");

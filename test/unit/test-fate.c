@@ -26,35 +26,48 @@ static const struct row rows[] = {
 	{ FATE_NACKED, 10, 10, "nacked by RabbitMQ", FATE_DEAD,
 	  "nacked by RabbitMQ (attempt 11, max_failures 10)", 11 },
 	/* refusals: retried while ev_retry < max_failures */
-	{ FATE_RETURNED, 0, 3, "returned by RabbitMQ: 312 NO_ROUTE",
-	  FATE_RETRY, "returned by RabbitMQ: 312 NO_ROUTE", 1 },
-	{ FATE_RETURNED, 3, 3, "returned by RabbitMQ: 312 NO_ROUTE",
-	  FATE_DEAD, "returned by RabbitMQ: 312 NO_ROUTE (attempt 4, "
-	  "max_failures 3)", 4 },
-	{ FATE_RETURNED, 7, 3, "returned by RabbitMQ: 312 NO_ROUTE",
-	  FATE_DEAD, "returned by RabbitMQ: 312 NO_ROUTE (attempt 8, "
-	  "max_failures 3)", 8 },
+	{ FATE_RETURNED, 0, 3, "returned by RabbitMQ: 312 NO_ROUTE", FATE_RETRY,
+	  "returned by RabbitMQ: 312 NO_ROUTE", 1 },
+	{ FATE_RETURNED, 3, 3, "returned by RabbitMQ: 312 NO_ROUTE", FATE_DEAD,
+	  "returned by RabbitMQ: 312 NO_ROUTE (attempt 4, "
+	  "max_failures 3)",
+	  4 },
+	{ FATE_RETURNED, 7, 3, "returned by RabbitMQ: 312 NO_ROUTE", FATE_DEAD,
+	  "returned by RabbitMQ: 312 NO_ROUTE (attempt 8, "
+	  "max_failures 3)",
+	  8 },
 	{ FATE_CHANNEL_CLOSED, 1, 2, "channel closed by RabbitMQ: 406",
 	  FATE_RETRY, "channel closed by RabbitMQ: 406", 2 },
 	{ FATE_CHANNEL_CLOSED, 2, 2, "channel closed by RabbitMQ: 406",
-	  FATE_DEAD, "channel closed by RabbitMQ: 406 (attempt 3, "
-	  "max_failures 2)", 3 },
-	{ FATE_EXCHANGE_REFUSED, 0, 1, "exchange 'x' cannot be published "
-	  "to: 404 NOT_FOUND", FATE_RETRY, "exchange 'x' cannot be "
-	  "published to: 404 NOT_FOUND", 1 },
+	  FATE_DEAD,
+	  "channel closed by RabbitMQ: 406 (attempt 3, "
+	  "max_failures 2)",
+	  3 },
+	{ FATE_EXCHANGE_REFUSED, 0, 1,
+	  "exchange 'x' cannot be published "
+	  "to: 404 NOT_FOUND",
+	  FATE_RETRY,
+	  "exchange 'x' cannot be "
+	  "published to: 404 NOT_FOUND",
+	  1 },
 	{ FATE_EXCHANGE_REFUSED, 1, 1, "exchange 'x': 404", FATE_DEAD,
 	  "exchange 'x': 404 (attempt 2, max_failures 1)", 2 },
 	/* max_failures 0: the first refusal is the last */
-	{ FATE_RETURNED, 0, 0, "returned by RabbitMQ: 312 NO_ROUTE",
-	  FATE_DEAD, "returned by RabbitMQ: 312 NO_ROUTE (attempt 1, "
-	  "max_failures 0)", 1 },
+	{ FATE_RETURNED, 0, 0, "returned by RabbitMQ: 312 NO_ROUTE", FATE_DEAD,
+	  "returned by RabbitMQ: 312 NO_ROUTE (attempt 1, "
+	  "max_failures 0)",
+	  1 },
 	/* never publishable: dead at once, reason unchanged */
 	{ FATE_BAD_DATA, 0, 10, "ev_extra3 is not a JSON object", FATE_DEAD,
 	  "ev_extra3 is not a JSON object", 1 },
 	{ FATE_BAD_DATA, 5, 10, "bad", FATE_DEAD, "bad", 6 },
-	{ FATE_BAD_DATA, 0, 10, "event is 2048 bytes, over max_event_bytes "
-	  "(1024)", FATE_DEAD, "event is 2048 bytes, over max_event_bytes "
-	  "(1024)", 1 },
+	{ FATE_BAD_DATA, 0, 10,
+	  "event is 2048 bytes, over max_event_bytes "
+	  "(1024)",
+	  FATE_DEAD,
+	  "event is 2048 bytes, over max_event_bytes "
+	  "(1024)",
+	  1 },
 	/* NULL ev_retry arrives as -1 from nowhere, and no reason at all */
 	{ FATE_RETURNED, -1, 10, NULL, FATE_RETRY, "unknown", 1 },
 	{ FATE_NACKED, -1, 10, NULL, FATE_RETRY, "unknown", 1 },
@@ -85,7 +98,7 @@ main(void)
 	big[sizeof(big) - 1] = '\0';
 	fate_decide(FATE_RETURNED, 1, 1, 10, big, &f);
 	ok(strlen(f.reason) < FATE_REASON_MAX && strlen(f.reason) > 200 &&
-	   strcmp(f.reason + strlen(f.reason) - 3, "...") == 0,
+		   strcmp(f.reason + strlen(f.reason) - 3, "...") == 0,
 	   "a long reason is cut to fit, not overrun, and says so");
 	/* the first defect of issue 17: a 404 reply quoting 35 CJK
 	 * characters twice, then a retry suffix, cut anywhere */
@@ -96,7 +109,7 @@ main(void)
 		for (k = 0; k < 35; k++)
 			strcat(cjk, "\xe4\xb8\xad");
 		strcat(cjk, "' cannot be published to: 404 NOT_FOUND - no "
-		       "exchange '");
+			    "exchange '");
 		for (k = 0; k < 35; k++)
 			strcat(cjk, "\xe4\xb8\xad");
 		strcat(cjk, "' in vhost '/'");
@@ -109,7 +122,8 @@ main(void)
 			if (!text_safe(f.reason, strlen(f.reason)))
 				bad++;
 		}
-		is_int(bad, 0, "reasons are valid UTF-8 wherever the words "
+		is_int(bad, 0,
+		       "reasons are valid UTF-8 wherever the words "
 		       "they quote were cut");
 	}
 	return tap_done();

@@ -10,7 +10,7 @@
 #include "ids.h"
 #include "tap.h"
 
-#define NUUID 1000      /* about four pool refills */
+#define NUUID 1000 /* about four pool refills */
 
 static bool
 well_formed(const char *u)
@@ -51,7 +51,8 @@ uuids(void)
 		nibble[strchr("0123456789abcdef", u[i][0]) -
 		       "0123456789abcdef"]++;
 	}
-	is_int(bad, 0, "1000 UUIDs: 8-4-4-4-12 lowercase hex, version 4, "
+	is_int(bad, 0,
+	       "1000 UUIDs: 8-4-4-4-12 lowercase hex, version 4, "
 	       "variant 10xx");
 	qsort(u, NUUID, sizeof(u[0]), cmp);
 	for (i = 1; i < NUUID; i++)
@@ -59,7 +60,7 @@ uuids(void)
 			dup++;
 	is_int(dup, 0, "all distinct");
 	for (i = 0; i < 16; i++)
-		if (nibble[i] < 20)     /* expected 62.5 each */
+		if (nibble[i] < 20) /* expected 62.5 each */
 			break;
 	is_int(i, 16, "the first digit takes every value");
 }
@@ -72,7 +73,7 @@ uuid_after_fork(void)
 	int fd[2], status;
 	pid_t pid;
 
-	ids_uuid4(parent);      /* the pool is full now */
+	ids_uuid4(parent); /* the pool is full now */
 	if (pipe(fd) < 0) {
 		ok(0, "pipe");
 		return;
@@ -101,11 +102,11 @@ sequence(void)
 	first = prev = ids_sequence();
 	clock_gettime(CLOCK_REALTIME, &ts);
 	now_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 -
-		946684800000LL;
+		 946684800000LL;
 	ok(first > 0 && now_ms - (first >> 23) >= 0 &&
-	   now_ms - (first >> 23) < 5000,
-	   "sequence >> 23 is ms since 2000-01-01 (%lld vs %lld)",
-	   first >> 23, now_ms);
+		   now_ms - (first >> 23) < 5000,
+	   "sequence >> 23 is ms since 2000-01-01 (%lld vs %lld)", first >> 23,
+	   now_ms);
 	for (i = 0; i < 200000; i++) {
 		next = ids_sequence();
 		if (next <= prev)

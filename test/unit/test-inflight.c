@@ -61,7 +61,7 @@ struct model {
 	long long ev[4096];
 	unsigned long long tag[4096];
 	int gen[4096];
-	int state[4096];        /* 0 pending 1 ok 2 failed */
+	int state[4096]; /* 0 pending 1 ok 2 failed */
 	int returned[4096];
 	int n, head, curgen;
 };
@@ -89,8 +89,8 @@ randomized(unsigned seed)
 			m.gen[m.n] = m.curgen;
 			m.n++;
 		} else if (op < 7 && next_tag > 1) {
-			unsigned long long t = 1 + (unsigned)rand() %
-				(next_tag - 1);
+			unsigned long long t =
+				1 + (unsigned)rand() % (next_tag - 1);
 			bool mult = rand() % 2;
 			bool ack = rand() % 5 != 0;
 
@@ -101,13 +101,13 @@ randomized(unsigned seed)
 			for (i = m.head; i < m.n; i++)
 				if (m.gen[i] == m.curgen && m.state[i] == 0 &&
 				    (m.tag[i] == t || (mult && m.tag[i] < t)))
-					m.state[i] = ack && !m.returned[i] ? 1
-						: 2;
+					m.state[i] =
+						ack && !m.returned[i] ? 1 : 2;
 		} else if (op < 8 && m.n > m.head) {
 			int k = m.head + rand() % (m.n - m.head);
 			bool hit = inflight_return(&q, m.ev[k], "ret");
 			bool want = m.state[k] == 0 && m.gen[k] == m.curgen &&
-				!m.returned[k];
+				    !m.returned[k];
 
 			if (hit != want)
 				bad++;
@@ -167,9 +167,11 @@ matching(void)
 	   "unreadable (no event_id): by the route");
 	inflight_ack(&q, 3, true);
 	ok(inflight_pop(&q, &d) && !d.ok && d.ev_id == 200 &&
-	   strcmp(d.reason, "unreadable") == 0, "returned, then acked: failed");
+		   strcmp(d.reason, "unreadable") == 0,
+	   "returned, then acked: failed");
 	ok(inflight_pop(&q, &d) && !d.ok && d.cause == FATE_RETURNED &&
-	   strcmp(d.reason, "guess") == 0, "the guessed one failed");
+		   strcmp(d.reason, "guess") == 0,
+	   "the guessed one failed");
 	ok(inflight_pop(&q, &d) && !d.ok && d.ev_id == 202, "the matched one");
 	inflight_release(&q);
 }

@@ -134,33 +134,39 @@ relations_and_changes(void)
 
 	m = insert(16384);
 	ok(pgo_decode(d, (const char *)m.b, m.n, &out, &e) < 0 &&
-	   e.code == EX_PROTOCOL && strstr(e.msg, "no 'R' message"),
+		   e.code == EX_PROTOCOL && strstr(e.msg, "no 'R' message"),
 	   "a change before its relation is refused: %s", e.msg);
 
 	m = relation(16384, "name");
 	ok(decodes(d, &m, &out) == 0 && out.type == 'R', "R decodes");
 	ok(out.rel && out.rel->relid == 16384 && out.rel->ncols == 2 &&
-	   strcmp(out.rel->nspname, "public") == 0 &&
-	   strcmp(out.rel->relname, "users") == 0 &&
-	   out.rel->replident == 'd', "relation: relid, names, identity");
+		   strcmp(out.rel->nspname, "public") == 0 &&
+		   strcmp(out.rel->relname, "users") == 0 &&
+		   out.rel->replident == 'd',
+	   "relation: relid, names, identity");
 	ok(out.rel->cols[0].key && !out.rel->cols[1].key &&
-	   out.rel->cols[0].type == 23 && out.rel->cols[1].type == 25 &&
-	   out.rel->cols[1].typmod == -1 &&
-	   strcmp(out.rel->cols[1].name, "name") == 0, "columns");
+		   out.rel->cols[0].type == 23 && out.rel->cols[1].type == 25 &&
+		   out.rel->cols[1].typmod == -1 &&
+		   strcmp(out.rel->cols[1].name, "name") == 0,
+	   "columns");
 
 	m = insert(16384);
 	ok(decodes(d, &m, &out) == 0 && out.type == 'I' &&
-	   out.new_tuple.ncols == 2 && out.old_kind == 0, "I decodes");
-	ok(out.new_tuple.vals[0].kind == 't' && out.new_tuple.vals[0].len == 1 &&
-	   memcmp(out.new_tuple.vals[0].data, "1", 1) == 0 &&
-	   out.new_tuple.vals[1].len == strlen("Mikael \xc3\x85kerfeldt"),
+		   out.new_tuple.ncols == 2 && out.old_kind == 0,
+	   "I decodes");
+	ok(out.new_tuple.vals[0].kind == 't' &&
+		   out.new_tuple.vals[0].len == 1 &&
+		   memcmp(out.new_tuple.vals[0].data, "1", 1) == 0 &&
+		   out.new_tuple.vals[1].len ==
+			   strlen("Mikael \xc3\x85kerfeldt"),
 	   "I's values point into the message");
 
 	m = update(16384);
 	ok(decodes(d, &m, &out) == 0 && out.type == 'U' &&
-	   out.old_kind == 'O' && out.old_tuple.ncols == 2 &&
-	   out.old_tuple.vals[1].kind == 'n' &&
-	   out.new_tuple.vals[1].kind == 'u', "U with O, n and u");
+		   out.old_kind == 'O' && out.old_tuple.ncols == 2 &&
+		   out.old_tuple.vals[1].kind == 'n' &&
+		   out.new_tuple.vals[1].kind == 'u',
+	   "U with O, n and u");
 	ok(out.old_tuple.vals != out.new_tuple.vals,
 	   "old and new rows do not share their arrays");
 
@@ -194,8 +200,9 @@ relations_and_changes(void)
 	u32(&m, 16384);
 	u32(&m, 7);
 	ok(decodes(d, &m, &out) == 0 && out.nrels == 2 &&
-	   out.truncate_options == 1 && out.rels[0]->relid == 16384 &&
-	   out.rels[1]->relid == 7, "T names its relations");
+		   out.truncate_options == 1 && out.rels[0]->relid == 16384 &&
+		   out.rels[1]->relid == 7,
+	   "T names its relations");
 
 	/* D with K, and a column count that differs from the relation's */
 	m.n = 0;
@@ -205,8 +212,8 @@ relations_and_changes(void)
 	u16(&m, 2);
 	text(&m, "1");
 	u8(&m, 'n');
-	ok(decodes(d, &m, &out) == 0 && out.type == 'D' &&
-	   out.old_kind == 'K', "D with K");
+	ok(decodes(d, &m, &out) == 0 && out.type == 'D' && out.old_kind == 'K',
+	   "D with K");
 	m.n = 0;
 	u8(&m, 'D');
 	u32(&m, 16384);
@@ -216,7 +223,7 @@ relations_and_changes(void)
 	u8(&m, 'n');
 	u8(&m, 'n');
 	ok(pgo_decode(d, (const char *)m.b, m.n, &out, &e) < 0 &&
-	   strstr(e.msg, "has 3 columns, its relation 2"),
+		   strstr(e.msg, "has 3 columns, its relation 2"),
 	   "a tuple of the wrong width is refused: %s", e.msg);
 	pgo_free(d);
 }
@@ -234,7 +241,8 @@ transactions_and_messages(void)
 	u64(&m, 1000000);
 	u32(&m, 742);
 	ok(decodes(d, &m, &out) == 0 && out.final_lsn == 0x16B374D848ULL &&
-	   out.commit_time == 1000000 && out.xid == 742, "B");
+		   out.commit_time == 1000000 && out.xid == 742,
+	   "B");
 	m.n = 0;
 	u8(&m, 'C');
 	u8(&m, 0);
@@ -242,7 +250,8 @@ transactions_and_messages(void)
 	u64(&m, 0x180);
 	u64(&m, 5);
 	ok(decodes(d, &m, &out) == 0 && out.final_lsn == 0x100 &&
-	   out.end_lsn == 0x180 && out.commit_time == 5, "C");
+		   out.end_lsn == 0x180 && out.commit_time == 5,
+	   "C");
 	m.n = 0;
 	u8(&m, 'M');
 	u8(&m, 1);
@@ -252,8 +261,9 @@ transactions_and_messages(void)
 	memcpy(m.b + m.n, "a\0b", 3);
 	m.n += 3;
 	ok(decodes(d, &m, &out) == 0 && out.transactional &&
-	   out.msg_lsn == 0x200 && strcmp(out.prefix, "mikkoo.emit") == 0 &&
-	   out.content_len == 3 && memcmp(out.content, "a\0b", 3) == 0,
+		   out.msg_lsn == 0x200 &&
+		   strcmp(out.prefix, "mikkoo.emit") == 0 &&
+		   out.content_len == 3 && memcmp(out.content, "a\0b", 3) == 0,
 	   "M, content with a NUL byte");
 	m.n = 0;
 	u8(&m, 'Y');
@@ -261,12 +271,13 @@ transactions_and_messages(void)
 	str(&m, "public");
 	str(&m, "mood");
 	ok(decodes(d, &m, &out) == 0 && out.type_oid == 99 &&
-	   strcmp(out.name, "mood") == 0, "Y");
+		   strcmp(out.name, "mood") == 0,
+	   "Y");
 	m.n = 0;
 	u8(&m, 'S');
 	u32(&m, 1);
 	ok(pgo_decode(d, (const char *)m.b, m.n, &out, &e) < 0 &&
-	   strstr(e.msg, "unknown message type 0x53"),
+		   strstr(e.msg, "unknown message type 0x53"),
 	   "protocol 2's stream start is refused: %s", e.msg);
 	ok(pgo_decode(d, "", 0, &out, &e) < 0, "an empty message");
 	m.n = 0;
@@ -276,7 +287,8 @@ transactions_and_messages(void)
 	u32(&m, 1);
 	u8(&m, 0);
 	ok(pgo_decode(d, (const char *)m.b, m.n, &out, &e) < 0 &&
-	   strstr(e.msg, "cut short or malformed"), "a byte too many");
+		   strstr(e.msg, "cut short or malformed"),
+	   "a byte too many");
 	pgo_free(d);
 }
 
@@ -363,9 +375,11 @@ lsns(void)
 	ok(lsn_parse("ffffffff/ffffffff", &l) == 0 && l == ~0ULL,
 	   "parse the largest");
 	ok(lsn_parse("1/", &l) < 0 && lsn_parse("/1", &l) < 0 &&
-	   lsn_parse("1/2/3", &l) < 0 && lsn_parse("123456789/1", &l) < 0 &&
-	   lsn_parse("x/1", &l) < 0 && lsn_parse("", &l) < 0 &&
-	   lsn_parse(NULL, &l) < 0, "refuse what is not an LSN");
+		   lsn_parse("1/2/3", &l) < 0 &&
+		   lsn_parse("123456789/1", &l) < 0 &&
+		   lsn_parse("x/1", &l) < 0 && lsn_parse("", &l) < 0 &&
+		   lsn_parse(NULL, &l) < 0,
+	   "refuse what is not an LSN");
 }
 
 int

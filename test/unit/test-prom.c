@@ -13,11 +13,11 @@ observe(void)
 	struct prom_hist h;
 
 	memset(&h, 0, sizeof(h));
-	prom_observe(&h, 0.001);        /* on a bound: that bucket (le) */
+	prom_observe(&h, 0.001); /* on a bound: that bucket (le) */
 	prom_observe(&h, 0.0011);
-	prom_observe(&h, -1);           /* clocks apart: the first */
+	prom_observe(&h, -1); /* clocks apart: the first */
 	prom_observe(&h, NAN);
-	prom_observe(&h, 61);           /* above every bound: +Inf */
+	prom_observe(&h, 61); /* above every bound: +Inf */
 	is_int(h.n[0], 3, "0.001, -1 and NaN in the first bucket");
 	is_int(h.n[1], 1, "0.0011 in le=0.0025");
 	is_int(h.n[PROM_NBUCKETS], 1, "61 s only in +Inf");
@@ -67,34 +67,40 @@ render(void)
 	prom_observe(&q[0].c.latency, 0.004);
 	prom_observe(&q[0].c.latency, 0.3);
 	q[1].queue = "we\"ird\\q\nx";
-	q[1].pending = -1;              /* unknown: no sample */
+	q[1].pending = -1; /* unknown: no sample */
 	q[1].lag = -1;
 	q[1].tick_age = -1;
 	ok(prom_render(q, 2, &text, &len) == 0, "renders");
 	is_int(len, strlen(text), "length without the NUL");
-	has_str(text, "# HELP mikkoo_events_published_total Events "
+	has_str(text,
+		"# HELP mikkoo_events_published_total Events "
 		"confirmed by RabbitMQ.\n# TYPE mikkoo_events_published_total "
 		"counter\nmikkoo_events_published_total{queue=\"orders\"} 3\n",
 		"HELP, TYPE, then the samples");
 	has_str(text, "mikkoo_events_retried_total{queue=\"orders\"} 1\n",
 		"retried");
-	has_str(text, "mikkoo_events_dead_lettered_total{queue=\"orders\"} "
-		"2\n", "dead-lettered");
-	has_str(text, "mikkoo_batches_total{queue=\"orders\"} 4\n",
-		"batches");
+	has_str(text,
+		"mikkoo_events_dead_lettered_total{queue=\"orders\"} "
+		"2\n",
+		"dead-lettered");
+	has_str(text, "mikkoo_batches_total{queue=\"orders\"} 4\n", "batches");
 	has_str(text, "mikkoo_broker_refusals_total{queue=\"orders\"} 5\n",
 		"broker refusals");
-	has_str(text, "mikkoo_reconnects_total{queue=\"orders\","
+	has_str(text,
+		"mikkoo_reconnects_total{queue=\"orders\","
 		"server=\"postgresql\"} 1\nmikkoo_reconnects_total{queue="
-		"\"orders\",server=\"rabbitmq\"} 0\n", "reconnects by server");
+		"\"orders\",server=\"rabbitmq\"} 0\n",
+		"reconnects by server");
 	has_str(text, "mikkoo_pending_events{queue=\"orders\"} 10\n",
 		"pending");
 	ok(strstr(text, "mikkoo_pending_events{queue=\"we") == NULL,
 	   "an unknown gauge has no sample");
 	has_str(text, "mikkoo_consumer_lag_seconds{queue=\"orders\"} 0.5\n",
 		"lag");
-	has_str(text, "mikkoo_queue_tick_age_seconds{queue=\"orders\"} "
-		"1.25\n", "tick age");
+	has_str(text,
+		"mikkoo_queue_tick_age_seconds{queue=\"orders\"} "
+		"1.25\n",
+		"tick age");
 	ok(strstr(text, "mikkoo_queue_tick_age_seconds{queue=\"we") == NULL,
 	   "an unknown tick age has no sample");
 	has_str(text, "mikkoo_worker_up{queue=\"orders\"} 1\n", "up");
@@ -102,27 +108,37 @@ render(void)
 		"label value escaped: quote, backslash, newline");
 	has_str(text, "# TYPE mikkoo_delivery_latency_seconds histogram\n",
 		"histogram type");
-	has_str(text, "mikkoo_delivery_latency_seconds_bucket{queue="
+	has_str(text,
+		"mikkoo_delivery_latency_seconds_bucket{queue="
 		"\"orders\",le=\"0.0025\"} 0\nmikkoo_delivery_latency_seconds_"
 		"bucket{queue=\"orders\",le=\"0.005\"} 1\n",
 		"buckets are cumulative");
-	has_str(text, "mikkoo_delivery_latency_seconds_bucket{queue="
-		"\"orders\",le=\"0.5\"} 2\n", "cumulative to 0.5");
-	has_str(text, "mikkoo_delivery_latency_seconds_bucket{queue="
-		"\"orders\",le=\"+Inf\"} 2\n", "+Inf is the count");
-	snprintf(want, sizeof(want), "mikkoo_delivery_latency_seconds_sum{"
-		 "queue=\"orders\"} %.17g\n", 0.004 + 0.3);
+	has_str(text,
+		"mikkoo_delivery_latency_seconds_bucket{queue="
+		"\"orders\",le=\"0.5\"} 2\n",
+		"cumulative to 0.5");
+	has_str(text,
+		"mikkoo_delivery_latency_seconds_bucket{queue="
+		"\"orders\",le=\"+Inf\"} 2\n",
+		"+Inf is the count");
+	snprintf(want, sizeof(want),
+		 "mikkoo_delivery_latency_seconds_sum{"
+		 "queue=\"orders\"} %.17g\n",
+		 0.004 + 0.3);
 	has_str(text, "_sum{queue=\"orders\"} 0.304\n",
 		"sum: the shortest text that reads back exactly");
 	(void)want;
-	has_str(text, "mikkoo_delivery_latency_seconds_count{queue="
-		"\"orders\"} 2\n", "count");
+	has_str(text,
+		"mikkoo_delivery_latency_seconds_count{queue="
+		"\"orders\"} 2\n",
+		"count");
 	ok(text[len - 1] == '\n', "ends with a newline");
 	for (line = text; (line = strchr(line, '\n')) != NULL; line++)
 		lines++;
 	/* 5 counters x (2 + 2) + reconnects 2 + 4 + pending 2 + 1 + lag
 	 * 2 + 1 + tick age 2 + 1 + up 2 + 2 + histogram 2 + 2 x 18 */
-	is_int(lines, 20 + 6 + 3 + 3 + 3 + 4 + 38, "no line more, none "
+	is_int(lines, 20 + 6 + 3 + 3 + 3 + 4 + 38,
+	       "no line more, none "
 	       "less");
 	free(text);
 	ok(prom_render(q, 0, &text, &len) == 0 && strstr(text, "{") == NULL,

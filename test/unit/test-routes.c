@@ -9,10 +9,10 @@
 #include "event.h"
 #include "tap.h"
 
-#define HEAD \
-	"Application:\n" \
-	"  workers:\n" \
-	"    q:\n" \
+#define HEAD                                    \
+	"Application:\n"                        \
+	"  workers:\n"                          \
+	"    q:\n"                              \
 	"      postgres_url: postgresql:///x\n" \
 	"      rabbitmq_url: amqp://u:p@localhost/\n"
 
@@ -42,14 +42,17 @@ test_config(void)
 	const struct mk_routes *r;
 
 	ok(load(HEAD, &cfg, &e) == 0, "no routes");
-	ok(cfg.workers[0].routes.v == NULL && cfg.workers[0].routes.fallback
-	   == NULL, "none by default: nothing changes");
+	ok(cfg.workers[0].routes.v == NULL &&
+		   cfg.workers[0].routes.fallback == NULL,
+	   "none by default: nothing changes");
 	config_release(&cfg);
 
 	ok(load(HEAD "      routes:\n"
-		"        application/vnd.acme.order+json: orders\n"
-		"        text/plain: ''\n"
-		"        default: events\n", &cfg, &e) == 0, "routes");
+		     "        application/vnd.acme.order+json: orders\n"
+		     "        text/plain: ''\n"
+		     "        default: events\n",
+		&cfg, &e) == 0,
+	   "routes");
 	r = &cfg.workers[0].routes;
 	is_int(r->n, 2, "two media types");
 	is_str(r->v[0].media_type, "application/vnd.acme.order+json",
@@ -59,8 +62,9 @@ test_config(void)
 	is_str(r->fallback, "events", "default");
 
 	ok(load(HEAD "      routes:\n"
-		"        application/vnd.acme.order+json: orders\n"
-		"        default: other\n", &other, &e) == 0,
+		     "        application/vnd.acme.order+json: orders\n"
+		     "        default: other\n",
+		&other, &e) == 0,
 	   "changed default");
 	config_diff(&cfg, &other, "q", &d);
 	ok(d.live && !d.restart, "a route change applies live");
@@ -68,28 +72,33 @@ test_config(void)
 	config_release(&other);
 	config_release(&cfg);
 
-	ok(load(HEAD "      exchanges: [orders, events]\n"
+	ok(load(HEAD
+		"      exchanges: [orders, events]\n"
 		"      routes: {application/json: orders, default: events}\n",
-		&cfg, &e) == 0, "routes within the exchanges list");
+		&cfg, &e) == 0,
+	   "routes within the exchanges list");
 	config_release(&cfg);
 
 	bad_config(HEAD "      routes:\n        application/json;v=1: x\n",
 		   "t.yml:7:9: key 'Application/workers/q/routes': "
 		   "'application/json;v=1' is not a media type (type/subtype, "
-		   "no parameters) or 'default'", "parameters refused");
+		   "no parameters) or 'default'",
+		   "parameters refused");
 	bad_config(HEAD "      routes:\n        json: x\n",
 		   "t.yml:7:9: key 'Application/workers/q/routes': 'json' is "
 		   "not a media type (type/subtype, no parameters) or "
-		   "'default'", "a bare word refused");
+		   "'default'",
+		   "a bare word refused");
 	bad_config(HEAD "      routes:\n        text/plain: a\n"
-		   "        Text/Plain: b\n",
+			"        Text/Plain: b\n",
 		   "t.yml:8:9: key 'Application/workers/q/routes': route "
 		   "'Text/Plain' is repeated (first on line 7)",
 		   "media types are case-insensitive");
 	bad_config(HEAD "      routes:\n        default:\n",
 		   "t.yml:7:17: key 'Application/workers/q/routes': route "
 		   "'default' must name an exchange (up to 255 bytes; \"\" is "
-		   "the default exchange)", "an empty route");
+		   "the default exchange)",
+		   "an empty route");
 	bad_config(HEAD "      routes: {}\n",
 		   "t.yml:6:15: key 'Application/workers/q/routes' must map "
 		   "media types (and 'default') to exchange names",
@@ -98,14 +107,16 @@ test_config(void)
 		   "t.yml:6:15: key 'Application/workers/q/routes' must map "
 		   "media types (and 'default') to exchange names",
 		   "a list");
-	bad_config(HEAD "      exchanges: [orders]\n"
+	bad_config(HEAD
+		   "      exchanges: [orders]\n"
 		   "      routes: {application/json: orders, default: x}\n",
 		   "t.yml:3:5: worker 'q': routes send events to exchange 'x', "
 		   "which is not in its exchanges list",
 		   "a route outside the exchanges list");
 	bad_config(HEAD "      route: {default: x}\n",
 		   "t.yml:6:7: key 'Application/workers/q/route' is unknown "
-		   "(did you mean 'routes'?)", "a misspelt key");
+		   "(did you mean 'routes'?)",
+		   "a misspelt key");
 }
 
 static struct mk_event
@@ -186,15 +197,18 @@ test_map(void)
 	is_str(routed(&e), "'billing'", "an exchange named is never routed");
 	e = ev(NULL, "text/plain", NULL);
 	is_str(routed(&e), "''", "a route to the default exchange");
-	e = ev(NULL, "application/json", "{\"content_type\":"
+	e = ev(NULL, "application/json",
+	       "{\"content_type\":"
 	       "\"application/vnd.acme.order+json\"}");
 	is_str(routed(&e), "'orders'", "ev_extra3's content_type counts");
 	e = ev(NULL, "application/json", NULL);
-	is_str(routed(&e), "error: ev_extra1 (exchange) is NULL and no route "
+	is_str(routed(&e),
+	       "error: ev_extra1 (exchange) is NULL and no route "
 	       "matches content type \"application/json\"",
 	       "no match, no default: bad data, saying why");
 	e = ev("", NULL, NULL);
-	is_str(routed(&e), "error: ev_extra1 (exchange) is empty and the "
+	is_str(routed(&e),
+	       "error: ev_extra1 (exchange) is empty and the "
 	       "event has no content type to route by",
 	       "no content type: bad data");
 	ctx.route_default = "events";
@@ -209,8 +223,10 @@ test_map(void)
 	ctx.exchanges = list;
 	ctx.nexchanges = 1;
 	e = ev(NULL, "application/json", NULL);
-	is_str(routed(&e), "error: routed exchange \"events\" is not in the "
-	       "worker's exchanges list", "the allowlist still applies");
+	is_str(routed(&e),
+	       "error: routed exchange \"events\" is not in the "
+	       "worker's exchanges list",
+	       "the allowlist still applies");
 	ctx.route_default = NULL;
 	ctx.routes = NULL;
 	ctx.nroutes = 0;

@@ -24,11 +24,29 @@ static size_t
 hostile(unsigned char *b, size_t cap)
 {
 	static const char *const bits[] = {
-		"\xe4\xb8\xad", "\xf0\x9f\x98\x80", "\xcc\x81", "\xe2\x80\xae",
-		"\xe2\x81\xa6", "\xe2\x80\xa8", "\xc2\x85", "\x1b[31m", "\x7f",
-		"\n", "\\", "\"", "\xe4\xb8", "\xf0\x9f", "\xc0\xaf",
-		"\xed\xa0\x80", "\xf4\x90\x80\x80", "\xff", "a", "\xd8\xb9",
-		"\xef\xbb\xbf", "\xe2\x80\x8b", "\x00",
+		"\xe4\xb8\xad",
+		"\xf0\x9f\x98\x80",
+		"\xcc\x81",
+		"\xe2\x80\xae",
+		"\xe2\x81\xa6",
+		"\xe2\x80\xa8",
+		"\xc2\x85",
+		"\x1b[31m",
+		"\x7f",
+		"\n",
+		"\\",
+		"\"",
+		"\xe4\xb8",
+		"\xf0\x9f",
+		"\xc0\xaf",
+		"\xed\xa0\x80",
+		"\xf4\x90\x80\x80",
+		"\xff",
+		"a",
+		"\xd8\xb9",
+		"\xef\xbb\xbf",
+		"\xe2\x80\x8b",
+		"\x00",
 	};
 	size_t n = 0, k = next() % 40, i, l;
 
@@ -49,7 +67,7 @@ main(void)
 {
 	char buf[64], big[1024];
 	unsigned char in[256];
-	const char *cjk = "\xe4\xb8\xad\xe4\xb8\xad\xe4\xb8\xad";   /* 中中中 */
+	const char *cjk = "\xe4\xb8\xad\xe4\xb8\xad\xe4\xb8\xad"; /* 中中中 */
 	int i, bad_cut = 0, unsafe = 0, not_idem = 0, nulls = 0;
 
 	is_int(text_char("a", 1), 1, "ASCII is one byte");
@@ -74,8 +92,10 @@ main(void)
 
 	text_escape(buf, sizeof(buf), "a\nb\tc\x01\x7f", 7, 99, 0);
 	is_str(buf, "a\\nb\\tc\\u0001\\u007f", "controls escaped");
-	text_escape(buf, sizeof(buf), "\xc2\x85\xe2\x80\xae\xe2\x80\xa8"
-		    "\xe2\x81\xa6", 11, 99, 0);
+	text_escape(buf, sizeof(buf),
+		    "\xc2\x85\xe2\x80\xae\xe2\x80\xa8"
+		    "\xe2\x81\xa6",
+		    11, 99, 0);
 	is_str(buf, "\\u0085\\u202e\\u2028\\u2066", "C1, bidi, U+2028");
 	text_escape(buf, sizeof(buf), "x\xff\xe4\xb8", 4, 99, 0);
 	is_str(buf, "x\\xff\\xe4\\xb8", "invalid bytes as \\xNN");

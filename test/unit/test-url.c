@@ -16,7 +16,8 @@ parse_ok(void)
 
 	ok(url_amqp_parse("amqp://host", &u, &e) == 0, "bare host");
 	ok(!u.tls && u.port == 5672 && strcmp(u.user, "guest") == 0 &&
-	   strcmp(u.password, "guest") == 0, "defaults guest/guest:5672");
+		   strcmp(u.password, "guest") == 0,
+	   "defaults guest/guest:5672");
 	is_str(u.host, "host", "host");
 	is_str(u.vhost, "/", "no vhost is /");
 	ok(u.heartbeat == -1 && u.timeout < 0 && u.verify == -1,
@@ -28,8 +29,9 @@ parse_ok(void)
 	is_str(u.vhost, "/", "empty vhost is /");
 	url_amqp_release(&u);
 
-	ok(url_amqp_parse("amqp://us%40r:p%3Aw%2Fd@h:5673/%2fprod", &u,
-			  &e) == 0, "percent escapes");
+	ok(url_amqp_parse("amqp://us%40r:p%3Aw%2Fd@h:5673/%2fprod", &u, &e) ==
+		   0,
+	   "percent escapes");
 	is_str(u.user, "us@r", "user decoded");
 	is_str(u.password, "p:w/d", "password decoded");
 	is_int(u.port, 5673, "port");
@@ -45,10 +47,12 @@ parse_ok(void)
 	ok(url_amqp_parse("amqp://h/?heartbeat=15&connection_timeout=2.5"
 			  "&frame_max=8192&channel_max=10&cacertfile=/ca.pem"
 			  "&certfile=/c.pem&keyfile=/k.pem&verify=verify_none"
-			  "&server_name_indication=mq.example", &u, &e) == 0,
+			  "&server_name_indication=mq.example",
+			  &u, &e) == 0,
 	   "every query key");
 	ok(u.heartbeat == 15 && u.timeout == 2.5 && u.frame_max == 8192 &&
-	   u.channel_max == 10 && u.verify == 0, "numeric query values");
+		   u.channel_max == 10 && u.verify == 0,
+	   "numeric query values");
 	is_str(u.cacertfile, "/ca.pem", "cacertfile");
 	is_str(u.certfile, "/c.pem", "certfile");
 	is_str(u.keyfile, "/k.pem", "keyfile");
@@ -56,13 +60,16 @@ parse_ok(void)
 	url_amqp_release(&u);
 
 	ok(url_amqp_parse("amqp://h/?socket_timeout=3", &u, &e) == 0 &&
-	   u.timeout == 3, "socket_timeout alias");
+		   u.timeout == 3,
+	   "socket_timeout alias");
 	url_amqp_release(&u);
 	ok(url_amqp_parse("amqps://h/?verify=verify_peer", &u, &e) == 0 &&
-	   u.verify == 1, "verify=verify_peer");
+		   u.verify == 1,
+	   "verify=verify_peer");
 	url_amqp_release(&u);
 	ok(url_amqp_parse("amqp://h/?verify=verify_none", &u, &e) == 0 &&
-	   u.verify == 0, "verify=verify_none");
+		   u.verify == 0,
+	   "verify=verify_none");
 	url_amqp_release(&u);
 	ok(url_amqp_parse("amqp://u:p@ss@h/", &u, &e) == 0, "unescaped @");
 	is_str(u.password, "p@ss", "password up to the last @");
@@ -126,7 +133,8 @@ mask_multi_host(void)
 	mask("postgresql://u:" CANARY "@h1:5432,h2:5433/db"
 	     "?target_session_attrs=read-write",
 	     "postgresql://u:***@h1:5432,h2:5433/db"
-	     "?target_session_attrs=read-write", "multi-host URL");
+	     "?target_session_attrs=read-write",
+	     "multi-host URL");
 	mask("postgres://u:" CANARY "@[::1]:5432,[::2]:5433/db",
 	     "postgres://u:***@[::1]:5432,[::2]:5433/db",
 	     "multi-host URL, IPv6 literals");
@@ -148,9 +156,11 @@ mask_multi_host(void)
 	mask("host=h1,h2 port=5432,5433 password=" CANARY
 	     " target_session_attrs=read-write",
 	     "host=h1,h2 port=5432,5433 password=***"
-	     " target_session_attrs=read-write", "multi-host conninfo");
+	     " target_session_attrs=read-write",
+	     "multi-host conninfo");
 	mask("host=/run/a,/run/b port=1,2 password='" CANARY ",x y'"
-	     " dbname=d", "host=/run/a,/run/b port=1,2 password=*** dbname=d",
+	     " dbname=d",
+	     "host=/run/a,/run/b port=1,2 password=*** dbname=d",
 	     "multi-host conninfo, quoted password with a comma");
 	mask("hostaddr=127.0.0.1,127.0.0.2 password =" CANARY,
 	     "hostaddr=127.0.0.1,127.0.0.2 password =***",
@@ -164,33 +174,53 @@ main(void)
 
 	parse_ok();
 	decode();
-	parse_bad("http://u:" CANARY "@h/", "bad URL 'http://u:***@h/': the "
-		  "scheme must be amqp:// or amqps://", "bad scheme");
-	parse_bad("amqp://u:" CANARY "@h:0/", "bad URL 'amqp://u:***@h:0/': "
-		  "port out of range", "port 0");
+	parse_bad("http://u:" CANARY "@h/",
+		  "bad URL 'http://u:***@h/': the "
+		  "scheme must be amqp:// or amqps://",
+		  "bad scheme");
+	parse_bad("amqp://u:" CANARY "@h:0/",
+		  "bad URL 'amqp://u:***@h:0/': "
+		  "port out of range",
+		  "port 0");
 	/* a conninfo-looking AMQP URL: the '@' hides, password= too */
-	parse_bad("user=u@h password=" CANARY, "bad URL '***@h password=***': "
-		  "the scheme must be amqp:// or amqps://", "conninfo as URL");
+	parse_bad("user=u@h password=" CANARY,
+		  "bad URL '***@h password=***': "
+		  "the scheme must be amqp:// or amqps://",
+		  "conninfo as URL");
 	/* found by fuzz-url: scheme forgotten, password before the '@' */
-	parse_bad("guest:" CANARY "@h:5672/", "bad URL '***@h:5672/': the "
-		  "scheme must be amqp:// or amqps://", "no scheme");
+	parse_bad("guest:" CANARY "@h:5672/",
+		  "bad URL '***@h:5672/': the "
+		  "scheme must be amqp:// or amqps://",
+		  "no scheme");
 	parse_bad("amqp://u:" CANARY "@h:65536/", "port out of range",
 		  "port 65536");
 	parse_bad("amqp://u:" CANARY "@h:abc/", "port out of range",
 		  "port abc");
-	parse_bad("amqp://u:" CANARY "%zz@h/", "bad percent-escape in the "
-		  "user or password", "bad escape");
-	parse_bad("amqp://u:" CANARY "@h/%00", "bad percent-escape in the "
-		  "vhost", "NUL in the vhost");
-	parse_bad("amqp://u:" CANARY "@h/?heartbeet=1", "unknown query "
-		  "parameter 'heartbeet'", "unknown query key");
+	parse_bad("amqp://u:" CANARY "%zz@h/",
+		  "bad percent-escape in the "
+		  "user or password",
+		  "bad escape");
+	parse_bad("amqp://u:" CANARY "@h/%00",
+		  "bad percent-escape in the "
+		  "vhost",
+		  "NUL in the vhost");
+	parse_bad("amqp://u:" CANARY "@h/?heartbeet=1",
+		  "unknown query "
+		  "parameter 'heartbeet'",
+		  "unknown query key");
 	/* found by fuzz-url: a '?' in the password makes a query name */
-	parse_bad("amqp://h?#:" CANARY "@h::x=1", "unknown query parameter "
-		  "'***@h::x'", "query name holding a password");
-	parse_bad("amqp://u:" CANARY "@h/?heartbeat=x", "bad value for query "
-		  "parameter 'heartbeat'", "bad heartbeat");
-	parse_bad("amqp://u:" CANARY "@h/?verify=maybe", "bad value for query "
-		  "parameter 'verify'", "bad verify");
+	parse_bad("amqp://h?#:" CANARY "@h::x=1",
+		  "unknown query parameter "
+		  "'***@h::x'",
+		  "query name holding a password");
+	parse_bad("amqp://u:" CANARY "@h/?heartbeat=x",
+		  "bad value for query "
+		  "parameter 'heartbeat'",
+		  "bad heartbeat");
+	parse_bad("amqp://u:" CANARY "@h/?verify=maybe",
+		  "bad value for query "
+		  "parameter 'verify'",
+		  "bad verify");
 	parse_bad("amqp://u:" CANARY "@[::1/", "unterminated IPv6 address",
 		  "bad IPv6");
 	big = malloc(70000);
@@ -209,8 +239,8 @@ main(void)
 	     "postgres URL with a password in the query");
 	mask("host=h password=" CANARY " user=u", "host=h password=*** user=u",
 	     "libpq conninfo");
-	mask("password = '" CANARY " x\\'y' user=u",
-	     "password = *** user=u", "quoted conninfo password");
+	mask("password = '" CANARY " x\\'y' user=u", "password = *** user=u",
+	     "quoted conninfo password");
 	mask("password='S3cr3t CANARY\\'x' user=u", "password=*** user=u",
 	     "quoted conninfo password, no spaces");
 	mask("amqp://h:5672/%2f", "amqp://h:5672/%2f", "no password");
