@@ -177,14 +177,22 @@ soak: all tools
 lint-man:
 	$(Q)mandoc -Tlint -Wwarning $(MANS)
 
+# The C sources clang-format keeps to the house style (.clang-format).
+FORMATTED = $(wildcard common/*.[ch] cmd/*/*.[ch] bench/*.c fuzz/*.[ch] \
+	test/unit/*.c test/tools/*.c)
+
 format-check:
-	$(Q)clang-format --dry-run --Werror common/*.[ch] cmd/*/*.c
+	$(Q)clang-format --dry-run --Werror $(FORMATTED)
+
+format:
+	$(Q)clang-format -i $(FORMATTED)
 
 deps:
 	$(Q)scripts/install-deps
 
 # CI's entry point: a clean Debian 12 machine to a green suite.
 test: deps
+	$(Q)$(MAKE) --no-print-directory format-check
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory check-asan
 
@@ -249,6 +257,6 @@ clean:
 
 # fuzzers and fuzz-build are phony so they always check the fuzz build
 .PHONY: all units tools fuzzers fuzz-build fuzz check check-asan check-valgrind soak lint-man \
-	format-check deps test demo bench install install-dist uninstall deb clean
+	format-check format deps test demo bench install install-dist uninstall deb clean
 
 -include $(COMMON_OBJ:.o=.d) $(wildcard $(O)/cmd/*/*.d $(O)/test/*/*.d $(O)/bench/*.d)

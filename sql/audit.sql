@@ -66,6 +66,20 @@ COMMENT ON COLUMN mikkoo.dead_letter.ev_retry IS
 COMMENT ON COLUMN mikkoo.dead_letter.reason IS
     'Why the event was not delivered, as logged by mikkoo-relay';
 
+-- Who set a queue's external_ticker flag, when mikkoo-relay ticks the
+-- queue itself (ticker: relay): written in the transaction that sets the
+-- flag and deleted with it, so that a relay that died holding the flag
+-- is told from another external ticker (a Londiste cascade has no row
+-- here) and only the relay's own leftover is taken back.
+CREATE TABLE IF NOT EXISTS mikkoo.queue_ticker (
+    queue_name  TEXT PRIMARY KEY,
+    set_by      TEXT NOT NULL,
+    set_at      TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE mikkoo.queue_ticker IS
+    'Queues whose pgq external_ticker flag mikkoo-relay set (set_by: '
+    'which relay); no row: the flag belongs to another ticker';
+
 -- The audit helpers and the insert functions run with the caller's
 -- rights: INSERT or DELETE on mikkoo.audit, and pgq.insert_event, which
 -- PgQ lets pgq_writer call.  (Up to mikkoo.sql 0.1.0 they ran with the

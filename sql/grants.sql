@@ -15,6 +15,11 @@ GRANT INSERT ON mikkoo.capture_settings TO pgq_writer;
 REVOKE ALL ON mikkoo.audit FROM pgq_writer;
 GRANT INSERT ON mikkoo.audit TO pgq_writer;
 GRANT SELECT ON mikkoo.captures TO PUBLIC;
+-- The ticker marker: whoever may set a queue's external_ticker flag
+-- (pgq_admin, through pgq.set_queue_config) may say who set it.
+REVOKE ALL ON mikkoo.queue_ticker FROM PUBLIC;
+GRANT SELECT ON mikkoo.queue_ticker TO PUBLIC;
+GRANT INSERT, UPDATE, DELETE ON mikkoo.queue_ticker TO pgq_admin;
 -- The logical-decoding source (logical.sql): roles that may write
 -- events read the emit key and call mikkoo.emit(); the slot records are
 -- readable by all.  The relay's role gets SELECT on mikkoo.emit_key and

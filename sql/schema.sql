@@ -53,7 +53,8 @@
 --     create triggers on).  Writers of a captured table need nothing but
 --     their rights on the table.
 --   * mikkoo-relay: pgq_reader, INSERT on mikkoo.dead_letter and USAGE
---     on its sequence; mikkoo-audit: SELECT and DELETE on mikkoo.audit;
+--     on its sequence (with ticker: relay, pgq_admin, which may also
+--     write mikkoo.queue_ticker); mikkoo-audit: SELECT and DELETE on mikkoo.audit;
 --     mikkoo-replay: pgq_writer plus SELECT and DELETE on
 --     mikkoo.dead_letter.  These are granted by the operator.
 

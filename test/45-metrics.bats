@@ -20,7 +20,6 @@ setup() {
 
 teardown() {
 	common_teardown
-	marker_drop
 	# a test that failed half way must not leave RabbitMQ down
 	if ! amqp_up; then
 		"$MIKKOO_TOP/test/servers/ctl" "$MIKKOO_SRV_DIR" rabbitmq-start
@@ -265,31 +264,11 @@ time.sleep(60)' "$PORT" &
 	assert_output --partial "/ticker' is 'sometimes': give 'relay' or 'pgqd'"
 }
 
-# The flag's owner table, mikkoo.queue_ticker.  Until sql/ has it (the
-# change this issue asks of mikkoo.sql: this DDL, owned by the schema's
-# owner, SELECT to PUBLIC, INSERT, UPDATE and DELETE to pgq_admin), a
-# test that needs it makes it and drops it again.
-marker_table() {
-	if [ "$(sql "SELECT to_regclass('mikkoo.queue_ticker') IS NULL")" = t ]; then
-		sql "CREATE TABLE mikkoo.queue_ticker (
-			queue_name TEXT PRIMARY KEY,
-			set_by TEXT NOT NULL,
-			set_at TIMESTAMPTZ NOT NULL DEFAULT now())" >/dev/null
-		MARKER_MADE=1
-	fi
-}
-
-marker_drop() {
-	[ -z "${MARKER_MADE:-}" ] || sql "DROP TABLE mikkoo.queue_ticker" >/dev/null
-	MARKER_MADE=
-}
-
 ticker_of() {
 	mikkoo-inspect -q "$Q" status 2>/dev/null | jq -r "$1"
 }
 
 @test "ticker: the relay records that it set the flag; a crashed relay's flag is taken back, inspect says nobody ticks meanwhile" {
-	marker_table
 	write_config "$CONF"
 	relay_start --worker "$Q"
 	sql "SELECT set_by FROM mikkoo.queue_ticker WHERE queue_name = '$Q'" |
@@ -313,11 +292,9 @@ ticker_of() {
 	relay_stop
 	assert_equal "$(ticker_of .ticker)" pgqd
 	assert_equal "$(sql "SELECT count(*) FROM mikkoo.queue_ticker WHERE queue_name = '$Q'")" 0
-	marker_drop
 }
 
 @test "ticker: a queue another external ticker drives (a Londiste cascade) is left to it" {
-	marker_table
 	# the flag set, not by a mikkoo-relay: no row
 	sql "SELECT pgq.set_queue_config('$Q', 'external_ticker', 'true')" >/dev/null
 	assert_equal "$(ticker_of .ticker)" external
@@ -347,7 +324,6 @@ ticker_of() {
 	assert_equal "$(sql "SELECT queue_external_ticker FROM pgq.queue WHERE queue_name = '$Q'")" t
 	assert_equal "$(ticker_of .ticker)" external
 	sql "SELECT pgq.set_queue_config('$Q', 'external_ticker', 'false')" >/dev/null
-	marker_drop
 }
 
 @test "ticker: relay after a crash: the flag stays, the next relay ticks again; a rolled-back event never ticks" {
