@@ -58,6 +58,8 @@ disconnect(struct relay *r, bool pg, bool mq)
 		ticker_end(r);
 		ticker_forget(&r->tk);
 		pgq_disconnect(&r->pg);
+		if (r->logical)
+			source_logical_close(&r->lgs);
 	}
 	if (mq) {
 		broker_free(r->mq);
@@ -91,6 +93,52 @@ connect_pg(struct relay *r)
 fail:
 	pgq_disconnect(&r->pg);
 	return -1;
+}
+
+/*
+ * A slot worker's PostgreSQL side: the source opens its two sessions,
+ * checks (and at the first start creates) the slot; what an operator
+ * should know is logged once.
+ */
+static int
+connect_logical(struct relay *r)
+{
+	const char *const *warn;
+	struct logical *lg;
+
+	if (source_logical_open(&r->lgs, &r->e) < 0)
+		return -1;
+	lg = source_logical_handle(&r->lgs);
+	if (logical_slot_created(lg))
+		log_info("created replication slot '%s' (recorded in "
+			 "mikkoo.slots; the relay never drops it)",
+			 r->w->slot);
+	warn = logical_warnings(lg);
+	for (size_t i = 0; warn[i]; i++)
+		if (i >= r->lg_warned) {
+			log_warn("%s", warn[i]);
+			r->lg_warned = i + 1;
+		}
+	r->lg_busy_logged = false;
+	return 0;
+}
+
+/* New warnings of the open slot source (a table sent as text). */
+static void
+logical_warn_more(struct relay *r)
+{
+	struct logical *lg = source_logical_handle(&r->lgs);
+	const char *const *warn;
+	size_t i;
+
+	if (lg == NULL)
+		return;
+	warn = logical_warnings(lg);
+	for (i = 0; warn[i]; i++)
+		if (i >= r->lg_warned) {
+			log_warn("%s", warn[i]);
+			r->lg_warned = i + 1;
+		}
 }
 
 static void
@@ -166,7 +214,17 @@ lose_mq(struct relay *r)
 static int
 ensure_connected(struct relay *r)
 {
-	if (!pgq_alive(&r->pg)) {
+	if (r->logical && !source_logical_alive(&r->lgs)) {
+		if (connect_logical(r) < 0)
+			return -1;
+		if (r->started) {
+			r->cnt.total.reconnects_pg++;
+			log_info("reconnected to PostgreSQL: streaming slot "
+				 "'%s' from %s",
+				 r->w->slot, "its confirmed position");
+		}
+	}
+	if (!r->logical && !pgq_alive(&r->pg)) {
 		if (r->pg.pg)
 			disconnect(r, true, false);
 		if (connect_pg(r) < 0)
@@ -201,8 +259,8 @@ ensure_locked(struct relay *r)
 	const struct mk_worker_config *w = r->w;
 	bool got;
 
-	if (r->locked)
-		return 1;
+	if (r->locked || r->logical)
+		return 1; /* a slot streams to one process at a time */
 	if (pgq_try_lock(&r->pg, w->queue, w->consumer_name, &got, &r->e) < 0)
 		return -1;
 	if (!got) {
@@ -234,7 +292,7 @@ ticker_begin(struct relay *r)
 	char who[384];
 	int rc;
 
-	if (r->w->ticker != MK_TICKER_RELAY || r->tk.active ||
+	if (r->logical || r->w->ticker != MK_TICKER_RELAY || r->tk.active ||
 	    now_mono() < r->tk_retry_at)
 		return 0;
 	/* what mikkoo-inspect status shows as the ticker */
@@ -370,6 +428,11 @@ idle(struct relay *r, double seconds)
 		if (left > 0.25)
 			left = 0.25;
 		status_stats(r, false);
+		if (r->logical && source_logical_service(&r->lgs, &r->e) < 0) {
+			log_warn("%s: reconnecting", r->e.msg);
+			if (r->failed_at == 0)
+				r->failed_at = now_mono();
+		}
 		/*
 		 * rabbitmq-c turns the last millisecond or so of a wait
 		 * into 0 ms polls that spin until the end: short waits and
@@ -403,10 +466,16 @@ ready(struct relay *r)
 	if (w->nnodes > 1)
 		snprintf(of, sizeof(of), " (node %zu of %zu)", r->node + 1,
 			 w->nnodes);
-	log_info("ready: relaying queue '%s' (consumer '%s') to '%s'%s, "
-		 "%d publishes in flight, %s",
-		 w->queue, w->consumer_name, status_node(r), of, w->window,
-		 w->persistent ? "persistent" : "transient");
+	if (r->logical)
+		log_info("ready: relaying replication slot '%s' (worker '%s') "
+			 "to '%s'%s, %d publishes in flight, %s",
+			 w->slot, w->queue, status_node(r), of, w->window,
+			 w->persistent ? "persistent" : "transient");
+	else
+		log_info("ready: relaying queue '%s' (consumer '%s') to "
+			 "'%s'%s, %d publishes in flight, %s",
+			 w->queue, w->consumer_name, status_node(r), of,
+			 w->window, w->persistent ? "persistent" : "transient");
 	if (r->o->ready_fd >= 0) {
 		(void)!write(r->o->ready_fd, "\n", 1);
 		close(r->o->ready_fd);
@@ -451,6 +520,31 @@ apply_worker(struct relay *r)
 	source_pgq_init(&r->pgq, &r->pg, w->queue, w->consumer_name,
 			w->retry_delay, w->batch_chunk);
 	r->src = &r->pgq.src;
+	r->logical = w->source == MK_SOURCE_LOGICAL;
+	if (r->logical) {
+		struct logical_config lc;
+
+		/* closed before: it borrows the configuration's strings */
+		memset(&lc, 0, sizeof(lc));
+		lc.url = w->postgres_url;
+		lc.display = w->postgres_display;
+		lc.appname = "mikkoo-relay";
+		lc.connect_timeout = w->amqp.timeout;
+		lc.slot = w->slot;
+		lc.create_slot = true;
+		lc.publications = (const char *const *)w->publications.v;
+		lc.npublications = w->publications.n;
+		lc.streams = (const char *const *)w->streams.v;
+		lc.nstreams = w->streams.n;
+		lc.exchange = w->change_exchange;
+		lc.routing_key = w->change_routing_key;
+		lc.skip_unchanged = w->skip_unchanged;
+		lc.max_events = (size_t)w->batch_chunk;
+		lc.max_bytes = 8 << 20;
+		lc.wait = w->wait_duration;
+		source_logical_init(&r->lgs, &lc, w->queue, w->retry_delay);
+		r->src = &r->lgs.src;
+	}
 	statsd_close(r->sd);
 	why[0] = '\0';
 	r->sd = statsd_open(&r->cfg->statsd, w->queue, why, sizeof(why));
@@ -505,6 +599,12 @@ reload_config(struct relay *r)
 	if (!r->o->supervised)
 		relay_log_notices(&nc, nw->queue);
 	config_diff(r->cfg, &nc, nw->queue, &d);
+	if (r->logical) {
+		/* its source borrows the old configuration's strings: it
+		 * streams again from the slot's confirmed position */
+		source_logical_close(&r->lgs);
+		pipeline_hold_end(r);
+	}
 	if (d.restart) {
 		disconnect(r, true, true);
 		r->node = r->next_node = 0; /* the list may have changed */
@@ -631,6 +731,7 @@ static void
 cleanup(struct relay *r)
 {
 	disconnect(r, true, true);
+	source_logical_release(&r->lgs);
 	free(r->fail);
 	inflight_release(&r->q);
 	message_release(&r->msg);
@@ -646,6 +747,37 @@ cleanup(struct relay *r)
  * workers going: a supervised worker says it is waiting (RELAY_WAITING)
  * and retries with the usual backoff.  0 connected, 1 stop asked, -1.
  */
+/*
+ * A slot another process streams (an earlier relay whose session the
+ * server has not ended yet, or a second relay): wait for it, as for
+ * PgQ's consumer lock.  True when that was the failure.
+ */
+static bool
+slot_busy(struct relay *r)
+{
+	if (!r->logical || r->e.code != EX_TEMPFAIL)
+		return false;
+	if (!r->lg_busy_logged)
+		log_warn("%s: waiting for it to stop", r->e.msg);
+	r->lg_busy_logged = true;
+	status_set(r, REPORT_WAITING, r->e.msg);
+	idle(r, r->w->wait_duration > 1 ? r->w->wait_duration : 1);
+	return true;
+}
+
+/*
+ * A slot worker's refusals are permanent: a missing right (77), a
+ * configuration or a slot that vanished or lost its WAL (78) never
+ * mend by retrying; the supervisor is told by the exit status.
+ */
+static bool
+slot_refused(const struct relay *r)
+{
+	return r->logical &&
+	       (r->e.code == EX_NOPERM || r->e.code == EX_CONFIG ||
+		r->e.code == EX_SOFTWARE);
+}
+
 static int
 first_connect(struct relay *r)
 {
@@ -654,6 +786,11 @@ first_connect(struct relay *r)
 	for (;;) {
 		if (ensure_connected(r) == 0)
 			return 0;
+		if (slot_busy(r)) {
+			if (sig_term_count() > 0)
+				return 1;
+			continue;
+		}
 		if (!r->o->supervised || r->e.code != EX_UNAVAILABLE)
 			return -1;
 		if (!told && r->o->ready_fd >= 0) {
@@ -734,6 +871,14 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			reload(&r);
 		status_stats(&r, false);
 		if (ensure_connected(&r) < 0) {
+			if (slot_busy(&r))
+				continue;
+			if (slot_refused(&r)) {
+				log_error("%s", r.e.msg);
+				*e = r.e;
+				cleanup(&r);
+				return -1;
+			}
 			drop_broken(&r);
 			backoff(&r);
 			continue;
@@ -778,6 +923,8 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			continue;
 		}
 		br = pipeline_batch(&r);
+		if (r.logical)
+			logical_warn_more(&r);
 		if (br == BATCH_FAILED) {
 			drop_broken(&r);
 			backoff(&r);
@@ -787,7 +934,8 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			r.cnt.total.empty++;
 			r.backoff = BACKOFF_MIN;
 			r.news = false;
-			if (!r.tk.active)
+			/* a slot's next batch waited for the stream itself */
+			if (!r.tk.active && !r.logical)
 				idle(&r, r.w->wait_duration);
 		} else if (br == BATCH_BROKEN) {
 			log_error("%s", r.e.msg);
