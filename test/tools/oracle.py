@@ -338,6 +338,9 @@ def check(a):
         n = count.get(mid, 0)
         if n == 0:
             summary["dead" if ev in dead_ids else "lost"] += 1
+            if ev not in dead_ids and len(summary.setdefault(
+                    "lost_first", [])) < 5:
+                summary["lost_first"].append([body["p"], body["seq"], ev])
         elif n == 1:
             summary["ok"] += 1
         else:
