@@ -381,3 +381,69 @@ slot_finish() {
 	slot_finish
 	grep -q "reconnected to RabbitMQ" "$BATS_TEST_TMPDIR/relay.err"
 }
+
+free_port() {
+	/usr/bin/python3 -c 'import socket; s = socket.socket()
+s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+http_get() {
+	curl -s -m 5 -o "$BATS_TEST_TMPDIR/body" -w '%{http_code}' \
+		"http://127.0.0.1:$PORT$1"
+}
+
+retained_metric() {
+	http_get /metrics >/dev/null
+	awk -v n="mikkoo_slot_retained_bytes{queue=\"$W\"}" \
+		'index($0, n) == 1 { print $2; exit }' "$BATS_TEST_TMPDIR/body"
+}
+
+has_retained_metric() {
+	[ -n "$(retained_metric)" ]
+}
+
+health_is() {
+	[ "$(http_get /health)" = "$1" ]
+}
+
+@test "operators see the slot: mikkoo-inspect slots, mikkoo_slot_retained_bytes, /health over health_max_retained_wal, a slot worker's dead letters" {
+	PORT=$(free_port)
+	slot_config "publication: mikkoo_emit" "exchange: $EXS"
+	sed -i "s/^Application:/Application:\n  metrics:\n    listen: 127.0.0.1:$PORT\n    health_max_retained_wal: 1000000000/" "$CONF"
+	relay_start
+	sql "SELECT mikkoo.emit('$STREAM', 'rk.one', 'x', '$EXS', NULL, NULL, NULL)" >/dev/null
+	get_messages_from "$MQS" 1
+	run -0 mikkoo-inspect -c "$CONF" slots
+	echo "$output"
+	echo "$output" | jq -e -s --arg s "$SLOT" --arg w "$W" '
+		map(select(.slot == $s)) | length == 1 and (.[0] |
+		.worker == $w and .active == true and
+		(.confirmed_lsn | test("^[0-9A-F]+/[0-9A-F]+$")) and
+		(.retained_bytes | type == "number" and . >= 0) and
+		(.lag | type == "number") and .gone == false)'
+	wait_for 20 has_retained_metric
+	echo "# mikkoo_slot_retained_bytes: $(retained_metric)" >&3
+	wait_for 20 health_is 200
+	jq -e --arg w "$W" '[.. | objects | select(.queue? == $w)][0]
+		| .ok == true and (.retained_wal_bytes | type == "number")' \
+		"$BATS_TEST_TMPDIR/body"
+	relay_stop
+	# one byte: the slot always holds more
+	sed -i "s/health_max_retained_wal: .*/health_max_retained_wal: 1/" "$CONF"
+	relay_start
+	wait_for 30 health_is 503
+	cat "$BATS_TEST_TMPDIR/body"
+	grep -q "over health_max_retained_wal 1" "$BATS_TEST_TMPDIR/body"
+	# a forged message's dead letter, shown by the same tool
+	fake="0123456789abcdef0123456789abcdef${#STREAM}:${STREAM}6:forged1:x-----"
+	sql "SELECT pg_logical_emit_message(true, 'mikkoo.emit', '$fake')" >/dev/null
+	Q=$W
+	wait_for 30 dead_count_is 1
+	run -0 mikkoo-inspect -c "$CONF" dead -q "$W"
+	echo "$output" | jq -e -s --arg w "$W" --arg s "$SLOT" \
+		'length == 1 and .[0].queue == $w and .[0].consumer == $s and
+		 (.[0].reason | startswith("forged: "))'
+	relay_stop
+	run -0 mikkoo-inspect -c "$CONF" slots
+	echo "$output" | jq -e -s --arg s "$SLOT" 'map(select(.slot == $s))[0].active == false'
+}

@@ -397,6 +397,39 @@ ticker_end(struct relay *r)
 			 r->w->queue);
 }
 
+/*
+ * A slot worker's gauge: the WAL its slot holds back (PgQ's pending
+ * events, consumer lag and tick age mean nothing here: unknown).
+ */
+static void
+logical_gauges(struct relay *r)
+{
+	struct logical *lg = source_logical_handle(&r->lgs);
+	struct gauges *g = &r->cnt.gauges;
+	const char *v[1], *val;
+	PGresult *keep;
+	struct mk_err e;
+
+	if (lg == NULL || now_mono() < r->gauges_at)
+		return;
+	r->gauges_at = now_mono() + GAUGES_EVERY;
+	v[0] = logical_slot(lg);
+	if (pg_value(
+		    logical_conn(lg),
+		    "SELECT pg_catalog.pg_wal_lsn_diff(CASE WHEN "
+		    "pg_catalog.pg_is_in_recovery() THEN "
+		    "pg_catalog.pg_last_wal_replay_lsn() ELSE "
+		    "pg_catalog.pg_current_wal_lsn() END, restart_lsn)::int8 "
+		    "FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+		    1, v, "reading the slot's retained WAL", &keep, &val,
+		    &e) < 0) {
+		g->retained = -1;
+		return;
+	}
+	g->retained = val ? strtoll(val, NULL, 10) : -1;
+	PQclear(keep);
+}
+
 /* Between batches, connected: the pending and lag gauges, now and then. */
 static void
 gauges_maybe(struct relay *r)
@@ -404,6 +437,10 @@ gauges_maybe(struct relay *r)
 	struct gauges *g = &r->cnt.gauges;
 	struct mk_err e;
 
+	if (r->logical) {
+		logical_gauges(r);
+		return;
+	}
 	if (!pgq_alive(&r->pg) || now_mono() < r->gauges_at)
 		return;
 	r->gauges_at = now_mono() + GAUGES_EVERY;
@@ -840,6 +877,7 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 	r.rep.pending = -1;
 	r.rep.lag = -1;
 	r.rep.tick_age = -1;
+	r.rep.retained = -1;
 	r.rep.state = REPORT_STARTING;
 	status_set(&r, REPORT_STARTING, "connecting");
 	apply_worker(&r);
