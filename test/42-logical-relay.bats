@@ -255,6 +255,21 @@ get_messages_from() {
 	sleep 2
 	[ "$(mq count "$MQS")" -eq 0 ]
 	[ "$(dead_count)" -eq 2 ]
+	# mikkoo-replay --emit puts the undeliverable one back through
+	# mikkoo.emit(): once its exchange exists it arrives as it was
+	mq declare-exchange "missing_$N" --type topic
+	mq declare-queue "mqm_$N" --bind "missing_$N:#"
+	id=$(sql "SELECT id FROM mikkoo.dead_letter WHERE queue = '$W' AND ev_type = 'rk.nowhere'")
+	run -0 --separate-stderr mikkoo-replay --emit "$STREAM" --id "$id"
+	echo "$output"
+	echo "$output" | jq -e --argjson id "$id" --arg s "$STREAM" \
+		'.id == $id and .stream == $s and .ev_id > .old_ev_id'
+	get_messages_from "mqm_$N" 1
+	jq -e '.routing_key == "rk.nowhere" and .body == "to a missing exchange"' \
+		"$BATS_TEST_TMPDIR/msgs.jsonl"
+	[ "$(dead_count)" -eq 1 ]
+	mq delete-queue "mqm_$N"
+	mq delete-exchange "missing_$N"
 }
 
 @test "a dropped slot is refused (exit 78) naming the slot and the last position relayed; never created anew" {
