@@ -119,6 +119,9 @@ connect_logical(struct relay *r)
 			log_warn("%s", warn[i]);
 			r->lg_warned = i + 1;
 		}
+	if (r->lg_busy_logged)
+		log_info("replication slot '%s' is ours now: streaming it",
+			 r->w->slot);
 	r->lg_busy_logged = false;
 	return 0;
 }
@@ -215,9 +218,21 @@ static int
 ensure_connected(struct relay *r)
 {
 	if (r->logical && !source_logical_alive(&r->lgs)) {
-		if (connect_logical(r) < 0)
-			return -1;
-		if (r->started) {
+		/*
+		 * A slot another process streams (a relay still running, or
+		 * a session the server has not ended yet after a crash) is
+		 * waited for, as PgQ's consumer lock is (ensure_locked).
+		 */
+		r->slot_busy = false;
+		if (connect_logical(r) < 0) {
+			if (r->e.code != EX_TEMPFAIL)
+				return -1;
+			if (!r->lg_busy_logged)
+				log_warn("%s: waiting for it to stop",
+					 r->e.msg);
+			r->lg_busy_logged = true;
+			r->slot_busy = true;
+		} else if (r->started) {
 			r->cnt.total.reconnects_pg++;
 			log_info("reconnected to PostgreSQL: streaming slot "
 				 "'%s' from %s",
@@ -259,8 +274,10 @@ ensure_locked(struct relay *r)
 	const struct mk_worker_config *w = r->w;
 	bool got;
 
-	if (r->locked || r->logical)
-		return 1; /* a slot streams to one process at a time */
+	if (r->logical)
+		return r->slot_busy ? 0 : 1; /* see ensure_connected */
+	if (r->locked)
+		return 1;
 	if (pgq_try_lock(&r->pg, w->queue, w->consumer_name, &got, &r->e) < 0)
 		return -1;
 	if (!got) {
@@ -785,24 +802,6 @@ cleanup(struct relay *r)
  * and retries with the usual backoff.  0 connected, 1 stop asked, -1.
  */
 /*
- * A slot another process streams (an earlier relay whose session the
- * server has not ended yet, or a second relay): wait for it, as for
- * PgQ's consumer lock.  True when that was the failure.
- */
-static bool
-slot_busy(struct relay *r)
-{
-	if (!r->logical || r->e.code != EX_TEMPFAIL)
-		return false;
-	if (!r->lg_busy_logged)
-		log_warn("%s: waiting for it to stop", r->e.msg);
-	r->lg_busy_logged = true;
-	status_set(r, REPORT_WAITING, r->e.msg);
-	idle(r, r->w->wait_duration > 1 ? r->w->wait_duration : 1);
-	return true;
-}
-
-/*
  * A slot worker's refusals are permanent: a missing right (77), a
  * configuration or a slot that vanished or lost its WAL (78) never
  * mend by retrying; the supervisor is told by the exit status.
@@ -823,11 +822,6 @@ first_connect(struct relay *r)
 	for (;;) {
 		if (ensure_connected(r) == 0)
 			return 0;
-		if (slot_busy(r)) {
-			if (sig_term_count() > 0)
-				return 1;
-			continue;
-		}
 		if (!r->o->supervised || r->e.code != EX_UNAVAILABLE)
 			return -1;
 		if (!told && r->o->ready_fd >= 0) {
@@ -909,8 +903,6 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			reload(&r);
 		status_stats(&r, false);
 		if (ensure_connected(&r) < 0) {
-			if (slot_busy(&r))
-				continue;
 			if (slot_refused(&r)) {
 				log_error("%s", r.e.msg);
 				*e = r.e;
@@ -932,10 +924,17 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 				backoff(&r);
 			} else {
 				status_set(&r, REPORT_WAITING,
-					   "another "
-					   "mikkoo-relay holds the consumer "
-					   "lock");
-				idle(&r, r.w->wait_duration);
+					   r.logical
+						   ? "another process streams "
+						     "the replication slot"
+						   : "another "
+						     "mikkoo-relay holds the "
+						     "consumer lock");
+				/* a slot is tried with two sessions: not
+				 * more than once a second */
+				idle(&r, r.logical && r.w->wait_duration < 1
+						 ? 1
+						 : r.w->wait_duration);
 			}
 			continue;
 		}

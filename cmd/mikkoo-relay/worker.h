@@ -115,6 +115,7 @@ struct relay {
 	bool logical;              /* w->source is MK_SOURCE_LOGICAL */
 	size_t lg_warned;          /* of logical_warnings(), logged */
 	bool lg_busy_logged;       /* "another process streams it" */
+	bool slot_busy;            /* ... and we wait for it */
 	struct source *src;
 	struct broker *mq;
 	struct statsd *sd;
