@@ -300,8 +300,9 @@ store_dead(struct source_logical *s, json_t *rows, size_t n, struct mk_err *e)
 		"  batch_id, ev_id, ev_time, ev_txid, ev_retry, ev_type,"
 		"  ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4, reason)"
 		"  SELECT $2, $3, NULL, ev_id, CASE WHEN ev_time_us > 0 THEN"
-		"  pg_catalog.to_timestamp(ev_time_us / 1000000.0) ELSE"
-		"  pg_catalog.now() END, nullif(ev_txid, 0), ev_retry, ev_type,"
+		"  'epoch'::timestamptz + ev_time_us * interval '1 microsecond'"
+		"  ELSE pg_catalog.now() END, nullif(ev_txid, 0), ev_retry,"
+		"  ev_type,"
 		"  ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4, reason"
 		"  FROM f RETURNING 1)"
 		" SELECT count(*) FROM d";

@@ -595,7 +595,9 @@ apply_worker(struct relay *r)
 		lc.skip_unchanged = w->skip_unchanged;
 		lc.max_events = (size_t)w->batch_chunk;
 		lc.max_bytes = 8 << 20;
-		lc.wait = w->wait_duration;
+		/* the stream is read without serving RabbitMQ (heartbeats):
+		 * a second at most, and the worker does not idle after */
+		lc.wait = w->wait_duration < 1 ? w->wait_duration : 1;
 		source_logical_init(&r->lgs, &lc, w->queue, w->retry_delay);
 		r->src = &r->lgs.src;
 	}
