@@ -33,6 +33,8 @@ struct ctx {
 	int amqp_line;
 	bool ssl;
 	char shown[128]; /* a rejected value, masked (see shown()) */
+	uint64_t given;  /* the worker's keys the file gave, by
+				   their index in config_worker_keys */
 };
 
 static int at(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
@@ -396,6 +398,61 @@ set_list(struct ctx *c, const yaml_node_t *v)
 	return 0;
 }
 
+/* K_NAMES: one name, or a list of them, each 1 to k->hi bytes. */
+static int
+set_names(struct ctx *c, const struct key *k, const yaml_node_t *v)
+{
+	struct mk_strlist *l = field(c, k);
+	yaml_node_item_t *it, one;
+	const yaml_node_item_t *from, *to;
+	size_t n;
+
+	if (v->type == YAML_MAPPING_NODE)
+		return at(c, v, "key '%s' must be a name or a list of names",
+			  c->path);
+	if (v->type == YAML_SCALAR_NODE) {
+		one = (yaml_node_item_t)(v - c->doc.nodes.start + 1);
+		from = &one;
+		to = &one + 1;
+	} else {
+		from = v->data.sequence.items.start;
+		to = v->data.sequence.items.top;
+	}
+	n = (size_t)(to - from);
+	if (n == 0)
+		return at(c, v, "key '%s' must name at least one", c->path);
+	l->v = calloc(n + 1, sizeof(*l->v));
+	if (l->v == NULL)
+		return mk_err_set(c->e, EX_OSERR, "out of memory");
+	for (it = (yaml_node_item_t *)from; it < to; it++) {
+		yaml_node_t *x = yaml_document_get_node(&c->doc, *it);
+
+		if (x->type != YAML_SCALAR_NODE || is_null(x))
+			return at(c, x,
+				  "key '%s' must be a name or a list of "
+				  "names",
+				  c->path);
+		if (x->data.scalar.length > k->hi)
+			return at(c, x, "key '%s': '%s' is over %.0f bytes",
+				  c->path, shown(c, scalar(x)), k->hi);
+		l->v[l->n] = strdup(scalar(x));
+		if (l->v[l->n++] == NULL)
+			return mk_err_set(c->e, EX_OSERR, "out of memory");
+	}
+	return 0;
+}
+
+/* A replication slot's name, as PostgreSQL takes it. */
+static bool
+slot_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 1 && n <= 63 &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyz"
+			 "0123456789_") == n;
+}
+
 /*
  * A list of RabbitMQ nodes: of URLs (rabbitmq_url) or of hosts (the
  * map's host).  The first item goes where a lone one would; the others
@@ -612,6 +669,17 @@ set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 	}
 	case K_STRLIST:
 		return set_list(c, v);
+	case K_NAMES:
+		return set_names(c, k, v);
+	case K_SLOT:
+		if (set_string(c, v, dst) < 0)
+			return -1;
+		if (!slot_name(*(char **)dst))
+			return at(c, v,
+				  "key '%s': '%s' is not a replication "
+				  "slot name (1 to 63 of a-z 0-9 _)",
+				  c->path, shown(c, *(char **)dst));
+		return 0;
 	case K_ROUTES:
 		return set_routes(c, v);
 	case K_AMQP_URL:
@@ -750,6 +818,8 @@ walk(struct ctx *c, const yaml_node_t *map, const struct key *tab)
 		}
 		if (k->type == K_RABBITMQ || k->type == K_AMQP_URL)
 			c->amqp_line = (int)kn->start_mark.line + 1;
+		if (tab == config_worker_keys)
+			c->given |= 1ull << (k - tab);
 		if (k->type == K_WORKERS)
 			rc = walk_workers(c, vn);
 		else
@@ -780,6 +850,7 @@ is_unset(const struct key *k, void *dst)
 	case K_NAME:
 	case K_HOSTS:
 	case K_LISTEN:
+	case K_SLOT:
 		return *(char **)dst == NULL;
 	case K_INT:
 		return *(int *)dst < k->lo;
@@ -794,10 +865,28 @@ is_unset(const struct key *k, void *dst)
 	}
 }
 
+/* def with each "{worker}" replaced by the worker's name (malloc'd). */
+static char *
+expand(const char *def, const char *worker)
+{
+	static const char tag[] = "{worker}";
+	const char *hit = worker ? strstr(def, tag) : NULL;
+	char *out;
+
+	if (hit == NULL)
+		return strdup(def);
+	if (asprintf(&out, "%.*s%s%s", (int)(hit - def), def, worker,
+		     hit + sizeof(tag) - 1) < 0)
+		return NULL;
+	return out;
+}
+
 /* Give dst (k's field) the table's default for k. */
 static int
-set_default(const struct key *k, void *dst, struct mk_err *e)
+set_default(struct ctx *c, const struct key *k, void *dst)
 {
+	struct mk_err *e = c->e;
+
 	switch (k->type) {
 	case K_CHOICE:
 		*(int *)dst = config_choice(k, k->def);
@@ -807,8 +896,9 @@ set_default(const struct key *k, void *dst, struct mk_err *e)
 	case K_NAME:
 	case K_HOSTS:
 	case K_LISTEN:
+	case K_SLOT:
 		free(*(char **)dst);
-		*(char **)dst = strdup(k->def);
+		*(char **)dst = expand(k->def, c->w ? c->w->queue : NULL);
 		if (*(char **)dst == NULL)
 			return mk_err_set(e, EX_OSERR, "out of memory");
 		return 0;
@@ -848,7 +938,7 @@ apply_defaults(struct ctx *c, const struct key *tab, bool only_unset)
 		    apply_defaults(c, k->sub, only_unset) < 0)
 			return -1;
 		if (k->def && (!only_unset || is_unset(k, field(c, k))) &&
-		    set_default(k, field(c, k), c->e) < 0)
+		    set_default(c, k, field(c, k)) < 0)
 			return -1;
 	}
 	return 0;
@@ -945,6 +1035,82 @@ route_outside(const struct mk_worker_config *w, const char **x)
 	return false;
 }
 
+static bool
+given(const struct ctx *c, const struct key *k)
+{
+	return c->given & (1ull << (k - config_worker_keys));
+}
+
+/*
+ * The rows' when, one_of and with (config_keys.h), and the values of
+ * the keys that apply, defaults included (a slot named after a worker
+ * whose name is not a slot name).
+ */
+static int
+check_applies(struct ctx *c, const yaml_node_t *kn)
+{
+	const struct mk_worker_config *w = c->w;
+	const struct key *k, *j;
+
+	for (k = config_worker_keys; k->name; k++) {
+		bool any = false;
+
+		if (!config_applies(k, w)) {
+			if (given(c, k)) {
+				char cond[64];
+
+				snprintf(cond, sizeof(cond), "%s", k->when);
+				if (strchr(cond, '='))
+					memcpy(strchr(cond, '='), ":", 1);
+				return at(c, kn,
+					  "worker '%s': key '%s' is for "
+					  "workers with '%.*s %s' only",
+					  w->queue, k->name,
+					  (int)strcspn(cond, ":") + 1, cond,
+					  strchr(cond, ':')
+						  ? strchr(cond, ':') + 1
+						  : "");
+			}
+			continue;
+		}
+		if (k->type == K_SLOT && !given(c, k) &&
+		    !slot_name(*(char *const *)field(c, k)))
+			return at(c, kn,
+				  "worker '%s': its default %s '%s' is "
+				  "not a replication slot name (1 to 63 of a-z "
+				  "0-9 _): set %s",
+				  w->queue, k->name,
+				  shown(c, *(char *const *)field(c, k)),
+				  k->name);
+		if (k->with && !given(c, k)) {
+			for (j = config_worker_keys; j->name; j++)
+				if (strcmp(j->name, k->with) == 0 &&
+				    given(c, j))
+					return at(c, kn,
+						  "worker '%s': key "
+						  "'%s' is required with "
+						  "'%s'",
+						  w->queue, k->name, k->with);
+		}
+		if (k->one_of == NULL)
+			continue;
+		/* once per tag: at its first row */
+		for (j = config_worker_keys; j < k; j++)
+			if (j->one_of && strcmp(j->one_of, k->one_of) == 0)
+				break;
+		if (j < k)
+			continue;
+		for (j = k; j->name; j++)
+			if (j->one_of && strcmp(j->one_of, k->one_of) == 0 &&
+			    config_applies(j, w) && given(c, j))
+				any = true;
+		if (!any)
+			return at(c, kn, "worker '%s': give %s", w->queue,
+				  k->one_of);
+	}
+	return 0;
+}
+
 static int
 finish_worker(struct ctx *c, const yaml_node_t *kn)
 {
@@ -970,6 +1136,8 @@ finish_worker(struct ctx *c, const yaml_node_t *kn)
 			  "worker '%s': routes send events to exchange "
 			  "'%s', which is not in its exchanges list",
 			  w->queue, shown(c, x));
+	if (check_applies(c, kn) < 0)
+		return -1;
 	/*
 	 * Neither the URL nor the mapping gave a password, nor did a
 	 * password_file (the URL parser's "" is not a choice): the
@@ -1048,6 +1216,7 @@ walk_workers(struct ctx *c, const yaml_node_t *map)
 			goto out;
 		}
 		c->w = w;
+		c->given = 0;
 		c->amqp_map = c->amqp_url_set = c->ssl = false;
 		unset_amqp(&w->amqp);
 		rc = apply_defaults(c, config_worker_keys, false);
@@ -1254,6 +1423,15 @@ config_release(struct mk_config *cfg)
 		}
 		free(w->routes.v);
 		free(w->routes.fallback);
+		free(w->slot);
+		for (size_t k = 0; k < w->publications.n; k++)
+			free(w->publications.v[k]);
+		free(w->publications.v);
+		for (size_t k = 0; k < w->streams.n; k++)
+			free(w->streams.v[k]);
+		free(w->streams.v);
+		free(w->change_exchange);
+		free(w->change_routing_key);
 	}
 	free(cfg->workers);
 	for (i = 0; i < cfg->nnotices; i++) {

@@ -17,7 +17,8 @@
  *     poll_interval: 10            # supervisor stats interval, seconds
  *     sentry_dsn: ...              # accepted, ignored with a notice
  *     statsd: {enabled, host, port, prefix, include_hostname}
- *     metrics: {listen: "127.0.0.1:9321", health_max_lag: SECONDS}
+ *     metrics: {listen: "127.0.0.1:9321", health_max_lag: SECONDS,
+ *               health_max_retained_wal: BYTES}
  *     workers:
  *       <pgq queue name>:
  *         postgres_url | postgresql_url: postgresql://...   (required)
@@ -37,6 +38,14 @@
  *         ticker (relay: the relay ticks its queue, the default; pgqd),
  *         routes (media type -> exchange, "default" for the rest: where
  *                 events without an exchange go; see event.h)
+ *         source (pgq, the default: the worker's name is its PgQ queue;
+ *                 logical: a replication slot, mikkoo-logical(7)), and
+ *         for source logical only: slot (default mikkoo_<worker>),
+ *         publication (one or a list), messages (mikkoo.emit streams,
+ *         one or a list; at least one of the two), exchange (of table
+ *         changes, required with publication), routing_key (default
+ *         "{schema}.{table}"), skip_unchanged (default true);
+ *         consumer_name, unregister and ticker are for source pgq only
  *   Daemon: {user, pidfile}
  *   Logging: ...                   # accepted, ignored with a notice
  *
@@ -107,6 +116,9 @@ enum config_reload {
 /* ticker: the key's choices, in the table's order. */
 enum mk_ticker { MK_TICKER_RELAY, MK_TICKER_PGQD };
 
+/* source: the key's choices, in the table's order. */
+enum mk_source { MK_SOURCE_PGQ, MK_SOURCE_LOGICAL };
+
 struct mk_worker_config {
 	char *queue;        /* the key under workers: the PgQ queue */
 	char *postgres_url; /* libpq URL or conninfo, as written */
@@ -145,7 +157,16 @@ struct mk_worker_config {
 				   ticks its queue, see ticker.h) or
 				   MK_TICKER_PGQD */
 	struct mk_routes routes;
-	int line; /* where the worker was defined, for errors */
+	int source; /* MK_SOURCE_PGQ (default) or
+				   MK_SOURCE_LOGICAL */
+	/* source: logical (mikkoo-logical(7)); unused otherwise */
+	char *slot; /* default "mikkoo_" + the worker's name */
+	struct mk_strlist publications; /* table changes of these */
+	struct mk_strlist streams;      /* mikkoo.emit() streams relayed */
+	char *change_exchange;    /* table changes' exchange (key exchange) */
+	char *change_routing_key; /* template, default "{schema}.{table}" */
+	bool skip_unchanged;      /* default true */
+	int line;                 /* where the worker was defined, for errors */
 };
 
 /* A one-line notice for the caller to log, and whom it concerns. */
@@ -155,8 +176,10 @@ struct mk_notice {
 };
 
 struct mk_metrics_config {
-	char *listen;          /* "ADDRESS:PORT"; NULL: no endpoint */
-	double health_max_lag; /* seconds; 0: lag never fails health */
+	char *listen;               /* "ADDRESS:PORT"; NULL: no endpoint */
+	double health_max_lag;      /* seconds; 0: lag never fails health */
+	size_t health_max_retained; /* bytes of WAL a slot worker's slot
+				   may hold back; 0: never fails health */
 };
 
 struct mk_config {

@@ -23,6 +23,12 @@
 	}
 
 static const char *const ticker_choices[] = { "relay", "pgqd", NULL };
+static const char *const source_choices[] = { "pgq", "logical", NULL };
+
+/* Keys of one source only (mikkoo.yaml(5)). */
+#define PGQ_ONLY .when = "source=pgq"
+#define SLOT_ONLY .when = "source=logical"
+#define RELAYS .one_of = "publication or messages (what a slot worker relays)"
 
 static const struct key daemon_keys[] = {
 	{ "user", K_STR, C(daemon_user), NOTICE },
@@ -44,6 +50,8 @@ static const struct key metrics_keys[] = {
 	{ "listen", K_LISTEN, C(metrics.listen), NOTICE },
 	{ "health_max_lag", K_DOUBLE, C(metrics.health_max_lag),
 	  RANGE(0.001, 86400), LIVE },
+	{ "health_max_retained_wal", K_SIZE, C(metrics.health_max_retained),
+	  RANGE(1, 1e15), LIVE },
 	END,
 };
 
@@ -114,7 +122,10 @@ const struct key config_worker_keys[] = {
 	{ "confirm", K_BOOL, W(confirm), DEF("true"), LIVE,
 	  NOTE("'confirm: false' is ignored: mikkoo-relay always waits for "
 	       "publisher confirms") },
-	{ "consumer_name", K_NAME, W(consumer_name), DEF("mikkoo"), RESTART },
+	{ "source", K_CHOICE, W(source), DEF("pgq"), RESTART,
+	  .choices = source_choices },
+	{ "consumer_name", K_NAME, W(consumer_name), DEF("mikkoo"), RESTART,
+	  PGQ_ONLY },
 	{ "max_failures", K_INT, W(max_failures), RANGE(0, 1000000), DEF("10"),
 	  LIVE },
 	{ "retry_delay", K_INT, W(retry_delay), RANGE(1, 86400), DEF("10"),
@@ -124,7 +135,8 @@ const struct key config_worker_keys[] = {
 	{ "unregister", K_BOOL, W(unregister), DEF("false"), LIVE,
 	  NOTE("'unregister: true' drops the consumer's position and retry "
 	       "queue on every shutdown; events inserted while the relay is "
-	       "down are skipped") },
+	       "down are skipped"),
+	  PGQ_ONLY },
 	{ "wait_duration", K_DOUBLE, W(wait_duration), RANGE(0.01, 3600),
 	  DEF("1"), LIVE },
 	{ "persistent", K_BOOL, W(persistent), DEF("true"), LIVE },
@@ -137,8 +149,20 @@ const struct key config_worker_keys[] = {
 	{ "allow_sender_routing", K_BOOL, W(allow_sender_routing), DEF("false"),
 	  LIVE },
 	{ "ticker", K_CHOICE, W(ticker), DEF("relay"), RESTART,
-	  .choices = ticker_choices },
+	  .choices = ticker_choices, PGQ_ONLY },
 	{ "routes", K_ROUTES, W(routes), LIVE },
+	/* source: logical (mikkoo-logical(7)); {worker} is its name */
+	{ "slot", K_SLOT, W(slot), DEF("mikkoo_{worker}"), RESTART, SLOT_ONLY },
+	{ "publication", K_NAMES, W(publications), RANGE(1, 63), RESTART,
+	  SLOT_ONLY, RELAYS },
+	{ "messages", K_NAMES, W(streams), RANGE(1, 255), RESTART, SLOT_ONLY,
+	  RELAYS },
+	{ "exchange", K_STR, W(change_exchange), RESTART, SLOT_ONLY,
+	  .with = "publication" },
+	{ "routing_key", K_STR, W(change_routing_key), DEF("{schema}.{table}"),
+	  RESTART, SLOT_ONLY },
+	{ "skip_unchanged", K_BOOL, W(skip_unchanged), DEF("true"), RESTART,
+	  SLOT_ONLY },
 	END,
 };
 
@@ -168,6 +192,27 @@ config_choice(const struct key *k, const char *s)
 		if (strcmp(k->choices[i], s) == 0)
 			return i;
 	return -1;
+}
+
+bool
+config_applies(const struct key *k, const struct mk_worker_config *w)
+{
+	const struct key *c;
+	const char *eq;
+	size_t n;
+
+	if (k->when == NULL)
+		return true;
+	eq = strchr(k->when, '=');
+	n = eq ? (size_t)(eq - k->when) : strlen(k->when);
+	for (c = config_worker_keys; c->name; c++)
+		if (c->type == K_CHOICE && strlen(c->name) == n &&
+		    strncmp(c->name, k->when, n) == 0)
+			break;
+	if (c->name == NULL || eq == NULL)
+		return true; /* a table bug: config_check_table says so */
+	return config_choice(c, eq + 1) ==
+	       *(const int *)config_field(c, NULL, w);
 }
 
 /* The table's own rules, for the unit test. */
@@ -210,6 +255,42 @@ check_tab(const struct key *tab, const char *prefix, struct mk_err *e)
 					  "key '%s': its "
 					  "default is not one of its choices",
 					  path);
+		if (k->when) {
+			const struct key *c;
+			const char *eq = strchr(k->when, '=');
+			size_t n = eq ? (size_t)(eq - k->when) : 0;
+
+			for (c = config_worker_keys; eq && c->name; c++)
+				if (c->type == K_CHOICE &&
+				    strlen(c->name) == n &&
+				    strncmp(c->name, k->when, n) == 0)
+					break;
+			if (eq == NULL || c->name == NULL ||
+			    config_choice(c, eq + 1) < 0)
+				return mk_err_set(e, EX_SOFTWARE,
+						  "key '%s': "
+						  "'when %s' names no choice "
+						  "of a worker key",
+						  path, k->when);
+		}
+		if (k->with) {
+			const struct key *c;
+
+			for (c = tab; c->name; c++)
+				if (strcmp(c->name, k->with) == 0)
+					break;
+			if (c->name == NULL)
+				return mk_err_set(e, EX_SOFTWARE,
+						  "key '%s' is "
+						  "required with '%s', which "
+						  "is not in its table",
+						  path, k->with);
+		}
+		if (k->type == K_NAMES && !(k->hi >= 1))
+			return mk_err_set(e, EX_SOFTWARE,
+					  "key '%s': names "
+					  "need a length bound",
+					  path);
 		if (k->type == K_IGNORED && k->note == NULL)
 			return mk_err_set(e, EX_SOFTWARE,
 					  "key '%s' is ignored "
@@ -239,5 +320,13 @@ check_tab(const struct key *tab, const char *prefix, struct mk_err *e)
 int
 config_check_table(struct mk_err *e)
 {
+	const struct key *k;
+
+	/* config.c keeps which worker keys a file gave in 64 bits */
+	for (k = config_worker_keys; k->name; k++)
+		if (k - config_worker_keys >= 64)
+			return mk_err_set(e, EX_SOFTWARE,
+					  "over 64 worker "
+					  "keys: widen struct ctx's given");
 	return check_tab(config_top_keys, "", e);
 }

@@ -13,6 +13,7 @@
 #ifndef MIKKOO_CONFIG_KEYS_H
 #define MIKKOO_CONFIG_KEYS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -39,6 +40,9 @@ enum ktype {
 	K_LISTEN,      /* an address:port to listen on (metrics) */
 	K_SECRET,      /* a password: never shown in a message */
 	K_CHOICE,      /* one of choices[], stored as its index (int) */
+	K_SLOT,        /* a replication slot name: 1 to 63 of a-z 0-9 _ */
+	K_NAMES,       /* one name or a list of them (struct mk_strlist),
+			   each 1 to hi bytes */
 };
 
 /* Which struct a key writes to. */
@@ -70,6 +74,17 @@ struct key {
 	/* 1 + the offset (in the key's target) of a bool that is set when
 	 * the file gives the key; 0: none. */
 	size_t given;
+	/*
+	 * Worker keys only.  when: "KEY=VALUE", the key applies only to
+	 * workers whose K_CHOICE key KEY is VALUE (given elsewhere, it is
+	 * an error; its default is not checked).  one_of: of the keys
+	 * with this tag that apply, at least one must be given (the tag
+	 * says what they are, for the message).  with: the key is
+	 * required when the key so named is given.
+	 */
+	const char *when;
+	const char *one_of;
+	const char *with;
 };
 
 /* Application, Daemon, Logging; each worker's keys; the rabbitmq: map. */
@@ -83,5 +98,11 @@ const void *config_field(const struct key *k, const struct mk_config *cfg,
 
 /* The index of s among k's choices, or -1. */
 int config_choice(const struct key *k, const char *s);
+
+/*
+ * Does worker key k apply to w (its when condition)?  The condition's
+ * key is looked up in config_worker_keys.
+ */
+bool config_applies(const struct key *k, const struct mk_worker_config *w);
 
 #endif

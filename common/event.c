@@ -719,6 +719,8 @@ event_map(const struct mk_event *ev, const struct mk_map_ctx *ctx,
 	json_t *val;
 
 	message_reset(m);
+	if (ev->refused)
+		return bad(e, "%s", ev->refused);
 	/* The size rule, the one place it is written: ev_type, ev_data
 	 * and the extras together, as the source measured them (it may
 	 * not have fetched the text of an event over the limit). */
@@ -811,7 +813,7 @@ event_map(const struct mk_event *ev, const struct mk_map_ctx *ctx,
 			   shown);
 	}
 
-	if (to_table(&c, hdrs, &pr->headers, 1, 5, true) < 0)
+	if (to_table(&c, hdrs, &pr->headers, 1, 6, true) < 0)
 		return -1;
 	if (!has_key(hdrs, "origin")) {
 		v.kind = AMQP_FIELD_KIND_UTF8;
@@ -834,6 +836,11 @@ event_map(const struct mk_event *ev, const struct mk_map_ctx *ctx,
 		v.kind = AMQP_FIELD_KIND_I64;
 		v.value.i64 = ev->ev_txid;
 		add_header(&pr->headers, "txid", v);
+	}
+	if (ev->lsn && !has_key(hdrs, "lsn")) {
+		v.kind = AMQP_FIELD_KIND_UTF8;
+		v.value.bytes = amqp_cstring_bytes(ev->lsn);
+		add_header(&pr->headers, "lsn", v);
 	}
 	if (!c.has_event_id) {
 		v.kind = AMQP_FIELD_KIND_I64;

@@ -24,8 +24,9 @@
  *                  not the automatic ones); other keys are ignored.
  *                  ev_extra4 must be valid even when replaced.
  *   then headers origin (ctx), sequence (int64, ctx), timestamp
- *   ("2017-02-23T06:17:14.471682+00:00", always 6 fractional digits) and
- *   txid (int64) are added unless present (user values win), and
+ *   ("2017-02-23T06:17:14.471682+00:00", always 6 fractional digits),
+ *   txid (int64) and, for an event with one, lsn (its WAL position,
+ *   "X/Y") are added unless present (user values win), and
  *   event_id (int64 ev_id) is always set by us (returns are matched on it;
  *   a user's event_id keeps its place in the table but gets our value).
  * Property types in ev_extra3: strings of at most 255 bytes; expiration
@@ -35,7 +36,8 @@
  * JSON values become AMQP field values: string S, integer I (fits 32
  * bits) else l, real d, true/false t, null V, object F, array A.
  *
- * Bad data (never retried; the caller dead-letters the event): malformed
+ * Bad data (never retried; the caller dead-letters the event): what the
+ * source refused (ev->refused, its words), malformed
  * or non-object JSON in ev_extra3/ev_extra4, wrong property types or
  * ranges, NULL exchange or routing key, names or keys over 255 bytes,
  * nesting deeper than ctx->max_depth, more than ctx->max_headers headers,
@@ -97,6 +99,15 @@ struct mk_event {
 	 * above are the whole event.
 	 */
 	size_t size;
+	/*
+	 * A source's own verdict: why it refuses the event (a forged
+	 * message, a row PostgreSQL could not render); event_map then
+	 * fails with it, so it is dead-lettered and never published.
+	 * NULL for an event to map.
+	 */
+	const char *refused;
+	/* Header "lsn" (a WAL position "X/Y", slot events); NULL none. */
+	const char *lsn;
 };
 
 /* A route: messages of this media type ("type/subtype") go to exchange. */
@@ -122,7 +133,7 @@ struct mk_map_ctx {
 	/*
 	 * The user's top-level headers (ev_extra4 or ev_extra3's
 	 * "headers", a user event_id included); the automatic ones come on
-	 * top, so a message has at most max_headers + 5.
+	 * top, so a message has at most max_headers + 6.
 	 */
 	int max_headers;
 	size_t max_event_bytes;  /* ev_type + ev_data + extras, as pgq.c */

@@ -101,7 +101,7 @@ consumer_state() {
 	assert_equal "$status" 66
 	assert_equal "$stderr" "mikkoo-inspect: error: consumer 'nobody' is not registered on queue '$Q'"
 	run -64 mikkoo-inspect -q "$Q" bogus
-	assert_output --partial "the view is status, pending, retry, dead, captures or tap"
+	assert_output --partial "the view is status, pending, retry, dead, captures, slots or tap"
 	run -64 mikkoo-inspect -q "$Q" status --since 2020-01-01
 	run -64 mikkoo-inspect -q "$Q" --id 1 --id 2 bogus
 	run -64 mikkoo-inspect pending

@@ -325,6 +325,61 @@ captures(PGconn *c, const struct inspect_opts *o, FILE *out, long *count,
 	return stream(c, sql, 2, v, "reading mikkoo.captures", out, count, e);
 }
 
+/*
+ * The slots slot workers made (mikkoo.slots) as the server has them:
+ * retained_bytes is the WAL the slot holds back (from its restart_lsn),
+ * lag the bytes of WAL written after its confirmed position; gone: the
+ * slot is recorded but no longer exists (dropped, or lost in a
+ * failover), and the worker refuses to start.
+ */
+static int
+slots(PGconn *c, const struct inspect_opts *o, FILE *out, long *count,
+      struct mk_err *e)
+{
+	static const char sql[] =
+		"WITH w AS (SELECT CASE WHEN pg_catalog.pg_is_in_recovery()"
+		"  THEN pg_catalog.pg_last_wal_replay_lsn()"
+		"  ELSE pg_catalog.pg_current_wal_lsn() END AS lsn)"
+		" SELECT s.slot_name AS slot, $1::jsonb ->> s.slot_name AS worker,"
+		"  r.active, r.active_pid,"
+		"  r.confirmed_flush_lsn::text AS confirmed_lsn,"
+		"  r.restart_lsn::text AS restart_lsn, r.wal_status,"
+		"  r.safe_wal_size,"
+		"  pg_catalog.pg_wal_lsn_diff(w.lsn, r.restart_lsn)::int8"
+		"   AS retained_bytes,"
+		"  pg_catalog.pg_wal_lsn_diff(w.lsn, r.confirmed_flush_lsn)::int8"
+		"   AS lag,"
+		"  s.last_lsn::text AS last_relayed_lsn,"
+		"  to_char(s.last_at AT TIME ZONE 'UTC',"
+		"   'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS last_at,"
+		"  (r.slot_name IS NULL AND s.consistent_point IS NOT NULL) AS gone,"
+		"  to_char(s.created_at AT TIME ZONE 'UTC',"
+		"   'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at,"
+		"  s.adopted"
+		" FROM mikkoo.slots s CROSS JOIN w"
+		" LEFT JOIN pg_catalog.pg_replication_slots r"
+		"  ON r.slot_name = s.slot_name"
+		" ORDER BY s.slot_name LIMIT nullif($2::int8, 0)";
+	char lim[32];
+	const char *v[] = { o->slot_workers ? o->slot_workers : "{}", lim };
+	PGresult *r;
+	int rc;
+
+	rc = one_row(c,
+		     "SELECT 1 WHERE to_regclass('mikkoo.slots') IS NOT NULL",
+		     0, NULL, "looking for mikkoo.slots", &r, e);
+	PQclear(r);
+	if (rc == 0)
+		return mk_err_set(e, EX_NOINPUT,
+				  "table mikkoo.slots does not exist: "
+				  "install mikkoo.sql");
+	if (rc < 0)
+		return -1;
+	snprintf(lim, sizeof(lim), "%ld", o->limit);
+	return stream(c, sql, 2, v, "reading the replication slots", out, count,
+		      e);
+}
+
 int
 inspect_run(PGconn *c, enum inspect_what what, const struct inspect_opts *o,
 	    FILE *out, long *count, struct mk_err *e)
@@ -339,9 +394,28 @@ inspect_run(PGconn *c, enum inspect_what what, const struct inspect_opts *o,
 	if (pg_command(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
 		       "BEGIN", e) < 0)
 		return -1;
+	if (what == INSPECT_SLOTS) {
+		rc = slots(c, o, out, count, e);
+		goto out;
+	}
 	if ((what != INSPECT_DEAD && what != INSPECT_CAPTURES) || o->queue) {
 		rc = one_row(c, "SELECT 1 FROM pgq.queue WHERE queue_name = $1",
 			     1, v, "looking up the queue", &r, e);
+		/* a slot worker's dead letters carry its name, no queue's */
+		if (rc == 0 && what == INSPECT_DEAD) {
+			rc = one_row(c,
+				     "SELECT 1 WHERE to_regclass("
+				     "'mikkoo.dead_letter') IS NOT NULL",
+				     0, NULL, "looking for mikkoo.dead_letter",
+				     &r, e);
+			PQclear(r);
+			if (rc > 0)
+				rc = one_row(c,
+					     "SELECT 1 FROM mikkoo.dead_letter "
+					     "WHERE queue = $1 LIMIT 1",
+					     1, v, "looking up the queue", &r,
+					     e);
+		}
 		PQclear(r);
 		if (rc == 0)
 			rc = mk_err_set(e, EX_NOINPUT, "no PgQ queue '%s'",
@@ -386,6 +460,8 @@ inspect_run(PGconn *c, enum inspect_what what, const struct inspect_opts *o,
 		break;
 	case INSPECT_CAPTURES:
 		rc = captures(c, o, out, count, e);
+		break;
+	case INSPECT_SLOTS:
 		break;
 	}
 out:

@@ -23,6 +23,7 @@ enum inspect_what {
 	INSPECT_RETRY,    /* the consumer's events in pgq.retry_queue */
 	INSPECT_DEAD,     /* rows of mikkoo.dead_letter */
 	INSPECT_CAPTURES, /* rows of mikkoo.captures */
+	INSPECT_SLOTS,    /* the replication slots of mikkoo.slots */
 };
 
 struct inspect_opts {
@@ -30,12 +31,16 @@ struct inspect_opts {
 	const char *consumer; /* NULL: all (status), "mikkoo" otherwise */
 	long limit;           /* 0: no limit */
 	struct dead_filter dead;
+	/* slots: {"slot": "worker", ...} from the configuration, or NULL */
+	const char *slot_workers;
 };
 
 /*
  * Write the records; *count is how many.  EX_NOINPUT when the queue, the
  * consumer or the table or view read (dead, captures) does not exist.
- * Dead letters and captures cover every queue when o->queue is NULL.
+ * Dead letters and captures cover every queue when o->queue is NULL;
+ * a dead letter's queue may also be a slot worker's name (no PgQ queue
+ * then).  Slots: one record per slot recorded in mikkoo.slots.
  */
 int inspect_run(PGconn *c, enum inspect_what what, const struct inspect_opts *o,
 		FILE *out, long *count, struct mk_err *e);

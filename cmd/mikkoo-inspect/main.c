@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "cli.h"
 #include "inspect.h"
 #include "jsonl.h"
@@ -16,7 +18,7 @@
 
 #define USAGE                                                           \
 	"usage: mikkoo-inspect [conn] -q QUEUE [--consumer NAME] "      \
-	"[status|pending|retry|dead|captures]\n"                        \
+	"[status|pending|retry|dead|captures|slots]\n"                  \
 	"                      [--limit N] [dead filters]\n"            \
 	"       mikkoo-inspect [conn] --amqp-queue QUEUE [--limit N]\n" \
 	"       mikkoo-inspect [conn] tap -e EXCHANGE [-k KEY]... "     \
@@ -62,6 +64,8 @@ static const struct cli cli = {
 		"  retry    the consumer's events waiting in PgQ's retry queue\n"
 		"  dead     rows of mikkoo.dead_letter (all queues without -q)\n"
 		"  captures tables captured into the queue (all without -q)\n"
+		"  slots    the replication slots of slot workers (mikkoo.slots):\n"
+		"           active, confirmed_lsn, retained_bytes, lag (bytes)\n"
 		"\n"
 		"Or look at RabbitMQ (from -c, or $MIKKOO_RABBITMQ_URL): peek at a\n"
 		"queue with --amqp-queue, or tap an exchange:\n"
@@ -74,6 +78,30 @@ static const struct cli cli = {
 		"mikkoo-inspect(1).\n",
 };
 
+/* {"slot": "worker"} of the configuration's slot workers (free it). */
+static char *
+slot_map(const struct mk_config *cfg)
+{
+	json_t *m = json_object();
+	char *s;
+	size_t i;
+
+	if (m == NULL)
+		return NULL;
+	for (i = 0; i < cfg->nworkers; i++) {
+		const struct mk_worker_config *w = &cfg->workers[i];
+
+		if (w->source == MK_SOURCE_LOGICAL && w->slot &&
+		    json_object_set_new(m, w->slot, json_string(w->queue))) {
+			json_decref(m);
+			return NULL;
+		}
+	}
+	s = json_dumps(m, JSON_COMPACT);
+	json_decref(m);
+	return s;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -84,7 +112,7 @@ main(int argc, char **argv)
 	struct mq_view_opts mo = { 0 };
 	bool tap = false, view = false;
 	const char *bad;
-	char *ids = NULL;
+	char *ids = NULL, *slot_workers = NULL;
 	struct cli_parser p;
 	struct mk_err e;
 	long count;
@@ -137,17 +165,18 @@ main(int argc, char **argv)
 	}
 	if (optind < argc) {
 		static const char *const names[] = {
-			"status", "pending", "retry", "dead", "captures", "tap",
+			"status",   "pending", "retry", "dead",
+			"captures", "slots",   "tap",
 		};
 		int i;
 
-		for (i = 0; i < 6 && strcmp(argv[optind], names[i]); i++)
+		for (i = 0; i < 7 && strcmp(argv[optind], names[i]); i++)
 			;
-		if (i == 6)
+		if (i == 7)
 			CLI_FAIL(rc, &cli,
 				 "the view is status, pending, "
-				 "retry, dead, captures or tap");
-		tap = i == 5;
+				 "retry, dead, captures, slots or tap");
+		tap = i == 6;
 		view = !tap;
 		what = tap ? INSPECT_STATUS : (enum inspect_what)i;
 		if (++optind < argc)
@@ -178,9 +207,17 @@ main(int argc, char **argv)
 		rc = e.code;
 		goto out;
 	}
-	if (o.queue == NULL)
+	if (what == INSPECT_SLOTS && t.w &&
+	    (slot_workers = slot_map(&t.cfg)) == NULL) {
+		rc = EX_OSERR;
+		log_error("out of memory");
+		goto out;
+	}
+	o.slot_workers = slot_workers;
+	if (o.queue == NULL && what != INSPECT_SLOTS)
 		o.queue = tool_queue(&t);
-	if (o.queue == NULL && what != INSPECT_DEAD && what != INSPECT_CAPTURES)
+	if (o.queue == NULL && what != INSPECT_DEAD &&
+	    what != INSPECT_CAPTURES && what != INSPECT_SLOTS)
 		CLI_FAIL(rc, &cli, "which queue? give -q QUEUE");
 	o.dead.queue = o.queue;
 	o.dead.consumer = o.consumer;
@@ -190,6 +227,7 @@ main(int argc, char **argv)
 		rc = e.code;
 	}
 out:
+	free(slot_workers);
 	free(ids);
 	free(mo.keys);
 	return tool_end(&t, pg, rc);

@@ -69,6 +69,7 @@ same_value(const struct key *k, const struct side *x, const struct side *y)
 	case K_SECRET:
 	case K_NAME:
 	case K_LISTEN:
+	case K_SLOT:
 	case K_PWFILE: /* what the file said: the password */
 		return same_str(*(char *const *)a, *(char *const *)b);
 	case K_INT:
@@ -83,6 +84,7 @@ same_value(const struct key *k, const struct side *x, const struct side *y)
 			return *(const int *)a == *(const int *)b;
 		return *(const bool *)a == *(const bool *)b;
 	case K_STRLIST:
+	case K_NAMES:
 		return same_list(a, b);
 	case K_ROUTES:
 		return same_routes(a, b);

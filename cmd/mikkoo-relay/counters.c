@@ -13,6 +13,7 @@ counters_init(struct counters *c)
 	c->gauges.pending = -1;
 	c->gauges.lag = -1;
 	c->gauges.tick_age = -1;
+	c->gauges.retained = -1;
 }
 
 int

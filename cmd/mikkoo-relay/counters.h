@@ -36,10 +36,12 @@ struct counts {
 };
 
 struct gauges {
-	long long pending; /* pgq's pending_events; < 0 unknown */
-	double lag;        /* seconds behind; < 0 unknown */
-	double tick_age;   /* seconds since the queue's last tick; < 0
+	long long pending;  /* pgq's pending_events; < 0 unknown */
+	double lag;         /* seconds behind; < 0 unknown */
+	double tick_age;    /* seconds since the queue's last tick; < 0
 				   unknown */
+	long long retained; /* slot workers: WAL bytes the slot holds
+				   back; < 0 unknown or not a slot */
 };
 
 typedef void (*counter_sink_fn)(void *arg, const struct counts *total,

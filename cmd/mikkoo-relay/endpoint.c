@@ -11,7 +11,8 @@
 
 /* Healthy?  If not, why (into buf). */
 static bool
-healthy(const struct endpoint_worker *w, double max_lag, char *buf, size_t sz)
+healthy(const struct endpoint_worker *w, double max_lag, size_t max_retained,
+	char *buf, size_t sz)
 {
 	if (!w->running) {
 		snprintf(buf, sz, "worker restarting (%s)",
@@ -46,12 +47,19 @@ healthy(const struct endpoint_worker *w, double max_lag, char *buf, size_t sz)
 			 w->rep.lag, max_lag);
 		return false;
 	}
+	if (max_retained > 0 && w->rep.retained > (int64_t)max_retained) {
+		snprintf(buf, sz,
+			 "replication slot retains %lld bytes of WAL, over "
+			 "health_max_retained_wal %zu",
+			 (long long)w->rep.retained, max_retained);
+		return false;
+	}
 	return true;
 }
 
 static void
 health(const struct endpoint_worker *w, size_t n, double max_lag,
-       struct httpd_page *page)
+       size_t max_retained, struct httpd_page *page)
 {
 	json_t *root = json_object(), *arr = json_array();
 	bool all = true;
@@ -59,7 +67,8 @@ health(const struct endpoint_worker *w, size_t n, double max_lag,
 
 	for (i = 0; i < n; i++) {
 		char why[512];
-		bool ok = healthy(&w[i], max_lag, why, sizeof(why));
+		bool ok =
+			healthy(&w[i], max_lag, max_retained, why, sizeof(why));
 		json_t *o = json_pack(
 			"{s:o,s:b,s:s}", "queue",
 			text_json(w[i].queue, strlen(w[i].queue)), "ok", ok,
@@ -78,6 +87,9 @@ health(const struct endpoint_worker *w, size_t n, double max_lag,
 		if (w[i].have && w[i].rep.lag >= 0)
 			json_object_set_new(o, "lag_seconds",
 					    json_real(w[i].rep.lag));
+		if (w[i].have && w[i].rep.retained >= 0)
+			json_object_set_new(o, "retained_wal_bytes",
+					    json_integer(w[i].rep.retained));
 		if (w[i].have && w[i].rep.pending >= 0)
 			json_object_set_new(o, "pending_events",
 					    json_integer(w[i].rep.pending));
@@ -122,12 +134,14 @@ metrics(const struct endpoint_worker *w, size_t n, struct httpd_page *page)
 		q[i].pending = -1;
 		q[i].lag = -1;
 		q[i].tick_age = -1;
+		q[i].retained = -1;
 		if (w[i].running && w[i].have) {
 			prom_add(&q[i].c, &w[i].rep.c);
 			q[i].up = w[i].rep.state == REPORT_RELAYING;
 			q[i].pending = w[i].rep.pending;
 			q[i].lag = w[i].rep.lag;
 			q[i].tick_age = w[i].rep.tick_age;
+			q[i].retained = w[i].rep.retained;
 		}
 	}
 	if (prom_render(q, n, &page->body, &page->len) == 0)
@@ -137,12 +151,13 @@ metrics(const struct endpoint_worker *w, size_t n, struct httpd_page *page)
 
 void
 endpoint_page(const struct endpoint_worker *w, size_t n, double health_max_lag,
-	      const char *path, struct httpd_page *page)
+	      size_t health_max_retained, const char *path,
+	      struct httpd_page *page)
 {
 	if (strcmp(path, "/metrics") == 0) {
 		metrics(w, n, page);
 	} else if (strcmp(path, "/health") == 0) {
-		health(w, n, health_max_lag, page);
+		health(w, n, health_max_lag, health_max_retained, page);
 	} else {
 		page->status = 404;
 		page->body = strdup("not found: try /metrics or /health\n");

@@ -6,8 +6,9 @@
  * Owns: the health rule and its reasons: a worker is healthy when its
  * process runs, it reported within ENDPOINT_STALE s, it says
  * "relaying" (connected to both servers, holding its lock, RabbitMQ
- * not blocking it), and its consumer lag is not over health_max_lag
- * (when set).  /health is 200 when every worker is healthy, else 503;
+ * not blocking it), its consumer lag is not over health_max_lag
+ * (when set), and a slot worker's slot retains no more WAL than
+ * health_max_retained_wal (when set).  /health is 200 when every worker is healthy, else 503;
  * the JSON body names each worker with its state and, if unhealthy,
  * why.  /metrics adds up each queue's earlier worker lives (base) and
  * the running one's totals, so counters never go back on a restart.
@@ -36,8 +37,8 @@ struct endpoint_worker {
 };
 
 /* The page for path ("/metrics", "/health"; else 404). */
-void
-endpoint_page(const struct endpoint_worker *w, size_t n, double health_max_lag,
-	      const char *path, struct httpd_page *page);
+void endpoint_page(const struct endpoint_worker *w, size_t n,
+		   double health_max_lag, size_t health_max_retained,
+		   const char *path, struct httpd_page *page);
 
 #endif

@@ -108,6 +108,18 @@ logical_slot_created(const struct logical *s)
 	return s->created;
 }
 
+PGconn *
+logical_conn(struct logical *s)
+{
+	return s->pg;
+}
+
+const char *
+logical_slot(const struct logical *s)
+{
+	return s->cfg.slot;
+}
+
 mk_lsn
 logical_confirmed(const struct logical *s)
 {

@@ -44,6 +44,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <libpq-fe.h>
+
 #include "err.h"
 #include "event.h"
 #include "lsn.h"
@@ -115,6 +117,15 @@ int logical_finish(struct logical *s, struct mk_err *e);
 
 /* Keep the stream alive while not reading it (call every second). */
 int logical_service(struct logical *s, struct mk_err *e);
+
+/*
+ * The source's ordinary session (mikkoo.dead_letter, gauges), for the
+ * caller's own statements between batches; borrowed.
+ */
+PGconn *logical_conn(struct logical *s);
+
+/* The slot's name (the configuration's, borrowed). */
+const char *logical_slot(const struct logical *s);
 
 /* The position confirmed so far. */
 mk_lsn logical_confirmed(const struct logical *s);

@@ -256,6 +256,9 @@ pgq_fetch(struct pgq_conn *c, int chunk, struct mk_event *ev, struct mk_err *e)
 
 		c->row = r;
 		c->chunk_rows++;
+		/* a PgQ event has no source verdict and no WAL position */
+		ev->refused = NULL;
+		ev->lsn = NULL;
 		ev->ev_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 		ev->ev_time_us = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
 		ev->ev_txid = PQgetisnull(r, 0, 2)

@@ -151,6 +151,13 @@ accounted(struct relay *r)
 
 /* ---- holding the line ------------------------------------------- */
 
+/* An event's place in the batch (source.h: rank). */
+static long long
+rank(const struct relay *r, long long ev_id)
+{
+	return r->src->ops->rank ? r->src->ops->rank(r->src, ev_id) : ev_id;
+}
+
 /* The oldest event in flight (the ring's head). */
 static long long
 head_ev_id(const struct relay *r)
@@ -167,11 +174,12 @@ static void
 forget_from(struct relay *r, long long from)
 {
 	size_t i, kept = 0, read;
+	long long at = rank(r, from);
 
 	for (i = 0; i < r->nfail; i++) {
 		struct fate *f = &r->fail[i];
 
-		if (f->ev_id < from) {
+		if (rank(r, f->ev_id) < at) {
 			r->fail[kept++] = *f;
 			continue;
 		}
@@ -198,6 +206,7 @@ hold_from(struct relay *r, long long from, bool lost, const char *why)
 {
 	struct hold *h = &r->hold;
 	size_t i, ahead = 0;
+	long long at = rank(r, from);
 
 	if (r->batch_settled > 0) {
 		/* and a new connection: a fresh channel */
@@ -212,7 +221,7 @@ hold_from(struct relay *r, long long from, bool lost, const char *why)
 		const struct inflight_slot *sl =
 			&r->q.s[(r->q.head + i) % r->q.cap];
 
-		if (sl->ev_id > from && inflight_slot_acked(sl))
+		if (rank(r, sl->ev_id) > at && inflight_slot_acked(sl))
 			ahead++;
 	}
 	if (ahead > 0 && !lost)
@@ -551,6 +560,10 @@ await(struct relay *r, bool (*done)(struct relay *, size_t), size_t arg)
 	while (!done(r, arg)) {
 		if ((st = poll_broker(r, 200)) != STEP_OK)
 			return st;
+		/* a slot's stream is kept alive while we wait (source.h) */
+		if (r->src->ops->service &&
+		    r->src->ops->service(r->src, &r->e) < 0)
+			return STEP_ERROR;
 		if (done(r, arg))
 			break;
 		status_stats(r, false);

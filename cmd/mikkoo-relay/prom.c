@@ -222,6 +222,14 @@ prom_render(const struct prom_queue *q, size_t n, char **out, size_t *len)
 		if (q[i].tick_age >= 0)
 			sample(&b, "mikkoo_queue_tick_age_seconds", q[i].queue,
 			       NULL, q[i].tick_age);
+	family(&b, "mikkoo_slot_retained_bytes", "gauge",
+	       "Bytes of WAL a slot "
+	       "worker's replication slot holds back (from its restart_lsn), "
+	       "as last seen.");
+	for (i = 0; i < n; i++)
+		if (q[i].retained >= 0)
+			sample(&b, "mikkoo_slot_retained_bytes", q[i].queue,
+			       NULL, (double)q[i].retained);
 	family(&b, "mikkoo_worker_up", "gauge",
 	       "1 when the queue's worker "
 	       "is connected to both servers and relaying.");

@@ -40,10 +40,12 @@ struct prom_counts {
 struct prom_queue {
 	const char *queue;
 	struct prom_counts c;
-	bool up;           /* connected to both servers, relaying */
-	long long pending; /* pgq pending_events; < 0 unknown */
-	double lag;        /* consumer lag, seconds; < 0 unknown */
-	double tick_age;   /* since the queue's last tick; < 0 unknown */
+	bool up;            /* connected to both servers, relaying */
+	long long pending;  /* pgq pending_events; < 0 unknown */
+	double lag;         /* consumer lag, seconds; < 0 unknown */
+	double tick_age;    /* since the queue's last tick; < 0 unknown */
+	long long retained; /* a slot worker's retained WAL bytes; < 0
+				   none (render skips 0 too only if < 0) */
 };
 
 /* Count one confirmed event's latency (seconds; < 0 counts as 0). */

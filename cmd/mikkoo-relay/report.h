@@ -39,6 +39,7 @@ struct report {
 	double lag;           /* seconds; < 0 unknown */
 	double tick_age;      /* seconds since the queue's last tick;
 				   < 0 unknown */
+	int64_t retained;     /* a slot's retained WAL bytes; < 0 none */
 	char why[REPORT_WHY]; /* for states other than RELAYING */
 };
 

@@ -8,7 +8,8 @@
  * next() until finish() (every event confirmed or settled: the source
  * forgets it) or abandon() (the source hands it out again: at-least-once).
  * A batch may be opened again from an event of it (a pipeline holding
- * the line after a broker refusal reads it again from there).
+ * the line after a broker refusal reads it again from there), or from
+ * ev_id + 1 of an event of it: from the event after that one.
  * Never: talks to RabbitMQ, logs, decides an event's fate.
  */
 #ifndef MIKKOO_SOURCE_H
@@ -53,6 +54,17 @@ struct source_ops {
 	int (*finish)(struct source *s, struct mk_err *e);
 	/* Give it up: nothing of it is kept; it comes again. */
 	void (*abandon)(struct source *s);
+	/*
+	 * Optional.  The event's place in the open batch, for comparing
+	 * two events' order (NULL: the ev_id is its place, as in PgQ; a
+	 * slot's events come in commit order, not in ev_id order).
+	 */
+	long long (*rank)(struct source *s, long long ev_id);
+	/*
+	 * Optional.  Keep the source's connection alive while the
+	 * pipeline waits on RabbitMQ (called about every 200 ms).
+	 */
+	int (*service)(struct source *s, struct mk_err *e);
 };
 
 struct source {

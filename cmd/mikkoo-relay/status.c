@@ -72,6 +72,7 @@ status_report_sink(void *arg, const struct counts *t, const struct counts *d,
 	r->rep.pending = g->pending;
 	r->rep.lag = g->lag;
 	r->rep.tick_age = g->tick_age;
+	r->rep.retained = g->retained;
 	send_report(r);
 }
 

@@ -485,7 +485,8 @@ serve(void *arg, const char *path, struct httpd_page *page)
 		w[n].exited = c->how[0] ? c->how : NULL;
 		n++;
 	}
-	endpoint_page(w, n, s->cfg.metrics.health_max_lag, path, page);
+	endpoint_page(w, n, s->cfg.metrics.health_max_lag,
+		      s->cfg.metrics.health_max_retained, path, page);
 	free(w);
 }
 

@@ -58,6 +58,8 @@ disconnect(struct relay *r, bool pg, bool mq)
 		ticker_end(r);
 		ticker_forget(&r->tk);
 		pgq_disconnect(&r->pg);
+		if (r->logical)
+			source_logical_close(&r->lgs);
 	}
 	if (mq) {
 		broker_free(r->mq);
@@ -91,6 +93,55 @@ connect_pg(struct relay *r)
 fail:
 	pgq_disconnect(&r->pg);
 	return -1;
+}
+
+/*
+ * A slot worker's PostgreSQL side: the source opens its two sessions,
+ * checks (and at the first start creates) the slot; what an operator
+ * should know is logged once.
+ */
+static int
+connect_logical(struct relay *r)
+{
+	const char *const *warn;
+	struct logical *lg;
+
+	if (source_logical_open(&r->lgs, &r->e) < 0)
+		return -1;
+	lg = source_logical_handle(&r->lgs);
+	if (logical_slot_created(lg))
+		log_info("created replication slot '%s' (recorded in "
+			 "mikkoo.slots; the relay never drops it)",
+			 r->w->slot);
+	warn = logical_warnings(lg);
+	for (size_t i = 0; warn[i]; i++)
+		if (i >= r->lg_warned) {
+			log_warn("%s", warn[i]);
+			r->lg_warned = i + 1;
+		}
+	if (r->lg_busy_logged)
+		log_info("replication slot '%s' is ours now: streaming it",
+			 r->w->slot);
+	r->lg_busy_logged = false;
+	return 0;
+}
+
+/* New warnings of the open slot source (a table sent as text). */
+static void
+logical_warn_more(struct relay *r)
+{
+	struct logical *lg = source_logical_handle(&r->lgs);
+	const char *const *warn;
+	size_t i;
+
+	if (lg == NULL)
+		return;
+	warn = logical_warnings(lg);
+	for (i = 0; warn[i]; i++)
+		if (i >= r->lg_warned) {
+			log_warn("%s", warn[i]);
+			r->lg_warned = i + 1;
+		}
 }
 
 static void
@@ -166,7 +217,29 @@ lose_mq(struct relay *r)
 static int
 ensure_connected(struct relay *r)
 {
-	if (!pgq_alive(&r->pg)) {
+	if (r->logical && !source_logical_alive(&r->lgs)) {
+		/*
+		 * A slot another process streams (a relay still running, or
+		 * a session the server has not ended yet after a crash) is
+		 * waited for, as PgQ's consumer lock is (ensure_locked).
+		 */
+		r->slot_busy = false;
+		if (connect_logical(r) < 0) {
+			if (r->e.code != EX_TEMPFAIL)
+				return -1;
+			if (!r->lg_busy_logged)
+				log_warn("%s: waiting for it to stop",
+					 r->e.msg);
+			r->lg_busy_logged = true;
+			r->slot_busy = true;
+		} else if (r->started) {
+			r->cnt.total.reconnects_pg++;
+			log_info("reconnected to PostgreSQL: streaming slot "
+				 "'%s' from %s",
+				 r->w->slot, "its confirmed position");
+		}
+	}
+	if (!r->logical && !pgq_alive(&r->pg)) {
 		if (r->pg.pg)
 			disconnect(r, true, false);
 		if (connect_pg(r) < 0)
@@ -201,6 +274,8 @@ ensure_locked(struct relay *r)
 	const struct mk_worker_config *w = r->w;
 	bool got;
 
+	if (r->logical)
+		return r->slot_busy ? 0 : 1; /* see ensure_connected */
 	if (r->locked)
 		return 1;
 	if (pgq_try_lock(&r->pg, w->queue, w->consumer_name, &got, &r->e) < 0)
@@ -234,7 +309,7 @@ ticker_begin(struct relay *r)
 	char who[384];
 	int rc;
 
-	if (r->w->ticker != MK_TICKER_RELAY || r->tk.active ||
+	if (r->logical || r->w->ticker != MK_TICKER_RELAY || r->tk.active ||
 	    now_mono() < r->tk_retry_at)
 		return 0;
 	/* what mikkoo-inspect status shows as the ticker */
@@ -339,6 +414,39 @@ ticker_end(struct relay *r)
 			 r->w->queue);
 }
 
+/*
+ * A slot worker's gauge: the WAL its slot holds back (PgQ's pending
+ * events, consumer lag and tick age mean nothing here: unknown).
+ */
+static void
+logical_gauges(struct relay *r)
+{
+	struct logical *lg = source_logical_handle(&r->lgs);
+	struct gauges *g = &r->cnt.gauges;
+	const char *v[1], *val;
+	PGresult *keep;
+	struct mk_err e;
+
+	if (lg == NULL || now_mono() < r->gauges_at)
+		return;
+	r->gauges_at = now_mono() + GAUGES_EVERY;
+	v[0] = logical_slot(lg);
+	if (pg_value(
+		    logical_conn(lg),
+		    "SELECT pg_catalog.pg_wal_lsn_diff(CASE WHEN "
+		    "pg_catalog.pg_is_in_recovery() THEN "
+		    "pg_catalog.pg_last_wal_replay_lsn() ELSE "
+		    "pg_catalog.pg_current_wal_lsn() END, restart_lsn)::int8 "
+		    "FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+		    1, v, "reading the slot's retained WAL", &keep, &val,
+		    &e) < 0) {
+		g->retained = -1;
+		return;
+	}
+	g->retained = val ? strtoll(val, NULL, 10) : -1;
+	PQclear(keep);
+}
+
 /* Between batches, connected: the pending and lag gauges, now and then. */
 static void
 gauges_maybe(struct relay *r)
@@ -346,6 +454,10 @@ gauges_maybe(struct relay *r)
 	struct gauges *g = &r->cnt.gauges;
 	struct mk_err e;
 
+	if (r->logical) {
+		logical_gauges(r);
+		return;
+	}
 	if (!pgq_alive(&r->pg) || now_mono() < r->gauges_at)
 		return;
 	r->gauges_at = now_mono() + GAUGES_EVERY;
@@ -370,6 +482,11 @@ idle(struct relay *r, double seconds)
 		if (left > 0.25)
 			left = 0.25;
 		status_stats(r, false);
+		if (r->logical && source_logical_service(&r->lgs, &r->e) < 0) {
+			log_warn("%s: reconnecting", r->e.msg);
+			if (r->failed_at == 0)
+				r->failed_at = now_mono();
+		}
 		/*
 		 * rabbitmq-c turns the last millisecond or so of a wait
 		 * into 0 ms polls that spin until the end: short waits and
@@ -403,10 +520,16 @@ ready(struct relay *r)
 	if (w->nnodes > 1)
 		snprintf(of, sizeof(of), " (node %zu of %zu)", r->node + 1,
 			 w->nnodes);
-	log_info("ready: relaying queue '%s' (consumer '%s') to '%s'%s, "
-		 "%d publishes in flight, %s",
-		 w->queue, w->consumer_name, status_node(r), of, w->window,
-		 w->persistent ? "persistent" : "transient");
+	if (r->logical)
+		log_info("ready: relaying replication slot '%s' (worker '%s') "
+			 "to '%s'%s, %d publishes in flight, %s",
+			 w->slot, w->queue, status_node(r), of, w->window,
+			 w->persistent ? "persistent" : "transient");
+	else
+		log_info("ready: relaying queue '%s' (consumer '%s') to "
+			 "'%s'%s, %d publishes in flight, %s",
+			 w->queue, w->consumer_name, status_node(r), of,
+			 w->window, w->persistent ? "persistent" : "transient");
 	if (r->o->ready_fd >= 0) {
 		(void)!write(r->o->ready_fd, "\n", 1);
 		close(r->o->ready_fd);
@@ -451,6 +574,33 @@ apply_worker(struct relay *r)
 	source_pgq_init(&r->pgq, &r->pg, w->queue, w->consumer_name,
 			w->retry_delay, w->batch_chunk);
 	r->src = &r->pgq.src;
+	r->logical = w->source == MK_SOURCE_LOGICAL;
+	if (r->logical) {
+		struct logical_config lc;
+
+		/* closed before: it borrows the configuration's strings */
+		memset(&lc, 0, sizeof(lc));
+		lc.url = w->postgres_url;
+		lc.display = w->postgres_display;
+		lc.appname = "mikkoo-relay";
+		lc.connect_timeout = w->amqp.timeout;
+		lc.slot = w->slot;
+		lc.create_slot = true;
+		lc.publications = (const char *const *)w->publications.v;
+		lc.npublications = w->publications.n;
+		lc.streams = (const char *const *)w->streams.v;
+		lc.nstreams = w->streams.n;
+		lc.exchange = w->change_exchange;
+		lc.routing_key = w->change_routing_key;
+		lc.skip_unchanged = w->skip_unchanged;
+		lc.max_events = (size_t)w->batch_chunk;
+		lc.max_bytes = 8 << 20;
+		/* the stream is read without serving RabbitMQ (heartbeats):
+		 * a second at most, and the worker does not idle after */
+		lc.wait = w->wait_duration < 1 ? w->wait_duration : 1;
+		source_logical_init(&r->lgs, &lc, w->queue, w->retry_delay);
+		r->src = &r->lgs.src;
+	}
 	statsd_close(r->sd);
 	why[0] = '\0';
 	r->sd = statsd_open(&r->cfg->statsd, w->queue, why, sizeof(why));
@@ -505,6 +655,12 @@ reload_config(struct relay *r)
 	if (!r->o->supervised)
 		relay_log_notices(&nc, nw->queue);
 	config_diff(r->cfg, &nc, nw->queue, &d);
+	if (r->logical) {
+		/* its source borrows the old configuration's strings: it
+		 * streams again from the slot's confirmed position */
+		source_logical_close(&r->lgs);
+		pipeline_hold_end(r);
+	}
 	if (d.restart) {
 		disconnect(r, true, true);
 		r->node = r->next_node = 0; /* the list may have changed */
@@ -631,6 +787,7 @@ static void
 cleanup(struct relay *r)
 {
 	disconnect(r, true, true);
+	source_logical_release(&r->lgs);
 	free(r->fail);
 	inflight_release(&r->q);
 	message_release(&r->msg);
@@ -646,6 +803,19 @@ cleanup(struct relay *r)
  * workers going: a supervised worker says it is waiting (RELAY_WAITING)
  * and retries with the usual backoff.  0 connected, 1 stop asked, -1.
  */
+/*
+ * A slot worker's refusals are permanent: a missing right (77), a
+ * configuration or a slot that vanished or lost its WAL (78) never
+ * mend by retrying; the supervisor is told by the exit status.
+ */
+static bool
+slot_refused(const struct relay *r)
+{
+	return r->logical &&
+	       (r->e.code == EX_NOPERM || r->e.code == EX_CONFIG ||
+		r->e.code == EX_SOFTWARE);
+}
+
 static int
 first_connect(struct relay *r)
 {
@@ -703,6 +873,7 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 	r.rep.pending = -1;
 	r.rep.lag = -1;
 	r.rep.tick_age = -1;
+	r.rep.retained = -1;
 	r.rep.state = REPORT_STARTING;
 	status_set(&r, REPORT_STARTING, "connecting");
 	apply_worker(&r);
@@ -734,6 +905,12 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			reload(&r);
 		status_stats(&r, false);
 		if (ensure_connected(&r) < 0) {
+			if (slot_refused(&r)) {
+				log_error("%s", r.e.msg);
+				*e = r.e;
+				cleanup(&r);
+				return -1;
+			}
 			drop_broken(&r);
 			backoff(&r);
 			continue;
@@ -749,10 +926,17 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 				backoff(&r);
 			} else {
 				status_set(&r, REPORT_WAITING,
-					   "another "
-					   "mikkoo-relay holds the consumer "
-					   "lock");
-				idle(&r, r.w->wait_duration);
+					   r.logical
+						   ? "another process streams "
+						     "the replication slot"
+						   : "another "
+						     "mikkoo-relay holds the "
+						     "consumer lock");
+				/* a slot is tried with two sessions: not
+				 * more than once a second */
+				idle(&r, r.logical && r.w->wait_duration < 1
+						 ? 1
+						 : r.w->wait_duration);
 			}
 			continue;
 		}
@@ -778,6 +962,8 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			continue;
 		}
 		br = pipeline_batch(&r);
+		if (r.logical)
+			logical_warn_more(&r);
 		if (br == BATCH_FAILED) {
 			drop_broken(&r);
 			backoff(&r);
@@ -787,7 +973,8 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			r.cnt.total.empty++;
 			r.backoff = BACKOFF_MIN;
 			r.news = false;
-			if (!r.tk.active)
+			/* a slot's next batch waited for the stream itself */
+			if (!r.tk.active && !r.logical)
 				idle(&r, r.w->wait_duration);
 		} else if (br == BATCH_BROKEN) {
 			log_error("%s", r.e.msg);

@@ -25,6 +25,7 @@
 #include "inflight.h"
 #include "pgq.h"
 #include "relay.h"
+#include "source_logical.h"
 #include "source_pgq.h"
 #include "report.h"
 #include "statsd.h"
@@ -109,7 +110,12 @@ struct relay {
 	bool own;
 	const struct mk_worker_config *w;
 	struct pgq_conn pg;
-	struct source_pgq pgq; /* the pipeline's source, over pg */
+	struct source_pgq pgq;     /* the pipeline's source, over pg */
+	struct source_logical lgs; /* or, source: logical, a slot */
+	bool logical;              /* w->source is MK_SOURCE_LOGICAL */
+	size_t lg_warned;          /* of logical_warnings(), logged */
+	bool lg_busy_logged;       /* "another process streams it" */
+	bool slot_busy;            /* ... and we wait for it */
 	struct source *src;
 	struct broker *mq;
 	struct statsd *sd;

@@ -26,7 +26,8 @@ enum {
 	OPT_REASON_IS,
 	OPT_LIMIT,
 	OPT_TO_QUEUE,
-	OPT_TIMEOUT
+	OPT_TIMEOUT,
+	OPT_EMIT
 };
 
 static const struct cli_opt opts[] = {
@@ -36,6 +37,10 @@ static const struct cli_opt opts[] = {
 	{ OPT_CONSUMER, "consumer", "NAME", "dead letters of this consumer" },
 	DEAD_FILTER_OPTS,
 	{ OPT_ALL, "all", NULL, "every dead letter (no filter given)" },
+	{ OPT_EMIT, "emit", "STREAM",
+	  "put them back through mikkoo.emit() into\n"
+	  "STREAM (a slot worker's dead letters: table\n"
+	  "changes too) instead of PgQ" },
 	{ OPT_STDIN, "stdin", NULL,
 	  "the dead letters named by JSON lines on\n"
 	  "stdin (their \"id\"), e.g. from\n"
@@ -93,8 +98,8 @@ missing(long long id, void *arg)
 
 /* --stdin: ids from JSON lines, a chunk per transaction. */
 static int
-from_stdin(PGconn *pg, bool dry, long batch, struct replay_stats *st, int *bad,
-	   struct mk_err *e)
+from_stdin(PGconn *pg, const char *stream, bool dry, long batch,
+	   struct replay_stats *st, int *bad, struct mk_err *e)
 {
 	struct jsonl_reader rd;
 	long long *ids = calloc((size_t)batch, sizeof(*ids));
@@ -128,15 +133,16 @@ from_stdin(PGconn *pg, bool dry, long batch, struct replay_stats *st, int *bad,
 		}
 		json_decref(rec);
 		if ((long)n == batch) {
-			rc = replay_ids(pg, ids, n, dry, stdout, st, missing,
-					NULL, e);
+			rc = replay_ids(pg, ids, n, stream, dry, stdout, st,
+					missing, NULL, e);
 			n = 0;
 			if (rc < 0)
 				break;
 		}
 	}
 	if (rc == 0 && n > 0)
-		rc = replay_ids(pg, ids, n, dry, stdout, st, missing, NULL, e);
+		rc = replay_ids(pg, ids, n, stream, dry, stdout, st, missing,
+				NULL, e);
 	jsonl_reader_release(&rd);
 	free(ids);
 	return rc;
@@ -154,6 +160,7 @@ main(int argc, char **argv)
 	bool batch_given = false;
 	long batch = 500;
 	char *ids = NULL;
+	const char *stream = NULL;
 	struct mk_err e;
 	struct cli_parser p;
 	int opt, rc = 0, bad = 0;
@@ -181,6 +188,9 @@ main(int argc, char **argv)
 			break;
 		case OPT_STDIN:
 			use_stdin = true;
+			break;
+		case OPT_EMIT:
+			stream = optarg;
 			break;
 		default:
 			if (dead_option(&f, &ids, opt, optarg) < 0)
@@ -232,8 +242,8 @@ main(int argc, char **argv)
 				 "--reason, --limit, --to-queue and "
 				 "--timeout are for --amqp-queue");
 		if (use_stdin || all || ids || batch_given || f.queue ||
-		    f.consumer || f.since || f.until || f.reason_like ||
-		    optind < argc)
+		    stream || f.consumer || f.since || f.until ||
+		    f.reason_like || optind < argc)
 			CLI_FAIL(rc, &cli,
 				 "--amqp-queue resurrects RabbitMQ "
 				 "dead letters: no PgQ filters, --all, --stdin "
@@ -264,13 +274,13 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (use_stdin) {
-		if (from_stdin(pg, dry, batch, &st, &bad, &e) < 0) {
+		if (from_stdin(pg, stream, dry, batch, &st, &bad, &e) < 0) {
 			log_error("%s", e.msg);
 			rc = e.code;
 		}
 	} else {
-		if (replay_filter(pg, &f, (int)batch, dry, stdout, &st, &e) <
-		    0) {
+		if (replay_filter(pg, &f, (int)batch, stream, dry, stdout, &st,
+				  &e) < 0) {
 			log_error("%s", e.msg);
 			rc = e.code;
 		}
@@ -292,8 +302,11 @@ main(int argc, char **argv)
 			 "changed)",
 			 st.replayed, st.replayed == 1 ? "" : "s");
 	else
-		log_info("replayed %ld dead letter%s into their PgQ queues",
-			 st.replayed, st.replayed == 1 ? "" : "s");
+		log_info("replayed %ld dead letter%s %s%s", st.replayed,
+			 st.replayed == 1 ? "" : "s",
+			 stream ? "through mikkoo.emit() into stream "
+				: "into their PgQ queues",
+			 stream ? stream : "");
 	if (rc == 0 && (bad || st.missing))
 		rc = EX_DATAERR;
 out:

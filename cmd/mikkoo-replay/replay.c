@@ -26,8 +26,9 @@ id_array(const long long *ids, size_t n)
 
 /* Replay (or show) exactly the dead letters in idlist; one transaction. */
 static int
-replay_chunk(PGconn *c, const char *idlist, bool dry_run, FILE *out,
-	     struct replay_stats *st, PGresult **done, struct mk_err *e)
+replay_chunk(PGconn *c, const char *idlist, const char *stream, bool dry_run,
+	     FILE *out, struct replay_stats *st, PGresult **done,
+	     struct mk_err *e)
 {
 	static const char run[] =
 		"WITH d AS (DELETE FROM mikkoo.dead_letter WHERE id IN ("
@@ -38,15 +39,31 @@ replay_chunk(PGconn *c, const char *idlist, bool dry_run, FILE *out,
 		"  d.ev_extra2, d.ev_extra3, d.ev_extra4) AS ev_id"
 		"  FROM (SELECT * FROM d ORDER BY id OFFSET 0) d)"
 		" SELECT id, queue, old_ev_id, ev_id FROM i ORDER BY id";
+	/* a slot worker's: through mikkoo.emit() into a stream it relays
+	 * (a table change too: the event has the change's fields) */
+	static const char emit[] =
+		"WITH d AS (DELETE FROM mikkoo.dead_letter WHERE id IN ("
+		"  SELECT id FROM mikkoo.dead_letter WHERE id = ANY($1::int8[])"
+		"  FOR UPDATE SKIP LOCKED) RETURNING *),"
+		" i AS (SELECT d.id, d.queue, d.ev_id AS old_ev_id,"
+		"  mikkoo.emit($2, d.ev_type, d.ev_data, d.ev_extra1,"
+		"  d.ev_extra2, d.ev_extra3, d.ev_extra4) AS ev_id"
+		"  FROM (SELECT * FROM d ORDER BY id OFFSET 0) d)"
+		" SELECT id, queue, $2 AS stream, old_ev_id, ev_id FROM i"
+		" ORDER BY id";
 	static const char dry[] =
 		"SELECT id, queue, ev_id AS old_ev_id, NULL::int8 AS ev_id,"
 		" true AS dry_run FROM mikkoo.dead_letter"
 		" WHERE id = ANY($1::int8[]) ORDER BY id";
-	const char *v[] = { idlist };
+	const char *v[] = { idlist, stream };
 	PGresult *r;
 	int i, n;
 
-	r = pg_exec(c, dry_run ? dry : run, 1, v,
+	r = pg_exec(c,
+		    dry_run  ? dry
+		    : stream ? emit
+			     : run,
+		    !dry_run && stream ? 2 : 1, v,
 		    dry_run ? "reading dead "
 			      "letters"
 			    : "replaying dead letters",
@@ -66,9 +83,10 @@ replay_chunk(PGconn *c, const char *idlist, bool dry_run, FILE *out,
 }
 
 int
-replay_ids(PGconn *c, const long long *ids, size_t n, bool dry_run, FILE *out,
-	   struct replay_stats *st, void (*missing)(long long id, void *arg),
-	   void *arg, struct mk_err *e)
+replay_ids(PGconn *c, const long long *ids, size_t n, const char *stream,
+	   bool dry_run, FILE *out, struct replay_stats *st,
+	   void (*missing)(long long id, void *arg), void *arg,
+	   struct mk_err *e)
 {
 	PGresult *r = NULL;
 	char *list = id_array(ids, n);
@@ -77,7 +95,7 @@ replay_ids(PGconn *c, const long long *ids, size_t n, bool dry_run, FILE *out,
 
 	if (list == NULL)
 		return mk_err_set(e, EX_OSERR, "out of memory");
-	rc = replay_chunk(c, list, dry_run, out, st, &r, e);
+	rc = replay_chunk(c, list, stream, dry_run, out, st, &r, e);
 	free(list);
 	if (rc < 0)
 		return -1;
@@ -98,8 +116,9 @@ replay_ids(PGconn *c, const long long *ids, size_t n, bool dry_run, FILE *out,
 }
 
 int
-replay_filter(PGconn *c, const struct dead_filter *f, int chunk, bool dry_run,
-	      FILE *out, struct replay_stats *st, struct mk_err *e)
+replay_filter(PGconn *c, const struct dead_filter *f, int chunk,
+	      const char *stream, bool dry_run, FILE *out,
+	      struct replay_stats *st, struct mk_err *e)
 {
 	/* Walk the selection by id so each chunk is a fresh snapshot and a
 	 * concurrent replay's rows are simply skipped. */
@@ -134,7 +153,8 @@ replay_filter(PGconn *c, const struct dead_filter *f, int chunk, bool dry_run,
 		snprintf(after, sizeof(after), "%.*s",
 			 (int)strcspn(last ? last + 1 : list + 1, "}"),
 			 last ? last + 1 : list + 1);
-		if (replay_chunk(c, list, dry_run, out, st, &done, e) < 0) {
+		if (replay_chunk(c, list, stream, dry_run, out, st, &done, e) <
+		    0) {
 			PQclear(r);
 			return -1;
 		}

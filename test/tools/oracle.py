@@ -91,6 +91,29 @@ def committed(db, xid):
             db = connect()
 
 
+# With --emit STREAM the event goes into the WAL with mikkoo.emit() (a
+# slot worker relays it) and its audit row is written beside it, as
+# mikkoo.insert_audited_event() does for PgQ; --queue is then the name
+# the audit rows and the dead letters carry (the worker's).
+EMIT_AUDITED = (
+    "WITH m AS (SELECT gen_random_uuid() AS id),"
+    " x AS (SELECT id, json_build_object('message_id', id)::text AS props,"
+    "  json_build_object('pgq_queue', %(q)s::text)::text AS hdrs FROM m)"
+    " SELECT mikkoo.new_audit_record(id, mikkoo.emit(%(stream)s, %(rk)s,"
+    "  %(body)s, %(ex)s, 'application/json', props, hdrs), %(q)s, %(ex)s,"
+    "  %(rk)s, %(body)s, 'application/json', props, hdrs) FROM x")
+
+
+def insert(cur, a, rk, body):
+    if a.emit:
+        cur.execute(EMIT_AUDITED, {"q": a.queue, "stream": a.emit, "rk": rk,
+                                   "body": body, "ex": a.exchange})
+    else:
+        cur.execute("SELECT mikkoo.insert_audited_event(%s, %s, "
+                    "%s, %s, 'application/json')",
+                    (a.queue, a.exchange, rk, body))
+
+
 def producer(a, p, stats):
     db = connect()
     seq = 0
@@ -107,9 +130,7 @@ def producer(a, p, stats):
             for i in range(n):
                 body = json.dumps({"p": p, "seq": seq + i + 1,
                                    "rb": rollback})
-                cur.execute("SELECT mikkoo.insert_audited_event(%s, %s, "
-                            "%s, %s, 'application/json')",
-                            (a.queue, a.exchange, "p.%d" % p, body))
+                insert(cur, a, "p.%d" % p, body)
             if rollback:
                 db.rollback()
                 stats["rolled_back"] += n
@@ -145,10 +166,8 @@ def produce(a):
     cur = held.cursor()
     # the long transaction: opened first, committed last
     for i in range(3):
-        cur.execute("SELECT mikkoo.insert_audited_event(%s, %s, 'held', "
-                    "%s, 'application/json')",
-                    (a.queue, a.exchange,
-                     json.dumps({"p": -1, "seq": i + 1, "rb": False})))
+        insert(cur, a, "held",
+               json.dumps({"p": -1, "seq": i + 1, "rb": False}))
     threads = [threading.Thread(target=producer, args=(a, p, stats))
                for p in range(a.producers)]
     for t in threads:
@@ -319,6 +338,9 @@ def check(a):
         n = count.get(mid, 0)
         if n == 0:
             summary["dead" if ev in dead_ids else "lost"] += 1
+            if ev not in dead_ids and len(summary.setdefault(
+                    "lost_first", [])) < 5:
+                summary["lost_first"].append([body["p"], body["seq"], ev])
         elif n == 1:
             summary["ok"] += 1
         else:
@@ -341,6 +363,8 @@ def main():
     s.add_argument("--events", type=int, default=500)
     s.add_argument("--duration", type=float, default=8)
     s.add_argument("--rollback", type=float, default=0.02)
+    s.add_argument("--emit", metavar="STREAM",
+                   help="mikkoo.emit() into STREAM instead of PgQ")
     s = sub.add_parser("check")
     s.add_argument("--queue", required=True)
     s.add_argument("--amqp-queue", required=True)

@@ -64,12 +64,14 @@ render(void)
 	q[0].pending = 10;
 	q[0].lag = 0.5;
 	q[0].tick_age = 1.25;
+	q[0].retained = 4096; /* a slot worker's */
 	prom_observe(&q[0].c.latency, 0.004);
 	prom_observe(&q[0].c.latency, 0.3);
 	q[1].queue = "we\"ird\\q\nx";
 	q[1].pending = -1; /* unknown: no sample */
 	q[1].lag = -1;
 	q[1].tick_age = -1;
+	q[1].retained = -1; /* a PgQ worker: no sample */
 	ok(prom_render(q, 2, &text, &len) == 0, "renders");
 	is_int(len, strlen(text), "length without the NUL");
 	has_str(text,
@@ -132,12 +134,17 @@ render(void)
 		"mikkoo_delivery_latency_seconds_count{queue="
 		"\"orders\"} 2\n",
 		"count");
+	has_str(text,
+		"# TYPE mikkoo_slot_retained_bytes gauge\n"
+		"mikkoo_slot_retained_bytes{queue=\"orders\"} 4096\n",
+		"a slot's retained WAL, for its worker only");
 	ok(text[len - 1] == '\n', "ends with a newline");
 	for (line = text; (line = strchr(line, '\n')) != NULL; line++)
 		lines++;
 	/* 5 counters x (2 + 2) + reconnects 2 + 4 + pending 2 + 1 + lag
-	 * 2 + 1 + tick age 2 + 1 + up 2 + 2 + histogram 2 + 2 x 18 */
-	is_int(lines, 20 + 6 + 3 + 3 + 3 + 4 + 38,
+	 * 2 + 1 + tick age 2 + 1 + retained 2 + 1 + up 2 + 2 + histogram
+	 * 2 + 2 x 18 */
+	is_int(lines, 20 + 6 + 3 + 3 + 3 + 3 + 4 + 38,
 	       "no line more, none "
 	       "less");
 	free(text);
