@@ -220,6 +220,22 @@ workload() {
 	[ "$(mq count "$MQS")" -eq 0 ]
 }
 
+@test "a quiet slot worker keeps its RabbitMQ connection: heartbeats are served between reads of the slot" {
+	slot_config "publication: mikkoo_emit" "exchange: $EXS"
+	sed -i "s|rabbitmq_url: .*|rabbitmq_url: $MIKKOO_AMQP_URL?heartbeat=1|" "$CONF"
+	relay_start
+	# several heartbeats with nothing to relay (it used to lose the
+	# connection here and find out at the next publish)
+	sleep 6
+	sql "SELECT mikkoo.emit('$STREAM', 'rk.quiet', 'after a quiet spell', '$EXS', NULL, NULL, NULL)" >/dev/null
+	get_messages_from "$MQS" 1
+	relay_stop
+	run cat "$BATS_TEST_TMPDIR/relay.err"
+	refute_output --partial "socket error"
+	refute_output --partial "connection lost"
+	assert_output --partial "reconnects=0"
+}
+
 get_messages_from() {
 	mq get "$1" --count "$2" --timeout "${3:-20}" >"$BATS_TEST_TMPDIR/msgs.jsonl"
 }

@@ -973,8 +973,15 @@ relay_run(const struct relay_opts *o, struct mk_err *e)
 			r.cnt.total.empty++;
 			r.backoff = BACKOFF_MIN;
 			r.news = false;
-			/* a slot's next batch waited for the stream itself */
-			if (!r.tk.active && !r.logical)
+			/* a slot's next batch waited for the stream itself;
+			 * a short look at RabbitMQ serves its heartbeats
+			 * (rabbitmq-c sends ours only from inside a call:
+			 * a quiet slot lost its connection every few
+			 * heartbeats) */
+			if (r.logical)
+				idle(&r,
+				     0.005); /* under 3 ms idle only sleeps */
+			else if (!r.tk.active)
 				idle(&r, r.w->wait_duration);
 		} else if (br == BATCH_BROKEN) {
 			log_error("%s", r.e.msg);
