@@ -202,3 +202,25 @@ changes_at_least() {
 	get_messages 30
 	msgs | jq -s -e 'map(.body | fromjson) | map(.id) == [range(1; 31)] and all(.action == "R")'
 }
+
+@test "a column the worker sends as its text (a domain with a check of an untrusted role inside a composite) is sent as its text by the snapshot too" {
+	ROLE_="r_$N"
+	sql "CREATE ROLE $ROLE_ NOLOGIN;
+	     CREATE DOMAIN public.d_$N AS int CHECK (VALUE > 0);
+	     ALTER DOMAIN public.d_$N OWNER TO $ROLE_;
+	     CREATE TYPE public.c_$N AS (a public.d_$N, b text)" >/dev/null
+	defer sql "SET client_min_messages = warning;
+	           DROP TYPE IF EXISTS public.c_$N CASCADE;
+	           DROP DOMAIN IF EXISTS public.d_$N CASCADE"
+	sql "CREATE TABLE $T (id int PRIMARY KEY, c public.c_$N, v int);
+	     INSERT INTO $T VALUES (1, ROW(5, 'x'), 1);
+	     CREATE PUBLICATION $PUB FOR TABLE $T" >/dev/null
+	slot_config
+	relay_start
+	run -0 sql "$(snap_call)"
+	sql "INSERT INTO $T VALUES (2, ROW(7, 'y'), 2)" >/dev/null
+	get_messages 2
+	msgs | jq -s -e 'map(.body | fromjson) |
+		map([.action, .new]) == [["R", {"id": 1, "c": "(5,x)", "v": 1}],
+		                         ["I", {"id": 2, "c": "(7,y)", "v": 2}]]'
+}
