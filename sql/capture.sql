@@ -268,8 +268,11 @@ $$;
 
 -- The expression that renders a row of table in_tbl, as alias t, into
 -- jsonb: to_jsonb(t.*) when that is safe (mikkoo._render_value), else
--- the columns one by one.
-CREATE OR REPLACE FUNCTION mikkoo._render_row(in_tbl OID)
+-- the columns one by one.  in_as_slot: as a slot worker renders it,
+-- which sends a column it does not read (mikkoo._input_type NULL, see
+-- logical.sql) as its text.
+CREATE OR REPLACE FUNCTION mikkoo._render_row(in_tbl OID,
+                                              in_as_slot BOOLEAN)
 RETURNS TEXT
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -283,8 +286,12 @@ BEGIN
     FOR v_a IN SELECT a.attname, a.atttypid FROM pg_attribute a
                WHERE a.attrelid = in_tbl AND a.attnum > 0
                  AND NOT a.attisdropped ORDER BY a.attnum LOOP
-        v_sub := mikkoo._render_value(v_a.atttypid,
-                                      format('t.%I', v_a.attname));
+        IF in_as_slot AND mikkoo._input_type(v_a.atttypid) IS NULL THEN
+            v_sub := format('to_jsonb(format(''%%s'', t.%I))', v_a.attname);
+        ELSE
+            v_sub := mikkoo._render_value(v_a.atttypid,
+                                          format('t.%I', v_a.attname));
+        END IF;
         v_unsafe := v_unsafe OR v_sub IS NOT NULL;
         v_pairs := v_pairs || format('%L, %s', v_a.attname,
                                      coalesce(v_sub,
@@ -295,6 +302,14 @@ BEGIN
     END IF;
     RETURN mikkoo._render_object(v_pairs);
 END;
+$$;
+
+CREATE OR REPLACE FUNCTION mikkoo._render_row(in_tbl OID)
+RETURNS TEXT
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT mikkoo._render_row(in_tbl, false);
 $$;
 
 -- The query that makes and inserts the events of a bulk statement (over

@@ -410,3 +410,35 @@ FROM (SELECT x.i, x.a,
         (SELECT string_agg(', ' || d, '') FROM unnest(v_defs) d));
 END;
 $$;
+
+-- ---------------------------------------------------------------------
+-- The initial snapshot of a published table for a slot worker: every
+-- row an R event written with mikkoo.emit() into stream, which the
+-- worker relays (its "messages") with the table's own changes, so the
+-- messages are the ones the worker sends for the table's changes,
+-- action R.  The chunks, locks and retries are mikkoo.snapshot()'s
+-- (snapshot.sql): a row's R event and its later changes are in the slot
+-- in commit order.  Runs with the caller's rights: SELECT and UPDATE on
+-- the table and pgq_writer (mikkoo.emit).
+-- ---------------------------------------------------------------------
+CREATE OR REPLACE PROCEDURE mikkoo.slot_snapshot(
+    tbl REGCLASS, publication TEXT, stream TEXT, exchange TEXT,
+    routing_key TEXT DEFAULT '{schema}.{table}',
+    chunk INTEGER DEFAULT 10000)
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    CALL mikkoo._snapshot_run(tbl, chunk,
+        pg_catalog.jsonb_build_object('sink', 'emit',
+                                      'publication', publication,
+                                      'stream', stream,
+                                      'exchange', exchange,
+                                      'routing_key', routing_key));
+END;
+$$;
+COMMENT ON PROCEDURE mikkoo.slot_snapshot(REGCLASS, TEXT, TEXT, TEXT, TEXT,
+                                          INTEGER) IS
+    'One R message per existing row of a published table, written with '
+    'mikkoo.emit into stream for the slot worker of publication, in key '
+    'order, in chunks that commit separately; call outside a transaction '
+    'block';

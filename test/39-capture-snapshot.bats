@@ -6,6 +6,7 @@
 load helpers/common
 load helpers/relay
 load helpers/capture
+load helpers/snapshot
 
 setup_file() {
 	install_schema
@@ -116,47 +117,16 @@ YAML
 	echo "$output" | jq -s -e 'map(.id) == [range(1; 31)] and all(.action == "R")'
 }
 
-snapshot_waits() {
-	[ "$(sql "SELECT count(*) FROM pg_stat_activity
-	          WHERE query LIKE 'CALL mikkoo.snapshot%' AND wait_event_type = 'Lock'")" = 1 ]
-}
-
 @test "a deadlock with a writer: the snapshot reads the chunk again, after the writer's changes" {
 	sql "CREATE TABLE $T (id int PRIMARY KEY, v int);
 	     INSERT INTO $T SELECT g, g FROM generate_series(1, 30) g" >/dev/null
 	sql "SELECT mikkoo.capture('$T', '$Q', '$EX')" >/dev/null
-	# The writer holds row 5; the snapshot locks rows 1 to 4 and waits
-	# for it; then the writer wants row 2.  The snapshot's deadlock check
-	# comes first (3 s against 60 s), so the snapshot is the one rolled
-	# back.
-	coproc W { psql -qXAt -v ON_ERROR_STOP=0 2>&1; }
-	echo "SET deadlock_timeout = '60s'; BEGIN; UPDATE $T SET v = -v WHERE id = 5;
-	      SELECT 'locked';" >&"${W[1]}"
-	read -r -t 20 line <&"${W[0]}"
-	assert_equal "$line" locked
-	PGOPTIONS="-c deadlock_timeout=3s" psql -qXAt -v ON_ERROR_STOP=1 \
-		-c "CALL mikkoo.snapshot('$T', chunk => 10)" \
-		>"$BATS_TEST_TMPDIR/snap.out" 2>"$BATS_TEST_TMPDIR/snap.err" &
-	snap=$!
-	wait_for 20 snapshot_waits
-	echo "UPDATE $T SET v = -v WHERE id = 2; COMMIT; SELECT 'done';" >&"${W[1]}"
-	read -r -t 30 line <&"${W[0]}"
-	assert_equal "$line" done
-	echo '\q' >&"${W[1]}"
-	wait "$snap"
+	snapshot_deadlock "CALL mikkoo.snapshot('$T', chunk => 10)"
 	grep -F "NOTICE:  mikkoo.snapshot: deadlock with a writer, reading the chunk again" \
 		"$BATS_TEST_TMPDIR/snap.err"
 	relay_start
 	get_messages 32
-	# the writer's two U events, then the R events with its values
-	local got
-	got=$(msgs | jq -c -s 'map(.body | fromjson | [.action, .id, .new.v])')
-	echo "messages: $got"
-	echo "$got" | jq -e '
-		.[0:2] == [["U", 5, -5], ["U", 2, -2]] and
-		(.[2:] | map(.[0]) | unique) == ["R"] and
-		(.[2:] | map(.[1])) == [range(1; 31)] and
-		.[3] == ["R", 2, -2] and .[6] == ["R", 5, -5]'
+	msgs | assert_deadlock_order
 }
 
 # events_at_least TABLE N: whether the event table holds N events.
@@ -164,47 +134,13 @@ events_at_least() {
 	[ "$(sql "SELECT count(*) >= $2 FROM $1")" = t ]
 }
 
-# writer SEED STOPFILE: random one-row and two-row transactions on $T
-# (ids 1..24000, so some are new) until STOPFILE exists.  Two-row
-# transactions update in random order, against the snapshot's key order:
-# deadlocks happen and one side retries or rolls back.
-writer() {
-	awk -v seed="$1" -v stop="$2" -v t="$T" 'BEGIN {
-		srand(seed)
-		for (n = 0; ; n++) {
-			if (n % 50 == 0 && (getline x < stop) > 0)
-				exit
-			close(stop)
-			id = int(rand() * 24000) + 1
-			r = rand()
-			if (r < 0.3)
-				printf "INSERT INTO %s VALUES (%d, %d, md5(random()::text)) ON CONFLICT (id) DO UPDATE SET v = excluded.v;\n", t, id, n
-			else if (r < 0.7)
-				printf "UPDATE %s SET v = v + 1, s = md5(random()::text) WHERE id = %d;\n", t, id
-			else if (r < 0.85)
-				printf "DELETE FROM %s WHERE id = %d;\n", t, id
-			else
-				printf "BEGIN; UPDATE %s SET v = -v WHERE id = %d; UPDATE %s SET v = -v WHERE id = %d; COMMIT;\n", t, id, t, int(rand() * 24000) + 1
-			fflush()
-		}
-	}' | psql -qX -v ON_ERROR_STOP=0 >/dev/null 2>>"$BATS_TEST_TMPDIR/writers.err"
-}
-
 @test "the snapshot under concurrent random writers: the events, applied per id in delivery order, make the table" {
 	sql "CREATE TABLE $T (id int PRIMARY KEY, v int, s text)" >/dev/null
 	sql "INSERT INTO $T SELECT g, g, md5(g::text) FROM generate_series(1, 20000) g" >/dev/null
 	sql "SELECT mikkoo.capture('$T', '$Q', '$EX')" >/dev/null
-	stop="$BATS_TEST_TMPDIR/stop"
-	# the writers' pipelines stop on this file, also when the test fails
-	# half way (killing their subshells would leave awk and psql behind)
-	defer sh -c "echo stop >'$stop'"
-	seed=$((RANDOM * 32768 + RANDOM))
-	echo "# writers' seed: $seed" >&3
-	WRITERS=
-	for w in 1 2 3; do
-		writer $((seed + w)) "$stop" &
-		WRITERS="$WRITERS $!"
-	done
+	seed=${MIKKOO_SEED:-$((RANDOM * 32768 + RANDOM))}
+	echo "# writers' seed: $seed (MIKKOO_SEED)" >&3
+	start_writers "$seed"
 	# the writers are at work before the snapshot starts
 	pfx=$(sql "SELECT queue_data_pfx FROM pgq.queue WHERE queue_name = '$Q'")
 	# (a function, so that wait_for asks again each time: a "$(...)"
@@ -215,9 +151,7 @@ writer() {
 	# and still after it ended
 	n=$(sql "SELECT count(*) FROM $pfx")
 	wait_for 60 events_at_least "$pfx" $((n + 200))
-	echo stop >"$stop"
-	for p in $WRITERS; do wait "$p"; done
-	WRITERS=
+	stop_writers
 	echo "# writers' transactions lost to a deadlock: $(grep -c 'deadlock detected' "$BATS_TEST_TMPDIR/writers.err")" >&3
 	total=$(sql "SELECT count(*) FROM $pfx")
 	echo "# $total events" >&3
@@ -237,14 +171,7 @@ writer() {
 		[.[] | select(.properties.headers.action != "R") |
 		 .properties.headers.event_id |
 		 select(. > ($r | min) and . < ($r | max))] | length > 0'
-	# apply them in delivery order: upsert on I, U and R, delete on D
-	msgs | jq -c '.body | fromjson | [.action, .id, .new]' |
-		jq -n -c 'reduce inputs as [$a, $id, $new] ({};
-			if $a == "D" then del(.[$id | tostring])
-			else .[$id | tostring] = $new end)' >"$BATS_TEST_TMPDIR/applied"
-	sql "SELECT coalesce(jsonb_object_agg(t.id, to_jsonb(t.*)), '{}') FROM $T t" \
-		>"$BATS_TEST_TMPDIR/table"
-	jq -e -n --slurpfile a "$BATS_TEST_TMPDIR/applied" \
-		--slurpfile t "$BATS_TEST_TMPDIR/table" '$a[0] == $t[0]'
+	# applied in delivery order per id, they make the table
+	msgs | assert_applied_is_table
 	[ "$(jq 'length' "$BATS_TEST_TMPDIR/table")" -gt 15000 ]
 }

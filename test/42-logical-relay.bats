@@ -19,14 +19,7 @@ setup_file() {
 }
 
 setup() {
-	lg_setup
-	W="w_$N"
-	STREAM="st_$N"
-	EXS="exs_$N"
-	MQS="mqs_$N"
-	mq declare-exchange "$EXS" --type topic
-	mq declare-queue "$MQS" --bind "$EXS:#"
-	CONF="$BATS_TEST_TMPDIR/mikkoo.yml"
+	slot_worker_setup
 }
 
 teardown() {
@@ -36,41 +29,7 @@ teardown() {
 	else
 		exec 9<&- 9>&-
 	fi
-	lg_teardown
-	sql "SET client_min_messages = warning;
-	     DROP TABLE IF EXISTS $T CASCADE" >/dev/null
-	if [ -n "${ROLE_:-}" ]; then
-		sql "SET client_min_messages = warning; DROP OWNED BY $ROLE_;
-		     DROP ROLE $ROLE_" >/dev/null
-	fi
-}
-
-# slot_config [KEY: VALUE...]: a one-worker config, worker $W reading
-# slot $SLOT (publication $PUB, stream $STREAM) into $EXS.
-slot_config() {
-	local l k
-	local -A set=()
-	for l in "$@"; do
-		set[${l%%:*}]=1
-	done
-	{
-		echo "Application:"
-		echo "  workers:"
-		echo "    $W:"
-		echo "      source: logical"
-		echo "      postgres_url: $MIKKOO_PG_URL"
-		echo "      rabbitmq_url: $MIKKOO_AMQP_URL"
-		for l in "slot: $SLOT" "publication: $PUB" "exchange: $EXS" \
-			"messages: [$STREAM]" "wait_duration: 0.1" \
-			"retry_delay: 1" "max_failures: 2"; do
-			k=${l%%:*}
-			[ -n "${set[$k]:-}" ] || echo "      $l"
-		done
-		for l in "$@"; do
-			echo "      $l"
-		done
-	} >"$CONF"
-	chmod 600 "$CONF"
+	slot_worker_teardown
 }
 
 # A table of several kinds of value, REPLICA IDENTITY FULL, in $PUB.
@@ -79,15 +38,6 @@ slot_table() {
 	         j jsonb, b bool, ts timestamptz, ia int[]);
 	     ALTER TABLE $T REPLICA IDENTITY FULL;
 	     CREATE PUBLICATION $PUB FOR TABLE $T" >/dev/null
-}
-
-# Messages as both routes must agree on them: what differs by nature
-# (exchange, the per-publish ids, the WAL position, times) left out.
-same_shape() {
-	jq -c '{routing_key, body: (.body | sub(",\"recorded_at\":\"[^\"]*\"}$"; "}")),
-	        props: (.properties | del(.correlation_id, .timestamp)
-	               | .headers |= del(.sequence, .event_id, .lsn, .timestamp, .origin)),
-	        header_types: (.header_types | del(.lsn))}'
 }
 
 relay_exit_status() {
@@ -147,19 +97,7 @@ workload() {
 
 @test "a seeded workload: the slot worker's messages equal the trigger route's, message by message" {
 	slot_table
-	pgq_create_queue "$Q"
-	sql "SELECT pgq.register_consumer('$Q', 'mikkoo');
-	     SELECT mikkoo.capture('$T', '$Q', '$EX')" >/dev/null
-	MQC="mqc_$N"
-	mq declare-exchange "$EX" --type topic
-	mq declare-queue "$MQC" --bind "$EX:#"
-	# the trigger route: a PgQ worker for $Q
-	CONSUMER=mikkoo
-	write_config "$BATS_TEST_TMPDIR/pgq.yml"
-	daemon_start relayq mikkoo-relay -c "$BATS_TEST_TMPDIR/pgq.yml"
-	slot_config
-	relay_start
-	grep -q "created replication slot '$SLOT'" "$BATS_TEST_TMPDIR/relay.err"
+	both_workers
 	seed=${WORKLOAD_SEED:-4242}
 	echo "# workload seed $seed" >&3
 	workload "$seed" "$BATS_TEST_TMPDIR/workload.sql"
@@ -347,11 +285,6 @@ slot_produce() {
 		--producers 4 --events "${1:-300}" --duration "${2:-8}" \
 		>"$BATS_TEST_TMPDIR/produce.out" 2>"$BATS_TEST_TMPDIR/produce.err" 3>&- &
 	echo $! >"$BATS_TEST_TMPDIR/producer.pid"
-}
-
-slot_confirmed_past() {
-	[ "$(sql "SELECT confirmed_flush_lsn >= '$1' FROM pg_replication_slots
-	          WHERE slot_name = '$SLOT'")" = t ]
 }
 
 # slot_finish [CHECK OPTIONS]: wait for the producers and for the slot

@@ -32,6 +32,8 @@ setup_file() {
 
 teardown_file() {
 	local d r
+	psql -qX -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+		     WHERE slot_name = '${P}_snap'" >/dev/null 2>&1 || true
 	for d in "$DB_SU" "$DB_OWN" "${P}_up"; do
 		psql -qX -c "DROP DATABASE IF EXISTS $d" >/dev/null 2>&1 || true
 	done
@@ -167,7 +169,7 @@ each_db() {
 		# every function pins search_path
 		run -0 su "SELECT count(*) FROM pg_proc
 			   WHERE pronamespace = 'mikkoo'::regnamespace
-			     AND proname <> 'snapshot'
+			     AND proname NOT IN ('snapshot', 'slot_snapshot', '_snapshot_run')
 			     AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (proconfig), false)"
 		assert_output 0
 	done
@@ -352,6 +354,21 @@ snapshot_attack() {
 	assert_output "ok,sad"
 	run -0 events_like '%trapped%'
 	assert_output 0
+	# and a slot worker's snapshot of them (its messages read from a
+	# slot of its own; commits flushed at once, so that the slot has them)
+	su "CREATE PUBLICATION ${P}_snap FOR TABLE $A.s, $A.s2" >/dev/null
+	su "SELECT pg_create_logical_replication_slot('${P}_snap', 'test_decoding')" >/dev/null
+	PGOPTIONS='-c statement_timeout=120s -c synchronous_commit=on' PGDATABASE=$DB \
+		psql -qX -v ON_ERROR_STOP=1 \
+		-c "CALL mikkoo.slot_snapshot('$A.s', '${P}_snap', 'st', 'ex', chunk => 2)" \
+		-c "CALL mikkoo.slot_snapshot('$A.s2', '${P}_snap', 'st', 'ex', chunk => 1)" >/dev/null
+	assert_safe
+	run -0 su "SELECT count(*) FROM pg_logical_slot_get_changes('${P}_snap', NULL, NULL)
+		   WHERE data LIKE 'message: transactional: 1 prefix: mikkoo.emit,%\"action\":\"R\"%'
+		     AND data NOT LIKE '%trapped%'"
+	assert_output 7
+	su "SELECT pg_drop_replication_slot('${P}_snap')" >/dev/null
+	su "DROP PUBLICATION ${P}_snap" >/dev/null
 	as "$A" "DROP TABLE $A.s, $A.s2" >/dev/null
 }
 

@@ -116,3 +116,92 @@ assert_routes_agree() {
 	fi
 	[ -s "$BATS_TEST_TMPDIR/slot.agree" ] || fail "no messages to compare"
 }
+
+# slot_config [KEY: VALUE...]: a one-worker config $CONF, worker $W
+# reading slot $SLOT (publication $PUB, stream $STREAM) into $EXS; the
+# settings given replace the defaults of the same key.
+slot_config() {
+	local l k
+	local -A set=()
+	for l in "$@"; do
+		set[${l%%:*}]=1
+	done
+	{
+		echo "Application:"
+		echo "  workers:"
+		echo "    $W:"
+		echo "      source: logical"
+		echo "      postgres_url: $MIKKOO_PG_URL"
+		echo "      rabbitmq_url: $MIKKOO_AMQP_URL"
+		for l in "slot: $SLOT" "publication: $PUB" "exchange: $EXS" \
+			"messages: [$STREAM]" "wait_duration: 0.1" \
+			"retry_delay: 1" "max_failures: 2"; do
+			k=${l%%:*}
+			[ -n "${set[$k]:-}" ] || echo "      $l"
+		done
+		for l in "$@"; do
+			echo "      $l"
+		done
+	} >"$CONF"
+	chmod 600 "$CONF"
+}
+
+# Messages as both routes must agree on them: what differs by nature
+# (exchange, the per-publish ids, the WAL position, times) left out.
+same_shape() {
+	jq -c '{routing_key, body: (.body | sub(",\"recorded_at\":\"[^\"]*\"}$"; "}")),
+	        props: (.properties | del(.correlation_id, .timestamp)
+	               | .headers |= del(.sequence, .event_id, .lsn, .timestamp, .origin)),
+	        header_types: (.header_types | del(.lsn))}'
+}
+
+# slot_confirmed_past LSN: whether $SLOT's confirmed position is past LSN.
+slot_confirmed_past() {
+	[ "$(sql "SELECT confirmed_flush_lsn >= '$1' FROM pg_replication_slots
+	          WHERE slot_name = '$SLOT'")" = t ]
+}
+
+# slot_worker_setup: lg_setup's names and, for a slot worker $W, its
+# stream $STREAM and exchange $EXS with queue $MQS bound to everything;
+# its config file $CONF (slot_config).
+slot_worker_setup() {
+	lg_setup
+	W="w_$N"
+	STREAM="st_$N"
+	EXS="exs_$N"
+	MQS="mqs_$N"
+	mq declare-exchange "$EXS" --type topic
+	mq declare-queue "$MQS" --bind "$EXS:#"
+	CONF="$BATS_TEST_TMPDIR/mikkoo.yml"
+}
+
+# slot_worker_teardown: lg_teardown, then drop table $T and role $ROLE_
+# (if set).
+slot_worker_teardown() {
+	lg_teardown
+	sql "SET client_min_messages = warning;
+	     DROP TABLE IF EXISTS $T CASCADE" >/dev/null
+	if [ -n "${ROLE_:-}" ]; then
+		sql "SET client_min_messages = warning; DROP OWNED BY $ROLE_;
+		     DROP ROLE $ROLE_" >/dev/null
+	fi
+}
+
+# both_workers [CAPTURE ARGS]: the trigger route, $T captured into PgQ
+# queue $Q for exchange $EX (more mikkoo.capture() arguments after
+# those) and relayed by a PgQ worker (daemon relayq) to queue $MQC; and
+# the slot worker $W (slot_config, relay_start), its slot made.
+both_workers() {
+	pgq_create_queue "$Q"
+	sql "SELECT pgq.register_consumer('$Q', 'mikkoo');
+	     SELECT mikkoo.capture('$T', '$Q', '$EX'${1:+, $1})" >/dev/null
+	MQC="mqc_$N"
+	mq declare-exchange "$EX" --type topic
+	mq declare-queue "$MQC" --bind "$EX:#"
+	CONSUMER=mikkoo
+	write_config "$BATS_TEST_TMPDIR/pgq.yml"
+	daemon_start relayq mikkoo-relay -c "$BATS_TEST_TMPDIR/pgq.yml"
+	slot_config
+	relay_start
+	grep -q "created replication slot '$SLOT'" "$BATS_TEST_TMPDIR/relay.err"
+}
