@@ -11,6 +11,9 @@
  *
  *   latency CONNINFO PGQ_QUEUE EXCHANGE AMQP_URL AMQP_QUEUE RATE SECONDS
  *           [SAMPLES_FILE]
+ *
+ * PGQ_QUEUE "emit:STREAM" writes the events with mikkoo.emit(STREAM, ...)
+ * instead, for a slot worker relaying that stream.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +28,13 @@
 #include <libpq-fe.h>
 
 #include "url.h"
+
+#define PGQ_SQL                                                         \
+	"SELECT count(pgq.insert_event($1, 'lat', $2, $3, NULL, NULL, " \
+	"NULL)) FROM generate_series(1, $4::int)"
+#define EMIT_SQL                                                          \
+	"SELECT count(mikkoo.emit($1, 'lat', $2, $3, NULL, NULL, NULL)) " \
+	"FROM generate_series(1, $4::int)"
 
 static double
 mono(void)
@@ -96,6 +106,7 @@ main(int argc, char **argv)
 	double rate, secs, start, next, *commit, *lat;
 	long total, slices, sent = 0, got = 0, slice = 0;
 	int ready[2], status;
+	int emit;
 	char tmpl[] = "/tmp/mikkoo-latency.XXXXXX", line[128], rb;
 	FILE *f;
 	PGconn *pg;
@@ -131,6 +142,9 @@ main(int argc, char **argv)
 	pg = PQconnectdb(argv[1]);
 	if (PQstatus(pg) != CONNECTION_OK)
 		return 69;
+	emit = strncmp(argv[2], "emit:", 5) == 0;
+	if (emit)
+		argv[2] += 5;
 
 	start = next = mono();
 	while (sent < total && slice < slices) {
@@ -153,11 +167,8 @@ main(int argc, char **argv)
 			continue;
 		snprintf(body, sizeof(body), "%ld", slice);
 		snprintf(n, sizeof(n), "%ld", due);
-		res = PQexecParams(pg,
-				   "SELECT count(pgq.insert_event($1,"
-				   " 'lat', $2, $3, NULL, NULL, NULL))"
-				   " FROM generate_series(1, $4::int)",
-				   4, NULL, v, NULL, NULL, 0);
+		res = PQexecParams(pg, emit ? EMIT_SQL : PGQ_SQL, 4, NULL, v,
+				   NULL, NULL, 0);
 		commit[slice++] = mono();
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 			fprintf(stderr, "latency: %s", PQerrorMessage(pg));

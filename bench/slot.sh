@@ -4,14 +4,15 @@
 # beside the raw publisher's ceiling measured in the same run: a backlog
 # of $N mikkoo.emit() events, and one of $N table changes (an INSERT ...
 # SELECT into a published table), each read from a slot made before the
-# backlog was written, until RabbitMQ holds them all.
+# backlog was written, until RabbitMQ holds them all; and the
+# commit-to-delivery latency at half that rate, beside a PgQ worker's.
 #
 #   BENCH_ONLY=slot bench/run   (these figures alone)
 
 # slot_backlog NAME N FILL_SQL: a fresh slot, FILL_SQL, then the relay's
 # slot worker until bench.q holds N messages; rate, CPU, peak RSS.
-slot_backlog() {
-	local name=$1 n=$2 fill_sql=$3 t0 t1 pid ticks hwm conf="$srv/slot.yml"
+# slot_setup: a fresh table in publication bench_pub and a fresh slot.
+slot_setup() {
 	psql -qXAt -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning;
 		SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
 		WHERE slot_name = 'bench_slot';
@@ -22,9 +23,7 @@ slot_backlog() {
 		CREATE PUBLICATION bench_pub FOR TABLE public.slot_bench" >/dev/null
 	psql -qXAt -v ON_ERROR_STOP=1 -c "SELECT 1 FROM
 		pg_create_logical_replication_slot('bench_slot', 'pgoutput')" >/dev/null
-	psql -qXAt -v ON_ERROR_STOP=1 -c "$fill_sql" >/dev/null
-	mq purge bench.q
-	cat >"$conf" <<YAML
+	cat >"$srv/slot.yml" <<YAML
 Application:
   workers:
     slotbench:
@@ -37,12 +36,21 @@ Application:
       exchange: bench
       wait_duration: 0.05
 YAML
-	chmod 600 "$conf"
+	chmod 600 "$srv/slot.yml"
+}
+
+# slot_backlog NAME N FILL_SQL: a fresh slot, FILL_SQL, then the relay's
+# slot worker until bench.q holds N messages; rate, CPU, peak RSS.
+slot_backlog() {
+	local name=$1 n=$2 fill_sql=$3 t0 t1 pid ticks hwm
+	slot_setup
+	psql -qXAt -v ON_ERROR_STOP=1 -c "$fill_sql" >/dev/null
+	mq purge bench.q
 	mq wait-count bench.q "$n" >"$srv/t1" &
 	local waiter=$!
 	sleep 0.3
 	t0=$(now)
-	"$bin/mikkoo-relay" --quiet -c "$conf" --worker slotbench \
+	"$bin/mikkoo-relay" --quiet -c "$srv/slot.yml" --worker slotbench \
 		2>>"$srv/relay.err" &
 	relay_pid=$!
 	wait "$waiter"
@@ -57,6 +65,43 @@ YAML
 	record "$name.cpu_us_per_event" \
 		"$(echo "$ticks / $(getconf CLK_TCK) * 1000000 / $n" | bc -l)"
 	record "$name.peak_rss_kib" "$hwm"
+}
+
+# slot_latency RATE RUN: commit-to-delivery of mikkoo.emit() events
+# offered at RATE through a slot worker, and of pgq.insert_event() ones
+# through a PgQ worker (ticker: relay, the default) at the same rate,
+# which goes first alternating per run.
+slot_latency() {
+	local rate=$1 run=$2 way ways="slot pgq" q
+	[ $((run % 2)) = 0 ] && ways="pgq slot"
+	for way in $ways; do
+		log "run $run: latency at $rate ev/s, $way worker"
+		mq purge bench.q
+		if [ "$way" = slot ]; then
+			slot_setup
+			: >"$srv/ready"
+			"$bin/mikkoo-relay" --quiet -c "$srv/slot.yml" --worker slotbench \
+				--ready-fd 3 3>"$srv/ready" 2>>"$srv/relay.err" &
+			relay_pid=$!
+			for _ in $(seq 100); do
+				[ -s "$srv/ready" ] && break
+				sleep 0.1
+			done
+			q=emit:bench
+		else
+			q="slat$run"
+			plain_queue "$q"
+			relay_start "$q" relay
+		fi
+		"$bb/latency" "$conninfo" "$q" bench "$MIKKOO_AMQP_URL" bench.q \
+			"$rate" "$lat_secs" >"$srv/lat" || true
+		relay_stop
+		[ "$way" = pgq ] && drop_queue "$q"
+		for p in p50 p99 max; do
+			record "slot_latency_$way.${p}_ms" \
+				"$(awk "/^${p}_ms/ { print \$2 }" "$srv/lat")"
+		done
+	done
 }
 
 for run in $(seq "$runs"); do
@@ -75,5 +120,10 @@ for run in $(seq "$runs"); do
 	record "slot_change_body_bytes" "$size"
 	record "slot_ceiling_publish_change.events_per_second" \
 		"$("$bb/raw-publish" "$MIKKOO_AMQP_URL" bench bench.k "$N" "$size" 1000 | awk '{ print $2 }')"
+	# half load: half of this run's relayed rate of emitted events
+	half=$(grep '^slot_emit_100.events_per_second' "$results" | tail -1 |
+		awk '{ printf "%d", $2 / 2 }')
+	record "slot_latency_offered_rate" "$half"
+	slot_latency "$half" "$run"
 done
 psql -qXAt -c "SELECT pg_drop_replication_slot('bench_slot')" >/dev/null 2>&1 || true
