@@ -401,8 +401,8 @@ death_has_key(const struct death *d, const char *key)
 	return false;
 }
 
-static bool
-is_death_header(amqp_bytes_t key, bool drop_cc)
+bool
+delivery_death_header(const char *key, size_t len)
 {
 	static const char *const names[] = {
 		"x-death",
@@ -417,9 +417,16 @@ is_death_header(amqp_bytes_t key, bool drop_cc)
 	size_t i;
 
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (key.len == strlen(names[i]) &&
-		    memcmp(key.bytes, names[i], key.len) == 0)
+		if (len == strlen(names[i]) && memcmp(key, names[i], len) == 0)
 			return true;
+	return false;
+}
+
+static bool
+is_death_header(amqp_bytes_t key, bool drop_cc)
+{
+	if (delivery_death_header(key.bytes, key.len))
+		return true;
 	if (!drop_cc)
 		return false;
 	return (key.len == 2 && memcmp(key.bytes, "CC", 2) == 0) ||

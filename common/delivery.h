@@ -91,4 +91,11 @@ int delivery_name_check(const char *what, const char *name, struct mk_err *e);
 /* Base64 (RFC 4648, padded) of n bytes: a new string, caller frees. */
 char *delivery_base64(const void *s, size_t n);
 
+/*
+ * Is key (len bytes) one of the headers RabbitMQ writes when it
+ * dead-letters a message (x-death, x-first-death-*, x-last-death-*,
+ * x-delivery-count)?  The one list of them.
+ */
+bool delivery_death_header(const char *key, size_t len);
+
 #endif

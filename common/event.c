@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "delivery.h"
 #include "event.h"
 #include "text.h"
 
@@ -336,35 +337,6 @@ to_field(struct conv *c, json_t *v, amqp_field_value_t *f, int depth)
 	return bad(c->e, "%s: unsupported JSON value", c->where);
 }
 
-/*
- * Headers RabbitMQ writes when it dead-letters a message.  A producer's
- * copy would be taken for RabbitMQ's: by mikkoo-replay --amqp-queue,
- * which re-publishes a dead letter where its first death says, and by
- * whoever reads a dead-letter queue.
- */
-static bool
-rabbitmq_header(const char *key)
-{
-	static const char *const names[] = {
-		"x-death",
-		"x-first-death-exchange",
-		"x-first-death-queue",
-		"x-first-death-reason",
-		"x-last-death-exchange",
-		"x-last-death-queue",
-		"x-last-death-reason",
-		"x-delivery-count",
-	};
-	size_t i;
-
-	if (strncmp(key, "x-", 2) != 0)
-		return false;
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(key, names[i]) == 0)
-			return true;
-	return false;
-}
-
 /* CC and BCC: an array of strings RabbitMQ can use as routing keys. */
 static bool
 routing_keys(const json_t *v)
@@ -435,7 +407,10 @@ to_table(struct conv *c, json_t *obj, amqp_table_t *t, int depth, int reserve,
 				   "over %d",
 				   c->where, shown, klen, FIELD_NAME_MAX);
 		}
-		if (top && rabbitmq_header(key)) {
+		/* RabbitMQ's dead-letter headers: a producer's copy would
+		 * be taken for RabbitMQ's (by mikkoo-replay --amqp-queue,
+		 * which re-publishes where the first death says) */
+		if (top && delivery_death_header(key, klen)) {
 			quote(shown, sizeof(shown), key, klen, 40, true);
 			return bad(c->e,
 				   "%s: header '%s' is RabbitMQ's record "

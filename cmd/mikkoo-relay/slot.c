@@ -98,12 +98,9 @@ slot_open(struct walstream *ws, PGconn *pg, const char *slot, bool may_create,
 	const char *v[1] = { slot };
 
 	memset(out, 0, sizeof(*out));
-	if (!walstream_slot_name_ok(slot))
-		return mk_err_set(e, EX_CONFIG,
-				  "'%s' is not a slot name "
-				  "(lower-case letters, digits and '_', at "
-				  "most 63)",
-				  slot);
+	/* the record first: a slot another relay makes between the two
+	 * reads is then adopted, not taken for one that vanished (the
+	 * name is checked by walstream_slot_state; read_record binds it) */
 	if (read_record(pg, slot, &rec, e) < 0 ||
 	    walstream_slot_state(ws, slot, &st, e) < 0)
 		return -1;
