@@ -60,9 +60,11 @@ static const struct cli cli = {
 	.prog = "mikkoo-relay",
 	.usage = USAGE,
 	.about =
-		"Relay events from PgQ queues to RabbitMQ: one worker process per\n"
-		"queue in the configuration, in the foreground, logging to stderr.\n"
-		"An event leaves PgQ only once RabbitMQ confirmed it or it was\n"
+		"Relay events from PgQ queues, and table changes and mikkoo.emit()\n"
+		"events from replication slots (source: logical), to RabbitMQ: one\n"
+		"worker process per queue or slot in the configuration, in the\n"
+		"foreground, logging to stderr.  An event leaves its queue (or the\n"
+		"slot moves past it) only once RabbitMQ confirmed it or it was\n"
 		"stored in mikkoo.dead_letter.\n",
 	.opts = opts,
 	.after =
