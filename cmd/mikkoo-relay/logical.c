@@ -33,6 +33,26 @@ struct pending {
 	size_t off[F_N], len[F_N];
 };
 
+/*
+ * A batch: the events read for it, their rendered rows, and the events
+ * handed out.  There are two: the open one, and the next, which is read
+ * (and rendered once full) while RabbitMQ confirms the open one, so that
+ * the stream and PostgreSQL's rendering work while RabbitMQ does, not
+ * between its batches.
+ */
+struct lbatch {
+	struct pending *pend;
+	size_t npend, cappend;
+	struct sbuf arena;
+	struct render_round *round;
+	struct logical_event *events;
+	size_t nevents, capevents;
+	mk_lsn commit; /* the end of its last commit, or 0 */
+	bool idle;     /* it ended between transactions */
+	bool touched;  /* a message of the stream was read into it */
+	bool sealed;   /* full: it takes no more */
+};
+
 struct logical {
 	struct logical_config cfg;
 	PGconn *pg;
@@ -53,15 +73,12 @@ struct logical {
 	mk_lsn last_start;  /* ids: the record and the index in it */
 	long long k;
 
-	/* the batch */
-	struct pending *pend;
-	size_t npend, cappend;
-	struct sbuf arena;
-	struct logical_event *events;
-	size_t nevents, capevents;
-	mk_lsn batch_commit; /* the end of its last commit, or 0 */
-	bool batch_idle;     /* it ended between transactions */
+	struct lbatch b[2];
+	struct lbatch *cur;  /* the batch handed out (open_batch) */
+	struct lbatch *fill; /* the next, being read */
 	bool open_batch;
+	bool ahead_failed;       /* reading ahead failed: the next batch */
+	struct mk_err ahead_err; /* fails so, after the open one finished */
 
 	mk_lsn recorded;
 	double recorded_at;
@@ -275,9 +292,13 @@ logical_open(struct logical **out, const struct logical_config *cfg,
 	}
 	if (s->cfg.record_every <= 0)
 		s->cfg.record_every = 5;
+	s->cur = &s->b[0];
+	s->fill = &s->b[1];
 	s->dec = pgo_new();
-	if (s->dec == NULL) {
-		free(s);
+	s->b[0].round = render_round_new();
+	s->b[1].round = render_round_new();
+	if (s->dec == NULL || s->b[0].round == NULL || s->b[1].round == NULL) {
+		logical_close(s);
 		return mk_err_set(e, EX_OSERR, "out of memory");
 	}
 	/* everything that can be refused before a slot is created */
@@ -332,39 +353,42 @@ fail:
 	return -1;
 }
 
-/* Append n bytes (NULL: SQL NULL) as field f of p. */
+/* Append n bytes (NULL: SQL NULL) as field f of p (of the fill batch). */
 static void
 put(struct logical *s, struct pending *p, int f, const char *v, size_t n)
 {
+	struct sbuf *a = &s->fill->arena;
+
 	if (v == NULL) {
 		p->off[f] = NONE;
 		p->len[f] = 0;
 		return;
 	}
-	p->off[f] = s->arena.len;
+	p->off[f] = a->len;
 	p->len[f] = n;
-	sbuf_add(&s->arena, v, n);
-	sbuf_addc(&s->arena, '\0');
+	sbuf_add(a, v, n);
+	sbuf_addc(a, '\0');
 }
 
 static struct pending *
 new_pending(struct logical *s, char kind, mk_lsn lsn, struct mk_err *e)
 {
+	struct lbatch *b = s->fill;
 	struct pending *p;
 	int f;
 
-	if (s->npend == s->cappend) {
-		size_t cap = s->cappend ? s->cappend * 2 : 64;
+	if (b->npend == b->cappend) {
+		size_t cap = b->cappend ? b->cappend * 2 : 64;
 
-		p = realloc(s->pend, cap * sizeof(*p));
+		p = realloc(b->pend, cap * sizeof(*p));
 		if (p == NULL) {
 			mk_err_set(e, EX_OSERR, "out of memory");
 			return NULL;
 		}
-		s->pend = p;
-		s->cappend = cap;
+		b->pend = p;
+		b->cappend = cap;
 	}
-	p = &s->pend[s->npend++];
+	p = &b->pend[b->npend++];
 	memset(p, 0, sizeof(*p));
 	for (f = 0; f < F_N; f++)
 		p->off[f] = NONE;
@@ -445,7 +469,7 @@ change_fields(struct logical *s, struct pending *p,
 		put(s, p, F_TABLE, rk.p, rk.len);
 	}
 	if (t.oom || rk.oom)
-		s->arena.oom = true;
+		s->fill->arena.oom = true;
 	sbuf_release(&t);
 	sbuf_release(&rk);
 }
@@ -521,8 +545,9 @@ on_change(struct logical *s, const struct pgo_msg *m, mk_lsn start,
 
 	if (ours(m->rel))
 		return 0;
-	row = render_add(s->render, m->rel, m->type, m->old_kind, &m->old_tuple,
-			 &m->new_tuple, s->commit_time, e);
+	row = render_add(s->render, s->fill->round, m->rel, m->type,
+			 m->old_kind, &m->old_tuple, &m->new_tuple,
+			 s->commit_time, e);
 	if (row < 0)
 		return -1;
 	note = render_take_note(s->render);
@@ -557,7 +582,7 @@ on_truncate(struct logical *s, const struct pgo_msg *m, mk_lsn start,
 		render_truncate(&body, m->rels[i], s->commit_time);
 		put(s, p, F_DATA, body.p ? body.p : "", body.len);
 		if (body.oom)
-			s->arena.oom = true;
+			s->fill->arena.oom = true;
 	}
 	sbuf_release(&body);
 	return 0;
@@ -572,7 +597,7 @@ on_xlogdata(struct logical *s, const struct walstream_msg *w, struct mk_err *e)
 	if (pgo_decode(s->dec, w->data, w->len, &m, e) < 0)
 		return -1;
 	if (m.type != 'C')
-		s->batch_idle = false;
+		s->fill->idle = false;
 	switch (m.type) {
 	case 'B':
 		s->in_txn = true;
@@ -581,8 +606,8 @@ on_xlogdata(struct logical *s, const struct walstream_msg *w, struct mk_err *e)
 		return full_txid(s, m.xid, &s->txid, e);
 	case 'C':
 		s->in_txn = false;
-		s->batch_commit = m.end_lsn;
-		s->batch_idle = true;
+		s->fill->commit = m.end_lsn;
+		s->fill->idle = true;
 		return 0;
 	case 'I':
 	case 'U':
@@ -598,46 +623,48 @@ on_xlogdata(struct logical *s, const struct walstream_msg *w, struct mk_err *e)
 }
 
 static void
-batch_reset(struct logical *s)
+batch_reset(struct logical *s, struct lbatch *b)
 {
-	render_reset(s->render);
-	sbuf_reset(&s->arena);
-	s->npend = 0;
-	s->nevents = 0;
-	s->batch_commit = 0;
-	s->batch_idle = !s->in_txn;
+	render_reset(s->render, b->round);
+	sbuf_reset(&b->arena);
+	b->npend = 0;
+	b->nevents = 0;
+	b->commit = 0;
+	b->idle = !s->in_txn;
+	b->touched = false;
+	b->sealed = false;
 }
 
 static const char *
-at(const struct logical *s, const struct pending *p, int f)
+at(const struct lbatch *b, const struct pending *p, int f)
 {
-	return p->off[f] == NONE ? NULL : s->arena.p + p->off[f];
+	return p->off[f] == NONE ? NULL : b->arena.p + p->off[f];
 }
 
 /* The batch's events, from the pending ones and the rendered rows. */
 static int
-build_events(struct logical *s, struct mk_err *e)
+build_events(struct logical *s, struct lbatch *b, struct mk_err *e)
 {
 	size_t i;
 	int f;
 
-	if (s->capevents < s->npend) {
+	if (b->capevents < b->npend) {
 		struct logical_event *ev =
-			realloc(s->events, s->npend * sizeof(*ev));
+			realloc(b->events, b->npend * sizeof(*ev));
 
 		if (ev == NULL)
 			return mk_err_set(e, EX_OSERR, "out of memory");
-		s->events = ev;
-		s->capevents = s->npend;
+		b->events = ev;
+		b->capevents = b->npend;
 	}
-	s->nevents = 0;
-	for (i = 0; i < s->npend; i++) {
-		const struct pending *p = &s->pend[i];
+	b->nevents = 0;
+	for (i = 0; i < b->npend; i++) {
+		const struct pending *p = &b->pend[i];
 		const struct render_row *rr = NULL;
-		struct logical_event *ev = &s->events[s->nevents];
+		struct logical_event *ev = &b->events[b->nevents];
 
 		if (p->row >= 0) {
-			rr = render_result(s->render, (size_t)p->row);
+			rr = render_result(b->round, (size_t)p->row);
 			if (rr == NULL)
 				return mk_err_set(e, EX_SOFTWARE,
 						  "row %d was "
@@ -658,18 +685,18 @@ build_events(struct logical *s, struct mk_err *e)
 			p->commit_time ? p->commit_time + PG_EPOCH_OFFSET_US
 				       : 0;
 		ev->ev.ev_txid = p->txid;
-		ev->ev.ev_type = at(s, p, F_TYPE);
+		ev->ev.ev_type = at(b, p, F_TYPE);
 		ev->ev.ev_type_len = p->len[F_TYPE];
-		ev->ev.ev_data = rr ? rr->body : at(s, p, F_DATA);
+		ev->ev.ev_data = rr ? rr->body : at(b, p, F_DATA);
 		ev->ev.ev_data_len = rr ? rr->len : p->len[F_DATA];
 		for (f = 0; f < 4; f++) {
-			ev->ev.extra[f] = at(s, p, F_X1 + f);
+			ev->ev.extra[f] = at(b, p, F_X1 + f);
 			ev->ev.extra_len[f] = p->len[F_X1 + f];
 		}
-		ev->table = at(s, p, F_TABLE);
-		ev->stream = at(s, p, F_STREAM);
-		ev->error = rr && rr->error ? rr->error : at(s, p, F_ERR);
-		s->nevents++;
+		ev->table = at(b, p, F_TABLE);
+		ev->stream = at(b, p, F_STREAM);
+		ev->error = rr && rr->error ? rr->error : at(b, p, F_ERR);
+		b->nevents++;
 	}
 	return 0;
 }
@@ -689,66 +716,90 @@ record(struct logical *s, bool force, struct mk_err *e)
 	return 0;
 }
 
-long
-logical_next_batch(struct logical *s, struct mk_err *e)
+/*
+ * Read into the fill batch what the stream has, waiting until deadline
+ * for its first event (a deadline passed: not at all).  1: the batch is
+ * full (sealed: it takes no more); 0: the stream had nothing more.
+ */
+static int
+fill_batch(struct logical *s, double deadline, struct mk_err *e)
 {
-	double deadline = now_mono() + s->cfg.wait, left;
+	struct lbatch *b = s->fill;
 	struct walstream_msg w;
 	size_t before;
+	double left;
 	bool full;
 	int rc;
 
-	if (s->open_batch)
-		return mk_err_set(e, EX_SOFTWARE,
-				  "the previous batch is not "
-				  "finished");
-	batch_reset(s);
-	for (;;) {
+	while (!b->sealed) {
 		/*
 		 * A full batch still takes the messages that make no event
 		 * (a commit above all, so that finishing it confirms the
 		 * transaction), and at most one that does.
 		 */
-		full = s->npend >= s->cfg.max_events ||
-		       s->arena.len + render_bytes(s->render) >=
+		full = b->npend >= s->cfg.max_events ||
+		       b->arena.len + render_bytes(b->round) >=
 			       s->cfg.max_bytes;
-		if (full && !s->in_txn)
+		if (full && !s->in_txn) {
+			b->sealed = true;
 			break;
-		left = s->npend ? 0 : deadline - now_mono();
+		}
+		left = b->npend ? 0 : deadline - now_mono();
 		rc = walstream_read(s->ws, &w, left > 0 ? left : 0, e);
-		if (rc < 0)
-			return -1;
-		if (rc == 0)
-			break;
-		before = s->npend;
+		if (rc <= 0)
+			return rc;
+		b->touched = true;
+		before = b->npend;
 		if (on_xlogdata(s, &w, e) < 0)
 			return -1;
-		if (s->arena.oom)
+		if (b->arena.oom)
 			return mk_err_set(e, EX_OSERR, "out of memory");
-		if (full && s->npend > before)
-			break;
+		if (full && b->npend > before)
+			b->sealed = true;
 	}
-	if (render_pending(s->render) && render_run(s->render, e) < 0)
+	return 1;
+}
+
+long
+logical_next_batch(struct logical *s, struct mk_err *e)
+{
+	struct lbatch *b = s->fill;
+
+	if (s->open_batch)
+		return mk_err_set(e, EX_SOFTWARE,
+				  "the previous batch is not "
+				  "finished");
+	if (s->ahead_failed) {
+		*e = s->ahead_err;
 		return -1;
-	if (build_events(s, e) < 0)
+	}
+	/* what was read ahead (logical_service), and what has come since */
+	if (fill_batch(s, now_mono() + s->cfg.wait, e) < 0)
 		return -1;
-	if (s->nevents == 0) {
+	if (render_pending(b->round) && render_run(s->render, b->round, e) < 0)
+		return -1;
+	if (build_events(s, b, e) < 0)
+		return -1;
+	/* the finished batch's room takes the next one */
+	s->fill = s->cur;
+	s->cur = b;
+	batch_reset(s, s->fill);
+	if (b->nevents == 0) {
 		/* nothing to settle: what was read is done */
-		if (s->batch_commit || s->batch_idle)
-			walstream_confirm(s->ws, s->batch_commit,
-					  s->batch_idle);
+		if (b->commit || b->idle)
+			walstream_confirm(s->ws, b->commit, b->idle);
 		if (walstream_service(s->ws, e) < 0 || record(s, false, e) < 0)
 			return -1;
 		return 0;
 	}
 	s->open_batch = true;
-	return (long)s->nevents;
+	return (long)b->nevents;
 }
 
 const struct logical_event *
 logical_event(const struct logical *s, size_t i)
 {
-	return i < s->nevents ? &s->events[i] : NULL;
+	return i < s->cur->nevents ? &s->cur->events[i] : NULL;
 }
 
 int
@@ -757,7 +808,9 @@ logical_finish(struct logical *s, struct mk_err *e)
 	if (!s->open_batch)
 		return 0;
 	s->open_batch = false;
-	walstream_confirm(s->ws, s->batch_commit, s->batch_idle);
+	/* between transactions only if nothing was read ahead since */
+	walstream_confirm(s->ws, s->cur->commit,
+			  s->cur->idle && !s->fill->touched);
 	if (walstream_service(s->ws, e) < 0)
 		return -1;
 	return record(s, false, e);
@@ -766,6 +819,23 @@ logical_finish(struct logical *s, struct mk_err *e)
 int
 logical_service(struct logical *s, struct mk_err *e)
 {
+	/*
+	 * While a batch is open (RabbitMQ confirms it): read the next one
+	 * ahead, without waiting, and render it once it is full (rendered
+	 * earlier, rows read later would need a second round trip).  What
+	 * fails here is the next batch's failure: the open one may still
+	 * finish (else an error that comes back on every reading would
+	 * send the open batch again and again).
+	 */
+	if (s->open_batch && !s->ahead_failed) {
+		int rc = fill_batch(s, 0, &s->ahead_err);
+
+		if (rc > 0)
+			rc = render_run(s->render, s->fill->round,
+					&s->ahead_err);
+		if (rc < 0)
+			s->ahead_failed = true;
+	}
 	return walstream_service(s->ws, e);
 }
 
@@ -783,6 +853,12 @@ logical_close(struct logical *s)
 		(void)record(s, true, &ignore);
 	}
 	walstream_close(s->ws);
+	for (i = 0; i < 2; i++) {
+		render_round_free(s->render, s->b[i].round);
+		free(s->b[i].pend);
+		free(s->b[i].events);
+		sbuf_release(&s->b[i].arena);
+	}
 	render_free(s->render);
 	pgo_free(s->dec);
 	if (s->pg)
@@ -790,8 +866,5 @@ logical_close(struct logical *s)
 	for (i = 0; i < s->nwarnings; i++)
 		free(s->warnings[i]);
 	free(s->warnings);
-	free(s->pend);
-	free(s->events);
-	sbuf_release(&s->arena);
 	free(s);
 }

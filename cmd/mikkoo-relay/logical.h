@@ -33,8 +33,10 @@
  * Changes of tables in schema mikkoo (the relay's own bookkeeping, which
  * a FOR ALL TABLES publication would feed back) are left out.
  *
- * Memory: one batch (cfg.max_events events, about cfg.max_bytes bytes)
- * and the relation cache; a transaction of any size streams through.
+ * Memory: two batches (cfg.max_events events, about cfg.max_bytes bytes
+ * each: the open one, and the next, read ahead while RabbitMQ confirms
+ * the open one) and the relation cache; a transaction of any size
+ * streams through.
  * Never: publishes, dead-letters, prints (warnings are handed out).
  */
 #ifndef MIKKOO_LOGICAL_H
@@ -115,7 +117,14 @@ const struct logical_event *logical_event(const struct logical *s, size_t i);
  */
 int logical_finish(struct logical *s, struct mk_err *e);
 
-/* Keep the stream alive while not reading it (call every second). */
+/*
+ * Keep the stream alive (call at least every second), and while a batch
+ * is open read the next one ahead without waiting, rendering it once it
+ * is full: the caller calls this while it waits on RabbitMQ, so that
+ * the next batch is ready when the open one finishes.  A failure of
+ * that reading is kept for logical_next_batch(); -1 only when the
+ * stream's session failed.
+ */
 int logical_service(struct logical *s, struct mk_err *e);
 
 /*

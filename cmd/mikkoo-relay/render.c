@@ -23,9 +23,7 @@ struct plan {
 	char stmt[24];
 	bool prepared;
 	unsigned long long last_use;
-	/* this round's rows: a JSON array being built */
-	struct sbuf req;
-	size_t nrows;
+	size_t queued; /* rows of rounds not yet run: it must stay */
 };
 
 struct row {
@@ -45,12 +43,18 @@ struct render {
 	struct plan plans[RENDER_PLANS];
 	unsigned long long clock;
 	unsigned long long next_stmt;
+	struct sbuf tmp;
+	char *note;
+};
+
+struct render_round {
 	struct row *rows;
 	size_t nrows, caprows;
 	size_t bytes;
 	struct sbuf bodies;
-	struct sbuf tmp;
-	char *note;
+	/* per plan (same index), the rows queued: a JSON array */
+	struct sbuf req[RENDER_PLANS];
+	size_t nreq[RENDER_PLANS];
 	bool ran;
 };
 
@@ -173,27 +177,60 @@ plan_clear(struct render *r, struct plan *p)
 	free(p->names);
 	free(p->types);
 	free(p->raw);
-	sbuf_release(&p->req);
 	memset(p, 0, sizeof(*p));
 }
 
-void
-render_reset(struct render *r)
+/* The round's requests are done with (run, or forgotten unrun). */
+static void
+requests_clear(struct render *r, struct render_round *rd)
 {
 	size_t i;
 
-	for (i = 0; i < r->nrows; i++) {
-		free(r->rows[i].table);
-		free(r->rows[i].error);
-	}
-	r->nrows = 0;
-	r->bytes = 0;
-	r->ran = false;
-	sbuf_reset(&r->bodies);
 	for (i = 0; i < RENDER_PLANS; i++) {
-		sbuf_reset(&r->plans[i].req);
-		r->plans[i].nrows = 0;
+		if (rd->nreq[i] == 0)
+			continue;
+		if (r)
+			r->plans[i].queued -= rd->nreq[i];
+		rd->nreq[i] = 0;
+		sbuf_reset(&rd->req[i]);
 	}
+}
+
+struct render_round *
+render_round_new(void)
+{
+	return calloc(1, sizeof(struct render_round));
+}
+
+void
+render_reset(struct render *r, struct render_round *rd)
+{
+	size_t i;
+
+	requests_clear(r, rd);
+	for (i = 0; i < rd->nrows; i++) {
+		free(rd->rows[i].table);
+		free(rd->rows[i].error);
+	}
+	rd->nrows = 0;
+	rd->bytes = 0;
+	rd->ran = false;
+	sbuf_reset(&rd->bodies);
+}
+
+void
+render_round_free(struct render *r, struct render_round *rd)
+{
+	size_t i;
+
+	if (rd == NULL)
+		return;
+	render_reset(r, rd);
+	for (i = 0; i < RENDER_PLANS; i++)
+		sbuf_release(&rd->req[i]);
+	free(rd->rows);
+	sbuf_release(&rd->bodies);
+	free(rd);
 }
 
 void
@@ -203,11 +240,8 @@ render_free(struct render *r)
 
 	if (r == NULL)
 		return;
-	render_reset(r);
 	for (i = 0; i < RENDER_PLANS; i++)
 		plan_clear(NULL, &r->plans[i]);
-	free(r->rows);
-	sbuf_release(&r->bodies);
 	sbuf_release(&r->tmp);
 	free(r->note);
 	free(r);
@@ -223,15 +257,15 @@ render_take_note(struct render *r)
 }
 
 size_t
-render_pending(const struct render *r)
+render_pending(const struct render_round *rd)
 {
-	return r->nrows;
+	return rd->nrows;
 }
 
 size_t
-render_bytes(const struct render *r)
+render_bytes(const struct render_round *rd)
 {
-	return r->bytes;
+	return rd->bytes;
 }
 
 static bool
@@ -401,14 +435,14 @@ plan_for(struct render *r, const struct pgo_relation *rel, struct mk_err *e)
 			victim = p;
 			break;
 		}
-		if (p->nrows == 0 &&
+		if (p->queued == 0 &&
 		    (victim == NULL || p->last_use < victim->last_use))
 			victim = p;
 	}
 	if (victim == NULL) {
 		mk_err_set(e, EX_SOFTWARE,
 			   "more than %d table definitions in "
-			   "one round",
+			   "rounds not rendered yet",
 			   RENDER_PLANS);
 		return NULL;
 	}
@@ -434,20 +468,21 @@ add_value(struct sbuf *b, const struct pgo_value *v, bool raw)
 }
 
 int
-render_add(struct render *r, const struct pgo_relation *rel, char action,
-	   char old_kind, const struct pgo_tuple *oldt,
-	   const struct pgo_tuple *newt, int64_t commit_time, struct mk_err *e)
+render_add(struct render *r, struct render_round *rd,
+	   const struct pgo_relation *rel, char action, char old_kind,
+	   const struct pgo_tuple *oldt, const struct pgo_tuple *newt,
+	   int64_t commit_time, struct mk_err *e)
 {
 	const struct pgo_value **nv, **ov;
 	struct plan *p;
 	struct row *row;
 	struct sbuf *q;
-	size_t start;
+	size_t start, pi;
 	int i, n = rel->ncols;
 	bool first;
 
-	if (r->ran)
-		render_reset(r);
+	if (rd->ran)
+		render_reset(r, rd);
 	if (oldt && oldt->ncols && oldt->ncols != n)
 		return mk_err_set(e, EX_PROTOCOL,
 				  "old row of %s.%s has %d "
@@ -468,14 +503,15 @@ render_add(struct render *r, const struct pgo_relation *rel, char action,
 	p = plan_for(r, rel, e);
 	if (p == NULL)
 		return -1;
-	if (r->nrows == r->caprows) {
-		size_t cap = r->caprows ? r->caprows * 2 : 64;
-		struct row *rows = realloc(r->rows, cap * sizeof(*rows));
+	pi = (size_t)(p - r->plans);
+	if (rd->nrows == rd->caprows) {
+		size_t cap = rd->caprows ? rd->caprows * 2 : 64;
+		struct row *rows = realloc(rd->rows, cap * sizeof(*rows));
 
 		if (rows == NULL)
 			return mk_err_set(e, EX_OSERR, "out of memory");
-		r->rows = rows;
-		r->caprows = cap;
+		rd->rows = rows;
+		rd->caprows = cap;
 	}
 	nv = calloc((size_t)n + 1, sizeof(*nv));
 	ov = calloc((size_t)n + 1, sizeof(*ov));
@@ -505,10 +541,10 @@ render_add(struct render *r, const struct pgo_relation *rel, char action,
 		ov[i] = action == 'U' || action == 'D' ? o : NULL;
 	}
 
-	q = &p->req;
-	sbuf_addc(q, p->nrows ? ',' : '[');
+	q = &rd->req[pi];
+	sbuf_addc(q, rd->nreq[pi] ? ',' : '[');
 	start = q->len;
-	sbuf_addf(q, "{\"i\":%zu,\"a\":\"%c\"", r->nrows, action);
+	sbuf_addf(q, "{\"i\":%zu,\"a\":\"%c\"", rd->nrows, action);
 	for (i = 0; i < n; i++) {
 		if (action != 'D') {
 			sbuf_addf(q, ",\"n%d\":", i + 1);
@@ -542,7 +578,7 @@ render_add(struct render *r, const struct pgo_relation *rel, char action,
 	free(nv);
 	free(ov);
 
-	row = &r->rows[r->nrows];
+	row = &rd->rows[rd->nrows];
 	memset(row, 0, sizeof(*row));
 	row->plan = p;
 	row->action = action;
@@ -556,16 +592,17 @@ render_add(struct render *r, const struct pgo_relation *rel, char action,
 		free(row->table);
 		return mk_err_set(e, EX_OSERR, "out of memory");
 	}
-	r->bytes += row->req_len + 64;
-	p->nrows++;
-	return (int)r->nrows++;
+	rd->bytes += row->req_len + 64;
+	rd->nreq[pi]++;
+	p->queued++;
+	return (int)rd->nrows++;
 }
 
 static void
-body(struct render *r, struct row *row, const char *id, const char *old,
+body(struct render_round *rd, struct row *row, const char *id, const char *old,
      const char *new, const char *diff)
 {
-	struct sbuf *b = &r->bodies;
+	struct sbuf *b = &rd->bodies;
 
 	row->body_off = b->len;
 	row->done = true;
@@ -586,7 +623,8 @@ body(struct render *r, struct row *row, const char *id, const char *old,
 
 /* A row PostgreSQL could not render: its values as JSON strings. */
 static void
-fallback(struct render *r, struct row *row, const char *why)
+fallback(struct render_round *rd, const struct sbuf *req_text, struct row *row,
+	 const char *why)
 {
 	struct plan *p = row->plan;
 	json_error_t jerr;
@@ -595,7 +633,7 @@ fallback(struct render *r, struct row *row, const char *why)
 	int i, k;
 
 	row->error = strdup(why);
-	req = json_loadb(p->req.p + row->req_start, row->req_len, 0, &jerr);
+	req = json_loadb(req_text->p + row->req_start, row->req_len, 0, &jerr);
 	obj[0] = json_object();
 	obj[1] = json_object();
 	for (k = 0; req && k < 2; k++) {
@@ -614,7 +652,7 @@ fallback(struct render *r, struct row *row, const char *why)
 	}
 	s[0] = json_dumps(obj[0], JSON_COMPACT);
 	s[1] = json_dumps(obj[1], JSON_COMPACT);
-	body(r, row, "null", s[0], s[1], "{}");
+	body(rd, row, "null", s[0], s[1], "{}");
 	free(s[0]);
 	free(s[1]);
 	json_decref(obj[0]);
@@ -634,7 +672,7 @@ exec_plan(struct render *r, struct plan *p, const char *req, int *failed)
 }
 
 static int
-take(struct render *r, PGresult *res, struct mk_err *e)
+take(struct render_round *rd, PGresult *res, struct mk_err *e)
 {
 	int t, nt = PQntuples(res);
 
@@ -642,40 +680,41 @@ take(struct render *r, PGresult *res, struct mk_err *e)
 		long i = atol(PQgetvalue(res, t, 0));
 		struct row *row;
 
-		if (i < 0 || (size_t)i >= r->nrows)
+		if (i < 0 || (size_t)i >= rd->nrows)
 			return mk_err_set(e, EX_SOFTWARE,
 					  "rendering: row %ld "
 					  "of %zu",
-					  i, r->nrows);
-		row = &r->rows[i];
+					  i, rd->nrows);
+		row = &rd->rows[i];
 #define V(c) (PQgetisnull(res, t, c) ? NULL : PQgetvalue(res, t, c))
-		body(r, row, V(1), V(2), V(3), V(4));
+		body(rd, row, V(1), V(2), V(3), V(4));
 #undef V
 	}
 	return 0;
 }
 
 int
-render_run(struct render *r, struct mk_err *e)
+render_run(struct render *r, struct render_round *rd, struct mk_err *e)
 {
 	struct sbuf one = { 0 };
 	PGresult *res;
 	size_t i, k;
 	int failed;
 
-	if (r->ran)
+	if (rd->ran)
 		return 0;
 	for (i = 0; i < RENDER_PLANS; i++) {
 		struct plan *p = &r->plans[i];
+		struct sbuf *q = &rd->req[i];
 
-		if (p->nrows == 0)
+		if (rd->nreq[i] == 0)
 			continue;
-		sbuf_addc(&p->req, ']');
-		if (p->req.oom)
+		sbuf_addc(q, ']');
+		if (q->oom)
 			return mk_err_set(e, EX_OSERR, "out of memory");
-		res = exec_plan(r, p, p->req.p, &failed);
+		res = exec_plan(r, p, q->p, &failed);
 		if (!failed) {
-			if (take(r, res, e) < 0) {
+			if (take(rd, res, e) < 0) {
 				PQclear(res);
 				return -1;
 			}
@@ -690,17 +729,17 @@ render_run(struct render *r, struct mk_err *e)
 		}
 		PQclear(res);
 		/* one bad row fails the statement: find it, row by row */
-		for (k = 0; k < r->nrows; k++) {
-			struct row *row = &r->rows[k];
+		for (k = 0; k < rd->nrows; k++) {
+			struct row *row = &rd->rows[k];
 
 			if (row->plan != p)
 				continue;
 			sbuf_reset(&one);
 			sbuf_addc(&one, '[');
-			sbuf_add(&one, p->req.p + row->req_start, row->req_len);
+			sbuf_add(&one, q->p + row->req_start, row->req_len);
 			sbuf_addc(&one, ']');
 			res = exec_plan(r, p, one.p, &failed);
-			if (!failed && take(r, res, e) == 0) {
+			if (!failed && take(rd, res, e) == 0) {
 				PQclear(res);
 				continue;
 			}
@@ -714,7 +753,7 @@ render_run(struct render *r, struct mk_err *e)
 				return -1;
 			}
 			fallback(
-				r, row,
+				rd, q, row,
 				PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
 					? PQresultErrorField(
 						  res, PG_DIAG_MESSAGE_PRIMARY)
@@ -723,25 +762,28 @@ render_run(struct render *r, struct mk_err *e)
 		}
 	}
 	sbuf_release(&one);
-	for (i = 0; i < r->nrows; i++)
-		if (!r->rows[i].done)
-			fallback(r, &r->rows[i],
+	for (i = 0; i < rd->nrows; i++)
+		if (!rd->rows[i].done)
+			fallback(rd, &rd->req[rd->rows[i].plan - r->plans],
+				 &rd->rows[i],
 				 "the rendering statement "
 				 "returned no row for it");
-	if (r->bodies.oom)
+	if (rd->bodies.oom)
 		return mk_err_set(e, EX_OSERR, "out of memory");
-	for (i = 0; i < r->nrows; i++) {
-		struct row *row = &r->rows[i];
+	for (i = 0; i < rd->nrows; i++) {
+		struct row *row = &rd->rows[i];
 
-		row->out.body = r->bodies.p + row->body_off;
+		row->out.body = rd->bodies.p + row->body_off;
 		row->out.error = row->error;
 	}
-	r->ran = true;
+	/* the plans may go (their rows are rendered) */
+	requests_clear(r, rd);
+	rd->ran = true;
 	return 0;
 }
 
 const struct render_row *
-render_result(const struct render *r, size_t i)
+render_result(const struct render_round *rd, size_t i)
 {
-	return r->ran && i < r->nrows ? &r->rows[i].out : NULL;
+	return rd->ran && i < rd->nrows ? &rd->rows[i].out : NULL;
 }

@@ -6,9 +6,11 @@
  * Owns: what a change's body holds when the WAL says less than a
  * trigger sees, and rendering values exactly as to_jsonb() does by
  * letting PostgreSQL do it: one prepared statement per table definition
- * (mikkoo._logical_render_sql in mikkoo.sql), rows queued with
- * render_add() and rendered by render_run(), one round trip per table
- * definition in the queue.  Values travel as their text and are read by
+ * (mikkoo._logical_render_sql in mikkoo.sql), rows queued in a round
+ * with render_add() and rendered by render_run(), one round trip per
+ * table definition in the round.  The prepared definitions belong to
+ * the session (struct render) and serve any number of rounds, so one
+ * round's bodies stay while the next one is queued.  Values travel as their text and are read by
  * their types' input functions (domains as their base types), never
  * through a cast, so no code of a table's owner runs in the relay's
  * session; types mikkoo does not trust are rendered through their
@@ -30,9 +32,10 @@
  * transaction's commit time, UTC; timestamps in UTC (the session's
  * TimeZone, which render_new sets, with DateStyle and search_path).
  *
- * Memory: the queued rows (the caller bounds them with render_pending
+ * Memory: each round's rows (the caller bounds them with render_pending
  * and render_bytes) and the prepared definitions (at most RENDER_PLANS,
- * the least recently used deallocated).
+ * the least recently used of those no unrendered row needs
+ * deallocated).
  * A row PostgreSQL cannot render (it fails alone) gets an error and a
  * body with its values as JSON strings, so nothing is lost.
  * Never: reads the stream, prints.
@@ -52,7 +55,8 @@
 
 #define RENDER_PLANS 256
 
-struct render;
+struct render;       /* the session and its prepared definitions */
+struct render_round; /* rows queued, then rendered, together */
 
 /* One rendered row. */
 struct render_row {
@@ -65,19 +69,25 @@ struct render_row {
 
 /* pg is borrowed (an ordinary connection to the slot's database). */
 int render_new(struct render **out, PGconn *pg, struct mk_err *e);
+/* After every round of it is freed. */
 void render_free(struct render *r);
 
+/* A round (NULL: out of memory); freed with the render it served. */
+struct render_round *render_round_new(void);
+void render_round_free(struct render *r, struct render_round *rd);
+
 /*
- * Queue a change of rel (action I, U, D or R for a snapshot's row) that
- * committed at commit_time (microseconds since 2000-01-01 UTC); the
- * tuples are copied.  Returns its index among the queued rows, or -1
+ * Queue in rd a change of rel (action I, U, D or R for a snapshot's row)
+ * that committed at commit_time (microseconds since 2000-01-01 UTC); the
+ * tuples are copied.  A round that ran starts again (render_reset).
+ * Returns its index among the round's rows, or -1
  * with e (the table's definition cannot be prepared: EX_CONFIG without
  * mikkoo.sql's function, EX_SOFTWARE, EX_UNAVAILABLE).
  */
-int
-render_add(struct render *r, const struct pgo_relation *rel, char action,
-	   char old_kind, const struct pgo_tuple *oldt,
-	   const struct pgo_tuple *newt, int64_t commit_time, struct mk_err *e);
+int render_add(struct render *r, struct render_round *rd,
+	       const struct pgo_relation *rel, char action, char old_kind,
+	       const struct pgo_tuple *oldt, const struct pgo_tuple *newt,
+	       int64_t commit_time, struct mk_err *e);
 
 /*
  * The note of the last definition render_add prepared, if it has one
@@ -86,17 +96,17 @@ render_add(struct render *r, const struct pgo_relation *rel, char action,
  */
 char *render_take_note(struct render *r);
 
-size_t render_pending(const struct render *r);
-size_t render_bytes(const struct render *r);
+size_t render_pending(const struct render_round *rd);
+size_t render_bytes(const struct render_round *rd);
 
-/* Render every queued row; -1 with e when the session failed. */
-int render_run(struct render *r, struct mk_err *e);
+/* Render every row of rd; -1 with e when the session failed. */
+int render_run(struct render *r, struct render_round *rd, struct mk_err *e);
 
-/* Row i of the last render_run (valid until render_reset). */
-const struct render_row *render_result(const struct render *r, size_t i);
+/* Row i of rd once it ran (valid until render_reset). */
+const struct render_row *render_result(const struct render_round *rd, size_t i);
 
-/* Forget the queued and rendered rows (the prepared ones stay). */
-void render_reset(struct render *r);
+/* Forget rd's rows, queued or rendered (the prepared plans stay). */
+void render_reset(struct render *r, struct render_round *rd);
 
 /* A TRUNCATE's body for rel into b (no round trip). */
 void render_truncate(struct sbuf *b, const struct pgo_relation *rel,

@@ -62,7 +62,9 @@ struct source_ops {
 	long long (*rank)(struct source *s, long long ev_id);
 	/*
 	 * Optional.  Keep the source's connection alive while the
-	 * pipeline waits on RabbitMQ (called about every 200 ms).
+	 * pipeline waits on RabbitMQ (called at least every 200 ms, and
+	 * as confirms come in), and do what work of the next batch can be
+	 * done meanwhile (a slot's reads ahead).
 	 */
 	int (*service)(struct source *s, struct mk_err *e);
 };
