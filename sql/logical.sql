@@ -40,12 +40,18 @@ INSERT INTO mikkoo.emit_key (key)
 SELECT replace(gen_random_uuid()::text, '-', '')
 WHERE NOT EXISTS (SELECT 1 FROM mikkoo.emit_key);
 
+-- Unlike every other function of mikkoo.sql, mikkoo.emit() does not pin
+-- search_path with a SET clause: that clause costs more than the rest of
+-- a call (a GUC saved and restored on every call: 4.7 against 3.7 µs).
+-- It names everything instead, operators and types too, so a caller's
+-- search_path changes nothing; and it runs with the caller's rights.
+-- The three-argument form is a plain SQL call of it, which PostgreSQL
+-- inlines (a SET clause would prevent that too).
 CREATE OR REPLACE FUNCTION mikkoo.emit(
     stream TEXT, ev_type TEXT, ev_data TEXT, ev_extra1 TEXT,
     ev_extra2 TEXT, ev_extra3 TEXT, ev_extra4 TEXT)
 RETURNS BIGINT
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_key TEXT;
@@ -61,23 +67,35 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Install mikkoo.sql again.';
     END IF;
-    RETURN (pg_logical_emit_message(true, 'mikkoo.emit',
-        v_key || octet_length(stream) || ':' || stream
-        || CASE WHEN ev_type IS NULL THEN '-'
-                ELSE octet_length(ev_type) || ':' || ev_type END
-        || CASE WHEN ev_data IS NULL THEN '-'
-                ELSE octet_length(ev_data) || ':' || ev_data END
-        || CASE WHEN ev_extra1 IS NULL THEN '-'
-                ELSE octet_length(ev_extra1) || ':' || ev_extra1 END
-        || CASE WHEN ev_extra2 IS NULL THEN '-'
-                ELSE octet_length(ev_extra2) || ':' || ev_extra2 END
-        || CASE WHEN ev_extra3 IS NULL THEN '-'
-                ELSE octet_length(ev_extra3) || ':' || ev_extra3 END
-        || CASE WHEN ev_extra4 IS NULL THEN '-'
-                ELSE octet_length(ev_extra4) || ':' || ev_extra4 END)
-        - '0/0'::pg_lsn)::bigint - 1;
+    RETURN (pg_catalog.pg_logical_emit_message(true, 'mikkoo.emit',
+        v_key
+        OPERATOR(pg_catalog.||) pg_catalog.octet_length(stream)
+        OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) stream
+        OPERATOR(pg_catalog.||) CASE WHEN ev_type IS NULL THEN '-'
+            ELSE pg_catalog.octet_length(ev_type) OPERATOR(pg_catalog.||) ':'
+                 OPERATOR(pg_catalog.||) ev_type END
+        OPERATOR(pg_catalog.||) CASE WHEN ev_data IS NULL THEN '-'
+            ELSE pg_catalog.octet_length(ev_data) OPERATOR(pg_catalog.||) ':'
+                 OPERATOR(pg_catalog.||) ev_data END
+        OPERATOR(pg_catalog.||) CASE WHEN ev_extra1 IS NULL THEN '-'
+            ELSE pg_catalog.octet_length(ev_extra1) OPERATOR(pg_catalog.||) ':'
+                 OPERATOR(pg_catalog.||) ev_extra1 END
+        OPERATOR(pg_catalog.||) CASE WHEN ev_extra2 IS NULL THEN '-'
+            ELSE pg_catalog.octet_length(ev_extra2) OPERATOR(pg_catalog.||) ':'
+                 OPERATOR(pg_catalog.||) ev_extra2 END
+        OPERATOR(pg_catalog.||) CASE WHEN ev_extra3 IS NULL THEN '-'
+            ELSE pg_catalog.octet_length(ev_extra3) OPERATOR(pg_catalog.||) ':'
+                 OPERATOR(pg_catalog.||) ev_extra3 END
+        OPERATOR(pg_catalog.||) CASE WHEN ev_extra4 IS NULL THEN '-'
+            ELSE pg_catalog.octet_length(ev_extra4) OPERATOR(pg_catalog.||) ':'
+                 OPERATOR(pg_catalog.||) ev_extra4 END)
+        OPERATOR(pg_catalog.-) '0/0'::pg_catalog.pg_lsn)::pg_catalog.int8
+        OPERATOR(pg_catalog.-) 1;
 END;
 $$;
+-- (an install over one that pinned it)
+ALTER FUNCTION mikkoo.emit(TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT)
+    RESET search_path;
 COMMENT ON FUNCTION mikkoo.emit(TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT)
     IS 'Write an event (the arguments of pgq.insert_event) into the WAL '
        'for the slot workers relaying stream; returns its event id; '
@@ -87,10 +105,12 @@ CREATE OR REPLACE FUNCTION mikkoo.emit(stream TEXT, ev_type TEXT,
                                        ev_data TEXT)
 RETURNS BIGINT
 LANGUAGE sql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT mikkoo.emit(stream, ev_type, ev_data, NULL, NULL, NULL, NULL);
+    SELECT mikkoo.emit(stream, ev_type, ev_data, NULL::pg_catalog.text,
+                       NULL::pg_catalog.text, NULL::pg_catalog.text,
+                       NULL::pg_catalog.text);
 $$;
+ALTER FUNCTION mikkoo.emit(TEXT, TEXT, TEXT) RESET search_path;
 COMMENT ON FUNCTION mikkoo.emit(TEXT, TEXT, TEXT) IS
     'mikkoo.emit() without the extra fields; needs pgq_writer';
 

@@ -99,6 +99,38 @@ stored() {
 	refute_output --partial hijacked
 }
 
+@test "mikkoo.emit() names all it calls: a caller's search_path changes nothing it writes" {
+	slot="emit_path_$$"
+	defer sql "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+		   WHERE slot_name = '$slot'; DROP SCHEMA IF EXISTS evil_emit CASCADE"
+	sql "DROP SCHEMA IF EXISTS evil_emit CASCADE; CREATE SCHEMA evil_emit;
+	     CREATE FUNCTION evil_emit.octet_length(text) RETURNS integer
+	         LANGUAGE sql AS 'SELECT 999';
+	     CREATE FUNCTION evil_emit.cat(text, text) RETURNS text
+	         LANGUAGE sql AS \$\$ SELECT 'hijacked' \$\$;
+	     CREATE OPERATOR evil_emit.|| (LEFTARG = text, RIGHTARG = text,
+	         FUNCTION = evil_emit.cat);
+	     CREATE FUNCTION evil_emit.pg_logical_emit_message(boolean, text, text)
+	         RETURNS pg_lsn LANGUAGE sql AS \$\$ SELECT '0/1'::pg_lsn \$\$;" >/dev/null
+	sql "SELECT 1 FROM pg_create_logical_replication_slot('$slot', 'test_decoding')" >/dev/null
+	# the traps work where names are not qualified
+	run -0 sql "SET search_path = evil_emit, pg_catalog;
+		SELECT 'a' || 'b', octet_length('ab'), pg_logical_emit_message(true, 'x', 'y')"
+	assert_output "hijacked|999|0/1"
+	# neither form of mikkoo.emit() pins search_path (cost), both are safe
+	for call in "mikkoo.emit('s', 't', 'payload', NULL, NULL, NULL, 'x')" \
+		"mikkoo.emit('s', 't', 'payload')"; do
+		id=$(sql "SET search_path = evil_emit, pg_catalog;
+			SET synchronous_commit = on; SELECT $call")
+		[ "$id" -gt 1 ]
+	done
+	run -0 sql "SELECT regexp_replace(data, 'content:[0-9a-f]{32}', 'content:KEY')
+		    FROM pg_logical_slot_get_changes('$slot', NULL, NULL)
+		    WHERE data LIKE 'message:%'"
+	assert_output "message: transactional: 1 prefix: mikkoo.emit, sz: 53 content:KEY1:s1:t7:payload---1:x
+message: transactional: 1 prefix: mikkoo.emit, sz: 51 content:KEY1:s1:t7:payload----"
+}
+
 @test "producers need PgQ's right to write events (pgq_writer); with it they insert audited events, and read no audit row" {
 	role="p_$$"
 	defer sql "DROP OWNED BY $role; DROP ROLE $role"
