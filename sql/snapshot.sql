@@ -7,20 +7,35 @@
 
 DROP FUNCTION IF EXISTS mikkoo._snapshot_chunk(REGCLASS, TEXT, INTEGER,
                                                TEXT[]);
+-- (0.2.0 before row filters: another result type)
+DO $drop$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_proc
+               WHERE oid = 'mikkoo._snapshot_targets(regclass, jsonb, text)'
+                           ::pg_catalog.regprocedure
+                 AND NOT 'row_filter' = ANY (proargnames)) THEN
+        DROP FUNCTION mikkoo._snapshot_targets(REGCLASS, JSONB, TEXT);
+    END IF;
+EXCEPTION WHEN undefined_function THEN
+    NULL;
+END;
+$drop$;
 
 -- Where a snapshot's R events go, by route (in_route, a JSON object):
 --   {"sink": "pgq", "queue": q}  every capture of the table, or only
 --       the one into queue q (NULL: all); dest is the queue.
 --   {"sink": "emit", "publication": p, "stream": s, "exchange": x,
 --    "routing_key": r}  one target: the table as publication p
---       publishes it (its column list), for the slot workers relaying
---       stream s; dest is the stream.
--- drop_cols: the columns left out of the rows.  Errors name in_who.
+--       publishes it (its column list and row filter), for the slot
+--       workers relaying stream s; dest is the stream.
+-- drop_cols: the columns left out of the rows; row_filter: the
+-- condition a row meets to be sent (NULL: every row), SQL over the
+-- table's columns.  Errors name in_who.
 CREATE OR REPLACE FUNCTION mikkoo._snapshot_targets(in_tbl REGCLASS,
                                                     in_route JSONB,
                                                     in_who TEXT)
 RETURNS TABLE (dest TEXT, exchange TEXT, routing_key TEXT,
-               drop_cols TEXT[])
+               drop_cols TEXT[], row_filter TEXT)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -64,16 +79,14 @@ BEGIN
                              'table''s partitions, unless the publication '
                              'has publish_via_partition_root).';
         END IF;
-        IF v_pt.rowfilter IS NOT NULL THEN
-            RAISE EXCEPTION '%: publication "%" has a row filter on table '
-                            '%: a snapshot of such a table is not '
-                            'supported', in_who, v_pub, in_tbl
-                USING ERRCODE = 'feature_not_supported';
-        END IF;
+        -- (a row filter holds only columns, constants and built-in
+        -- immutable functions and operators: PostgreSQL refuses others;
+        -- deparsed under this search_path, every name means pg_catalog's)
         RETURN QUERY
         SELECT in_route ->> 'stream', in_route ->> 'exchange',
                in_route ->> 'routing_key',
-               coalesce(array_agg(a.attname::text ORDER BY a.attnum), '{}')
+               coalesce(array_agg(a.attname::text ORDER BY a.attnum), '{}'),
+               v_pt.rowfilter
         FROM pg_attribute a
         WHERE a.attrelid = in_tbl AND a.attnum > 0 AND NOT a.attisdropped
           AND a.attname <> ALL (v_pt.attnames);
@@ -95,6 +108,7 @@ BEGIN
         dest := v_cap.queue;
         exchange := v_cap.exchange;
         routing_key := v_cap.routing_key;
+        row_filter := NULL;
         IF v_cap.columns IS NULL THEN
             drop_cols := coalesce(v_cap.exclude, '{}');
         ELSE
@@ -241,7 +255,9 @@ FROM (SELECT $1 || CASE cardinality($2)
                   FROM (SELECT * FROM %2$s t WHERE %3$s ORDER BY %4$s
                         FOR SHARE) t
                   OFFSET 0) y
-            OFFSET 0) x) b$q$, v_row, in_tbl, v_where, v_cols,
+            OFFSET 0) x) b$q$, v_row, in_tbl,
+            v_where || coalesce(' AND (' || v_tgt.row_filter || ')', ''),
+            v_cols,
             CASE WHEN v_emit THEN 'mikkoo.emit' ELSE 'pgq.insert_event' END)
             USING v_names[2], v_key, v_tgt.drop_cols, v_tail, v_tgt.dest,
                   v_names[1], v_tgt.exchange, v_names[3];

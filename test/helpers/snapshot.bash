@@ -97,15 +97,16 @@ stop_writers() {
 	WRITERS=
 }
 
-# assert_applied_is_table: the messages on stdin (as mq get prints them,
-# in delivery order), applied per id (upsert on I, U and R, delete on
-# D), make exactly the rows $T has now.
+# assert_applied_is_table [COND]: the messages on stdin (as mq get
+# prints them, in delivery order), applied per id (upsert on I, U and R,
+# delete on D), make exactly the rows $T has now (those meeting COND).
 assert_applied_is_table() {
 	jq -c '.body | fromjson | [.action, .id, .new]' |
 		jq -n -c 'reduce inputs as [$a, $id, $new] ({};
 			if $a == "D" then del(.[$id | tostring])
 			else .[$id | tostring] = $new end)' >"$BATS_TEST_TMPDIR/applied"
-	sql "SELECT coalesce(jsonb_object_agg(t.id, to_jsonb(t.*)), '{}') FROM $T t" \
+	sql "SELECT coalesce(jsonb_object_agg(t.id, to_jsonb(t.*)), '{}') FROM $T t
+	     ${1:+WHERE $1}" \
 		>"$BATS_TEST_TMPDIR/table"
 	jq -e -n --slurpfile a "$BATS_TEST_TMPDIR/applied" \
 		--slurpfile t "$BATS_TEST_TMPDIR/table" '$a[0] == $t[0]'
