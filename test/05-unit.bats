@@ -58,3 +58,28 @@ unit() {
 	assert_success
 	assert_output ""
 }
+
+@test "bench/plot draws what a run measured: a slot-only run's figures give the throughput picture with its rows, and no latency picture" {
+	local d=$BATS_TEST_TMPDIR
+	fig() { printf '"%s": {"median": %s, "min": %s, "max": %s, "runs": 3}' "$@"; }
+	{
+		echo '{"figures": {'
+		fig slot_ceiling_publish_100.events_per_second 13832 13680 14524
+		echo ','
+		fig slot_emit_100.events_per_second 15409 14417 16346
+		echo ','
+		fig slot_ceiling_publish_change.events_per_second 14596 14416 15371
+		echo ','
+		fig slot_change.events_per_second 13274 13174 14583
+		echo '}, "ratios": {}, "settings": {}}'
+	} >"$d/bench.json"
+	mkdir "$d/samples"
+	run -0 "$MIKKOO_TOP/bench/plot" "$d/bench.json" "$d/samples"
+	assert_output "pictures: $d/bench-throughput.svg"
+	[ ! -e "$d/bench-latency.svg" ]
+	grep -q 'slot worker, changes 278 B' "$d/bench-throughput.svg"
+	grep -q 'raw publisher 278 B' "$d/bench-throughput.svg"
+	# rows the run did not measure are left out
+	run -1 grep -c 'mikkoo-relay' "$d/bench-throughput.svg"
+	assert_output 0
+}
