@@ -294,6 +294,7 @@ logical_open(struct logical **out, const struct logical_config *cfg,
 		s->cfg.record_every = 5;
 	s->cur = &s->b[0];
 	s->fill = &s->b[1];
+	s->b[0].idle = s->b[1].idle = true; /* no transaction read yet */
 	s->dec = pgo_new();
 	s->b[0].round = render_round_new();
 	s->b[1].round = render_round_new();
