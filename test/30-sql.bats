@@ -136,7 +136,7 @@ message: transactional: 1 prefix: mikkoo.emit, sz: 51 content:KEY1:s1:t7:payload
 	defer sql "DROP OWNED BY $role; DROP ROLE $role"
 	sql "DROP ROLE IF EXISTS $role; CREATE ROLE $role LOGIN PASSWORD 'pw';
 	     GRANT USAGE ON SCHEMA mikkoo TO $role;" >/dev/null
-	n=$(sql "SELECT count(*) FROM mikkoo.audit")
+	n=$(sql "SELECT count(*) FROM mikkoo.audit WHERE queue = '$Q'")
 	for f in "insert_audited_event('$Q', 'ex', 'rk', 'b', NULL)" \
 		"insert_event('$Q', 'ex', 'rk', 'b', NULL)" \
 		"insert_event('$Q', 'ex', 'rk', 'b', NULL, NULL, NULL)"; do
@@ -144,12 +144,12 @@ message: transactional: 1 prefix: mikkoo.emit, sz: 51 content:KEY1:s1:t7:payload
 			-c "SELECT mikkoo.$f"
 		assert_output --partial "permission denied for function insert_event"
 	done
-	run -0 sql "SELECT count(*) FROM mikkoo.audit"
+	run -0 sql "SELECT count(*) FROM mikkoo.audit WHERE queue = '$Q'"
 	assert_output "$n"
 	sql "GRANT pgq_writer TO $role" >/dev/null
 	run -0 env PGUSER="$role" PGPASSWORD=pw psql -qXAt -v ON_ERROR_STOP=1 \
 		-c "SELECT mikkoo.insert_audited_event('$Q', 'ex', 'rk', 'b', NULL)"
-	run -0 sql "SELECT count(*) FROM mikkoo.audit"
+	run -0 sql "SELECT count(*) FROM mikkoo.audit WHERE queue = '$Q'"
 	assert_output "$((n + 1))"
 	run -1 env PGUSER="$role" PGPASSWORD=pw psql -qXAt -c "SELECT count(*) FROM mikkoo.audit"
 	assert_output --partial "permission denied"
