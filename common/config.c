@@ -454,6 +454,39 @@ slot_name(const char *s)
 }
 
 /*
+ * A host name, an IPv4 or an IPv6 address (bracketed or not, with a
+ * zone): nothing of a URL, so that a URL written where a host goes is
+ * refused rather than shown, password and all, as the node's name.
+ */
+static bool
+host_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 1 && n <= 255 &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyz"
+			 "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			 "0123456789.-_:[]%") == n;
+}
+
+/* v, stored in host (item: its place in a list, 0 alone), a host name? */
+static int
+check_host(struct ctx *c, const yaml_node_t *v, const char *host, size_t item)
+{
+	if (host_name(host))
+		return 0;
+	if (item)
+		return at(c, v,
+			  "key '%s', item %zu: '%s' is not a host name "
+			  "(a URL goes in rabbitmq_url)",
+			  c->path, item, shown(c, host));
+	return at(c, v,
+		  "key '%s': '%s' is not a host name (a URL goes in "
+		  "rabbitmq_url)",
+		  c->path, shown(c, host));
+}
+
+/*
  * A list of RabbitMQ nodes: of URLs (rabbitmq_url) or of hosts (the
  * map's host).  The first item goes where a lone one would; the others
  * are kept as written in more_nodes, URLs parsed now (so an error names
@@ -487,8 +520,11 @@ set_nodes(struct ctx *c, const yaml_node_t *v, bool urls)
 			return -1;
 		if (i > 0)
 			w->more_nodes.n++;
-		if (!urls)
+		if (!urls) {
+			if (check_host(c, x, *dst, i + 1) < 0)
+				return -1;
 			continue;
+		}
 		if (url_amqp_parse(*dst, i == 0 ? &w->amqp : &w->nodes[i].url,
 				   c->e) < 0)
 			return at(c, x, "key '%s', item %zu: %s", c->path,
@@ -694,7 +730,9 @@ set_value(struct ctx *c, const struct key *k, const yaml_node_t *kn,
 	case K_HOSTS:
 		if (v->type == YAML_SEQUENCE_NODE)
 			return set_nodes(c, v, false);
-		return set_string(c, v, dst);
+		if (set_string(c, v, dst) < 0)
+			return -1;
+		return check_host(c, v, *(char **)dst, 0);
 	case K_RABBITMQ:
 		if (v->type != YAML_MAPPING_NODE)
 			return at(c, v, "key '%s' must be a mapping", c->path);

@@ -145,6 +145,25 @@ YAML
 	assert_output --partial "no worker 'nosuch' in '$CONF'"
 }
 
+@test "a URL where a RabbitMQ host goes exits 78 naming the item, its password masked (a fuzz-config find)" {
+	cat >"$CONF" <<YAML
+Application:
+  workers:
+    $Q:
+      postgres_url: $MIKKOO_PG_URL
+      rabbitmq:
+        host: [mq1, "amqp://u:S3cr3t-CANARY@mq0"]
+YAML
+	run -78 mikkoo-relay -n -c "$CONF"
+	assert_output "mikkoo-relay: error: $CONF:6:21: key 'Application/workers/$Q/rabbitmq/host', item 2: 'amqp://u:***@mq0' is not a host name (a URL goes in rabbitmq_url)"
+	sed -i 's|host: .*|host: "mq0/vhost"|' "$CONF"
+	run -78 mikkoo-relay -n -c "$CONF"
+	assert_output "mikkoo-relay: error: $CONF:6:15: key 'Application/workers/$Q/rabbitmq/host': 'mq0/vhost' is not a host name (a URL goes in rabbitmq_url)"
+	# host names, addresses (v6 too) are fine
+	sed -i 's|host: .*|host: [mq-1.example.com, 127.0.0.1, "[::1]", fe80::1%eth0]|' "$CONF"
+	run -0 mikkoo-relay -n -c "$CONF"
+}
+
 @test "an unreachable PostgreSQL exits 69 with the masked URL" {
 	cat >"$CONF" <<YAML
 Application:
